@@ -1,0 +1,216 @@
+//! Commands: every change to the state is one variant of [`Command`], applied in [`Batch`]es.
+//!
+//! This is a data format: batches are stored in the Raft log and replayed after restarts, so
+//! variants may be added freely but existing ones change only with a migration.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, HoldId, IdempotencyKey, TicketId, UserId};
+
+/// A group of commands proposed as one Raft log entry, stamped with the leader's clock.
+///
+/// The state machine never reads a clock: `time_ms` is the only time it knows, and log time is
+/// made monotonic on apply (a new leader whose clock lags cannot move time backwards).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Milliseconds since the Unix epoch on the proposing leader.
+    pub time_ms: u64,
+    /// The commands, applied in order; each gets one outcome.
+    pub commands: Vec<Command>,
+}
+
+/// The role of an account; decides what its holder may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Browses, buys and refunds their own tickets.
+    Attendee,
+    /// Creates and manages their own events, sells at the box office, checks in at their door.
+    Organizer,
+    /// Checks tickets in at the door of any event.
+    Staff,
+    /// Everything.
+    Admin,
+}
+
+/// Where an event takes place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Venue {
+    /// The venue's name, as shown to attendees.
+    pub name: String,
+    /// Latitude in degrees, -90..=90.
+    pub lat: f64,
+    /// Longitude in degrees, -180..=180.
+    pub lon: f64,
+}
+
+/// The editable description of an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventDetails {
+    /// Short name shown on cards and tickets.
+    pub name: String,
+    /// Free text shown on the detail page.
+    pub description: String,
+    /// Start time in milliseconds since the Unix epoch.
+    pub starts_at_ms: i64,
+    /// Where it happens.
+    pub venue: Venue,
+    /// Price of one ticket in minor units of `currency`.
+    pub price_cents: u64,
+    /// ISO 4217 code, three upper-case letters.
+    pub currency: String,
+    /// Whether attendees may refund tickets before the event starts.
+    pub refundable: bool,
+    /// The most tickets (sold plus held) one customer may have for this event; `None` is no cap.
+    pub per_customer_max: Option<u32>,
+}
+
+/// The shape of an event's inventory, fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InventorySpec {
+    /// General admission: any `capacity` tickets.
+    Unnumbered {
+        /// How many tickets exist.
+        capacity: u32,
+    },
+    /// Numbered seats `1..=seats`, optionally laid out in rows for the seat map.
+    Numbered {
+        /// How many seats exist.
+        seats: u32,
+        /// Seats per row; when set, `seats` must be a multiple of it.
+        seats_per_row: Option<u32>,
+        /// Seats that are never sold (pillars, technical positions).
+        blocked: Vec<u32>,
+    },
+}
+
+/// What a hold asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldRequest {
+    /// Any `n` tickets; on a numbered event the best available (lowest numbered) seats.
+    Quantity(u32),
+    /// These exact seats.
+    Seats(Vec<u32>),
+}
+
+/// One change to the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Creates an account. The password hash is computed at the edge.
+    CreateUser {
+        /// Unique, case-sensitive login name.
+        username: String,
+        /// PHC-format argon2id hash.
+        password_hash: String,
+        /// The role granted.
+        role: Role,
+    },
+    /// Changes an account's role (an admin's decision, checked at the edge).
+    SetRole {
+        /// Whose role changes.
+        user_id: UserId,
+        /// The new role.
+        role: Role,
+    },
+    /// Records a login session under the hash of its token.
+    CreateSession {
+        /// Hex SHA-256 of the bearer token; the token itself is never stored.
+        token_hash: String,
+        /// Who logged in.
+        user_id: UserId,
+        /// When the session stops being valid, by log time.
+        expires_at_ms: u64,
+    },
+    /// Ends a session (logout).
+    EndSession {
+        /// Hex SHA-256 of the bearer token.
+        token_hash: String,
+    },
+    /// Creates an event owned by `organizer`.
+    CreateEvent {
+        /// The owner.
+        organizer: UserId,
+        /// Name, time, venue, price.
+        details: EventDetails,
+        /// Capacity or seats.
+        inventory: InventorySpec,
+    },
+    /// Replaces an event's details if nobody changed it since `expected_version`.
+    UpdateEvent {
+        /// Which event.
+        event_id: EventId,
+        /// The version the editor read; a different current version is a conflict.
+        expected_version: u64,
+        /// The new details.
+        details: EventDetails,
+    },
+    /// Sells one ticket at once (hold and confirm in one step): the box-office sale.
+    Purchase {
+        /// Which event.
+        event_id: EventId,
+        /// Makes retries safe; scoped to the event.
+        key: IdempotencyKey,
+        /// Whom the ticket counts against.
+        customer: crate::ids::CustomerKey,
+        /// The seat for a numbered event; `None` takes the best available seat.
+        seat: Option<u32>,
+    },
+    /// Reserves inventory for `ttl_ms` while the customer pays.
+    PlaceHold {
+        /// Which event.
+        event_id: EventId,
+        /// Makes retries safe; scoped to the event.
+        key: IdempotencyKey,
+        /// Who holds.
+        customer: UserId,
+        /// What to hold.
+        request: HoldRequest,
+        /// How long the hold lasts, at most `Limits::hold_ttl_ms_max`.
+        ttl_ms: u64,
+    },
+    /// Gives a hold back before it expires (cancel, declined payment).
+    ReleaseHold {
+        /// Which hold.
+        hold_id: HoldId,
+        /// Must be the holder.
+        customer: UserId,
+    },
+    /// Turns a paid hold into an order with tickets.
+    ConfirmHold {
+        /// Which hold.
+        hold_id: HoldId,
+        /// Must be the holder.
+        customer: UserId,
+        /// The payment provider's reference for the captured payment.
+        payment_ref: String,
+    },
+    /// Refunds a ticket and puts its inventory back on sale.
+    Refund {
+        /// Which ticket.
+        ticket_id: TicketId,
+        /// Who asked; the edge has checked they may.
+        by: UserId,
+        /// Organizers and admins may refund after the start or when the event is not
+        /// refundable; attendees may not.
+        override_policy: bool,
+    },
+    /// Admits a ticket at the door, once.
+    CheckIn {
+        /// Which ticket.
+        ticket_id: TicketId,
+        /// The door staff member.
+        by: UserId,
+    },
+}
+
+impl Command {
+    /// Returns the event a command is about, if any (used to route and to authorize).
+    pub fn event_id(&self) -> Option<EventId> {
+        match self {
+            Command::UpdateEvent { event_id, .. }
+            | Command::Purchase { event_id, .. }
+            | Command::PlaceHold { event_id, .. } => Some(*event_id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The tix domain core: events, inventories, holds, orders, tickets, accounts and idempotency
+//! records, changed only by applying [`Batch`]es of [`Command`]s to a [`State`].
+//!
+//! This crate is the replicated state machine of tix. It is pure and deterministic: it never
+//! reads the clock, draws random numbers or touches IO. The time of a batch and every
+//! externally generated value (password hashes, token hashes, payment references) arrive inside
+//! the commands, stamped by the Raft leader before proposing, so every replica that applies the
+//! same log reaches the same state (compare [`State::digest`]). Business answers such as
+//! "sold out" are [`Outcome`]s, not errors; a broken invariant is a bug and
+//! [`State::check_invariants`] reports it.
+
+pub mod command;
+pub mod ids;
+pub mod inventory;
+pub mod invariants;
+pub mod limits;
+pub mod outcome;
+pub mod state;
+
+pub use command::{Batch, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue};
+pub use ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
+pub use inventory::{Inventory, SeatLayout, SeatState};
+pub use invariants::InvariantViolation;
+pub use limits::Limits;
+pub use outcome::{
+    Admitted, CheckInRejection, EventRejection, HoldPlaced, OrderConfirmed, Outcome, Refunded,
+    Rejection, Replayable, Sale, UserRejection,
+};
+pub use state::{Event, Hold, Order, Session, State, Ticket, TicketStatus, User};

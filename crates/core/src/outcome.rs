@@ -1,0 +1,229 @@
+//! Outcomes: the answer of applying one command. "Sold out" and "seat taken" are answers, not
+//! errors; the edges turn them into HTTP statuses in one place.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, HoldId, OrderId, TicketId, UserId};
+
+/// The answer to one command, in the same position as the command in its batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Answer to `CreateUser` and `SetRole`.
+    User(Result<UserId, UserRejection>),
+    /// Answer to `CreateSession` and `EndSession` (always accepted).
+    Session,
+    /// Answer to `CreateEvent` and `UpdateEvent`: the event and its new version.
+    Event(Result<(EventId, u64), EventRejection>),
+    /// Answer to `Purchase`.
+    Purchase(Replayable<Result<Sale, Rejection>>),
+    /// Answer to `PlaceHold`.
+    Hold(Replayable<Result<HoldPlaced, Rejection>>),
+    /// Answer to `ReleaseHold`.
+    Release(Result<HoldId, Rejection>),
+    /// Answer to `ConfirmHold`.
+    Confirm(Result<OrderConfirmed, Rejection>),
+    /// Answer to `Refund`.
+    Refund(Result<Refunded, Rejection>),
+    /// Answer to `CheckIn`.
+    CheckIn(Result<Admitted, CheckInRejection>),
+}
+
+/// An answer that may have been recorded earlier under the same idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replayable<T> {
+    /// True when this is the recorded answer to an earlier request with the same key.
+    pub replayed: bool,
+    /// The answer.
+    pub result: T,
+}
+
+/// A ticket sold by a direct purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sale {
+    /// The new ticket.
+    pub ticket_id: TicketId,
+    /// The seat, for a numbered event.
+    pub seat: Option<u32>,
+}
+
+/// A hold that was placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldPlaced {
+    /// The hold.
+    pub hold_id: HoldId,
+    /// When it expires, by log time.
+    pub expires_at_ms: u64,
+    /// How many tickets it covers.
+    pub quantity: u32,
+    /// The seats, for a numbered event.
+    pub seats: Vec<u32>,
+}
+
+/// An order created from a hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderConfirmed {
+    /// The order.
+    pub order_id: OrderId,
+    /// Its tickets, one per held unit.
+    pub tickets: Vec<TicketId>,
+    /// What was charged, in minor units.
+    pub total_cents: u64,
+}
+
+/// A refunded ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refunded {
+    /// The ticket.
+    pub ticket_id: TicketId,
+    /// What is paid back, in minor units.
+    pub amount_cents: u64,
+    /// The payment to refund (`None` for box-office sales).
+    pub payment_ref: Option<String>,
+}
+
+/// A ticket admitted at the door.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admitted {
+    /// The ticket.
+    pub ticket_id: TicketId,
+    /// When, by log time.
+    pub at_ms: u64,
+}
+
+/// Why a sale, hold, confirmation or refund was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Rejection {
+    /// No such event.
+    UnknownEvent,
+    /// No tickets left.
+    SoldOut,
+    /// The seat is sold or held by someone else.
+    SeatTaken {
+        /// The seat.
+        seat: u32,
+    },
+    /// The seat does not exist on this event.
+    SeatOutOfRange {
+        /// The seat asked for.
+        seat: u32,
+        /// The highest seat number.
+        seats: u32,
+    },
+    /// The seat is blocked and never sold.
+    SeatBlocked {
+        /// The seat.
+        seat: u32,
+    },
+    /// A seat was given for a general-admission event.
+    SeatNotApplicable,
+    /// The same seat appears twice in one request.
+    DuplicateSeat {
+        /// The seat.
+        seat: u32,
+    },
+    /// Zero tickets, or more than `Limits::seats_per_order_max`.
+    BadQuantity {
+        /// What was asked.
+        quantity: u32,
+        /// The most allowed.
+        max: u32,
+    },
+    /// The customer would exceed the event's per-customer cap or the active-holds limit.
+    CustomerLimit {
+        /// The limit.
+        max: u32,
+    },
+    /// The idempotency key was used before with other parameters.
+    KeyReused,
+    /// A client id or request id is empty or too long.
+    BadKey,
+    /// The hold TTL is zero or above the maximum.
+    BadTtl {
+        /// The most allowed.
+        max_ms: u64,
+    },
+    /// No such hold (or it was already confirmed or released).
+    UnknownHold,
+    /// The hold or ticket belongs to someone else.
+    NotYours,
+    /// The hold expired before it was confirmed.
+    HoldExpired,
+    /// No such ticket.
+    UnknownTicket,
+    /// The ticket was already refunded.
+    AlreadyRefunded,
+    /// The ticket was used at the door.
+    AlreadyCheckedIn,
+    /// The event's policy does not allow this refund (not refundable, or already started).
+    NotRefundable,
+}
+
+impl Rejection {
+    /// Returns the stable, machine-readable name of the reason (`"sold_out"`, `"seat_taken"`...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::UnknownEvent => "unknown_event",
+            Rejection::SoldOut => "sold_out",
+            Rejection::SeatTaken { .. } => "seat_taken",
+            Rejection::SeatOutOfRange { .. } => "seat_out_of_range",
+            Rejection::SeatBlocked { .. } => "seat_blocked",
+            Rejection::SeatNotApplicable => "seat_not_applicable",
+            Rejection::DuplicateSeat { .. } => "duplicate_seat",
+            Rejection::BadQuantity { .. } => "bad_quantity",
+            Rejection::CustomerLimit { .. } => "customer_limit",
+            Rejection::KeyReused => "idempotency_key_reused",
+            Rejection::BadKey => "bad_idempotency_key",
+            Rejection::BadTtl { .. } => "bad_ttl",
+            Rejection::UnknownHold => "unknown_hold",
+            Rejection::NotYours => "not_yours",
+            Rejection::HoldExpired => "hold_expired",
+            Rejection::UnknownTicket => "unknown_ticket",
+            Rejection::AlreadyRefunded => "already_refunded",
+            Rejection::AlreadyCheckedIn => "already_checked_in",
+            Rejection::NotRefundable => "not_refundable",
+        }
+    }
+}
+
+/// Why an account change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserRejection {
+    /// Someone already has this username.
+    UsernameTaken,
+    /// No such account.
+    UnknownUser,
+}
+
+/// Why an event change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventRejection {
+    /// No such event.
+    UnknownEvent,
+    /// Someone else changed the event since the editor read it.
+    VersionConflict {
+        /// The version now stored.
+        current_version: u64,
+    },
+    /// The inventory is empty, too large, or the layout does not fit the seats.
+    BadInventory {
+        /// What is wrong, for the user.
+        detail: String,
+    },
+}
+
+/// Why a check-in was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckInRejection {
+    /// No such ticket.
+    UnknownTicket,
+    /// The ticket was refunded.
+    Refunded,
+    /// The ticket was admitted before.
+    AlreadyAdmitted {
+        /// When, by log time.
+        at_ms: u64,
+        /// By whom.
+        by: UserId,
+    },
+}
