@@ -56,7 +56,10 @@ pub struct IdempotencyKey {
 impl IdempotencyKey {
     /// Returns a key from its two parts.
     pub fn new(client_id: impl Into<String>, request_id: impl Into<String>) -> Self {
-        Self { client_id: client_id.into(), request_id: request_id.into() }
+        Self {
+            client_id: client_id.into(),
+            request_id: request_id.into(),
+        }
     }
 }
 

@@ -42,14 +42,25 @@ impl State {
 
         for (id, ticket) in parts.tickets {
             ensure!(*id == ticket.id, "ticket {id} stored under another id");
-            ensure!(id.0 < parts.next_ticket, "ticket {id} not below the next id");
-            ensure!(parts.events.contains_key(&ticket.event_id), "ticket {id} without event");
+            ensure!(
+                id.0 < parts.next_ticket,
+                "ticket {id} not below the next id"
+            );
+            ensure!(
+                parts.events.contains_key(&ticket.event_id),
+                "ticket {id} without event"
+            );
             if ticket.status != TicketStatus::Active {
                 continue;
             }
             *sold.entry(ticket.event_id).or_default() += 1;
-            active_by_event.entry(ticket.event_id).or_default().insert(*id);
-            *customer_counts.entry((ticket.event_id, ticket.customer.clone())).or_default() += 1;
+            active_by_event
+                .entry(ticket.event_id)
+                .or_default()
+                .insert(*id);
+            *customer_counts
+                .entry((ticket.event_id, ticket.customer.clone()))
+                .or_default() += 1;
             if let Some(seat) = ticket.seat {
                 let previous = seat_owner.insert((ticket.event_id, seat), format!("ticket {id}"));
                 ensure!(previous.is_none(), "seat {seat} in {id} and {previous:?}");
@@ -57,7 +68,10 @@ impl State {
         }
         let mut holds_per_customer: BTreeMap<UserId, u32> = BTreeMap::new();
         for (id, hold) in parts.holds {
-            ensure!(hold.expires_at_ms > parts.now_ms, "hold {id} outlived its expiry");
+            ensure!(
+                hold.expires_at_ms > parts.now_ms,
+                "hold {id} outlived its expiry"
+            );
             ensure!(
                 parts.hold_expiry.contains(&(hold.expires_at_ms, *id)),
                 "hold {id} missing from the expiry index"
@@ -68,10 +82,16 @@ impl State {
             *customer_counts.entry(key).or_default() += hold.quantity;
             for seat in &hold.seats {
                 let previous = seat_owner.insert((hold.event_id, *seat), format!("hold {id}"));
-                ensure!(previous.is_none(), "seat {seat} in hold {id} and {previous:?}");
+                ensure!(
+                    previous.is_none(),
+                    "seat {seat} in hold {id} and {previous:?}"
+                );
             }
         }
-        ensure!(parts.hold_expiry.len() == parts.holds.len(), "stale entries in hold expiry");
+        ensure!(
+            parts.hold_expiry.len() == parts.holds.len(),
+            "stale entries in hold expiry"
+        );
         ensure!(
             holds_per_customer == *parts.holds_per_customer,
             "active-hold counts disagree with holds"
@@ -81,22 +101,36 @@ impl State {
             let inv = &event.inventory;
             let want_sold = sold.get(id).copied().unwrap_or(0);
             let want_held = held.get(id).copied().unwrap_or(0);
-            ensure!(inv.sold() == want_sold, "event {id}: sold {} != {want_sold}", inv.sold());
-            ensure!(inv.held() == want_held, "event {id}: held {} != {want_held}", inv.held());
+            ensure!(
+                inv.sold() == want_sold,
+                "event {id}: sold {} != {want_sold}",
+                inv.sold()
+            );
+            ensure!(
+                inv.held() == want_held,
+                "event {id}: held {} != {want_held}",
+                inv.held()
+            );
             ensure!(
                 inv.sold() + inv.held() + inv.available() == inv.capacity(),
                 "event {id}: sold + held + available != capacity"
             );
             let empty = BTreeSet::new();
             let active = active_by_event.get(id).unwrap_or(&empty);
-            ensure!(event.tickets == *active, "event {id}: ticket list disagrees");
+            ensure!(
+                event.tickets == *active,
+                "event {id}: ticket list disagrees"
+            );
             if event.details.per_customer_max.is_some() {
                 for ((event_id, customer), count) in customer_counts.range((*id, min_key())..) {
                     if event_id != id {
                         break;
                     }
                     let stored = parts.customer_counts.get(&(*id, customer.clone()));
-                    ensure!(stored == Some(count), "event {id}: count of {customer:?} disagrees");
+                    ensure!(
+                        stored == Some(count),
+                        "event {id}: count of {customer:?} disagrees"
+                    );
                 }
             }
             check_seats(*id, inv, &seat_owner)?;
@@ -104,11 +138,20 @@ impl State {
         for (order_id, order) in parts.orders {
             for ticket in &order.tickets {
                 let t = parts.tickets.get(ticket);
-                ensure!(t.is_some(), "order {order_id} lists missing ticket {ticket}");
-                ensure!(t.and_then(|t| t.order_id) == Some(*order_id), "order link broken");
+                ensure!(
+                    t.is_some(),
+                    "order {order_id} lists missing ticket {ticket}"
+                );
+                ensure!(
+                    t.and_then(|t| t.order_id) == Some(*order_id),
+                    "order link broken"
+                );
             }
         }
-        ensure!(parts.records == parts.record_queue, "idempotency records and queue disagree");
+        ensure!(
+            parts.records == parts.record_queue,
+            "idempotency records and queue disagree"
+        );
         Ok(())
     }
 }
@@ -124,7 +167,13 @@ fn check_seats(
     inv: &Inventory,
     seat_owner: &BTreeMap<(EventId, u32), String>,
 ) -> Result<(), InvariantViolation> {
-    let Inventory::Numbered { seats, blocked, first_free_hint, .. } = inv else {
+    let Inventory::Numbered {
+        seats,
+        blocked,
+        first_free_hint,
+        ..
+    } = inv
+    else {
         return Ok(());
     };
     let mut blocked_seen = 0;
@@ -133,12 +182,21 @@ fn check_seats(
         let owner = seat_owner.get(&(event_id, seat));
         match state {
             SeatState::Free => {
-                ensure!(owner.is_none(), "event {event_id} seat {seat} free but owned");
-                ensure!(seat >= *first_free_hint, "event {event_id}: free seat below the hint");
+                ensure!(
+                    owner.is_none(),
+                    "event {event_id} seat {seat} free but owned"
+                );
+                ensure!(
+                    seat >= *first_free_hint,
+                    "event {event_id}: free seat below the hint"
+                );
             }
             SeatState::Blocked => {
                 blocked_seen += 1;
-                ensure!(owner.is_none(), "event {event_id} seat {seat} blocked but owned");
+                ensure!(
+                    owner.is_none(),
+                    "event {event_id} seat {seat} blocked but owned"
+                );
             }
             SeatState::Held(h) => ensure!(
                 owner == Some(&format!("hold {h}")),
@@ -150,6 +208,9 @@ fn check_seats(
             ),
         }
     }
-    ensure!(blocked_seen == *blocked, "event {event_id}: blocked count disagrees");
+    ensure!(
+        blocked_seen == *blocked,
+        "event {event_id}: blocked count disagrees"
+    );
     Ok(())
 }

@@ -67,9 +67,17 @@ impl Inventory {
                 if *capacity == 0 || *capacity > capacity_max {
                     return Err(format!("capacity must be between 1 and {capacity_max}"));
                 }
-                Ok(Inventory::Unnumbered { capacity: *capacity, sold: 0, held: 0 })
+                Ok(Inventory::Unnumbered {
+                    capacity: *capacity,
+                    sold: 0,
+                    held: 0,
+                })
             }
-            InventorySpec::Numbered { seats, seats_per_row, blocked } => {
+            InventorySpec::Numbered {
+                seats,
+                seats_per_row,
+                blocked,
+            } => {
                 if *seats == 0 || *seats > capacity_max {
                     return Err(format!("seats must be between 1 and {capacity_max}"));
                 }
@@ -81,9 +89,10 @@ impl Inventory {
                             "seats ({seats}) must be a multiple of seats_per_row ({per_row})"
                         ));
                     }
-                    Some(per_row) => {
-                        Some(SeatLayout { rows: seats / per_row, seats_per_row: *per_row })
-                    }
+                    Some(per_row) => Some(SeatLayout {
+                        rows: seats / per_row,
+                        seats_per_row: *per_row,
+                    }),
                 };
                 let mut states = vec![SeatState::Free; *seats as usize];
                 let mut blocked_count = 0;
@@ -177,7 +186,12 @@ impl Inventory {
 
     /// Returns the `n` lowest-numbered free seats, or `SoldOut` if fewer are free.
     pub fn best_available(&self, n: u32) -> Result<Vec<u32>, Rejection> {
-        let Inventory::Numbered { seats, first_free_hint, .. } = self else {
+        let Inventory::Numbered {
+            seats,
+            first_free_hint,
+            ..
+        } = self
+        else {
             return Err(Rejection::SeatNotApplicable);
         };
         if self.available() < n {
@@ -191,7 +205,11 @@ impl Inventory {
             .take(n as usize)
             .map(|(i, _)| (start + i + 1) as u32)
             .collect();
-        assert_eq!(picked.len() as u32, n, "available count disagrees with seat states");
+        assert_eq!(
+            picked.len() as u32,
+            n,
+            "available count disagrees with seat states"
+        );
         Ok(picked)
     }
 
@@ -199,7 +217,12 @@ impl Inventory {
     pub fn hold(&mut self, hold: HoldId, quantity: u32, wanted: &[u32]) {
         match self {
             Inventory::Unnumbered { held, .. } => *held += quantity,
-            Inventory::Numbered { seats, held, first_free_hint, .. } => {
+            Inventory::Numbered {
+                seats,
+                held,
+                first_free_hint,
+                ..
+            } => {
                 for &seat in wanted {
                     let state = &mut seats[seat as usize - 1];
                     assert_eq!(*state, SeatState::Free, "holding a seat that is not free");
@@ -215,7 +238,12 @@ impl Inventory {
     pub fn unhold(&mut self, quantity: u32, wanted: &[u32]) {
         match self {
             Inventory::Unnumbered { held, .. } => *held -= quantity,
-            Inventory::Numbered { seats, held, first_free_hint, .. } => {
+            Inventory::Numbered {
+                seats,
+                held,
+                first_free_hint,
+                ..
+            } => {
                 for &seat in wanted {
                     seats[seat as usize - 1] = SeatState::Free;
                     *held -= 1;
@@ -232,9 +260,17 @@ impl Inventory {
                 *held -= 1;
                 *sold += 1;
             }
-            (Inventory::Numbered { seats, held, sold, .. }, Some(seat)) => {
+            (
+                Inventory::Numbered {
+                    seats, held, sold, ..
+                },
+                Some(seat),
+            ) => {
                 let state = &mut seats[seat as usize - 1];
-                assert!(matches!(state, SeatState::Held(_)), "selling a seat that is not held");
+                assert!(
+                    matches!(state, SeatState::Held(_)),
+                    "selling a seat that is not held"
+                );
                 *state = SeatState::Sold(ticket);
                 *held -= 1;
                 *sold += 1;
@@ -246,11 +282,26 @@ impl Inventory {
     /// Sells one free unit directly (box office). The caller has checked availability.
     pub fn sell_free(&mut self, ticket: TicketId, seat: Option<u32>) {
         match (self, seat) {
-            (Inventory::Unnumbered { sold, capacity, held }, None) => {
+            (
+                Inventory::Unnumbered {
+                    sold,
+                    capacity,
+                    held,
+                },
+                None,
+            ) => {
                 assert!(*sold + *held < *capacity, "selling beyond capacity");
                 *sold += 1;
             }
-            (Inventory::Numbered { seats, sold, first_free_hint, .. }, Some(seat)) => {
+            (
+                Inventory::Numbered {
+                    seats,
+                    sold,
+                    first_free_hint,
+                    ..
+                },
+                Some(seat),
+            ) => {
                 let state = &mut seats[seat as usize - 1];
                 assert_eq!(*state, SeatState::Free, "selling a seat that is not free");
                 *state = SeatState::Sold(ticket);
@@ -265,7 +316,15 @@ impl Inventory {
     pub fn unsell(&mut self, seat: Option<u32>) {
         match (self, seat) {
             (Inventory::Unnumbered { sold, .. }, None) => *sold -= 1,
-            (Inventory::Numbered { seats, sold, first_free_hint, .. }, Some(seat)) => {
+            (
+                Inventory::Numbered {
+                    seats,
+                    sold,
+                    first_free_hint,
+                    ..
+                },
+                Some(seat),
+            ) => {
                 seats[seat as usize - 1] = SeatState::Free;
                 *sold -= 1;
                 *first_free_hint = (*first_free_hint).min(seat);

@@ -11,16 +11,16 @@
 
 pub mod command;
 pub mod ids;
-pub mod inventory;
 pub mod invariants;
+pub mod inventory;
 pub mod limits;
 pub mod outcome;
 pub mod state;
 
 pub use command::{Batch, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue};
 pub use ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
-pub use inventory::{Inventory, SeatLayout, SeatState};
 pub use invariants::InvariantViolation;
+pub use inventory::{Inventory, SeatLayout, SeatState};
 pub use limits::Limits;
 pub use outcome::{
     Admitted, CheckInRejection, EventRejection, HoldPlaced, OrderConfirmed, Outcome, Refunded,

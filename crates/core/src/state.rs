@@ -138,8 +138,14 @@ pub struct Ticket {
 /// The parameters of a request, remembered with its key to detect reuse with other parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Fingerprint {
-    Purchase { customer: CustomerKey, seat: Option<u32> },
-    Hold { customer: UserId, request: HoldRequest },
+    Purchase {
+        customer: CustomerKey,
+        seat: Option<u32>,
+    },
+    Hold {
+        customer: UserId,
+        request: HoldRequest,
+    },
 }
 
 /// The recorded answer for one idempotency key.
@@ -201,7 +207,13 @@ impl State {
         State {
             limits,
             now_ms: 0,
-            next: Counters { user: 1, event: 1, hold: 1, order: 1, ticket: 1 },
+            next: Counters {
+                user: 1,
+                event: 1,
+                hold: 1,
+                order: 1,
+                ticket: 1,
+            },
             users: BTreeMap::new(),
             usernames: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -236,11 +248,17 @@ impl State {
     /// Applies one command at the current log time.
     pub fn apply(&mut self, command: &Command) -> Outcome {
         match command {
-            Command::CreateUser { username, password_hash, role } => {
-                Outcome::User(self.create_user(username, password_hash, *role))
-            }
+            Command::CreateUser {
+                username,
+                password_hash,
+                role,
+            } => Outcome::User(self.create_user(username, password_hash, *role)),
             Command::SetRole { user_id, role } => Outcome::User(self.set_role(*user_id, *role)),
-            Command::CreateSession { token_hash, user_id, expires_at_ms } => {
+            Command::CreateSession {
+                token_hash,
+                user_id,
+                expires_at_ms,
+            } => {
                 self.create_session(token_hash, *user_id, *expires_at_ms);
                 Outcome::Session
             }
@@ -248,27 +266,42 @@ impl State {
                 self.end_session(token_hash);
                 Outcome::Session
             }
-            Command::CreateEvent { organizer, details, inventory } => {
-                Outcome::Event(self.create_event(*organizer, details, inventory))
-            }
-            Command::UpdateEvent { event_id, expected_version, details } => {
-                Outcome::Event(self.update_event(*event_id, *expected_version, details))
-            }
-            Command::Purchase { event_id, key, customer, seat } => {
-                Outcome::Purchase(self.purchase(*event_id, key, customer, *seat))
-            }
-            Command::PlaceHold { event_id, key, customer, request, ttl_ms } => {
-                Outcome::Hold(self.place_hold(*event_id, key, *customer, request, *ttl_ms))
-            }
+            Command::CreateEvent {
+                organizer,
+                details,
+                inventory,
+            } => Outcome::Event(self.create_event(*organizer, details, inventory)),
+            Command::UpdateEvent {
+                event_id,
+                expected_version,
+                details,
+            } => Outcome::Event(self.update_event(*event_id, *expected_version, details)),
+            Command::Purchase {
+                event_id,
+                key,
+                customer,
+                seat,
+            } => Outcome::Purchase(self.purchase(*event_id, key, customer, *seat)),
+            Command::PlaceHold {
+                event_id,
+                key,
+                customer,
+                request,
+                ttl_ms,
+            } => Outcome::Hold(self.place_hold(*event_id, key, *customer, request, *ttl_ms)),
             Command::ReleaseHold { hold_id, customer } => {
                 Outcome::Release(self.release_hold(*hold_id, *customer))
             }
-            Command::ConfirmHold { hold_id, customer, payment_ref } => {
-                Outcome::Confirm(self.confirm_hold(*hold_id, *customer, payment_ref))
-            }
-            Command::Refund { ticket_id, by, override_policy } => {
-                Outcome::Refund(self.refund(*ticket_id, *by, *override_policy))
-            }
+            Command::ConfirmHold {
+                hold_id,
+                customer,
+                payment_ref,
+            } => Outcome::Confirm(self.confirm_hold(*hold_id, *customer, payment_ref)),
+            Command::Refund {
+                ticket_id,
+                by,
+                override_policy,
+            } => Outcome::Refund(self.refund(*ticket_id, *by, *override_policy)),
             Command::CheckIn { ticket_id, by } => Outcome::CheckIn(self.check_in(*ticket_id, *by)),
         }
     }
@@ -299,7 +332,10 @@ impl State {
     }
 
     fn set_role(&mut self, user_id: UserId, role: Role) -> Result<UserId, UserRejection> {
-        let user = self.users.get_mut(&user_id).ok_or(UserRejection::UnknownUser)?;
+        let user = self
+            .users
+            .get_mut(&user_id)
+            .ok_or(UserRejection::UnknownUser)?;
         user.role = role;
         Ok(user_id)
     }
@@ -309,13 +345,21 @@ impl State {
             return;
         }
         self.end_session(token_hash);
-        self.sessions.insert(token_hash.to_owned(), Session { user_id, expires_at_ms });
-        self.session_expiry.insert((expires_at_ms, token_hash.to_owned()));
+        self.sessions.insert(
+            token_hash.to_owned(),
+            Session {
+                user_id,
+                expires_at_ms,
+            },
+        );
+        self.session_expiry
+            .insert((expires_at_ms, token_hash.to_owned()));
     }
 
     fn end_session(&mut self, token_hash: &str) {
         if let Some(old) = self.sessions.remove(token_hash) {
-            self.session_expiry.remove(&(old.expires_at_ms, token_hash.to_owned()));
+            self.session_expiry
+                .remove(&(old.expires_at_ms, token_hash.to_owned()));
         }
     }
 
@@ -360,9 +404,14 @@ impl State {
         expected_version: u64,
         details: &EventDetails,
     ) -> Result<(EventId, u64), EventRejection> {
-        let event = self.events.get_mut(&event_id).ok_or(EventRejection::UnknownEvent)?;
+        let event = self
+            .events
+            .get_mut(&event_id)
+            .ok_or(EventRejection::UnknownEvent)?;
         if event.version != expected_version {
-            return Err(EventRejection::VersionConflict { current_version: event.version });
+            return Err(EventRejection::VersionConflict {
+                current_version: event.version,
+            });
         }
         event.details = details.clone();
         event.version += 1;
@@ -378,22 +427,38 @@ impl State {
         customer: &CustomerKey,
         seat: Option<u32>,
     ) -> Replayable<Result<Sale, Rejection>> {
-        let fingerprint = Fingerprint::Purchase { customer: customer.clone(), seat };
+        let fingerprint = Fingerprint::Purchase {
+            customer: customer.clone(),
+            seat,
+        };
         let record_key = (event_id, key.clone());
         match self.recorded(&record_key, &fingerprint) {
             Some(Ok(Outcome::Purchase(recorded))) => {
-                return Replayable { replayed: true, result: recorded.result };
+                return Replayable {
+                    replayed: true,
+                    result: recorded.result,
+                };
             }
-            Some(Err(rejection)) => return Replayable { replayed: false, result: Err(rejection) },
+            Some(Err(rejection)) => {
+                return Replayable {
+                    replayed: false,
+                    result: Err(rejection),
+                };
+            }
             _ => {}
         }
         let result = self.sell_one(event_id, key, customer, seat);
         if result != Err(Rejection::UnknownEvent) && result != Err(Rejection::BadKey) {
-            let outcome =
-                Outcome::Purchase(Replayable { replayed: false, result: result.clone() });
+            let outcome = Outcome::Purchase(Replayable {
+                replayed: false,
+                result: result.clone(),
+            });
             self.record(record_key, fingerprint, outcome);
         }
-        Replayable { replayed: false, result }
+        Replayable {
+            replayed: false,
+            result,
+        }
     }
 
     fn sell_one(
@@ -435,21 +500,38 @@ impl State {
         request: &HoldRequest,
         ttl_ms: u64,
     ) -> Replayable<Result<HoldPlaced, Rejection>> {
-        let fingerprint = Fingerprint::Hold { customer, request: request.clone() };
+        let fingerprint = Fingerprint::Hold {
+            customer,
+            request: request.clone(),
+        };
         let record_key = (event_id, key.clone());
         match self.recorded(&record_key, &fingerprint) {
             Some(Ok(Outcome::Hold(recorded))) => {
-                return Replayable { replayed: true, result: recorded.result };
+                return Replayable {
+                    replayed: true,
+                    result: recorded.result,
+                };
             }
-            Some(Err(rejection)) => return Replayable { replayed: false, result: Err(rejection) },
+            Some(Err(rejection)) => {
+                return Replayable {
+                    replayed: false,
+                    result: Err(rejection),
+                };
+            }
             _ => {}
         }
         let result = self.hold_inventory(event_id, key, customer, request, ttl_ms);
         if result != Err(Rejection::UnknownEvent) && result != Err(Rejection::BadKey) {
-            let outcome = Outcome::Hold(Replayable { replayed: false, result: result.clone() });
+            let outcome = Outcome::Hold(Replayable {
+                replayed: false,
+                result: result.clone(),
+            });
             self.record(record_key, fingerprint, outcome);
         }
-        Replayable { replayed: false, result }
+        Replayable {
+            replayed: false,
+            result,
+        }
     }
 
     fn hold_inventory(
@@ -463,7 +545,9 @@ impl State {
         self.check_key(key)?;
         let event = self.events.get(&event_id).ok_or(Rejection::UnknownEvent)?;
         if ttl_ms == 0 || ttl_ms > self.limits.hold_ttl_ms_max {
-            return Err(Rejection::BadTtl { max_ms: self.limits.hold_ttl_ms_max });
+            return Err(Rejection::BadTtl {
+                max_ms: self.limits.hold_ttl_ms_max,
+            });
         }
         let quantity = match request {
             HoldRequest::Quantity(n) => *n,
@@ -499,11 +583,23 @@ impl State {
         let expires_at_ms = self.now_ms + ttl_ms;
         let event = self.events.get_mut(&event_id).expect("checked above");
         event.inventory.hold(hold_id, quantity, &seats);
-        let hold = Hold { id: hold_id, event_id, customer, quantity, seats, expires_at_ms };
+        let hold = Hold {
+            id: hold_id,
+            event_id,
+            customer,
+            quantity,
+            seats,
+            expires_at_ms,
+        };
         self.hold_expiry.insert((expires_at_ms, hold_id));
         *self.holds_per_customer.entry(customer).or_insert(0) += 1;
         self.count_customer(event_id, &customer_key, quantity);
-        let placed = HoldPlaced { hold_id, expires_at_ms, quantity, seats: hold.seats.clone() };
+        let placed = HoldPlaced {
+            hold_id,
+            expires_at_ms,
+            quantity,
+            seats: hold.seats.clone(),
+        };
         self.holds.insert(hold_id, hold);
         Ok(placed)
     }
@@ -528,12 +624,18 @@ impl State {
             return Err(Rejection::NotYours);
         }
         // Expired holds were removed when time advanced, so a present hold is live.
-        assert!(hold.expires_at_ms > self.now_ms, "an expired hold survived expiry");
+        assert!(
+            hold.expires_at_ms > self.now_ms,
+            "an expired hold survived expiry"
+        );
         let hold = self.holds.remove(&hold_id).expect("present");
         self.hold_expiry.remove(&(hold.expires_at_ms, hold_id));
         self.dec_holds_per_customer(customer);
 
-        let event = self.events.get(&hold.event_id).expect("a hold's event exists");
+        let event = self
+            .events
+            .get(&hold.event_id)
+            .expect("a hold's event exists");
         let price = event.details.price_cents;
         let order_id = OrderId(self.next.order);
         self.next.order += 1;
@@ -563,7 +665,11 @@ impl State {
             confirmed_at_ms: self.now_ms,
         };
         self.orders.insert(order_id, order);
-        Ok(OrderConfirmed { order_id, tickets, total_cents })
+        Ok(OrderConfirmed {
+            order_id,
+            tickets,
+            total_cents,
+        })
     }
 
     fn refund(
@@ -572,7 +678,10 @@ impl State {
         by: UserId,
         override_policy: bool,
     ) -> Result<Refunded, Rejection> {
-        let ticket = self.tickets.get(&ticket_id).ok_or(Rejection::UnknownTicket)?;
+        let ticket = self
+            .tickets
+            .get(&ticket_id)
+            .ok_or(Rejection::UnknownTicket)?;
         if !override_policy && ticket.customer != CustomerKey::User(by) {
             return Err(Rejection::NotYours);
         }
@@ -582,13 +691,18 @@ impl State {
         if ticket.checked_in.is_some() {
             return Err(Rejection::AlreadyCheckedIn);
         }
-        let event = self.events.get(&ticket.event_id).expect("a ticket's event exists");
+        let event = self
+            .events
+            .get(&ticket.event_id)
+            .expect("a ticket's event exists");
         let started = self.now_ms as i64 >= event.details.starts_at_ms;
         if !override_policy && (!event.details.refundable || started) {
             return Err(Rejection::NotRefundable);
         }
-        let payment_ref =
-            ticket.order_id.and_then(|o| self.orders.get(&o)).map(|o| o.payment_ref.clone());
+        let payment_ref = ticket
+            .order_id
+            .and_then(|o| self.orders.get(&o))
+            .map(|o| o.payment_ref.clone());
         let (event_id, seat, customer) = (ticket.event_id, ticket.seat, ticket.customer.clone());
         let amount_cents = ticket.price_cents;
         let now_ms = self.now_ms;
@@ -598,12 +712,19 @@ impl State {
         event.inventory.unsell(seat);
         event.tickets.remove(&ticket_id);
         self.uncount_customer(event_id, &customer, 1);
-        Ok(Refunded { ticket_id, amount_cents, payment_ref })
+        Ok(Refunded {
+            ticket_id,
+            amount_cents,
+            payment_ref,
+        })
     }
 
     fn check_in(&mut self, ticket_id: TicketId, by: UserId) -> Result<Admitted, CheckInRejection> {
         let now_ms = self.now_ms;
-        let ticket = self.tickets.get_mut(&ticket_id).ok_or(CheckInRejection::UnknownTicket)?;
+        let ticket = self
+            .tickets
+            .get_mut(&ticket_id)
+            .ok_or(CheckInRejection::UnknownTicket)?;
         if ticket.status != TicketStatus::Active {
             return Err(CheckInRejection::Refunded);
         }
@@ -611,7 +732,10 @@ impl State {
             return Err(CheckInRejection::AlreadyAdmitted { at_ms, by });
         }
         ticket.checked_in = Some((now_ms, by));
-        Ok(Admitted { ticket_id, at_ms: now_ms })
+        Ok(Admitted {
+            ticket_id,
+            at_ms: now_ms,
+        })
     }
 
     // ----- helpers that compute or make one change -----
@@ -640,7 +764,11 @@ impl State {
     }
 
     fn record(&mut self, key: RecordKey, fingerprint: Fingerprint, outcome: Outcome) {
-        let record = IdempotencyRecord { fingerprint, outcome, recorded_at_ms: self.now_ms };
+        let record = IdempotencyRecord {
+            fingerprint,
+            outcome,
+            recorded_at_ms: self.now_ms,
+        };
         self.record_queue.push_back((self.now_ms, key.clone()));
         let previous = self.records.insert(key, record);
         assert!(previous.is_none(), "an idempotency key was recorded twice");
@@ -668,16 +796,29 @@ impl State {
 
     /// Removes a hold and returns its inventory to sale.
     fn drop_hold(&mut self, hold_id: HoldId) {
-        let hold = self.holds.remove(&hold_id).expect("dropping a hold that exists");
+        let hold = self
+            .holds
+            .remove(&hold_id)
+            .expect("dropping a hold that exists");
         self.hold_expiry.remove(&(hold.expires_at_ms, hold_id));
-        let event = self.events.get_mut(&hold.event_id).expect("a hold's event exists");
+        let event = self
+            .events
+            .get_mut(&hold.event_id)
+            .expect("a hold's event exists");
         event.inventory.unhold(hold.quantity, &hold.seats);
         self.dec_holds_per_customer(hold.customer);
-        self.uncount_customer(hold.event_id, &CustomerKey::User(hold.customer), hold.quantity);
+        self.uncount_customer(
+            hold.event_id,
+            &CustomerKey::User(hold.customer),
+            hold.quantity,
+        );
     }
 
     fn dec_holds_per_customer(&mut self, customer: UserId) {
-        let count = self.holds_per_customer.get_mut(&customer).expect("counted when placed");
+        let count = self
+            .holds_per_customer
+            .get_mut(&customer)
+            .expect("counted when placed");
         *count -= 1;
         if *count == 0 {
             self.holds_per_customer.remove(&customer);
@@ -694,7 +835,10 @@ impl State {
     ) -> TicketId {
         let id = TicketId(self.next.ticket);
         self.next.ticket += 1;
-        let event = self.events.get_mut(&event_id).expect("selling for an existing event");
+        let event = self
+            .events
+            .get_mut(&event_id)
+            .expect("selling for an existing event");
         event.tickets.insert(id);
         let ticket = Ticket {
             id,
@@ -719,8 +863,14 @@ impl State {
         more: u32,
     ) -> Result<(), Rejection> {
         let event = self.events.get(&event_id).expect("checked by caller");
-        let Some(max) = event.details.per_customer_max else { return Ok(()) };
-        let have = self.customer_counts.get(&(event_id, customer.clone())).copied().unwrap_or(0);
+        let Some(max) = event.details.per_customer_max else {
+            return Ok(());
+        };
+        let have = self
+            .customer_counts
+            .get(&(event_id, customer.clone()))
+            .copied()
+            .unwrap_or(0);
         if have + more > max {
             return Err(Rejection::CustomerLimit { max });
         }
@@ -729,7 +879,10 @@ impl State {
 
     fn count_customer(&mut self, event_id: EventId, customer: &CustomerKey, n: u32) {
         if self.events[&event_id].details.per_customer_max.is_some() {
-            *self.customer_counts.entry((event_id, customer.clone())).or_insert(0) += n;
+            *self
+                .customer_counts
+                .entry((event_id, customer.clone()))
+                .or_insert(0) += n;
         }
     }
 
@@ -762,7 +915,9 @@ impl State {
 
     /// Returns the account with this username.
     pub fn user_by_name(&self, username: &str) -> Option<&User> {
-        self.usernames.get(username).and_then(|id| self.users.get(id))
+        self.usernames
+            .get(username)
+            .and_then(|id| self.users.get(id))
     }
 
     /// Returns the number of accounts.
@@ -773,7 +928,9 @@ impl State {
     /// Returns the session stored under a token hash if it has not expired at `now_ms`
     /// (the reader's clock may be ahead of log time).
     pub fn session(&self, token_hash: &str, now_ms: u64) -> Option<&Session> {
-        self.sessions.get(token_hash).filter(|s| s.expires_at_ms > now_ms.max(self.now_ms))
+        self.sessions
+            .get(token_hash)
+            .filter(|s| s.expires_at_ms > now_ms.max(self.now_ms))
     }
 
     /// Returns an event.

@@ -1,1 +1,22 @@
-//! placeholder
+//! The Raft layer of tix: openraft 0.9 configured with tix's command batches as log entries.
+//!
+//! - [`types`] declares the openraft type configuration and node addresses.
+//! - [`log_store`] keeps the log in memory for reads and in redb for durability, with one
+//!   writer thread that commits many appends per fsync (group commit).
+//! - [`state_machine`] applies batches to the in-memory [`tix_core::State`] and stores
+//!   snapshots in redb.
+//! - [`proposer`] gathers concurrent client commands into one log entry.
+//! - [`network`] carries Raft RPCs over HTTP between nodes.
+//! - [`node`] opens the storage, starts Raft and ties the pieces together.
+
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod proposer;
+pub mod state_machine;
+pub mod types;
+
+pub use node::{Node, NodeConfig, NodeError};
+pub use proposer::{ProposeError, Proposer};
+pub use state_machine::SharedState;
+pub use types::{NodeId, TixNode, TypeConfig};

@@ -1,0 +1,190 @@
+//! Raft RPC over HTTP: a client per peer (reqwest, pooled keep-alive connections) and an axum
+//! router for the internal listener (`/raft/append`, `/raft/vote`, `/raft/snapshot`).
+//!
+//! Every RPC names its target node id in the `x-tix-target-node` header and the receiver refuses
+//! one meant for another node (a stale address after a node was replaced must not deliver votes
+//! to the wrong server). Connection failures map to `Unreachable` so openraft backs off, and each
+//! RPC honours openraft's timeout for it.
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::types::{NodeId, Raft, TixNode, TypeConfig};
+
+/// The header that names the node an RPC is meant for.
+pub const TARGET_HEADER: &str = "x-tix-target-node";
+/// The largest Raft RPC body the internal listener accepts (snapshot chunks are smaller).
+const RPC_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Creates one HTTP client per peer.
+#[derive(Clone, Default)]
+pub struct HttpNetwork;
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &TixNode) -> Peer {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(4)
+            .tcp_nodelay(true)
+            .build()
+            .expect("HTTP client builds");
+        Peer {
+            client,
+            target,
+            base: format!("http://{}/raft", node.raft_addr),
+        }
+    }
+}
+
+/// The connection to one peer.
+pub struct Peer {
+    client: reqwest::Client,
+    target: NodeId,
+    base: String,
+}
+
+impl Peer {
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, TixNode, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let response = self
+            .client
+            .post(format!("{}/{path}", self.base))
+            .header(TARGET_HEADER, self.target.to_string())
+            .timeout(option.hard_ttl())
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                } else {
+                    RPCError::Network(NetworkError::new(&e))
+                }
+            })?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            let e = std::io::Error::other(format!("peer answered {status}: {text}"));
+            return Err(RPCError::Network(NetworkError::new(&e)));
+        }
+        let result: Result<Resp, E> = response
+            .json()
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        req: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, TixNode, RaftError<NodeId>>> {
+        self.call("append", &req, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        req: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, TixNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call("snapshot", &req, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        req: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, TixNode, RaftError<NodeId>>> {
+        self.call("vote", &req, &option).await
+    }
+}
+
+#[derive(Clone)]
+struct RpcState {
+    raft: Raft,
+    node_id: NodeId,
+}
+
+/// Builds the router of the internal Raft listener for node `node_id`.
+pub fn raft_router(raft: Raft, node_id: NodeId) -> Router {
+    Router::new()
+        .route("/raft/append", post(append))
+        .route("/raft/vote", post(vote))
+        .route("/raft/snapshot", post(snapshot))
+        .layer(DefaultBodyLimit::max(RPC_BODY_BYTES_MAX))
+        .with_state(RpcState { raft, node_id })
+}
+
+/// Refuses an RPC meant for another node.
+fn check_target(headers: &HeaderMap, node_id: NodeId) -> Result<(), Response> {
+    let target = headers.get(TARGET_HEADER).and_then(|v| v.to_str().ok());
+    match target.and_then(|t| t.parse::<NodeId>().ok()) {
+        Some(t) if t == node_id => Ok(()),
+        other => Err((
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("this is node {node_id}, the RPC was meant for {other:?}"),
+        )
+            .into_response()),
+    }
+}
+
+async fn append(
+    State(s): State<RpcState>,
+    headers: HeaderMap,
+    Json(req): Json<AppendEntriesRequest<TypeConfig>>,
+) -> Response {
+    if let Err(r) = check_target(&headers, s.node_id) {
+        return r;
+    }
+    Json(s.raft.append_entries(req).await).into_response()
+}
+
+async fn vote(
+    State(s): State<RpcState>,
+    headers: HeaderMap,
+    Json(req): Json<VoteRequest<NodeId>>,
+) -> Response {
+    if let Err(r) = check_target(&headers, s.node_id) {
+        return r;
+    }
+    Json(s.raft.vote(req).await).into_response()
+}
+
+async fn snapshot(
+    State(s): State<RpcState>,
+    headers: HeaderMap,
+    Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
+) -> Response {
+    if let Err(r) = check_target(&headers, s.node_id) {
+        return r;
+    }
+    Json(s.raft.install_snapshot(req).await).into_response()
+}

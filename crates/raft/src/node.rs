@@ -1,0 +1,207 @@
+//! A tix node: opens durable storage in its data directory, starts openraft with tix's log store
+//! and state machine, and offers the operations the edges need (propose a command, make a read
+//! linearizable, wait for a leader).
+//!
+//! A single-node deployment is a one-voter cluster initialized on first start (`bootstrap`), so
+//! one node and five nodes run the same code path.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::{Config, SnapshotPolicy};
+use redb::Database;
+use tix_core::{Command, Outcome};
+
+use crate::log_store::LogStore;
+use crate::network::HttpNetwork;
+use crate::proposer::{ProposeError, Proposer, ProposerConfig};
+use crate::state_machine::{SharedState, StateMachineStore};
+use crate::types::{NodeId, Raft, TixNode};
+
+/// Everything needed to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id; unique in the cluster and never reused for a wiped node.
+    pub node_id: NodeId,
+    /// Where the log and snapshots live (`tix.redb`).
+    pub data_dir: PathBuf,
+    /// The public HTTP address other nodes and clients use.
+    pub api_addr: String,
+    /// The internal Raft RPC address.
+    pub raft_addr: String,
+    /// Initialize a one-voter cluster of this node if the storage is pristine.
+    pub bootstrap: bool,
+    /// Leader heartbeat period.
+    pub heartbeat_interval_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and compact the log) after this many new log entries.
+    pub snapshot_logs_since_last: u64,
+    /// Log entries kept below the last snapshot, so a briefly absent follower catches up from
+    /// the log instead of a snapshot.
+    pub logs_kept_after_snapshot: u64,
+    /// Batching limits.
+    pub proposer: ProposerConfig,
+}
+
+impl NodeConfig {
+    /// Returns a configuration with default timings for a node at the given addresses.
+    pub fn new(node_id: NodeId, data_dir: PathBuf, api_addr: String, raft_addr: String) -> Self {
+        Self {
+            node_id,
+            data_dir,
+            api_addr,
+            raft_addr,
+            bootstrap: true,
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            snapshot_logs_since_last: 5000,
+            logs_kept_after_snapshot: 1000,
+            proposer: ProposerConfig::default(),
+        }
+    }
+}
+
+/// Why a node could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data directory or database could not be opened.
+    #[error("cannot open storage in {path}: {detail}")]
+    Storage {
+        /// The data directory.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The timings do not fit together.
+    #[error("invalid Raft configuration: {0}")]
+    Config(String),
+    /// openraft refused to start or initialize.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// No leader was elected in time.
+    #[error("no leader elected within {0:?}")]
+    NoLeader(Duration),
+}
+
+/// A running node.
+#[derive(Clone)]
+pub struct Node {
+    /// This node's id.
+    pub id: NodeId,
+    /// The openraft handle.
+    pub raft: Raft,
+    /// The applied state, for reads.
+    pub shared: Arc<SharedState>,
+    proposer: Proposer,
+}
+
+impl Node {
+    /// Opens storage, starts Raft and, when `bootstrap` is set and the storage is pristine,
+    /// initializes a one-voter cluster.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let storage_error = |detail: String| NodeError::Storage {
+            path: config.data_dir.display().to_string(),
+            detail,
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(e.to_string()))?;
+        let db = Database::create(config.data_dir.join("tix.redb"))
+            .map_err(|e| storage_error(e.to_string()))?;
+        let db = Arc::new(db);
+        let log_store = LogStore::open(db.clone()).map_err(|e| storage_error(e.to_string()))?;
+        let state_machine =
+            StateMachineStore::open(db).map_err(|e| storage_error(e.to_string()))?;
+        let shared = state_machine.shared();
+
+        let raft_config = Config {
+            cluster_name: "tix".into(),
+            heartbeat_interval: config.heartbeat_interval_ms,
+            election_timeout_min: config.election_timeout_min_ms,
+            election_timeout_max: config.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs_since_last),
+            max_in_snapshot_log_to_keep: config.logs_kept_after_snapshot,
+            ..Default::default()
+        };
+        let raft_config = Arc::new(
+            raft_config
+                .validate()
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+        );
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            HttpNetwork,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        if config.bootstrap
+            && !raft
+                .is_initialized()
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?
+        {
+            let me = TixNode {
+                api_addr: config.api_addr.clone(),
+                raft_addr: config.raft_addr.clone(),
+            };
+            let members = BTreeMap::from([(config.node_id, me)]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+            tracing::info!(node_id = config.node_id, "initialized a one-voter cluster");
+        }
+        let proposer = Proposer::start(raft.clone(), config.proposer.clone());
+        Ok(Node {
+            id: config.node_id,
+            raft,
+            shared,
+            proposer,
+        })
+    }
+
+    /// Commits a command through the log and returns its outcome.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
+        self.proposer.propose(command).await
+    }
+
+    /// Returns once this node is the leader and has applied everything committed before the
+    /// call (a read index), so a read of [`Node::shared`] that follows is linearizable.
+    pub async fn ensure_linearizable(&self) -> Result<(), ProposeError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node),
+                })
+            }
+            Err(e) => Err(ProposeError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Waits until some node is the leader, as seen by this node.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, NodeError> {
+        let metrics = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+            .map_err(|_| NodeError::NoLeader(timeout))?;
+        Ok(metrics.current_leader.expect("waited for it"))
+    }
+
+    /// Stops Raft; in-flight proposals fail with `Unavailable`.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
