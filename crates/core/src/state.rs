@@ -188,7 +188,8 @@ pub struct State {
     records: BTreeMap<RecordKey, IdempotencyRecord>,
     /// Keys in the order they were recorded; log time never goes back, so also by time.
     record_queue: VecDeque<(u64, RecordKey)>,
-    /// Tickets plus held units per customer, kept only for events with a per-customer cap.
+    /// Tickets plus held units per customer, kept for every event: `UpdateEvent` may add a
+    /// per-customer cap later, and it must count the sales made before it.
     #[serde(with = "map_as_pairs")]
     customer_counts: BTreeMap<(EventId, CustomerKey), u32>,
     /// Active holds per customer, for `Limits::holds_per_customer_max`.
@@ -878,21 +879,21 @@ impl State {
     }
 
     fn count_customer(&mut self, event_id: EventId, customer: &CustomerKey, n: u32) {
-        if self.events[&event_id].details.per_customer_max.is_some() {
-            *self
-                .customer_counts
-                .entry((event_id, customer.clone()))
-                .or_insert(0) += n;
-        }
+        *self
+            .customer_counts
+            .entry((event_id, customer.clone()))
+            .or_insert(0) += n;
     }
 
     fn uncount_customer(&mut self, event_id: EventId, customer: &CustomerKey, n: u32) {
         let key = (event_id, customer.clone());
-        if let Some(count) = self.customer_counts.get_mut(&key) {
-            *count = count.saturating_sub(n);
-            if *count == 0 {
-                self.customer_counts.remove(&key);
-            }
+        let count = self
+            .customer_counts
+            .get_mut(&key)
+            .expect("counted when sold or held");
+        *count -= n;
+        if *count == 0 {
+            self.customer_counts.remove(&key);
         }
     }
 

@@ -1,0 +1,1104 @@
+//! Example-based tests of the domain rules: each test builds a small world through
+//! `State::apply_batch`, checks the outcomes of a few commands and runs
+//! `State::check_invariants` after every batch.
+
+use tix_core::{
+    Admitted, Batch, CheckInRejection, Command, CustomerKey, EventDetails, EventId, EventRejection,
+    HoldId, HoldPlaced, HoldRequest, IdempotencyKey, Inventory, InventorySpec, Limits,
+    OrderConfirmed, Outcome, Refunded, Rejection, Replayable, Role, Sale, SeatState, State,
+    TicketId, TicketStatus, UserId, UserRejection, Venue,
+};
+
+/// Log time at the start of every test.
+const START_MS: u64 = 1_700_000_000_000;
+const MINUTE_MS: u64 = 60_000;
+const HOUR_MS: u64 = 60 * MINUTE_MS;
+const DAY_MS: u64 = 24 * HOUR_MS;
+const PRICE_CENTS: u64 = 2_500;
+const BOX_OFFICE: &str = "box-office";
+
+/// Returns event details starting in 30 days, refundable, at `PRICE_CENTS`.
+fn details(per_customer_max: Option<u32>) -> EventDetails {
+    EventDetails {
+        name: "Concert".into(),
+        description: "A test event.".into(),
+        starts_at_ms: (START_MS + 30 * DAY_MS) as i64,
+        venue: Venue {
+            name: "Hall".into(),
+            lat: 52.52,
+            lon: 13.405,
+        },
+        price_cents: PRICE_CENTS,
+        currency: "EUR".into(),
+        refundable: true,
+        per_customer_max,
+    }
+}
+
+fn unnumbered(capacity: u32) -> InventorySpec {
+    InventorySpec::Unnumbered { capacity }
+}
+
+fn numbered(seats: u32, blocked: &[u32]) -> InventorySpec {
+    InventorySpec::Numbered {
+        seats,
+        seats_per_row: None,
+        blocked: blocked.to_vec(),
+    }
+}
+
+fn batch(time_ms: u64, commands: Vec<Command>) -> Batch {
+    Batch { time_ms, commands }
+}
+
+fn key(client_id: &str, request_id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(client_id, request_id)
+}
+
+fn client(name: &str) -> CustomerKey {
+    CustomerKey::Client(name.into())
+}
+
+/// A state plus the log time of the next batch; every batch is followed by an invariant check.
+struct World {
+    state: State,
+    now_ms: u64,
+    organizer: UserId,
+}
+
+impl World {
+    fn new() -> World {
+        World::with_limits(Limits::default())
+    }
+
+    fn with_limits(limits: Limits) -> World {
+        let state = State::new(limits);
+        let mut world = World {
+            state,
+            now_ms: START_MS,
+            organizer: UserId(0),
+        };
+        world.organizer = world.user_with_role("organizer", Role::Organizer);
+        world
+    }
+
+    fn apply(&mut self, commands: Vec<Command>) -> Vec<Outcome> {
+        let outcomes = self.state.apply_batch(&batch(self.now_ms, commands));
+        self.state
+            .check_invariants()
+            .expect("invariants hold after every batch");
+        outcomes
+    }
+
+    fn run(&mut self, command: Command) -> Outcome {
+        let mut outcomes = self.apply(vec![command]);
+        assert_eq!(outcomes.len(), 1, "one outcome per command");
+        outcomes.remove(0)
+    }
+
+    /// Applies an empty batch at `time_ms`, which expires whatever is due.
+    fn advance_to(&mut self, time_ms: u64) {
+        self.now_ms = time_ms;
+        assert!(self.apply(Vec::new()).is_empty());
+    }
+
+    fn user_with_role(&mut self, username: &str, role: Role) -> UserId {
+        let command = Command::CreateUser {
+            username: username.into(),
+            password_hash: "hash".into(),
+            role,
+        };
+        match self.run(command) {
+            Outcome::User(Ok(id)) => id,
+            other => panic!("creating {username}: {other:?}"),
+        }
+    }
+
+    fn user(&mut self, username: &str) -> UserId {
+        self.user_with_role(username, Role::Attendee)
+    }
+
+    fn event(&mut self, details: EventDetails, inventory: InventorySpec) -> EventId {
+        let command = Command::CreateEvent {
+            organizer: self.organizer,
+            details,
+            inventory,
+        };
+        match self.run(command) {
+            Outcome::Event(Ok((id, 1))) => id,
+            other => panic!("creating an event: {other:?}"),
+        }
+    }
+
+    /// Sells one ticket to `customer` under the key (`customer`'s name, `request_id`).
+    fn buy_as(
+        &mut self,
+        event_id: EventId,
+        customer: &CustomerKey,
+        request_id: &str,
+        seat: Option<u32>,
+    ) -> Replayable<Result<Sale, Rejection>> {
+        let client_id = match customer {
+            CustomerKey::User(id) => format!("user-{id}"),
+            CustomerKey::Client(name) => name.clone(),
+        };
+        let key = key(&client_id, request_id);
+        let command = Command::Purchase {
+            event_id,
+            key,
+            customer: customer.clone(),
+            seat,
+        };
+        match self.run(command) {
+            Outcome::Purchase(answer) => answer,
+            other => panic!("purchase answered {other:?}"),
+        }
+    }
+
+    /// Sells one ticket at the box office and returns the fresh (not replayed) result.
+    fn buy(
+        &mut self,
+        event_id: EventId,
+        request_id: &str,
+        seat: Option<u32>,
+    ) -> Result<Sale, Rejection> {
+        let answer = self.buy_as(event_id, &client(BOX_OFFICE), request_id, seat);
+        assert!(!answer.replayed, "request {request_id} was not sent before");
+        answer.result
+    }
+
+    fn hold_keyed(
+        &mut self,
+        event_id: EventId,
+        customer: UserId,
+        key: IdempotencyKey,
+        request: HoldRequest,
+        ttl_ms: u64,
+    ) -> Replayable<Result<HoldPlaced, Rejection>> {
+        let command = Command::PlaceHold {
+            event_id,
+            key,
+            customer,
+            request,
+            ttl_ms,
+        };
+        match self.run(command) {
+            Outcome::Hold(answer) => answer,
+            other => panic!("hold answered {other:?}"),
+        }
+    }
+
+    /// Places a hold under a new key and returns the fresh result.
+    fn hold(
+        &mut self,
+        event_id: EventId,
+        customer: UserId,
+        request_id: &str,
+        request: HoldRequest,
+        ttl_ms: u64,
+    ) -> Result<HoldPlaced, Rejection> {
+        let key = key(&format!("user-{customer}"), request_id);
+        let answer = self.hold_keyed(event_id, customer, key, request, ttl_ms);
+        assert!(!answer.replayed, "request {request_id} was not sent before");
+        answer.result
+    }
+
+    fn confirm(&mut self, hold_id: HoldId, customer: UserId) -> Result<OrderConfirmed, Rejection> {
+        let payment_ref = format!("pay-{hold_id}");
+        match self.run(Command::ConfirmHold {
+            hold_id,
+            customer,
+            payment_ref,
+        }) {
+            Outcome::Confirm(result) => result,
+            other => panic!("confirm answered {other:?}"),
+        }
+    }
+
+    fn release(&mut self, hold_id: HoldId, customer: UserId) -> Result<HoldId, Rejection> {
+        match self.run(Command::ReleaseHold { hold_id, customer }) {
+            Outcome::Release(result) => result,
+            other => panic!("release answered {other:?}"),
+        }
+    }
+
+    fn refund(
+        &mut self,
+        ticket_id: TicketId,
+        by: UserId,
+        override_policy: bool,
+    ) -> Result<Refunded, Rejection> {
+        match self.run(Command::Refund {
+            ticket_id,
+            by,
+            override_policy,
+        }) {
+            Outcome::Refund(result) => result,
+            other => panic!("refund answered {other:?}"),
+        }
+    }
+
+    fn check_in(&mut self, ticket_id: TicketId, by: UserId) -> Result<Admitted, CheckInRejection> {
+        match self.run(Command::CheckIn { ticket_id, by }) {
+            Outcome::CheckIn(result) => result,
+            other => panic!("check-in answered {other:?}"),
+        }
+    }
+
+    /// Buys one ticket for `customer` through a hold and a confirmation.
+    fn buy_through_hold(
+        &mut self,
+        event_id: EventId,
+        customer: UserId,
+        request_id: &str,
+    ) -> TicketId {
+        let hold = self.hold(
+            event_id,
+            customer,
+            request_id,
+            HoldRequest::Quantity(1),
+            MINUTE_MS,
+        );
+        let order = self.confirm(hold.expect("hold placed").hold_id, customer);
+        order.expect("hold confirmed").tickets[0]
+    }
+
+    fn inventory(&self, event_id: EventId) -> &Inventory {
+        &self.state.event(event_id).expect("event exists").inventory
+    }
+
+    fn seat(&self, event_id: EventId, seat: u32) -> Option<SeatState> {
+        self.inventory(event_id).seat(seat)
+    }
+}
+
+// An unnumbered event sells exactly its capacity: the last ticket sells, the next is SoldOut.
+#[test]
+fn unnumbered_event_sells_exactly_capacity_then_sold_out() {
+    let mut w = World::new();
+    let event = w.event(details(None), unnumbered(3));
+    for request in ["r1", "r2", "r3"] {
+        let sale = w.buy(event, request, None).expect("on sale");
+        assert_eq!(sale.seat, None);
+    }
+    assert_eq!(w.buy(event, "r4", None), Err(Rejection::SoldOut));
+    let inventory = w.inventory(event);
+    assert_eq!(
+        (inventory.sold(), inventory.held(), inventory.available()),
+        (3, 0, 0)
+    );
+    assert_eq!(w.state.sales(event).count(), 3);
+}
+
+// A seat given for a general-admission event is refused with SeatNotApplicable, nothing sells.
+#[test]
+fn seat_on_unnumbered_event_is_not_applicable() {
+    let mut w = World::new();
+    let event = w.event(details(None), unnumbered(3));
+    assert_eq!(
+        w.buy(event, "r1", Some(1)),
+        Err(Rejection::SeatNotApplicable)
+    );
+    assert_eq!(w.inventory(event).sold(), 0);
+}
+
+// Numbered seats: a sold or held seat is SeatTaken, 0 and N+1 are out of range, seat N sells,
+// and a blocked seat is SeatBlocked.
+#[test]
+fn numbered_seat_rejections() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), numbered(10, &[5]));
+    assert_eq!(
+        w.buy(event, "r1", Some(3)),
+        Ok(Sale {
+            ticket_id: TicketId(1),
+            seat: Some(3)
+        })
+    );
+    assert_eq!(
+        w.buy(event, "r2", Some(3)),
+        Err(Rejection::SeatTaken { seat: 3 })
+    );
+    w.hold(event, alice, "h1", HoldRequest::Seats(vec![4]), MINUTE_MS)
+        .expect("hold placed");
+    assert_eq!(
+        w.buy(event, "r3", Some(4)),
+        Err(Rejection::SeatTaken { seat: 4 })
+    );
+    assert_eq!(
+        w.buy(event, "r4", Some(0)),
+        Err(Rejection::SeatOutOfRange { seat: 0, seats: 10 })
+    );
+    assert_eq!(
+        w.buy(event, "r5", Some(11)),
+        Err(Rejection::SeatOutOfRange {
+            seat: 11,
+            seats: 10
+        })
+    );
+    assert_eq!(
+        w.buy(event, "r6", Some(5)),
+        Err(Rejection::SeatBlocked { seat: 5 })
+    );
+    assert_eq!(
+        w.buy(event, "r7", Some(10)).expect("last seat sells").seat,
+        Some(10)
+    );
+    let hold = w.hold(
+        event,
+        alice,
+        "h2",
+        HoldRequest::Seats(vec![6, 6]),
+        MINUTE_MS,
+    );
+    assert_eq!(hold, Err(Rejection::DuplicateSeat { seat: 6 }));
+}
+
+// Best available (seat None) takes the lowest free seat, skipping blocked, sold and held seats,
+// and a released seat is the next one picked.
+#[test]
+fn best_available_picks_lowest_free_seat() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), numbered(6, &[1]));
+    w.buy(event, "r1", Some(2)).expect("seat 2 sells");
+    let hold = w
+        .hold(event, alice, "h1", HoldRequest::Seats(vec![3]), MINUTE_MS)
+        .expect("held");
+    for (request, seat) in [("r2", 4), ("r3", 5), ("r4", 6)] {
+        assert_eq!(
+            w.buy(event, request, None).expect("a seat is free").seat,
+            Some(seat)
+        );
+    }
+    assert_eq!(w.buy(event, "r5", None), Err(Rejection::SoldOut));
+    w.release(hold.hold_id, alice).expect("own hold");
+    assert_eq!(
+        w.buy(event, "r6", None).expect("seat 3 is back").seat,
+        Some(3)
+    );
+    let best = w.hold(event, alice, "h2", HoldRequest::Quantity(1), MINUTE_MS);
+    assert_eq!(best, Err(Rejection::SoldOut));
+}
+
+// A hold lasts until its expiry by log time: one millisecond before, its seats are still held;
+// at the expiry the hold is removed, its seats sell again and confirming it is UnknownHold.
+#[test]
+fn hold_expires_by_log_time() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), numbered(4, &[]));
+    let hold = w
+        .hold(
+            event,
+            alice,
+            "h1",
+            HoldRequest::Seats(vec![1, 2]),
+            MINUTE_MS,
+        )
+        .expect("seats are free");
+    assert_eq!(hold.expires_at_ms, START_MS + MINUTE_MS);
+    assert_eq!((hold.quantity, hold.seats.clone()), (2, vec![1, 2]));
+
+    w.advance_to(hold.expires_at_ms - 1);
+    assert_eq!(w.seat(event, 1), Some(SeatState::Held(hold.hold_id)));
+    assert_eq!(
+        w.buy(event, "r1", Some(1)),
+        Err(Rejection::SeatTaken { seat: 1 })
+    );
+
+    w.advance_to(hold.expires_at_ms);
+    assert!(w.state.hold(hold.hold_id).is_none());
+    assert_eq!(w.state.holds_of(alice).count(), 0);
+    assert_eq!(w.seat(event, 1), Some(SeatState::Free));
+    assert_eq!(w.inventory(event).held(), 0);
+    assert_eq!(w.confirm(hold.hold_id, alice), Err(Rejection::UnknownHold));
+    assert_eq!(
+        w.buy(event, "r2", Some(1)).expect("seat 1 is back").seat,
+        Some(1)
+    );
+}
+
+// Confirming a hold creates one order with one ticket per held unit, charges price × quantity,
+// sells the held inventory, and the hold cannot be confirmed twice.
+#[test]
+fn confirm_hold_creates_order_with_one_ticket_per_unit() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let general = w.event(details(None), unnumbered(10));
+    let seated = w.event(details(None), numbered(6, &[]));
+
+    let hold = w
+        .hold(general, alice, "h1", HoldRequest::Quantity(3), MINUTE_MS)
+        .expect("held");
+    let order = w.confirm(hold.hold_id, alice).expect("live hold");
+    assert_eq!(order.tickets.len(), 3);
+    assert_eq!(order.total_cents, 3 * PRICE_CENTS);
+    let stored = w.state.order(order.order_id).expect("order stored");
+    assert_eq!((stored.customer, &stored.tickets), (alice, &order.tickets));
+    assert_eq!(stored.payment_ref, format!("pay-{}", hold.hold_id));
+    for ticket_id in &order.tickets {
+        let ticket = w.state.ticket(*ticket_id).expect("ticket stored");
+        assert_eq!(ticket.order_id, Some(order.order_id));
+        assert_eq!(ticket.price_cents, PRICE_CENTS);
+        assert_eq!(ticket.customer, CustomerKey::User(alice));
+    }
+    let inventory = w.inventory(general);
+    assert_eq!(
+        (inventory.sold(), inventory.held(), inventory.available()),
+        (3, 0, 7)
+    );
+    assert_eq!(w.confirm(hold.hold_id, alice), Err(Rejection::UnknownHold));
+
+    let seats = HoldRequest::Seats(vec![2, 4]);
+    let hold = w.hold(seated, alice, "h2", seats, MINUTE_MS).expect("held");
+    let order = w.confirm(hold.hold_id, alice).expect("live hold");
+    assert_eq!(order.total_cents, 2 * PRICE_CENTS);
+    let sold: Vec<_> = order
+        .tickets
+        .iter()
+        .map(|t| w.state.ticket(*t).unwrap().seat)
+        .collect();
+    assert_eq!(sold, vec![Some(2), Some(4)]);
+    assert_eq!(w.seat(seated, 2), Some(SeatState::Sold(order.tickets[0])));
+    assert_eq!(w.seat(seated, 4), Some(SeatState::Sold(order.tickets[1])));
+}
+
+// Only the holder may release or confirm a hold: another user gets NotYours and the hold stays;
+// after the holder releases it, it is gone (UnknownHold) and its seats are free.
+#[test]
+fn release_hold_by_another_user_is_not_yours() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let event = w.event(details(None), numbered(4, &[]));
+    let hold = w
+        .hold(event, alice, "h1", HoldRequest::Quantity(2), MINUTE_MS)
+        .expect("held");
+    assert_eq!(w.release(hold.hold_id, bob), Err(Rejection::NotYours));
+    assert_eq!(w.confirm(hold.hold_id, bob), Err(Rejection::NotYours));
+    assert!(w.state.hold(hold.hold_id).is_some());
+
+    assert_eq!(w.release(hold.hold_id, alice), Ok(hold.hold_id));
+    assert_eq!(w.release(hold.hold_id, alice), Err(Rejection::UnknownHold));
+    assert_eq!(w.seat(event, 1), Some(SeatState::Free));
+    assert_eq!(w.inventory(event).available(), 4);
+}
+
+// A refund puts the seat back on sale and returns the price and payment reference; refunding
+// the same ticket again is AlreadyRefunded.
+#[test]
+fn refund_puts_seat_back_and_twice_is_already_refunded() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), numbered(3, &[]));
+    let hold = w
+        .hold(event, alice, "h1", HoldRequest::Seats(vec![2]), MINUTE_MS)
+        .expect("held");
+    let ticket = w.confirm(hold.hold_id, alice).expect("confirmed").tickets[0];
+
+    let refunded = w
+        .refund(ticket, alice, false)
+        .expect("refundable before the start");
+    let payment_ref = Some(format!("pay-{}", hold.hold_id));
+    assert_eq!(
+        refunded,
+        Refunded {
+            ticket_id: ticket,
+            amount_cents: PRICE_CENTS,
+            payment_ref
+        }
+    );
+    assert_eq!(w.seat(event, 2), Some(SeatState::Free));
+    let status = &w.state.ticket(ticket).unwrap().status;
+    assert_eq!(*status, TicketStatus::Refunded { at_ms: START_MS });
+    assert_eq!(w.state.sales(event).count(), 0);
+    assert_eq!(
+        w.refund(ticket, alice, false),
+        Err(Rejection::AlreadyRefunded)
+    );
+    assert_eq!(
+        w.refund(ticket, w.organizer, true),
+        Err(Rejection::AlreadyRefunded)
+    );
+
+    assert_eq!(
+        w.buy(event, "r1", Some(2)).expect("seat 2 is back").seat,
+        Some(2)
+    );
+    let box_office = w.state.sales(event).next().unwrap().id;
+    let refunded = w
+        .refund(box_office, w.organizer, true)
+        .expect("organizer override");
+    assert_eq!(refunded.payment_ref, None);
+}
+
+// Attendees may refund their own tickets only before the start and only on refundable events
+// (else NotRefundable) and not other people's (NotYours); override_policy=true is allowed.
+#[test]
+fn attendee_refund_follows_policy_and_override_is_allowed() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let starts_at_ms = START_MS + HOUR_MS;
+    let soon = EventDetails {
+        starts_at_ms: starts_at_ms as i64,
+        ..details(None)
+    };
+    let event = w.event(soon, unnumbered(10));
+    let tickets: Vec<TicketId> = (0..3)
+        .map(|i| w.buy_through_hold(event, alice, &format!("h{i}")))
+        .collect();
+
+    assert_eq!(w.refund(tickets[0], bob, false), Err(Rejection::NotYours));
+    w.advance_to(starts_at_ms - 1);
+    assert!(
+        w.refund(tickets[0], alice, false).is_ok(),
+        "one millisecond before the start"
+    );
+    w.advance_to(starts_at_ms);
+    assert_eq!(
+        w.refund(tickets[1], alice, false),
+        Err(Rejection::NotRefundable)
+    );
+    assert!(w.refund(tickets[1], w.organizer, true).is_ok());
+
+    let final_sale = EventDetails {
+        refundable: false,
+        ..details(None)
+    };
+    let strict = w.event(final_sale, unnumbered(10));
+    let ticket = w.buy_through_hold(strict, alice, "h-strict");
+    assert_eq!(
+        w.refund(ticket, alice, false),
+        Err(Rejection::NotRefundable)
+    );
+    assert!(w.refund(ticket, alice, true).is_ok());
+}
+
+// Check-in admits a ticket once; the second scan is AlreadyAdmitted with the first time and
+// staff member; a refunded ticket is Refunded, an admitted one cannot be refunded.
+#[test]
+fn check_in_admits_once() {
+    let mut w = World::new();
+    let staff = w.user_with_role("door", Role::Staff);
+    let other_staff = w.user_with_role("door-2", Role::Staff);
+    let event = w.event(details(None), unnumbered(10));
+    let ticket = w.buy(event, "r1", None).expect("on sale").ticket_id;
+    let refunded = w.buy(event, "r2", None).expect("on sale").ticket_id;
+
+    w.advance_to(START_MS + 5 * MINUTE_MS);
+    let admitted = Admitted {
+        ticket_id: ticket,
+        at_ms: START_MS + 5 * MINUTE_MS,
+    };
+    assert_eq!(w.check_in(ticket, staff), Ok(admitted.clone()));
+    w.advance_to(START_MS + 6 * MINUTE_MS);
+    let again = CheckInRejection::AlreadyAdmitted {
+        at_ms: admitted.at_ms,
+        by: staff,
+    };
+    assert_eq!(w.check_in(ticket, other_staff), Err(again));
+    assert_eq!(
+        w.refund(ticket, w.organizer, true),
+        Err(Rejection::AlreadyCheckedIn)
+    );
+
+    w.refund(refunded, w.organizer, true)
+        .expect("organizer override");
+    assert_eq!(w.check_in(refunded, staff), Err(CheckInRejection::Refunded));
+    assert_eq!(
+        w.check_in(TicketId(99), staff),
+        Err(CheckInRejection::UnknownTicket)
+    );
+}
+
+// per_customer_max counts tickets and held units together: reaching the max is accepted, one
+// more (by purchase or hold) is CustomerLimit; other customers and refunds free the quota.
+#[test]
+fn per_customer_max_from_both_sides() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let event = w.event(details(Some(3)), unnumbered(100));
+    let as_alice = CustomerKey::User(alice);
+
+    w.hold(event, alice, "h1", HoldRequest::Quantity(2), MINUTE_MS)
+        .expect("2 of 3");
+    let third = w
+        .buy_as(event, &as_alice, "r1", None)
+        .result
+        .expect("3 of 3 is the max");
+    let limit = Rejection::CustomerLimit { max: 3 };
+    assert_eq!(
+        w.buy_as(event, &as_alice, "r2", None).result,
+        Err(limit.clone())
+    );
+    assert_eq!(
+        w.hold(event, alice, "h2", HoldRequest::Quantity(1), MINUTE_MS),
+        Err(limit.clone())
+    );
+    let bob_hold = w.hold(event, bob, "h1", HoldRequest::Quantity(3), MINUTE_MS);
+    assert!(bob_hold.is_ok(), "bob has his own quota");
+
+    w.refund(third.ticket_id, alice, false).expect("refundable");
+    assert!(
+        w.buy_as(event, &as_alice, "r3", None).result.is_ok(),
+        "the refund freed one"
+    );
+    let box_office = client(BOX_OFFICE);
+    for request in ["b1", "b2", "b3"] {
+        assert!(w.buy_as(event, &box_office, request, None).result.is_ok());
+    }
+    assert_eq!(w.buy_as(event, &box_office, "b4", None).result, Err(limit));
+}
+
+// seats_per_order_max bounds one hold: the max is accepted, one more (or zero) is BadQuantity.
+#[test]
+fn seats_per_order_max_from_both_sides() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let bob = w.user("bob");
+    let general = w.event(details(None), unnumbered(100));
+    let seated = w.event(details(None), numbered(20, &[]));
+    let max = w.state.limits().seats_per_order_max;
+    assert_eq!(max, 10);
+
+    let placed = w.hold(general, alice, "h1", HoldRequest::Quantity(max), MINUTE_MS);
+    assert_eq!(placed.expect("the max is accepted").quantity, max);
+    let over = Err(Rejection::BadQuantity {
+        quantity: max + 1,
+        max,
+    });
+    assert_eq!(
+        w.hold(
+            general,
+            alice,
+            "h2",
+            HoldRequest::Quantity(max + 1),
+            MINUTE_MS
+        ),
+        over
+    );
+    let zero = Err(Rejection::BadQuantity { quantity: 0, max });
+    assert_eq!(
+        w.hold(general, alice, "h3", HoldRequest::Quantity(0), MINUTE_MS),
+        zero
+    );
+
+    let seats = |n: u32| HoldRequest::Seats((1..=n).collect());
+    assert!(w.hold(seated, bob, "h1", seats(max), MINUTE_MS).is_ok());
+    assert_eq!(w.hold(seated, bob, "h2", seats(max + 1), MINUTE_MS), over);
+    assert_eq!(
+        w.hold(seated, bob, "h3", HoldRequest::Seats(Vec::new()), MINUTE_MS),
+        zero
+    );
+}
+
+// holds_per_customer_max bounds a customer's active holds: the max is accepted, one more is
+// CustomerLimit, and releasing one makes room again.
+#[test]
+fn holds_per_customer_max_from_both_sides() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), unnumbered(100));
+    let max = w.state.limits().holds_per_customer_max;
+    assert_eq!(max, 5);
+    let holds: Vec<HoldPlaced> = (0..max)
+        .map(|i| {
+            w.hold(
+                event,
+                alice,
+                &format!("h{i}"),
+                HoldRequest::Quantity(1),
+                MINUTE_MS,
+            )
+        })
+        .map(|placed| placed.expect("within the limit"))
+        .collect();
+    let over = w.hold(event, alice, "h-over", HoldRequest::Quantity(1), MINUTE_MS);
+    assert_eq!(over, Err(Rejection::CustomerLimit { max }));
+
+    w.release(holds[0].hold_id, alice).expect("own hold");
+    assert!(
+        w.hold(event, alice, "h-again", HoldRequest::Quantity(1), MINUTE_MS)
+            .is_ok()
+    );
+}
+
+// The hold TTL must be 1..=hold_ttl_ms_max: 0 and the max + 1 are BadTtl, the max is accepted.
+#[test]
+fn hold_ttl_limits() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), unnumbered(100));
+    let max_ms = w.state.limits().hold_ttl_ms_max;
+    let bad = Err(Rejection::BadTtl { max_ms });
+    assert_eq!(w.hold(event, alice, "h1", HoldRequest::Quantity(1), 0), bad);
+    assert_eq!(
+        w.hold(event, alice, "h2", HoldRequest::Quantity(1), max_ms + 1),
+        bad
+    );
+    let placed = w.hold(event, alice, "h3", HoldRequest::Quantity(1), max_ms);
+    assert_eq!(
+        placed.expect("the max is accepted").expires_at_ms,
+        START_MS + max_ms
+    );
+    let shortest = w.hold(event, alice, "h4", HoldRequest::Quantity(1), 1);
+    assert_eq!(
+        shortest.expect("1 ms is accepted").expires_at_ms,
+        START_MS + 1
+    );
+}
+
+// key_bytes_max bounds both parts of an idempotency key: 128 bytes sell, 129 bytes or an empty
+// part are BadKey, and a BadKey answer is not recorded.
+#[test]
+fn key_bytes_max_from_both_sides() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), unnumbered(100));
+    assert_eq!(w.state.limits().key_bytes_max, 128);
+    let purchase = |key: IdempotencyKey| Command::Purchase {
+        event_id: event,
+        key,
+        customer: client(BOX_OFFICE),
+        seat: None,
+    };
+    let (longest, too_long) = ("a".repeat(128), "a".repeat(129));
+
+    let sold = w.run(purchase(key(&longest, &longest)));
+    assert!(
+        matches!(sold, Outcome::Purchase(Replayable { result: Ok(_), .. })),
+        "{sold:?}"
+    );
+    assert_eq!(w.state.record_count(), 1);
+    let bad = Outcome::Purchase(Replayable {
+        replayed: false,
+        result: Err(Rejection::BadKey),
+    });
+    for bad_key in [
+        key(&too_long, "r1"),
+        key("c1", &too_long),
+        key("", "r1"),
+        key("c1", ""),
+    ] {
+        assert_eq!(w.run(purchase(bad_key)), bad);
+    }
+    let hold = w.hold_keyed(
+        event,
+        alice,
+        key(&too_long, "r1"),
+        HoldRequest::Quantity(1),
+        1,
+    );
+    assert_eq!(hold.result, Err(Rejection::BadKey));
+    assert_eq!(w.state.record_count(), 1, "BadKey answers are not recorded");
+    assert_eq!(w.inventory(event).sold(), 1);
+}
+
+// The same key with the same parameters replays the recorded answer and sells nothing; with
+// other parameters it is KeyReused; keys are scoped per event.
+#[test]
+fn replay_returns_recorded_answer_and_reuse_is_rejected() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), numbered(10, &[]));
+    let other_event = w.event(details(None), numbered(10, &[]));
+    let box_office = client(BOX_OFFICE);
+
+    let first = w.buy_as(event, &box_office, "r1", Some(3));
+    let sale = first.result.clone().expect("seat 3 is free");
+    let replay = w.buy_as(event, &box_office, "r1", Some(3));
+    assert_eq!(
+        replay,
+        Replayable {
+            replayed: true,
+            result: Ok(sale)
+        }
+    );
+    assert_eq!(w.state.sales(event).count(), 1, "a replay sells nothing");
+    let reused = Replayable {
+        replayed: false,
+        result: Err(Rejection::KeyReused),
+    };
+    assert_eq!(w.buy_as(event, &box_office, "r1", Some(4)), reused);
+    assert_eq!(w.buy_as(event, &box_office, "r1", None), reused);
+    let same_key = Command::Purchase {
+        event_id: event,
+        key: key(BOX_OFFICE, "r1"),
+        customer: client("someone-else"),
+        seat: Some(3),
+    };
+    assert_eq!(w.run(same_key), Outcome::Purchase(reused.clone()));
+    assert!(
+        w.buy_as(other_event, &box_office, "r1", Some(3))
+            .result
+            .is_ok(),
+        "per event"
+    );
+
+    let hold_key = key("shop", "h1");
+    let request = HoldRequest::Seats(vec![5]);
+    let placed = w.hold_keyed(event, alice, hold_key.clone(), request.clone(), MINUTE_MS);
+    let replay = w.hold_keyed(event, alice, hold_key.clone(), request, MINUTE_MS);
+    assert_eq!(
+        replay,
+        Replayable {
+            replayed: true,
+            result: placed.result
+        }
+    );
+    assert_eq!(w.state.holds_of(alice).count(), 1, "a replay holds nothing");
+    let other = w.hold_keyed(
+        event,
+        alice,
+        hold_key.clone(),
+        HoldRequest::Quantity(1),
+        MINUTE_MS,
+    );
+    assert_eq!(
+        other,
+        Replayable {
+            replayed: false,
+            result: Err(Rejection::KeyReused)
+        }
+    );
+    let purchase = Command::Purchase {
+        event_id: event,
+        key: hold_key,
+        customer: box_office,
+        seat: None,
+    };
+    assert_eq!(w.run(purchase), Outcome::Purchase(reused));
+}
+
+// A rejection is recorded like a sale: replaying a SoldOut request after a refund still answers
+// SoldOut (replayed), while a new request id sells the freed ticket.
+#[test]
+fn recorded_rejection_replays_as_is() {
+    let mut w = World::new();
+    let event = w.event(details(None), unnumbered(1));
+    let sale = w.buy(event, "r1", None).expect("on sale");
+    assert_eq!(w.buy(event, "r2", None), Err(Rejection::SoldOut));
+    w.refund(sale.ticket_id, w.organizer, true)
+        .expect("override");
+    let replay = w.buy_as(event, &client(BOX_OFFICE), "r2", None);
+    assert_eq!(
+        replay,
+        Replayable {
+            replayed: true,
+            result: Err(Rejection::SoldOut)
+        }
+    );
+    assert!(w.buy(event, "r3", None).is_ok());
+}
+
+// A purchase or hold for an event that does not exist is UnknownEvent and is not recorded.
+#[test]
+fn unknown_event_is_rejected_and_not_recorded() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    assert_eq!(w.buy(EventId(99), "r1", None), Err(Rejection::UnknownEvent));
+    assert_eq!(
+        w.buy(EventId(99), "r1", Some(1)),
+        Err(Rejection::UnknownEvent)
+    );
+    let hold = w.hold(
+        EventId(99),
+        alice,
+        "h1",
+        HoldRequest::Quantity(1),
+        MINUTE_MS,
+    );
+    assert_eq!(hold, Err(Rejection::UnknownEvent));
+    assert_eq!(w.state.record_count(), 0);
+}
+
+// Idempotency records live idempotency_retention_ms of log time: one millisecond before, the
+// key still replays; at the retention the record is dropped and the same key sells again.
+#[test]
+fn idempotency_records_expire_after_retention() {
+    let mut w = World::new();
+    let retention_ms = w.state.limits().idempotency_retention_ms;
+    let event = w.event(details(None), unnumbered(10));
+    let box_office = client(BOX_OFFICE);
+    let sale = w.buy(event, "r1", None).expect("on sale");
+    assert_eq!(w.state.record_count(), 1);
+
+    w.advance_to(START_MS + retention_ms - 1);
+    assert_eq!(w.state.record_count(), 1);
+    let replay = w.buy_as(event, &box_office, "r1", None);
+    assert_eq!(
+        replay,
+        Replayable {
+            replayed: true,
+            result: Ok(sale.clone())
+        }
+    );
+
+    w.advance_to(START_MS + retention_ms);
+    assert_eq!(w.state.record_count(), 0);
+    let again = w.buy_as(event, &box_office, "r1", None);
+    assert!(!again.replayed);
+    assert_ne!(again.result.expect("sells again").ticket_id, sale.ticket_id);
+    assert_eq!(w.state.record_count(), 1);
+    assert_eq!(w.state.sales(event).count(), 2);
+}
+
+// UpdateEvent with the current version bumps it; a stale version is VersionConflict naming the
+// current version; an unknown event is UnknownEvent.
+#[test]
+fn update_event_with_stale_version_conflicts() {
+    let mut w = World::new();
+    let event = w.event(details(None), unnumbered(10));
+    let renamed = EventDetails {
+        name: "Renamed".into(),
+        ..details(None)
+    };
+    let update = |expected_version: u64| Command::UpdateEvent {
+        event_id: event,
+        expected_version,
+        details: renamed.clone(),
+    };
+    assert_eq!(w.run(update(1)), Outcome::Event(Ok((event, 2))));
+    assert_eq!(w.state.event(event).unwrap().details.name, "Renamed");
+    let conflict = EventRejection::VersionConflict { current_version: 2 };
+    assert_eq!(w.run(update(1)), Outcome::Event(Err(conflict)));
+    assert_eq!(w.run(update(2)), Outcome::Event(Ok((event, 3))));
+    let unknown = Command::UpdateEvent {
+        event_id: EventId(99),
+        expected_version: 1,
+        details: details(None),
+    };
+    assert_eq!(
+        w.run(unknown),
+        Outcome::Event(Err(EventRejection::UnknownEvent))
+    );
+}
+
+// Setting per_customer_max on an event that already sold counts the earlier sales against it
+// (the counts exist for every event), and removing it again keeps the invariants.
+#[test]
+fn per_customer_max_added_after_sales_counts_earlier_sales() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), unnumbered(10));
+    let as_alice = CustomerKey::User(alice);
+    w.buy_as(event, &as_alice, "r1", None)
+        .result
+        .expect("no cap yet");
+    w.hold(event, alice, "h1", HoldRequest::Quantity(1), MINUTE_MS)
+        .expect("no cap yet");
+
+    let capped = Command::UpdateEvent {
+        event_id: event,
+        expected_version: 1,
+        details: details(Some(2)),
+    };
+    assert_eq!(w.run(capped), Outcome::Event(Ok((event, 2))));
+    let limit = Err(Rejection::CustomerLimit { max: 2 });
+    assert_eq!(w.buy_as(event, &as_alice, "r2", None).result, limit);
+
+    let uncapped = Command::UpdateEvent {
+        event_id: event,
+        expected_version: 2,
+        details: details(None),
+    };
+    assert_eq!(w.run(uncapped), Outcome::Event(Ok((event, 3))));
+    assert!(w.buy_as(event, &as_alice, "r3", None).result.is_ok());
+    let recapped = Command::UpdateEvent {
+        event_id: event,
+        expected_version: 3,
+        details: details(Some(3)),
+    };
+    assert_eq!(w.run(recapped), Outcome::Event(Ok((event, 4))));
+    assert_eq!(
+        w.buy_as(event, &as_alice, "r4", None).result,
+        Err(Rejection::CustomerLimit { max: 3 })
+    );
+}
+
+// CreateUser with a username that is taken is UsernameTaken and creates no account.
+#[test]
+fn create_user_with_taken_username_is_rejected() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let again = Command::CreateUser {
+        username: "alice".into(),
+        password_hash: "other".into(),
+        role: Role::Admin,
+    };
+    assert_eq!(
+        w.run(again),
+        Outcome::User(Err(UserRejection::UsernameTaken))
+    );
+    assert_eq!(w.state.user_count(), 2, "the organizer and alice");
+    assert_eq!(
+        w.state.user_by_name("alice").map(|u| (u.id, u.role)),
+        Some((alice, Role::Attendee))
+    );
+}
+
+// Sessions end by log time: a reader's clock at or past the expiry hides the session, the
+// first batch at the expiry removes it, an already-expired session is never stored, and
+// EndSession removes one.
+#[test]
+fn sessions_expire_by_log_time() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let expires_at_ms = START_MS + HOUR_MS;
+    let create = |token_hash: &str, expires_at_ms: u64| Command::CreateSession {
+        token_hash: token_hash.into(),
+        user_id: alice,
+        expires_at_ms,
+    };
+    assert_eq!(w.run(create("t1", expires_at_ms)), Outcome::Session);
+    assert_eq!(w.run(create("t2", expires_at_ms)), Outcome::Session);
+    assert_eq!(
+        w.state.session("t1", START_MS).map(|s| s.user_id),
+        Some(alice)
+    );
+    assert!(
+        w.state.session("t1", expires_at_ms).is_none(),
+        "the reader's clock is ahead"
+    );
+
+    w.advance_to(expires_at_ms - 1);
+    assert!(w.state.session("t1", 0).is_some());
+    assert_eq!(
+        w.run(Command::EndSession {
+            token_hash: "t2".into()
+        }),
+        Outcome::Session
+    );
+    assert!(w.state.session("t2", 0).is_none());
+
+    w.advance_to(expires_at_ms);
+    assert!(
+        w.state.session("t1", 0).is_none(),
+        "log time passed the expiry"
+    );
+    w.run(create("t3", expires_at_ms));
+    assert!(
+        w.state.session("t3", 0).is_none(),
+        "an expired session is not stored"
+    );
+}
+
+// Log time never moves backwards: a batch stamped earlier than log time applies at log time,
+// so a hold placed in it expires relative to the later time.
+#[test]
+fn log_time_never_moves_backwards() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), unnumbered(10));
+    w.advance_to(START_MS + HOUR_MS);
+    w.now_ms = START_MS;
+    let hold = w
+        .hold(event, alice, "h1", HoldRequest::Quantity(1), MINUTE_MS)
+        .expect("held");
+    assert_eq!(w.state.now_ms(), START_MS + HOUR_MS);
+    assert_eq!(hold.expires_at_ms, START_MS + HOUR_MS + MINUTE_MS);
+}

@@ -1,0 +1,307 @@
+//! Accounts and sessions: sign-up, login, logout, the current user, and role changes.
+//!
+//! Passwords are hashed with argon2id (its defaults meet OWASP's recommendation) off the async
+//! threads. A login creates a 256-bit random bearer token; only its SHA-256 is replicated, with an
+//! expiry by log time, so logout and expiry work the same on every node. Failed logins are
+//! counted per username and refused with 429 past a limit.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tix_core::{Command, Outcome, Role, UserId, UserRejection};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Caller, token_hash};
+use crate::views;
+use crate::AppState;
+
+/// Shortest accepted password.
+pub const PASSWORD_CHARS_MIN: usize = 8;
+/// Longest accepted password (argon2 cost is per byte; bound it).
+pub const PASSWORD_CHARS_MAX: usize = 128;
+/// Username length bounds.
+pub const USERNAME_CHARS_MIN: usize = 3;
+/// Username length bounds.
+pub const USERNAME_CHARS_MAX: usize = 32;
+
+/// Routes under `/api/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/signup", post(signup))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/me", get(me))
+        .route("/users/{id}/role", put(set_role))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignupBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: String,
+}
+
+/// Checks a username: 3 to 32 letters, digits, `_`, `-` or `.`.
+pub fn validate_username(username: &str) -> Result<(), ApiError> {
+    let n = username.chars().count();
+    if !(USERNAME_CHARS_MIN..=USERNAME_CHARS_MAX).contains(&n) {
+        return Err(ApiError::invalid(
+            "username",
+            format!("must be {USERNAME_CHARS_MIN} to {USERNAME_CHARS_MAX} characters"),
+        ));
+    }
+    if !username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err(ApiError::invalid("username", "may contain only letters, digits, _ - ."));
+    }
+    Ok(())
+}
+
+/// Checks a password: 8 to 128 characters, not all the same character, not all digits.
+pub fn validate_password(password: &str, username: &str) -> Result<(), ApiError> {
+    let n = password.chars().count();
+    if n < PASSWORD_CHARS_MIN {
+        return Err(ApiError::invalid(
+            "password",
+            format!("too short: at least {PASSWORD_CHARS_MIN} characters"),
+        ));
+    }
+    if n > PASSWORD_CHARS_MAX {
+        return Err(ApiError::invalid(
+            "password",
+            format!("too long: at most {PASSWORD_CHARS_MAX} characters"),
+        ));
+    }
+    let first = password.chars().next().unwrap_or_default();
+    if password.chars().all(|c| c == first) || password.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ApiError::invalid("password", "too weak: mix letters and other characters"));
+    }
+    if password.eq_ignore_ascii_case(username) {
+        return Err(ApiError::invalid("password", "too weak: must differ from the username"));
+    }
+    Ok(())
+}
+
+/// Parses a role name.
+pub fn parse_role(name: &str) -> Option<Role> {
+    match name {
+        "attendee" => Some(Role::Attendee),
+        "organizer" => Some(Role::Organizer),
+        "staff" => Some(Role::Staff),
+        "admin" => Some(Role::Admin),
+        _ => None,
+    }
+}
+
+/// Hashes a password with argon2id on a blocking thread.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// Verifies a password against a stored hash on a blocking thread. Without a hash (unknown
+/// user) it verifies against a dummy hash and fails, spending the same time as a real check so
+/// usernames cannot be probed by timing.
+async fn verify_password(password: String, hash: Option<String>) -> bool {
+    static DUMMY_HASH: OnceLock<String> = OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let dummy = DUMMY_HASH.get_or_init(|| {
+            let hash = Argon2::default().hash_password(b"not-a-real-password");
+            hash.map(|h| h.to_string()).unwrap_or_default()
+        });
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), hash.as_deref().unwrap_or(dummy))
+            .is_ok();
+        ok && hash.is_some()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Creates an account through the log; returns its id.
+pub async fn create_user(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    role: Role,
+) -> Result<UserId, ApiError> {
+    let password_hash = hash_password(password.to_owned()).await?;
+    let command = Command::CreateUser { username: username.to_owned(), password_hash, role };
+    match state.node.propose(command).await? {
+        Outcome::User(Ok(id)) => Ok(id),
+        Outcome::User(Err(UserRejection::UsernameTaken)) => Err(ApiError::UsernameTaken),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignupBody>,
+) -> Result<Response, ApiError> {
+    validate_username(&body.username)?;
+    validate_password(&body.password, &body.username)?;
+    // Self-service accounts are attendees or organizers; staff and admin are granted by an admin.
+    let role = match body.role.as_deref() {
+        None | Some("attendee") => Role::Attendee,
+        Some("organizer") => Role::Organizer,
+        Some(_) => {
+            return Err(ApiError::invalid("role", "must be \"attendee\" or \"organizer\""));
+        }
+    };
+    let id = create_user(&state, &body.username, &body.password, role).await?;
+    let body = json!({"id": id, "username": body.username, "role": views::role_name(role)});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Verifies credentials and opens a session; returns the token and its expiry.
+pub async fn open_session(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<(String, u64, serde_json::Value), ApiError> {
+    if !state.login_limiter.allowed(username) {
+        return Err(ApiError::TooManyAttempts);
+    }
+    let found = {
+        let s = state.node.shared.read();
+        s.user_by_name(username).map(|u| (u.id, u.password_hash.clone(), views::user(u)))
+    };
+    let hash = found.as_ref().map(|(_, hash, _)| hash.clone());
+    let verified = verify_password(password.to_owned(), hash).await;
+    let Some((user_id, _, user)) = found.filter(|_| verified) else {
+        state.login_limiter.failed(username);
+        return Err(ApiError::BadCredentials);
+    };
+    let token = new_token();
+    let expires_at_ms = tix_raft::proposer::now_ms() + state.config.session_ttl_ms;
+    let command = Command::CreateSession { token_hash: token_hash(&token), user_id, expires_at_ms };
+    state.node.propose(command).await?;
+    Ok((token, expires_at_ms, user))
+}
+
+/// Returns a new 256-bit random token, hex encoded.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (token, expires_at_ms, user) = open_session(&state, &body.username, &body.password).await?;
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": views::rfc3339(expires_at_ms as i64),
+        "user": user,
+    })))
+}
+
+async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    state.node.propose(Command::EndSession { token_hash: caller.token_hash }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(caller: Caller) -> Json<serde_json::Value> {
+    Json(json!({
+        "id": caller.user_id,
+        "username": caller.username,
+        "role": views::role_name(caller.role),
+    }))
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    ApiJson(body): ApiJson<RoleBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden("only an admin may change roles"));
+    }
+    let role = parse_role(&body.role)
+        .ok_or_else(|| ApiError::invalid("role", "must be attendee, organizer, staff or admin"))?;
+    match state.node.propose(Command::SetRole { user_id: UserId(id), role }).await? {
+        Outcome::User(Ok(_)) => {}
+        Outcome::User(Err(_)) => return Err(ApiError::NotFound("user")),
+        other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+    let s = state.node.shared.read();
+    let user = s.user(UserId(id)).ok_or(ApiError::NotFound("user"))?;
+    Ok(Json(views::user(user)))
+}
+
+/// Counts failed logins per username in a sliding window (per node; a limit, not a ledger).
+pub struct LoginLimiter {
+    failures_max: u32,
+    window: Duration,
+    failures: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+/// The most usernames tracked at once; the oldest entries are dropped beyond it.
+const LIMITER_USERNAMES_MAX: usize = 100_000;
+
+impl LoginLimiter {
+    /// Returns a limiter allowing `failures_max` failures per `window_ms`.
+    pub fn new(failures_max: u32, window_ms: u64) -> Self {
+        Self {
+            failures_max,
+            window: Duration::from_millis(window_ms),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns false while a username is locked out.
+    pub fn allowed(&self, username: &str) -> bool {
+        let map = self.failures.lock().expect("poisoned");
+        match map.get(username) {
+            Some((since, count)) => since.elapsed() > self.window || *count < self.failures_max,
+            None => true,
+        }
+    }
+
+    /// Records a failed login.
+    pub fn failed(&self, username: &str) {
+        let mut map = self.failures.lock().expect("poisoned");
+        if map.len() >= LIMITER_USERNAMES_MAX {
+            let window = self.window;
+            map.retain(|_, (since, _)| since.elapsed() <= window);
+        }
+        let entry = map.entry(username.to_owned()).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() > self.window {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}

@@ -1,0 +1,282 @@
+//! The one place where errors become HTTP responses: `application/problem+json` (RFC 9457) with
+//! a stable `type`, a human `title` and `detail`, and the offending `field` where there is one.
+//!
+//! A 5xx body never reveals internals; its cause is logged here, once.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tix_core::Rejection;
+use tix_raft::ProposeError;
+
+/// Seconds a client should wait before retrying while the cluster has no leader.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON at all.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// A field is missing, of the wrong type or out of range.
+    #[error("{field}: {detail}")]
+    Invalid {
+        /// The JSON path of the field (`venue.lat`).
+        field: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// No or an expired bearer token.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Wrong username or password.
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// Too many failed logins.
+    #[error("too many failed logins; try again later")]
+    TooManyAttempts,
+    /// Authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such resource (or not visible to the caller).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The username is taken.
+    #[error("the username is already taken")]
+    UsernameTaken,
+    /// Someone else edited the event first.
+    #[error("the event was changed by someone else (now at version {current_version})")]
+    VersionConflict {
+        /// The version now stored.
+        current_version: u64,
+    },
+    /// The domain refused a sale, hold, confirmation or refund.
+    #[error("rejected: {}", .0.code())]
+    Rejected(Rejection),
+    /// The payment provider declined the card.
+    #[error("payment declined: {0}")]
+    PaymentDeclined(String),
+    /// A ticket was already admitted or cannot be admitted.
+    #[error("{detail}")]
+    CheckInRefused {
+        /// Stable reason (`already_admitted`, `refunded`).
+        reason: &'static str,
+        /// Human explanation.
+        detail: String,
+        /// Extra members (`at`, `by`).
+        extra: Map<String, Value>,
+    },
+    /// The cluster cannot commit right now (no leader, overloaded, shutting down).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or storage failure; details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Returns an `Invalid` error for a field.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::Invalid { field: field.to_owned(), detail: detail.into() }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UsernameTaken | ApiError::VersionConflict { .. } => StatusCode::CONFLICT,
+            ApiError::Rejected(r) => rejection_status(r),
+            ApiError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
+            ApiError::CheckInRefused { .. } => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::Invalid { .. } => "invalid_field",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::BadCredentials => "bad_credentials",
+            ApiError::TooManyAttempts => "too_many_attempts",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::UsernameTaken => "username_taken",
+            ApiError::VersionConflict { .. } => "version_conflict",
+            ApiError::Rejected(r) => r.code(),
+            ApiError::PaymentDeclined(_) => "payment_declined",
+            ApiError::CheckInRefused { reason, .. } => reason,
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "The request body is not valid JSON",
+            ApiError::Invalid { .. } => "A field is missing or invalid",
+            ApiError::Unauthenticated => "Authentication required",
+            ApiError::BadCredentials => "Wrong username or password",
+            ApiError::TooManyAttempts => "Too many attempts",
+            ApiError::Forbidden(_) => "Not allowed",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::UsernameTaken => "Username taken",
+            ApiError::VersionConflict { .. } => "Edited by someone else",
+            ApiError::Rejected(_) => "Request rejected",
+            ApiError::PaymentDeclined(_) => "Payment declined",
+            ApiError::CheckInRefused { .. } => "Not admitted",
+            ApiError::Unavailable(_) => "Temporarily unavailable",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+}
+
+/// The status of a domain rejection: conflicts with current state are 409, bad requests 422.
+fn rejection_status(r: &Rejection) -> StatusCode {
+    match r {
+        Rejection::UnknownEvent | Rejection::UnknownHold | Rejection::UnknownTicket => {
+            StatusCode::NOT_FOUND
+        }
+        Rejection::NotYours => StatusCode::FORBIDDEN,
+        Rejection::SeatOutOfRange { .. }
+        | Rejection::SeatNotApplicable
+        | Rejection::DuplicateSeat { .. }
+        | Rejection::BadQuantity { .. }
+        | Rejection::KeyReused
+        | Rejection::BadKey
+        | Rejection::BadTtl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Rejection::SoldOut
+        | Rejection::SeatTaken { .. }
+        | Rejection::SeatBlocked { .. }
+        | Rejection::CustomerLimit { .. }
+        | Rejection::HoldExpired
+        | Rejection::AlreadyRefunded
+        | Rejection::AlreadyCheckedIn
+        | Rejection::NotRefundable => StatusCode::CONFLICT,
+    }
+}
+
+/// Returns the human detail of a rejection.
+pub fn rejection_detail(r: &Rejection) -> String {
+    match r {
+        Rejection::UnknownEvent => "no such event".into(),
+        Rejection::SoldOut => "no tickets are left".into(),
+        Rejection::SeatTaken { seat } => format!("seat {seat} is already sold or held"),
+        Rejection::SeatOutOfRange { seat, seats } => {
+            format!("seat {seat} does not exist; seats are numbered 1 to {seats}")
+        }
+        Rejection::SeatBlocked { seat } => format!("seat {seat} is not for sale"),
+        Rejection::SeatNotApplicable => "this event has no numbered seats".into(),
+        Rejection::DuplicateSeat { seat } => format!("seat {seat} is listed twice"),
+        Rejection::BadQuantity { quantity, max } => {
+            format!("{quantity} tickets asked for; between 1 and {max} per order")
+        }
+        Rejection::CustomerLimit { max } => format!("at most {max} per customer"),
+        Rejection::KeyReused => {
+            "this client_id and request_id were used before with other parameters".into()
+        }
+        Rejection::BadKey => "client_id and request_id must be 1 to 128 bytes".into(),
+        Rejection::BadTtl { max_ms } => format!("hold time must be 1 to {max_ms} ms"),
+        Rejection::UnknownHold => "no such hold (expired, released or already paid)".into(),
+        Rejection::NotYours => "this belongs to someone else".into(),
+        Rejection::HoldExpired => "the hold expired before payment completed".into(),
+        Rejection::UnknownTicket => "no such ticket".into(),
+        Rejection::AlreadyRefunded => "the ticket was already refunded".into(),
+        Rejection::AlreadyCheckedIn => "the ticket was already used at the door".into(),
+        Rejection::NotRefundable => {
+            "the event's policy does not allow a refund (not refundable or already started)".into()
+        }
+    }
+}
+
+/// Builds a problem+json response body with the standard members and any extra ones.
+pub fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("type".into(), json!(format!("https://tix.invalid/problems/{kind}")));
+    body.insert("title".into(), json!(title));
+    body.insert("status".into(), json!(status.as_u16()));
+    body.insert("detail".into(), json!(detail));
+    body
+}
+
+/// Returns a response with a problem+json body.
+pub fn problem_response(status: StatusCode, body: Map<String, Value>) -> Response {
+    let mut response = (status, axum::Json(Value::Object(body))).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                "something went wrong on our side; it was logged".to_owned()
+            }
+            ApiError::Rejected(r) => rejection_detail(r),
+            other => other.to_string(),
+        };
+        let mut body = problem(status, self.kind(), self.title(), &detail);
+        match &self {
+            ApiError::Invalid { field, .. } => {
+                body.insert("field".into(), json!(field));
+            }
+            ApiError::VersionConflict { current_version } => {
+                body.insert("current_version".into(), json!(current_version));
+            }
+            ApiError::Rejected(r) => {
+                body.insert("outcome".into(), json!("rejected"));
+                body.insert("reason".into(), json!(r.code()));
+                if let Ok(Value::Object(extra)) = serde_json::to_value(r) {
+                    for (k, v) in extra.into_iter().filter(|(k, _)| k != "reason") {
+                        body.insert(k, v);
+                    }
+                }
+            }
+            ApiError::CheckInRefused { reason, extra, .. } => {
+                body.insert("reason".into(), json!(reason));
+                body.extend(extra.clone());
+            }
+            _ => {}
+        }
+        let mut response = problem_response(status, body);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(e: ProposeError) -> Self {
+        match e {
+            ProposeError::NotLeader { leader } => ApiError::Unavailable(match leader {
+                Some((id, node)) => format!("node {id} at {} is the leader", node.api_addr),
+                None => "no leader is elected right now".into(),
+            }),
+            ProposeError::Overloaded => ApiError::Unavailable("too many requests queued".into()),
+            ProposeError::Unavailable(detail) => ApiError::Unavailable(detail),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        ApiError::Rejected(r)
+    }
+}

@@ -1,0 +1,82 @@
+//! Operational endpoints: `/healthz`, Prometheus `/metrics`, the OpenAPI document and its
+//! browsable docs page (Swagger UI, served from the binary: no internet needed), plus the
+//! request-metrics middleware and the 404 fallback.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The OpenAPI document of the JSON API, maintained by hand beside the handlers and checked
+/// against the router by a test.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Routes at the root.
+pub fn routes() -> Router<AppState> {
+    let spec: utoipa::openapi::OpenApi =
+        serde_json::from_str(OPENAPI_JSON).expect("openapi.json is a valid OpenAPI document");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", spec))
+}
+
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let metrics = state.node.raft.metrics().borrow().clone();
+    Json(json!({
+        "status": "ok",
+        "node_id": state.node.id,
+        "leader_id": metrics.current_leader,
+        "term": metrics.current_term,
+        "last_applied": metrics.last_applied.map(|l| l.index),
+    }))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+        }
+        None => ApiError::NotFound("metrics recorder").into_response(),
+    }
+}
+
+/// Answers unknown paths with a problem+json 404.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("page")
+}
+
+/// Counts requests by route and status and records their latency.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    metrics::counter!(
+        "tix_http_requests_total",
+        "route" => route.clone(),
+        "method" => method,
+        "status" => status.as_u16().to_string()
+    )
+    .increment(1);
+    metrics::histogram!("tix_http_request_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        metrics::counter!("tix_http_unavailable_total").increment(1);
+    }
+    response
+}
