@@ -1,1 +1,6 @@
-//! placeholder
+//! Load generation and measurement against the tix HTTP API: a quick purchase benchmark
+//! ([`quick`]) and the helpers it is built from ([`client`], [`spawn`]).
+
+pub mod client;
+pub mod quick;
+pub mod spawn;

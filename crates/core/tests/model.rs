@@ -63,8 +63,8 @@ struct EventSpec {
     lon: f64,
 }
 
-/// One generated command. Holds and tickets are named relative to the newest one ("`back`
-/// before the last issued"), so that most references hit something that exists.
+/// One generated command. Holds and tickets are named relative to the newest ones, so that
+/// most references hit something that exists.
 #[derive(Debug, Clone)]
 enum Step {
     Purchase {
@@ -82,16 +82,28 @@ enum Step {
         what: HoldRequest,
         ttl_ms: u64,
     },
+    /// Sends the `back`-th most recent purchase or hold again, unchanged (a client's retry).
+    Retry {
+        back: usize,
+    },
+    /// `live`: the `back`-th newest live hold if any, else the `back`-th newest hold ever
+    /// placed. `owner`: sent by the holder when the hold is live, else by `user`.
     ReleaseHold {
         back: u64,
+        live: bool,
+        owner: bool,
         user: u8,
     },
     ConfirmHold {
         back: u64,
+        live: bool,
+        owner: bool,
         user: u8,
     },
+    /// `owner`: sent by the ticket's buyer when it was a signed-in user, else by `user`.
     Refund {
         back: u64,
+        owner: bool,
         user: u8,
         override_policy: bool,
     },
@@ -154,51 +166,67 @@ fn event_spec(numbered: bool) -> impl Strategy<Value = EventSpec> {
     )
 }
 
-/// One unnumbered event, one numbered event and sometimes a third of either kind.
+/// One unnumbered event, one numbered event and usually a third of either kind.
 fn world() -> impl Strategy<Value = Vec<EventSpec>> {
-    let third = option::of(any::<bool>().prop_flat_map(event_spec));
+    let third = option::weighted(0.7, any::<bool>().prop_flat_map(event_spec));
     (event_spec(false), event_spec(true), third)
         .prop_map(|(general, seated, third)| [general, seated].into_iter().chain(third).collect())
 }
 
 /// Mostly the two main events, sometimes the optional third and sometimes an unknown one.
 fn event_ref() -> impl Strategy<Value = u64> {
-    prop_oneof![4 => Just(1u64), 4 => Just(2), 1 => Just(3), 1 => Just(UNKNOWN_EVENT)]
+    prop_oneof![6 => Just(1u64), 6 => Just(2), 2 => Just(3), 1 => Just(UNKNOWN_EVENT)]
+}
+
+/// Client ids 0..=2 are valid; 3 is empty and 4 is longer than `KEY_BYTES_MAX`.
+fn client() -> impl Strategy<Value = u8> {
+    prop_oneof![14 => 0..=2u8, 1 => 3..=4u8]
 }
 
 /// A seat or best available; 0 and 11 are out of range for every generated event.
 fn seat() -> impl Strategy<Value = Option<u32>> {
-    prop_oneof![1 => Just(None), 3 => (0..=11u32).prop_map(Some)]
+    prop_oneof![2 => Just(None), 4 => (1..=10u32).prop_map(Some), 1 => Just(Some(0)), 1 => Just(Some(11))]
 }
 
 fn hold_request() -> impl Strategy<Value = HoldRequest> {
+    let max = SEATS_PER_ORDER_MAX;
     prop_oneof![
-        (0..=SEATS_PER_ORDER_MAX + 1).prop_map(HoldRequest::Quantity),
-        vec(0..=11u32, 0..=SEATS_PER_ORDER_MAX as usize + 1).prop_map(HoldRequest::Seats),
+        6 => (1..=max).prop_map(HoldRequest::Quantity),
+        1 => prop_oneof![Just(0), Just(max + 1)].prop_map(HoldRequest::Quantity),
+        4 => vec(1..=10u32, 1..=max as usize).prop_map(HoldRequest::Seats),
+        1 => vec(0..=11u32, 0..=max as usize + 1).prop_map(HoldRequest::Seats),
     ]
 }
 
 fn ttl_ms() -> impl Strategy<Value = u64> {
-    prop_oneof![1 => Just(0u64), 8 => 1..=TTL_MAX_MS, 1 => Just(TTL_MAX_MS + 1)]
+    prop_oneof![1 => Just(0u64), 12 => 1..=TTL_MAX_MS, 1 => Just(TTL_MAX_MS + 1)]
 }
 
 fn step() -> impl Strategy<Value = Step> {
+    let owner = || prop::bool::weighted(0.8);
     prop_oneof![
-        6 => (event_ref(), 0..10u8, 0..6u8, 0..6u8, seat()).prop_map(
+        8 => (event_ref(), client(), 0..12u8, 0..6u8, seat()).prop_map(
             |(event, client, request, customer, seat)| Step::Purchase {
                 event, client, request, customer, seat
             }
         ),
-        4 => (event_ref(), 0..4u8, 0..10u8, 0..6u8, hold_request(), ttl_ms()).prop_map(
+        6 => (event_ref(), 0..4u8, client(), 0..12u8, hold_request(), ttl_ms()).prop_map(
             |(event, user, client, request, what, ttl_ms)| Step::PlaceHold {
                 event, user, client, request, what, ttl_ms
             }
         ),
-        1 => (0..4u64, 0..4u8).prop_map(|(back, user)| Step::ReleaseHold { back, user }),
-        3 => (0..4u64, 0..4u8).prop_map(|(back, user)| Step::ConfirmHold { back, user }),
-        2 => (0..8u64, 0..4u8, any::<bool>()).prop_map(|(back, user, override_policy)| {
-            Step::Refund { back, user, override_policy }
+        3 => (0..6usize).prop_map(|back| Step::Retry { back }),
+        1 => (0..3u64, any::<bool>(), owner(), 0..4u8).prop_map(|(back, live, owner, user)| {
+            Step::ReleaseHold { back, live, owner, user }
         }),
+        2 => (0..3u64, owner(), owner(), 0..4u8).prop_map(|(back, live, owner, user)| {
+            Step::ConfirmHold { back, live, owner, user }
+        }),
+        2 => (0..8u64, owner(), 0..4u8, any::<bool>()).prop_map(
+            |(back, owner, user, override_policy)| Step::Refund {
+                back, owner, user, override_policy
+            }
+        ),
         1 => (0..8u64).prop_map(|back| Step::CheckIn { back }),
         1 => (event_ref(), prop::bool::weighted(0.3), option::of(1..=4u32), any::<bool>())
             .prop_map(|(event, stale, per_customer_max, refundable)| Step::UpdateEvent {
@@ -290,6 +318,8 @@ struct Model {
     tickets: BTreeMap<TicketId, ModelTicket>,
     records: BTreeMap<(EventId, IdempotencyKey), ModelRecord>,
     sessions: BTreeMap<String, (UserId, u64)>,
+    /// Every purchase and hold sent so far, for retries.
+    keyed: Vec<Command>,
     next_hold: u64,
     next_order: u64,
     next_ticket: u64,
@@ -318,6 +348,7 @@ impl Model {
             tickets: BTreeMap::new(),
             records: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            keyed: Vec::new(),
             next_hold: 1,
             next_order: 1,
             next_ticket: 1,
@@ -358,8 +389,26 @@ impl Model {
         self.users.get(n as usize).copied().unwrap_or(UserId(99))
     }
 
-    fn hold_back(&self, back: u64) -> HoldId {
-        HoldId(self.next_hold.saturating_sub(1 + back))
+    fn hold_ref(&self, back: u64, live: bool) -> HoldId {
+        match self.holds.keys().rev().nth(back as usize) {
+            Some(hold_id) if live => *hold_id,
+            _ => HoldId(self.next_hold.saturating_sub(1 + back)),
+        }
+    }
+
+    /// Drops a valid seat number for a general-admission event (only 0 and 11 stay, to be
+    /// refused with SeatNotApplicable), so that most general-admission purchases can sell.
+    fn seat_for(&self, event_id: EventId, seat: Option<u32>) -> Option<u32> {
+        let general = self.events.get(&event_id).is_some_and(|e| !e.numbered);
+        seat.filter(|n| !general || *n == 0 || *n > 10)
+    }
+
+    /// The holder of a live hold when `owner` is set, else user `user`.
+    fn holder(&self, hold_id: HoldId, owner: bool, user: u8) -> UserId {
+        match self.holds.get(&hold_id) {
+            Some(hold) if owner => hold.customer,
+            _ => self.user(user),
+        }
     }
 
     fn ticket_back(&self, back: u64) -> TicketId {
@@ -381,7 +430,7 @@ impl Model {
                     0..=3 => CustomerKey::User(self.user(*customer)),
                     n => CustomerKey::Client(format!("c{}", n - 4)),
                 },
-                seat: *seat,
+                seat: self.seat_for(EventId(*event), *seat),
             },
             Step::PlaceHold {
                 event,
@@ -397,28 +446,53 @@ impl Model {
                 request: what.clone(),
                 ttl_ms: *ttl_ms,
             },
-            Step::ReleaseHold { back, user } => Command::ReleaseHold {
-                hold_id: self.hold_back(*back),
-                customer: self.user(*user),
+            Step::Retry { back } => match self.keyed.len().checked_sub(1 + back) {
+                Some(i) => self.keyed[i].clone(),
+                None => self.command(&Step::CheckIn { back: 0 }),
             },
-            Step::ConfirmHold { back, user } => {
-                let hold_id = self.hold_back(*back);
+            Step::ReleaseHold {
+                back,
+                live,
+                owner,
+                user,
+            } => {
+                let hold_id = self.hold_ref(*back, *live);
+                let customer = self.holder(hold_id, *owner, *user);
+                Command::ReleaseHold { hold_id, customer }
+            }
+            Step::ConfirmHold {
+                back,
+                live,
+                owner,
+                user,
+            } => {
+                let hold_id = self.hold_ref(*back, *live);
+                let customer = self.holder(hold_id, *owner, *user);
                 let payment_ref = format!("pay-{hold_id}");
                 Command::ConfirmHold {
                     hold_id,
-                    customer: self.user(*user),
+                    customer,
                     payment_ref,
                 }
             }
             Step::Refund {
                 back,
+                owner,
                 user,
                 override_policy,
-            } => Command::Refund {
-                ticket_id: self.ticket_back(*back),
-                by: self.user(*user),
-                override_policy: *override_policy,
-            },
+            } => {
+                let ticket_id = self.ticket_back(*back);
+                let buyer = self.tickets.get(&ticket_id).map(|t| &t.customer);
+                let by = match buyer {
+                    Some(CustomerKey::User(buyer)) if *owner => *buyer,
+                    _ => self.user(*user),
+                };
+                Command::Refund {
+                    ticket_id,
+                    by,
+                    override_policy: *override_policy,
+                }
+            }
             Step::CheckIn { back } => Command::CheckIn {
                 ticket_id: self.ticket_back(*back),
                 by: self.users[0],
@@ -574,12 +648,13 @@ impl Model {
 
     // ----- commands -----
 
-    fn apply_batch(&mut self, batch: &Batch) -> Vec<Outcome> {
-        self.advance(batch.time_ms);
-        batch.commands.iter().map(|c| self.apply(c)).collect()
-    }
-
     fn apply(&mut self, command: &Command) -> Outcome {
+        if matches!(
+            command,
+            Command::Purchase { .. } | Command::PlaceHold { .. }
+        ) {
+            self.keyed.push(command.clone());
+        }
         match command {
             Command::Purchase {
                 event_id,
@@ -938,11 +1013,10 @@ impl Answer for HoldPlaced {
 
 // ----- building the world and the plan -----
 
-/// Client ids: mostly three valid ones, sometimes empty or longer than `KEY_BYTES_MAX`.
 fn key(client: u8, request: u8) -> IdempotencyKey {
     let client_id = match client {
-        0..=7 => format!("c{}", client % 3),
-        8 => String::new(),
+        0..=2 => format!("c{client}"),
+        3 => String::new(),
         _ => "client-id-too-long".into(),
     };
     IdempotencyKey::new(client_id, format!("r{request}"))

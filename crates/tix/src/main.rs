@@ -1,1 +1,15 @@
-fn main() {}
+//! The `tix` binary: parses the command line and hands over to a subcommand. Everything else
+//! lives in the library crates; see ARCHITECTURE.md.
+
+mod cli;
+mod serve;
+mod telemetry;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    telemetry::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(cli::run(cli))
+}

@@ -1,0 +1,89 @@
+//! The command line: `tix` (same as `tix serve`) runs a node; `tix bench-http` measures the
+//! purchase rate of a running or self-started server.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// tix: a Raft-replicated box office that never oversells.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a node: the shop and API on --http-addr, Raft RPC on --raft-addr (the default).
+    Serve(ServeArgs),
+    /// Measures purchases per second through the HTTP API with concurrent keep-alive clients.
+    BenchHttp(tix_bench::quick::QuickArgs),
+}
+
+/// How to run a node.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// This node's id (unique in the cluster, never reused for a wiped node).
+    #[arg(long, env = "TIX_NODE_ID", default_value_t = 1)]
+    pub node_id: u64,
+    /// Public HTTP address (API and pages).
+    #[arg(long, env = "TIX_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+    /// Internal Raft RPC address.
+    #[arg(long, env = "TIX_RAFT_ADDR", default_value = "127.0.0.1:8090")]
+    pub raft_addr: String,
+    /// Where the log and snapshots are stored.
+    #[arg(long, env = "TIX_DATA_DIR", default_value = "./tix-data")]
+    pub data_dir: PathBuf,
+    /// Do not initialize a one-node cluster on first start (joining an existing cluster).
+    #[arg(long)]
+    pub no_bootstrap: bool,
+    /// Do not create the demo organizer and events on first start.
+    #[arg(long, env = "TIX_NO_DEMO")]
+    pub no_demo: bool,
+    /// Password for the `admin` account created on first start (generated and printed if unset).
+    #[arg(long, env = "TIX_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Leader heartbeat period.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    #[arg(long, default_value_t = 2000)]
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot and compact the log after this many log entries.
+    #[arg(long, default_value_t = 5000)]
+    pub snapshot_logs_since_last: u64,
+    /// The most commands batched into one log entry.
+    #[arg(long, default_value_t = 2048)]
+    pub batch_commands_max: usize,
+    /// The most batches being committed at once.
+    #[arg(long, default_value_t = 4)]
+    pub batches_in_flight_max: usize,
+    /// The largest request body accepted.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub request_body_bytes_max: usize,
+    /// Time limit of one request.
+    #[arg(long, default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+    /// How long a shop hold lasts.
+    #[arg(long, default_value_t = 10 * 60 * 1000)]
+    pub hold_ttl_ms: u64,
+}
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => crate::serve::run(cli.serve).await,
+        Some(Command::Serve(args)) => crate::serve::run(args).await,
+        Some(Command::BenchHttp(args)) => tix_bench::quick::run(args).await,
+    }
+}

@@ -1,0 +1,162 @@
+//! `tix serve`: starts a node, its Raft RPC listener and its public HTTP listener, seeds the
+//! admin account and demo data on first start, and shuts down gracefully on SIGINT/SIGTERM
+//! (stop accepting, let in-flight requests finish within the drain timeout, then stop Raft).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tix_http::{AppState, HttpConfig, TestPayments};
+use tix_raft::node::NodeConfig;
+use tix_raft::proposer::ProposerConfig;
+use tix_raft::Node;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cli::ServeArgs;
+
+/// How long to wait for the first leader at startup.
+const LEADER_WAIT: Duration = Duration::from_secs(60);
+
+/// Checks that the timings fit together before anything starts.
+fn validate(args: &ServeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.heartbeat_interval_ms >= 10, "--heartbeat-interval-ms must be >= 10");
+    anyhow::ensure!(
+        args.election_timeout_min_ms >= 3 * args.heartbeat_interval_ms,
+        "--election-timeout-min-ms must be at least 3 × --heartbeat-interval-ms"
+    );
+    anyhow::ensure!(
+        args.election_timeout_max_ms > args.election_timeout_min_ms,
+        "--election-timeout-max-ms must be above --election-timeout-min-ms"
+    );
+    anyhow::ensure!(args.batch_commands_max >= 1, "--batch-commands-max must be >= 1");
+    anyhow::ensure!(args.batches_in_flight_max >= 1, "--batches-in-flight-max must be >= 1");
+    anyhow::ensure!(args.hold_ttl_ms >= 1000, "--hold-ttl-ms must be at least 1000");
+    anyhow::ensure!(args.hold_ttl_ms <= 30 * 60 * 1000, "--hold-ttl-ms must be at most 30 minutes");
+    Ok(())
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Runs a node until SIGINT/SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    validate(&args)?;
+    let metrics = crate::telemetry::metrics().ok();
+    let mut config = NodeConfig::new(
+        args.node_id,
+        args.data_dir.clone(),
+        args.http_addr.clone(),
+        args.raft_addr.clone(),
+    );
+    config.bootstrap = !args.no_bootstrap;
+    config.heartbeat_interval_ms = args.heartbeat_interval_ms;
+    config.election_timeout_min_ms = args.election_timeout_min_ms;
+    config.election_timeout_max_ms = args.election_timeout_max_ms;
+    config.snapshot_logs_since_last = args.snapshot_logs_since_last;
+    config.proposer = ProposerConfig {
+        batch_commands_max: args.batch_commands_max,
+        in_flight_max: args.batches_in_flight_max,
+        ..ProposerConfig::default()
+    };
+
+    let raft_listener = TcpListener::bind(&args.raft_addr)
+        .await
+        .with_context(|| format!("cannot listen for Raft RPC on {}", args.raft_addr))?;
+    let http_listener = TcpListener::bind(&args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", args.http_addr))?;
+    let node = Node::start(config).await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let raft_app = tix_raft::network::raft_router(node.raft.clone(), node.id);
+    let mut raft_stop = stop_rx.clone();
+    let raft_server = tokio::spawn(async move {
+        axum::serve(raft_listener, raft_app)
+            .with_graceful_shutdown(async move {
+                let _ = raft_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    let http_config = HttpConfig {
+        request_body_bytes_max: args.request_body_bytes_max,
+        request_timeout_ms: args.request_timeout_ms,
+        hold_ttl_ms: args.hold_ttl_ms,
+        ..HttpConfig::default()
+    };
+    let state = AppState::new(node.clone(), http_config, Arc::new(TestPayments::default()), metrics);
+
+    let leader = node.wait_for_leader(LEADER_WAIT).await?;
+    if leader == node.id {
+        seed(&state, &args).await?;
+    }
+
+    let app = tix_http::router(state);
+    println!("tix node {} serving http://{} (Raft RPC on {})", node.id, args.http_addr, args.raft_addr);
+    let mut http_stop = stop_rx.clone();
+    let http_server = tokio::spawn(async move {
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    let drain = Duration::from_millis(args.drain_timeout_ms);
+    if tokio::time::timeout(drain, http_server).await.is_err() {
+        tracing::warn!(?drain, "requests still running after the drain timeout");
+    }
+    node.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), raft_server).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the admin account and the demo data on first start, printing the admin login.
+async fn seed(state: &AppState, args: &ServeArgs) -> anyhow::Result<()> {
+    let generated = tix_http::seed::ensure_admin(state, args.admin_password.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+    match generated {
+        Some(password) => println!(
+            "created the admin account: username `admin`, password `{password}` (shown once; set TIX_ADMIN_PASSWORD to choose it)"
+        ),
+        None if args.admin_password.is_some() => {
+            println!("admin account: username `admin`, password from TIX_ADMIN_PASSWORD")
+        }
+        None => {}
+    }
+    if !args.no_demo {
+        let now_ms = tix_raft::proposer::now_ms();
+        let created = tix_http::seed::ensure_demo_data(state, now_ms)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating demo data: {e}"))?;
+        if created > 0 {
+            println!("created {created} demo events");
+        }
+    }
+    Ok(())
+}
