@@ -1102,3 +1102,52 @@ fn log_time_never_moves_backwards() {
     assert_eq!(w.state.now_ms(), START_MS + HOUR_MS);
     assert_eq!(hold.expires_at_ms, START_MS + HOUR_MS + MINUTE_MS);
 }
+
+// A general-admission hold may take exactly what is left after sales; one more is SoldOut.
+#[test]
+fn unnumbered_hold_takes_at_most_what_is_left() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), unnumbered(5));
+    w.buy(event, "r1", None).expect("on sale");
+    w.buy(event, "r2", None).expect("on sale");
+    let too_many = w.hold(event, alice, "h1", HoldRequest::Quantity(4), MINUTE_MS);
+    assert_eq!(too_many, Err(Rejection::SoldOut));
+    let rest = w.hold(event, alice, "h2", HoldRequest::Quantity(3), MINUTE_MS);
+    assert_eq!(rest.expect("exactly what is left").quantity, 3);
+    assert_eq!(w.buy(event, "r3", None), Err(Rejection::SoldOut));
+    let inventory = w.inventory(event);
+    assert_eq!(
+        (inventory.sold(), inventory.held(), inventory.available()),
+        (2, 3, 0)
+    );
+}
+
+// A JSON snapshot restores to an equal state with the same digest, even for a venue latitude
+// whose shortest decimal form serde_json's default (not float_roundtrip) parser reads back
+// one ulp off.
+#[test]
+fn snapshot_restores_venue_coordinates_exactly() {
+    let mut w = World::new();
+    let lat = 20.302462714509574;
+    let venue = Venue {
+        name: "Hall".into(),
+        lat,
+        lon: 0.1 + 0.2,
+    };
+    let event = w.event(
+        EventDetails {
+            venue,
+            ..details(None)
+        },
+        unnumbered(5),
+    );
+    let bytes = serde_json::to_vec(&w.state).expect("the state serializes");
+    let restored: State = serde_json::from_slice(&bytes).expect("the snapshot deserializes");
+    assert_eq!(
+        restored.event(event).unwrap().details.venue.lat.to_bits(),
+        lat.to_bits()
+    );
+    assert_eq!(restored.digest(), w.state.digest());
+    assert_eq!(restored, w.state);
+}
