@@ -40,11 +40,22 @@ impl ApiClient {
             .send()
             .await?;
         if !response.status().is_success() {
-            bail!("login as {username} failed: {} {}", response.status(), response.text().await?);
+            bail!(
+                "login as {username} failed: {} {}",
+                response.status(),
+                response.text().await?
+            );
         }
         let body: Value = response.json().await?;
-        let token = body["token"].as_str().context("login answer has no token")?.to_owned();
-        Ok(Self { http, base_url: base_url.to_owned(), token })
+        let token = body["token"]
+            .as_str()
+            .context("login answer has no token")?
+            .to_owned();
+        Ok(Self {
+            http,
+            base_url: base_url.to_owned(),
+            token,
+        })
     }
 
     /// Creates an event with the given inventory JSON; returns its id.
@@ -66,7 +77,11 @@ impl ApiClient {
             .send()
             .await?;
         if response.status().as_u16() != 201 {
-            bail!("creating the event failed: {} {}", response.status(), response.text().await?);
+            bail!(
+                "creating the event failed: {} {}",
+                response.status(),
+                response.text().await?
+            );
         }
         let event: Value = response.json().await?;
         event["id"].as_u64().context("event without id")
@@ -86,7 +101,10 @@ impl ApiClient {
         }
         let response = self
             .http
-            .post(format!("{}/api/v1/events/{event_id}/purchases", self.base_url))
+            .post(format!(
+                "{}/api/v1/events/{event_id}/purchases",
+                self.base_url
+            ))
             .bearer_auth(&self.token)
             .json(&body)
             .send()
@@ -99,28 +117,47 @@ impl ApiClient {
     /// Reads availability (linearizable).
     pub async fn availability(&self, event_id: u64) -> anyhow::Result<Value> {
         let url = format!("{}/api/v1/events/{event_id}/availability", self.base_url);
-        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+        Ok(self
+            .http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     /// Reads the sales export (linearizable), one JSON value per ticket.
     pub async fn sales(&self, event_id: u64) -> anyhow::Result<Vec<Value>> {
         let url = format!("{}/api/v1/events/{event_id}/sales", self.base_url);
-        let text = self.http.get(url).bearer_auth(&self.token).send().await?.error_for_status()?.text().await?;
+        let text = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
         text.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
     }
 
     /// Reads `/metrics` as text.
     pub async fn metrics_text(&self) -> anyhow::Result<String> {
-        Ok(self.http.get(format!("{}/metrics", self.base_url)).send().await?.text().await?)
+        Ok(self
+            .http
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await?
+            .text()
+            .await?)
     }
 }
 
 /// Returns the value of a metric line `name value` (first match) from Prometheus text.
 pub fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            (key == name).then(|| value.parse().ok()).flatten()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        (key == name).then(|| value.parse().ok()).flatten()
+    })
 }

@@ -22,7 +22,11 @@ pub struct QuickArgs {
     #[arg(long)]
     pub url: Option<String>,
     /// Admin password of the server at --url (or of the started one).
-    #[arg(long, env = "TIX_ADMIN_PASSWORD", default_value = "bench-admin-password")]
+    #[arg(
+        long,
+        env = "TIX_ADMIN_PASSWORD",
+        default_value = "bench-admin-password"
+    )]
     pub admin_password: String,
     /// Concurrent keep-alive clients.
     #[arg(long, default_value_t = 64)]
@@ -52,8 +56,14 @@ pub struct QuickReport {
 
 /// Runs the benchmark and prints its report.
 pub async fn run(args: QuickArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.clients >= 1 && args.clients <= 4096, "--clients must be 1..=4096");
-    anyhow::ensure!(args.purchases >= 1 && args.purchases <= 1_000_000, "--purchases must be 1..=1000000");
+    anyhow::ensure!(
+        args.clients >= 1 && args.clients <= 4096,
+        "--clients must be 1..=4096"
+    );
+    anyhow::ensure!(
+        args.purchases >= 1 && args.purchases <= 1_000_000,
+        "--purchases must be 1..=1000000"
+    );
     let numbered = match args.kind.as_str() {
         "unnumbered" => false,
         "numbered" => true,
@@ -73,7 +83,10 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<()> {
     let report = measure(&base_url, &args, numbered).await?;
     let secs = report.elapsed.as_secs_f64();
     let h = &report.latency_us;
-    println!("tix bench-http: {} {} purchases, {} clients, {base_url}", args.purchases, args.kind, args.clients);
+    println!(
+        "tix bench-http: {} {} purchases, {} clients, {base_url}",
+        args.purchases, args.kind, args.clients
+    );
     println!("  sold                 {}", report.sold);
     println!("  failed               {}", report.failed);
     println!("  elapsed_s            {secs:.3}");
@@ -96,7 +109,11 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<()> {
 }
 
 /// Creates the event, runs the load and checks the result against availability.
-pub async fn measure(base_url: &str, args: &QuickArgs, numbered: bool) -> anyhow::Result<QuickReport> {
+pub async fn measure(
+    base_url: &str,
+    args: &QuickArgs,
+    numbered: bool,
+) -> anyhow::Result<QuickReport> {
     let http = http_client(args.clients)?;
     let api = ApiClient::login(http, base_url, "admin", &args.admin_password).await?;
     let inventory = if numbered {
@@ -125,7 +142,9 @@ pub async fn measure(base_url: &str, args: &QuickArgs, numbered: bool) -> anyhow
                 }
                 let seat = numbered.then_some(i as u32 + 1);
                 let t = Instant::now();
-                let result = api.purchase(event_id, &client_id, &format!("r{i}"), seat).await;
+                let result = api
+                    .purchase(event_id, &client_id, &format!("r{i}"), seat)
+                    .await;
                 latency.saturating_record(t.elapsed().as_micros() as u64);
                 match result {
                     Ok((201, _)) => sold += 1,
@@ -151,15 +170,24 @@ pub async fn measure(base_url: &str, args: &QuickArgs, numbered: bool) -> anyhow
     report.elapsed = started.elapsed();
 
     let after = api.metrics_text().await.unwrap_or_default();
-    let delta = |name: &str| Some(metric_value(&after, name)? - metric_value(&before, name).unwrap_or(0.0));
-    report.batch_commands_avg = match (delta("tix_batch_commands_sum"), delta("tix_batch_commands_count")) {
+    let delta =
+        |name: &str| Some(metric_value(&after, name)? - metric_value(&before, name).unwrap_or(0.0));
+    report.batch_commands_avg = match (
+        delta("tix_batch_commands_sum"),
+        delta("tix_batch_commands_count"),
+    ) {
         (Some(sum), Some(count)) if count > 0.0 => Some(sum / count),
         _ => None,
     };
     let availability = api.availability(event_id).await?;
-    let sold_final = availability["sold"].as_u64().context("availability without sold")?;
+    let sold_final = availability["sold"]
+        .as_u64()
+        .context("availability without sold")?;
     if sold_final != report.sold {
-        bail!("the server reports {sold_final} sold but clients saw {} sales", report.sold);
+        bail!(
+            "the server reports {sold_final} sold but clients saw {} sales",
+            report.sold
+        );
     }
     Ok(report)
 }

@@ -52,7 +52,10 @@ impl ServerProcess {
             .arg(data_dir)
             .args(extra_args)
             .env("TIX_ADMIN_PASSWORD", admin_password)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -78,7 +81,8 @@ impl ServerProcess {
             if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
                 use std::io::{Read, Write};
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+                let req =
+                    format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
                 if stream.write_all(req.as_bytes()).is_ok() {
                     let mut buf = String::new();
                     let _ = stream.read_to_string(&mut buf);

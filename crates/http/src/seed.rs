@@ -19,7 +19,13 @@ pub async fn ensure_admin(
     state: &AppState,
     password: Option<String>,
 ) -> Result<Option<String>, ApiError> {
-    if state.node.shared.read().user_by_name(ADMIN_USERNAME).is_some() {
+    if state
+        .node
+        .shared
+        .read()
+        .user_by_name(ADMIN_USERNAME)
+        .is_some()
+    {
         return Ok(None);
     }
     let (password, generated) = match password {
@@ -34,7 +40,9 @@ pub async fn ensure_admin(
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Creates the demo organizer and events when there are no events yet: a general-admission
@@ -43,10 +51,7 @@ pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, Ap
     if state.node.shared.read().events().next().is_some() {
         return Ok(0);
     }
-    let organizer = match state.node.shared.read().user_by_name(DEMO_ORGANIZER) {
-        Some(u) => Some(u.id),
-        None => None,
-    };
+    let organizer = state.node.shared.read().user_by_name(DEMO_ORGANIZER).map(|u| u.id);
     let organizer = match organizer {
         Some(id) => id,
         None => {
@@ -61,7 +66,11 @@ pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, Ap
             "Summer Open Air",
             "A day of indie bands on the river meadow. General admission; bring a blanket.",
             now + 30 * day_ms,
-            Venue { name: "Rheinwiesen, Düsseldorf".into(), lat: 51.2344, lon: 6.7630 },
+            Venue {
+                name: "Rheinwiesen, Düsseldorf".into(),
+                lat: 51.2344,
+                lon: 6.7630,
+            },
             4_500,
             InventorySpec::Unnumbered { capacity: 5_000 },
         ),
@@ -69,17 +78,33 @@ pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, Ap
             "Chamber Orchestra: Beethoven Night",
             "Symphony No. 7 and the Violin Concerto. Numbered seats; pick yours on the seat map.",
             now + 45 * day_ms,
-            Venue { name: "Tonhalle, Düsseldorf".into(), lat: 51.2316, lon: 6.7731 },
+            Venue {
+                name: "Tonhalle, Düsseldorf".into(),
+                lat: 51.2316,
+                lon: 6.7731,
+            },
             6_900,
-            InventorySpec::Numbered { seats: 300, seats_per_row: Some(20), blocked: vec![1, 20] },
+            InventorySpec::Numbered {
+                seats: 300,
+                seats_per_row: Some(20),
+                blocked: vec![1, 20],
+            },
         ),
         (
             "Flash Sale Arena Concert",
             "The benchmark concert: 20,000 numbered seats that sell out in seconds.",
             now + 60 * day_ms,
-            Venue { name: "Merkur Spiel-Arena, Düsseldorf".into(), lat: 51.2617, lon: 6.7331 },
+            Venue {
+                name: "Merkur Spiel-Arena, Düsseldorf".into(),
+                lat: 51.2617,
+                lon: 6.7331,
+            },
             8_900,
-            InventorySpec::Numbered { seats: 20_000, seats_per_row: Some(100), blocked: vec![] },
+            InventorySpec::Numbered {
+                seats: 20_000,
+                seats_per_row: Some(100),
+                blocked: vec![],
+            },
         ),
     ];
     let count = demos.len();

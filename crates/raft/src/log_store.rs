@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
@@ -173,7 +173,13 @@ fn write_loop(db: &Database, mut queue: mpsc::Receiver<WriteOp>) {
 }
 
 fn write_group(db: &Database, ops: &[WriteOp]) -> io::Result<()> {
-    let txn = db.begin_write().map_err(to_io)?;
+    let mut txn = db.begin_write().map_err(to_io)?;
+    // The committed index is advisory (it only saves re-applying entries after a restart), so a
+    // group that carries nothing else is written without an fsync; the next durable commit
+    // persists it. Everything else (appends, votes, truncations, purges) is fsynced.
+    if ops.iter().all(|op| matches!(op, WriteOp::Committed { .. })) {
+        txn.set_durability(Durability::None).map_err(to_io)?;
+    }
     {
         let mut logs = txn.open_table(LOGS).map_err(to_io)?;
         let mut meta = txn.open_table(META).map_err(to_io)?;

@@ -143,12 +143,12 @@ pub fn raft_router(raft: Raft, node_id: NodeId) -> Router {
         .with_state(RpcState { raft, node_id })
 }
 
-/// Refuses an RPC meant for another node.
-fn check_target(headers: &HeaderMap, node_id: NodeId) -> Result<(), Response> {
+/// Returns the refusal of an RPC meant for another node, or `None` when it is for this one.
+fn misdirected(headers: &HeaderMap, node_id: NodeId) -> Option<Response> {
     let target = headers.get(TARGET_HEADER).and_then(|v| v.to_str().ok());
     match target.and_then(|t| t.parse::<NodeId>().ok()) {
-        Some(t) if t == node_id => Ok(()),
-        other => Err((
+        Some(t) if t == node_id => None,
+        other => Some((
             StatusCode::MISDIRECTED_REQUEST,
             format!("this is node {node_id}, the RPC was meant for {other:?}"),
         )
@@ -161,7 +161,7 @@ async fn append(
     headers: HeaderMap,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Response {
-    if let Err(r) = check_target(&headers, s.node_id) {
+    if let Some(r) = misdirected(&headers, s.node_id) {
         return r;
     }
     Json(s.raft.append_entries(req).await).into_response()
@@ -172,7 +172,7 @@ async fn vote(
     headers: HeaderMap,
     Json(req): Json<VoteRequest<NodeId>>,
 ) -> Response {
-    if let Err(r) = check_target(&headers, s.node_id) {
+    if let Some(r) = misdirected(&headers, s.node_id) {
         return r;
     }
     Json(s.raft.vote(req).await).into_response()
@@ -183,7 +183,7 @@ async fn snapshot(
     headers: HeaderMap,
     Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
 ) -> Response {
-    if let Err(r) = check_target(&headers, s.node_id) {
+    if let Some(r) = misdirected(&headers, s.node_id) {
         return r;
     }
     Json(s.raft.install_snapshot(req).await).into_response()

@@ -51,7 +51,7 @@ impl Default for ProposerConfig {
     fn default() -> Self {
         Self {
             batch_commands_max: 2048,
-            in_flight_max: 4,
+            in_flight_max: 1,
             batch_window: Duration::ZERO,
             queue_commands_max: 65_536,
         }

@@ -23,6 +23,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuil
 /// Checks every case of openraft's suite (votes, appends, truncation, purge, snapshots, apply)
 /// against fresh stores in temporary directories.
 #[test]
-fn openraft_storage_suite() -> Result<(), StorageError> {
-    Suite::test_all(RedbBuilder)
+fn openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(RedbBuilder) {
+        panic!("storage suite failed: {e}");
+    }
 }

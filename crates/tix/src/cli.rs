@@ -63,7 +63,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2048)]
     pub batch_commands_max: usize,
     /// The most batches being committed at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 1)]
     pub batches_in_flight_max: usize,
     /// The largest request body accepted.
     #[arg(long, default_value_t = 64 * 1024)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tix_http::{AppState, HttpConfig, TestPayments};
+use tix_raft::Node;
 use tix_raft::node::NodeConfig;
 use tix_raft::proposer::ProposerConfig;
-use tix_raft::Node;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -20,7 +20,10 @@ const LEADER_WAIT: Duration = Duration::from_secs(60);
 
 /// Checks that the timings fit together before anything starts.
 fn validate(args: &ServeArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.heartbeat_interval_ms >= 10, "--heartbeat-interval-ms must be >= 10");
+    anyhow::ensure!(
+        args.heartbeat_interval_ms >= 10,
+        "--heartbeat-interval-ms must be >= 10"
+    );
     anyhow::ensure!(
         args.election_timeout_min_ms >= 3 * args.heartbeat_interval_ms,
         "--election-timeout-min-ms must be at least 3 × --heartbeat-interval-ms"
@@ -29,10 +32,22 @@ fn validate(args: &ServeArgs) -> anyhow::Result<()> {
         args.election_timeout_max_ms > args.election_timeout_min_ms,
         "--election-timeout-max-ms must be above --election-timeout-min-ms"
     );
-    anyhow::ensure!(args.batch_commands_max >= 1, "--batch-commands-max must be >= 1");
-    anyhow::ensure!(args.batches_in_flight_max >= 1, "--batches-in-flight-max must be >= 1");
-    anyhow::ensure!(args.hold_ttl_ms >= 1000, "--hold-ttl-ms must be at least 1000");
-    anyhow::ensure!(args.hold_ttl_ms <= 30 * 60 * 1000, "--hold-ttl-ms must be at most 30 minutes");
+    anyhow::ensure!(
+        args.batch_commands_max >= 1,
+        "--batch-commands-max must be >= 1"
+    );
+    anyhow::ensure!(
+        args.batches_in_flight_max >= 1,
+        "--batches-in-flight-max must be >= 1"
+    );
+    anyhow::ensure!(
+        args.hold_ttl_ms >= 1000,
+        "--hold-ttl-ms must be at least 1000"
+    );
+    anyhow::ensure!(
+        args.hold_ttl_ms <= 30 * 60 * 1000,
+        "--hold-ttl-ms must be at most 30 minutes"
+    );
     Ok(())
 }
 
@@ -104,7 +119,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         hold_ttl_ms: args.hold_ttl_ms,
         ..HttpConfig::default()
     };
-    let state = AppState::new(node.clone(), http_config, Arc::new(TestPayments::default()), metrics);
+    let state = AppState::new(
+        node.clone(),
+        http_config,
+        Arc::new(TestPayments::default()),
+        metrics,
+    );
 
     let leader = node.wait_for_leader(LEADER_WAIT).await?;
     if leader == node.id {
@@ -112,7 +132,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let app = tix_http::router(state);
-    println!("tix node {} serving http://{} (Raft RPC on {})", node.id, args.http_addr, args.raft_addr);
+    println!(
+        "tix node {} serving http://{} (Raft RPC on {})",
+        node.id, args.http_addr, args.raft_addr
+    );
     let mut http_stop = stop_rx.clone();
     let http_server = tokio::spawn(async move {
         axum::serve(http_listener, app)

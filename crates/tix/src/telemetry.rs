@@ -6,9 +6,12 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the log subscriber; `RUST_LOG` overrides the default `info,openraft=warn`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Installs the global Prometheus recorder and returns the handle that renders it.
