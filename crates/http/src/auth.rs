@@ -20,10 +20,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tix_core::{Command, Outcome, Role, UserId, UserRejection};
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller, token_hash};
 use crate::views;
-use crate::AppState;
 
 /// Shortest accepted password.
 pub const PASSWORD_CHARS_MIN: usize = 8;
@@ -75,8 +75,14 @@ pub fn validate_username(username: &str) -> Result<(), ApiError> {
             format!("must be {USERNAME_CHARS_MIN} to {USERNAME_CHARS_MAX} characters"),
         ));
     }
-    if !username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-        return Err(ApiError::invalid("username", "may contain only letters, digits, _ - ."));
+    if !username
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(ApiError::invalid(
+            "username",
+            "may contain only letters, digits, _ - .",
+        ));
     }
     Ok(())
 }
@@ -98,10 +104,16 @@ pub fn validate_password(password: &str, username: &str) -> Result<(), ApiError>
     }
     let first = password.chars().next().unwrap_or_default();
     if password.chars().all(|c| c == first) || password.chars().all(|c| c.is_ascii_digit()) {
-        return Err(ApiError::invalid("password", "too weak: mix letters and other characters"));
+        return Err(ApiError::invalid(
+            "password",
+            "too weak: mix letters and other characters",
+        ));
     }
     if password.eq_ignore_ascii_case(username) {
-        return Err(ApiError::invalid("password", "too weak: must differ from the username"));
+        return Err(ApiError::invalid(
+            "password",
+            "too weak: must differ from the username",
+        ));
     }
     Ok(())
 }
@@ -156,7 +168,11 @@ pub async fn create_user(
     role: Role,
 ) -> Result<UserId, ApiError> {
     let password_hash = hash_password(password.to_owned()).await?;
-    let command = Command::CreateUser { username: username.to_owned(), password_hash, role };
+    let command = Command::CreateUser {
+        username: username.to_owned(),
+        password_hash,
+        role,
+    };
     match state.node.propose(command).await? {
         Outcome::User(Ok(id)) => Ok(id),
         Outcome::User(Err(UserRejection::UsernameTaken)) => Err(ApiError::UsernameTaken),
@@ -175,7 +191,10 @@ async fn signup(
         None | Some("attendee") => Role::Attendee,
         Some("organizer") => Role::Organizer,
         Some(_) => {
-            return Err(ApiError::invalid("role", "must be \"attendee\" or \"organizer\""));
+            return Err(ApiError::invalid(
+                "role",
+                "must be \"attendee\" or \"organizer\"",
+            ));
         }
     };
     let id = create_user(&state, &body.username, &body.password, role).await?;
@@ -194,7 +213,8 @@ pub async fn open_session(
     }
     let found = {
         let s = state.node.shared.read();
-        s.user_by_name(username).map(|u| (u.id, u.password_hash.clone(), views::user(u)))
+        s.user_by_name(username)
+            .map(|u| (u.id, u.password_hash.clone(), views::user(u)))
     };
     let hash = found.as_ref().map(|(_, hash, _)| hash.clone());
     let verified = verify_password(password.to_owned(), hash).await;
@@ -204,7 +224,11 @@ pub async fn open_session(
     };
     let token = new_token();
     let expires_at_ms = tix_raft::proposer::now_ms() + state.config.session_ttl_ms;
-    let command = Command::CreateSession { token_hash: token_hash(&token), user_id, expires_at_ms };
+    let command = Command::CreateSession {
+        token_hash: token_hash(&token),
+        user_id,
+        expires_at_ms,
+    };
     state.node.propose(command).await?;
     Ok((token, expires_at_ms, user))
 }
@@ -229,7 +253,12 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
-    state.node.propose(Command::EndSession { token_hash: caller.token_hash }).await?;
+    state
+        .node
+        .propose(Command::EndSession {
+            token_hash: caller.token_hash,
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -252,7 +281,14 @@ async fn set_role(
     }
     let role = parse_role(&body.role)
         .ok_or_else(|| ApiError::invalid("role", "must be attendee, organizer, staff or admin"))?;
-    match state.node.propose(Command::SetRole { user_id: UserId(id), role }).await? {
+    match state
+        .node
+        .propose(Command::SetRole {
+            user_id: UserId(id),
+            role,
+        })
+        .await?
+    {
         Outcome::User(Ok(_)) => {}
         Outcome::User(Err(_)) => return Err(ApiError::NotFound("user")),
         other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
@@ -298,7 +334,9 @@ impl LoginLimiter {
             let window = self.window;
             map.retain(|_, (since, _)| since.elapsed() <= window);
         }
-        let entry = map.entry(username.to_owned()).or_insert((Instant::now(), 0));
+        let entry = map
+            .entry(username.to_owned())
+            .or_insert((Instant::now(), 0));
         if entry.0.elapsed() > self.window {
             *entry = (Instant::now(), 0);
         }

@@ -77,7 +77,10 @@ pub enum ApiError {
 impl ApiError {
     /// Returns an `Invalid` error for a field.
     pub fn invalid(field: &str, detail: impl Into<String>) -> ApiError {
-        ApiError::Invalid { field: field.to_owned(), detail: detail.into() }
+        ApiError::Invalid {
+            field: field.to_owned(),
+            detail: detail.into(),
+        }
     }
 
     fn status(&self) -> StatusCode {
@@ -197,7 +200,10 @@ pub fn rejection_detail(r: &Rejection) -> String {
 /// Builds a problem+json response body with the standard members and any extra ones.
 pub fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Map<String, Value> {
     let mut body = Map::new();
-    body.insert("type".into(), json!(format!("https://tix.invalid/problems/{kind}")));
+    body.insert(
+        "type".into(),
+        json!(format!("https://tix.invalid/problems/{kind}")),
+    );
     body.insert("title".into(), json!(title));
     body.insert("status".into(), json!(status.as_u16()));
     body.insert("detail".into(), json!(detail));
@@ -207,9 +213,10 @@ pub fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Map
 /// Returns a response with a problem+json body.
 pub fn problem_response(status: StatusCode, body: Map<String, Value>) -> Response {
     let mut response = (status, axum::Json(Value::Object(body))).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     response
 }
 
@@ -249,9 +256,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = problem_response(status, body);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -10,8 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tix_core::{
-    Command, Event, EventDetails, EventId, EventRejection, InventorySpec, Outcome, SeatState,
-    Venue,
+    Command, Event, EventDetails, EventId, EventRejection, InventorySpec, Outcome, SeatState, Venue,
 };
 
 use crate::AppState;
@@ -102,7 +101,10 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
         return Err(ApiError::invalid("name", "must not be empty"));
     }
     if name.chars().count() > NAME_CHARS_MAX {
-        return Err(ApiError::invalid("name", format!("at most {NAME_CHARS_MAX} characters")));
+        return Err(ApiError::invalid(
+            "name",
+            format!("at most {NAME_CHARS_MAX} characters"),
+        ));
     }
     if body.description.chars().count() > DESCRIPTION_CHARS_MAX {
         return Err(ApiError::invalid(
@@ -111,33 +113,55 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
         ));
     }
     let starts_at_ms = views::parse_rfc3339(&body.starts_at).ok_or_else(|| {
-        ApiError::invalid("starts_at", "must be an RFC 3339 time like 2027-06-01T20:00:00Z")
+        ApiError::invalid(
+            "starts_at",
+            "must be an RFC 3339 time like 2027-06-01T20:00:00Z",
+        )
     })?;
     let venue = body.venue.name.trim();
     if venue.is_empty() {
         return Err(ApiError::invalid("venue.name", "must not be empty"));
     }
     if venue.chars().count() > NAME_CHARS_MAX {
-        return Err(ApiError::invalid("venue.name", format!("at most {NAME_CHARS_MAX} characters")));
+        return Err(ApiError::invalid(
+            "venue.name",
+            format!("at most {NAME_CHARS_MAX} characters"),
+        ));
     }
     if !(body.venue.lat.is_finite() && (-90.0..=90.0).contains(&body.venue.lat)) {
-        return Err(ApiError::invalid("venue.lat", "latitude must be between -90 and 90"));
+        return Err(ApiError::invalid(
+            "venue.lat",
+            "latitude must be between -90 and 90",
+        ));
     }
     if !(body.venue.lon.is_finite() && (-180.0..=180.0).contains(&body.venue.lon)) {
-        return Err(ApiError::invalid("venue.lon", "longitude must be between -180 and 180"));
+        return Err(ApiError::invalid(
+            "venue.lon",
+            "longitude must be between -180 and 180",
+        ));
     }
     let currency = &body.currency;
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(ApiError::invalid("currency", "must be a three-letter code like EUR"));
+        return Err(ApiError::invalid(
+            "currency",
+            "must be a three-letter code like EUR",
+        ));
     }
     if body.per_customer_max == Some(0) {
-        return Err(ApiError::invalid("per_customer_max", "must be at least 1 (or omitted)"));
+        return Err(ApiError::invalid(
+            "per_customer_max",
+            "must be at least 1 (or omitted)",
+        ));
     }
     Ok(EventDetails {
         name: name.to_owned(),
         description: body.description.clone(),
         starts_at_ms,
-        venue: Venue { name: venue.to_owned(), lat: body.venue.lat, lon: body.venue.lon },
+        venue: Venue {
+            name: venue.to_owned(),
+            lat: body.venue.lat,
+            lon: body.venue.lon,
+        },
         price_cents: body.price_cents,
         currency: currency.clone(),
         refundable: body.refundable,
@@ -159,9 +183,16 @@ pub fn validate_inventory(
                     format!("must be between 1 and {capacity_max}"),
                 ));
             }
-            Ok(InventorySpec::Unnumbered { capacity: *capacity })
+            Ok(InventorySpec::Unnumbered {
+                capacity: *capacity,
+            })
         }
-        InventoryBody::Numbered { seats, rows, seats_per_row, blocked } => {
+        InventoryBody::Numbered {
+            seats,
+            rows,
+            seats_per_row,
+            blocked,
+        } => {
             let seats = match (seats, rows, seats_per_row) {
                 (Some(s), _, _) => *s,
                 (None, Some(r), Some(p)) => r.checked_mul(*p).unwrap_or(u32::MAX),
@@ -179,7 +210,10 @@ pub fn validate_inventory(
                 ));
             }
             if *seats_per_row == Some(0) || *rows == Some(0) {
-                return Err(ApiError::invalid("inventory.seats_per_row", "must be at least 1"));
+                return Err(ApiError::invalid(
+                    "inventory.seats_per_row",
+                    "must be at least 1",
+                ));
             }
             if let (Some(r), Some(p)) = (rows, seats_per_row)
                 && r.checked_mul(*p) != Some(seats)
@@ -225,7 +259,11 @@ pub async fn create_event(
     details: EventDetails,
     inventory: InventorySpec,
 ) -> Result<EventId, ApiError> {
-    let command = Command::CreateEvent { organizer, details, inventory };
+    let command = Command::CreateEvent {
+        organizer,
+        details,
+        inventory,
+    };
     match state.node.propose(command).await? {
         Outcome::Event(Ok((id, _))) => Ok(id),
         Outcome::Event(Err(EventRejection::BadInventory { detail })) => {
@@ -241,17 +279,29 @@ async fn create(
     ApiJson(body): ApiJson<EventBody>,
 ) -> Result<Response, ApiError> {
     if !caller.can_organize() {
-        return Err(ApiError::Forbidden("only organizers and admins may create events"));
+        return Err(ApiError::Forbidden(
+            "only organizers and admins may create events",
+        ));
     }
     let details = validate_details(&body)?;
-    let inventory = body.inventory.as_ref().ok_or_else(|| ApiError::invalid("inventory", "missing"))?;
+    let inventory = body
+        .inventory
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid("inventory", "missing"))?;
     let capacity_max = state.node.shared.read().limits().event_capacity_max;
     let spec = validate_inventory(inventory, capacity_max)?;
     let id = create_event(&state, caller.user_id, details, spec).await?;
     let s = state.node.shared.read();
-    let event = s.event(id).ok_or_else(|| ApiError::Internal("created event missing".into()))?;
+    let event = s
+        .event(id)
+        .ok_or_else(|| ApiError::Internal("created event missing".into()))?;
     let location = format!("/api/v1/events/{id}");
-    Ok((StatusCode::CREATED, [("location", location)], Json(views::event(event))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [("location", location)],
+        Json(views::event(event)),
+    )
+        .into_response())
 }
 
 async fn update(
@@ -264,15 +314,25 @@ async fn update(
     let organizer = state.node.shared.read().event(id).map(|e| e.organizer);
     let organizer = organizer.ok_or(ApiError::NotFound("event"))?;
     if !(caller.is_admin() || caller.user_id == organizer) {
-        return Err(ApiError::Forbidden("only the event's organizer or an admin may edit it"));
+        return Err(ApiError::Forbidden(
+            "only the event's organizer or an admin may edit it",
+        ));
     }
     if body.inventory.is_some() {
-        return Err(ApiError::invalid("inventory", "cannot be changed after creation"));
+        return Err(ApiError::invalid(
+            "inventory",
+            "cannot be changed after creation",
+        ));
     }
-    let expected_version =
-        body.version.ok_or_else(|| ApiError::invalid("version", "missing: send the version you read"))?;
+    let expected_version = body
+        .version
+        .ok_or_else(|| ApiError::invalid("version", "missing: send the version you read"))?;
     let details = validate_details(&body)?;
-    let command = Command::UpdateEvent { event_id: id, expected_version, details };
+    let command = Command::UpdateEvent {
+        event_id: id,
+        expected_version,
+        details,
+    };
     match state.node.propose(command).await? {
         Outcome::Event(Ok(_)) => {}
         Outcome::Event(Err(EventRejection::VersionConflict { current_version })) => {
@@ -282,10 +342,15 @@ async fn update(
         other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     }
     let s = state.node.shared.read();
-    Ok(Json(views::event(s.event(id).ok_or(ApiError::NotFound("event"))?)))
+    Ok(Json(views::event(
+        s.event(id).ok_or(ApiError::NotFound("event"))?,
+    )))
 }
 
-async fn detail(State(state): State<AppState>, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
     let s = state.node.shared.read();
     let event = s.event(EventId(id)).ok_or(ApiError::NotFound("event"))?;
     Ok(Json(views::event(event)))
@@ -341,7 +406,10 @@ pub fn search<'a>(
     let to = to.map(|v| parse_bound("to", v, true)).transpose()?;
     let per_page = query.per_page.unwrap_or(20);
     if !(1..=PER_PAGE_MAX).contains(&per_page) {
-        return Err(ApiError::invalid("per_page", format!("must be 1 to {PER_PAGE_MAX}")));
+        return Err(ApiError::invalid(
+            "per_page",
+            format!("must be 1 to {PER_PAGE_MAX}"),
+        ));
     }
     let page = query.page.unwrap_or(1);
     if page == 0 {
@@ -368,8 +436,17 @@ pub fn search<'a>(
     matches.sort_by_key(|e| (e.details.starts_at_ms, e.id));
     let total = matches.len();
     let skip = (page as usize - 1) * per_page as usize;
-    let events = matches.into_iter().skip(skip).take(per_page as usize).collect();
-    Ok(EventPage { events, total, page, per_page })
+    let events = matches
+        .into_iter()
+        .skip(skip)
+        .take(per_page as usize)
+        .collect();
+    Ok(EventPage {
+        events,
+        total,
+        page,
+        per_page,
+    })
 }
 
 async fn list(
@@ -389,7 +466,10 @@ async fn list(
 }
 
 /// Returns the seat map: one letter per seat (`F` free, `H` held, `S` sold, `B` blocked).
-async fn seats(State(state): State<AppState>, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+async fn seats(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
     let s = state.node.shared.read();
     let event = s.event(EventId(id)).ok_or(ApiError::NotFound("event"))?;
     let tix_core::Inventory::Numbered { seats, layout, .. } = &event.inventory else {

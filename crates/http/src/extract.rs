@@ -50,11 +50,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
             let path = e.path().to_string();
             let message = inner.to_string();
-            let field = if path == "." { missing_field(&message).unwrap_or_default() } else { path };
-            return Err(ApiError::Invalid { field, detail: message });
+            let field = if path == "." {
+                missing_field(&message).unwrap_or_default()
+            } else {
+                path
+            };
+            return Err(ApiError::Invalid {
+                field,
+                detail: message,
+            });
         }
     };
-    de.end().map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    de.end()
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     Ok(value)
 }
 
@@ -104,7 +112,9 @@ fn token_of(parts: &Parts) -> Option<&str> {
         return value.strip_prefix("Bearer ").map(str::trim);
     }
     let cookies = parts.headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies.split(';').find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+    cookies
+        .split(';')
+        .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
 }
 
 /// Looks a token up in the local state. Local reads may lag the leader by a moment; a session
@@ -127,7 +137,9 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(MaybeCaller(token_of(parts).and_then(|t| authenticate(state, t))))
+        Ok(MaybeCaller(
+            token_of(parts).and_then(|t| authenticate(state, t)),
+        ))
     }
 }
 

@@ -7,6 +7,7 @@
 //! (read index on the leader); listings and pages read the local applied state.
 
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -91,8 +92,15 @@ impl AppState {
         payments: Arc<dyn PaymentProvider>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> AppState {
-        let login_limiter = auth::LoginLimiter::new(config.login_failures_max, config.login_window_ms);
-        AppState(Arc::new(AppInner { node, config, payments, login_limiter, metrics }))
+        let login_limiter =
+            auth::LoginLimiter::new(config.login_failures_max, config.login_window_ms);
+        AppState(Arc::new(AppInner {
+            node,
+            config,
+            payments,
+            login_limiter,
+            metrics,
+        }))
     }
 }
 
@@ -102,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
     let api = Router::new()
         .merge(auth::routes())
+        .merge(cluster::routes())
         .merge(events::routes())
         .merge(sales::routes())
         .merge(shop::routes());

@@ -43,9 +43,11 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     match &state.metrics {
-        Some(handle) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
-        }
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
         None => ApiError::NotFound("metrics recorder").into_response(),
     }
 }

@@ -64,7 +64,12 @@ pub const CARD_NO_FUNDS: &str = "4000000000009995";
 impl TestPayments {
     /// Returns how much of a payment was refunded.
     pub fn refunded_cents(&self, payment_ref: &str) -> u64 {
-        self.refunded_cents.lock().expect("poisoned").get(payment_ref).copied().unwrap_or(0)
+        self.refunded_cents
+            .lock()
+            .expect("poisoned")
+            .get(payment_ref)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -72,7 +77,9 @@ impl TestPayments {
 fn luhn_ok(digits: &str) -> bool {
     let mut sum = 0;
     for (i, c) in digits.chars().rev().enumerate() {
-        let Some(mut d) = c.to_digit(10) else { return false };
+        let Some(mut d) = c.to_digit(10) else {
+            return false;
+        };
         if i % 2 == 1 {
             d *= 2;
             if d > 9 {
@@ -88,10 +95,14 @@ fn luhn_ok(digits: &str) -> bool {
 pub fn normalize_card(card: &str) -> Result<String, PaymentError> {
     let digits: String = card.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     if !(12..=19).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(PaymentError::InvalidCard("a card number has 12 to 19 digits".into()));
+        return Err(PaymentError::InvalidCard(
+            "a card number has 12 to 19 digits".into(),
+        ));
     }
     if !luhn_ok(&digits) {
-        return Err(PaymentError::InvalidCard("the card number is mistyped (check digit)".into()));
+        return Err(PaymentError::InvalidCard(
+            "the card number is mistyped (check digit)".into(),
+        ));
     }
     Ok(digits)
 }
@@ -107,9 +118,13 @@ impl PaymentProvider for TestPayments {
         Box::pin(async move {
             let card = normalize_card(card_number)?;
             match card.as_str() {
-                CARD_DECLINED => return Err(PaymentError::Declined("the card was declined".into())),
+                CARD_DECLINED => {
+                    return Err(PaymentError::Declined("the card was declined".into()));
+                }
                 CARD_NO_FUNDS => {
-                    return Err(PaymentError::Declined("insufficient funds on the card".into()));
+                    return Err(PaymentError::Declined(
+                        "insufficient funds on the card".into(),
+                    ));
                 }
                 _ => {}
             }

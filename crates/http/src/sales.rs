@@ -41,7 +41,9 @@ fn may_sell(state: &AppState, caller: &Caller, event_id: EventId) -> Result<u32,
     let s = state.node.shared.read();
     let event = s.event(event_id).ok_or(ApiError::NotFound("event"))?;
     if !(caller.is_admin() || event.organizer == caller.user_id) {
-        return Err(ApiError::Forbidden("only the event's organizer or an admin may sell here"));
+        return Err(ApiError::Forbidden(
+            "only the event's organizer or an admin may sell here",
+        ));
     }
     Ok(match &event.inventory {
         tix_core::Inventory::Numbered { seats, .. } => seats.len() as u32,
@@ -51,13 +53,22 @@ fn may_sell(state: &AppState, caller: &Caller, event_id: EventId) -> Result<u32,
 
 /// Validates a purchase against the event's shape before anything is recorded.
 pub fn validate_purchase(body: &PurchaseBody, seats: u32, key_max: usize) -> Result<(), ApiError> {
-    for (field, value) in [("client_id", &body.client_id), ("request_id", &body.request_id)] {
+    for (field, value) in [
+        ("client_id", &body.client_id),
+        ("request_id", &body.request_id),
+    ] {
         if value.is_empty() || value.len() > key_max {
-            return Err(ApiError::invalid(field, format!("must be 1 to {key_max} bytes")));
+            return Err(ApiError::invalid(
+                field,
+                format!("must be 1 to {key_max} bytes"),
+            ));
         }
     }
     match (seats, body.seat) {
-        (0, Some(_)) => Err(ApiError::invalid("seat", "this event has no numbered seats")),
+        (0, Some(_)) => Err(ApiError::invalid(
+            "seat",
+            "this event has no numbered seats",
+        )),
         (n, Some(seat)) if seat == 0 || seat > n => Err(ApiError::invalid(
             "seat",
             format!("seat {seat} does not exist; seats are numbered 1 to {n}"),
@@ -74,7 +85,12 @@ pub async fn run_purchase(
 ) -> Result<Response, ApiError> {
     let key = IdempotencyKey::new(body.client_id.clone(), body.request_id.clone());
     let customer = CustomerKey::Client(body.client_id.clone());
-    let command = Command::Purchase { event_id, key, customer, seat: body.seat };
+    let command = Command::Purchase {
+        event_id,
+        key,
+        customer,
+        seat: body.seat,
+    };
     let outcome = match state.node.propose(command).await? {
         Outcome::Purchase(outcome) => outcome,
         other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
@@ -98,7 +114,9 @@ pub async fn run_purchase(
         Err(rejection) => ApiError::Rejected(rejection).into_response(),
     };
     if outcome.replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -142,7 +160,10 @@ async fn sales(
     for t in s.sales(event_id) {
         let (client_id, request_id) = match (&t.key, &t.customer) {
             (Some(k), _) => (k.client_id.clone(), k.request_id.clone()),
-            (None, CustomerKey::User(u)) => (format!("user:{u}"), format!("order:{}", t.order_id.map(|o| o.0).unwrap_or(0))),
+            (None, CustomerKey::User(u)) => (
+                format!("user:{u}"),
+                format!("order:{}", t.order_id.map(|o| o.0).unwrap_or(0)),
+            ),
             (None, CustomerKey::Client(c)) => (c.clone(), String::new()),
         };
         let line = json!({

@@ -51,7 +51,12 @@ pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, Ap
     if state.node.shared.read().events().next().is_some() {
         return Ok(0);
     }
-    let organizer = state.node.shared.read().user_by_name(DEMO_ORGANIZER).map(|u| u.id);
+    let organizer = state
+        .node
+        .shared
+        .read()
+        .user_by_name(DEMO_ORGANIZER)
+        .map(|u| u.id);
     let organizer = match organizer {
         Some(id) => id,
         None => {

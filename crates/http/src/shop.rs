@@ -74,7 +74,12 @@ async fn place_hold(
     let request = match (body.quantity, body.seats) {
         (Some(q), None) => HoldRequest::Quantity(q),
         (None, Some(seats)) => HoldRequest::Seats(seats),
-        _ => return Err(ApiError::invalid("quantity", "give either quantity or seats")),
+        _ => {
+            return Err(ApiError::invalid(
+                "quantity",
+                "give either quantity or seats",
+            ));
+        }
     };
     if body.request_id.is_empty() || body.request_id.len() > 128 {
         return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
@@ -100,7 +105,10 @@ async fn get_hold(
 
 /// Releases a hold; shared with the pages.
 pub async fn release(state: &AppState, caller: &Caller, hold_id: HoldId) -> Result<(), ApiError> {
-    let command = Command::ReleaseHold { hold_id, customer: caller.user_id };
+    let command = Command::ReleaseHold {
+        hold_id,
+        customer: caller.user_id,
+    };
     match state.node.propose(command).await? {
         Outcome::Release(Ok(_)) => Ok(()),
         Outcome::Release(Err(Rejection::NotYours | Rejection::UnknownHold)) => {
@@ -139,17 +147,26 @@ pub async fn pay(
         let hold = s.hold(hold_id).filter(|h| h.customer == caller.user_id);
         let hold = hold.ok_or(ApiError::NotFound("hold"))?;
         let event = s.event(hold.event_id).ok_or(ApiError::NotFound("event"))?;
-        (event.details.price_cents * u64::from(hold.quantity), event.details.currency.clone())
+        (
+            event.details.price_cents * u64::from(hold.quantity),
+            event.details.currency.clone(),
+        )
     };
     let key = format!("hold-{hold_id}");
-    let payment_ref = match state.payments.charge(&key, card_number, amount, &currency).await {
+    let payment_ref = match state
+        .payments
+        .charge(&key, card_number, amount, &currency)
+        .await
+    {
         Ok(r) => r,
         Err(PaymentError::InvalidCard(detail)) => {
             return Err(ApiError::invalid("card_number", detail));
         }
         Err(PaymentError::Declined(reason)) => {
             release(state, caller, hold_id).await.ok();
-            return Err(ApiError::PaymentDeclined(format!("{reason}; the seats were released")));
+            return Err(ApiError::PaymentDeclined(format!(
+                "{reason}; the seats were released"
+            )));
         }
         Err(PaymentError::Unavailable(detail)) => return Err(ApiError::Unavailable(detail)),
     };
@@ -210,7 +227,8 @@ fn may_manage(state: &AppState, caller: &Caller, owner: &CustomerKey, event_id: 
         return true;
     }
     let s = state.node.shared.read();
-    s.event(event_id).is_some_and(|e| e.organizer == caller.user_id)
+    s.event(event_id)
+        .is_some_and(|e| e.organizer == caller.user_id)
 }
 
 async fn get_ticket(
@@ -238,13 +256,20 @@ pub async fn refund_ticket(
         return Err(ApiError::NotFound("ticket"));
     }
     let is_owner = ticket.customer == CustomerKey::User(caller.user_id);
-    let command = Command::Refund { ticket_id, by: caller.user_id, override_policy: !is_owner };
+    let command = Command::Refund {
+        ticket_id,
+        by: caller.user_id,
+        override_policy: !is_owner,
+    };
     let refunded = match state.node.propose(command).await? {
         Outcome::Refund(result) => result?,
         other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     };
     if let Some(payment_ref) = &refunded.payment_ref
-        && let Err(e) = state.payments.refund(payment_ref, refunded.amount_cents).await
+        && let Err(e) = state
+            .payments
+            .refund(payment_ref, refunded.amount_cents)
+            .await
     {
         tracing::error!(%payment_ref, error = %e, "payment refund failed; settle by hand");
     }
@@ -276,22 +301,44 @@ pub async fn admit(
     caller: &Caller,
     ticket_id: TicketId,
 ) -> Result<tix_core::Admitted, ApiError> {
-    let event_id = state.node.shared.read().ticket(ticket_id).map(|t| t.event_id);
+    let event_id = state
+        .node
+        .shared
+        .read()
+        .ticket(ticket_id)
+        .map(|t| t.event_id);
     let event_id = event_id.ok_or(ApiError::NotFound("ticket"))?;
     let allowed = match caller.role {
         Role::Admin | Role::Staff => true,
-        Role::Organizer => {
-            state.node.shared.read().event(event_id).is_some_and(|e| e.organizer == caller.user_id)
-        }
+        Role::Organizer => state
+            .node
+            .shared
+            .read()
+            .event(event_id)
+            .is_some_and(|e| e.organizer == caller.user_id),
         Role::Attendee => false,
     };
     if !allowed {
-        return Err(ApiError::Forbidden("only door staff, the organizer or an admin may check in"));
+        return Err(ApiError::Forbidden(
+            "only door staff, the organizer or an admin may check in",
+        ));
     }
-    match state.node.propose(Command::CheckIn { ticket_id, by: caller.user_id }).await? {
+    match state
+        .node
+        .propose(Command::CheckIn {
+            ticket_id,
+            by: caller.user_id,
+        })
+        .await?
+    {
         Outcome::CheckIn(Ok(admitted)) => Ok(admitted),
         Outcome::CheckIn(Err(CheckInRejection::AlreadyAdmitted { at_ms, by })) => {
-            let by_name = state.node.shared.read().user(by).map(|u| u.username.clone());
+            let by_name = state
+                .node
+                .shared
+                .read()
+                .user(by)
+                .map(|u| u.username.clone());
             let mut extra = Map::new();
             extra.insert("at".into(), json!(views::rfc3339(at_ms as i64)));
             extra.insert("by".into(), json!(by_name));

@@ -67,7 +67,9 @@ pub fn availability(e: &Event) -> Availability {
 pub fn event(e: &Event) -> Value {
     let d = &e.details;
     let inventory = match &e.inventory {
-        Inventory::Unnumbered { capacity, .. } => json!({"kind": "unnumbered", "capacity": capacity}),
+        Inventory::Unnumbered { capacity, .. } => {
+            json!({"kind": "unnumbered", "capacity": capacity})
+        }
         Inventory::Numbered { seats, layout, .. } => {
             let blocked: Vec<u32> = seats
                 .iter()

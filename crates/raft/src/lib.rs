@@ -13,12 +13,14 @@
 // conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
+pub mod cluster;
 pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod proposer;
 pub mod state_machine;
 pub mod types;
+pub mod writer;
 
 pub use node::{Node, NodeConfig, NodeError};
 pub use proposer::{ProposeError, Proposer};

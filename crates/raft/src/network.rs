@@ -148,11 +148,13 @@ fn misdirected(headers: &HeaderMap, node_id: NodeId) -> Option<Response> {
     let target = headers.get(TARGET_HEADER).and_then(|v| v.to_str().ok());
     match target.and_then(|t| t.parse::<NodeId>().ok()) {
         Some(t) if t == node_id => None,
-        other => Some((
-            StatusCode::MISDIRECTED_REQUEST,
-            format!("this is node {node_id}, the RPC was meant for {other:?}"),
-        )
-            .into_response()),
+        other => Some(
+            (
+                StatusCode::MISDIRECTED_REQUEST,
+                format!("this is node {node_id}, the RPC was meant for {other:?}"),
+            )
+                .into_response(),
+        ),
     }
 }
 

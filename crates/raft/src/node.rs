@@ -15,11 +15,13 @@ use openraft::{Config, SnapshotPolicy};
 use redb::Database;
 use tix_core::{Command, Outcome};
 
+use crate::cluster::ClusterClient;
 use crate::log_store::LogStore;
 use crate::network::HttpNetwork;
 use crate::proposer::{ProposeError, Proposer, ProposerConfig};
 use crate::state_machine::{SharedState, StateMachineStore};
 use crate::types::{NodeId, Raft, TixNode};
+use crate::writer::Writer;
 
 /// Everything needed to start a node.
 #[derive(Debug, Clone)]
@@ -47,6 +49,10 @@ pub struct NodeConfig {
     pub logs_kept_after_snapshot: u64,
     /// Batching limits.
     pub proposer: ProposerConfig,
+    /// How long a write waits for a leader during an election before answering `Unavailable`.
+    pub leader_wait_ms: u64,
+    /// Timeout of one call to another node's cluster API (forwarded writes, read indexes).
+    pub cluster_call_timeout_ms: u64,
 }
 
 impl NodeConfig {
@@ -64,6 +70,8 @@ impl NodeConfig {
             snapshot_logs_since_last: 5000,
             logs_kept_after_snapshot: 1000,
             proposer: ProposerConfig::default(),
+            leader_wait_ms: 5_000,
+            cluster_call_timeout_ms: 5_000,
         }
     }
 }
@@ -100,6 +108,9 @@ pub struct Node {
     /// The applied state, for reads.
     pub shared: Arc<SharedState>,
     proposer: Proposer,
+    writer: Writer,
+    client: ClusterClient,
+    leader_wait: Duration,
 }
 
 impl Node {
@@ -159,12 +170,18 @@ impl Node {
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
             tracing::info!(node_id = config.node_id, "initialized a one-voter cluster");
         }
-        let proposer = Proposer::start(raft.clone(), config.proposer.clone());
+        let client = ClusterClient::new(Duration::from_millis(config.cluster_call_timeout_ms));
+        let leader_wait = Duration::from_millis(config.leader_wait_ms);
+        let writer = Writer::new(raft.clone(), config.node_id, client.clone(), leader_wait);
+        let proposer = Proposer::start(writer.clone(), config.proposer.clone());
         Ok(Node {
             id: config.node_id,
             raft,
             shared,
             proposer,
+            writer,
+            client,
+            leader_wait,
         })
     }
 
@@ -173,11 +190,26 @@ impl Node {
         self.proposer.propose(command).await
     }
 
-    /// Returns once this node is the leader and has applied everything committed before the
-    /// call (a read index), so a read of [`Node::shared`] that follows is linearizable.
-    pub async fn ensure_linearizable(&self) -> Result<(), ProposeError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
+    /// Proposes a batch on this node without forwarding (the receiving end of a forward).
+    pub async fn write_local(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+        self.writer.write_local(commands).await
+    }
+
+    /// Returns the client for other nodes' cluster APIs.
+    pub fn cluster_client(&self) -> &ClusterClient {
+        &self.client
+    }
+
+    /// Returns the current leader and its addresses, as this node sees it.
+    pub fn leader(&self) -> Option<(NodeId, TixNode)> {
+        self.writer.leader()
+    }
+
+    /// Confirms with a quorum that this node leads and returns the read index: the log index a
+    /// linearizable read must have applied.
+    pub async fn read_index_local(&self) -> Result<u64, ProposeError> {
+        match self.raft.get_read_log_id().await {
+            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(ProposeError::NotLeader {
                     leader: f.leader_id.zip(f.leader_node),
@@ -185,6 +217,46 @@ impl Node {
             }
             Err(e) => Err(ProposeError::Unavailable(e.to_string())),
         }
+    }
+
+    /// Returns once this node has applied everything committed before the call, so a read of
+    /// [`Node::shared`] that follows is linearizable. The leader confirms its leadership with a
+    /// quorum (read index); a follower asks the leader for the read index and waits to apply it.
+    pub async fn ensure_linearizable(&self) -> Result<(), ProposeError> {
+        let deadline = std::time::Instant::now() + self.leader_wait;
+        let mut backoff = Duration::from_millis(20);
+        let index = loop {
+            let attempt = match self.leader() {
+                Some((id, _)) if id == self.id => self.read_index_local().await,
+                Some((_, node)) => match self.client.read_index(&node.raft_addr).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ProposeError::NotLeader { leader: None }),
+                },
+                None => Err(ProposeError::NotLeader { leader: None }),
+            };
+            match attempt {
+                Ok(index) => break index,
+                Err(ProposeError::NotLeader { .. }) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(ProposeError::NotLeader { .. }) => {
+                    return Err(ProposeError::Unavailable(
+                        "no leader to confirm the read".into(),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        self.raft
+            .wait(Some(remaining.max(Duration::from_millis(100))))
+            .applied_index_at_least(Some(index), "read index applied")
+            .await
+            .map_err(|e| {
+                ProposeError::Unavailable(format!("catching up to the read index: {e}"))
+            })?;
+        Ok(())
     }
 
     /// Waits until some node is the leader, as seen by this node.

@@ -11,14 +11,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openraft::error::{ClientWriteError, RaftError};
-use tix_core::{Batch, Command, Outcome};
+use tix_core::{Command, Outcome};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::types::{NodeId, Raft, TixNode};
+use crate::types::{NodeId, TixNode};
+use crate::writer::Writer;
 
 /// Why a command could not be committed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ProposeError {
     /// This node is not the leader; `leader` says who is, when known.
     #[error("this node is not the leader (leader: {leader:?})")]
@@ -72,9 +72,9 @@ pub struct Proposer {
 impl Proposer {
     /// Starts the batching loop on the current Tokio runtime. It stops when every handle is
     /// dropped and the queue is empty.
-    pub fn start(raft: Raft, config: ProposerConfig) -> Proposer {
+    pub fn start(writer: Writer, config: ProposerConfig) -> Proposer {
         let (queue, rx) = mpsc::channel(config.queue_commands_max);
-        tokio::spawn(batch_loop(raft, config, rx));
+        tokio::spawn(batch_loop(writer, config, rx));
         Proposer { queue }
     }
 
@@ -95,7 +95,7 @@ impl Proposer {
     }
 }
 
-async fn batch_loop(raft: Raft, config: ProposerConfig, mut rx: mpsc::Receiver<Pending>) {
+async fn batch_loop(writer: Writer, config: ProposerConfig, mut rx: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(config.in_flight_max));
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(first) = rx.recv().await {
@@ -114,9 +114,9 @@ async fn batch_loop(raft: Raft, config: ProposerConfig, mut rx: mpsc::Receiver<P
                 Err(_) => break,
             }
         }
-        let raft = raft.clone();
+        let writer = writer.clone();
         tasks.spawn(async move {
-            commit_batch(&raft, pending).await;
+            commit_batch(&writer, pending).await;
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
@@ -124,34 +124,19 @@ async fn batch_loop(raft: Raft, config: ProposerConfig, mut rx: mpsc::Receiver<P
     while tasks.join_next().await.is_some() {}
 }
 
-/// Proposes one batch and hands each command its outcome.
-async fn commit_batch(raft: &Raft, pending: Vec<Pending>) {
+/// Commits one batch (here or through the leader) and hands each command its outcome.
+async fn commit_batch(writer: &Writer, pending: Vec<Pending>) {
     let (commands, replies): (Vec<_>, Vec<_>) =
         pending.into_iter().map(|p| (p.command, p.reply)).unzip();
     metrics::histogram!("tix_batch_commands").record(commands.len() as f64);
-    let batch = Batch {
-        time_ms: now_ms(),
-        commands,
-    };
-    match raft.client_write(batch).await {
-        Ok(response) => {
-            assert_eq!(
-                response.data.len(),
-                replies.len(),
-                "one outcome per command"
-            );
-            for (reply, outcome) in replies.into_iter().zip(response.data) {
+    match writer.write(commands).await {
+        Ok(outcomes) => {
+            assert_eq!(outcomes.len(), replies.len(), "one outcome per command");
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
         }
-        Err(e) => {
-            let error = match e {
-                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                    let leader = f.leader_id.zip(f.leader_node);
-                    ProposeError::NotLeader { leader }
-                }
-                other => ProposeError::Unavailable(other.to_string()),
-            };
+        Err(error) => {
             for reply in replies {
                 let _ = reply.send(Err(error.clone()));
             }

@@ -21,6 +21,9 @@ enum Command {
     Serve(ServeArgs),
     /// Measures purchases per second through the HTTP API with concurrent keep-alive clients.
     BenchHttp(tix_bench::quick::QuickArgs),
+    /// Cluster administration: init, add-node, remove-node, status, and a local supervisor (up).
+    #[command(subcommand)]
+    Cluster(crate::cluster::ClusterCommand),
 }
 
 /// How to run a node.
@@ -85,5 +88,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => crate::serve::run(cli.serve).await,
         Some(Command::Serve(args)) => crate::serve::run(args).await,
         Some(Command::BenchHttp(args)) => tix_bench::quick::run(args).await,
+        Some(Command::Cluster(command)) => crate::cluster::run(command).await,
     }
 }

@@ -2,6 +2,7 @@
 //! lives in the library crates; see ARCHITECTURE.md.
 
 mod cli;
+mod cluster;
 mod serve;
 mod telemetry;
 

@@ -103,7 +103,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let raft_app = tix_raft::network::raft_router(node.raft.clone(), node.id);
+    let raft_app = tix_raft::network::raft_router(node.raft.clone(), node.id)
+        .merge(tix_raft::cluster::cluster_router(node.clone()));
     let mut raft_stop = stop_rx.clone();
     let raft_server = tokio::spawn(async move {
         axum::serve(raft_listener, raft_app)
@@ -126,10 +127,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
     );
 
-    let leader = node.wait_for_leader(LEADER_WAIT).await?;
-    if leader == node.id {
+    // A bootstrapping node seeds before it serves, so the admin login works as soon as it
+    // answers. A node of a multi-node cluster serves at once (it must answer health checks while
+    // it waits to be initialized or added) and seeds in the background once a leader exists,
+    // if the leader is this node.
+    if !args.no_bootstrap && node.wait_for_leader(LEADER_WAIT).await? == node.id {
         seed(&state, &args).await?;
     }
+    let seeding = args.no_bootstrap.then(|| {
+        let (state, args, node) = (state.clone(), args.clone(), node.clone());
+        tokio::spawn(async move {
+            match node.wait_for_leader(LEADER_WAIT).await {
+                Ok(leader) if leader == node.id => {
+                    if let Err(e) = seed(&state, &args).await {
+                        tracing::error!(error = %e, "first-start setup failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "no leader yet; skipping first-start setup"),
+            }
+        })
+    });
 
     let app = tix_http::router(state);
     println!(
@@ -146,6 +164,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
 
     shutdown_signal().await;
+    if let Some(seeding) = seeding {
+        seeding.abort();
+    }
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
     let drain = Duration::from_millis(args.drain_timeout_ms);

@@ -1,0 +1,269 @@
+//! Cluster operations on the internal listener: forwarded proposals, read indexes for follower
+//! reads, initialization, membership changes and per-node metrics.
+//!
+//! Any node serves any request: a follower forwards a batch of commands to the leader's
+//! `/cluster/propose`, which proposes it as one log entry stamped with the leader's clock (the
+//! receiving node never forwards again, so a stale view of who leads cannot loop). A follower
+//! serving a linearizable read asks the leader for its read index (`/cluster/read-index`, which
+//! confirms leadership with a quorum) and waits until it has applied that far.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use openraft::ChangeMembers;
+use serde::{Deserialize, Serialize};
+use tix_core::{Batch, Command, Outcome};
+
+use crate::node::Node;
+use crate::proposer::{ProposeError, now_ms};
+use crate::types::{NodeId, TixNode};
+
+/// A node to add to the cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddNode {
+    /// Its id (never reuse the id of a wiped node).
+    pub node_id: NodeId,
+    /// Its public HTTP address.
+    pub api_addr: String,
+    /// Its internal Raft address.
+    pub raft_addr: String,
+}
+
+/// A node to remove from the cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveNode {
+    /// Its id.
+    pub node_id: NodeId,
+}
+
+/// The routes of the cluster API on the internal listener.
+pub fn cluster_router(node: Node) -> Router {
+    Router::new()
+        .route("/cluster/propose", post(propose))
+        .route("/cluster/read-index", post(read_index))
+        .route("/cluster/init", post(init))
+        .route("/cluster/add-node", post(add_node))
+        .route("/cluster/remove-node", post(remove_node))
+        .route("/cluster/metrics", get(metrics))
+        .with_state(node)
+}
+
+fn error_response(status: StatusCode, e: impl ToString) -> Response {
+    (status, Json(serde_json::json!({"error": e.to_string()}))).into_response()
+}
+
+/// Proposes a forwarded batch here; answers `NotLeader` rather than forwarding again.
+async fn propose(State(node): State<Node>, Json(commands): Json<Vec<Command>>) -> Response {
+    let result: Result<Vec<Outcome>, ProposeError> = node.write_local(commands).await;
+    Json(result).into_response()
+}
+
+/// Confirms leadership and returns the index a linearizable read must wait for.
+async fn read_index(State(node): State<Node>) -> Response {
+    let result: Result<u64, ProposeError> = node.read_index_local().await;
+    Json(result).into_response()
+}
+
+async fn init(
+    State(node): State<Node>,
+    Json(members): Json<BTreeMap<NodeId, TixNode>>,
+) -> Response {
+    match node.raft.initialize(members).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(StatusCode::CONFLICT, e),
+    }
+}
+
+/// Adds a node as a learner, waits until it has caught up, then makes it a voter.
+async fn add_node(State(node): State<Node>, Json(add): Json<AddNode>) -> Response {
+    let target = TixNode {
+        api_addr: add.api_addr,
+        raft_addr: add.raft_addr,
+    };
+    if let Err(e) = node.raft.add_learner(add.node_id, target, true).await {
+        return error_response(StatusCode::CONFLICT, e);
+    }
+    let change = ChangeMembers::AddVoterIds(BTreeSet::from([add.node_id]));
+    match node.raft.change_membership(change, false).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(StatusCode::CONFLICT, e),
+    }
+}
+
+/// Removes a node from the voters (and from the cluster).
+async fn remove_node(State(node): State<Node>, Json(remove): Json<RemoveNode>) -> Response {
+    let change = ChangeMembers::RemoveVoters(BTreeSet::from([remove.node_id]));
+    match node.raft.change_membership(change, false).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(StatusCode::CONFLICT, e),
+    }
+}
+
+/// This node's view, as the cluster status page shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeMetrics {
+    /// The node's id.
+    pub node_id: NodeId,
+    /// Leader, follower, learner or candidate.
+    pub state: String,
+    /// The current term.
+    pub term: u64,
+    /// Who it believes leads.
+    pub leader_id: Option<NodeId>,
+    /// Its last log index.
+    pub last_log_index: Option<u64>,
+    /// Its last applied index.
+    pub last_applied: Option<u64>,
+    /// Index of its last snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Members: id → addresses, voters flagged.
+    pub members: BTreeMap<NodeId, (TixNode, bool)>,
+    /// On the leader: the highest index replicated to each node.
+    pub matched: Option<BTreeMap<NodeId, Option<u64>>>,
+    /// On the leader: milliseconds since a quorum last acknowledged it.
+    pub millis_since_quorum_ack: Option<u64>,
+    /// The state digest at `last_applied`, to compare replicas.
+    pub state_digest: Option<String>,
+}
+
+/// Returns this node's metrics; with `digest` set, also the state digest (costly on big states).
+pub fn node_metrics(node: &Node, digest: bool) -> NodeMetrics {
+    let m = node.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let members = membership
+        .nodes()
+        .map(|(id, n)| (*id, (n.clone(), voters.contains(id))))
+        .collect();
+    let state_digest = digest.then(|| {
+        let state = node.shared.read();
+        format!("{:016x}", state.digest())
+    });
+    NodeMetrics {
+        node_id: node.id,
+        state: format!("{:?}", m.state).to_lowercase(),
+        term: m.current_term,
+        leader_id: m.current_leader,
+        last_log_index: m.last_log_index,
+        last_applied: m.last_applied.map(|l| l.index),
+        snapshot_index: m.snapshot.map(|l| l.index),
+        members,
+        matched: m
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect()),
+        millis_since_quorum_ack: m.millis_since_quorum_ack,
+        state_digest,
+    }
+}
+
+#[derive(Deserialize)]
+struct MetricsQuery {
+    #[serde(default)]
+    digest: bool,
+}
+
+async fn metrics(
+    State(node): State<Node>,
+    axum::extract::Query(q): axum::extract::Query<MetricsQuery>,
+) -> Json<NodeMetrics> {
+    Json(node_metrics(&node, q.digest))
+}
+
+/// A client for other nodes' cluster APIs.
+#[derive(Clone)]
+pub struct ClusterClient {
+    http: reqwest::Client,
+}
+
+/// Why a call to another node failed, and whether the request may have been applied.
+#[derive(Debug)]
+pub enum CallError {
+    /// Not delivered (connection refused): safe to retry.
+    NotDelivered(String),
+    /// Delivered or maybe delivered (timeout, broken connection): the outcome is unknown.
+    Unknown(String),
+}
+
+impl ClusterClient {
+    /// Builds a client with pooled keep-alive connections and a per-call timeout.
+    pub fn new(timeout: Duration) -> ClusterClient {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(16)
+            .tcp_nodelay(true)
+            .timeout(timeout)
+            .build()
+            .expect("HTTP client builds");
+        ClusterClient { http }
+    }
+
+    async fn post<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        raft_addr: &str,
+        path: &str,
+        body: &Req,
+    ) -> Result<Resp, CallError> {
+        let response = self
+            .http
+            .post(format!("http://{raft_addr}{path}"))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    CallError::NotDelivered(e.to_string())
+                } else {
+                    CallError::Unknown(e.to_string())
+                }
+            })?;
+        response
+            .json()
+            .await
+            .map_err(|e| CallError::Unknown(e.to_string()))
+    }
+
+    /// Forwards a batch to the leader.
+    pub async fn propose(
+        &self,
+        raft_addr: &str,
+        commands: &[Command],
+    ) -> Result<Result<Vec<Outcome>, ProposeError>, CallError> {
+        self.post(raft_addr, "/cluster/propose", &commands).await
+    }
+
+    /// Asks the leader for a read index.
+    pub async fn read_index(
+        &self,
+        raft_addr: &str,
+    ) -> Result<Result<u64, ProposeError>, CallError> {
+        self.post(raft_addr, "/cluster/read-index", &()).await
+    }
+
+    /// Reads a node's metrics.
+    pub async fn metrics(&self, raft_addr: &str, digest: bool) -> Result<NodeMetrics, CallError> {
+        let url = format!("http://{raft_addr}/cluster/metrics?digest={digest}");
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| CallError::Unknown(e.to_string()))?;
+        response
+            .json()
+            .await
+            .map_err(|e| CallError::Unknown(e.to_string()))
+    }
+}
+
+/// Stamps a forwarded batch with this (the leader's) clock.
+pub fn stamp(commands: Vec<Command>) -> Batch {
+    Batch {
+        time_ms: now_ms(),
+        commands,
+    }
+}

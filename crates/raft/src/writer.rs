@@ -1,0 +1,99 @@
+//! Commits a batch of commands wherever the leader is: through openraft when this node leads,
+//! forwarded to the leader's `/cluster/propose` otherwise. During an election it retries with
+//! backoff, but only while retrying is safe — when the batch certainly was not applied (the
+//! leader refused it, or the connection was refused) — and only up to a deadline; after that,
+//! or when the outcome is unknown, the caller gets `Unavailable` and the client retries with the
+//! same request id (idempotency makes that safe).
+
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use tix_core::{Command, Outcome};
+
+use crate::cluster::{CallError, ClusterClient, stamp};
+use crate::proposer::ProposeError;
+use crate::types::{NodeId, Raft, TixNode};
+
+/// First pause between attempts while no leader is known.
+const BACKOFF_FIRST: Duration = Duration::from_millis(20);
+/// Longest pause between attempts.
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// Commits batches here or at the leader. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    raft: Raft,
+    node_id: NodeId,
+    client: ClusterClient,
+    leader_wait: Duration,
+}
+
+impl Writer {
+    /// Returns a writer for this node that retries for at most `leader_wait`.
+    pub fn new(raft: Raft, node_id: NodeId, client: ClusterClient, leader_wait: Duration) -> Self {
+        Writer {
+            raft,
+            node_id,
+            client,
+            leader_wait,
+        }
+    }
+
+    /// Returns the current leader and its address, as this node sees it.
+    pub fn leader(&self) -> Option<(NodeId, TixNode)> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node))
+    }
+
+    /// Commits `commands` as one log entry and returns their outcomes.
+    pub async fn write(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+        let deadline = Instant::now() + self.leader_wait;
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let attempt = match self.leader() {
+                Some((id, _)) if id == self.node_id => self.write_local(commands.clone()).await,
+                Some((_, node)) => match self.client.propose(&node.raft_addr, &commands).await {
+                    Ok(result) => result,
+                    Err(CallError::NotDelivered(e)) => {
+                        Err(ProposeError::NotLeader { leader: None })
+                            .inspect_err(|_| tracing::debug!(error = %e, "leader unreachable"))
+                    }
+                    Err(CallError::Unknown(e)) => {
+                        return Err(ProposeError::Unavailable(format!(
+                            "lost contact with the leader; the outcome is unknown ({e})"
+                        )));
+                    }
+                },
+                None => Err(ProposeError::NotLeader { leader: None }),
+            };
+            match attempt {
+                Err(ProposeError::NotLeader { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                Err(ProposeError::NotLeader { .. }) => {
+                    return Err(ProposeError::Unavailable(format!(
+                        "no leader could take the write within {:?}",
+                        self.leader_wait
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Proposes `commands` on this node, stamped with this node's clock; never forwards.
+    pub async fn write_local(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+        match self.raft.client_write(stamp(commands)).await {
+            Ok(response) => Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node),
+                })
+            }
+            Err(other) => Err(ProposeError::Unavailable(other.to_string())),
+        }
+    }
+}
