@@ -77,6 +77,9 @@ pub struct Hold {
     pub seats: Vec<u32>,
     /// When it lapses, by log time.
     pub expires_at_ms: u64,
+    /// The ticket price when the hold was placed: what checkout charges and the order records,
+    /// even if the organizer edits the price meanwhile.
+    pub price_cents: u64,
 }
 
 /// A confirmed, paid order.
@@ -584,6 +587,7 @@ impl State {
         let expires_at_ms = self.now_ms + ttl_ms;
         let event = self.events.get_mut(&event_id).expect("checked above");
         event.inventory.hold(hold_id, quantity, &seats);
+        let price_cents = event.details.price_cents;
         let hold = Hold {
             id: hold_id,
             event_id,
@@ -591,6 +595,7 @@ impl State {
             quantity,
             seats,
             expires_at_ms,
+            price_cents,
         };
         self.hold_expiry.insert((expires_at_ms, hold_id));
         *self.holds_per_customer.entry(customer).or_insert(0) += 1;
@@ -637,7 +642,8 @@ impl State {
             .events
             .get(&hold.event_id)
             .expect("a hold's event exists");
-        let price = event.details.price_cents;
+        assert!(event.id == hold.event_id, "hold points at its event");
+        let price = hold.price_cents;
         let order_id = OrderId(self.next.order);
         self.next.order += 1;
         let units: Vec<Option<u32>> = if hold.seats.is_empty() {
@@ -651,6 +657,7 @@ impl State {
                 self.issue_ticket(hold.event_id, seat, CustomerKey::User(customer), None, None);
             let ticket = self.tickets.get_mut(&id).expect("just issued");
             ticket.order_id = Some(order_id);
+            ticket.price_cents = price;
             let event = self.events.get_mut(&hold.event_id).expect("exists");
             event.inventory.sell_held(id, seat);
             tickets.push(id);
@@ -947,6 +954,11 @@ impl State {
     /// Returns a hold.
     pub fn hold(&self, id: HoldId) -> Option<&Hold> {
         self.holds.get(&id)
+    }
+
+    /// Returns when the next hold expires, by log time, if any hold is active.
+    pub fn next_hold_expiry_ms(&self) -> Option<u64> {
+        self.hold_expiry.first().map(|(at, _)| *at)
     }
 
     /// Returns a customer's active holds.

@@ -276,6 +276,8 @@ struct ModelHold {
     quantity: u32,
     seats: Vec<u32>,
     expires_at_ms: u64,
+    /// The price when the hold was placed; checkout charges it even after a price edit.
+    price_cents: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -860,6 +862,7 @@ impl Model {
             quantity,
             seats: seats.clone(),
             expires_at_ms,
+            price_cents: self.events[&event_id].price_cents,
         };
         self.holds.insert(hold_id, hold);
         Ok(HoldPlaced {
@@ -894,11 +897,14 @@ impl Model {
             hold.seats.iter().map(|s| Some(*s)).collect()
         };
         let buyer = CustomerKey::User(customer);
-        let tickets = units
+        let tickets: Vec<TicketId> = units
             .into_iter()
             .map(|seat| self.issue(hold.event_id, seat, buyer.clone(), Some(payment_ref.into())))
             .collect();
-        let total_cents = self.events[&hold.event_id].price_cents * u64::from(hold.quantity);
+        for id in &tickets {
+            self.tickets.get_mut(id).expect("just issued").price_cents = hold.price_cents;
+        }
+        let total_cents = hold.price_cents * u64::from(hold.quantity);
         Ok(OrderConfirmed {
             order_id,
             tickets,

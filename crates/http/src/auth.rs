@@ -222,6 +222,7 @@ pub async fn open_session(
         state.login_limiter.failed(username);
         return Err(ApiError::BadCredentials);
     };
+    state.login_limiter.succeeded(username);
     let token = new_token();
     let expires_at_ms = tix_raft::proposer::now_ms() + state.config.session_ttl_ms;
     let command = Command::CreateSession {
@@ -327,12 +328,21 @@ impl LoginLimiter {
         }
     }
 
+    /// Forgets the failures of a username after a successful login.
+    pub fn succeeded(&self, username: &str) {
+        self.failures.lock().expect("poisoned").remove(username);
+    }
+
     /// Records a failed login.
     pub fn failed(&self, username: &str) {
         let mut map = self.failures.lock().expect("poisoned");
         if map.len() >= LIMITER_USERNAMES_MAX {
             let window = self.window;
             map.retain(|_, (since, _)| since.elapsed() <= window);
+        }
+        if map.len() >= LIMITER_USERNAMES_MAX {
+            // Still full of recent failures: forget them all rather than grow without bound.
+            map.clear();
         }
         let entry = map
             .entry(username.to_owned())

@@ -2,7 +2,7 @@
 //! addresses, role, log and applied indexes, replication lag and when it last answered.
 //!
 //! Each member's own numbers come from its internal `/cluster/metrics` (a short timeout; an
-//! unreachable node is reported as such). Replication lag and the committed index come from the
+//! unreachable node is reported as such; `response_ms` is how long it took to answer now). Replication lag and the committed index come from the
 //! leader's view: `committed` is the highest index a majority of voters has stored.
 
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use tix_raft::cluster::{NodeMetrics, node_metrics};
 
 use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::Caller;
 
 /// How long to wait for one node's metrics.
 const NODE_METRICS_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -45,7 +47,13 @@ fn quorum_index(leader: &NodeMetrics) -> Option<u64> {
     Some(indexes[indexes.len() / 2])
 }
 
-async fn status(State(state): State<AppState>) -> Json<Value> {
+/// Admin only: the status names internal addresses.
+async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden(
+            "only an admin may see the cluster status",
+        ));
+    }
     let local = node_metrics(&state.node, false);
     let client = state.node.cluster_client().clone();
     let mut fetches = Vec::new();
@@ -110,7 +118,7 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
                 node["last_applied"] = json!(m.last_applied);
                 node["committed"] = json!(committed);
                 node["snapshot_index"] = json!(m.snapshot_index);
-                node["last_contact_ms"] = json!(elapsed.as_millis() as u64);
+                node["response_ms"] = json!(elapsed.as_millis() as u64);
             }
             Err(error) => {
                 node["role"] = json!("unreachable");
@@ -120,12 +128,12 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
         }
         nodes.push(node);
     }
-    Json(json!({
+    Ok(Json(json!({
         "node_id": local.node_id,
         "leader_id": local.leader_id,
         "term": local.term,
         "committed": committed,
         "millis_since_quorum_ack": leader_view.as_ref().and_then(|l| l.millis_since_quorum_ack),
         "nodes": nodes,
-    }))
+    })))
 }

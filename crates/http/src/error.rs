@@ -35,6 +35,12 @@ pub enum ApiError {
     /// Too many failed logins.
     #[error("too many failed logins; try again later")]
     TooManyAttempts,
+    /// The request body is over the size limit.
+    #[error("the request body is larger than this server accepts")]
+    PayloadTooLarge,
+    /// The route exists but not with this method.
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -89,6 +95,8 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UsernameTaken | ApiError::VersionConflict { .. } => StatusCode::CONFLICT,
@@ -107,6 +115,8 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::BadCredentials => "bad_credentials",
             ApiError::TooManyAttempts => "too_many_attempts",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::UsernameTaken => "username_taken",
@@ -126,6 +136,8 @@ impl ApiError {
             ApiError::Unauthenticated => "Authentication required",
             ApiError::BadCredentials => "Wrong username or password",
             ApiError::TooManyAttempts => "Too many attempts",
+            ApiError::PayloadTooLarge => "Request body too large",
+            ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Forbidden(_) => "Not allowed",
             ApiError::NotFound(_) => "Not found",
             ApiError::UsernameTaken => "Username taken",
@@ -255,7 +267,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = problem_response(status, body);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),

@@ -29,7 +29,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::invalid("", "the request body is too large")
+                ApiError::PayloadTooLarge
             } else {
                 ApiError::MalformedJson(e.body_text())
             }

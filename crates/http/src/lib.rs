@@ -124,5 +124,6 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(axum::middleware::from_fn(ops::problem_for_bare_errors))
         .with_state(state)
 }

@@ -82,3 +82,19 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// Gives the bare errors produced by the framework (405 from the router, 503 from the request
+/// timeout) our problem+json body, so every error a client sees has the same shape.
+pub async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.headers().contains_key(header::CONTENT_TYPE) {
+        return response;
+    }
+    match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed.into_response(),
+        StatusCode::SERVICE_UNAVAILABLE => {
+            ApiError::Unavailable("the request took too long".into()).into_response()
+        }
+        _ => response,
+    }
+}

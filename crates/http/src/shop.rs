@@ -148,7 +148,7 @@ pub async fn pay(
         let hold = hold.ok_or(ApiError::NotFound("hold"))?;
         let event = s.event(hold.event_id).ok_or(ApiError::NotFound("event"))?;
         (
-            event.details.price_cents * u64::from(hold.quantity),
+            hold.price_cents * u64::from(hold.quantity),
             event.details.currency.clone(),
         )
     };
@@ -301,6 +301,13 @@ pub async fn admit(
     caller: &Caller,
     ticket_id: TicketId,
 ) -> Result<tix_core::Admitted, ApiError> {
+    // The role is checked before the ticket is looked up, so that an attendee cannot probe
+    // which ticket ids exist.
+    if caller.role == Role::Attendee {
+        return Err(ApiError::Forbidden(
+            "only door staff, the organizer or an admin may check in",
+        ));
+    }
     let event_id = state
         .node
         .shared

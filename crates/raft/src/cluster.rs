@@ -59,7 +59,7 @@ fn error_response(status: StatusCode, e: impl ToString) -> Response {
 
 /// Proposes a forwarded batch here; answers `NotLeader` rather than forwarding again.
 async fn propose(State(node): State<Node>, Json(commands): Json<Vec<Command>>) -> Response {
-    let result: Result<Vec<Outcome>, ProposeError> = node.write_local(commands).await;
+    let result: Result<(Vec<Outcome>, u64), ProposeError> = node.write_local(commands).await;
     Json(result).into_response()
 }
 
@@ -232,7 +232,7 @@ impl ClusterClient {
         &self,
         raft_addr: &str,
         commands: &[Command],
-    ) -> Result<Result<Vec<Outcome>, ProposeError>, CallError> {
+    ) -> Result<Result<(Vec<Outcome>, u64), ProposeError>, CallError> {
         self.post(raft_addr, "/cluster/propose", &commands).await
     }
 

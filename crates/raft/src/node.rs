@@ -174,6 +174,12 @@ impl Node {
         let leader_wait = Duration::from_millis(config.leader_wait_ms);
         let writer = Writer::new(raft.clone(), config.node_id, client.clone(), leader_wait);
         let proposer = Proposer::start(writer.clone(), config.proposer.clone());
+        tokio::spawn(sweep_holds(
+            raft.clone(),
+            shared.clone(),
+            writer.clone(),
+            config.node_id,
+        ));
         Ok(Node {
             id: config.node_id,
             raft,
@@ -191,7 +197,10 @@ impl Node {
     }
 
     /// Proposes a batch on this node without forwarding (the receiving end of a forward).
-    pub async fn write_local(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+    pub async fn write_local(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<(Vec<Outcome>, u64), ProposeError> {
         self.writer.write_local(commands).await
     }
 
@@ -274,6 +283,32 @@ impl Node {
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// How often the leader checks for holds that are due to expire.
+const HOLD_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Expired holds are released when log time passes their expiry, which happens when the next
+/// batch is applied. So that an idle event does not show lapsed holds as held, the leader
+/// proposes an empty batch (it only advances log time) when a hold is due. Ends when Raft stops.
+async fn sweep_holds(raft: Raft, shared: Arc<SharedState>, writer: Writer, node_id: NodeId) {
+    let mut tick = tokio::time::interval(HOLD_SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if raft.is_initialized().await.is_err() {
+            return;
+        }
+        let due = shared
+            .read()
+            .next_hold_expiry_ms()
+            .is_some_and(|at| at <= crate::proposer::now_ms());
+        if due && raft.metrics().borrow().current_leader == Some(node_id) {
+            if let Err(e) = writer.write_local(Vec::new()).await {
+                tracing::debug!(error = %e, "hold sweep");
+            }
         }
     }
 }

@@ -53,9 +53,16 @@ impl Writer {
         let mut backoff = BACKOFF_FIRST;
         loop {
             let attempt = match self.leader() {
-                Some((id, _)) if id == self.node_id => self.write_local(commands.clone()).await,
+                Some((id, _)) if id == self.node_id => self
+                    .write_local(commands.clone())
+                    .await
+                    .map(|(outcomes, _)| outcomes),
                 Some((_, node)) => match self.client.propose(&node.raft_addr, &commands).await {
-                    Ok(result) => result,
+                    Ok(Ok((outcomes, index))) => {
+                        self.wait_applied(index, deadline).await;
+                        Ok(outcomes)
+                    }
+                    Ok(Err(e)) => Err(e),
                     Err(CallError::NotDelivered(e)) => {
                         Err(ProposeError::NotLeader { leader: None })
                             .inspect_err(|_| tracing::debug!(error = %e, "leader unreachable"))
@@ -84,10 +91,30 @@ impl Writer {
         }
     }
 
+    /// Waits (up to the deadline) until this node has applied `index`, so that a handler
+    /// reading local state right after a forwarded write sees it (read-your-writes).
+    async fn wait_applied(&self, index: u64, deadline: Instant) {
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(BACKOFF_MAX);
+        let waited = self
+            .raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "forwarded write")
+            .await;
+        if let Err(e) = waited {
+            tracing::warn!(index, error = %e, "forwarded write committed but not yet applied here");
+        }
+    }
+
     /// Proposes `commands` on this node, stamped with this node's clock; never forwards.
-    pub async fn write_local(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+    /// Returns the outcomes and the log index of the entry that carried them.
+    pub async fn write_local(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<(Vec<Outcome>, u64), ProposeError> {
         match self.raft.client_write(stamp(commands)).await {
-            Ok(response) => Ok(response.data),
+            Ok(response) => Ok((response.data, response.log_id.index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(ProposeError::NotLeader {
                     leader: f.leader_id.zip(f.leader_node),
