@@ -305,10 +305,12 @@ async fn sweep_holds(raft: Raft, shared: Arc<SharedState>, writer: Writer, node_
             .read()
             .next_hold_expiry_ms()
             .is_some_and(|at| at <= crate::proposer::now_ms());
-        if due && raft.metrics().borrow().current_leader == Some(node_id) {
-            if let Err(e) = writer.write_local(Vec::new()).await {
-                tracing::debug!(error = %e, "hold sweep");
-            }
+        let leading = raft.metrics().borrow().current_leader == Some(node_id);
+        if due
+            && leading
+            && let Err(e) = writer.write_local(Vec::new()).await
+        {
+            tracing::debug!(error = %e, "hold sweep");
         }
     }
 }
