@@ -2,5 +2,7 @@
 //! ([`quick`]) and the helpers it is built from ([`client`], [`spawn`]).
 
 pub mod client;
+pub mod cluster;
+pub mod proxy;
 pub mod quick;
 pub mod spawn;

@@ -191,11 +191,13 @@ pub enum CallError {
 }
 
 impl ClusterClient {
-    /// Builds a client with pooled keep-alive connections and a per-call timeout.
-    pub fn new(timeout: Duration) -> ClusterClient {
+    /// Builds a client with pooled keep-alive connections and a per-call timeout, sending from
+    /// `source_ip` when set.
+    pub fn new(timeout: Duration, source_ip: Option<std::net::IpAddr>) -> ClusterClient {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(16)
             .tcp_nodelay(true)
+            .local_address(source_ip)
             .timeout(timeout)
             .build()
             .expect("HTTP client builds");

@@ -31,7 +31,11 @@ const RPC_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Creates one HTTP client per peer.
 #[derive(Clone, Default)]
-pub struct HttpNetwork;
+pub struct HttpNetwork {
+    /// The local address outgoing RPCs are sent from, when set (fault-injection tests give each
+    /// node its own loopback address so a proxy can tell senders apart).
+    pub source_ip: Option<std::net::IpAddr>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = Peer;
@@ -40,6 +44,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(4)
             .tcp_nodelay(true)
+            .local_address(self.source_ip)
             .build()
             .expect("HTTP client builds");
         Peer {

@@ -32,8 +32,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// The public HTTP address other nodes and clients use.
     pub api_addr: String,
-    /// The internal Raft RPC address.
+    /// The internal Raft RPC address other nodes use (stored in the membership).
     pub raft_addr: String,
+    /// The local address outgoing Raft and cluster calls are sent from, if set.
+    pub source_ip: Option<std::net::IpAddr>,
     /// Initialize a one-voter cluster of this node if the storage is pristine.
     pub bootstrap: bool,
     /// Leader heartbeat period.
@@ -63,6 +65,7 @@ impl NodeConfig {
             data_dir,
             api_addr,
             raft_addr,
+            source_ip: None,
             bootstrap: true,
             heartbeat_interval_ms: 100,
             election_timeout_min_ms: 1000,
@@ -147,7 +150,9 @@ impl Node {
         let raft = Raft::new(
             config.node_id,
             raft_config,
-            HttpNetwork,
+            HttpNetwork {
+                source_ip: config.source_ip,
+            },
             log_store,
             state_machine,
         )
@@ -170,7 +175,10 @@ impl Node {
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
             tracing::info!(node_id = config.node_id, "initialized a one-voter cluster");
         }
-        let client = ClusterClient::new(Duration::from_millis(config.cluster_call_timeout_ms));
+        let client = ClusterClient::new(
+            Duration::from_millis(config.cluster_call_timeout_ms),
+            config.source_ip,
+        );
         let leader_wait = Duration::from_millis(config.leader_wait_ms);
         let writer = Writer::new(raft.clone(), config.node_id, client.clone(), leader_wait);
         let proposer = Proposer::start(writer.clone(), config.proposer.clone());

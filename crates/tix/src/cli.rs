@@ -38,6 +38,12 @@ pub struct ServeArgs {
     /// Internal Raft RPC address.
     #[arg(long, env = "TIX_RAFT_ADDR", default_value = "127.0.0.1:8090")]
     pub raft_addr: String,
+    /// The Raft address other nodes should use, if not --raft-addr (e.g. behind a proxy).
+    #[arg(long, env = "TIX_RAFT_ADVERTISE_ADDR")]
+    pub raft_advertise_addr: Option<String>,
+    /// Send Raft and cluster calls from this local IP address (fault-injection tests).
+    #[arg(long)]
+    pub raft_source_ip: Option<std::net::IpAddr>,
     /// Where the log and snapshots are stored.
     #[arg(long, env = "TIX_DATA_DIR", default_value = "./tix-data")]
     pub data_dir: PathBuf,

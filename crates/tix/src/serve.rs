@@ -81,8 +81,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.node_id,
         args.data_dir.clone(),
         args.http_addr.clone(),
-        args.raft_addr.clone(),
+        args.raft_advertise_addr
+            .clone()
+            .unwrap_or_else(|| args.raft_addr.clone()),
     );
+    config.source_ip = args.raft_source_ip;
     config.bootstrap = !args.no_bootstrap;
     config.heartbeat_interval_ms = args.heartbeat_interval_ms;
     config.election_timeout_min_ms = args.election_timeout_min_ms;

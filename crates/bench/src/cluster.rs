@@ -1,0 +1,421 @@
+//! A local cluster of real `tix serve` processes for fault tests and `tix chaos`: each node has
+//! its own loopback address, a fault-injecting proxy in front of its Raft listener, and its own
+//! data directory. Nodes can be killed (SIGKILL), paused (SIGSTOP/SIGCONT), restarted, added,
+//! removed and partitioned.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::proxy::{FaultProxy, Partitions, node_ip};
+
+/// Timing options passed to every node.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Leader heartbeat period.
+    pub heartbeat_interval_ms: u64,
+    /// Election timeout bounds.
+    pub election_timeout_min_ms: u64,
+    /// Election timeout bounds.
+    pub election_timeout_max_ms: u64,
+    /// Snapshot (and log compaction) period in log entries.
+    pub snapshot_logs_since_last: u64,
+    /// Extra `tix serve` arguments.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            snapshot_logs_since_last: 5000,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// One node process and its addresses.
+pub struct NodeProcess {
+    /// Node id.
+    pub id: u64,
+    /// `127.0.0.1:port` of its public HTTP listener.
+    pub http_addr: String,
+    /// Where its Raft listener really is.
+    pub raft_listen_addr: SocketAddr,
+    /// Its proxy: what the membership stores.
+    pub raft_advertised_addr: SocketAddr,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    _proxy: FaultProxy,
+}
+
+impl NodeProcess {
+    /// Returns `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Returns true if the process is running (possibly paused).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+/// A local cluster of `tix` processes.
+pub struct LocalCluster {
+    exe: PathBuf,
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    /// The admin password of every node.
+    pub admin_password: String,
+    options: ClusterOptions,
+    /// The nodes by id.
+    pub nodes: BTreeMap<u64, NodeProcess>,
+    /// The partition table shared by all proxies.
+    pub partitions: Partitions,
+    http: reqwest::Client,
+}
+
+fn free_addr(ip: std::net::IpAddr) -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind((ip, 0))?.local_addr()?)
+}
+
+impl LocalCluster {
+    /// Starts `n` nodes (ids 1..=n) from `exe` in a temporary directory, initializes the
+    /// cluster and waits for a leader.
+    pub async fn start(exe: &Path, n: u64, options: ClusterOptions) -> anyhow::Result<Self> {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path().to_path_buf();
+        let mut cluster = LocalCluster {
+            exe: exe.to_path_buf(),
+            dir,
+            _temp: Some(temp),
+            admin_password: "cluster-admin-password".into(),
+            options,
+            nodes: BTreeMap::new(),
+            partitions: Partitions::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        };
+        for id in 1..=n {
+            cluster.spawn(id).await?;
+        }
+        let members: BTreeMap<String, Value> = cluster
+            .nodes
+            .values()
+            .map(|n| {
+                let node = json!({"api_addr": n.http_addr, "raft_addr": n.raft_advertised_addr.to_string()});
+                (n.id.to_string(), node)
+            })
+            .collect();
+        let first = cluster.nodes[&1].raft_listen_addr;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let response = loop {
+            let url = format!("http://{first}/cluster/init");
+            match cluster.http.post(url).json(&members).send().await {
+                Ok(r) => break r,
+                Err(e) if e.is_connect() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e).context("node 1 did not start"),
+            }
+        };
+        if !response.status().is_success() {
+            bail!("cluster init failed: {}", response.text().await?);
+        }
+        cluster.wait_for_leader(Duration::from_secs(30)).await?;
+        cluster.wait_for_admin(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    /// Starts the process of node `id` (new or existing data) with its proxy.
+    async fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
+        let ip = node_ip(id);
+        let http_addr = format!("127.0.0.1:{}", crate::spawn::free_port()?);
+        let raft_listen_addr = free_addr(ip)?;
+        let proxy = FaultProxy::start(id, ip, raft_listen_addr, self.partitions.clone()).await?;
+        let node = NodeProcess {
+            id,
+            http_addr,
+            raft_listen_addr,
+            raft_advertised_addr: proxy.listen_addr,
+            data_dir: self.dir.join(format!("node-{id}")),
+            child: None,
+            _proxy: proxy,
+        };
+        self.nodes.insert(id, node);
+        self.launch(id)
+    }
+
+    /// Launches the process of an existing slot (same addresses, same data directory).
+    fn launch(&mut self, id: u64) -> anyhow::Result<()> {
+        let o = self.options.clone();
+        let node = self.nodes.get_mut(&id).context("no such node")?;
+        let child = Command::new(&self.exe)
+            .arg("serve")
+            .args(["--node-id", &id.to_string(), "--http-addr", &node.http_addr])
+            .args(["--raft-addr", &node.raft_listen_addr.to_string()])
+            .args([
+                "--raft-advertise-addr",
+                &node.raft_advertised_addr.to_string(),
+            ])
+            .args(["--raft-source-ip", &node_ip(id).to_string()])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(["--no-bootstrap", "--no-demo"])
+            .args([
+                "--heartbeat-interval-ms",
+                &o.heartbeat_interval_ms.to_string(),
+            ])
+            .args([
+                "--election-timeout-min-ms",
+                &o.election_timeout_min_ms.to_string(),
+            ])
+            .args([
+                "--election-timeout-max-ms",
+                &o.election_timeout_max_ms.to_string(),
+            ])
+            .args([
+                "--snapshot-logs-since-last",
+                &o.snapshot_logs_since_last.to_string(),
+            ])
+            .args(&o.extra_args)
+            .env("TIX_ADMIN_PASSWORD", &self.admin_password)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting node {id}"))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// Returns the ids of all nodes.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Returns the base URL of node `id`.
+    pub fn url(&self, id: u64) -> String {
+        self.nodes[&id].url()
+    }
+
+    /// Returns node `id`'s `/healthz`, if it answers.
+    pub async fn health(&self, id: u64) -> Option<Value> {
+        let url = format!("{}/healthz", self.url(id));
+        let response = self
+            .http
+            .get(url)
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
+    }
+
+    /// Returns the leader that a majority of answering nodes agree on, if any.
+    pub async fn leader(&self) -> Option<u64> {
+        let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
+        for id in self.ids() {
+            if let Some(h) = self.health(id).await
+                && let Some(leader) = h["leader_id"].as_u64()
+            {
+                *votes.entry(leader).or_default() += 1;
+            }
+        }
+        let (leader, count) = votes.into_iter().max_by_key(|(_, c)| *c)?;
+        let reachable = self.health(leader).await?;
+        (count * 2 > self.nodes.len() && reachable["leader_id"].as_u64() == Some(leader))
+            .then_some(leader)
+    }
+
+    /// Waits until a leader is agreed on.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader().await {
+                return Ok(leader);
+            }
+            if Instant::now() > deadline {
+                bail!("no leader within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the admin account exists (the first leader creates it).
+    async fn wait_for_admin(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for id in self.ids() {
+                let url = format!("{}/api/v1/auth/login", self.url(id));
+                let body = json!({"username": "admin", "password": self.admin_password});
+                if let Ok(r) = self.http.post(url).json(&body).send().await
+                    && r.status().is_success()
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the admin account was not created within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn signal(&self, id: u64, signal: &str) -> anyhow::Result<()> {
+        let node = &self.nodes[&id];
+        let child = node.child.as_ref().context("node is not running")?;
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill {signal} failed");
+        Ok(())
+    }
+
+    /// Kills node `id` with SIGKILL and reaps it.
+    pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+        let node = self.nodes.get_mut(&id).context("no such node")?;
+        if let Some(mut child) = node.child.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Pauses node `id` (SIGSTOP).
+    pub fn pause(&self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, "-STOP")
+    }
+
+    /// Resumes node `id` (SIGCONT).
+    pub fn resume(&self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, "-CONT")
+    }
+
+    /// Restarts a killed node on its data (same id, same addresses).
+    pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        self.kill(id)?;
+        self.launch(id)
+    }
+
+    /// Returns true if node `id`'s process is alive.
+    pub fn is_running(&mut self, id: u64) -> bool {
+        self.nodes.get_mut(&id).is_some_and(NodeProcess::is_running)
+    }
+
+    /// Cuts the cluster into groups that cannot reach each other (Raft and forwarding traffic).
+    pub fn partition(&self, groups: &[Vec<u64>]) {
+        self.partitions.split(groups, &self.ids());
+    }
+
+    /// Removes all partitions.
+    pub fn heal(&self) {
+        self.partitions.heal();
+    }
+
+    /// Starts a new node `id` and adds it through the leader (learner, then voter).
+    pub async fn add_node(&mut self, id: u64) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.nodes.contains_key(&id), "node {id} exists");
+        self.spawn(id).await?;
+        let node = &self.nodes[&id];
+        let body = json!({
+            "node_id": id,
+            "api_addr": node.http_addr,
+            "raft_addr": node.raft_advertised_addr.to_string(),
+        });
+        self.leader_call("/cluster/add-node", &body, Duration::from_secs(120))
+            .await
+    }
+
+    /// Removes node `id` from the voters through the leader and stops its process.
+    pub async fn remove_node(&mut self, id: u64) -> anyhow::Result<()> {
+        self.leader_call(
+            "/cluster/remove-node",
+            &json!({"node_id": id}),
+            Duration::from_secs(30),
+        )
+        .await?;
+        self.kill(id)?;
+        self.nodes.remove(&id);
+        Ok(())
+    }
+
+    async fn leader_call(&self, path: &str, body: &Value, timeout: Duration) -> anyhow::Result<()> {
+        let leader = self.wait_for_leader(Duration::from_secs(30)).await?;
+        let addr = self.nodes[&leader].raft_listen_addr;
+        let response = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("{path} failed: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
+    /// Returns node `id`'s metrics from its internal listener (with the state digest).
+    pub async fn metrics(&self, id: u64) -> anyhow::Result<Value> {
+        let addr = self.nodes[&id].raft_listen_addr;
+        let url = format!("http://{addr}/cluster/metrics?digest=true");
+        Ok(self.http.get(url).send().await?.json().await?)
+    }
+
+    /// Waits until every node reports the same last applied index and state digest; returns
+    /// the index and digest.
+    pub async fn wait_converged(&self, timeout: Duration) -> anyhow::Result<(u64, String)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut views = Vec::new();
+            for id in self.ids() {
+                if let Ok(m) = self.metrics(id).await {
+                    views.push((
+                        m["last_applied"].as_u64(),
+                        m["state_digest"].as_str().map(String::from),
+                    ));
+                }
+            }
+            if views.len() == self.nodes.len()
+                && let Some((Some(index), Some(digest))) = views.first().cloned()
+                && views
+                    .iter()
+                    .all(|v| *v == (Some(index), Some(digest.clone())))
+            {
+                return Ok((index, digest));
+            }
+            if Instant::now() > deadline {
+                bail!("nodes did not converge within {timeout:?}: {views:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            let _ = self.kill(id);
+        }
+    }
+}
