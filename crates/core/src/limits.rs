@@ -19,6 +19,14 @@ pub struct Limits {
     pub event_capacity_max: u32,
     /// The longest client id or request id, in bytes.
     pub key_bytes_max: u32,
+    /// The highest ticket price, in minor units; with `seats_per_order_max` it bounds every
+    /// order total far below `u64::MAX`, so money arithmetic cannot overflow.
+    #[serde(default = "default_price_cents_max")]
+    pub price_cents_max: u64,
+}
+
+fn default_price_cents_max() -> u64 {
+    10_000_000_000
 }
 
 impl Default for Limits {
@@ -30,6 +38,7 @@ impl Default for Limits {
             holds_per_customer_max: 5,
             event_capacity_max: 1_000_000,
             key_bytes_max: 128,
+            price_cents_max: default_price_cents_max(),
         }
     }
 }

@@ -205,6 +205,11 @@ pub enum EventRejection {
         /// The version now stored.
         current_version: u64,
     },
+    /// The price is above `Limits::price_cents_max`.
+    BadPrice {
+        /// The most allowed, in minor units.
+        max_cents: u64,
+    },
     /// The inventory is empty, too large, or the layout does not fit the seats.
     BadInventory {
         /// What is wrong, for the user.

@@ -385,6 +385,7 @@ impl State {
         details: &EventDetails,
         spec: &InventorySpec,
     ) -> Result<(EventId, u64), EventRejection> {
+        self.check_price(details)?;
         let inventory = Inventory::from_spec(spec, self.limits.event_capacity_max)
             .map_err(|detail| EventRejection::BadInventory { detail })?;
         let id = EventId(self.next.event);
@@ -402,12 +403,21 @@ impl State {
         Ok((id, 1))
     }
 
+    fn check_price(&self, details: &EventDetails) -> Result<(), EventRejection> {
+        let max_cents = self.limits.price_cents_max;
+        if details.price_cents > max_cents {
+            return Err(EventRejection::BadPrice { max_cents });
+        }
+        Ok(())
+    }
+
     fn update_event(
         &mut self,
         event_id: EventId,
         expected_version: u64,
         details: &EventDetails,
     ) -> Result<(EventId, u64), EventRejection> {
+        self.check_price(details)?;
         let event = self
             .events
             .get_mut(&event_id)
@@ -662,7 +672,9 @@ impl State {
             event.inventory.sell_held(id, seat);
             tickets.push(id);
         }
-        let total_cents = price * u64::from(hold.quantity);
+        let total_cents = price
+            .checked_mul(u64::from(hold.quantity))
+            .expect("prices are bounded by Limits::price_cents_max");
         let order = Order {
             id: order_id,
             event_id: hold.event_id,

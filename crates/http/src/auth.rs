@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -22,7 +22,7 @@ use tix_core::{Command, Outcome, Role, UserId, UserRejection};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller, token_hash};
+use crate::extract::{ApiJson, ApiPath, Caller, token_hash};
 use crate::views;
 
 /// Shortest accepted password.
@@ -274,7 +274,7 @@ async fn me(caller: Caller) -> Json<serde_json::Value> {
 async fn set_role(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<RoleBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !caller.is_admin() {

@@ -2,7 +2,7 @@
 //! version check, and the seat map. Listing and detail read the local applied state (they may
 //! lag the leader by a moment); edits go through the log.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,7 @@ use tix_core::{
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::views;
 
 /// Longest event or venue name, in characters.
@@ -147,6 +147,13 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
             "must be a three-letter code like EUR",
         ));
     }
+    let price_max = tix_core::Limits::default().price_cents_max;
+    if body.price_cents > price_max {
+        return Err(ApiError::invalid(
+            "price_cents",
+            format!("at most {price_max}"),
+        ));
+    }
     if body.per_customer_max == Some(0) {
         return Err(ApiError::invalid(
             "per_customer_max",
@@ -269,6 +276,10 @@ pub async fn create_event(
         Outcome::Event(Err(EventRejection::BadInventory { detail })) => {
             Err(ApiError::invalid("inventory", detail))
         }
+        Outcome::Event(Err(EventRejection::BadPrice { max_cents })) => Err(ApiError::invalid(
+            "price_cents",
+            format!("at most {max_cents}"),
+        )),
         other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     }
 }
@@ -307,7 +318,7 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<EventBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = EventId(id);
@@ -338,6 +349,12 @@ async fn update(
         Outcome::Event(Err(EventRejection::VersionConflict { current_version })) => {
             return Err(ApiError::VersionConflict { current_version });
         }
+        Outcome::Event(Err(EventRejection::BadPrice { max_cents })) => {
+            return Err(ApiError::invalid(
+                "price_cents",
+                format!("at most {max_cents}"),
+            ));
+        }
         Outcome::Event(Err(_)) => return Err(ApiError::NotFound("event")),
         other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     }
@@ -349,7 +366,7 @@ async fn update(
 
 async fn detail(
     State(state): State<AppState>,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
 ) -> Result<Json<Value>, ApiError> {
     let s = state.node.shared.read();
     let event = s.event(EventId(id)).ok_or(ApiError::NotFound("event"))?;
@@ -468,7 +485,7 @@ async fn list(
 /// Returns the seat map: one letter per seat (`F` free, `H` held, `S` sold, `B` blocked).
 async fn seats(
     State(state): State<AppState>,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
 ) -> Result<Json<Value>, ApiError> {
     let s = state.node.shared.read();
     let event = s.event(EventId(id)).ok_or(ApiError::NotFound("event"))?;

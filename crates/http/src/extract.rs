@@ -50,10 +50,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
             let path = e.path().to_string();
             let message = inner.to_string();
-            let field = if path == "." {
-                missing_field(&message).unwrap_or_default()
-            } else {
-                path
+            let field = match (path.as_str(), missing_field(&message)) {
+                (".", Some(name)) => name,
+                (_, Some(name)) => format!("{path}.{name}"),
+                (_, None) => path,
             };
             return Err(ApiError::Invalid {
                 field,
@@ -149,5 +149,19 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = token_of(parts).ok_or(ApiError::Unauthenticated)?;
         authenticate(state, token).ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// A numeric id from the path; anything else is a problem+json 404 (no such resource).
+pub struct ApiPath(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<u64>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(ApiPath(id)),
+            Err(_) => Err(ApiError::NotFound("resource")),
+        }
     }
 }

@@ -124,6 +124,9 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ops::panic_response,
+        ))
         .layer(axum::middleware::from_fn(ops::problem_for_bare_errors))
         .with_state(state)
 }

@@ -98,3 +98,13 @@ pub async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
         _ => response,
     }
 }
+
+/// Turns a panic in a handler into a problem+json 500 (the panic itself is logged here).
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::Internal(format!("handler panicked: {message}")).into_response()
+}

@@ -1,7 +1,7 @@
 //! The box office: direct purchases with idempotent retries, linearizable availability, and the
 //! sales export used to verify a benchmark run.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use tix_core::{Command, CustomerKey, EventId, IdempotencyKey, Outcome, Rejection
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::views;
 
 /// Routes under `/api/v1`.
@@ -124,7 +124,7 @@ pub async fn run_purchase(
 async fn purchase(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
     let event_id = EventId(id);
@@ -138,7 +138,7 @@ async fn purchase(
 /// anywhere before this request started is counted.
 async fn availability(
     State(state): State<AppState>,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
 ) -> Result<Json<views::Availability>, ApiError> {
     state.node.ensure_linearizable().await?;
     let s = state.node.shared.read();
@@ -150,7 +150,7 @@ async fn availability(
 async fn sales(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
 ) -> Result<Response, ApiError> {
     let event_id = EventId(id);
     may_sell(&state, &caller, event_id)?;

@@ -2,7 +2,7 @@
 //! refunds and door check-in. Ownership is checked here (who may see or change what) and again
 //! in the domain for holds and tickets.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use tix_core::{
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::payments::PaymentError;
 use crate::views;
 
@@ -68,7 +68,7 @@ pub async fn hold(
 async fn place_hold(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> Result<Response, ApiError> {
     let request = match (body.quantity, body.seats) {
@@ -96,7 +96,7 @@ async fn place_hold(
 async fn get_hold(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
 ) -> Result<Json<Value>, ApiError> {
     let s = state.node.shared.read();
     let hold = s.hold(HoldId(id)).filter(|h| h.customer == caller.user_id);
@@ -122,7 +122,7 @@ pub async fn release(state: &AppState, caller: &Caller, hold_id: HoldId) -> Resu
 async fn release_hold(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
 ) -> Result<StatusCode, ApiError> {
     release(&state, &caller, HoldId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -196,7 +196,7 @@ pub async fn pay(
 async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<CheckoutBody>,
 ) -> Result<Response, ApiError> {
     let order = pay(&state, &caller, HoldId(id), &body.card_number).await?;
@@ -234,7 +234,7 @@ fn may_manage(state: &AppState, caller: &Caller, owner: &CustomerKey, event_id: 
 async fn get_ticket(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
 ) -> Result<Json<Value>, ApiError> {
     let ticket = state.node.shared.read().ticket(TicketId(id)).cloned();
     let ticket = ticket.ok_or(ApiError::NotFound("ticket"))?;
@@ -279,7 +279,7 @@ pub async fn refund_ticket(
 async fn refund(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath,
 ) -> Result<Json<Value>, ApiError> {
     let refunded = refund_ticket(&state, &caller, TicketId(id)).await?;
     Ok(Json(json!({

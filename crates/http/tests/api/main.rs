@@ -1,0 +1,17 @@
+//! The API test binary: each test starts a real single-node tix (Raft, redb storage in a
+//! temporary directory, the axum router on a port-0 listener) in-process and drives it over HTTP
+//! with reqwest, as a client would.
+//!
+//! - `helpers` starts the app and offers one method per endpoint.
+//! - `validation` sends malformed and out-of-range requests and checks nothing changed.
+//! - `box_office` pins down the purchase contract: bodies, idempotent replays, sales export.
+//! - `races` lets many clients race for the same inventory.
+//! - `authz` checks who may do what, as an explicit table.
+//! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
+
+mod authz;
+mod box_office;
+mod helpers;
+mod races;
+mod shop;
+mod validation;
