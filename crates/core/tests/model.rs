@@ -44,6 +44,7 @@ fn limits() -> Limits {
         holds_per_customer_max: HOLDS_PER_CUSTOMER_MAX,
         event_capacity_max: 100,
         key_bytes_max: KEY_BYTES_MAX,
+        price_cents_max: Limits::default().price_cents_max,
     }
 }
 

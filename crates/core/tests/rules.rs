@@ -1151,3 +1151,42 @@ fn snapshot_restores_venue_coordinates_exactly() {
     assert_eq!(restored.digest(), w.state.digest());
     assert_eq!(restored, w.state);
 }
+
+// The price limit from both sides: the highest price creates an event, one more is refused
+// with BadPrice, on create and on edit.
+#[test]
+fn price_limit_from_both_sides() {
+    let mut state = State::default();
+    let max = state.limits().price_cents_max;
+    let mut details = details(None);
+    details.price_cents = max;
+    let created = state.apply(&Command::CreateEvent {
+        organizer: UserId(1),
+        details: details.clone(),
+        inventory: InventorySpec::Unnumbered { capacity: 3 },
+    });
+    let Outcome::Event(Ok((event_id, version))) = created else {
+        panic!("{created:?}")
+    };
+    details.price_cents = max + 1;
+    let refused = state.apply(&Command::CreateEvent {
+        organizer: UserId(1),
+        details: details.clone(),
+        inventory: InventorySpec::Unnumbered { capacity: 3 },
+    });
+    assert_eq!(
+        refused,
+        Outcome::Event(Err(EventRejection::BadPrice { max_cents: max }))
+    );
+    let edit = Command::UpdateEvent {
+        event_id,
+        expected_version: version,
+        details,
+    };
+    let refused = state.apply(&edit);
+    assert_eq!(
+        refused,
+        Outcome::Event(Err(EventRejection::BadPrice { max_cents: max }))
+    );
+    state.check_invariants().expect("invariants hold");
+}
