@@ -49,11 +49,11 @@ pub enum ClusterCommand {
         #[arg(long)]
         node_id: u64,
     },
-    /// Prints `GET /api/v1/cluster` of a node.
+    /// Prints every member's role, term and indexes, asking each over its Raft address.
     Status {
-        /// Base URL of any node.
-        #[arg(long, default_value = "http://127.0.0.1:8081")]
-        url: String,
+        /// The Raft address of any member.
+        #[arg(long, default_value = "127.0.0.1:9081")]
+        via: String,
     },
     /// Runs a local cluster of N nodes under a supervisor until Ctrl-C.
     Up(UpArgs),
@@ -124,16 +124,25 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
             println!("node {node_id} removed");
             Ok(())
         }
-        ClusterCommand::Status { url } => {
-            let url = format!("{}/api/v1/cluster", url.trim_end_matches('/'));
-            let status: Value = http
-                .get(url)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&status)?);
+        ClusterCommand::Status { via } => {
+            let view = metrics(&http, &via).await?;
+            println!("leader: {:?}  term: {}", view.leader_id, view.term);
+            for (id, (node, voter)) in &view.members {
+                let kind = if *voter { "voter" } else { "learner" };
+                match metrics(&http, &node.raft_addr).await {
+                    Ok(m) => println!(
+                        "  node {id} ({kind}) {:<9} term {} last_log {:?} applied {:?} \
+                         snapshot {:?}  http://{}",
+                        m.state,
+                        m.term,
+                        m.last_log_index,
+                        m.last_applied,
+                        m.snapshot_index,
+                        node.api_addr
+                    ),
+                    Err(e) => println!("  node {id} ({kind}) unreachable: {e}"),
+                }
+            }
             Ok(())
         }
         ClusterCommand::Up(args) => up(args).await,
@@ -355,8 +364,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         None => println!("admin login: username `admin`, password `{password}` (on first start)"),
     }
     println!(
-        "status: curl http://{}/api/v1/cluster   stop: Ctrl-C",
-        slots[0].http_addr
+        "status: tix cluster status --via {}   stop: Ctrl-C",
+        slots[0].raft_addr
     );
 
     let ctrl_c = tokio::signal::ctrl_c();
