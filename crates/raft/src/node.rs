@@ -128,9 +128,13 @@ impl Node {
         let db = Database::create(config.data_dir.join("tix.redb"))
             .map_err(|e| storage_error(e.to_string()))?;
         let db = Arc::new(db);
-        let log_store = LogStore::open(db.clone()).map_err(|e| storage_error(e.to_string()))?;
-        let state_machine =
-            StateMachineStore::open(db).map_err(|e| storage_error(e.to_string()))?;
+        let log_store = LogStore::open(db).map_err(|e| storage_error(e.to_string()))?;
+        // Snapshots live in their own database: writing a large snapshot then never holds the
+        // write lock the log writer needs, so appends (and sales) do not stall behind it.
+        let snapshots = Database::create(config.data_dir.join("snapshots.redb"))
+            .map_err(|e| storage_error(e.to_string()))?;
+        let state_machine = StateMachineStore::open(Arc::new(snapshots))
+            .map_err(|e| storage_error(e.to_string()))?;
         let shared = state_machine.shared();
 
         let raft_config = Config {

@@ -15,7 +15,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuil
         let dir = TempDir::new().expect("temp dir");
         let db = Arc::new(redb::Database::create(dir.path().join("tix.redb")).expect("db"));
         let log = LogStore::open(db.clone())?;
-        let sm = StateMachineStore::open(db)?;
+        let snapshots = redb::Database::create(dir.path().join("snapshots.redb")).expect("db");
+        let sm = StateMachineStore::open(Arc::new(snapshots))?;
         Ok((dir, log, sm))
     }
 }
