@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod failover;
 pub mod proxy;
 pub mod quick;
 pub mod spawn;

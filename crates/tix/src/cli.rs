@@ -21,6 +21,8 @@ enum Command {
     Serve(ServeArgs),
     /// Measures purchases per second through the HTTP API with concurrent keep-alive clients.
     BenchHttp(tix_bench::quick::QuickArgs),
+    /// Measures failover time after kill -9 of the leader, and elections under sustained load.
+    Failover(tix_bench::failover::FailoverArgs),
     /// Cluster administration: init, add-node, remove-node, status, and a local supervisor (up).
     #[command(subcommand)]
     Cluster(crate::cluster::ClusterCommand),
@@ -68,6 +70,10 @@ pub struct ServeArgs {
     /// Build a snapshot and compact the log after this many log entries.
     #[arg(long, default_value_t = 5000)]
     pub snapshot_logs_since_last: u64,
+    /// Log entries kept below the last snapshot, so a briefly absent follower catches up from
+    /// the log rather than from a snapshot.
+    #[arg(long, default_value_t = 1000)]
+    pub logs_kept_after_snapshot: u64,
     /// The most commands batched into one log entry.
     #[arg(long, default_value_t = 2048)]
     pub batch_commands_max: usize,
@@ -95,5 +101,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => crate::serve::run(args).await,
         Some(Command::BenchHttp(args)) => tix_bench::quick::run(args).await,
         Some(Command::Cluster(command)) => crate::cluster::run(command).await,
+        Some(Command::Failover(args)) => tix_bench::failover::run(args).await,
     }
 }
