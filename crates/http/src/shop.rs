@@ -43,14 +43,15 @@ struct HoldBody {
     seats: Option<Vec<u32>>,
 }
 
-/// Places a hold for a signed-in customer; shared with the pages.
+/// Places a hold for a signed-in customer; shared with the pages. The flag is true when the
+/// answer is the recorded one of an earlier request with the same request id.
 pub async fn hold(
     state: &AppState,
     caller: &Caller,
     event_id: EventId,
     request_id: String,
     request: HoldRequest,
-) -> Result<tix_core::HoldPlaced, ApiError> {
+) -> Result<(tix_core::HoldPlaced, bool), ApiError> {
     let key = IdempotencyKey::new(format!("user:{}", caller.user_id), request_id);
     let command = Command::PlaceHold {
         event_id,
@@ -60,7 +61,7 @@ pub async fn hold(
         ttl_ms: state.config.hold_ttl_ms,
     };
     match state.node.propose(command).await? {
-        Outcome::Hold(h) => Ok(h.result?),
+        Outcome::Hold(h) => Ok((h.result?, h.replayed)),
         other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     }
 }
@@ -84,13 +85,20 @@ async fn place_hold(
     if body.request_id.is_empty() || body.request_id.len() > 128 {
         return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
     }
-    let placed = hold(&state, &caller, EventId(id), body.request_id, request).await?;
-    let s = state.node.shared.read();
-    let body = match s.hold(placed.hold_id) {
+    let (placed, replayed) = hold(&state, &caller, EventId(id), body.request_id, request).await?;
+    let body = match state.node.shared.read().hold(placed.hold_id) {
         Some(h) => views::hold(h),
-        None => json!({"hold_id": placed.hold_id, "seats": placed.seats}),
+        // A replay of a hold that was since paid for, released or expired.
+        None => json!({"hold_id": placed.hold_id, "seats": placed.seats, "active": false}),
     };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if replayed {
+        let replayed = axum::http::HeaderValue::from_static("true");
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", replayed);
+    }
+    Ok(response)
 }
 
 async fn get_hold(

@@ -284,3 +284,22 @@ async fn wrong_passwords_are_401_and_logout_ends_the_session() {
     app.me(Some(&second)).await.expect(200);
     app.me(Some("not-a-token")).await.problem(401);
 }
+
+#[tokio::test]
+async fn a_retried_hold_replays_the_same_hold() {
+    // Sends the same hold request twice: the second answer is the same hold, flagged
+    // `Idempotent-Replayed: true`, and only two seats are held.
+    let app = spawn_app().await;
+    let event = app.admin_event(&numbered(6)).await;
+    let buyer = app.new_user("retrier", None).await;
+    let token = Some(buyer.token.as_str());
+    let body = json!({"request_id": "cart-7", "seats": [1, 2]});
+    let first = app.hold(token, event, &body).await;
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let first = first.expect(201);
+    let again = app.hold(token, event, &body).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.expect(201)["hold_id"], first["hold_id"]);
+    let availability = app.availability(event).await.expect(200);
+    assert_eq!(availability["held"], json!(2), "{availability}");
+}
