@@ -163,6 +163,12 @@ impl LocalCluster {
     fn launch(&mut self, id: u64) -> anyhow::Result<()> {
         let o = self.options.clone();
         let node = self.nodes.get_mut(&id).context("no such node")?;
+        // Each node logs to `node-N.log` beside its data directory (appended across restarts),
+        // so the expected noise of injected faults stays out of the caller's output.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{id}.log")))?;
         let child = Command::new(&self.exe)
             .arg("serve")
             .args(["--node-id", &id.to_string(), "--http-addr", &node.http_addr])
