@@ -201,10 +201,11 @@ impl LocalCluster {
             .env("TIX_ADMIN_PASSWORD", &self.admin_password)
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(log)
             .spawn()
             .with_context(|| format!("starting node {id}"))?;
         node.child = Some(child);
