@@ -54,7 +54,9 @@ pub struct NodeProcess {
     /// Its data directory.
     pub data_dir: PathBuf,
     child: Option<Child>,
-    _proxy: FaultProxy,
+    /// Stopped while the node is down, so peers get "connection refused" (and back off) as
+    /// they would from a dead machine, rather than a connection that is accepted and dropped.
+    proxy: Option<FaultProxy>,
 }
 
 impl NodeProcess {
@@ -153,7 +155,7 @@ impl LocalCluster {
             raft_advertised_addr: proxy.listen_addr,
             data_dir: self.dir.join(format!("node-{id}")),
             child: None,
-            _proxy: proxy,
+            proxy: Some(proxy),
         };
         self.nodes.insert(id, node);
         self.launch(id)
@@ -162,7 +164,17 @@ impl LocalCluster {
     /// Launches the process of an existing slot (same addresses, same data directory).
     fn launch(&mut self, id: u64) -> anyhow::Result<()> {
         let o = self.options.clone();
+        let partitions = self.partitions.clone();
         let node = self.nodes.get_mut(&id).context("no such node")?;
+        if node.proxy.is_none() {
+            let proxy = FaultProxy::start_on(
+                id,
+                node.raft_advertised_addr,
+                node.raft_listen_addr,
+                partitions,
+            )?;
+            node.proxy = Some(proxy);
+        }
         // Each node logs to `node-N.log` beside its data directory (appended across restarts),
         // so the expected noise of injected faults stays out of the caller's output.
         let log = std::fs::OpenOptions::new()
@@ -298,6 +310,7 @@ impl LocalCluster {
     /// Kills node `id` with SIGKILL and reaps it.
     pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
         let node = self.nodes.get_mut(&id).context("no such node")?;
+        node.proxy = None;
         if let Some(mut child) = node.child.take() {
             let _ = Command::new("kill")
                 .args(["-CONT", &child.id().to_string()])

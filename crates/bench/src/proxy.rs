@@ -104,6 +104,30 @@ impl FaultProxy {
     }
 }
 
+impl FaultProxy {
+    /// Starts a proxy on exactly `listen_addr` (to bring a stopped proxy back on the same
+    /// address), retrying for a moment while the old listener is still being dropped.
+    pub fn start_on(
+        to: u64,
+        listen_addr: SocketAddr,
+        target: SocketAddr,
+        partitions: Partitions,
+    ) -> std::io::Result<FaultProxy> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let std_listener = loop {
+            match std::net::TcpListener::bind(listen_addr) {
+                Ok(l) => break l,
+                Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        };
+        std_listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let task = tokio::spawn(accept_loop(listener, to, target, partitions));
+        Ok(FaultProxy { listen_addr, task })
+    }
+}
+
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.task.abort();

@@ -368,9 +368,10 @@ async fn detail(
     State(state): State<AppState>,
     ApiPath(id): ApiPath,
 ) -> Result<Json<Value>, ApiError> {
-    let s = state.node.shared.read();
-    let event = s.event(EventId(id)).ok_or(ApiError::NotFound("event"))?;
-    Ok(Json(views::event(event)))
+    let event = state
+        .read_fresh(|s| s.event(EventId(id)).map(views::event))
+        .await;
+    Ok(Json(event.ok_or(ApiError::NotFound("event"))?))
 }
 
 /// Query of the event listing.

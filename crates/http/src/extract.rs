@@ -117,29 +117,34 @@ fn token_of(parts: &Parts) -> Option<&str> {
         .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
 }
 
-/// Looks a token up in the local state. Local reads may lag the leader by a moment; a session
-/// created by a login is visible here once its entry is applied on this node.
-pub fn authenticate(state: &AppState, token: &str) -> Option<Caller> {
+/// Looks a token up in the applied state (falling back to a linearizable read when this node
+/// has not seen the session yet, e.g. a login through another node a moment ago).
+pub async fn authenticate(state: &AppState, token: &str) -> Option<Caller> {
     let hash = token_hash(token);
     let now_ms = tix_raft::proposer::now_ms();
-    let s = state.node.shared.read();
-    let session = s.session(&hash, now_ms)?;
-    let user = s.user(session.user_id)?;
-    Some(Caller {
-        user_id: user.id,
-        username: user.username.clone(),
-        role: user.role,
-        token_hash: hash,
-    })
+    state
+        .read_fresh(|s| {
+            let session = s.session(&hash, now_ms)?;
+            let user = s.user(session.user_id)?;
+            Some(Caller {
+                user_id: user.id,
+                username: user.username.clone(),
+                role: user.role,
+                token_hash: hash.clone(),
+            })
+        })
+        .await
 }
 
 impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(MaybeCaller(
-            token_of(parts).and_then(|t| authenticate(state, t)),
-        ))
+        let caller = match token_of(parts) {
+            Some(token) => authenticate(state, token).await,
+            None => None,
+        };
+        Ok(MaybeCaller(caller))
     }
 }
 
@@ -148,7 +153,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = token_of(parts).ok_or(ApiError::Unauthenticated)?;
-        authenticate(state, token).ok_or(ApiError::Unauthenticated)
+        authenticate(state, token)
+            .await
+            .ok_or(ApiError::Unauthenticated)
     }
 }
 

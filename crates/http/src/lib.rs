@@ -104,6 +104,20 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Reads the local applied state with `f`. When `f` finds nothing — on a follower, the thing
+    /// may have been created a moment ago through another node — waits for a linearizable read
+    /// (the leader's read index) and tries once more, so a miss is never just staleness.
+    pub async fn read_fresh<T>(&self, f: impl Fn(&tix_core::State) -> Option<T>) -> Option<T> {
+        let local = f(&self.node.shared.read());
+        if local.is_some() {
+            return local;
+        }
+        self.node.ensure_linearizable().await.ok()?;
+        f(&self.node.shared.read())
+    }
+}
+
 /// Builds the whole application: API, health, metrics and API docs.
 pub fn router(state: AppState) -> Router {
     let body_max = state.config.request_body_bytes_max;

@@ -37,18 +37,24 @@ pub struct PurchaseBody {
 }
 
 /// Checks that the caller may sell for this event: its organizer or an admin.
-fn may_sell(state: &AppState, caller: &Caller, event_id: EventId) -> Result<u32, ApiError> {
-    let s = state.node.shared.read();
-    let event = s.event(event_id).ok_or(ApiError::NotFound("event"))?;
-    if !(caller.is_admin() || event.organizer == caller.user_id) {
+async fn may_sell(state: &AppState, caller: &Caller, event_id: EventId) -> Result<u32, ApiError> {
+    let found = state
+        .read_fresh(|s| {
+            let event = s.event(event_id)?;
+            let seats = match &event.inventory {
+                tix_core::Inventory::Numbered { seats, .. } => seats.len() as u32,
+                tix_core::Inventory::Unnumbered { .. } => 0,
+            };
+            Some((event.organizer, seats))
+        })
+        .await;
+    let (organizer, seats) = found.ok_or(ApiError::NotFound("event"))?;
+    if !(caller.is_admin() || organizer == caller.user_id) {
         return Err(ApiError::Forbidden(
             "only the event's organizer or an admin may sell here",
         ));
     }
-    Ok(match &event.inventory {
-        tix_core::Inventory::Numbered { seats, .. } => seats.len() as u32,
-        tix_core::Inventory::Unnumbered { .. } => 0,
-    })
+    Ok(seats)
 }
 
 /// Validates a purchase against the event's shape before anything is recorded.
@@ -128,7 +134,7 @@ async fn purchase(
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
     let event_id = EventId(id);
-    let seats = may_sell(&state, &caller, event_id)?;
+    let seats = may_sell(&state, &caller, event_id).await?;
     let key_max = state.node.shared.read().limits().key_bytes_max as usize;
     validate_purchase(&body, seats, key_max)?;
     run_purchase(&state, event_id, body).await
@@ -153,7 +159,7 @@ async fn sales(
     ApiPath(id): ApiPath,
 ) -> Result<Response, ApiError> {
     let event_id = EventId(id);
-    may_sell(&state, &caller, event_id)?;
+    may_sell(&state, &caller, event_id).await?;
     state.node.ensure_linearizable().await?;
     let s = state.node.shared.read();
     let mut body = String::new();

@@ -150,16 +150,15 @@ pub async fn pay(
     hold_id: HoldId,
     card_number: &str,
 ) -> Result<tix_core::OrderConfirmed, ApiError> {
-    let (amount, currency) = {
-        let s = state.node.shared.read();
-        let hold = s.hold(hold_id).filter(|h| h.customer == caller.user_id);
-        let hold = hold.ok_or(ApiError::NotFound("hold"))?;
-        let event = s.event(hold.event_id).ok_or(ApiError::NotFound("event"))?;
-        (
-            hold.price_cents * u64::from(hold.quantity),
-            event.details.currency.clone(),
-        )
-    };
+    let found = state
+        .read_fresh(|s| {
+            let hold = s.hold(hold_id).filter(|h| h.customer == caller.user_id)?;
+            let event = s.event(hold.event_id)?;
+            let amount = hold.price_cents * u64::from(hold.quantity);
+            Some((amount, event.details.currency.clone()))
+        })
+        .await;
+    let (amount, currency) = found.ok_or(ApiError::NotFound("hold"))?;
     let key = format!("hold-{hold_id}");
     let payment_ref = match state
         .payments
@@ -244,7 +243,7 @@ async fn get_ticket(
     caller: Caller,
     ApiPath(id): ApiPath,
 ) -> Result<Json<Value>, ApiError> {
-    let ticket = state.node.shared.read().ticket(TicketId(id)).cloned();
+    let ticket = state.read_fresh(|s| s.ticket(TicketId(id)).cloned()).await;
     let ticket = ticket.ok_or(ApiError::NotFound("ticket"))?;
     if !may_manage(&state, &caller, &ticket.customer, ticket.event_id) {
         return Err(ApiError::NotFound("ticket"));
@@ -258,7 +257,7 @@ pub async fn refund_ticket(
     caller: &Caller,
     ticket_id: TicketId,
 ) -> Result<tix_core::Refunded, ApiError> {
-    let ticket = state.node.shared.read().ticket(ticket_id).cloned();
+    let ticket = state.read_fresh(|s| s.ticket(ticket_id).cloned()).await;
     let ticket = ticket.ok_or(ApiError::NotFound("ticket"))?;
     if !may_manage(state, caller, &ticket.customer, ticket.event_id) {
         return Err(ApiError::NotFound("ticket"));
@@ -317,11 +316,8 @@ pub async fn admit(
         ));
     }
     let event_id = state
-        .node
-        .shared
-        .read()
-        .ticket(ticket_id)
-        .map(|t| t.event_id);
+        .read_fresh(|s| s.ticket(ticket_id).map(|t| t.event_id))
+        .await;
     let event_id = event_id.ok_or(ApiError::NotFound("ticket"))?;
     let allowed = match caller.role {
         Role::Admin | Role::Staff => true,

@@ -53,6 +53,9 @@ pub struct NodeConfig {
     pub proposer: ProposerConfig,
     /// How long a write waits for a leader during an election before answering `Unavailable`.
     pub leader_wait_ms: u64,
+    /// Time limit for sending one snapshot chunk to a follower (a slow follower must still get
+    /// a whole chunk through, or it can never catch up once the log was compacted past it).
+    pub install_snapshot_timeout_ms: u64,
     /// Timeout of one call to another node's cluster API (forwarded writes, read indexes).
     pub cluster_call_timeout_ms: u64,
 }
@@ -68,12 +71,13 @@ impl NodeConfig {
             source_ip: None,
             bootstrap: true,
             heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 1000,
-            election_timeout_max_ms: 2000,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
             snapshot_logs_since_last: 5000,
             logs_kept_after_snapshot: 1000,
             proposer: ProposerConfig::default(),
             leader_wait_ms: 5_000,
+            install_snapshot_timeout_ms: 10_000,
             cluster_call_timeout_ms: 5_000,
         }
     }
@@ -144,6 +148,8 @@ impl Node {
             election_timeout_max: config.election_timeout_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: config.logs_kept_after_snapshot,
+            install_snapshot_timeout: config.install_snapshot_timeout_ms,
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             ..Default::default()
         };
         let raft_config = Arc::new(
@@ -298,6 +304,10 @@ impl Node {
         }
     }
 }
+
+/// Snapshot bytes per install RPC. Chunks travel as JSON number arrays (several bytes per
+/// byte), so they are kept small enough to cross a busy loopback well within the timeout.
+const SNAPSHOT_CHUNK_BYTES: u64 = 512 * 1024;
 
 /// How often the leader checks for holds that are due to expire.
 const HOLD_SWEEP_INTERVAL: Duration = Duration::from_secs(1);

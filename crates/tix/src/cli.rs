@@ -21,6 +21,8 @@ enum Command {
     Serve(ServeArgs),
     /// Measures purchases per second through the HTTP API with concurrent keep-alive clients.
     BenchHttp(tix_bench::quick::QuickArgs),
+    /// Jepsen-style run: a local cluster under faults, then checks the history against the state.
+    Chaos(tix_bench::chaos::ChaosArgs),
     /// Measures failover time after kill -9 of the leader, and elections under sustained load.
     Failover(tix_bench::failover::FailoverArgs),
     /// Cluster administration: init, add-node, remove-node, status, and a local supervisor (up).
@@ -62,11 +64,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 100)]
     pub heartbeat_interval_ms: u64,
     /// Lower bound of the randomized election timeout.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 500)]
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1000)]
     pub election_timeout_max_ms: u64,
+    /// Time limit for sending one snapshot chunk to a follower.
+    #[arg(long, default_value_t = 10_000)]
+    pub install_snapshot_timeout_ms: u64,
     /// Build a snapshot and compact the log after this many log entries.
     #[arg(long, default_value_t = 5000)]
     pub snapshot_logs_since_last: u64,
@@ -100,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => crate::serve::run(cli.serve).await,
         Some(Command::Serve(args)) => crate::serve::run(args).await,
         Some(Command::BenchHttp(args)) => tix_bench::quick::run(args).await,
+        Some(Command::Chaos(args)) => tix_bench::chaos::run(args).await,
         Some(Command::Cluster(command)) => crate::cluster::run(command).await,
         Some(Command::Failover(args)) => tix_bench::failover::run(args).await,
     }

@@ -91,6 +91,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.election_timeout_min_ms = args.election_timeout_min_ms;
     config.election_timeout_max_ms = args.election_timeout_max_ms;
     config.snapshot_logs_since_last = args.snapshot_logs_since_last;
+    config.logs_kept_after_snapshot = args.logs_kept_after_snapshot;
+    config.install_snapshot_timeout_ms = args.install_snapshot_timeout_ms;
     config.proposer = ProposerConfig {
         batch_commands_max: args.batch_commands_max,
         in_flight_max: args.batches_in_flight_max,
