@@ -1,6 +1,8 @@
 //! Load generation and measurement against the tix HTTP API: a quick purchase benchmark
-//! ([`quick`]) and the helpers it is built from ([`client`], [`spawn`]).
+//! ([`quick`]), a Jepsen-style fault run ([`chaos`]) and the helpers they are built from
+//! ([`client`], [`spawn`], [`cluster`], [`proxy`]).
 
+pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod failover;
