@@ -31,10 +31,10 @@ pub struct FailoverArgs {
     #[arg(long, default_value_t = 100)]
     pub heartbeat_interval_ms: u64,
     /// Election timeout bounds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 500)]
     pub election_timeout_min_ms: u64,
     /// Election timeout bounds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1000)]
     pub election_timeout_max_ms: u64,
 }
 
