@@ -57,7 +57,7 @@ impl Writer {
                     .write_local(commands.clone())
                     .await
                     .map(|(outcomes, _)| outcomes),
-                Some((_, node)) => match self.client.propose(&node.raft_addr, &commands).await {
+                Some((leader, node)) => match self.forward(leader, &node, &commands).await {
                     Ok(Ok((outcomes, index))) => {
                         self.wait_applied(index, deadline).await;
                         Ok(outcomes)
@@ -88,6 +88,35 @@ impl Writer {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Forwards a batch to `leader`, giving up as soon as this node sees another leader (or
+    /// none): a paused or cut-off leader may accept the connection and never answer, and the
+    /// batch must not hold the proposer's slot while a new leader could take the writes. Giving
+    /// up leaves the outcome unknown, so the caller answers 503 and the client retries.
+    async fn forward(
+        &self,
+        leader: NodeId,
+        node: &TixNode,
+        commands: &[Command],
+    ) -> Result<Result<(Vec<Outcome>, u64), ProposeError>, CallError> {
+        let mut metrics = self.raft.metrics();
+        let leader_changed = async move {
+            loop {
+                if metrics.borrow_and_update().current_leader != Some(leader) {
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            result = self.client.propose(&node.raft_addr, commands) => result,
+            () = leader_changed => Err(CallError::Unknown(format!(
+                "node {leader} stopped being the leader while the batch was forwarded to it"
+            ))),
         }
     }
 

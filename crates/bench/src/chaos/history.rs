@@ -302,12 +302,13 @@ impl History {
         counts
     }
 
-    /// Returns when the first sale sent at or after `since_ms` was acknowledged.
+    /// Returns when the first sale sent after `since_ms` was acknowledged (strictly after: an
+    /// attempt sent within the same millisecond may have beaten the fault).
     pub fn first_sale_sent_after(&self, since_ms: u64) -> Option<u64> {
         self.ops
             .iter()
             .flat_map(|r| &r.attempts)
-            .filter(|a| a.started_ms >= since_ms && matches!(a.result, AttemptResult::Sold { .. }))
+            .filter(|a| a.started_ms > since_ms && matches!(a.result, AttemptResult::Sold { .. }))
             .map(|a| a.finished_ms)
             .min()
     }

@@ -107,6 +107,8 @@ pub struct ChaosReport {
     pub final_state: FinalState,
     /// The checks.
     pub verdict: Verdict,
+    /// The longest the followers may take to elect a new leader (lease plus election timeout).
+    pub leader_loss_max: Duration,
     /// From the start of the final healing until a leader was known to every node.
     pub leader_after_heal: Duration,
     /// From the start of the final healing until every replica had the same applied index and
@@ -150,7 +152,9 @@ pub async fn execute(exe: &Path, args: &ChaosArgs) -> anyhow::Result<ChaosReport
         args.purchases_per_s,
         workload::SEAT_WINDOW
     );
-    let mut cluster = LocalCluster::start(exe, args.nodes, ClusterOptions::default())
+    let options = ClusterOptions::default();
+    let election_timeout_max = Duration::from_millis(options.election_timeout_max_ms);
+    let mut cluster = LocalCluster::start(exe, args.nodes, options)
         .await
         .context("starting the cluster")?;
     let leader = cluster.wait_for_leader(SETUP_TIMEOUT).await?;
@@ -168,7 +172,8 @@ pub async fn execute(exe: &Path, args: &ChaosArgs) -> anyhow::Result<ChaosReport
     // A follower checks the session and the event locally before it forwards a purchase.
     cluster.wait_converged(SETUP_TIMEOUT).await?;
 
-    let schedule = nemesis::plan(seed, args.nodes, args.duration_s as usize + 6);
+    let faults_max = args.duration_s as usize + 6; // every fault takes over a second
+    let schedule = nemesis::plan(seed, args.nodes, faults_max, election_timeout_max);
     let clock = Clock::start();
     let until_ms = args.duration_s * 1000;
     let workload = Arc::new(Workload {
@@ -233,6 +238,7 @@ pub async fn execute(exe: &Path, args: &ChaosArgs) -> anyhow::Result<ChaosReport
         history,
         final_state,
         verdict,
+        leader_loss_max: nemesis::leader_loss_max(election_timeout_max),
         leader_after_heal,
         converged_after_heal,
     })
@@ -364,7 +370,9 @@ impl fmt::Display for ChaosReport {
         )?;
         writeln!(
             f,
-            "failover      time from the fault to the first acknowledged purchase sent after it"
+            "failover      from the fault to the first acknowledged purchase sent after it (a new \
+             leader takes up to {} without the old one)",
+            secs(self.leader_loss_max)
         )?;
         let failover = self.history.failover_times();
         for kind in FaultKind::ALL {

@@ -42,15 +42,30 @@ pub struct PlannedFault {
     pub pick: usize,
 }
 
+/// Returns how long followers take at most to elect a new leader after losing the old one. A
+/// follower that knew a leader first waits out the leader lease (openraft: the maximal election
+/// timeout) and then its own randomized election timeout, so twice the maximal election timeout.
+pub fn leader_loss_max(election_timeout_max: Duration) -> Duration {
+    election_timeout_max * 2
+}
+
 /// Returns the fault schedule for `seed` on nodes `1..=nodes`: the kinds come in shuffled
-/// rounds (every kind once per round), with quiet periods of 1-3 s and holds longer than the
-/// election timeout (1-2 s by default) where the fault must cause an election.
-pub fn plan(seed: u64, nodes: u64, faults: usize) -> Vec<PlannedFault> {
+/// rounds (every kind once per round), with quiet periods of 1-3 s. A fault on the leader lasts
+/// 0.5-2 s longer than [`leader_loss_max`], so the others elect a new leader before it heals
+/// (a killed leader restarted sooner would resume its leadership in the same term).
+pub fn plan(
+    seed: u64,
+    nodes: u64,
+    faults: usize,
+    election_timeout_max: Duration,
+) -> Vec<PlannedFault> {
     assert!(nodes >= 3, "a nemesis needs at least three nodes");
     let faults = faults.min(PLAN_FAULTS_MAX);
     let mut rng = StdRng::seed_from_u64(seed);
     let ids: Vec<u64> = (1..=nodes).collect();
     let minority_max = (ids.len() - 1) / 2;
+    let election_ms = election_timeout_max.as_millis() as u64;
+    let leader_loss_ms = leader_loss_max(election_timeout_max).as_millis() as u64;
     let mut schedule = Vec::with_capacity(faults);
     while schedule.len() < faults {
         let mut round = FaultKind::ALL;
@@ -58,9 +73,12 @@ pub fn plan(seed: u64, nodes: u64, faults: usize) -> Vec<PlannedFault> {
         for kind in round.into_iter().take(faults - schedule.len()) {
             let quiet = Duration::from_millis(rng.random_range(1000..=3000));
             let hold_ms = match kind {
-                FaultKind::KillLeader | FaultKind::KillMinority => rng.random_range(2500..=4000),
-                FaultKind::PauseLeader => rng.random_range(3000..=4000),
-                FaultKind::PartitionLeader => rng.random_range(3000..=5000),
+                FaultKind::KillLeader | FaultKind::PauseLeader | FaultKind::PartitionLeader => {
+                    rng.random_range(leader_loss_ms + 500..=leader_loss_ms + 2000)
+                }
+                FaultKind::KillMinority => {
+                    rng.random_range(election_ms + 500..=leader_loss_ms + 2000)
+                }
                 FaultKind::RollingRestart => 0,
                 FaultKind::FullCrash => rng.random_range(500..=1500),
             };
@@ -108,12 +126,15 @@ pub async fn run(
         if Instant::now() >= until {
             break;
         }
-        let started_ms = clock.now_ms();
         let name = fault.kind.name();
-        let injected = inject(cluster, fault).await;
+        let mut started_ms = clock.now_ms();
+        let injected = inject(cluster, fault, &clock).await;
         let healing_ms = clock.now_ms();
+        if let Ok((_, struck_ms)) = &injected {
+            started_ms = *struck_ms;
+        }
         match &injected {
-            Ok(nodes) => say(
+            Ok((nodes, _)) => say(
                 &clock,
                 &format!(
                     "fault {}: {name} {nodes:?} for {:.1} s ({})",
@@ -141,7 +162,7 @@ pub async fn run(
             Err(e) => say(&clock, &format!("fault {}: no recovery: {e:#}", number + 1)),
         }
         let (nodes, error) = match injected {
-            Ok(nodes) => (nodes, None),
+            Ok((nodes, _)) => (nodes, None),
             Err(e) => (Vec::new(), Some(format!("{e:#}"))),
         };
         records.push(FaultRecord {
@@ -159,29 +180,33 @@ pub async fn run(
     records
 }
 
-/// Injects one fault and holds it; returns the nodes it hit. Healing is left to [`recover`],
-/// except where the fault heals itself in steps (rolling restart).
-async fn inject(cluster: &mut LocalCluster, fault: &PlannedFault) -> anyhow::Result<Vec<u64>> {
-    match fault.kind {
+/// Injects one fault and holds it; returns the nodes it hit and when it took effect (after the
+/// first kill, pause or cut: finding the leader first takes a moment). Healing is left to
+/// [`recover`], except where the fault heals itself in steps (rolling restart).
+async fn inject(
+    cluster: &mut LocalCluster,
+    fault: &PlannedFault,
+    clock: &Clock,
+) -> anyhow::Result<(Vec<u64>, u64)> {
+    let struck = match fault.kind {
         FaultKind::KillLeader => {
             let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await?;
             cluster.kill(leader)?;
-            tokio::time::sleep(fault.hold).await;
-            Ok(vec![leader])
+            (vec![leader], clock.now_ms())
         }
         FaultKind::KillMinority => {
             for &id in &fault.nodes {
                 cluster.kill(id)?;
             }
-            tokio::time::sleep(fault.hold).await;
-            Ok(fault.nodes.clone())
+            (fault.nodes.clone(), clock.now_ms())
         }
         FaultKind::PauseLeader => {
             let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await?;
             cluster.pause(leader)?;
+            let at_ms = clock.now_ms();
             tokio::time::sleep(fault.hold).await;
             cluster.resume(leader)?;
-            Ok(vec![leader])
+            return Ok((vec![leader], at_ms));
         }
         FaultKind::PartitionLeader => {
             let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await?;
@@ -192,28 +217,28 @@ async fn inject(cluster: &mut LocalCluster, fault: &PlannedFault) -> anyhow::Res
                 .filter(|id| !minority.contains(id))
                 .collect();
             cluster.partition(&[minority.clone(), majority]);
-            tokio::time::sleep(fault.hold).await;
-            cluster.heal();
-            Ok(minority)
+            (minority, clock.now_ms())
         }
         FaultKind::RollingRestart => {
+            let at_ms = clock.now_ms();
             for &id in &fault.nodes {
                 cluster.restart(id)?;
                 wait_ready(cluster, RECOVERY_TIMEOUT)
                     .await
                     .with_context(|| format!("after restarting node {id}"))?;
             }
-            Ok(fault.nodes.clone())
+            (fault.nodes.clone(), at_ms)
         }
         FaultKind::FullCrash => {
             let ids = cluster.ids();
             for &id in &ids {
                 cluster.kill(id)?;
             }
-            tokio::time::sleep(fault.hold).await;
-            Ok(ids)
+            (ids, clock.now_ms())
         }
-    }
+    };
+    tokio::time::sleep(fault.hold).await;
+    Ok(struck)
 }
 
 /// Returns the minority a partition fault cuts off: the leader and `minority_size - 1` of the
@@ -268,18 +293,20 @@ async fn wait_ready(cluster: &LocalCluster, timeout: Duration) -> anyhow::Result
 mod tests {
     use super::*;
 
+    const ELECTION_MAX: Duration = Duration::from_secs(2);
+
     /// The same seed gives the same schedule; another seed gives another one.
     #[test]
     fn the_same_seed_replays_the_same_schedule() {
-        assert_eq!(plan(7, 3, 40), plan(7, 3, 40));
-        assert_ne!(plan(7, 3, 40), plan(8, 3, 40));
-        assert_eq!(plan(7, 5, 12).len(), 12);
+        assert_eq!(plan(7, 3, 40, ELECTION_MAX), plan(7, 3, 40, ELECTION_MAX));
+        assert_ne!(plan(7, 3, 40, ELECTION_MAX), plan(8, 3, 40, ELECTION_MAX));
+        assert_eq!(plan(7, 5, 12, ELECTION_MAX).len(), 12);
     }
 
     /// Every round of six faults holds every kind once, so a short run still sees each kind.
     #[test]
     fn each_round_has_every_kind() {
-        let schedule = plan(1, 5, 12);
+        let schedule = plan(1, 5, 12, ELECTION_MAX);
         for round in schedule.chunks(6) {
             let kinds: BTreeSet<FaultKind> = round.iter().map(|f| f.kind).collect();
             assert_eq!(kinds.len(), 6, "{round:?}");
@@ -290,7 +317,7 @@ mod tests {
     #[test]
     fn victims_are_a_minority() {
         for nodes in [3, 5] {
-            for fault in plan(3, nodes, 60) {
+            for fault in plan(3, nodes, 60, ELECTION_MAX) {
                 assert!((1..=((nodes as usize - 1) / 2)).contains(&fault.minority_size));
                 match fault.kind {
                     FaultKind::KillMinority => {
@@ -310,15 +337,17 @@ mod tests {
         }
     }
 
-    /// Faults that must cause an election hold longer than the default election timeout (2 s).
+    /// Faults on the leader last longer than the lease plus the election timeout (4 s here), so
+    /// they force an election rather than a restart in the same term.
     #[test]
-    fn leader_faults_outlast_the_election_timeout() {
-        for fault in plan(11, 3, 60) {
+    fn leader_faults_outlast_an_election() {
+        for fault in plan(11, 3, 60, ELECTION_MAX) {
             if matches!(
                 fault.kind,
                 FaultKind::KillLeader | FaultKind::PauseLeader | FaultKind::PartitionLeader
             ) {
-                assert!(fault.hold >= Duration::from_millis(2500), "{fault:?}");
+                assert!(fault.hold > Duration::from_secs(4), "{fault:?}");
+                assert!(fault.hold <= Duration::from_secs(6), "{fault:?}");
             }
         }
     }
