@@ -241,6 +241,9 @@ struct Slot {
 
 /// Consecutive failed health checks before a live but unresponsive node is restarted.
 const HEALTH_FAILURES_MAX: u32 = 5;
+/// First pause before restarting a node that died: longer than two election timeouts, so the
+/// survivors elect a new leader first instead of a restarted leader simply resuming.
+const RESTART_BACKOFF_FIRST: Duration = Duration::from_secs(3);
 /// Longest pause before restarting a node that keeps dying.
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -298,7 +301,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir.join(format!("node-{i}")),
             child: None,
             restart_at: None,
-            backoff: Duration::from_secs(1),
+            backoff: RESTART_BACKOFF_FIRST,
             started_at: Instant::now(),
             health_failures: 0,
         })
@@ -431,7 +434,7 @@ async fn supervise(slot: &mut Slot, http: &reqwest::Client, password: &str, extr
     if healthy(http, &slot.http_addr).await.is_some() {
         slot.health_failures = 0;
         if slot.started_at.elapsed() > Duration::from_secs(60) {
-            slot.backoff = Duration::from_secs(1);
+            slot.backoff = RESTART_BACKOFF_FIRST;
         }
         return;
     }
