@@ -9,3 +9,4 @@ pub mod failover;
 pub mod proxy;
 pub mod quick;
 pub mod spawn;
+pub mod workload;
