@@ -8,5 +8,7 @@ pub mod cluster;
 pub mod failover;
 pub mod proxy;
 pub mod quick;
+pub mod replay;
+pub mod run;
 pub mod spawn;
 pub mod workload;

@@ -21,6 +21,8 @@ enum Command {
     Serve(ServeArgs),
     /// Measures purchases per second through the HTTP API with concurrent keep-alive clients.
     BenchHttp(tix_bench::quick::QuickArgs),
+    /// Replays a flash-sale workload file through the HTTP API and verifies the result.
+    Bench(tix_bench::run::BenchArgs),
     /// Jepsen-style run: a local cluster under faults, then checks the history against the state.
     Chaos(tix_bench::chaos::ChaosArgs),
     /// Measures failover time after kill -9 of the leader, and elections under sustained load.
@@ -105,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => crate::serve::run(cli.serve).await,
         Some(Command::Serve(args)) => crate::serve::run(args).await,
         Some(Command::BenchHttp(args)) => tix_bench::quick::run(args).await,
+        Some(Command::Bench(args)) => tix_bench::run::run(args).await,
         Some(Command::Chaos(args)) => tix_bench::chaos::run(args).await,
         Some(Command::Cluster(command)) => crate::cluster::run(command).await,
         Some(Command::Failover(args)) => tix_bench::failover::run(args).await,

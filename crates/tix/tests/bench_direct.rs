@@ -1,0 +1,74 @@
+//! `tix bench` end to end: the shared workload files replayed through the HTTP API of a real
+//! server, verified against the final state; and a malformed file refused before any run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn shared(file: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/benchmarks")
+        .join(file);
+    if path.exists() {
+        return Some(path);
+    }
+    let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{} not found (TIX_REQUIRE_SERVICES=1)",
+        path.display()
+    );
+    eprintln!("skipping: {} not found", path.display());
+    None
+}
+
+fn bench(workload: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tix"))
+        .args(["bench", "--clients", "32", "--workload"])
+        .arg(workload)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("tix runs");
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// Checks that both assignment files pass: the unnumbered one sells exactly 20,000, the
+/// numbered one sells every seat once and refuses the 5,997 repeated attempts.
+#[test]
+fn shared_workloads_pass_through_the_http_api() {
+    for (file, sold, rejected) in [
+        ("benchmark_unnumbered.txt", 20_000, None),
+        ("benchmark_numbered.txt", 20_000, Some(5_997)),
+    ] {
+        let Some(path) = shared(file) else { return };
+        let (ok, text) = bench(&path);
+        assert!(ok, "{file}: {text}");
+        assert!(text.contains("PASS"), "{file}: {text}");
+        assert!(
+            text.contains(&format!("final_state_sold        {sold}")),
+            "{file}: {text}"
+        );
+        if let Some(n) = rejected {
+            assert!(
+                text.contains(&format!("rejected_seat_taken      {n}")),
+                "{file}: {text}"
+            );
+        }
+    }
+}
+
+/// Checks that a malformed line stops the run before it starts, naming the file and line.
+#[test]
+fn a_malformed_workload_is_refused_with_its_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.txt");
+    std::fs::write(&path, "# header\nBUY u1 r1\nBUY u2 seven r2\n").unwrap();
+    let (ok, text) = bench(&path);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("bad.txt:3:") && text.contains("not a whole number"),
+        "{text}"
+    );
+    assert!(!text.contains("tix bench:"), "no run may start: {text}");
+}
