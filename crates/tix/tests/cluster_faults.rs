@@ -19,6 +19,10 @@ use tix_bench::client::ApiClient;
 use tix_bench::cluster::{ClusterOptions, LocalCluster};
 use tokio::task::JoinSet;
 
+/// The tests of this file run one at a time: each runs a cluster of three debug-build
+/// processes, and five at once on two cores starve each other into timeouts that test nothing.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Pause between two attempts of one request.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// The most attempts of one request (the first one and its retries).
@@ -347,6 +351,7 @@ const CONTENDED_SEATS: u64 = 200;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_during_contended_sale_keeps_every_acknowledged_ticket() -> anyhow::Result<()>
 {
+    let _one_at_a_time = ONE_CLUSTER_AT_A_TIME.lock().await;
     let started = Instant::now();
     let mut cluster = LocalCluster::start(exe(), 3, ClusterOptions::default()).await?;
     let (api, shop) = open_shop(
@@ -399,6 +404,7 @@ async fn leader_killed_during_contended_sale_keeps_every_acknowledged_ticket() -
 /// Partitioned leader: a sale sent to it is never acknowledged, the majority sells, none doubles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolated_leader_cannot_acknowledge_while_the_majority_sells() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_CLUSTER_AT_A_TIME.lock().await;
     let started = Instant::now();
     let cluster = LocalCluster::start(exe(), 3, ClusterOptions::default()).await?;
     let (api, shop) = open_shop(&cluster, json!({"kind": "numbered", "seats": 100})).await?;
@@ -514,6 +520,7 @@ const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 10;
 /// Follower down for thousands of sales: the leader purges its log, so it rejoins by a snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follower_down_for_thousands_of_sales_rejoins_by_snapshot() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_CLUSTER_AT_A_TIME.lock().await;
     let started = Instant::now();
     let options = ClusterOptions {
         snapshot_logs_since_last: 50,
@@ -614,6 +621,7 @@ async fn follower_down_for_thousands_of_sales_rejoins_by_snapshot() -> anyhow::R
 /// Membership under load: add nodes 4 and 5, remove a follower; every acknowledged sale stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_changes_under_load_lose_no_sale() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_CLUSTER_AT_A_TIME.lock().await;
     let started = Instant::now();
     let mut cluster = LocalCluster::start(exe(), 3, ClusterOptions::default()).await?;
     let (api, shop) =
@@ -715,6 +723,7 @@ async fn cluster_status(cluster: &LocalCluster, api: &ApiClient) -> anyhow::Resu
 /// Full restart: kill -9 all three nodes, restart; sales, availability and replays are the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_cluster_restart_keeps_every_sale_and_replays_retries() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_CLUSTER_AT_A_TIME.lock().await;
     let started = Instant::now();
     let mut cluster = LocalCluster::start(exe(), 3, ClusterOptions::default()).await?;
     let (api, shop) = open_shop(&cluster, json!({"kind": "numbered", "seats": 100})).await?;
