@@ -161,3 +161,14 @@ pub fn metric_value(text: &str, name: &str) -> Option<f64> {
         (key == name).then(|| value.parse().ok()).flatten()
     })
 }
+
+/// Formats latency percentiles of a microsecond histogram as milliseconds.
+pub fn latency_ms_line(h: &hdrhistogram::Histogram<u64>) -> String {
+    format!(
+        "p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        h.value_at_quantile(0.50) as f64 / 1000.0,
+        h.value_at_quantile(0.90) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    )
+}

@@ -12,8 +12,8 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
-use crate::client::{ApiClient, http_client, metric_value};
-use crate::spawn::ServerProcess;
+use crate::client::{ApiClient, http_client, latency_ms_line, metric_value};
+use crate::spawn::target;
 
 /// Options of the quick benchmark.
 #[derive(Debug, Clone, Args)]
@@ -69,17 +69,7 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<()> {
         "numbered" => true,
         other => bail!("--kind must be unnumbered or numbered, not {other:?}"),
     };
-    let _server;
-    let base_url = match &args.url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let exe = std::env::current_exe()?;
-            let server = ServerProcess::start(&exe, &args.admin_password, &["--no-demo"])?;
-            let url = server.base_url.clone();
-            _server = server;
-            url
-        }
-    };
+    let (base_url, _server) = target(args.url.as_deref(), &args.admin_password)?;
     let report = measure(&base_url, &args, numbered).await?;
     let secs = report.elapsed.as_secs_f64();
     let h = &report.latency_us;
@@ -91,13 +81,7 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<()> {
     println!("  failed               {}", report.failed);
     println!("  elapsed_s            {secs:.3}");
     println!("  purchases_per_s      {:.0}", report.sold as f64 / secs);
-    println!(
-        "  latency_ms           p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        h.value_at_quantile(0.50) as f64 / 1000.0,
-        h.value_at_quantile(0.90) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.max() as f64 / 1000.0
-    );
+    println!("  latency_ms           {}", latency_ms_line(h));
     match report.batch_commands_avg {
         Some(avg) => println!("  batch_commands_avg   {avg:.1}"),
         None => println!("  batch_commands_avg   (server metrics unavailable)"),

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args;
 
-use crate::client::{ApiClient, http_client};
+use crate::client::{ApiClient, http_client, latency_ms_line};
 use crate::replay::{CONCERT_CAPACITY, replay};
-use crate::spawn::ServerProcess;
+use crate::spawn::target;
 use crate::workload::load;
 
 /// Options of `tix bench`.
@@ -41,17 +41,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     // The whole file is checked before anything starts.
     let workload = load(&args.workload, CONCERT_CAPACITY)?;
-    let _server;
-    let base_url = match &args.url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let exe = std::env::current_exe()?;
-            let server = ServerProcess::start(&exe, &args.admin_password, &["--no-demo"])?;
-            let url = server.base_url.clone();
-            _server = server;
-            url
-        }
-    };
+    let (base_url, _server) = target(args.url.as_deref(), &args.admin_password)?;
     let http = http_client(args.clients)?;
     let api = ApiClient::login(http, &base_url, "admin", &args.admin_password).await?;
     let report = replay(&api, &workload, args.clients).await?;
@@ -77,13 +67,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for (reason, count) in report.rejections() {
         println!("  rejected_{reason:<15} {count}");
     }
-    println!(
-        "  latency_ms              p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        h.value_at_quantile(0.50) as f64 / 1000.0,
-        h.value_at_quantile(0.90) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.max() as f64 / 1000.0
-    );
+    println!("  latency_ms              {}", latency_ms_line(h));
     println!("  final_state_sold        {}", report.sold_final);
     if report.violations.is_empty() {
         println!(

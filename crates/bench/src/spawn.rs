@@ -130,3 +130,19 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Returns the base URL to benchmark: `url` if given, otherwise a fresh server started from
+/// this binary with demo data off, kept running by the returned process handle.
+pub fn target(
+    url: Option<&str>,
+    admin_password: &str,
+) -> anyhow::Result<(String, Option<ServerProcess>)> {
+    match url {
+        Some(url) => Ok((url.trim_end_matches('/').to_owned(), None)),
+        None => {
+            let exe = std::env::current_exe()?;
+            let server = ServerProcess::start(&exe, admin_password, &["--no-demo"])?;
+            Ok((server.base_url.clone(), Some(server)))
+        }
+    }
+}
