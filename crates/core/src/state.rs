@@ -445,34 +445,17 @@ impl State {
             customer: customer.clone(),
             seat,
         };
-        let record_key = (event_id, key.clone());
-        match self.recorded(&record_key, &fingerprint) {
-            Some(Ok(Outcome::Purchase(recorded))) => {
-                return Replayable {
-                    replayed: true,
-                    result: recorded.result,
-                };
-            }
-            Some(Err(rejection)) => {
-                return Replayable {
-                    replayed: false,
-                    result: Err(rejection),
-                };
-            }
-            _ => {}
-        }
-        let result = self.sell_one(event_id, key, customer, seat);
-        if result != Err(Rejection::UnknownEvent) && result != Err(Rejection::BadKey) {
-            let outcome = Outcome::Purchase(Replayable {
-                replayed: false,
-                result: result.clone(),
-            });
-            self.record(record_key, fingerprint, outcome);
-        }
-        Replayable {
-            replayed: false,
-            result,
-        }
+        let unwrap = |o| match o {
+            Outcome::Purchase(r) => Some(r),
+            _ => None,
+        };
+        self.idempotent(
+            (event_id, key.clone()),
+            fingerprint,
+            unwrap,
+            Outcome::Purchase,
+            |s| s.sell_one(event_id, key, customer, seat),
+        )
     }
 
     fn sell_one(
@@ -518,34 +501,17 @@ impl State {
             customer,
             request: request.clone(),
         };
-        let record_key = (event_id, key.clone());
-        match self.recorded(&record_key, &fingerprint) {
-            Some(Ok(Outcome::Hold(recorded))) => {
-                return Replayable {
-                    replayed: true,
-                    result: recorded.result,
-                };
-            }
-            Some(Err(rejection)) => {
-                return Replayable {
-                    replayed: false,
-                    result: Err(rejection),
-                };
-            }
-            _ => {}
-        }
-        let result = self.hold_inventory(event_id, key, customer, request, ttl_ms);
-        if result != Err(Rejection::UnknownEvent) && result != Err(Rejection::BadKey) {
-            let outcome = Outcome::Hold(Replayable {
-                replayed: false,
-                result: result.clone(),
-            });
-            self.record(record_key, fingerprint, outcome);
-        }
-        Replayable {
-            replayed: false,
-            result,
-        }
+        let unwrap = |o| match o {
+            Outcome::Hold(r) => Some(r),
+            _ => None,
+        };
+        self.idempotent(
+            (event_id, key.clone()),
+            fingerprint,
+            unwrap,
+            Outcome::Hold,
+            |s| s.hold_inventory(event_id, key, customer, request, ttl_ms),
+        )
     }
 
     fn hold_inventory(
@@ -759,6 +725,48 @@ impl State {
     }
 
     // ----- helpers that compute or make one change -----
+
+    /// Runs a keyed request once: replays the recorded answer for the same key and parameters,
+    /// refuses the same key with other parameters, otherwise runs `run` and records its answer
+    /// (except for an unknown event or a malformed key, which record nothing).
+    fn idempotent<T: Clone + PartialEq>(
+        &mut self,
+        record_key: RecordKey,
+        fingerprint: Fingerprint,
+        unwrap: impl Fn(Outcome) -> Option<Replayable<Result<T, Rejection>>>,
+        wrap: fn(Replayable<Result<T, Rejection>>) -> Outcome,
+        run: impl FnOnce(&mut Self) -> Result<T, Rejection>,
+    ) -> Replayable<Result<T, Rejection>> {
+        match self.recorded(&record_key, &fingerprint) {
+            Some(Ok(outcome)) => {
+                if let Some(recorded) = unwrap(outcome) {
+                    return Replayable {
+                        replayed: true,
+                        result: recorded.result,
+                    };
+                }
+            }
+            Some(Err(rejection)) => {
+                return Replayable {
+                    replayed: false,
+                    result: Err(rejection),
+                };
+            }
+            None => {}
+        }
+        let result = run(self);
+        if result != Err(Rejection::UnknownEvent) && result != Err(Rejection::BadKey) {
+            let outcome = wrap(Replayable {
+                replayed: false,
+                result: result.clone(),
+            });
+            self.record(record_key, fingerprint, outcome);
+        }
+        Replayable {
+            replayed: false,
+            result,
+        }
+    }
 
     fn check_key(&self, key: &IdempotencyKey) -> Result<(), Rejection> {
         let max = self.limits.key_bytes_max as usize;
