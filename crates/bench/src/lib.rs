@@ -9,6 +9,7 @@ pub mod failover;
 pub mod proxy;
 pub mod quick;
 pub mod replay;
+pub mod results;
 pub mod run;
 pub mod spawn;
 pub mod workload;

@@ -1,0 +1,215 @@
+//! The results of a benchmark sweep, as written to `results.json` (and flattened to
+//! `results.csv`): every run with its configuration, figures and correctness verdict, the
+//! ceilings of the machine measured in the same sweep, and the facts of the machine. The plots
+//! and `docs/BENCHMARK.md` are drawn from this and nothing else, so a report can be regenerated
+//! from a saved file.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How requests reach the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// REST over keep-alive HTTP to nginx, which balances over the HTTP-serving nodes.
+    Direct,
+    /// AMQP: clients publish to the `tix.purchases` queue; `tix worker` processes consume.
+    Indirect,
+}
+
+impl Architecture {
+    /// Returns the lowercase name used in files and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Direct => "direct",
+            Architecture::Indirect => "indirect",
+        }
+    }
+}
+
+/// Latency percentiles of one run, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LatencyMs {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+impl LatencyMs {
+    /// Reads the percentiles from a histogram recorded in microseconds.
+    pub fn from_us(h: &hdrhistogram::Histogram<u64>) -> LatencyMs {
+        let ms = |us: u64| us as f64 / 1000.0;
+        LatencyMs {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// One replay of one workload file through one architecture with a given number of workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Direct or indirect.
+    pub architecture: Architecture,
+    /// The workload file's name, e.g. `benchmark_numbered.txt`.
+    pub workload: String,
+    /// `unnumbered` or `numbered`.
+    pub model: String,
+    /// BUY lines in the file.
+    pub lines: usize,
+    /// Server-side workers: HTTP-serving nodes behind nginx (direct) or `tix worker`
+    /// processes (indirect).
+    pub workers: usize,
+    /// Concurrent clients (direct) or requests in flight (indirect).
+    pub clients: usize,
+    /// Wall time of the load phase.
+    pub elapsed_s: f64,
+    /// Lines answered 201.
+    pub sold: usize,
+    /// Lines answered with a refusal, by reason (`sold_out`, `seat_taken`, ...).
+    pub rejected: BTreeMap<String, usize>,
+    /// Lines with no definite answer after every retry (should be 0).
+    pub unknown: usize,
+    /// Completed purchases (201s) per second.
+    pub purchases_per_s: f64,
+    /// Lines answered (sold or refused) per second: the request throughput.
+    pub answered_per_s: f64,
+    /// Latency from first send to the definite answer, retries included.
+    pub latency_ms: LatencyMs,
+    /// True when the verification found nothing wrong.
+    pub pass: bool,
+    /// What the verification found wrong; empty on PASS.
+    pub violations: Vec<String>,
+    /// `answered_per_s` divided by the same architecture's ceiling, when one was measured.
+    pub fraction_of_ceiling: Option<f64>,
+}
+
+/// The most this machine does through one architecture when the server does nothing: nginx in
+/// front of a handler that answers at once (direct), or a worker that echoes each message
+/// without touching the cluster (indirect). Same client settings as the runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CeilingResult {
+    /// Direct or indirect.
+    pub architecture: Architecture,
+    /// Server-side workers (no-op HTTP processes or echo workers).
+    pub workers: usize,
+    /// Concurrent clients or requests in flight.
+    pub clients: usize,
+    /// Requests sent.
+    pub requests: usize,
+    /// Wall time.
+    pub elapsed_s: f64,
+    /// Requests answered per second.
+    pub requests_per_s: f64,
+    /// Latency percentiles.
+    pub latency_ms: LatencyMs,
+}
+
+/// Facts about the machine the sweep ran on.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MachineFacts {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// The CPU model, from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// Memory, in GiB.
+    pub memory_gib: f64,
+    /// The kernel, from `uname -r`.
+    pub kernel: String,
+    /// The operating system, from `/etc/os-release`.
+    pub os: String,
+    /// `nginx -v`.
+    pub nginx: String,
+    /// The RabbitMQ server version, as the broker reports it.
+    pub rabbitmq: String,
+}
+
+/// How the sweep was set up.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SweepConfig {
+    /// Raft voters in the cluster.
+    pub nodes: usize,
+    /// Whether the log is fsynced before a write is acknowledged (always true in reports).
+    pub fsync: bool,
+    /// Build profile of the `tix` binary under test.
+    pub profile: String,
+    /// Concurrent clients (direct) / requests in flight (indirect).
+    pub clients: usize,
+    /// Worker counts swept, direct.
+    pub direct_workers: Vec<usize>,
+    /// Worker counts swept, indirect.
+    pub indirect_workers: Vec<usize>,
+    /// Every other setting that shapes the figures (heartbeat, election timeout, worker batch
+    /// and prefetch, nginx keep-alive ...), as name → value.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Everything one sweep produced.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SweepResults {
+    /// When the sweep ran (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The command line that produced it.
+    pub command: String,
+    /// The machine.
+    pub machine: MachineFacts,
+    /// The setup.
+    pub config: SweepConfig,
+    /// Every run, in the order run.
+    pub runs: Vec<RunResult>,
+    /// The ceilings measured in the same sweep.
+    pub ceilings: Vec<CeilingResult>,
+}
+
+impl SweepResults {
+    /// Returns the ceiling measured for `architecture` with the most throughput, if any.
+    pub fn ceiling(&self, architecture: Architecture) -> Option<&CeilingResult> {
+        self.ceilings
+            .iter()
+            .filter(|c| c.architecture == architecture)
+            .max_by(|a, b| a.requests_per_s.total_cmp(&b.requests_per_s))
+    }
+
+    /// Returns the runs as CSV, one line per run, with a header line.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(
+            "architecture,workload,model,lines,workers,clients,elapsed_s,sold,rejected,unknown,\
+             purchases_per_s,answered_per_s,p50_ms,p90_ms,p99_ms,max_ms,pass,fraction_of_ceiling\n",
+        );
+        for r in &self.runs {
+            let rejected: usize = r.rejected.values().sum();
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{:.3},{},{},{},{:.0},{:.0},{:.3},{:.3},{:.3},{:.3},{},{}\n",
+                r.architecture.name(),
+                r.workload,
+                r.model,
+                r.lines,
+                r.workers,
+                r.clients,
+                r.elapsed_s,
+                r.sold,
+                rejected,
+                r.unknown,
+                r.purchases_per_s,
+                r.answered_per_s,
+                r.latency_ms.p50,
+                r.latency_ms.p90,
+                r.latency_ms.p99,
+                r.latency_ms.max,
+                if r.pass { "PASS" } else { "FAIL" },
+                r.fraction_of_ceiling
+                    .map(|f| format!("{f:.3}"))
+                    .unwrap_or_default(),
+            ));
+        }
+        out
+    }
+}
