@@ -232,8 +232,10 @@ pub fn problem_response(status: StatusCode, body: Map<String, Value>) -> Respons
     response
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Returns the status and the problem+json body this error is answered with; the batch
+    /// endpoint embeds these per item.
+    pub fn problem(&self) -> (StatusCode, Map<String, Value>) {
         let status = self.status();
         let detail = match &self {
             ApiError::Internal(cause) => {
@@ -244,7 +246,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut body = problem(status, self.kind(), self.title(), &detail);
-        match &self {
+        match self {
             ApiError::Invalid { field, .. } => {
                 body.insert("field".into(), json!(field));
             }
@@ -266,6 +268,13 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+        (status, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.problem();
         let mut response = problem_response(status, body);
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(

@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/events/{id}/purchases", post(purchase))
         .route("/events/{id}/availability", get(availability))
         .route("/events/{id}/sales", get(sales))
+        .route("/purchases/batch", post(purchase_batch))
 }
 
 /// A box-office purchase.
@@ -83,12 +84,16 @@ pub fn validate_purchase(body: &PurchaseBody, seats: u32, key_max: usize) -> Res
     }
 }
 
-/// Runs a purchase command and renders the contract's response.
-pub async fn run_purchase(
+/// The most purchases in one `POST /purchases/batch` request.
+pub const PURCHASE_BATCH_ITEMS_MAX: usize = 512;
+
+/// Commits a purchase. Returns the 201 body of a sale or the refusal, and whether the answer
+/// was replayed from the idempotency record.
+pub async fn commit_purchase(
     state: &AppState,
     event_id: EventId,
-    body: PurchaseBody,
-) -> Result<Response, ApiError> {
+    body: &PurchaseBody,
+) -> (Result<serde_json::Value, ApiError>, bool) {
     let key = IdempotencyKey::new(body.client_id.clone(), body.request_id.clone());
     let customer = CustomerKey::Client(body.client_id.clone());
     let command = Command::Purchase {
@@ -97,29 +102,46 @@ pub async fn run_purchase(
         customer,
         seat: body.seat,
     };
-    let outcome = match state.node.propose(command).await? {
-        Outcome::Purchase(outcome) => outcome,
-        other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    let outcome = match state.node.propose(command).await {
+        Ok(Outcome::Purchase(outcome)) => outcome,
+        Ok(other) => {
+            let e = ApiError::Internal(format!("unexpected outcome {other:?}"));
+            return (Err(e), false);
+        }
+        Err(e) => return (Err(e.into()), false),
     };
-    let mut response = match outcome.result {
+    let answer = match outcome.result {
         Ok(sale) => {
             metrics::counter!("tix_sales_total").increment(u64::from(!outcome.replayed));
-            let body = json!({
+            Ok(json!({
                 "outcome": "sold",
                 "event_id": event_id,
                 "ticket_id": sale.ticket_id,
                 "seat": sale.seat,
                 "client_id": body.client_id,
                 "request_id": body.request_id,
-            });
-            (StatusCode::CREATED, Json(body)).into_response()
+            }))
         }
-        Err(Rejection::KeyReused) => {
-            return Err(ApiError::Rejected(Rejection::KeyReused));
-        }
-        Err(rejection) => ApiError::Rejected(rejection).into_response(),
+        Err(rejection) => Err(ApiError::Rejected(rejection)),
     };
-    if outcome.replayed {
+    (answer, outcome.replayed)
+}
+
+/// Runs a purchase command and renders the contract's response.
+pub async fn run_purchase(
+    state: &AppState,
+    event_id: EventId,
+    body: PurchaseBody,
+) -> Result<Response, ApiError> {
+    let (answer, replayed) = commit_purchase(state, event_id, &body).await;
+    let mut response = match answer {
+        Ok(sold) => (StatusCode::CREATED, Json(sold)).into_response(),
+        // A reused key is the caller's mistake, not a recorded answer: no replay header.
+        Err(e @ ApiError::Rejected(Rejection::KeyReused)) => return Err(e),
+        Err(e @ ApiError::Rejected(_)) => e.into_response(),
+        Err(e) => return Err(e),
+    };
+    if replayed {
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -182,4 +204,108 @@ async fn sales(
         body.push('\n');
     }
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Many box-office purchases, possibly for several events, in one request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    /// 1 to [`PURCHASE_BATCH_ITEMS_MAX`] purchases.
+    pub purchases: Vec<BatchItem>,
+}
+
+/// One purchase of a batch: a [`PurchaseBody`] with its event.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    /// The event.
+    pub event_id: u64,
+    /// The buyer's client id.
+    pub client_id: String,
+    /// The client's id for this request.
+    pub request_id: String,
+    /// The seat, for a numbered event.
+    #[serde(default)]
+    pub seat: Option<u32>,
+}
+
+/// Renders an error as a batch item: its problem body plus `status`.
+fn item_error(e: &ApiError) -> serde_json::Value {
+    let (status, mut body) = e.problem();
+    body.insert("status".into(), json!(status.as_u16()));
+    serde_json::Value::Object(body)
+}
+
+/// `POST /api/v1/purchases/batch`: the path of the RabbitMQ workers. Every item is answered
+/// on its own — `status` plus the body `POST /events/{id}/purchases` would have answered — in
+/// the order sent; the commands travel together through the proposer, so a batch usually
+/// becomes one log entry. `Tix-Leader` names the leader's API address, so a client can send
+/// its next batch there and save the follower's forwarding hop.
+async fn purchase_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<Response, ApiError> {
+    let n = body.purchases.len();
+    if n == 0 || n > PURCHASE_BATCH_ITEMS_MAX {
+        return Err(ApiError::invalid(
+            "purchases",
+            format!("must hold 1 to {PURCHASE_BATCH_ITEMS_MAX} purchases (got {n})"),
+        ));
+    }
+    let key_max = state.node.shared.read().limits().key_bytes_max as usize;
+    // Authorization and the event's shape are checked once per distinct event.
+    let mut events: std::collections::BTreeMap<u64, Result<u32, serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for item in &body.purchases {
+        if !events.contains_key(&item.event_id) {
+            let check = may_sell(&state, &caller, EventId(item.event_id))
+                .await
+                .map_err(|e| item_error(&e));
+            events.insert(item.event_id, check);
+        }
+    }
+    let commits = body.purchases.into_iter().map(|item| {
+        let check = events[&item.event_id].clone();
+        let state = state.clone();
+        async move {
+            let seats = match check {
+                Ok(seats) => seats,
+                Err(problem) => return problem,
+            };
+            let event_id = EventId(item.event_id);
+            let body = PurchaseBody {
+                client_id: item.client_id,
+                request_id: item.request_id,
+                seat: item.seat,
+            };
+            if let Err(e) = validate_purchase(&body, seats, key_max) {
+                return item_error(&e);
+            }
+            match commit_purchase(&state, event_id, &body).await {
+                (Ok(mut sold), replayed) => {
+                    sold["status"] = json!(201);
+                    if replayed {
+                        sold["replayed"] = json!(true);
+                    }
+                    sold
+                }
+                (Err(e), replayed) => {
+                    let mut problem = item_error(&e);
+                    if replayed {
+                        problem["replayed"] = json!(true);
+                    }
+                    problem
+                }
+            }
+        }
+    });
+    let results = futures::future::join_all(commits).await;
+    let mut response = Json(json!({ "results": results })).into_response();
+    if let Some((_, leader)) = state.node.leader()
+        && let Ok(value) = HeaderValue::from_str(&leader.api_addr)
+    {
+        response.headers_mut().insert("tix-leader", value);
+    }
+    Ok(response)
 }

@@ -320,3 +320,100 @@ async fn the_per_customer_cap_counts_box_office_sales_per_client() {
         .expect(201);
     assert_eq!(app.counts(event).await["sold"], json!(2));
 }
+
+#[tokio::test]
+async fn a_batch_answers_each_purchase_as_the_single_endpoint_would() {
+    // One batch mixing a sale, a best-available sale, a taken seat, a seat out of range, an
+    // unknown event and another organizer's event; then the whole batch again (every answer
+    // replayed, nothing sold twice); then empty and oversized batches.
+    let app = spawn_app().await;
+    let event = app.admin_event(&numbered(3)).await;
+    let organizer = app.new_user("batch-org", Some("organizer")).await;
+    let theirs = app.event_as(&organizer.token, &numbered(3)).await;
+    let other_admin_event = app.admin_event(&unnumbered(1)).await;
+    let batch = json!({"purchases": [
+        {"event_id": event, "client_id": "c1", "request_id": "r1", "seat": 2},
+        {"event_id": event, "client_id": "c2", "request_id": "r1"},
+        {"event_id": event, "client_id": "c3", "request_id": "r1", "seat": 2},
+        {"event_id": event, "client_id": "c4", "request_id": "r1", "seat": 9},
+        {"event_id": 999_999, "client_id": "c5", "request_id": "r1"},
+        {"event_id": other_admin_event, "client_id": "c6", "request_id": "r1"},
+    ]});
+    let path = "/api/v1/purchases/batch";
+    let token = Some(app.admin_token.as_str());
+    let reply = app
+        .request(reqwest::Method::POST, path, token, Some(&batch))
+        .await;
+    let first = reply.expect(200);
+    assert!(reply.header("tix-leader").is_some(), "names the leader");
+    let results = first["results"].as_array().expect("results").clone();
+    assert_eq!(results.len(), 6);
+    assert_eq!(results[0]["status"], json!(201));
+    assert_eq!(results[0]["seat"], json!(2));
+    assert_eq!(results[0]["outcome"], json!("sold"));
+    assert_eq!(results[0]["client_id"], json!("c1"));
+    assert_eq!(results[1]["status"], json!(201));
+    assert_eq!(results[1]["seat"], json!(1), "best available");
+    // Items enter the proposer in the order sent: the first asker got seat 2.
+    assert_eq!(results[2]["status"], json!(409));
+    assert_eq!(results[2]["reason"], json!("seat_taken"));
+    assert_eq!(results[3]["status"], json!(422));
+    assert_eq!(results[3]["field"], json!("seat"));
+    assert_eq!(results[4]["status"], json!(404));
+    assert_eq!(results[5]["status"], json!(201));
+
+    // The same batch again: every recorded answer is replayed, nothing new is sold.
+    let again = app
+        .request(reqwest::Method::POST, path, token, Some(&batch))
+        .await
+        .expect(200);
+    for i in [0, 1, 2, 5] {
+        assert_eq!(again["results"][i]["replayed"], json!(true), "item {i}");
+        assert_eq!(again["results"][i]["status"], results[i]["status"]);
+        assert_eq!(again["results"][i]["ticket_id"], results[i]["ticket_id"]);
+    }
+    assert_eq!(app.counts(event).await["sold"], json!(2));
+
+    // An organizer may sell only their own events: the others are refused item by item.
+    let mixed = json!({"purchases": [
+        {"event_id": theirs, "client_id": "o1", "request_id": "r1", "seat": 1},
+        {"event_id": event, "client_id": "o2", "request_id": "r1"},
+    ]});
+    let reply = app
+        .request(
+            reqwest::Method::POST,
+            path,
+            Some(&organizer.token),
+            Some(&mixed),
+        )
+        .await
+        .expect(200);
+    assert_eq!(reply["results"][0]["status"], json!(201));
+    assert_eq!(reply["results"][1]["status"], json!(403));
+    assert_eq!(app.counts(event).await["sold"], json!(2));
+
+    // Without a token, with no items, with too many items: refused as a whole.
+    app.request(reqwest::Method::POST, path, None, Some(&batch))
+        .await
+        .problem(401);
+    let empty = json!({"purchases": []});
+    let p = app
+        .request(reqwest::Method::POST, path, token, Some(&empty))
+        .await
+        .problem(422);
+    assert_eq!(p["field"], json!("purchases"));
+    let many: Vec<Value> = (0..513)
+        .map(|i| json!({"event_id": event, "client_id": "m", "request_id": format!("{i}")}))
+        .collect();
+    let p = app
+        .request(
+            reqwest::Method::POST,
+            path,
+            token,
+            Some(&json!({"purchases": many})),
+        )
+        .await
+        .problem(422);
+    assert!(p["detail"].as_str().unwrap_or("").contains("513"), "{p}");
+    app.assert_invariants();
+}
