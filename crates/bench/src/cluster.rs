@@ -27,6 +27,9 @@ pub struct ClusterOptions {
     pub snapshot_logs_since_last: u64,
     /// Extra `tix serve` arguments.
     pub extra_args: Vec<String>,
+    /// Put a fault-injecting proxy in front of each Raft listener (fault tests); benchmarks
+    /// turn it off so Raft traffic takes no extra hop.
+    pub fault_proxy: bool,
 }
 
 impl Default for ClusterOptions {
@@ -37,6 +40,7 @@ impl Default for ClusterOptions {
             election_timeout_max_ms: 2000,
             snapshot_logs_since_last: 5000,
             extra_args: Vec::new(),
+            fault_proxy: true,
         }
     }
 }
@@ -147,15 +151,21 @@ impl LocalCluster {
         let ip = node_ip(id);
         let http_addr = format!("127.0.0.1:{}", crate::spawn::free_port()?);
         let raft_listen_addr = free_addr(ip)?;
-        let proxy = FaultProxy::start(id, ip, raft_listen_addr, self.partitions.clone()).await?;
+        let (raft_advertised_addr, proxy) = if self.options.fault_proxy {
+            let proxy =
+                FaultProxy::start(id, ip, raft_listen_addr, self.partitions.clone()).await?;
+            (proxy.listen_addr, Some(proxy))
+        } else {
+            (raft_listen_addr, None)
+        };
         let node = NodeProcess {
             id,
             http_addr,
             raft_listen_addr,
-            raft_advertised_addr: proxy.listen_addr,
+            raft_advertised_addr,
             data_dir: self.dir.join(format!("node-{id}")),
             child: None,
-            proxy: Some(proxy),
+            proxy,
         };
         self.nodes.insert(id, node);
         self.launch(id)
@@ -166,7 +176,7 @@ impl LocalCluster {
         let o = self.options.clone();
         let partitions = self.partitions.clone();
         let node = self.nodes.get_mut(&id).context("no such node")?;
-        if node.proxy.is_none() {
+        if node.proxy.is_none() && o.fault_proxy {
             let proxy = FaultProxy::start_on(
                 id,
                 node.raft_advertised_addr,

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+use tix_amqp::{PurchaseMessage, Requester};
+
 use crate::client::ApiClient;
-use crate::workload::{Workload, WorkloadKind};
+use crate::workload::{Buy, Workload, WorkloadKind};
 
 /// The tickets (or seats) of the fresh event each run creates.
 pub const CONCERT_CAPACITY: u32 = 20_000;
@@ -72,23 +74,57 @@ impl ReplayReport {
     }
 }
 
-/// Creates a fresh event for the workload and replays it with `clients` concurrent clients.
-pub async fn replay(
-    api: &ApiClient,
-    workload: &Workload,
+/// How purchases reach the cluster.
+#[derive(Clone)]
+pub enum Transport {
+    /// `POST /events/{id}/purchases` over keep-alive HTTP (to nginx or a node).
+    Http(ApiClient),
+    /// A message on `tix.purchases`, answered by a worker on a reply queue.
+    Amqp(Requester),
+}
+
+/// How long an AMQP request waits for its reply (the requester re-publishes meanwhile).
+const AMQP_REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the load phase measured.
+pub struct LoadReport {
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Answers by line index.
+    pub answers: Vec<Answer>,
+    /// Latency of each line (all attempts), in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+/// Sends every buy of `buys` for `event_id` through `transport` with `clients` concurrent
+/// clients (each waits for its answer before sending its next line), with a progress bar
+/// when `progress` is set and stderr is a terminal.
+pub async fn load(
+    transport: &Transport,
+    event_id: u64,
+    buys: &[Buy],
     clients: usize,
-) -> anyhow::Result<ReplayReport> {
-    let inventory = match workload.kind {
-        WorkloadKind::Unnumbered => json!({"kind": "unnumbered", "capacity": CONCERT_CAPACITY}),
-        WorkloadKind::Numbered => json!({"kind": "numbered", "seats": CONCERT_CAPACITY}),
-    };
-    let event_id = api.create_event("flash-sale benchmark", inventory).await?;
-    let buys = Arc::new(workload.buys.clone());
+    progress: bool,
+) -> anyhow::Result<LoadReport> {
+    let buys = Arc::new(buys.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
+    let bar = if progress {
+        let bar = indicatif::ProgressBar::new(buys.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} lines ({per_sec}, eta {eta})",
+            )?
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients.max(1) {
-        let (api, buys, next) = (api.clone(), buys.clone(), next.clone());
+        let (transport, buys, next, bar) =
+            (transport.clone(), buys.clone(), next.clone(), bar.clone());
         tasks.spawn(async move {
             let mut answers = Vec::new();
             let mut latency = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("bounds");
@@ -96,14 +132,18 @@ pub async fn replay(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(buy) = buys.get(i) else { break };
                 let t = Instant::now();
-                let answer = buy_with_retries(&api, event_id, buy).await;
+                let answer = match &transport {
+                    Transport::Http(api) => buy_with_retries(api, event_id, buy).await,
+                    Transport::Amqp(requester) => buy_over_amqp(requester, event_id, buy).await,
+                };
                 latency.saturating_record(t.elapsed().as_micros() as u64);
                 answers.push((i, answer));
+                bar.inc(1);
             }
             (answers, latency)
         });
     }
-    let mut answers = vec![Answer::Unknown("not sent".into()); workload.buys.len()];
+    let mut answers = vec![Answer::Unknown("not sent".into()); buys.len()];
     let mut latency_us = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
     while let Some(done) = tasks.join_next().await {
         let (part, latency) = done?;
@@ -113,6 +153,33 @@ pub async fn replay(
         }
     }
     let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    Ok(LoadReport {
+        elapsed,
+        answers,
+        latency_us,
+    })
+}
+
+/// Creates a fresh event for the workload (through `api`), replays it through `transport`
+/// with `clients` concurrent clients, and verifies the final state.
+pub async fn replay(
+    api: &ApiClient,
+    transport: &Transport,
+    workload: &Workload,
+    clients: usize,
+    progress: bool,
+) -> anyhow::Result<ReplayReport> {
+    let inventory = match workload.kind {
+        WorkloadKind::Unnumbered => json!({"kind": "unnumbered", "capacity": CONCERT_CAPACITY}),
+        WorkloadKind::Numbered => json!({"kind": "numbered", "seats": CONCERT_CAPACITY}),
+    };
+    let event_id = api.create_event("flash-sale benchmark", inventory).await?;
+    let LoadReport {
+        elapsed,
+        answers,
+        latency_us,
+    } = load(transport, event_id, &workload.buys, clients, progress).await?;
     let sales = api.sales(event_id).await?;
     let availability = api.availability(event_id).await?;
     let violations = verify(workload, &answers, &sales, &availability);
@@ -126,7 +193,36 @@ pub async fn replay(
     })
 }
 
-async fn buy_with_retries(api: &ApiClient, event_id: u64, buy: &crate::workload::Buy) -> Answer {
+/// Reads an answer body (HTTP or AMQP reply) with its status.
+fn answer_of(status: u64, body: &Value) -> Option<Answer> {
+    match status {
+        201 => Some(Answer::Sold {
+            ticket_id: body["ticket_id"].as_u64().unwrap_or(0),
+            seat: body["seat"].as_u64(),
+        }),
+        409 => Some(Answer::Rejected(
+            body["reason"].as_str().unwrap_or("conflict").into(),
+        )),
+        503 | 0 => None,
+        status => Some(Answer::Rejected(format!("http {status}: {}", body["type"]))),
+    }
+}
+
+async fn buy_over_amqp(requester: &Requester, event_id: u64, buy: &Buy) -> Answer {
+    let message = PurchaseMessage {
+        event_id,
+        client_id: buy.client_id.clone(),
+        request_id: buy.request_id.clone(),
+        seat: buy.seat,
+    };
+    match requester.request(&message, AMQP_REPLY_TIMEOUT).await {
+        Ok(reply) => answer_of(reply["status"].as_u64().unwrap_or(0), &reply)
+            .unwrap_or_else(|| Answer::Unknown(format!("reply {reply}"))),
+        Err(e) => Answer::Unknown(e.to_string()),
+    }
+}
+
+async fn buy_with_retries(api: &ApiClient, event_id: u64, buy: &Buy) -> Answer {
     let seat = buy.seat;
     let mut last = String::new();
     for attempt in 0..ATTEMPTS_MAX {
@@ -134,19 +230,10 @@ async fn buy_with_retries(api: &ApiClient, event_id: u64, buy: &crate::workload:
             .purchase(event_id, &buy.client_id, &buy.request_id, seat)
             .await
         {
-            Ok((201, body)) => {
-                return Answer::Sold {
-                    ticket_id: body["ticket_id"].as_u64().unwrap_or(0),
-                    seat: body["seat"].as_u64(),
-                };
-            }
-            Ok((409, body)) => {
-                return Answer::Rejected(body["reason"].as_str().unwrap_or("conflict").into());
-            }
-            Ok((status, body)) if status != 503 => {
-                return Answer::Rejected(format!("http {status}: {}", body["type"]));
-            }
-            Ok((status, _)) => last = format!("http {status}"),
+            Ok((status, body)) => match answer_of(u64::from(status), &body) {
+                Some(answer) => return answer,
+                None => last = format!("http {status}"),
+            },
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(20 << attempt.min(5))).await;
@@ -213,7 +300,11 @@ pub fn verify(
                 "line {}: the client was refused but the final state has a ticket for it",
                 buy.line
             )),
-            Answer::Rejected(_) | Answer::Unknown(_) => {}
+            Answer::Unknown(why) => violations.push(format!(
+                "line {}: the client got no definite answer ({why})",
+                buy.line
+            )),
+            Answer::Rejected(_) => {}
         }
     }
     let expected = workload.expected_sold(CONCERT_CAPACITY);

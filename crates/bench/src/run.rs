@@ -1,84 +1,347 @@
-//! `tix bench`: replays a workload file through the HTTP API against a server it starts itself
-//! (or `--url`), prints throughput, latency percentiles, rejections by reason, and the
-//! correctness verdict (PASS/FAIL, non-zero exit on FAIL).
+//! `tix bench`: replays a workload file through the direct architecture (keep-alive HTTP to
+//! nginx in front of the nodes) or the indirect one (RabbitMQ and `tix worker` processes),
+//! against a local setup it starts itself (a 3-node cluster with fsync on, by default) or
+//! against given addresses; prints throughput, latency percentiles, refusals by reason and the
+//! correctness verdict (PASS/FAIL, non-zero exit on FAIL). [`run_local`] is also the unit of
+//! `tix bench sweep`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::bail;
-use clap::Args;
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
 
-use crate::client::{ApiClient, http_client, latency_ms_line};
-use crate::replay::{CONCERT_CAPACITY, replay};
-use crate::spawn::target;
-use crate::workload::load;
+use crate::client::{ApiClient, http_client};
+use crate::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
+use crate::results::{Architecture, LatencyMs, RunResult};
+use crate::setup::{
+    WorkerLaunch, addresses_leader_first, purge_queue, spawn_worker, start_cluster, start_nginx,
+    wait_for_consumers,
+};
+use crate::workload::{Workload, load};
+
+/// The broker the benchmarks use unless told otherwise.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// `--architecture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchitectureArg {
+    /// REST through nginx to the HTTP-serving nodes.
+    Direct,
+    /// RabbitMQ queue consumed by `tix worker` processes.
+    Indirect,
+}
+
+impl From<ArchitectureArg> for Architecture {
+    fn from(a: ArchitectureArg) -> Self {
+        match a {
+            ArchitectureArg::Direct => Architecture::Direct,
+            ArchitectureArg::Indirect => Architecture::Indirect,
+        }
+    }
+}
 
 /// Options of `tix bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// The workload file (`BUY <client> [<seat>] <request>` lines).
     #[arg(long)]
-    pub workload: PathBuf,
-    /// Base URL of a running entry point; if omitted, a fresh server is started.
+    pub workload: Option<PathBuf>,
+    /// Direct (REST via nginx) or indirect (RabbitMQ workers).
+    #[arg(long, value_enum, default_value_t = ArchitectureArg::Direct)]
+    pub architecture: ArchitectureArg,
+    /// Base URL of a running setup (nginx or a node); nothing is started. Indirect: a node's
+    /// URL, used to create the event and read the final state; workers must be running.
     #[arg(long)]
     pub url: Option<String>,
-    /// Admin password of the server at --url (or of the started one).
+    /// The broker (indirect).
+    #[arg(long, env = "TIX_AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+    /// Admin password of the setup at --url.
     #[arg(
         long,
         env = "TIX_ADMIN_PASSWORD",
-        default_value = "bench-admin-password"
+        default_value = "bench-admin-password",
+        hide_env_values = true
     )]
     pub admin_password: String,
-    /// Concurrent keep-alive clients.
+    /// Voters of the local cluster started when --url is not given.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Server-side workers of the local setup: HTTP-serving nodes behind nginx (direct,
+    /// default: all nodes) or `tix worker` processes (indirect, default 2).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Concurrent clients (direct) or requests in flight (indirect).
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// One local run's shape.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The `tix` binary to start.
+    pub exe: PathBuf,
+    /// The parsed workload.
+    pub workload: Workload,
+    /// Its file name, for reports.
+    pub workload_name: String,
+    /// Direct or indirect.
+    pub architecture: Architecture,
+    /// Voters.
+    pub nodes: u64,
+    /// Server-side workers.
+    pub workers: usize,
+    /// Concurrent clients / requests in flight.
+    pub clients: usize,
+    /// The broker.
+    pub amqp_url: String,
+    /// Draw a progress bar.
+    pub progress: bool,
+}
+
+/// Returns the default number of server-side workers.
+pub fn default_workers(architecture: Architecture, nodes: u64) -> usize {
+    match architecture {
+        Architecture::Direct => nodes as usize,
+        Architecture::Indirect => 2,
+    }
+}
+
+/// Checks the shape of a run before anything starts.
+pub fn check_spec(
+    architecture: Architecture,
+    nodes: u64,
+    workers: usize,
+    clients: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=5).contains(&nodes), "--nodes must be 1 to 5");
+    anyhow::ensure!((1..=4096).contains(&clients), "--clients must be 1 to 4096");
+    match architecture {
+        Architecture::Direct => anyhow::ensure!(
+            (1..=nodes as usize).contains(&workers),
+            "direct --workers are the HTTP-serving nodes behind nginx: 1 to --nodes ({nodes})"
+        ),
+        Architecture::Indirect => {
+            anyhow::ensure!(
+                (1..=16).contains(&workers),
+                "indirect --workers must be 1 to 16"
+            )
+        }
+    }
+    Ok(())
+}
+
+/// Starts a fresh local setup, replays the workload through it, verifies, and tears it down.
+pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
+    check_spec(spec.architecture, spec.nodes, spec.workers, spec.clients)?;
+    let cluster = start_cluster(&spec.exe, spec.nodes).await?;
+    let addrs = addresses_leader_first(&cluster).await?;
+    let http = http_client(spec.clients)?;
+    let leader_url = format!("http://{}", addrs[0]);
+    let api = ApiClient::login(http.clone(), &leader_url, "admin", &cluster.admin_password).await?;
+    let report = match spec.architecture {
+        Architecture::Direct => {
+            let nginx = start_nginx(addrs[..spec.workers].to_vec())?;
+            let front = ApiClient {
+                base_url: nginx.url.clone(),
+                ..api.clone()
+            };
+            let report = replay(
+                &api,
+                &Transport::Http(front),
+                &spec.workload,
+                spec.clients,
+                spec.progress,
+            )
+            .await;
+            if report.is_err() {
+                eprintln!("nginx error log:\n{}", nginx.error_log());
+            }
+            report?
+        }
+        Architecture::Indirect => {
+            let queue = tix_amqp::PURCHASE_QUEUE;
+            purge_queue(&spec.amqp_url, queue).await?;
+            let launch = WorkerLaunch {
+                exe: spec.exe.clone(),
+                amqp_url: spec.amqp_url.clone(),
+                api_addrs: addrs.clone(),
+                username: "admin".into(),
+                password: cluster.admin_password.clone(),
+                echo: false,
+                log_path: None,
+            };
+            let _workers = (1..=spec.workers)
+                .map(|n| spawn_worker(&launch, n))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            wait_for_consumers(
+                &spec.amqp_url,
+                queue,
+                spec.workers as u32,
+                Duration::from_secs(30),
+            )
+            .await?;
+            let requester = tix_amqp::Requester::start(tix_amqp::RequesterConfig {
+                amqp_url: spec.amqp_url.clone(),
+                ..Default::default()
+            });
+            replay(
+                &api,
+                &Transport::Amqp(requester),
+                &spec.workload,
+                spec.clients,
+                spec.progress,
+            )
+            .await?
+        }
+    };
+    Ok(result_of(spec, &report))
+}
+
+/// Turns a replay report into the sweep's record.
+pub fn result_of(spec: &RunSpec, report: &ReplayReport) -> RunResult {
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    let unknown = report
+        .answers
+        .iter()
+        .filter(|a| matches!(a, Answer::Unknown(_)))
+        .count();
+    RunResult {
+        architecture: spec.architecture,
+        workload: spec.workload_name.clone(),
+        model: spec.workload.kind.to_string(),
+        lines: spec.workload.buys.len(),
+        workers: spec.workers,
+        clients: spec.clients,
+        elapsed_s: secs,
+        sold: report.sold(),
+        rejected: report.rejections(),
+        unknown,
+        purchases_per_s: report.sold() as f64 / secs,
+        answered_per_s: (report.answers.len() - unknown) as f64 / secs,
+        latency_ms: LatencyMs::from_us(&report.latency_us),
+        pass: report.violations.is_empty(),
+        violations: report.violations.clone(),
+        fraction_of_ceiling: None,
+    }
+}
+
+/// Prints a run's figures and verdict.
+pub fn print_result(r: &RunResult) {
+    println!(
+        "tix bench: {} ({} {} lines), {}, {} workers, {} clients",
+        r.workload,
+        r.lines,
+        r.model,
+        r.architecture.name(),
+        r.workers,
+        r.clients
+    );
+    println!("  elapsed_s               {:.3}", r.elapsed_s);
+    println!("  sold                    {}", r.sold);
+    println!("  purchases_per_s         {:.0}", r.purchases_per_s);
+    println!("  answered_per_s          {:.0}", r.answered_per_s);
+    for (reason, count) in &r.rejected {
+        println!("  rejected_{reason:<15} {count}");
+    }
+    if r.unknown > 0 {
+        println!("  unknown                 {}", r.unknown);
+    }
+    let l = r.latency_ms;
+    println!(
+        "  latency_ms              p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        l.p50, l.p90, l.p99, l.max
+    );
+    if let Some(f) = r.fraction_of_ceiling {
+        println!("  fraction_of_ceiling     {f:.2}");
+    }
+    if r.pass {
+        println!(
+            "PASS: {} sold, as the workload requires; every 201 is in the final state, nothing else is",
+            r.sold
+        );
+    } else {
+        println!("FAIL:");
+        for v in r.violations.iter().take(20) {
+            println!("  - {v}");
+        }
+        if r.violations.len() > 20 {
+            println!("  ... and {} more", r.violations.len() - 20);
+        }
+    }
+}
+
+/// Returns the file name of `path`, for reports.
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Runs the benchmark and prints its report; an error on any correctness violation.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        (1..=4096).contains(&args.clients),
-        "--clients must be 1..=4096"
-    );
+    let path = args
+        .workload
+        .clone()
+        .context("--workload FILE is required (or use `tix bench sweep`)")?;
+    let architecture = Architecture::from(args.architecture);
+    let workers = args
+        .workers
+        .unwrap_or_else(|| default_workers(architecture, args.nodes));
+    check_spec(architecture, args.nodes, workers, args.clients)?;
     // The whole file is checked before anything starts.
-    let workload = load(&args.workload, CONCERT_CAPACITY)?;
-    let (base_url, _server) = target(args.url.as_deref(), &args.admin_password)?;
-    let http = http_client(args.clients)?;
-    let api = ApiClient::login(http, &base_url, "admin", &args.admin_password).await?;
-    let report = replay(&api, &workload, args.clients).await?;
-    let secs = report.elapsed.as_secs_f64();
-    let h = &report.latency_us;
-    println!(
-        "tix bench: {} ({} {} lines), {} clients, {base_url}",
-        args.workload.display(),
-        workload.buys.len(),
-        workload.kind,
-        args.clients
-    );
-    println!("  elapsed_s               {secs:.3}");
-    println!("  sold                    {}", report.sold());
-    println!(
-        "  purchases_per_s         {:.0}",
-        report.sold() as f64 / secs
-    );
-    println!(
-        "  attempts_per_s          {:.0}",
-        workload.buys.len() as f64 / secs
-    );
-    for (reason, count) in report.rejections() {
-        println!("  rejected_{reason:<15} {count}");
+    let workload = load(&path, CONCERT_CAPACITY)?;
+    let spec = RunSpec {
+        exe: std::env::current_exe()?,
+        workload_name: file_name(&path),
+        workload,
+        architecture,
+        nodes: args.nodes,
+        workers,
+        clients: args.clients,
+        amqp_url: args.amqp_url.clone(),
+        progress: true,
+    };
+    let result = match &args.url {
+        None => run_local(&spec).await?,
+        Some(url) => run_remote(&spec, url, &args.admin_password).await?,
+    };
+    print_result(&result);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("  latency_ms              {}", latency_ms_line(h));
-    println!("  final_state_sold        {}", report.sold_final);
-    if report.violations.is_empty() {
-        println!(
-            "PASS: {} sold, as the workload requires; every 201 is in the final state",
-            report.sold_final
-        );
-        return Ok(());
+    if !result.pass {
+        bail!("{} correctness violations", result.violations.len());
     }
-    println!("FAIL:");
-    for v in &report.violations {
-        println!("  - {v}");
-    }
-    bail!("{} correctness violations", report.violations.len())
+    Ok(())
+}
+
+/// Replays against a setup someone else started: `url` is nginx or a node (direct), or a node
+/// with workers already consuming (indirect).
+async fn run_remote(spec: &RunSpec, url: &str, admin_password: &str) -> anyhow::Result<RunResult> {
+    let http = http_client(spec.clients)?;
+    let api = ApiClient::login(http, url, "admin", admin_password).await?;
+    let transport = match spec.architecture {
+        Architecture::Direct => Transport::Http(api.clone()),
+        Architecture::Indirect => {
+            Transport::Amqp(tix_amqp::Requester::start(tix_amqp::RequesterConfig {
+                amqp_url: spec.amqp_url.clone(),
+                ..Default::default()
+            }))
+        }
+    };
+    let report = replay(
+        &api,
+        &transport,
+        &spec.workload,
+        spec.clients,
+        spec.progress,
+    )
+    .await?;
+    Ok(result_of(spec, &report))
 }

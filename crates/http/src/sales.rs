@@ -258,11 +258,11 @@ async fn purchase_batch(
     let mut events: std::collections::BTreeMap<u64, Result<u32, serde_json::Value>> =
         std::collections::BTreeMap::new();
     for item in &body.purchases {
-        if !events.contains_key(&item.event_id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = events.entry(item.event_id) {
             let check = may_sell(&state, &caller, EventId(item.event_id))
                 .await
                 .map_err(|e| item_error(&e));
-            events.insert(item.event_id, check);
+            slot.insert(check);
         }
     }
     let commits = body.purchases.into_iter().map(|item| {

@@ -1,5 +1,6 @@
-//! The command line: `tix` (same as `tix serve`) runs a node; `tix bench-http` measures the
-//! purchase rate of a running or self-started server.
+//! The command line: `tix` (same as `tix serve`) runs a node; `tix worker` relays purchases
+//! from RabbitMQ; `tix cluster` administers; `tix bench`, `tix chaos` and `tix failover`
+//! measure and check.
 
 use std::path::PathBuf;
 
@@ -21,8 +22,20 @@ enum Command {
     Serve(ServeArgs),
     /// Measures purchases per second through the HTTP API with concurrent keep-alive clients.
     BenchHttp(tix_bench::quick::QuickArgs),
-    /// Replays a flash-sale workload file through the HTTP API and verifies the result.
-    Bench(tix_bench::run::BenchArgs),
+    /// Replays a flash-sale workload file (direct: REST via nginx; indirect: RabbitMQ workers)
+    /// and verifies the result; `tix bench sweep` runs, plots and reports the whole comparison.
+    Bench(BenchCommand),
+    /// Consumes purchase requests from RabbitMQ and commits them to the cluster in batches.
+    Worker(crate::worker::WorkerArgs),
+    /// Prints an nginx configuration that balances over the given tix nodes.
+    NginxConfig(NginxConfigArgs),
+    /// Answers every HTTP request at once with a fixed 201 (the direct ceiling's stand-in).
+    #[command(hide = true)]
+    BenchNoop {
+        /// Where to listen.
+        #[arg(long)]
+        http_addr: String,
+    },
     /// Jepsen-style run: a local cluster under faults, then checks the history against the state.
     Chaos(tix_bench::chaos::ChaosArgs),
     /// Measures failover time after kill -9 of the leader, and elections under sustained load.
@@ -30,6 +43,39 @@ enum Command {
     /// Cluster administration: init, add-node, remove-node, status, and a local supervisor (up).
     #[command(subcommand)]
     Cluster(crate::cluster::ClusterCommand),
+}
+
+/// `tix bench [--workload F ...]` or `tix bench sweep ...`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCommand {
+    #[command(subcommand)]
+    sub: Option<BenchSub>,
+    #[command(flatten)]
+    run: tix_bench::run::BenchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchSub {
+    /// Every workload file, both architectures, 1..N workers, ceilings, results, plots, report.
+    Sweep(tix_bench::sweep::SweepArgs),
+}
+
+/// Options of `tix nginx-config`.
+#[derive(Debug, Args)]
+pub struct NginxConfigArgs {
+    /// Where nginx listens.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: std::net::SocketAddr,
+    /// A tix node's HTTP address (`host:port`); repeat for each node.
+    #[arg(long = "upstream", required = true)]
+    upstreams: Vec<String>,
+    /// nginx worker processes.
+    #[arg(long, default_value_t = 1)]
+    worker_processes: usize,
+    /// Write an access log.
+    #[arg(long)]
+    access_log: bool,
 }
 
 /// How to run a node.
@@ -107,7 +153,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => crate::serve::run(cli.serve).await,
         Some(Command::Serve(args)) => crate::serve::run(args).await,
         Some(Command::BenchHttp(args)) => tix_bench::quick::run(args).await,
-        Some(Command::Bench(args)) => tix_bench::run::run(args).await,
+        Some(Command::Bench(BenchCommand { sub: None, run })) => tix_bench::run::run(run).await,
+        Some(Command::Bench(BenchCommand {
+            sub: Some(BenchSub::Sweep(args)),
+            ..
+        })) => tix_bench::sweep::run(args).await,
+        Some(Command::Worker(args)) => crate::worker::run(args).await,
+        Some(Command::BenchNoop { http_addr }) => tix_bench::noop::serve(&http_addr).await,
+        Some(Command::NginxConfig(args)) => {
+            let mut config = tix_bench::nginx::NginxConfig::new(args.listen, args.upstreams);
+            config.worker_processes = args.worker_processes;
+            config.access_log = args.access_log;
+            print!("{}", config.render());
+            Ok(())
+        }
         Some(Command::Chaos(args)) => tix_bench::chaos::run(args).await,
         Some(Command::Cluster(command)) => crate::cluster::run(command).await,
         Some(Command::Failover(args)) => tix_bench::failover::run(args).await,

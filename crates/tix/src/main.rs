@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod serve;
 mod telemetry;
+mod worker;
 
 use clap::Parser;
 

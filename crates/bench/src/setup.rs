@@ -1,0 +1,227 @@
+//! The local setups `tix bench` starts itself: a cluster of real `tix serve` processes (fsync
+//! on, as in production) with nginx in front (direct), or with `tix worker` processes between
+//! RabbitMQ and the cluster (indirect); and the ceilings' stand-ins — `tix bench-noop` behind
+//! nginx, and `tix worker --echo`. Everything listens on 127.0.0.1 and stops when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::cluster::{ClusterOptions, LocalCluster};
+use crate::nginx::{Nginx, NginxConfig};
+use crate::spawn::free_port;
+
+/// Starts a benchmark cluster of `nodes` voters: no fault proxies, production timings.
+pub async fn start_cluster(exe: &Path, nodes: u64) -> anyhow::Result<LocalCluster> {
+    let options = ClusterOptions {
+        election_timeout_min_ms: 500,
+        election_timeout_max_ms: 1000,
+        fault_proxy: false,
+        ..ClusterOptions::default()
+    };
+    LocalCluster::start(exe, nodes, options).await
+}
+
+/// Returns the nodes' HTTP addresses, the leader's first (so one upstream or one worker
+/// target means the leader, the best case).
+pub async fn addresses_leader_first(cluster: &LocalCluster) -> anyhow::Result<Vec<String>> {
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    let mut addrs = vec![cluster.nodes[&leader].http_addr.clone()];
+    addrs.extend(
+        cluster
+            .nodes
+            .values()
+            .filter(|n| n.id != leader)
+            .map(|n| n.http_addr.clone()),
+    );
+    Ok(addrs)
+}
+
+/// Starts nginx on a free 127.0.0.1 port in front of `upstreams`.
+pub fn start_nginx(upstreams: Vec<String>) -> anyhow::Result<Nginx> {
+    let listen = format!("127.0.0.1:{}", free_port()?).parse()?;
+    Nginx::start(&NginxConfig::new(listen, upstreams))
+}
+
+/// A child process killed when dropped (workers, no-op servers).
+pub struct Helper {
+    /// What it is, for messages.
+    pub name: String,
+    child: Child,
+}
+
+impl Helper {
+    /// Kills it with SIGKILL (a crash, not a shutdown).
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Returns true while it runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How to start `tix worker` processes.
+#[derive(Debug, Clone)]
+pub struct WorkerLaunch {
+    /// The `tix` binary.
+    pub exe: PathBuf,
+    /// The broker.
+    pub amqp_url: String,
+    /// The nodes' HTTP addresses (`host:port`).
+    pub api_addrs: Vec<String>,
+    /// An account that may sell (the admin).
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// Echo instead of committing (the ceiling).
+    pub echo: bool,
+    /// Where workers write their logs (appended).
+    pub log_path: Option<PathBuf>,
+}
+
+/// Starts worker number `n` (for its connection name and log).
+pub fn spawn_worker(launch: &WorkerLaunch, n: usize) -> anyhow::Result<Helper> {
+    let mut command = Command::new(&launch.exe);
+    command.arg("worker").args(["--amqp-url", &launch.amqp_url]);
+    for addr in &launch.api_addrs {
+        command.args(["--api", &format!("http://{addr}")]);
+    }
+    command
+        .args(["--username", &launch.username])
+        .env("TIX_WORKER_PASSWORD", &launch.password)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if launch.echo {
+        command.arg("--echo");
+    }
+    match &launch.log_path {
+        Some(path) => {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            command.stderr(log);
+        }
+        None => {
+            command.stderr(Stdio::null());
+        }
+    }
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting worker {n}"))?;
+    Ok(Helper {
+        name: format!("worker {n}"),
+        child,
+    })
+}
+
+/// Starts `tix bench-noop` on a free port and waits until it accepts connections; returns the
+/// process and its `host:port`.
+pub fn spawn_noop(exe: &Path) -> anyhow::Result<(Helper, String)> {
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let child = Command::new(exe)
+        .args(["bench-noop", "--http-addr", &addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting tix bench-noop")?;
+    let mut helper = Helper {
+        name: format!("no-op server {addr}"),
+        child,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if !helper.is_running() {
+            bail!("tix bench-noop exited before listening on {addr}");
+        }
+        if Instant::now() > deadline {
+            bail!("tix bench-noop did not listen on {addr} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((helper, addr))
+}
+
+/// Empties the request queue (requests left by an earlier, interrupted run) and returns how
+/// many messages it held.
+pub async fn purge_queue(amqp_url: &str, queue: &str) -> anyhow::Result<u32> {
+    let connection = tokio::time::timeout(
+        Duration::from_secs(10),
+        lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "RabbitMQ at {} did not answer within 10 s",
+            tix_amqp::worker::redact(amqp_url)
+        )
+    })?
+    .with_context(|| {
+        format!(
+            "cannot connect to RabbitMQ at {} (is it running? `rabbitmq-server -detached`)",
+            tix_amqp::worker::redact(amqp_url)
+        )
+    })?;
+    let channel = connection.create_channel().await?;
+    tix_amqp::worker::declare_queue(&channel, queue).await?;
+    let purged = channel
+        .queue_purge(queue.into(), lapin::options::QueuePurgeOptions::default())
+        .await?;
+    let _ = connection.close(200, "purged".into()).await;
+    Ok(purged)
+}
+
+/// Waits until `n` consumers are attached to `queue` (the workers are connected).
+pub async fn wait_for_consumers(
+    amqp_url: &str,
+    queue: &str,
+    n: u32,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let connection =
+        lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        if q.consumer_count() >= n {
+            let _ = connection.close(200, "ready".into()).await;
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {n} workers consume {queue} after {} s",
+                q.consumer_count(),
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,391 @@
+//! `tix bench sweep`: every workload file through both architectures with 1..N server-side
+//! workers, each run on a fresh local 3-node cluster (fsync on) and verified; the machine's
+//! ceilings measured in the same sweep (nginx → a no-op handler, RabbitMQ → an echo worker,
+//! same client settings); then `results.json`, `results.csv`, the plots, and — with
+//! `--report` — `docs/BENCHMARK.md`, whose hand-written analysis (`docs/bench/analysis.md`) is
+//! kept while tables and plots are refreshed. `--from-results` redraws from a saved run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::client::{ApiClient, http_client};
+use crate::replay::{Answer, CONCERT_CAPACITY, Transport, load};
+use crate::results::{
+    Architecture, CeilingResult, LatencyMs, MachineFacts, SweepConfig, SweepResults,
+};
+use crate::run::{DEFAULT_AMQP_URL, RunSpec, file_name, print_result, run_local};
+use crate::setup::{
+    WorkerLaunch, purge_queue, spawn_noop, spawn_worker, start_nginx, wait_for_consumers,
+};
+use crate::workload::{Buy, load as load_workload};
+
+/// The shared workload files, in the order they are run.
+pub const WORKLOAD_FILES: [&str; 4] = [
+    "benchmark_unnumbered.txt",
+    "benchmark_numbered.txt",
+    "benchmark_unnumbered_oversubscribed.txt",
+    "benchmark_numbered_hotspot.txt",
+];
+
+/// Options of `tix bench sweep`.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Where results.json, results.csv and the plots are written.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+    /// Also regenerate this report (e.g. docs/BENCHMARK.md); its plots go to `bench/` beside it.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// The folder holding the workload files.
+    #[arg(long, default_value = "../shared/benchmarks")]
+    pub workloads_dir: PathBuf,
+    /// Only these files of the folder (default: all four).
+    #[arg(long = "workload")]
+    pub workloads: Vec<String>,
+    /// Voters of each run's cluster.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Concurrent clients (direct) / requests in flight (indirect), for runs and ceilings.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Worker counts for the direct architecture (HTTP-serving nodes behind nginx).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub direct_workers: Vec<usize>,
+    /// Worker counts for the indirect architecture (`tix worker` processes).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
+    pub indirect_workers: Vec<usize>,
+    /// Requests per ceiling measurement (0: no ceilings).
+    #[arg(long, default_value_t = 40_000)]
+    pub ceiling_requests: usize,
+    /// The smallest sweep, for CI: the unnumbered file, direct with all nodes, indirect with 2
+    /// workers, short ceilings.
+    #[arg(long)]
+    pub quick: bool,
+    /// The broker.
+    #[arg(long, env = "TIX_AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+    /// Do not run anything: redraw the plots and the report from this results.json.
+    #[arg(long)]
+    pub from_results: Option<PathBuf>,
+}
+
+/// Runs the sweep (or redraws one) and writes its outputs. Fails when any run fails its
+/// verification.
+pub async fn run(mut args: SweepArgs) -> anyhow::Result<()> {
+    let results = match &args.from_results {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => {
+            if args.quick {
+                args.workloads = vec![WORKLOAD_FILES[0].into()];
+                args.direct_workers = vec![args.nodes as usize];
+                args.indirect_workers = vec![2];
+                args.ceiling_requests = args.ceiling_requests.min(10_000);
+            }
+            sweep(&args).await?
+        }
+    };
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    std::fs::write(args.out.join("results.csv"), results.to_csv())?;
+    let plot_dir = match &args.report {
+        Some(report) => report
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("bench"),
+        None => args.out.join("plots"),
+    };
+    std::fs::create_dir_all(&plot_dir)?;
+    let plots: Vec<PathBuf> = Vec::new(); // PENDING crate::plot::draw_all(&results, &plot_dir)?;
+    println!(
+        "wrote {}/results.json, results.csv; {} plot files in {}",
+        args.out.display(),
+        plots.len(),
+        plot_dir.display()
+    );
+    if let Some(report) = &args.report {
+        let docs_dir = report.parent().unwrap_or_else(|| Path::new("."));
+        let markdown = format!("{docs_dir:?}"); // PENDING crate::report::render_markdown(&results, &plots, docs_dir);
+        std::fs::write(report, markdown)
+            .with_context(|| format!("writing {}", report.display()))?;
+        println!("wrote {}", report.display());
+    }
+    let failed: Vec<_> = results.runs.iter().filter(|r| !r.pass).collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs FAILED verification: {}",
+            failed.len(),
+            results.runs.len(),
+            failed
+                .iter()
+                .map(|r| format!("{} {} x{}", r.architecture.name(), r.workload, r.workers))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    println!("PASS: all {} runs verified", results.runs.len());
+    Ok(())
+}
+
+async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
+    let exe = std::env::current_exe()?;
+    let names: Vec<String> = if args.workloads.is_empty() {
+        WORKLOAD_FILES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.workloads.clone()
+    };
+    // Every file is parsed before anything starts.
+    let mut workloads = Vec::new();
+    for name in &names {
+        let path = args.workloads_dir.join(name);
+        workloads.push((file_name(&path), load_workload(&path, CONCERT_CAPACITY)?));
+    }
+    for &w in &args.direct_workers {
+        crate::run::check_spec(Architecture::Direct, args.nodes, w, args.clients)?;
+    }
+    for &w in &args.indirect_workers {
+        crate::run::check_spec(Architecture::Indirect, args.nodes, w, args.clients)?;
+    }
+    let mut results = SweepResults {
+        generated_at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine_facts(),
+        config: SweepConfig {
+            nodes: args.nodes as usize,
+            fsync: true,
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+            .into(),
+            clients: args.clients,
+            direct_workers: args.direct_workers.clone(),
+            indirect_workers: args.indirect_workers.clone(),
+            settings: settings(),
+        },
+        runs: Vec::new(),
+        ceilings: Vec::new(),
+    };
+    let plan = args
+        .direct_workers
+        .iter()
+        .map(|&w| (Architecture::Direct, w))
+        .chain(
+            args.indirect_workers
+                .iter()
+                .map(|&w| (Architecture::Indirect, w)),
+        );
+    for (architecture, workers) in plan {
+        let ceiling = if args.ceiling_requests > 0 {
+            let c = ceiling(
+                &exe,
+                architecture,
+                workers,
+                args.clients,
+                args.ceiling_requests,
+                &args.amqp_url,
+            )
+            .await
+            .with_context(|| format!("{} ceiling with {workers} workers", architecture.name()))?;
+            println!(
+                "ceiling {} x{workers}: {:.0} requests/s, p99 {:.2} ms",
+                architecture.name(),
+                c.requests_per_s,
+                c.latency_ms.p99
+            );
+            let per_s = c.requests_per_s;
+            results.ceilings.push(c);
+            Some(per_s)
+        } else {
+            None
+        };
+        for (name, workload) in &workloads {
+            let spec = RunSpec {
+                exe: exe.clone(),
+                workload: workload.clone(),
+                workload_name: name.clone(),
+                architecture,
+                nodes: args.nodes,
+                workers,
+                clients: args.clients,
+                amqp_url: args.amqp_url.clone(),
+                progress: true,
+            };
+            let mut result = run_local(&spec).await.with_context(|| {
+                format!("{} {name} with {workers} workers", architecture.name())
+            })?;
+            result.fraction_of_ceiling = ceiling.map(|c| result.answered_per_s / c);
+            print_result(&result);
+            results.runs.push(result);
+        }
+    }
+    Ok(results)
+}
+
+/// Measures what the machine does through `architecture` when the server does nothing.
+pub async fn ceiling(
+    exe: &Path,
+    architecture: Architecture,
+    workers: usize,
+    clients: usize,
+    requests: usize,
+    amqp_url: &str,
+) -> anyhow::Result<CeilingResult> {
+    let buys: Vec<Buy> = (0..requests)
+        .map(|i| Buy {
+            line: i + 1,
+            client_id: format!("ceiling-{i}"),
+            seat: None,
+            request_id: format!("r{i}"),
+        })
+        .collect();
+    let report = match architecture {
+        Architecture::Direct => {
+            let mut servers = Vec::new();
+            let mut addrs = Vec::new();
+            for _ in 0..workers {
+                let (helper, addr) = spawn_noop(exe)?;
+                servers.push(helper);
+                addrs.push(addr);
+            }
+            let nginx = start_nginx(addrs)?;
+            let api = ApiClient {
+                http: http_client(clients)?,
+                base_url: nginx.url.clone(),
+                token: "no-op".into(),
+            };
+            load(&Transport::Http(api), 1, &buys, clients, false).await?
+        }
+        Architecture::Indirect => {
+            let queue = tix_amqp::PURCHASE_QUEUE;
+            purge_queue(amqp_url, queue).await?;
+            let launch = WorkerLaunch {
+                exe: exe.to_path_buf(),
+                amqp_url: amqp_url.to_owned(),
+                api_addrs: Vec::new(),
+                username: "admin".into(),
+                password: String::new(),
+                echo: true,
+                log_path: None,
+            };
+            let _workers = (1..=workers)
+                .map(|n| spawn_worker(&launch, n))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            wait_for_consumers(amqp_url, queue, workers as u32, Duration::from_secs(30)).await?;
+            let requester = tix_amqp::Requester::start(tix_amqp::RequesterConfig {
+                amqp_url: amqp_url.to_owned(),
+                ..Default::default()
+            });
+            load(&Transport::Amqp(requester), 1, &buys, clients, false).await?
+        }
+    };
+    let answered = report
+        .answers
+        .iter()
+        .filter(|a| !matches!(a, Answer::Unknown(_)))
+        .count();
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    Ok(CeilingResult {
+        architecture,
+        workers,
+        clients,
+        requests,
+        elapsed_s: secs,
+        requests_per_s: answered as f64 / secs,
+        latency_ms: LatencyMs::from_us(&report.latency_us),
+    })
+}
+
+/// The settings that shape the figures, for the results file.
+fn settings() -> std::collections::BTreeMap<String, String> {
+    let worker = tix_amqp::WorkerConfig::default();
+    let nginx =
+        crate::nginx::NginxConfig::new("127.0.0.1:0".parse().expect("an address"), Vec::new());
+    [
+        ("raft_heartbeat_interval_ms", "100".to_owned()),
+        ("raft_election_timeout_ms", "500-1000".to_owned()),
+        ("proposer_batch_commands_max", "2048".to_owned()),
+        ("proposer_batches_in_flight_max", "1".to_owned()),
+        (
+            "log_fsync",
+            "one fsync per group of appended entries (redb, Durability::Immediate)".to_owned(),
+        ),
+        ("worker_prefetch", worker.prefetch.to_string()),
+        ("worker_batch_max", worker.batch_max.to_string()),
+        (
+            "worker_batches_in_flight_max",
+            worker.batches_in_flight_max.to_string(),
+        ),
+        ("nginx_worker_processes", nginx.worker_processes.to_string()),
+        (
+            "nginx_upstream_keepalive",
+            nginx.upstream_keepalive.to_string(),
+        ),
+        (
+            "client",
+            "tix bench (tokio, reqwest keep-alive HTTP/1.1; lapin for AMQP) on the same machine"
+                .to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Reads what the machine is.
+pub fn machine_facts() -> MachineFacts {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let memory_gib = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    let os = read("/etc/os-release")
+        .lines()
+        .find(|l| l.starts_with("PRETTY_NAME="))
+        .map(|l| {
+            l.trim_start_matches("PRETTY_NAME=")
+                .trim_matches('"')
+                .to_owned()
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let rabbitmq = std::process::Command::new("rabbitmqctl")
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    MachineFacts {
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model,
+        memory_gib,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        os,
+        nginx: crate::nginx::nginx_version(),
+        rabbitmq,
+    }
+}
