@@ -169,6 +169,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
             let launch = WorkerLaunch {
                 exe: spec.exe.clone(),
                 amqp_url: spec.amqp_url.clone(),
+                queue: queue.into(),
                 api_addrs: addrs.clone(),
                 username: "admin".into(),
                 password: cluster.admin_password.clone(),

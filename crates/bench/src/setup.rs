@@ -80,6 +80,8 @@ pub struct WorkerLaunch {
     pub exe: PathBuf,
     /// The broker.
     pub amqp_url: String,
+    /// The request queue.
+    pub queue: String,
     /// The nodes' HTTP addresses (`host:port`).
     pub api_addrs: Vec<String>,
     /// An account that may sell (the admin).
@@ -95,7 +97,9 @@ pub struct WorkerLaunch {
 /// Starts worker number `n` (for its connection name and log).
 pub fn spawn_worker(launch: &WorkerLaunch, n: usize) -> anyhow::Result<Helper> {
     let mut command = Command::new(&launch.exe);
-    command.arg("worker").args(["--amqp-url", &launch.amqp_url]);
+    command
+        .arg("worker")
+        .args(["--amqp-url", &launch.amqp_url, "--queue", &launch.queue]);
     for addr in &launch.api_addrs {
         command.args(["--api", &format!("http://{addr}")]);
     }

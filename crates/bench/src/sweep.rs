@@ -274,6 +274,7 @@ pub async fn ceiling(
             let launch = WorkerLaunch {
                 exe: exe.to_path_buf(),
                 amqp_url: amqp_url.to_owned(),
+                queue: queue.into(),
                 api_addrs: Vec::new(),
                 username: "admin".into(),
                 password: String::new(),
