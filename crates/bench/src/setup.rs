@@ -229,3 +229,15 @@ pub async fn wait_for_consumers(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Deletes `queue` (tests clean up the queues they made).
+pub async fn delete_queue(amqp_url: &str, queue: &str) -> anyhow::Result<()> {
+    let connection =
+        lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+        .await?;
+    let _ = connection.close(200, "deleted".into()).await;
+    Ok(())
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tix_bench::client::{ApiClient, http_client};
 use tix_bench::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use tix_bench::setup::{
-    WorkerLaunch, addresses_leader_first, purge_queue, spawn_worker, start_cluster,
+    WorkerLaunch, addresses_leader_first, delete_queue, purge_queue, spawn_worker, start_cluster,
     wait_for_consumers,
 };
 use tix_bench::workload::{Workload, parse};
@@ -143,6 +143,8 @@ async fn a_worker_killed_mid_run_loses_nothing_and_sells_nothing_twice() -> anyh
     // requester's overdue-resend safety net (20 s, longer than the run).
     let (_, resends) = s.requester.counters();
     assert_eq!(resends, 0, "no request needed the requester's resend");
+    drop(workers);
+    delete_queue(&url, &s.launch.queue).await?;
     drop(s.cluster);
     Ok(())
 }
@@ -167,7 +169,7 @@ async fn a_rabbitmq_restart_mid_run_loses_nothing_and_sells_nothing_twice() -> a
     }
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = setup(&url, "tix.test.restart-broker").await?;
-    let _workers = (1..=2)
+    let workers = (1..=2)
         .map(|n| spawn_worker(&s.launch, n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     wait_for_consumers(&url, &s.launch.queue, 2, Duration::from_secs(30)).await?;
