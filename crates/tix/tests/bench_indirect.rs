@@ -207,6 +207,8 @@ async fn a_rabbitmq_restart_mid_run_loses_nothing_and_sells_nothing_twice() -> a
         reconnects >= 1,
         "the requester reconnected after the restart"
     );
+    drop(workers);
+    delete_queue(&url, &s.launch.queue).await?;
     drop(s.cluster);
     Ok(())
 }
