@@ -3,9 +3,11 @@
 //! ([`client`], [`spawn`], [`cluster`], [`proxy`]).
 
 pub mod chaos;
+pub mod charts;
 pub mod client;
 pub mod cluster;
 pub mod failover;
+pub mod markdown;
 pub mod nginx;
 pub mod noop;
 pub mod proxy;

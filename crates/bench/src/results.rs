@@ -213,3 +213,119 @@ impl SweepResults {
         out
     }
 }
+
+/// A small synthetic sweep for the plot and report tests.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    /// Both architectures, 1 and 2 workers, the four files, ceilings, and one FAIL run.
+    pub fn sample() -> SweepResults {
+        let files = [
+            ("benchmark_unnumbered.txt", "unnumbered", 20_000, 20_000),
+            ("benchmark_numbered.txt", "numbered", 25_997, 20_000),
+            (
+                "benchmark_unnumbered_oversubscribed.txt",
+                "unnumbered",
+                100_000,
+                20_000,
+            ),
+            (
+                "benchmark_numbered_hotspot.txt",
+                "numbered",
+                100_000,
+                13_052,
+            ),
+        ];
+        let mut runs = Vec::new();
+        for (architecture, base) in [
+            (Architecture::Direct, 20_000.0),
+            (Architecture::Indirect, 7_000.0),
+        ] {
+            for workers in [1, 2] {
+                for (i, (file, model, lines, sold)) in files.iter().enumerate() {
+                    let answered = base / workers as f64 - 500.0 * i as f64;
+                    let elapsed = *lines as f64 / answered;
+                    let mut rejected = BTreeMap::new();
+                    if lines > sold {
+                        rejected.insert("sold_out".to_owned(), lines - sold);
+                    }
+                    let fail = architecture == Architecture::Indirect && workers == 2 && i == 3;
+                    runs.push(RunResult {
+                        architecture,
+                        workload: file.to_string(),
+                        model: model.to_string(),
+                        lines: *lines,
+                        workers,
+                        clients: 64,
+                        elapsed_s: elapsed,
+                        sold: *sold,
+                        rejected,
+                        unknown: 0,
+                        purchases_per_s: *sold as f64 / elapsed,
+                        answered_per_s: answered,
+                        latency_ms: LatencyMs {
+                            p50: 3.0 * workers as f64,
+                            p90: 4.0 * workers as f64,
+                            p99: 6.0 * workers as f64,
+                            max: 40.0,
+                        },
+                        pass: !fail,
+                        violations: if fail {
+                            vec!["seat 7 sold twice".into()]
+                        } else {
+                            vec![]
+                        },
+                        fraction_of_ceiling: Some(0.3),
+                    });
+                }
+            }
+        }
+        let ceilings = [
+            (Architecture::Direct, 60_000.0),
+            (Architecture::Indirect, 18_000.0),
+        ]
+        .into_iter()
+        .flat_map(|(architecture, rate)| {
+            [1, 2].map(|workers| CeilingResult {
+                architecture,
+                workers,
+                clients: 64,
+                requests: 40_000,
+                elapsed_s: 40_000.0 / rate,
+                requests_per_s: rate,
+                latency_ms: LatencyMs {
+                    p50: 1.0,
+                    p90: 1.5,
+                    p99: 2.5,
+                    max: 9.0,
+                },
+            })
+        })
+        .collect();
+        SweepResults {
+            generated_at: "2026-11-22T12:00:00Z".into(),
+            command: "tix bench sweep".into(),
+            machine: MachineFacts {
+                cpus: 2,
+                cpu_model: "Test CPU".into(),
+                memory_gib: 24.0,
+                kernel: "6.1".into(),
+                os: "Debian".into(),
+                nginx: "nginx/1.22.1".into(),
+                rabbitmq: "3.10.8".into(),
+            },
+            config: SweepConfig {
+                nodes: 3,
+                fsync: true,
+                profile: "release".into(),
+                clients: 64,
+                direct_workers: vec![1, 2],
+                indirect_workers: vec![1, 2],
+                settings: BTreeMap::from([("nginx_upstream_keepalive".into(), "256".into())]),
+            },
+            runs,
+            ceilings,
+        }
+    }
+}

@@ -105,7 +105,7 @@ pub async fn run(mut args: SweepArgs) -> anyhow::Result<()> {
         None => args.out.join("plots"),
     };
     std::fs::create_dir_all(&plot_dir)?;
-    let plots: Vec<PathBuf> = Vec::new(); // PENDING crate::plot::draw_all(&results, &plot_dir)?;
+    let plots = crate::charts::draw_all(&results, &plot_dir)?;
     println!(
         "wrote {}/results.json, results.csv; {} plot files in {}",
         args.out.display(),
@@ -114,7 +114,15 @@ pub async fn run(mut args: SweepArgs) -> anyhow::Result<()> {
     );
     if let Some(report) = &args.report {
         let docs_dir = report.parent().unwrap_or_else(|| Path::new("."));
-        let markdown = format!("{docs_dir:?}"); // PENDING crate::report::render_markdown(&results, &plots, docs_dir);
+        let analysis_path = docs_dir.join("bench/analysis.md");
+        let analysis = std::fs::read_to_string(&analysis_path).unwrap_or_else(|_| {
+            println!(
+                "note: {} not found; the report has no hand-written analysis",
+                analysis_path.display()
+            );
+            String::new()
+        });
+        let markdown = crate::markdown::render(&results, &plots, docs_dir, &analysis);
         std::fs::write(report, markdown)
             .with_context(|| format!("writing {}", report.display()))?;
         println!("wrote {}", report.display());

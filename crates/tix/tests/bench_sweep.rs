@@ -1,0 +1,99 @@
+//! The short benchmark CI runs: `tix bench sweep --quick` — the smallest shared file through
+//! both architectures (nginx in front of a 3-node cluster; RabbitMQ and two workers), the
+//! ceilings, results, plots and the report — and its correctness verdict.
+//!
+//! Needs nginx, RabbitMQ (`TIX_AMQP_URL`) and the shared workload files; without them the test
+//! says so and skips, unless `TIX_REQUIRE_SERVICES=1`, where that is a failure.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn skip(why: &str) -> bool {
+    let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    assert!(!required, "{why} (TIX_REQUIRE_SERVICES=1)");
+    eprintln!("SKIPPED: {why}");
+    true
+}
+
+#[test]
+fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
+    let workloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/benchmarks");
+    if !workloads.join("benchmark_unnumbered.txt").exists()
+        && skip("the shared workload files are missing")
+    {
+        return;
+    }
+    if tix_bench::nginx::nginx_binary().is_err() && skip("nginx is not installed") {
+        return;
+    }
+    let Ok(amqp_url) = std::env::var("TIX_AMQP_URL") else {
+        skip("TIX_AMQP_URL is not set; the indirect run needs RabbitMQ");
+        return;
+    };
+    let out = tempfile::tempdir().expect("temporary directory");
+    let report = out.path().join("docs/BENCHMARK.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_tix"))
+        .args(["bench", "sweep", "--quick", "--clients", "32"])
+        .arg("--workloads-dir")
+        .arg(&workloads)
+        .arg("--out")
+        .arg(out.path().join("results"))
+        .arg("--report")
+        .arg(&report)
+        .args(["--amqp-url", &amqp_url])
+        .output()
+        .expect("tix runs");
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("PASS: all 2 runs verified"), "{text}");
+
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("results/results.json")).expect("results.json"),
+    )
+    .expect("results.json is JSON");
+    let runs = results["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "one run per architecture");
+    for (run, architecture) in runs.iter().zip(["direct", "indirect"]) {
+        assert_eq!(run["architecture"], architecture);
+        assert_eq!(run["pass"], true, "{run}");
+        assert_eq!(run["sold"], 20_000, "{run}");
+        assert_eq!(run["unknown"], 0, "{run}");
+        assert!(run["answered_per_s"].as_f64().unwrap_or(0.0) > 0.0);
+        assert!(run["fraction_of_ceiling"].as_f64().is_some(), "{run}");
+    }
+    let ceilings = results["ceilings"].as_array().expect("ceilings");
+    assert_eq!(ceilings.len(), 2, "one ceiling per architecture");
+    assert!(results["machine"]["cpus"].as_u64().unwrap_or(0) >= 1);
+
+    let csv = std::fs::read_to_string(out.path().join("results/results.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), 3, "a header and two runs:\n{csv}");
+
+    let markdown = std::fs::read_to_string(&report).expect("the report");
+    assert!(markdown.contains("benchmark_unnumbered.txt"), "{markdown}");
+    let plots: Vec<_> = std::fs::read_dir(out.path().join("docs/bench"))
+        .expect("plots beside the report")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    for ext in ["png", "svg"] {
+        let found: Vec<_> = plots
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect();
+        assert!(!found.is_empty(), "no .{ext} plot in {plots:?}");
+        for p in found {
+            let name = p.file_name().expect("a name").to_string_lossy();
+            assert!(
+                markdown.contains(&*name) || ext == "svg",
+                "{name} not embedded"
+            );
+            assert!(
+                std::fs::metadata(p).expect("metadata").len() > 1000,
+                "{p:?} is empty"
+            );
+        }
+    }
+}
