@@ -72,7 +72,10 @@ fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
     assert_eq!(csv.lines().count(), 3, "a header and two runs:\n{csv}");
 
     let markdown = std::fs::read_to_string(&report).expect("the report");
-    assert!(markdown.contains("benchmark_unnumbered.txt"), "{markdown}");
+    // One row per run: direct through all three nodes, indirect with two workers.
+    assert!(markdown.contains("| unnumbered | 3 |"), "{markdown}");
+    assert!(markdown.contains("| unnumbered | 2 |"), "{markdown}");
+    assert!(markdown.contains("2 of 2 PASS"), "{markdown}");
     let plots: Vec<_> = std::fs::read_dir(out.path().join("docs/bench"))
         .expect("plots beside the report")
         .filter_map(Result::ok)
