@@ -134,6 +134,11 @@ pub enum Command {
         details: EventDetails,
         /// Capacity or seats.
         inventory: InventorySpec,
+        /// The seed of the event's Ed25519 key that signs its ticket codes. Drawn at the edge
+        /// (the core draws no random numbers) and kept in the replicated state, so every node
+        /// signs and verifies the same way; never shown in any view.
+        #[serde(default)]
+        ticket_key_seed: [u8; 32],
     },
     /// Replaces an event's details if nobody changed it since `expected_version`.
     UpdateEvent {

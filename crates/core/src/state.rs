@@ -60,6 +60,9 @@ pub struct Event {
     pub tickets: BTreeSet<TicketId>,
     /// When it was created, by log time.
     pub created_at_ms: u64,
+    /// The seed of the Ed25519 key that signs this event's ticket codes (secret).
+    #[serde(default)]
+    pub ticket_key_seed: [u8; 32],
 }
 
 /// Inventory reserved for a customer while they pay.
@@ -274,7 +277,10 @@ impl State {
                 organizer,
                 details,
                 inventory,
-            } => Outcome::Event(self.create_event(*organizer, details, inventory)),
+                ticket_key_seed,
+            } => {
+                Outcome::Event(self.create_event(*organizer, details, inventory, *ticket_key_seed))
+            }
             Command::UpdateEvent {
                 event_id,
                 expected_version,
@@ -384,6 +390,7 @@ impl State {
         organizer: UserId,
         details: &EventDetails,
         spec: &InventorySpec,
+        ticket_key_seed: [u8; 32],
     ) -> Result<(EventId, u64), EventRejection> {
         self.check_price(details)?;
         let inventory = Inventory::from_spec(spec, self.limits.event_capacity_max)
@@ -398,6 +405,7 @@ impl State {
             inventory,
             tickets: BTreeSet::new(),
             created_at_ms: self.now_ms,
+            ticket_key_seed,
         };
         self.events.insert(id, event);
         Ok((id, 1))

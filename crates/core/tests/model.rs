@@ -1097,6 +1097,7 @@ fn setup_batch(world: &[EventSpec]) -> Batch {
             organizer: UserId(1),
             details,
             inventory,
+            ticket_key_seed: [7; 32],
         }
     });
     Batch {

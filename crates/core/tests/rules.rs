@@ -123,6 +123,7 @@ impl World {
             organizer: self.organizer,
             details,
             inventory,
+            ticket_key_seed: [1; 32],
         };
         match self.run(command) {
             Outcome::Event(Ok((id, 1))) => id,
@@ -1164,6 +1165,7 @@ fn price_limit_from_both_sides() {
         organizer: UserId(1),
         details: details.clone(),
         inventory: InventorySpec::Unnumbered { capacity: 3 },
+        ticket_key_seed: [2; 32],
     });
     let Outcome::Event(Ok((event_id, version))) = created else {
         panic!("{created:?}")
@@ -1173,6 +1175,7 @@ fn price_limit_from_both_sides() {
         organizer: UserId(1),
         details: details.clone(),
         inventory: InventorySpec::Unnumbered { capacity: 3 },
+        ticket_key_seed: [2; 32],
     });
     assert_eq!(
         refused,

@@ -270,6 +270,7 @@ pub async fn create_event(
         organizer,
         details,
         inventory,
+        ticket_key_seed: rand::random(),
     };
     match state.node.propose(command).await? {
         Outcome::Event(Ok((id, _))) => Ok(id),

@@ -16,6 +16,7 @@ pub mod payments;
 pub mod sales;
 pub mod seed;
 pub mod shop;
+pub mod ticket_code;
 pub mod views;
 
 use std::sync::Arc;
