@@ -67,7 +67,8 @@ fn workloads(results: &SweepResults) -> Vec<String> {
         .collect()
 }
 
-/// The run of `workload` through `architecture` with the most throughput.
+/// The passing run of `workload` through `architecture` with the most throughput (a run that
+/// failed verification counts for nothing, however fast).
 pub fn best_run<'a>(
     results: &'a SweepResults,
     architecture: Architecture,
@@ -76,7 +77,7 @@ pub fn best_run<'a>(
     results
         .runs
         .iter()
-        .filter(|r| r.architecture == architecture && r.workload == workload)
+        .filter(|r| r.architecture == architecture && r.workload == workload && r.pass)
         .max_by(|a, b| a.answered_per_s.total_cmp(&b.answered_per_s))
 }
 
