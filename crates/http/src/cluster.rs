@@ -54,6 +54,12 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<Va
             "only an admin may see the cluster status",
         ));
     }
+    Ok(Json(cluster_status(&state).await))
+}
+
+/// The cluster as this node sees it, every member asked for its metrics; shared with the
+/// admin page.
+pub async fn cluster_status(state: &AppState) -> Value {
     let local = node_metrics(&state.node, false);
     let client = state.node.cluster_client().clone();
     let mut fetches = Vec::new();
@@ -128,12 +134,12 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<Va
         }
         nodes.push(node);
     }
-    Ok(Json(json!({
+    json!({
         "node_id": local.node_id,
         "leader_id": local.leader_id,
         "term": local.term,
         "committed": committed,
         "millis_since_quorum_ack": leader_view.as_ref().and_then(|l| l.millis_since_quorum_ack),
         "nodes": nodes,
-    })))
+    })
 }

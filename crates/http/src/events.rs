@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/events", get(list).post(create))
         .route("/events/{id}", get(detail).put(update))
         .route("/events/{id}/seats", get(seats))
+        .route("/events/{id}/ticket-key", get(ticket_key))
 }
 
 /// The venue as sent by clients.
@@ -84,7 +85,7 @@ pub struct EventBody {
     per_customer_max: Option<u32>,
     /// Required on create, refused on update (the inventory is fixed once on sale).
     #[serde(default)]
-    inventory: Option<InventoryBody>,
+    pub inventory: Option<InventoryBody>,
     /// Required on update: the version the editor read.
     #[serde(default)]
     version: Option<u64>,
@@ -323,6 +324,20 @@ async fn update(
     ApiJson(body): ApiJson<EventBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = EventId(id);
+    update_event(&state, &caller, id, &body).await?;
+    let s = state.node.shared.read();
+    Ok(Json(views::event(
+        s.event(id).ok_or(ApiError::NotFound("event"))?,
+    )))
+}
+
+/// Replaces an event's details if `body.version` is still current; shared with the pages.
+pub async fn update_event(
+    state: &AppState,
+    caller: &Caller,
+    id: EventId,
+    body: &EventBody,
+) -> Result<(), ApiError> {
     let organizer = state.node.shared.read().event(id).map(|e| e.organizer);
     let organizer = organizer.ok_or(ApiError::NotFound("event"))?;
     if !(caller.is_admin() || caller.user_id == organizer) {
@@ -339,30 +354,24 @@ async fn update(
     let expected_version = body
         .version
         .ok_or_else(|| ApiError::invalid("version", "missing: send the version you read"))?;
-    let details = validate_details(&body)?;
+    let details = validate_details(body)?;
     let command = Command::UpdateEvent {
         event_id: id,
         expected_version,
         details,
     };
     match state.node.propose(command).await? {
-        Outcome::Event(Ok(_)) => {}
+        Outcome::Event(Ok(_)) => Ok(()),
         Outcome::Event(Err(EventRejection::VersionConflict { current_version })) => {
-            return Err(ApiError::VersionConflict { current_version });
+            Err(ApiError::VersionConflict { current_version })
         }
-        Outcome::Event(Err(EventRejection::BadPrice { max_cents })) => {
-            return Err(ApiError::invalid(
-                "price_cents",
-                format!("at most {max_cents}"),
-            ));
-        }
-        Outcome::Event(Err(_)) => return Err(ApiError::NotFound("event")),
-        other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+        Outcome::Event(Err(EventRejection::BadPrice { max_cents })) => Err(ApiError::invalid(
+            "price_cents",
+            format!("at most {max_cents}"),
+        )),
+        Outcome::Event(Err(_)) => Err(ApiError::NotFound("event")),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     }
-    let s = state.node.shared.read();
-    Ok(Json(views::event(
-        s.event(id).ok_or(ApiError::NotFound("event"))?,
-    )))
 }
 
 async fn detail(
@@ -510,5 +519,22 @@ async fn seats(
         "seats_per_row": layout.map(|l| l.seats_per_row),
         "map": map,
         "applied_index": state.node.shared.last_applied().map(|l| l.index),
+    })))
+}
+
+/// The public half of the event's ticket-signing key: scanners verify codes offline with it.
+async fn ticket_key(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath,
+) -> Result<Json<Value>, ApiError> {
+    let seed = state
+        .read_fresh(|s| s.event(EventId(id)).map(|e| e.ticket_key_seed))
+        .await
+        .ok_or(ApiError::NotFound("event"))?;
+    Ok(Json(json!({
+        "event_id": id,
+        "algorithm": "Ed25519",
+        "public_key_hex": crate::ticket_code::public_key_hex(&seed),
+        "code_format": "TIX1-<event_id>-<ticket_id>-<hex signature over \"tix ticket v1\\0\" || event_id (u64 BE) || ticket_id (u64 BE)>",
     })))
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod ops;
+pub mod pages;
 pub mod payments;
 pub mod sales;
 pub mod seed;
@@ -132,7 +133,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::routes())
-        .fallback(ops::not_found)
+        .merge(pages::routes())
+        .fallback(pages::fallback)
         .layer(DefaultBodyLimit::max(body_max))
         .layer(axum::middleware::from_fn(ops::track_requests))
         .layer(TimeoutLayer::with_status_code(

@@ -25,7 +25,6 @@ pub fn routes() -> Router<AppState> {
     let spec: utoipa::openapi::OpenApi =
         serde_json::from_str(OPENAPI_JSON).expect("openapi.json is a valid OpenAPI document");
     Router::new()
-        .route("/", get(landing))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", spec))
@@ -108,43 +107,4 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     ApiError::Internal(format!("handler panicked: {message}")).into_response()
-}
-
-/// Escapes text for HTML.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A plain landing page until the web shop exists: what this server is, where the API docs
-/// are, and the events on sale (local read).
-async fn landing(State(state): State<AppState>) -> axum::response::Html<String> {
-    let rows: String = {
-        let s = state.node.shared.read();
-        s.events()
-            .map(|e| {
-                let a = crate::views::availability(e);
-                format!(
-                    "<li><a href=\"/api/v1/events/{}\">{}</a> — {}, {} — {} of {} available</li>",
-                    e.id,
-                    escape(&e.details.name),
-                    escape(&e.details.venue.name),
-                    crate::views::rfc3339(e.details.starts_at_ms),
-                    a.available,
-                    a.capacity
-                )
-            })
-            .collect()
-    };
-    axum::response::Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>tix</title></head><body style=\"font-family: sans-serif; max-width: 48rem; \
-         margin: 2rem auto; padding: 0 1rem\"><h1>tix box office</h1>\
-         <p>This node is running. The JSON API and its interactive documentation are at \
-         <a href=\"/api/docs/\">/api/docs</a>; the web shop pages are not built yet.</p>\
-         <h2>Events</h2><ul>{rows}</ul></body></html>"
-    ))
 }

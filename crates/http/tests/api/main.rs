@@ -7,11 +7,13 @@
 //! - `box_office` pins down the purchase contract: bodies, idempotent replays, sales export.
 //! - `races` lets many clients race for the same inventory.
 //! - `authz` checks who may do what, as an explicit table.
+//! - `pages` drives the web shop pages by form posts (no browser).
 //! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
 
 mod authz;
 mod box_office;
 mod helpers;
+mod pages;
 mod races;
 mod shop;
 mod validation;

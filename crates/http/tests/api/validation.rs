@@ -724,10 +724,10 @@ async fn price_limit_and_nested_missing_fields() {
     assert_eq!(problem["field"], json!("venue.lat"), "{problem}");
 }
 
-// The landing page at `/` is HTML that links the API docs and lists the events by name, with
+// The home page at `/` is HTML that links the API docs and lists the events by name, with
 // their names escaped.
 #[tokio::test]
-async fn the_landing_page_lists_events_and_links_the_docs() {
+async fn the_home_page_lists_events_escaped_and_links_the_docs() {
     let app = spawn_app().await;
     let admin = Some(app.admin_token.as_str());
     let mut body = crate::helpers::event_body(json!({"kind": "unnumbered", "capacity": 5}));
@@ -735,8 +735,8 @@ async fn the_landing_page_lists_events_and_links_the_docs() {
     assert_eq!(app.create_event(admin, &body).await.status, 201);
     let page = app.request(reqwest::Method::GET, "/", None, None).await;
     assert_eq!(page.status, 200);
-    assert_eq!(page.content_type(), "text/html");
-    assert!(page.text.contains("/api/docs/"), "{}", page.text);
+    assert!(page.content_type().starts_with("text/html"));
+    assert!(page.text.contains("href=\"/api/docs\""), "{}", page.text);
     assert!(
         page.text.contains("Rock &lt;&amp; Roll&gt;"),
         "{}",

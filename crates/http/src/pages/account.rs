@@ -1,0 +1,205 @@
+//! Sign up, log in, log out. The forms post to the same account functions as the API; a
+//! session is the API's bearer token, carried in the `tix_session` cookie.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tix_core::Role;
+
+use super::{Nav, field, form_pairs, see_other, session_cookie};
+use crate::AppState;
+use crate::auth::{create_user, open_session, validate_password, validate_username};
+use crate::error::ApiError;
+use crate::extract::MaybeCaller;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/signup", get(signup_form).post(signup))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/signup.html")]
+struct SignupPage {
+    nav: Nav,
+    username: String,
+    organizer: bool,
+    error: Option<String>,
+    field: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/login.html")]
+struct LoginPage {
+    nav: Nav,
+    username: String,
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Next {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Only local paths are followed after login (no open redirect).
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+async fn signup_form(caller: MaybeCaller) -> SignupPage {
+    SignupPage {
+        nav: Nav::of(caller.0.as_ref()),
+        username: String::new(),
+        organizer: false,
+        error: None,
+        field: String::new(),
+    }
+}
+
+async fn signup(State(state): State<AppState>, body: Bytes) -> Response {
+    let form = form_pairs(&body);
+    let username = field(&form, "username").trim().to_owned();
+    let password = field(&form, "password").to_owned();
+    let organizer = field(&form, "organizer") == "on";
+    let result = async {
+        validate_username(&username)?;
+        validate_password(&password, &username)?;
+        let role = if organizer {
+            Role::Organizer
+        } else {
+            Role::Attendee
+        };
+        create_user(&state, &username, &password, role).await?;
+        open_session(&state, &username, &password).await
+    }
+    .await;
+    match result {
+        Ok((token, _, _)) => {
+            let mut response = see_other("/");
+            let max_age = state.config.session_ttl_ms / 1000;
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&token, max_age));
+            response
+        }
+        Err(e) => {
+            let field_name = match &e {
+                ApiError::Invalid { field, .. } => field.clone(),
+                ApiError::UsernameTaken => "username".into(),
+                _ => String::new(),
+            };
+            let message = match &e {
+                ApiError::UsernameTaken => "That username is taken; choose another.".to_owned(),
+                ApiError::Invalid { field, detail } => format!("{}: {detail}", label(field)),
+                other => super::PageError::from_api(Nav::default(), clone_error(other)).message,
+            };
+            let status = e.problem().0;
+            let page = SignupPage {
+                nav: Nav::default(),
+                username,
+                organizer,
+                error: Some(message),
+                field: field_name,
+            };
+            (status, page).into_response()
+        }
+    }
+}
+
+fn label(field: &str) -> &str {
+    match field {
+        "username" => "Username",
+        "password" => "Password",
+        other => other,
+    }
+}
+
+/// Errors are not `Clone`; pages need only their status and text.
+fn clone_error(e: &ApiError) -> ApiError {
+    let (status, body) = e.problem();
+    let detail = body
+        .get("detail")
+        .and_then(|d| d.as_str())
+        .unwrap_or("")
+        .to_owned();
+    if status.is_server_error() {
+        ApiError::Unavailable(detail)
+    } else {
+        ApiError::invalid("form", detail)
+    }
+}
+
+async fn login_form(caller: MaybeCaller, Query(q): Query<Next>) -> LoginPage {
+    LoginPage {
+        nav: Nav::of(caller.0.as_ref()),
+        username: String::new(),
+        next: safe_next(q.next.as_deref().unwrap_or("/")),
+        error: None,
+    }
+}
+
+async fn login(State(state): State<AppState>, body: Bytes) -> Response {
+    let form = form_pairs(&body);
+    let username = field(&form, "username").trim().to_owned();
+    let password = field(&form, "password").to_owned();
+    let next = safe_next(field(&form, "next"));
+    match open_session(&state, &username, &password).await {
+        Ok((token, _, _)) => {
+            let mut response = see_other(&next);
+            let max_age = state.config.session_ttl_ms / 1000;
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&token, max_age));
+            response
+        }
+        Err(e) => {
+            let message = match &e {
+                ApiError::BadCredentials => "Wrong username or password.".to_owned(),
+                ApiError::TooManyAttempts => {
+                    "Too many failed attempts for this username; wait a minute and try again."
+                        .to_owned()
+                }
+                other => super::PageError::from_api(Nav::default(), clone_error(other)).message,
+            };
+            let page = LoginPage {
+                nav: Nav::default(),
+                username,
+                next,
+                error: Some(message),
+            };
+            (e.problem().0, page).into_response()
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, caller: MaybeCaller) -> Response {
+    if let Some(c) = caller.0 {
+        let command = tix_core::Command::EndSession {
+            token_hash: c.token_hash.clone(),
+        };
+        if let Err(e) = state.node.propose(command).await {
+            tracing::warn!(error = %e, "logout could not end the session");
+        }
+    }
+    let mut response = see_other("/");
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        axum::http::HeaderValue::from_static(
+            "tix_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
+        ),
+    );
+    response
+}

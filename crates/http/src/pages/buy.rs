@@ -1,0 +1,478 @@
+//! Buying: the event page (details, map link, live availability and seat map over
+//! Server-Sent Events), ordering (a hold with a countdown), checkout with the test payment
+//! provider, and the confirmation. A declined card or an expired hold releases the seats — the
+//! checkout saga in `shop::pay` compensates — and the page says so.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::Stream;
+use serde_json::json;
+use tix_core::{EventId, HoldId, HoldRequest, Inventory, SeatState};
+
+use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::MaybeCaller;
+use crate::shop::{hold, pay, release};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/events/{id}", get(detail))
+        .route("/events/{id}/live", get(live))
+        .route("/events/{id}/order", post(order))
+        .route("/holds/{id}", get(checkout_page))
+        .route("/holds/{id}/pay", post(checkout))
+        .route("/holds/{id}/release", post(cancel))
+}
+
+/// One seat on the map.
+pub struct Seat {
+    pub number: u32,
+    /// `free`, `held`, `sold` or `blocked`.
+    pub state: &'static str,
+}
+
+/// A row of seats.
+pub struct Row {
+    pub label: u32,
+    pub seats: Vec<Seat>,
+}
+
+fn seat_state(s: &SeatState) -> &'static str {
+    match s {
+        SeatState::Free => "free",
+        SeatState::Held(_) => "held",
+        SeatState::Sold(_) => "sold",
+        SeatState::Blocked => "blocked",
+    }
+}
+
+/// The seat map as rows (a single row of all seats when the event has no layout).
+fn rows(seats: &[SeatState], layout: Option<tix_core::SeatLayout>) -> Vec<Row> {
+    let per_row = layout
+        .map(|l| l.seats_per_row as usize)
+        .filter(|n| *n > 0)
+        .unwrap_or(20)
+        .max(1);
+    seats
+        .chunks(per_row)
+        .enumerate()
+        .map(|(r, chunk)| Row {
+            label: r as u32 + 1,
+            seats: chunk
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Seat {
+                    number: (r * per_row + i) as u32 + 1,
+                    state: seat_state(s),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/event.html")]
+struct EventPage {
+    nav: Nav,
+    id: u64,
+    name: String,
+    description: String,
+    when: String,
+    venue: String,
+    lat: f64,
+    lon: f64,
+    price: String,
+    refundable: bool,
+    sold: u32,
+    held: u32,
+    available: u32,
+    numbered: bool,
+    rows: Vec<Row>,
+    per_customer_max: u32,
+    can_edit: bool,
+    error: Option<String>,
+}
+
+/// The most tickets one order may take on the page (the domain's own limit still applies).
+const ORDER_QUANTITY_MAX: u32 = 10;
+
+fn event_page(
+    state: &AppState,
+    nav: Nav,
+    id: u64,
+    error: Option<String>,
+    user: Option<&crate::extract::Caller>,
+) -> Option<EventPage> {
+    let s = state.node.shared.read();
+    let e = s.event(EventId(id))?;
+    let a = crate::views::availability(e);
+    let (numbered, rows) = match &e.inventory {
+        Inventory::Numbered { seats, layout, .. } => (true, rows(seats, *layout)),
+        Inventory::Unnumbered { .. } => (false, Vec::new()),
+    };
+    let limit = s.limits().seats_per_order_max;
+    Some(EventPage {
+        nav,
+        id,
+        name: e.details.name.clone(),
+        description: e.details.description.clone(),
+        when: when(e.details.starts_at_ms),
+        venue: e.details.venue.name.clone(),
+        lat: e.details.venue.lat,
+        lon: e.details.venue.lon,
+        price: money(e.details.price_cents, &e.details.currency),
+        refundable: e.details.refundable,
+        sold: a.sold,
+        held: a.held,
+        available: a.available,
+        numbered,
+        rows,
+        per_customer_max: e
+            .details
+            .per_customer_max
+            .unwrap_or(ORDER_QUANTITY_MAX)
+            .min(limit)
+            .min(ORDER_QUANTITY_MAX),
+        can_edit: user.is_some_and(|c| c.is_admin() || c.user_id == e.organizer),
+        error,
+    })
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+) -> Response {
+    let nav = Nav::of(caller.0.as_ref());
+    // A page opened on a follower right after the event was created elsewhere: wait for it.
+    let _ = state.read_fresh(|s| s.event(EventId(id)).map(|_| ())).await;
+    match event_page(&state, nav.clone(), id, None, caller.0.as_ref()) {
+        Some(page) => page.into_response(),
+        None => PageError::not_found(nav, "event").into_response(),
+    }
+}
+
+/// What the live stream sends: the counts and, for a numbered event, one letter per seat
+/// (`F` free, `H` held, `S` sold, `B` blocked).
+fn snapshot(state: &AppState, id: EventId) -> Option<String> {
+    let s = state.node.shared.read();
+    let e = s.event(id)?;
+    let a = crate::views::availability(e);
+    let seats: Option<String> = match &e.inventory {
+        Inventory::Numbered { seats, .. } => Some(
+            seats
+                .iter()
+                .map(|s| match s {
+                    SeatState::Free => 'F',
+                    SeatState::Held(_) => 'H',
+                    SeatState::Sold(_) => 'S',
+                    SeatState::Blocked => 'B',
+                })
+                .collect(),
+        ),
+        Inventory::Unnumbered { .. } => None,
+    };
+    Some(
+        json!({"sold": a.sold, "held": a.held, "available": a.available, "seats": seats})
+            .to_string(),
+    )
+}
+
+/// Server-Sent Events: the event's availability now, then again whenever an applied log entry
+/// changed it. Driven by the state machine's applied-index signal, so another buyer's purchase
+/// reaches every open page within one commit.
+async fn live(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let id = EventId(id);
+    let first = snapshot(&state, id).ok_or(ApiError::NotFound("event"))?;
+    let rx = state.node.shared.subscribe();
+    let stream = futures::stream::unfold(
+        (state, rx, Some(first), String::new()),
+        move |(state, mut rx, pending, last)| async move {
+            if let Some(data) = pending {
+                let event = SseEvent::default().event("availability").data(data.clone());
+                return Some((Ok(event), (state, rx, None, data)));
+            }
+            loop {
+                rx.changed().await.ok()?;
+                let data = snapshot(&state, id)?;
+                if data != last {
+                    let event = SseEvent::default().event("availability").data(data.clone());
+                    return Some((Ok(event), (state, rx, None, data)));
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn order(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/events/{id}"));
+    };
+    let nav = Nav::of(Some(&c));
+    let form = form_pairs(&body);
+    let seats: Vec<u32> = form
+        .iter()
+        .filter(|(k, _)| k == "seat")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let numbered = state
+        .node
+        .shared
+        .read()
+        .event(EventId(id))
+        .map(|e| matches!(e.inventory, Inventory::Numbered { .. }));
+    let Some(numbered) = numbered else {
+        return PageError::not_found(nav, "event").into_response();
+    };
+    let request = if numbered {
+        if seats.is_empty() {
+            let page = event_page(
+                &state,
+                nav.clone(),
+                id,
+                Some("Choose at least one seat on the map.".into()),
+                Some(&c),
+            );
+            return match page {
+                Some(page) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+                None => PageError::not_found(nav, "event").into_response(),
+            };
+        }
+        HoldRequest::Seats(seats)
+    } else {
+        match field(&form, "quantity").parse::<u32>() {
+            Ok(q) if q >= 1 => HoldRequest::Quantity(q),
+            _ => {
+                let page = event_page(
+                    &state,
+                    nav.clone(),
+                    id,
+                    Some("Choose how many tickets.".into()),
+                    Some(&c),
+                );
+                return match page {
+                    Some(page) => {
+                        (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+                    }
+                    None => PageError::not_found(nav, "event").into_response(),
+                };
+            }
+        }
+    };
+    // The form carries a request id so a double submit places one hold, not two.
+    let request_id = match field(&form, "request_id") {
+        "" => format!("page-{}", rand::random::<u64>()),
+        r => r.chars().take(64).collect(),
+    };
+    match hold(&state, &c, EventId(id), request_id, request).await {
+        Ok((placed, _)) => see_other(&format!("/holds/{}", placed.hold_id.0)),
+        Err(e) => {
+            let (status, body) = e.problem();
+            let message = body
+                .get("detail")
+                .and_then(|d| d.as_str())
+                .unwrap_or("")
+                .to_owned();
+            match event_page(&state, nav.clone(), id, Some(message), Some(&c)) {
+                Some(page) => (status, page).into_response(),
+                None => PageError::from_api(nav, e).into_response(),
+            }
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/checkout.html")]
+struct CheckoutPage {
+    nav: Nav,
+    hold_id: u64,
+    event_id: u64,
+    event_name: String,
+    quantity: u32,
+    seats: String,
+    total: String,
+    expires_at_ms: u64,
+    expires_at: String,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/confirmation.html")]
+struct ConfirmationPage {
+    nav: Nav,
+    order_id: u64,
+    event_name: String,
+    tickets: usize,
+    total: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/released.html")]
+struct ReleasedPage {
+    nav: Nav,
+    event_id: u64,
+    headline: String,
+    message: String,
+}
+
+fn checkout_view(
+    state: &AppState,
+    nav: Nav,
+    c: &crate::extract::Caller,
+    hold_id: u64,
+    error: Option<String>,
+) -> Option<CheckoutPage> {
+    let s = state.node.shared.read();
+    let h = s
+        .hold(HoldId(hold_id))
+        .filter(|h| h.customer == c.user_id)?;
+    let e = s.event(h.event_id)?;
+    Some(CheckoutPage {
+        nav,
+        hold_id,
+        event_id: e.id.0,
+        event_name: e.details.name.clone(),
+        quantity: h.quantity,
+        seats: h
+            .seats
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        total: money(h.price_cents * u64::from(h.quantity), &e.details.currency),
+        expires_at_ms: h.expires_at_ms,
+        expires_at: when(h.expires_at_ms as i64),
+        error,
+    })
+}
+
+async fn checkout_page(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/holds/{id}"));
+    };
+    let nav = Nav::of(Some(&c));
+    let _ = state.read_fresh(|s| s.hold(HoldId(id)).map(|_| ())).await;
+    match checkout_view(&state, nav.clone(), &c, id, None) {
+        Some(page) => page.into_response(),
+        None => PageError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            title: "Hold not found".into(),
+            message: "This hold has expired or was released; the seats are back on sale. Order again from the event page.".into(),
+            nav,
+        }
+        .into_response(),
+    }
+}
+
+async fn checkout(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/holds/{id}"));
+    };
+    let nav = Nav::of(Some(&c));
+    let form = form_pairs(&body);
+    let card: String = field(&form, "card_number")
+        .chars()
+        .filter(|ch| !ch.is_whitespace())
+        .collect();
+    let before = {
+        let s = state.node.shared.read();
+        s.hold(HoldId(id))
+            .filter(|h| h.customer == c.user_id)
+            .and_then(|h| {
+                s.event(h.event_id)
+                    .map(|e| (e.id.0, e.details.name.clone(), e.details.currency.clone()))
+            })
+    };
+    let Some((event_id, event_name, currency)) = before else {
+        return ReleasedPage {
+            nav,
+            event_id: 0,
+            headline: "This hold is gone".into(),
+            message: "It expired or was released; the seats are back on sale.".into(),
+        }
+        .into_response();
+    };
+    match pay(&state, &c, HoldId(id), &card).await {
+        Ok(order) => ConfirmationPage {
+            nav,
+            order_id: order.order_id.0,
+            event_name,
+            tickets: order.tickets.len(),
+            total: money(order.total_cents, &currency),
+        }
+        .into_response(),
+        Err(ApiError::PaymentDeclined(why)) => ReleasedPage {
+            nav,
+            event_id,
+            headline: "Payment declined".into(),
+            message: format!("{why}. Your hold was released and the seats are back on sale; nothing was charged."),
+        }
+        .into_response(),
+        Err(e @ ApiError::Invalid { .. }) => {
+            let (_, body) = e.problem();
+            let message = body.get("detail").and_then(|d| d.as_str()).unwrap_or("").to_owned();
+            match checkout_view(&state, nav.clone(), &c, id, Some(format!("Card number: {message}"))) {
+                Some(page) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+                None => PageError::from_api(nav, e).into_response(),
+            }
+        }
+        Err(ApiError::Rejected(_) | ApiError::NotFound(_)) => ReleasedPage {
+            nav,
+            event_id,
+            headline: "This hold expired".into(),
+            message: "Time ran out before the payment went through; the seats are back on sale and nothing was charged.".into(),
+        }
+        .into_response(),
+        Err(e) => PageError::from_api(nav, e).into_response(),
+    }
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/holds/{id}"));
+    };
+    let event_id = state
+        .node
+        .shared
+        .read()
+        .hold(HoldId(id))
+        .map(|h| h.event_id.0);
+    let _ = release(&state, &c, HoldId(id)).await;
+    see_other(
+        &event_id
+            .map(|e| format!("/events/{e}"))
+            .unwrap_or_else(|| "/".into()),
+    )
+}

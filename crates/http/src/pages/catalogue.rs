@@ -1,0 +1,484 @@
+//! The home page (upcoming events as cards, search by words and dates, paging) and the
+//! organizers' create/edit form, validated by the same functions as the API with the
+//! offending field named next to it.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tix_core::{EventId, Inventory};
+
+use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::events::{
+    EventBody, ListQuery, create_event, search, update_event, validate_details, validate_inventory,
+};
+use crate::extract::{MaybeCaller, parse_json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/events/new", get(new_form).post(create))
+        .route("/events/{id}/edit", get(edit_form).post(edit))
+}
+
+/// "few left" below this share of the capacity.
+const FEW_LEFT_PERCENT: u32 = 10;
+
+/// An event as a card.
+pub struct Card {
+    pub id: u64,
+    pub name: String,
+    pub when: String,
+    pub venue: String,
+    pub price: String,
+    pub available: u32,
+    pub badge: Option<&'static str>,
+    /// `sold` or `few`, for the badge's colour.
+    pub badge_class: &'static str,
+}
+
+impl Card {
+    fn of(e: &tix_core::Event) -> Card {
+        let a = crate::views::availability(e);
+        let capacity = a.sold + a.held + a.available;
+        let badge = if a.available == 0 {
+            Some("Sold out")
+        } else if u64::from(a.available) * 100 <= u64::from(capacity) * u64::from(FEW_LEFT_PERCENT)
+        {
+            Some("Few left")
+        } else {
+            None
+        };
+        Card {
+            id: e.id.0,
+            name: e.details.name.clone(),
+            when: when(e.details.starts_at_ms),
+            venue: e.details.venue.name.clone(),
+            price: money(e.details.price_cents, &e.details.currency),
+            available: a.available,
+            badge_class: if a.available == 0 { "sold" } else { "few" },
+            badge,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/home.html")]
+struct HomePage {
+    nav: Nav,
+    cards: Vec<Card>,
+    q: String,
+    from: String,
+    to: String,
+    total: usize,
+    page: u32,
+    pages: u32,
+    error: Option<String>,
+    prev_link: Option<String>,
+    next_link: Option<String>,
+}
+
+fn link(q: &str, from: &str, to: &str, page: u32) -> String {
+    format!(
+        "/?q={}&from={}&to={}&page={page}",
+        super::url_encode(q),
+        super::url_encode(from),
+        super::url_encode(to)
+    )
+}
+
+async fn home(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| query.get(k).cloned().unwrap_or_default();
+    let (q, from, to) = (get("q"), get("from"), get("to"));
+    let page = get("page").parse::<u32>().unwrap_or(1).max(1);
+    let list = ListQuery {
+        q: Some(q.clone()),
+        from: Some(from.clone()),
+        to: Some(to.clone()),
+        page: Some(page),
+        per_page: Some(12),
+    };
+    let s = state.node.shared.read();
+    let (cards, total, error) = match search(s.events(), &list) {
+        Ok(found) => (
+            found.events.iter().map(|e| Card::of(e)).collect(),
+            found.total,
+            None,
+        ),
+        Err(ApiError::Invalid { field, detail }) => {
+            (Vec::new(), 0, Some(format!("{field}: {detail}")))
+        }
+        Err(e) => (Vec::new(), 0, Some(e.to_string())),
+    };
+    drop(s);
+    let pages = total.div_ceil(12).max(1) as u32;
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page_view = HomePage {
+        nav: Nav::of(caller.0.as_ref()),
+        prev_link: (page > 1).then(|| link(&q, &from, &to, page - 1)),
+        next_link: (page < pages).then(|| link(&q, &from, &to, page + 1)),
+        cards,
+        q,
+        from,
+        to,
+        total,
+        page,
+        pages,
+        error,
+    };
+    (status, page_view).into_response()
+}
+
+/// The form's fields, as typed (re-shown after an error).
+#[derive(Debug, Clone, Default)]
+pub struct EventForm {
+    pub name: String,
+    pub description: String,
+    pub date: String,
+    pub time: String,
+    pub venue: String,
+    pub lat: String,
+    pub lon: String,
+    pub price: String,
+    pub currency: String,
+    pub kind: String,
+    pub capacity: String,
+    pub rows: String,
+    pub seats_per_row: String,
+    pub blocked: String,
+    pub refundable: bool,
+    pub version: String,
+}
+
+impl EventForm {
+    fn from_pairs(pairs: &[(String, String)]) -> EventForm {
+        let f = |k: &str| field(pairs, k).trim().to_owned();
+        EventForm {
+            name: f("name"),
+            description: f("description"),
+            date: f("date"),
+            time: f("time"),
+            venue: f("venue"),
+            lat: f("lat"),
+            lon: f("lon"),
+            price: f("price"),
+            currency: f("currency"),
+            kind: f("kind"),
+            capacity: f("capacity"),
+            rows: f("rows"),
+            seats_per_row: f("seats_per_row"),
+            blocked: f("blocked"),
+            refundable: field(pairs, "refundable") == "on",
+            version: f("version"),
+        }
+    }
+
+    fn of_event(e: &tix_core::Event) -> EventForm {
+        let d = &e.details;
+        let t = crate::views::rfc3339(d.starts_at_ms);
+        EventForm {
+            name: d.name.clone(),
+            description: d.description.clone(),
+            date: t.get(0..10).unwrap_or("").to_owned(),
+            time: t.get(11..16).unwrap_or("").to_owned(),
+            venue: d.venue.name.clone(),
+            lat: d.venue.lat.to_string(),
+            lon: d.venue.lon.to_string(),
+            price: format!("{}.{:02}", d.price_cents / 100, d.price_cents % 100),
+            currency: d.currency.clone(),
+            kind: match e.inventory {
+                Inventory::Unnumbered { .. } => "ga".into(),
+                Inventory::Numbered { .. } => "seated".into(),
+            },
+            refundable: d.refundable,
+            version: e.version.to_string(),
+            ..EventForm::default()
+        }
+    }
+
+    /// Builds the API body; errors name the form field.
+    fn body(&self, with_inventory: bool) -> Result<EventBody, ApiError> {
+        let num = |field: &str, v: &str| -> Result<f64, ApiError> {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| ApiError::invalid(field, "must be a number"))
+        };
+        let whole = |field: &str, v: &str| -> Result<u32, ApiError> {
+            v.parse::<u32>()
+                .map_err(|_| ApiError::invalid(field, "must be a whole number"))
+        };
+        if self.date.is_empty() {
+            return Err(ApiError::invalid("date", "choose a date"));
+        }
+        let time = if self.time.is_empty() {
+            "00:00"
+        } else {
+            &self.time
+        };
+        let price_cents = parse_price(&self.price)?;
+        let mut body = json!({
+            "name": self.name,
+            "description": self.description,
+            "starts_at": format!("{}T{time}:00Z", self.date),
+            "venue": {"name": self.venue, "lat": num("lat", &self.lat)?, "lon": num("lon", &self.lon)?},
+            "price_cents": price_cents,
+            "currency": if self.currency.is_empty() { "EUR" } else { &self.currency },
+            "refundable": self.refundable,
+        });
+        if with_inventory {
+            body["inventory"] = if self.kind == "seated" {
+                let blocked = self
+                    .blocked
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(|s| whole("blocked", s))
+                    .collect::<Result<Vec<_>, _>>()?;
+                json!({"kind": "numbered", "rows": whole("rows", &self.rows)?,
+                       "seats_per_row": whole("seats_per_row", &self.seats_per_row)?, "blocked": blocked})
+            } else {
+                json!({"kind": "unnumbered", "capacity": whole("capacity", &self.capacity)?})
+            };
+        } else {
+            body["version"] = json!(self.version.parse::<u64>().unwrap_or(0));
+        }
+        parse_json(body.to_string().as_bytes())
+    }
+}
+
+/// Parses "25", "25.5" or "25.50" into cents.
+pub fn parse_price(s: &str) -> Result<u64, ApiError> {
+    let bad = || ApiError::invalid("price", "must be an amount like 25 or 25.50");
+    let (units, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+    if units.is_empty() || frac.len() > 2 || !units.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let units: u64 = units.parse().map_err(|_| bad())?;
+    let cents: u64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
+    units
+        .checked_mul(100)
+        .and_then(|u| u.checked_add(cents))
+        .ok_or_else(bad)
+}
+
+/// Maps an API field name to the form's.
+fn form_field(api_field: &str) -> String {
+    match api_field {
+        "starts_at" => "date",
+        "venue.name" => "venue",
+        "venue.lat" => "lat",
+        "venue.lon" => "lon",
+        "price_cents" => "price",
+        "inventory.capacity" => "capacity",
+        "inventory.rows" => "rows",
+        "inventory.seats_per_row" => "seats_per_row",
+        "inventory.blocked" => "blocked",
+        "inventory" => "kind",
+        other => other,
+    }
+    .to_owned()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/event_form.html")]
+struct EventFormPage {
+    nav: Nav,
+    form: EventForm,
+    editing: Option<u64>,
+    error: Option<String>,
+    error_field: String,
+}
+
+fn form_page(
+    nav: Nav,
+    form: EventForm,
+    editing: Option<u64>,
+    error: Option<(StatusCode, String, String)>,
+) -> Response {
+    let (status, message, error_field) =
+        error.unwrap_or((StatusCode::OK, String::new(), String::new()));
+    let page = EventFormPage {
+        nav,
+        form,
+        editing,
+        error: (!message.is_empty()).then_some(message),
+        error_field,
+    };
+    (status, page).into_response()
+}
+
+fn error_parts(e: &ApiError) -> (StatusCode, String, String) {
+    let status = e.problem().0;
+    match e {
+        ApiError::Invalid { field, detail } => {
+            let f = form_field(field);
+            (status, format!("{}: {detail}", f.replace('_', " ")), f)
+        }
+        ApiError::VersionConflict { .. } => (
+            status,
+            "Someone else changed this event while you were editing it. Reload the page to see \
+             their version, then make your change again."
+                .into(),
+            String::new(),
+        ),
+        other => (
+            status,
+            PageError::from_api(Nav::default(), clone(other)).message,
+            String::new(),
+        ),
+    }
+}
+
+fn clone(e: &ApiError) -> ApiError {
+    let (_, body) = e.problem();
+    ApiError::Unavailable(
+        body.get("detail")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .into(),
+    )
+}
+
+async fn new_form(caller: MaybeCaller) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/events/new");
+    };
+    let nav = Nav::of(Some(&c));
+    if !c.can_organize() {
+        return PageError::forbidden(nav, "Only organizers can create events.").into_response();
+    }
+    let form = EventForm {
+        currency: "EUR".into(),
+        kind: "ga".into(),
+        time: "20:00".into(),
+        refundable: true,
+        ..EventForm::default()
+    };
+    form_page(nav, form, None, None)
+}
+
+async fn create(State(state): State<AppState>, caller: MaybeCaller, body: Bytes) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/events/new");
+    };
+    let nav = Nav::of(Some(&c));
+    if !c.can_organize() {
+        return PageError::forbidden(nav, "Only organizers can create events.").into_response();
+    }
+    let form = EventForm::from_pairs(&form_pairs(&body));
+    let result = async {
+        let body = form.body(true)?;
+        let details = validate_details(&body)?;
+        let capacity_max = state.node.shared.read().limits().event_capacity_max;
+        let inventory = body
+            .inventory
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid("kind", "choose general admission or seats"))?;
+        let spec = validate_inventory(inventory, capacity_max)?;
+        create_event(&state, c.user_id, details, spec).await
+    }
+    .await;
+    match result {
+        Ok(id) => see_other(&format!("/events/{id}")),
+        Err(e) => {
+            let parts = error_parts(&e);
+            form_page(nav, form, None, Some(parts))
+        }
+    }
+}
+
+async fn edit_form(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/events/{id}/edit"));
+    };
+    let nav = Nav::of(Some(&c));
+    let found = state
+        .read_fresh(|s| {
+            s.event(EventId(id))
+                .map(|e| (e.organizer, EventForm::of_event(e)))
+        })
+        .await;
+    let Some((organizer, form)) = found else {
+        return PageError::not_found(nav, "event").into_response();
+    };
+    if !(c.is_admin() || c.user_id == organizer) {
+        return PageError::forbidden(nav, "Only the event's organizer can edit it.")
+            .into_response();
+    }
+    form_page(nav, form, Some(id), None)
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/events/{id}/edit"));
+    };
+    let nav = Nav::of(Some(&c));
+    let form = EventForm::from_pairs(&form_pairs(&body));
+    let result = async {
+        let body = form.body(false)?;
+        update_event(&state, &c, EventId(id), &body).await
+    }
+    .await;
+    match result {
+        Ok(()) => see_other(&format!("/events/{id}")),
+        Err(e @ (ApiError::Forbidden(_) | ApiError::NotFound(_))) => {
+            PageError::from_api(nav, e).into_response()
+        }
+        Err(e) => {
+            let parts = error_parts(&e);
+            form_page(nav, form, Some(id), Some(parts))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Prices are typed as amounts; anything else names the price field.
+    #[test]
+    fn parses_prices() {
+        assert_eq!(parse_price("25").unwrap(), 2500);
+        assert_eq!(parse_price("25.5").unwrap(), 2550);
+        assert_eq!(parse_price("25.05").unwrap(), 2505);
+        assert_eq!(parse_price("0").unwrap(), 0);
+        for bad in [
+            "",
+            "abc",
+            "25.505",
+            "-1",
+            "1e3",
+            ".5",
+            "99999999999999999999",
+        ] {
+            assert!(parse_price(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The web shop: server-rendered pages (askama templates in `crates/http/templates/pages/`)
+//! over the same functions as the JSON API, with a little plain JavaScript (`static/shop.js`)
+//! for the seat map, live availability (Server-Sent Events) and the hold countdown. Everything
+//! is served by tix itself: no CDN, no build step, no request to another host.
+//!
+//! A page module exposes `routes()`; every template extends `pages/base.html` and carries a
+//! [`Nav`] (who is signed in, which links to show). Pages sign in with the `tix_session`
+//! cookie (HttpOnly, SameSite=Lax, so a cross-site form cannot post with it). Failures render
+//! [`PageError`] as a friendly HTML page with the right status and no internals.
+
+mod account;
+mod buy;
+mod catalogue;
+mod staff;
+mod tickets;
+
+use askama::Template;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tix_core::Role;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Caller, SESSION_COOKIE};
+
+/// The pages' routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/static/shop.css", get(css))
+        .route("/static/shop.js", get(js))
+        .merge(account::routes())
+        .merge(catalogue::routes())
+        .merge(buy::routes())
+        .merge(tickets::routes())
+        .merge(staff::routes())
+}
+
+async fn css() -> Response {
+    static_asset(
+        "text/css; charset=utf-8",
+        include_str!("../../static/shop.css"),
+    )
+}
+
+async fn js() -> Response {
+    static_asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/shop.js"),
+    )
+}
+
+fn static_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Who is signed in, for the header of every page.
+#[derive(Debug, Clone, Default)]
+pub struct Nav {
+    /// The signed-in user's name.
+    pub username: Option<String>,
+    /// May create events and see the organizer pages.
+    pub organizer: bool,
+    /// May check tickets in at the door.
+    pub door: bool,
+    /// May see the cluster page.
+    pub admin: bool,
+}
+
+impl Nav {
+    /// Builds the header for `caller`.
+    pub fn of(caller: Option<&Caller>) -> Nav {
+        match caller {
+            None => Nav::default(),
+            Some(c) => Nav {
+                username: Some(c.username.clone()),
+                organizer: c.can_organize(),
+                door: c.role != Role::Attendee,
+                admin: c.is_admin(),
+            },
+        }
+    }
+}
+
+/// An error shown as a page.
+#[derive(Debug)]
+pub struct PageError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The headline.
+    pub title: String,
+    /// What happened and what to do, without internals.
+    pub message: String,
+    /// The header.
+    pub nav: Nav,
+}
+
+#[derive(Template)]
+#[template(path = "pages/error.html")]
+struct ErrorPage<'a> {
+    nav: &'a Nav,
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl PageError {
+    /// A 404 page.
+    pub fn not_found(nav: Nav, what: &str) -> PageError {
+        PageError {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found".into(),
+            message: format!(
+                "There is no such {what}. It may have been removed, or the link is wrong."
+            ),
+            nav,
+        }
+    }
+
+    /// A 403 page.
+    pub fn forbidden(nav: Nav, message: &str) -> PageError {
+        PageError {
+            status: StatusCode::FORBIDDEN,
+            title: "Not allowed".into(),
+            message: message.into(),
+            nav,
+        }
+    }
+
+    /// Shows an API error as a page (internal errors without their details).
+    pub fn from_api(nav: Nav, e: ApiError) -> PageError {
+        let (status, body) = e.problem();
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            "Something went wrong on our side. It was logged; please try again.".to_owned()
+        } else {
+            body.get("detail")
+                .and_then(|d| d.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let title = body
+            .get("title")
+            .and_then(|t| t.as_str())
+            .unwrap_or("Error")
+            .to_owned();
+        PageError {
+            status,
+            title,
+            message,
+            nav,
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            nav: &self.nav,
+            status: self.status.as_u16(),
+            title: &self.title,
+            message: &self.message,
+        };
+        match page.render() {
+            Ok(html) => (self.status, html_headers(), html).into_response(),
+            Err(_) => (self.status, self.message).into_response(),
+        }
+    }
+}
+
+fn html_headers() -> [(header::HeaderName, HeaderValue); 1] {
+    [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    )]
+}
+
+/// Sends a visitor who is not signed in to the login page, coming back to `back` after.
+pub fn login_first(back: &str) -> Response {
+    let next: String = url_encode(back);
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+/// Percent-encodes a path for a query string.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A redirect after a successful form post (303: the browser follows with GET).
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// Sets the session cookie.
+pub fn session_cookie(token: &str, max_age_s: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("tix_session=; Path=/; Max-Age=0"))
+}
+
+/// Formats minor units as money: `12.50 EUR`.
+pub fn money(cents: u64, currency: &str) -> String {
+    format!("{}.{:02} {currency}", cents / 100, cents % 100)
+}
+
+/// Formats a log-time instant for people: `2026-12-31 20:00 UTC`.
+pub fn when(ms: i64) -> String {
+    let t = crate::views::rfc3339(ms);
+    // 2026-12-31T20:00:00Z → 2026-12-31 20:00 UTC
+    match (t.get(0..10), t.get(11..16)) {
+        (Some(day), Some(hm)) => format!("{day} {hm} UTC"),
+        _ => t,
+    }
+}
+
+/// The HTML 404 for unknown paths outside the API; the API keeps its problem+json 404.
+pub async fn fallback(uri: Uri, caller: crate::extract::MaybeCaller) -> Response {
+    if uri.path().starts_with("/api/") || uri.path().starts_with("/cluster/") {
+        return crate::ops::not_found().await.into_response();
+    }
+    PageError::not_found(Nav::of(caller.0.as_ref()), "page").into_response()
+}
+
+/// Parses an `application/x-www-form-urlencoded` body into (name, value) pairs, keeping
+/// repeated names (a seat map posts one `seat` per chosen seat).
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The first value of `name` in a parsed form.
+pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}

@@ -1,0 +1,495 @@
+//! The organizer's and the door's pages: the list of one's events, a dashboard per event
+//! (sold / held / available, revenue, sales over time as an inline SVG chart, a CSV export),
+//! door check-in by signed ticket code (admitted once; a second scan says when and by whom;
+//! forged codes refused), and the admin's cluster status.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tix_core::{EventId, Role, TicketId};
+
+use super::{Nav, PageError, field, form_pairs, login_first, money, when};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Caller, MaybeCaller};
+use crate::shop::admit;
+use crate::ticket_code;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/organizer", get(my_events))
+        .route("/organizer/events/{id}", get(dashboard))
+        .route("/organizer/events/{id}/sales.csv", get(sales_csv))
+        .route("/door", get(door_form).post(door_check))
+        .route("/admin/cluster", get(cluster))
+}
+
+/// An event in the organizer's list.
+pub struct EventRow {
+    pub id: u64,
+    pub name: String,
+    pub when: String,
+    pub sold: u32,
+    pub available: u32,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/organizer.html")]
+struct OrganizerPage {
+    nav: Nav,
+    events: Vec<EventRow>,
+}
+
+fn organizer_only(c: &Caller) -> Result<(), PageError> {
+    if c.can_organize() {
+        Ok(())
+    } else {
+        Err(PageError::forbidden(
+            Nav::of(Some(c)),
+            "This page is for event organizers. Your account is an attendee account.",
+        ))
+    }
+}
+
+async fn my_events(State(state): State<AppState>, caller: MaybeCaller) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/organizer");
+    };
+    if let Err(e) = organizer_only(&c) {
+        return e.into_response();
+    }
+    let s = state.node.shared.read();
+    let events = s
+        .events()
+        .filter(|e| c.is_admin() || e.organizer == c.user_id)
+        .map(|e| {
+            let a = crate::views::availability(e);
+            EventRow {
+                id: e.id.0,
+                name: e.details.name.clone(),
+                when: when(e.details.starts_at_ms),
+                sold: a.sold,
+                available: a.available,
+            }
+        })
+        .collect();
+    drop(s);
+    OrganizerPage {
+        nav: Nav::of(Some(&c)),
+        events,
+    }
+    .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/dashboard.html")]
+struct DashboardPage {
+    nav: Nav,
+    id: u64,
+    name: String,
+    when: String,
+    sold: u32,
+    held: u32,
+    available: u32,
+    revenue: String,
+    checked_in: usize,
+    chart_svg: String,
+}
+
+/// Draws cumulative sales over time as an inline SVG: `points` are (time ms, tickets so far).
+pub fn sales_chart_svg(points: &[(u64, u64)]) -> String {
+    const W: f64 = 640.0;
+    const H: f64 = 220.0;
+    const PAD: f64 = 36.0;
+    let Some((&(t0, _), &(t1, _))) = points.first().zip(points.last()) else {
+        return format!(
+            r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="No sales yet"><text x="{}" y="{}" text-anchor="middle">No sales yet</text></svg>"#,
+            W / 2.0,
+            H / 2.0
+        );
+    };
+    let max = points.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64;
+    let span = (t1.saturating_sub(t0)).max(1) as f64;
+    let x = |t: u64| PAD + (t - t0) as f64 / span * (W - 2.0 * PAD);
+    let y = |n: u64| H - PAD - n as f64 / max * (H - 2.0 * PAD);
+    let mut path = format!("M{:.1},{:.1}", x(t0), y(0));
+    for &(t, n) in points {
+        path.push_str(&format!(" L{:.1},{:.1}", x(t), y(n)));
+    }
+    format!(
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="Tickets sold over time: {last} in total">
+<line x1="{PAD}" y1="{base}" x2="{right}" y2="{base}" class="axis"/>
+<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{base}" class="axis"/>
+<path d="{path}" class="line"/>
+<text x="{PAD}" y="{label_y}" class="tick">{start}</text>
+<text x="{right}" y="{label_y}" class="tick" text-anchor="end">{end}</text>
+<text x="{tx}" y="{top}" class="tick" text-anchor="end">{last}</text>
+<text x="{tx}" y="{base}" class="tick" text-anchor="end">0</text>
+</svg>"#,
+        last = points.last().map(|p| p.1).unwrap_or(0),
+        base = H - PAD,
+        right = W - PAD,
+        label_y = H - PAD + 18.0,
+        start = when(t0 as i64),
+        end = when(t1 as i64),
+        tx = PAD - 6.0,
+        top = PAD + 4.0,
+    )
+}
+
+/// Quotes a CSV field when it needs it.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) || s.starts_with(['=', '+', '-', '@']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn may_see(c: &Caller, organizer: tix_core::UserId) -> bool {
+    c.is_admin() || c.user_id == organizer
+}
+
+async fn dashboard(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/organizer/events/{id}"));
+    };
+    if let Err(e) = organizer_only(&c) {
+        return e.into_response();
+    }
+    let nav = Nav::of(Some(&c));
+    let _ = state.read_fresh(|s| s.event(EventId(id)).map(|_| ())).await;
+    let s = state.node.shared.read();
+    let Some(e) = s.event(EventId(id)) else {
+        return PageError::not_found(nav, "event").into_response();
+    };
+    if !may_see(&c, e.organizer) {
+        return PageError::forbidden(nav, "Only this event's organizer can see its dashboard.")
+            .into_response();
+    }
+    let a = crate::views::availability(e);
+    let sales: Vec<_> = s.sales(e.id).collect();
+    let revenue: u64 = sales.iter().map(|t| t.price_cents).sum();
+    let mut times: Vec<u64> = sales.iter().map(|t| t.sold_at_ms).collect();
+    times.sort_unstable();
+    let points: Vec<(u64, u64)> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (*t, i as u64 + 1))
+        .collect();
+    let page = DashboardPage {
+        nav,
+        id,
+        name: e.details.name.clone(),
+        when: when(e.details.starts_at_ms),
+        sold: a.sold,
+        held: a.held,
+        available: a.available,
+        revenue: money(revenue, &e.details.currency),
+        checked_in: sales.iter().filter(|t| t.checked_in.is_some()).count(),
+        chart_svg: sales_chart_svg(&points),
+    };
+    drop(s);
+    page.into_response()
+}
+
+async fn sales_csv(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/organizer/events/{id}"));
+    };
+    let nav = Nav::of(Some(&c));
+    if let Err(e) = organizer_only(&c) {
+        return e.into_response();
+    }
+    let s = state.node.shared.read();
+    let Some(e) = s.event(EventId(id)) else {
+        return PageError::not_found(nav, "event").into_response();
+    };
+    if !may_see(&c, e.organizer) {
+        return PageError::forbidden(nav, "Only this event's organizer can export its sales.")
+            .into_response();
+    }
+    let mut csv = String::from("ticket_id,seat,buyer,price,currency,sold_at,checked_in_at\n");
+    for t in s.sales(e.id) {
+        let buyer = match &t.customer {
+            tix_core::CustomerKey::User(u) => {
+                s.user(*u).map(|u| u.username.clone()).unwrap_or_default()
+            }
+            tix_core::CustomerKey::Client(client) => client.clone(),
+        };
+        csv.push_str(&format!(
+            "{},{},{},{}.{:02},{},{},{}\n",
+            t.id.0,
+            t.seat.map(|n| n.to_string()).unwrap_or_default(),
+            csv_field(&buyer),
+            t.price_cents / 100,
+            t.price_cents % 100,
+            csv_field(&e.details.currency),
+            crate::views::rfc3339(t.sold_at_ms as i64),
+            t.checked_in
+                .map(|(at, _)| crate::views::rfc3339(at as i64))
+                .unwrap_or_default(),
+        ));
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"event-{id}-sales.csv\""),
+            ),
+        ],
+        csv,
+    )
+        .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/door.html")]
+struct DoorPage {
+    nav: Nav,
+    code: String,
+    /// `admitted`, `refused` or empty.
+    outcome: String,
+    headline: String,
+    detail: String,
+}
+
+fn door_only(c: &Caller) -> Result<(), PageError> {
+    if c.role == Role::Attendee {
+        Err(PageError::forbidden(
+            Nav::of(Some(c)),
+            "Check-in is for door staff and organizers.",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+async fn door_form(caller: MaybeCaller) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/door");
+    };
+    if let Err(e) = door_only(&c) {
+        return e.into_response();
+    }
+    DoorPage {
+        nav: Nav::of(Some(&c)),
+        code: String::new(),
+        outcome: String::new(),
+        headline: String::new(),
+        detail: String::new(),
+    }
+    .into_response()
+}
+
+async fn door_check(State(state): State<AppState>, caller: MaybeCaller, body: Bytes) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/door");
+    };
+    if let Err(e) = door_only(&c) {
+        return e.into_response();
+    }
+    let form = form_pairs(&body);
+    let code = field(&form, "code").trim().to_owned();
+    let refused = |headline: &str, detail: String, status: StatusCode| {
+        let page = DoorPage {
+            nav: Nav::of(Some(&c)),
+            code: code.clone(),
+            outcome: "refused".into(),
+            headline: headline.into(),
+            detail,
+        };
+        (status, page).into_response()
+    };
+    let parsed = ticket_code::parse(&code);
+    let Ok((event_id, ticket_id, _)) = parsed else {
+        return refused(
+            "Not a ticket code",
+            "This is not a tix ticket code. Type it again, or scan the QR code.".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let checks = state
+        .read_fresh(|s| {
+            let e = s.event(EventId(event_id))?;
+            let t = s.ticket(TicketId(ticket_id));
+            Some((
+                e.ticket_key_seed,
+                e.details.name.clone(),
+                t.map(|t| (t.event_id.0, t.seat)),
+            ))
+        })
+        .await;
+    let Some((seed, event_name, ticket)) = checks else {
+        return refused(
+            "Forged code",
+            "No such event: this code was not issued by tix.".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    if ticket_code::verify_with_seed(&seed, &code).is_err() {
+        return refused(
+            "Forged code",
+            "The signature does not match: this code was not issued by tix, or was altered.".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let seat = match ticket {
+        Some((e, seat)) if e == event_id => seat,
+        _ => {
+            return refused(
+                "Unknown ticket",
+                "The code is signed but no such ticket exists.".into(),
+                StatusCode::NOT_FOUND,
+            );
+        }
+    };
+    match admit(&state, &c, TicketId(ticket_id)).await {
+        Ok(_) => DoorPage {
+            nav: Nav::of(Some(&c)),
+            code: String::new(),
+            outcome: "admitted".into(),
+            headline: "Admitted".into(),
+            detail: match seat {
+                Some(n) => format!("{event_name}: ticket {ticket_id}, seat {n}."),
+                None => format!("{event_name}: ticket {ticket_id}."),
+            },
+        }
+        .into_response(),
+        Err(ApiError::CheckInRefused {
+            reason,
+            extra,
+            detail,
+        }) => {
+            let text = if reason == "already_admitted" {
+                let at = extra
+                    .get("at")
+                    .and_then(|v| v.as_str())
+                    .and_then(crate::views::parse_rfc3339);
+                let by = extra
+                    .get("by")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("someone");
+                let hhmm = at.map(when).unwrap_or_default();
+                let hhmm = hhmm.get(11..16).unwrap_or(&hhmm).to_owned();
+                format!("Already admitted at {hhmm} by {by}.")
+            } else {
+                format!("Not admitted: {detail}.")
+            };
+            refused("Not admitted", text, StatusCode::CONFLICT)
+        }
+        Err(e @ ApiError::Forbidden(_)) => {
+            PageError::from_api(Nav::of(Some(&c)), e).into_response()
+        }
+        Err(e) => {
+            let message = PageError::from_api(Nav::default(), e).message;
+            refused("Not admitted", message, StatusCode::CONFLICT)
+        }
+    }
+}
+
+/// A node on the cluster page.
+pub struct NodeRow {
+    pub id: String,
+    pub role: String,
+    pub api_addr: String,
+    pub term: String,
+    pub applied: String,
+    pub lag: String,
+    pub response: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/cluster.html")]
+struct ClusterPage {
+    nav: Nav,
+    leader: String,
+    term: String,
+    committed: String,
+    nodes: Vec<NodeRow>,
+}
+
+async fn cluster(State(state): State<AppState>, caller: MaybeCaller) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/admin/cluster");
+    };
+    if !c.is_admin() {
+        return PageError::forbidden(
+            Nav::of(Some(&c)),
+            "The cluster status is for administrators.",
+        )
+        .into_response();
+    }
+    let status = crate::cluster::cluster_status(&state).await;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "—".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let nodes = status["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| NodeRow {
+                    id: text(&n["id"]),
+                    role: text(&n["role"]),
+                    api_addr: text(&n["api_addr"]),
+                    term: text(&n["term"]),
+                    applied: text(&n["last_applied"]),
+                    lag: text(&n["replication_lag"]),
+                    response: n["response_ms"]
+                        .as_u64()
+                        .map(|m| format!("{m} ms"))
+                        .unwrap_or_else(|| "—".into()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ClusterPage {
+        nav: Nav::of(Some(&c)),
+        leader: text(&status["leader_id"]),
+        term: text(&status["term"]),
+        committed: text(&status["committed"]),
+        nodes,
+    }
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Fields with separators, quotes or formula prefixes are quoted; plain ones are not.
+    #[test]
+    fn quotes_csv_fields() {
+        assert_eq!(csv_field("alice"), "alice");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+1"), "\"=1+1\"");
+    }
+
+    // The chart is an SVG with one point per sale and the total as its label.
+    #[test]
+    fn draws_the_sales_chart() {
+        let svg = sales_chart_svg(&[(1_000, 1), (61_000, 2), (121_000, 3)]);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches(" L").count(), 3);
+        assert!(svg.contains("3 in total"));
+        assert!(sales_chart_svg(&[]).contains("No sales yet"));
+    }
+}

@@ -1,0 +1,105 @@
+//! My tickets: each with its signed code as a QR image (and as text), printable; a refund
+//! button where the event allows it — the seat goes back on sale in the same log entry.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tix_core::{TicketId, TicketStatus};
+
+use super::{Nav, PageError, login_first, money, see_other, when};
+use crate::AppState;
+use crate::extract::MaybeCaller;
+use crate::shop::refund_ticket;
+use crate::ticket_code;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tickets", get(my_tickets))
+        .route("/tickets/{id}/refund", post(refund))
+}
+
+/// A ticket as shown.
+pub struct TicketView {
+    pub id: u64,
+    pub event_id: u64,
+    pub event: String,
+    pub when: String,
+    pub venue: String,
+    pub seat: Option<u32>,
+    pub price: String,
+    pub active: bool,
+    pub refundable: bool,
+    pub admitted: bool,
+    pub code: String,
+    pub qr_svg: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/tickets.html")]
+struct TicketsPage {
+    nav: Nav,
+    tickets: Vec<TicketView>,
+    notice: Option<String>,
+}
+
+fn tickets_of(state: &AppState, user: tix_core::UserId) -> Vec<TicketView> {
+    let s = state.node.shared.read();
+    let mut out: Vec<TicketView> = s
+        .tickets_of(user)
+        .filter_map(|t| {
+            let e = s.event(t.event_id)?;
+            let code = ticket_code::sign(&e.ticket_key_seed, e.id.0, t.id.0);
+            let active = t.status == TicketStatus::Active;
+            Some(TicketView {
+                id: t.id.0,
+                event_id: e.id.0,
+                event: e.details.name.clone(),
+                when: when(e.details.starts_at_ms),
+                venue: e.details.venue.name.clone(),
+                seat: t.seat,
+                price: money(t.price_cents, &e.details.currency),
+                active,
+                refundable: active && e.details.refundable && t.checked_in.is_none(),
+                admitted: t.checked_in.is_some(),
+                qr_svg: if active {
+                    ticket_code::qr_svg(&code)
+                } else {
+                    String::new()
+                },
+                code,
+            })
+        })
+        .collect();
+    out.sort_by_key(|t| std::cmp::Reverse(t.id));
+    out
+}
+
+async fn my_tickets(State(state): State<AppState>, caller: MaybeCaller) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/tickets");
+    };
+    TicketsPage {
+        nav: Nav::of(Some(&c)),
+        tickets: tickets_of(&state, c.user_id),
+        notice: None,
+    }
+    .into_response()
+}
+
+async fn refund(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/tickets");
+    };
+    let nav = Nav::of(Some(&c));
+    match refund_ticket(&state, &c, TicketId(id)).await {
+        Ok(_) => see_other("/tickets"),
+        Err(e) => PageError::from_api(nav, e).into_response(),
+    }
+}

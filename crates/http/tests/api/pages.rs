@@ -1,0 +1,366 @@
+//! The web shop's pages over HTTP without a browser (the browser tests are in
+//! `crates/tix/tests/browser_shop.rs`): sign-up errors and the session cookie, redirects to
+//! the login page, friendly 403/404 pages, a hold and checkout by form posts, the ticket's
+//! signed code verified with the published key, and door check-in (admitted once, then
+//! "already admitted", forged codes refused).
+
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+
+use crate::helpers::{CARD_DECLINED, CARD_OK, TestApp, USER_PASSWORD, numbered, spawn_app};
+
+/// A browser-like client: no redirects followed, cookies sent by hand.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    text: String,
+    content_type: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base_url.clone(),
+            cookie: None,
+        }
+    }
+
+    async fn send(&self, r: reqwest::RequestBuilder) -> Page {
+        let r = match &self.cookie {
+            Some(c) => r.header("cookie", c),
+            None => r,
+        };
+        let resp = r.send().await.expect("request sent");
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Page {
+            status: resp.status().as_u16(),
+            location: header("location"),
+            set_cookie: header("set-cookie"),
+            content_type: header("content-type").unwrap_or_default(),
+            text: resp.text().await.unwrap_or_default(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(request).await
+    }
+
+    /// Signs up through the form and keeps the session cookie.
+    async fn sign_up(&mut self, username: &str, organizer: bool) {
+        let mut form = vec![("username", username), ("password", USER_PASSWORD)];
+        if organizer {
+            form.push(("organizer", "on"));
+        }
+        let page = self.post("/signup", &form).await;
+        assert_eq!(page.status, 303, "{}", page.text);
+        let cookie = page.set_cookie.expect("a session cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        self.cookie = Some(cookie.split(';').next().unwrap().to_owned());
+    }
+}
+
+#[tokio::test]
+async fn unknown_pages_are_html_and_unknown_api_paths_stay_problem_json() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    let page = b.get("/no/such/page").await;
+    assert_eq!(page.status, 404);
+    assert!(page.content_type.starts_with("text/html"));
+    assert!(page.text.contains("Not found") && page.text.contains("href=\"/\""));
+    let api = b.get("/api/v1/no-such-thing").await;
+    assert_eq!(api.status, 404);
+    assert!(api.content_type.starts_with("application/problem+json"));
+    let event = b.get("/events/424242").await;
+    assert_eq!(event.status, 404);
+    assert!(event.text.contains("no such event"), "{}", event.text);
+}
+
+#[tokio::test]
+async fn sign_up_explains_what_is_wrong_and_signs_in() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    let weak = b
+        .post("/signup", &[("username", "carol"), ("password", "short")])
+        .await;
+    assert_eq!(weak.status, 422);
+    assert!(weak.text.contains("Password:"), "{}", weak.text);
+    assert!(weak.text.contains("value=\"carol\""), "the name is kept");
+    b.sign_up("carol", false).await;
+    let home = b.get("/").await;
+    assert!(home.text.contains("Log out") && home.text.contains("carol"));
+    assert!(
+        !home.text.contains("Create event"),
+        "attendees do not see it"
+    );
+    let taken = Browser::new(&app)
+        .post(
+            "/signup",
+            &[("username", "carol"), ("password", USER_PASSWORD)],
+        )
+        .await;
+    assert_eq!(taken.status, 409);
+    assert!(taken.text.contains("username is taken"), "{}", taken.text);
+    let wrong = Browser::new(&app)
+        .post(
+            "/login",
+            &[
+                ("username", "carol"),
+                ("password", "wrong-password-x"),
+                ("next", "/"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text.contains("Wrong username or password"));
+    // Only local paths are followed after login.
+    let ok = Browser::new(&app)
+        .post(
+            "/login",
+            &[
+                ("username", "carol"),
+                ("password", USER_PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 303);
+    assert_eq!(ok.location.as_deref(), Some("/"));
+}
+
+#[tokio::test]
+async fn pages_need_the_right_role() {
+    let app = spawn_app().await;
+    let anonymous = Browser::new(&app);
+    let tickets = anonymous.get("/tickets").await;
+    assert_eq!(tickets.status, 303);
+    assert_eq!(tickets.location.as_deref(), Some("/login?next=/tickets"));
+    let mut attendee = Browser::new(&app);
+    attendee.sign_up("dave", false).await;
+    for path in ["/organizer", "/door", "/admin/cluster", "/events/new"] {
+        let page = attendee.get(path).await;
+        assert_eq!(page.status, 403, "{path}");
+        assert!(page.text.contains("Not allowed"), "{path}: {}", page.text);
+    }
+    let mut organizer = Browser::new(&app);
+    organizer.sign_up("olga", true).await;
+    assert_eq!(organizer.get("/organizer").await.status, 200);
+    assert_eq!(organizer.get("/admin/cluster").await.status, 403);
+    let event = app.admin_event(&numbered(4)).await;
+    let other = organizer.get(&format!("/organizer/events/{event}")).await;
+    assert_eq!(other.status, 403, "another organizer's dashboard");
+}
+
+#[tokio::test]
+async fn an_organizer_creates_a_seated_event_with_field_errors_first() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    b.sign_up("olivia", true).await;
+    let mut form = vec![
+        ("name", "Jazz Night"),
+        ("description", "Trio"),
+        ("date", "2030-05-01"),
+        ("time", "20:00"),
+        ("venue", "Blue Note"),
+        ("lat", "123"),
+        ("lon", "16.37"),
+        ("price", "30.00"),
+        ("currency", "EUR"),
+        ("kind", "seated"),
+        ("rows", "3"),
+        ("seats_per_row", "4"),
+        ("blocked", "1, 2"),
+    ];
+    let bad = b.post("/events/new", &form).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.text.contains("lat:"), "{}", bad.text);
+    assert!(
+        bad.text.contains("id=\"lat\" name=\"lat\" value=\"123\""),
+        "input kept"
+    );
+    assert!(bad.text.contains("aria-invalid=\"true\""));
+    form[5] = ("lat", "48.2");
+    let created = b.post("/events/new", &form).await;
+    assert_eq!(created.status, 303, "{}", created.text);
+    let location = created.location.unwrap();
+    let page = b.get(&location).await;
+    assert!(page.text.contains("Jazz Night"));
+    assert_eq!(
+        page.text.matches("class=\"seat blocked\" title=").count(),
+        2
+    );
+    assert_eq!(page.text.matches("class=\"seat free\" title=").count(), 10);
+    assert!(b.get("/?q=jazz").await.text.contains("Jazz Night"));
+    assert!(!b.get("/?q=opera").await.text.contains("Jazz Night"));
+}
+
+#[tokio::test]
+async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
+    let app = spawn_app().await;
+    let event = app.admin_event(&numbered(5)).await;
+    let mut buyer = Browser::new(&app);
+    buyer.sign_up("erin", false).await;
+    // A declined card releases the hold: the seat is free again.
+    let held = buyer
+        .post(
+            &format!("/events/{event}/order"),
+            &[("seat", "2"), ("request_id", "r1")],
+        )
+        .await;
+    assert_eq!(held.status, 303, "{}", held.text);
+    let hold_path = held.location.unwrap();
+    let checkout = buyer.get(&hold_path).await;
+    assert!(checkout.text.contains("data-expires=") && checkout.text.contains("4242"));
+    let declined = buyer
+        .post(
+            &format!("{hold_path}/pay"),
+            &[("card_number", CARD_DECLINED)],
+        )
+        .await;
+    assert!(
+        declined.text.contains("Payment declined"),
+        "{}",
+        declined.text
+    );
+    assert_eq!(app.seat_letters(event).await, "FFFFF");
+    // Then the good card.
+    let held = buyer
+        .post(
+            &format!("/events/{event}/order"),
+            &[("seat", "2"), ("seat", "3"), ("request_id", "r2")],
+        )
+        .await;
+    let hold_path = held.location.unwrap();
+    let paid = buyer
+        .post(
+            &format!("{hold_path}/pay"),
+            &[("card_number", "4242 4242 4242 4242")],
+        )
+        .await;
+    assert!(paid.text.contains("Order confirmed"), "{}", paid.text);
+    assert_eq!(app.seat_letters(event).await, "FSSFF");
+    let _ = CARD_OK;
+    let tickets = buyer.get("/tickets").await;
+    assert_eq!(
+        tickets.text.matches("<svg").count(),
+        2,
+        "a QR code per ticket"
+    );
+    let codes: Vec<String> = tickets
+        .text
+        .split("<code>")
+        .skip(1)
+        .filter_map(|s| s.split("</code>").next())
+        .filter(|s| s.starts_with("TIX1-"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 2);
+    // Offline verification with the published key.
+    let key: Value = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/events/{event}/ticket-key"),
+            None,
+            None,
+        )
+        .await
+        .json();
+    let public: [u8; 32] = hex::decode(key["public_key_hex"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert!(tix_http::ticket_code::verify(&public, &codes[0]).is_ok());
+    // The door: admin is staff enough.
+    let mut door = Browser::new(&app);
+    let login = door
+        .post(
+            "/login",
+            &[
+                ("username", "admin"),
+                ("password", crate::helpers::ADMIN_PASSWORD),
+                ("next", "/door"),
+            ],
+        )
+        .await;
+    door.cookie = Some(
+        login
+            .set_cookie
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned(),
+    );
+    let first = door.post("/door", &[("code", &codes[0])]).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert!(first.text.contains("Admitted"), "{}", first.text);
+    let second = door.post("/door", &[("code", &codes[0])]).await;
+    assert_eq!(second.status, 409);
+    assert!(
+        second.text.contains("Already admitted at") && second.text.contains("by admin"),
+        "{}",
+        second.text
+    );
+    let mut forged = codes[1].clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'a' { 'b' } else { 'a' });
+    let refused = door.post("/door", &[("code", &forged)]).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.text.contains("Forged code"), "{}", refused.text);
+    let garbage = door.post("/door", &[("code", "hello")]).await;
+    assert!(garbage.text.contains("Not a ticket code"));
+    // Newest first: codes[0] is seat 3 (admitted above), codes[1] seat 2. Refunding it frees
+    // seat 2 at once.
+    let ticket_id = codes[1].split('-').nth(2).unwrap();
+    let refunded = buyer
+        .post(&format!("/tickets/{ticket_id}/refund"), &[])
+        .await;
+    assert_eq!(refunded.status, 303);
+    assert_eq!(app.seat_letters(event).await, "FFSFF");
+    // The organizer's dashboard and CSV.
+    let dash = door.get(&format!("/organizer/events/{event}")).await;
+    assert!(dash.text.contains("id=\"stat-sold\">1<"), "{}", dash.text);
+    let csv = door
+        .get(&format!("/organizer/events/{event}/sales.csv"))
+        .await;
+    assert!(csv.content_type.starts_with("text/csv"));
+    assert!(csv.text.starts_with("ticket_id,seat,buyer,"));
+    assert!(csv.text.contains(",3,erin,"), "{}", csv.text);
+    assert!(
+        !csv.text.contains(",2,erin,"),
+        "refunded tickets are not sales"
+    );
+    let _ = json!(null);
+    app.assert_invariants();
+}
