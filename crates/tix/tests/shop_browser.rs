@@ -1,0 +1,459 @@
+//! The web shop in a real browser: Debian's Chromium, headless, driven through chromedriver
+//! (WebDriver, with fantoccini) against a real `tix serve` on 127.0.0.1. Every page visited is
+//! saved as a PNG in `target/tmp/screenshots/` (not committed) to be looked at.
+//!
+//! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` the tests say so and skip, unless
+//! `TIX_REQUIRE_SERVICES=1` (CI), where that is a failure. They take turns: one browser at a
+//! time on two cores.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tix_bench::client::{ApiClient, http_client};
+use tix_bench::spawn::{ServerProcess, free_port};
+use tokio::sync::Mutex;
+
+const ADMIN_PASSWORD: &str = "browser-admin-pass";
+const PASSWORD: &str = "browser-user-pass-1";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long a page may take to show what a test waits for.
+const WAIT: Duration = Duration::from_secs(15);
+
+static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+fn browser_available() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "chromium or chromedriver missing (apt-get install -y chromium chromium-driver)"
+    );
+    eprintln!("SKIPPED: chromium/chromedriver not installed (apt-get install -y chromium chromium-driver)");
+    false
+}
+
+fn screenshots_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+}
+
+/// A tix server, a chromedriver and the browser sessions of one test.
+struct Shop {
+    server: ServerProcess,
+    driver: Child,
+    driver_url: String,
+    _profiles: Vec<tempfile::TempDir>,
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Shop {
+    async fn start() -> anyhow::Result<Shop> {
+        let exe = Path::new(env!("CARGO_BIN_EXE_tix"));
+        let server = ServerProcess::start(exe, ADMIN_PASSWORD, &[])?;
+        let port = free_port()?;
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting chromedriver")?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("chromedriver did not listen on {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        std::fs::create_dir_all(screenshots_dir())?;
+        Ok(Shop {
+            server,
+            driver,
+            driver_url: format!("http://127.0.0.1:{port}"),
+            _profiles: Vec::new(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base_url)
+    }
+
+    /// Opens a new headless browser window (its own profile: its own cookies).
+    async fn browser(&mut self) -> anyhow::Result<Client> {
+        let profile = tempfile::tempdir()?;
+        let args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--window-size=1280,900".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        self._profiles.push(profile);
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": CHROMIUM, "args": args}),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&self.driver_url)
+            .await
+            .context("a WebDriver session")?;
+        Ok(client)
+    }
+
+    /// The API as the admin, to set up state quickly.
+    async fn admin_api(&self) -> anyhow::Result<ApiClient> {
+        ApiClient::login(http_client(4)?, &self.server.base_url, "admin", ADMIN_PASSWORD).await
+    }
+}
+
+/// Saves what the browser shows as `NAME.png`.
+async fn shot(c: &Client, name: &str) -> anyhow::Result<()> {
+    let png = c.screenshot().await?;
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png)?;
+    Ok(())
+}
+
+async fn fill(c: &Client, css: &str, text: &str) -> anyhow::Result<()> {
+    let e = c.find(Locator::Css(css)).await.with_context(|| css.to_owned())?;
+    e.clear().await?;
+    e.send_keys(text).await?;
+    Ok(())
+}
+
+async fn click(c: &Client, css: &str) -> anyhow::Result<()> {
+    c.find(Locator::Css(css))
+        .await
+        .with_context(|| css.to_owned())?
+        .click()
+        .await?;
+    Ok(())
+}
+
+async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
+    Ok(c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .with_context(|| css.to_owned())?
+        .text()
+        .await?)
+}
+
+/// Waits until the page's HTML contains `needle`.
+async fn wait_for_text(c: &Client, needle: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let html = c.source().await?;
+        if html.contains(needle) {
+            return Ok(html);
+        }
+        if Instant::now() > deadline {
+            bail!("the page never showed {needle:?}; it shows:\n{}", &html[..html.len().min(3000)]);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sign_up(shop: &Shop, c: &Client, username: &str, organizer: bool, name: &str) -> anyhow::Result<()> {
+    c.goto(&shop.url("/signup")).await?;
+    fill(c, "#username", username).await?;
+    fill(c, "#password", PASSWORD).await?;
+    if organizer {
+        click(c, "input[name=organizer]").await?;
+    }
+    shot(c, name).await?;
+    click(c, "form.stack button[type=submit]").await?;
+    wait_for_text(c, "Log out").await?;
+    Ok(())
+}
+
+/// Creates a numbered event through the API; returns its id.
+async fn seated_event(shop: &Shop, name: &str, rows: u32, per_row: u32) -> anyhow::Result<u64> {
+    let api = shop.admin_api().await?;
+    let body = json!({
+        "name": name, "description": "Browser test", "starts_at": "2031-06-01T19:30:00Z",
+        "venue": {"name": "Test Hall", "lat": 48.2, "lon": 16.37},
+        "price_cents": 3000, "currency": "EUR",
+        "inventory": {"kind": "numbered", "rows": rows, "seats_per_row": per_row},
+    });
+    let r = api
+        .http
+        .post(format!("{}/api/v1/events", shop.server.base_url))
+        .bearer_auth(&api.token)
+        .json(&body)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().as_u16() == 201, "create event: {}", r.text().await?);
+    let v: Value = r.json().await?;
+    v["id"].as_u64().context("event id")
+}
+
+/// Holds `seat` on the event page and pays with `card`; returns the page source after paying.
+async fn buy_seat(shop: &Shop, c: &Client, event: u64, seat: u32, card: &str, prefix: &str) -> anyhow::Result<String> {
+    c.goto(&shop.url(&format!("/events/{event}"))).await?;
+    wait_for_text(c, "Choose your seats").await?;
+    click(c, &format!("label[data-seat=\"{seat}\"]")).await?;
+    wait_for_text(c, &format!("Chosen: seat {seat}")).await?;
+    shot(c, &format!("{prefix}-seat-chosen")).await?;
+    click(c, "#order-now").await?;
+    wait_for_text(c, "Checkout").await?;
+    text_of(c, "#countdown").await?;
+    shot(c, &format!("{prefix}-checkout")).await?;
+    fill(c, "#card_number", card).await?;
+    click(c, "#pay").await?;
+    let html = wait_for_text(c, "</h1>").await?;
+    shot(c, &format!("{prefix}-after-pay")).await?;
+    Ok(html)
+}
+
+/// Sign up → search and filter → buy general admission → the ticket with its QR code; and the
+/// phone-sized home page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_search_buy_general_admission_and_see_the_qr_ticket() -> anyhow::Result<()> {
+    if !browser_available() {
+        return Ok(());
+    }
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start().await?;
+    let c = shop.browser().await?;
+    c.goto(&shop.url("/")).await?;
+    wait_for_text(&c, "Upcoming events").await?;
+    shot(&c, "home").await?;
+    sign_up(&shop, &c, "gina", false, "signup").await?;
+    // Search by words, then by a date range that excludes everything, then one that includes.
+    fill(&c, "#q", "open air").await?;
+    click(&c, "form.search button").await?;
+    let html = wait_for_text(&c, "1 event").await?;
+    assert!(html.contains("Summer Open Air") && !html.contains("Beethoven"));
+    shot(&c, "search").await?;
+    c.goto(&shop.url("/?q=&from=1990-01-01&to=1990-12-31")).await?;
+    wait_for_text(&c, "No events match").await?;
+    shot(&c, "search-empty").await?;
+    c.goto(&shop.url("/?q=open+air&from=2000-01-01&to=2100-01-01")).await?;
+    wait_for_text(&c, "Summer Open Air").await?;
+    click(&c, ".card-link").await?;
+    wait_for_text(&c, "show on map").await?;
+    let map = c.find(Locator::LinkText("show on map")).await?.attr("href").await?.unwrap_or_default();
+    assert!(map.starts_with("https://www.openstreetmap.org/?mlat="), "{map}");
+    shot(&c, "event-general-admission").await?;
+    c.find(Locator::Css("#quantity")).await?.select_by_value("2").await?;
+    click(&c, "#order-now").await?;
+    wait_for_text(&c, "Your tickets are held").await?;
+    shot(&c, "checkout-general-admission").await?;
+    fill(&c, "#card_number", "4242 4242 4242 4242").await?;
+    click(&c, "#pay").await?;
+    let html = wait_for_text(&c, "Order confirmed").await?;
+    assert!(html.contains("2 tickets"), "{html}");
+    shot(&c, "confirmation").await?;
+    click(&c, "#to-tickets").await?;
+    let html = wait_for_text(&c, "My tickets").await?;
+    assert_eq!(html.matches("class=\"qr\"").count(), 2, "two tickets with QR codes");
+    assert_eq!(html.matches("TIX1-").count(), 2);
+    shot(&c, "my-tickets").await?;
+    c.set_window_size(390, 844).await?;
+    c.goto(&shop.url("/")).await?;
+    wait_for_text(&c, "Upcoming events").await?;
+    shot(&c, "home-phone").await?;
+    c.goto(&shop.url("/no-such-page")).await?;
+    wait_for_text(&c, "Not found").await?;
+    shot(&c, "error-404-phone").await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// Two browsers on one numbered event: one holds and buys a seat, the other sees it turn
+/// sold without reloading (Server-Sent Events). Then a declined card releases a hold, and a
+/// refund puts the bought seat back on sale — both visible live in the other browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_buyers_seat_turns_sold_live_and_declines_and_refunds_free_seats() -> anyhow::Result<()> {
+    if !browser_available() {
+        return Ok(());
+    }
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start().await?;
+    let event = seated_event(&shop, "Live Seat Test", 4, 8).await?;
+    let buyer = shop.browser().await?;
+    let watcher = shop.browser().await?;
+    sign_up(&shop, &buyer, "hank", false, "signup-hank").await?;
+    watcher.goto(&shop.url(&format!("/events/{event}"))).await?;
+    wait_for_text(&watcher, "Choose your seats").await?;
+    shot(&watcher, "seatmap-before").await?;
+    let seat_class = |n: u32| {
+        let w = watcher.clone();
+        async move {
+            w.find(Locator::Css(&format!("label[data-seat=\"{n}\"]")))
+                .await?
+                .attr("class")
+                .await
+                .map(|c| c.unwrap_or_default())
+                .map_err(anyhow::Error::from)
+        }
+    };
+    let wait_class = |n: u32, want: &'static str| {
+        let seat_class = &seat_class;
+        async move {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let class = seat_class(n).await?;
+                if class == format!("seat {want}") {
+                    return anyhow::Ok(());
+                }
+                if Instant::now() > deadline {
+                    bail!("seat {n} stayed {class:?}, expected {want}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(seat_class(5).await?, "seat free");
+    let html = buy_seat(&shop, &buyer, event, 5, "4242424242424242", "live").await?;
+    assert!(html.contains("Order confirmed"), "{html}");
+    wait_class(5, "sold").await?;
+    let available = text_of(&watcher, "#available").await?;
+    assert_eq!(available, "31", "the counts update live too");
+    shot(&watcher, "seatmap-after-other-buyer").await?;
+
+    // A declined card: the hold is released, the seat is free again.
+    let html = buy_seat(&shop, &buyer, event, 6, "4000 0000 0000 0002", "declined").await?;
+    assert!(html.contains("Payment declined") && html.contains("released"), "{html}");
+    wait_class(6, "free").await?;
+
+    // A refund: the sold seat goes back on sale at once.
+    buyer.goto(&shop.url("/tickets")).await?;
+    wait_for_text(&buyer, "seat 5").await?;
+    shot(&buyer, "tickets-before-refund").await?;
+    click(&buyer, "button.refund").await?;
+    wait_for_text(&buyer, "Refunded").await?;
+    shot(&buyer, "tickets-after-refund").await?;
+    wait_class(5, "free").await?;
+    shot(&watcher, "seatmap-after-refund").await?;
+    buyer.close().await?;
+    watcher.close().await?;
+    Ok(())
+}
+
+/// An organizer creates an event with a seat layout (after a field error), it appears on the
+/// home page and has its dashboard; an attendee opening an organizer page gets 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organizer_creates_a_seated_event_and_an_attendee_gets_403() -> anyhow::Result<()> {
+    if !browser_available() {
+        return Ok(());
+    }
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start().await?;
+    let c = shop.browser().await?;
+    sign_up(&shop, &c, "ivy", true, "signup-organizer").await?;
+    c.goto(&shop.url("/")).await?;
+    click(&c, "#create-event").await?;
+    wait_for_text(&c, "Create an event").await?;
+    fill(&c, "#name", "Browser Made Gala").await?;
+    fill(&c, "#description", "A seated evening.").await?;
+    c.execute("document.getElementById('date').value = '2032-03-04';", vec![]).await?;
+    fill(&c, "#venue", "Opera House").await?;
+    fill(&c, "#lat", "95").await?;
+    fill(&c, "#lon", "16.37").await?;
+    fill(&c, "#price", "42.50").await?;
+    click(&c, "input[name=kind][value=seated]").await?;
+    fill(&c, "#rows", "5").await?;
+    fill(&c, "#seats_per_row", "10").await?;
+    fill(&c, "#blocked", "1, 10").await?;
+    shot(&c, "create-event-form").await?;
+    click(&c, "#save").await?;
+    let html = wait_for_text(&c, "lat:").await?;
+    assert!(html.contains("aria-invalid=\"true\""));
+    shot(&c, "create-event-error").await?;
+    fill(&c, "#lat", "48.2").await?;
+    click(&c, "#save").await?;
+    let html = wait_for_text(&c, "Choose your seats").await?;
+    assert_eq!(html.matches("class=\"seat blocked\" title=").count(), 2);
+    shot(&c, "created-event").await?;
+    c.goto(&shop.url("/")).await?;
+    wait_for_text(&c, "Browser Made Gala").await?;
+    shot(&c, "home-with-new-event").await?;
+    c.goto(&shop.url("/organizer")).await?;
+    click(&c, "table a[href^=\"/organizer/events/\"]").await?;
+    wait_for_text(&c, "Tickets sold over time").await?;
+    shot(&c, "dashboard").await?;
+    c.close().await?;
+
+    let attendee = shop.browser().await?;
+    sign_up(&shop, &attendee, "jack", false, "signup-attendee").await?;
+    attendee.goto(&shop.url("/organizer")).await?;
+    let html = wait_for_text(&attendee, "Not allowed").await?;
+    assert!(html.contains("403"));
+    shot(&attendee, "error-403").await?;
+    attendee.close().await?;
+    Ok(())
+}
+
+/// Door check-in: a ticket bought in the browser is admitted once; the second scan says when
+/// and by whom; a forged code is refused. Also the admin's cluster page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_door_admits_a_ticket_once_and_refuses_forgeries() -> anyhow::Result<()> {
+    if !browser_available() {
+        return Ok(());
+    }
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start().await?;
+    let event = seated_event(&shop, "Door Test", 2, 5).await?;
+    let buyer = shop.browser().await?;
+    sign_up(&shop, &buyer, "kim", false, "signup-kim").await?;
+    let html = buy_seat(&shop, &buyer, event, 3, "4242424242424242", "door").await?;
+    assert!(html.contains("Order confirmed"));
+    buyer.goto(&shop.url("/tickets")).await?;
+    let code = text_of(&buyer, ".code code").await?;
+    assert!(code.starts_with(&format!("TIX1-{event}-")), "{code}");
+    buyer.close().await?;
+
+    let staff = shop.browser().await?;
+    staff.goto(&shop.url("/login?next=/door")).await?;
+    fill(&staff, "#username", "admin").await?;
+    fill(&staff, "#password", ADMIN_PASSWORD).await?;
+    shot(&staff, "login").await?;
+    click(&staff, "form.stack button").await?;
+    wait_for_text(&staff, "Door check-in").await?;
+    fill(&staff, "#code", &code).await?;
+    click(&staff, "#check").await?;
+    let result = text_of(&staff, "#result").await?;
+    assert!(result.starts_with("Admitted"), "{result}");
+    shot(&staff, "door-admitted").await?;
+    fill(&staff, "#code", &code).await?;
+    click(&staff, "#check").await?;
+    wait_for_text(&staff, "Already admitted at").await?;
+    let result = text_of(&staff, "#result").await?;
+    assert!(result.contains("by admin"), "{result}");
+    shot(&staff, "door-second-scan").await?;
+    let mut forged = code.clone();
+    let last = forged.pop().unwrap_or('0');
+    forged.push(if last == '0' { '1' } else { '0' });
+    fill(&staff, "#code", &forged).await?;
+    click(&staff, "#check").await?;
+    wait_for_text(&staff, "Forged code").await?;
+    shot(&staff, "door-forged").await?;
+    staff.goto(&shop.url("/admin/cluster")).await?;
+    let html = wait_for_text(&staff, "Cluster status").await?;
+    assert!(html.contains("leader"), "{html}");
+    shot(&staff, "cluster").await?;
+    staff.close().await?;
+    Ok(())
+}
