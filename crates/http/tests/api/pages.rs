@@ -364,3 +364,43 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
     let _ = json!(null);
     app.assert_invariants();
 }
+
+#[tokio::test]
+async fn editing_a_stale_version_says_someone_else_changed_it() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    b.sign_up("owen", true).await;
+    let form = [
+        ("name", "Edit Me"),
+        ("date", "2030-01-02"),
+        ("time", "19:00"),
+        ("venue", "Hall"),
+        ("lat", "1"),
+        ("lon", "2"),
+        ("price", "10"),
+        ("kind", "ga"),
+        ("capacity", "50"),
+    ];
+    let created = b.post("/events/new", &form).await;
+    let event_page = created.location.expect("created");
+    let edit = b.get(&format!("{event_page}/edit")).await;
+    assert!(
+        edit.text.contains("name=\"version\" value=\"1\""),
+        "{}",
+        edit.text
+    );
+    let mut changed = form.to_vec();
+    changed[0] = ("name", "First Edit");
+    changed.push(("version", "1"));
+    let first = b.post(&format!("{event_page}/edit"), &changed).await;
+    assert_eq!(first.status, 303, "{}", first.text);
+    changed[0] = ("name", "Second Edit");
+    let stale = b.post(&format!("{event_page}/edit"), &changed).await;
+    assert_eq!(stale.status, 409);
+    assert!(
+        stale.text.contains("Someone else changed this event"),
+        "{}",
+        stale.text
+    );
+    assert!(b.get(&event_page).await.text.contains("First Edit"));
+}
