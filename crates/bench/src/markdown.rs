@@ -385,7 +385,8 @@ pub fn render(
         out,
         "    {REGENERATE}\n\nOne file, one architecture: `cargo run --release -- bench --workload \
          ../shared/benchmarks/benchmark_numbered.txt [--architecture indirect] [--workers N]`. The \
-         raw figures: `target/bench/results.json` and `results.csv`."
+         raw figures of this report: [`bench/results.json`](bench/results.json) and \
+         [`bench/results.csv`](bench/results.csv)."
     );
     out
 }

@@ -105,6 +105,14 @@ pub async fn run(mut args: SweepArgs) -> anyhow::Result<()> {
         None => args.out.join("plots"),
     };
     std::fs::create_dir_all(&plot_dir)?;
+    if args.report.is_some() && args.from_results.is_none() {
+        // The report's own data travels with it, so it can be redrawn from the repository.
+        std::fs::write(
+            plot_dir.join("results.json"),
+            serde_json::to_string_pretty(&results)?,
+        )?;
+        std::fs::write(plot_dir.join("results.csv"), results.to_csv())?;
+    }
     let plots = crate::charts::draw_all(&results, &plot_dir)?;
     println!(
         "wrote {}/results.json, results.csv; {} plot files in {}",
