@@ -738,7 +738,7 @@ async fn the_home_page_lists_events_escaped_and_links_the_docs() {
     assert!(page.content_type().starts_with("text/html"));
     assert!(page.text.contains("href=\"/api/docs\""), "{}", page.text);
     assert!(
-        page.text.contains("Rock &lt;&amp; Roll&gt;"),
+        page.text.contains("Rock &#60;&#38; Roll&#62;"),
         "{}",
         page.text
     );
