@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tix_core::{
-    Command, Event, EventDetails, EventId, EventRejection, InventorySpec, Outcome, SeatState, Venue,
+    Command, Event, EventDetails, EventId, EventRejection, InventorySpec, Outcome, Venue,
 };
 
 use crate::AppState;
@@ -503,15 +503,7 @@ async fn seats(
     let tix_core::Inventory::Numbered { seats, layout, .. } = &event.inventory else {
         return Err(ApiError::Rejected(tix_core::Rejection::SeatNotApplicable));
     };
-    let map: String = seats
-        .iter()
-        .map(|s| match s {
-            SeatState::Free => 'F',
-            SeatState::Held(_) => 'H',
-            SeatState::Sold(_) => 'S',
-            SeatState::Blocked => 'B',
-        })
-        .collect();
+    let map = views::seat_letters(seats);
     Ok(Json(json!({
         "event_id": id,
         "seats": seats.len(),

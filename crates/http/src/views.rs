@@ -145,3 +145,16 @@ pub fn order(o: &Order) -> Value {
         "confirmed_at": rfc3339(o.confirmed_at_ms as i64),
     })
 }
+
+/// The seat map as one letter per seat: `F` free, `H` held, `S` sold, `B` blocked.
+pub fn seat_letters(seats: &[SeatState]) -> String {
+    seats
+        .iter()
+        .map(|s| match s {
+            SeatState::Free => 'F',
+            SeatState::Held(_) => 'H',
+            SeatState::Sold(_) => 'S',
+            SeatState::Blocked => 'B',
+        })
+        .collect()
+}

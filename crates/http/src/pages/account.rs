@@ -87,14 +87,7 @@ async fn signup(State(state): State<AppState>, body: Bytes) -> Response {
     }
     .await;
     match result {
-        Ok((token, _, _)) => {
-            let mut response = see_other("/");
-            let max_age = state.config.session_ttl_ms / 1000;
-            response
-                .headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&token, max_age));
-            response
-        }
+        Ok((token, _, _)) => signed_in(&state, &token, "/"),
         Err(e) => {
             let field_name = match &e {
                 ApiError::Invalid { field, .. } => field.clone(),
@@ -104,7 +97,7 @@ async fn signup(State(state): State<AppState>, body: Bytes) -> Response {
             let message = match &e {
                 ApiError::UsernameTaken => "That username is taken; choose another.".to_owned(),
                 ApiError::Invalid { field, detail } => format!("{}: {detail}", label(field)),
-                other => super::PageError::from_api(Nav::default(), clone_error(other)).message,
+                other => super::message_for(other),
             };
             let status = e.problem().0;
             let page = SignupPage {
@@ -119,26 +112,21 @@ async fn signup(State(state): State<AppState>, body: Bytes) -> Response {
     }
 }
 
+/// Redirects to `next` with the new session's cookie.
+fn signed_in(state: &AppState, token: &str, next: &str) -> Response {
+    let mut response = see_other(next);
+    let max_age_s = state.config.session_ttl_ms / 1000;
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(token, max_age_s));
+    response
+}
+
 fn label(field: &str) -> &str {
     match field {
         "username" => "Username",
         "password" => "Password",
         other => other,
-    }
-}
-
-/// Errors are not `Clone`; pages need only their status and text.
-fn clone_error(e: &ApiError) -> ApiError {
-    let (status, body) = e.problem();
-    let detail = body
-        .get("detail")
-        .and_then(|d| d.as_str())
-        .unwrap_or("")
-        .to_owned();
-    if status.is_server_error() {
-        ApiError::Unavailable(detail)
-    } else {
-        ApiError::invalid("form", detail)
     }
 }
 
@@ -157,14 +145,7 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Response {
     let password = field(&form, "password").to_owned();
     let next = safe_next(field(&form, "next"));
     match open_session(&state, &username, &password).await {
-        Ok((token, _, _)) => {
-            let mut response = see_other(&next);
-            let max_age = state.config.session_ttl_ms / 1000;
-            response
-                .headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&token, max_age));
-            response
-        }
+        Ok((token, _, _)) => signed_in(&state, &token, &next),
         Err(e) => {
             let message = match &e {
                 ApiError::BadCredentials => "Wrong username or password.".to_owned(),
@@ -172,7 +153,7 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Response {
                     "Too many failed attempts for this username; wait a minute and try again."
                         .to_owned()
                 }
-                other => super::PageError::from_api(Nav::default(), clone_error(other)).message,
+                other => super::message_for(other),
             };
             let page = LoginPage {
                 nav: Nav::default(),

@@ -169,17 +169,7 @@ fn snapshot(state: &AppState, id: EventId) -> Option<String> {
     let e = s.event(id)?;
     let a = crate::views::availability(e);
     let seats: Option<String> = match &e.inventory {
-        Inventory::Numbered { seats, .. } => Some(
-            seats
-                .iter()
-                .map(|s| match s {
-                    SeatState::Free => 'F',
-                    SeatState::Held(_) => 'H',
-                    SeatState::Sold(_) => 'S',
-                    SeatState::Blocked => 'B',
-                })
-                .collect(),
-        ),
+        Inventory::Numbered { seats, .. } => Some(crate::views::seat_letters(seats)),
         Inventory::Unnumbered { .. } => None,
     };
     Some(
@@ -286,12 +276,8 @@ async fn order(
     match hold(&state, &c, EventId(id), request_id, request).await {
         Ok((placed, _)) => see_other(&format!("/holds/{}", placed.hold_id.0)),
         Err(e) => {
-            let (status, body) = e.problem();
-            let message = body
-                .get("detail")
-                .and_then(|d| d.as_str())
-                .unwrap_or("")
-                .to_owned();
+            let status = e.problem().0;
+            let message = super::message_for(&e);
             match event_page(&state, nav.clone(), id, Some(message), Some(&c)) {
                 Some(page) => (status, page).into_response(),
                 None => PageError::from_api(nav, e).into_response(),
@@ -437,8 +423,7 @@ async fn checkout(
         }
         .into_response(),
         Err(e @ ApiError::Invalid { .. }) => {
-            let (_, body) = e.problem();
-            let message = body.get("detail").and_then(|d| d.as_str()).unwrap_or("").to_owned();
+            let message = super::message_for(&e);
             match checkout_view(&state, nav.clone(), &c, id, Some(format!("Card number: {message}"))) {
                 Some(page) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
                 None => PageError::from_api(nav, e).into_response(),

@@ -339,22 +339,8 @@ fn error_parts(e: &ApiError) -> (StatusCode, String, String) {
                 .into(),
             String::new(),
         ),
-        other => (
-            status,
-            PageError::from_api(Nav::default(), clone(other)).message,
-            String::new(),
-        ),
+        other => (status, super::message_for(other), String::new()),
     }
-}
-
-fn clone(e: &ApiError) -> ApiError {
-    let (_, body) = e.problem();
-    ApiError::Unavailable(
-        body.get("detail")
-            .and_then(|d| d.as_str())
-            .unwrap_or("")
-            .into(),
-    )
 }
 
 async fn new_form(caller: MaybeCaller) -> Response {

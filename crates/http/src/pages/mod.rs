@@ -138,14 +138,6 @@ impl PageError {
     /// Shows an API error as a page (internal errors without their details).
     pub fn from_api(nav: Nav, e: ApiError) -> PageError {
         let (status, body) = e.problem();
-        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            "Something went wrong on our side. It was logged; please try again.".to_owned()
-        } else {
-            body.get("detail")
-                .and_then(|d| d.as_str())
-                .unwrap_or("")
-                .to_owned()
-        };
         let title = body
             .get("title")
             .and_then(|t| t.as_str())
@@ -154,9 +146,23 @@ impl PageError {
         PageError {
             status,
             title,
-            message,
+            message: message_for(&e),
             nav,
         }
+    }
+}
+
+/// What to tell a person about an API error: its detail, or, for a fault on our side, that
+/// it was logged — never the internals.
+pub fn message_for(e: &ApiError) -> String {
+    let (status, body) = e.problem();
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        "Something went wrong on our side. It was logged; please try again.".to_owned()
+    } else {
+        body.get("detail")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .to_owned()
     }
 }
 

@@ -396,7 +396,7 @@ async fn door_check(State(state): State<AppState>, caller: MaybeCaller, body: By
             PageError::from_api(Nav::of(Some(&c)), e).into_response()
         }
         Err(e) => {
-            let message = PageError::from_api(Nav::default(), e).message;
+            let message = super::message_for(&e);
             refused("Not admitted", message, StatusCode::CONFLICT)
         }
     }
