@@ -95,6 +95,22 @@ async fn setup(amqp_url: &str, queue: &str) -> anyhow::Result<Setup> {
     })
 }
 
+/// Starts replaying `workload` through the broker and returns once it is well under way.
+async fn start_replay(
+    s: &Setup,
+    workload: &Workload,
+) -> tokio::task::JoinHandle<anyhow::Result<ReplayReport>> {
+    let (api, transport, workload) = (
+        s.api.clone(),
+        Transport::Amqp(s.requester.clone()),
+        workload.clone(),
+    );
+    let run = tokio::spawn(async move { replay(&api, &transport, &workload, 64, false).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!run.is_finished(), "the fault must land during the run");
+    run
+}
+
 fn assert_pass(report: &ReplayReport, workload: &Workload) {
     assert!(
         report.violations.is_empty(),
@@ -125,16 +141,7 @@ async fn a_worker_killed_mid_run_loses_nothing_and_sells_nothing_twice() -> anyh
         .collect::<anyhow::Result<Vec<_>>>()?;
     wait_for_consumers(&url, &s.launch.queue, 3, Duration::from_secs(30)).await?;
     let workload = contended(6_000);
-    let run = {
-        let (api, transport, workload) = (
-            s.api.clone(),
-            Transport::Amqp(s.requester.clone()),
-            workload.clone(),
-        );
-        tokio::spawn(async move { replay(&api, &transport, &workload, 64, false).await })
-    };
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(!run.is_finished(), "the fault must land during the run");
+    let run = start_replay(&s, &workload).await;
     workers[0].kill()?;
     let report = run.await??;
     assert_pass(&report, &workload);
@@ -174,16 +181,7 @@ async fn a_rabbitmq_restart_mid_run_loses_nothing_and_sells_nothing_twice() -> a
         .collect::<anyhow::Result<Vec<_>>>()?;
     wait_for_consumers(&url, &s.launch.queue, 2, Duration::from_secs(30)).await?;
     let workload = contended(6_000);
-    let run = {
-        let (api, transport, workload) = (
-            s.api.clone(),
-            Transport::Amqp(s.requester.clone()),
-            workload.clone(),
-        );
-        tokio::spawn(async move { replay(&api, &transport, &workload, 64, false).await })
-    };
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(!run.is_finished(), "the fault must land during the run");
+    let run = start_replay(&s, &workload).await;
     let restart = tokio::task::spawn_blocking(|| -> anyhow::Result<()> {
         for step in ["stop_app", "start_app"] {
             let out = std::process::Command::new("rabbitmqctl")
