@@ -1,6 +1,7 @@
 //! `tix bench` end to end, direct architecture: the shared workload files replayed over
 //! keep-alive HTTP through nginx in front of a real 3-node cluster, verified against the final
-//! state; and a malformed file refused before anything starts. Needs nginx (Debian package);
+//! state; a node killed behind nginx mid-run (nginx retries its purchases elsewhere); and a
+//! malformed file refused before anything starts. Needs nginx (Debian package);
 //! without it the test says so and skips, unless `TIX_REQUIRE_SERVICES=1`.
 
 use std::path::{Path, PathBuf};
@@ -88,4 +89,76 @@ fn a_malformed_workload_is_refused_with_its_line_number() {
         "{text}"
     );
     assert!(!text.contains("tix bench:"), "no run may start: {text}");
+}
+
+/// A node behind nginx killed (SIGKILL) in the middle of a contended numbered sale: nginx marks
+/// it down and retries its in-flight purchases on the other nodes (the request id makes the
+/// retry safe), so every client still gets a definite answer and the run passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_behind_nginx_mid_run_loses_nothing() -> anyhow::Result<()> {
+    use std::time::Duration;
+    use tix_bench::client::{ApiClient, http_client};
+    use tix_bench::replay::{Answer, CONCERT_CAPACITY, Transport, replay};
+    use tix_bench::setup::{addresses_leader_first, start_cluster, start_nginx};
+
+    if !nginx_installed() {
+        return Ok(());
+    }
+    let mut cluster = start_cluster(Path::new(env!("CARGO_BIN_EXE_tix")), 3).await?;
+    let addrs = addresses_leader_first(&cluster).await?;
+    let leader_url = format!("http://{}", addrs[0]);
+    let api = ApiClient::login(
+        http_client(32)?,
+        &leader_url,
+        "admin",
+        &cluster.admin_password,
+    )
+    .await?;
+    let nginx = start_nginx(addrs.clone())?;
+    let front = ApiClient {
+        base_url: nginx.url.clone(),
+        ..api.clone()
+    };
+    let mut text = String::new();
+    for i in 0..6_000 {
+        let seat = if i % 4 == 0 { 1 + i % 50 } else { 100 + i };
+        text.push_str(&format!("BUY c{i} {seat} r{i}\n"));
+    }
+    let workload = tix_bench::workload::parse(Path::new("kill.txt"), &text, CONCERT_CAPACITY)?;
+    let run = {
+        let (api, workload) = (api.clone(), workload.clone());
+        tokio::spawn(
+            async move { replay(&api, &Transport::Http(front), &workload, 32, false).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!run.is_finished(), "the kill must land during the run");
+    // A follower: the nodes' addresses are leader first.
+    let victim = cluster
+        .nodes
+        .values()
+        .find(|n| n.http_addr == addrs[2])
+        .map(|n| n.id)
+        .expect("the third node");
+    cluster.kill(victim)?;
+    let report = run.await??;
+    assert!(
+        report.violations.is_empty(),
+        "{:?}\nnginx: {}",
+        &report.violations[..report.violations.len().min(10)],
+        nginx.error_log()
+    );
+    let unknown = report
+        .answers
+        .iter()
+        .filter(|a| matches!(a, Answer::Unknown(_)))
+        .count();
+    assert_eq!(unknown, 0);
+    assert_eq!(report.sold(), workload.expected_sold(CONCERT_CAPACITY));
+    assert!(
+        report.rejections().keys().all(|r| r == "seat_taken"),
+        "no request was refused for another reason (e.g. a 502 from nginx): {:?}",
+        report.rejections()
+    );
+    Ok(())
 }
