@@ -968,6 +968,9 @@ fn update_event_with_stale_version_conflicts() {
     let conflict = EventRejection::VersionConflict { current_version: 2 };
     assert_eq!(w.run(update(1)), Outcome::Event(Err(conflict)));
     assert_eq!(w.run(update(2)), Outcome::Event(Ok((event, 3))));
+    // The ticket-signing key comes from the create command and no edit changes it (codes
+    // already issued must keep verifying).
+    assert_eq!(w.state.event(event).unwrap().ticket_key_seed, [1; 32]);
     let unknown = Command::UpdateEvent {
         event_id: EventId(99),
         expected_version: 1,

@@ -22,6 +22,7 @@ struct Page {
     set_cookie: Option<String>,
     text: String,
     content_type: String,
+    disposition: Option<String>,
 }
 
 impl Browser {
@@ -53,6 +54,7 @@ impl Browser {
             location: header("location"),
             set_cookie: header("set-cookie"),
             content_type: header("content-type").unwrap_or_default(),
+            disposition: header("content-disposition"),
             text: resp.text().await.unwrap_or_default(),
         }
     }
@@ -355,6 +357,10 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
         .get(&format!("/organizer/events/{event}/sales.csv"))
         .await;
     assert!(csv.content_type.starts_with("text/csv"));
+    assert_eq!(
+        csv.disposition.as_deref(),
+        Some(format!("attachment; filename=\"event-{event}-sales.csv\"").as_str())
+    );
     assert!(csv.text.starts_with("ticket_id,seat,buyer,"));
     assert!(csv.text.contains(",3,erin,"), "{}", csv.text);
     assert!(
