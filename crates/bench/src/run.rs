@@ -6,7 +6,6 @@
 //! `tix bench sweep`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -15,8 +14,7 @@ use crate::client::{ApiClient, http_client};
 use crate::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use crate::results::{Architecture, LatencyMs, RunResult};
 use crate::setup::{
-    WorkerLaunch, addresses_leader_first, purge_queue, spawn_worker, start_cluster, start_nginx,
-    wait_for_consumers,
+    WorkerLaunch, addresses_leader_first, start_cluster, start_nginx, start_workers,
 };
 use crate::workload::{Workload, load};
 
@@ -164,32 +162,17 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
             report?
         }
         Architecture::Indirect => {
-            let queue = tix_amqp::PURCHASE_QUEUE;
-            purge_queue(&spec.amqp_url, queue).await?;
             let launch = WorkerLaunch {
                 exe: spec.exe.clone(),
                 amqp_url: spec.amqp_url.clone(),
-                queue: queue.into(),
+                queue: tix_amqp::PURCHASE_QUEUE.into(),
                 api_addrs: addrs.clone(),
                 username: "admin".into(),
                 password: cluster.admin_password.clone(),
                 echo: false,
                 log_path: None,
             };
-            let _workers = (1..=spec.workers)
-                .map(|n| spawn_worker(&launch, n))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            wait_for_consumers(
-                &spec.amqp_url,
-                queue,
-                spec.workers as u32,
-                Duration::from_secs(30),
-            )
-            .await?;
-            let requester = tix_amqp::Requester::start(tix_amqp::RequesterConfig {
-                amqp_url: spec.amqp_url.clone(),
-                ..Default::default()
-            });
+            let (_workers, requester) = start_workers(&launch, spec.workers).await?;
             replay(
                 &api,
                 &Transport::Amqp(requester),

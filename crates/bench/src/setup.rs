@@ -136,6 +136,31 @@ pub fn spawn_worker(launch: &WorkerLaunch, n: usize) -> anyhow::Result<Helper> {
     })
 }
 
+/// Empties the launch's queue, starts `n` workers, waits until all of them consume, and
+/// returns them with a requester publishing to the same queue.
+pub async fn start_workers(
+    launch: &WorkerLaunch,
+    n: usize,
+) -> anyhow::Result<(Vec<Helper>, tix_amqp::Requester)> {
+    purge_queue(&launch.amqp_url, &launch.queue).await?;
+    let workers = (1..=n)
+        .map(|i| spawn_worker(launch, i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    wait_for_consumers(
+        &launch.amqp_url,
+        &launch.queue,
+        n as u32,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let requester = tix_amqp::Requester::start(tix_amqp::RequesterConfig {
+        amqp_url: launch.amqp_url.clone(),
+        queue: launch.queue.clone(),
+        ..Default::default()
+    });
+    Ok((workers, requester))
+}
+
 /// Starts `tix bench-noop` on a free port and waits until it accepts connections; returns the
 /// process and its `host:port`.
 pub fn spawn_noop(exe: &Path) -> anyhow::Result<(Helper, String)> {

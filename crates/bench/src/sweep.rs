@@ -6,7 +6,6 @@
 //! kept while tables and plots are refreshed. `--from-results` redraws from a saved run.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -17,9 +16,7 @@ use crate::results::{
     Architecture, CeilingResult, LatencyMs, MachineFacts, SweepConfig, SweepResults,
 };
 use crate::run::{DEFAULT_AMQP_URL, RunSpec, file_name, print_result, run_local};
-use crate::setup::{
-    WorkerLaunch, purge_queue, spawn_noop, spawn_worker, start_nginx, wait_for_consumers,
-};
+use crate::setup::{WorkerLaunch, spawn_noop, start_nginx, start_workers};
 use crate::workload::{Buy, load as load_workload};
 
 /// The shared workload files, in the order they are run.
@@ -285,26 +282,17 @@ pub async fn ceiling(
             load(&Transport::Http(api), 1, &buys, clients, false).await?
         }
         Architecture::Indirect => {
-            let queue = tix_amqp::PURCHASE_QUEUE;
-            purge_queue(amqp_url, queue).await?;
             let launch = WorkerLaunch {
                 exe: exe.to_path_buf(),
                 amqp_url: amqp_url.to_owned(),
-                queue: queue.into(),
+                queue: tix_amqp::PURCHASE_QUEUE.into(),
                 api_addrs: Vec::new(),
                 username: "admin".into(),
                 password: String::new(),
                 echo: true,
                 log_path: None,
             };
-            let _workers = (1..=workers)
-                .map(|n| spawn_worker(&launch, n))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            wait_for_consumers(amqp_url, queue, workers as u32, Duration::from_secs(30)).await?;
-            let requester = tix_amqp::Requester::start(tix_amqp::RequesterConfig {
-                amqp_url: amqp_url.to_owned(),
-                ..Default::default()
-            });
+            let (_workers, requester) = start_workers(&launch, workers).await?;
             load(&Transport::Amqp(requester), 1, &buys, clients, false).await?
         }
     };

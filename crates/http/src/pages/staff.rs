@@ -151,8 +151,25 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-fn may_see(c: &Caller, organizer: tix_core::UserId) -> bool {
-    c.is_admin() || c.user_id == organizer
+/// The signed-in organizer of event `id` (or an admin), or the page to show instead: the login
+/// page, 403 for attendees and other organizers, 404 for no such event.
+async fn event_owner(state: &AppState, caller: MaybeCaller, id: u64) -> Result<Caller, Response> {
+    let Some(c) = caller.0 else {
+        return Err(login_first(&format!("/organizer/events/{id}")));
+    };
+    organizer_only(&c).map_err(IntoResponse::into_response)?;
+    let organizer = state
+        .read_fresh(|s| s.event(EventId(id)).map(|e| e.organizer))
+        .await;
+    match organizer {
+        None => Err(PageError::not_found(Nav::of(Some(&c)), "event").into_response()),
+        Some(o) if c.is_admin() || c.user_id == o => Ok(c),
+        Some(_) => Err(PageError::forbidden(
+            Nav::of(Some(&c)),
+            "Only this event's organizer can see its dashboard and sales.",
+        )
+        .into_response()),
+    }
 }
 
 async fn dashboard(
@@ -160,22 +177,15 @@ async fn dashboard(
     caller: MaybeCaller,
     Path(id): Path<u64>,
 ) -> Response {
-    let Some(c) = caller.0 else {
-        return login_first(&format!("/organizer/events/{id}"));
+    let c = match event_owner(&state, caller, id).await {
+        Ok(c) => c,
+        Err(page) => return page,
     };
-    if let Err(e) = organizer_only(&c) {
-        return e.into_response();
-    }
     let nav = Nav::of(Some(&c));
-    let _ = state.read_fresh(|s| s.event(EventId(id)).map(|_| ())).await;
     let s = state.node.shared.read();
     let Some(e) = s.event(EventId(id)) else {
         return PageError::not_found(nav, "event").into_response();
     };
-    if !may_see(&c, e.organizer) {
-        return PageError::forbidden(nav, "Only this event's organizer can see its dashboard.")
-            .into_response();
-    }
     let a = crate::views::availability(e);
     let sales: Vec<_> = s.sales(e.id).collect();
     let revenue: u64 = sales.iter().map(|t| t.price_cents).sum();
@@ -207,21 +217,14 @@ async fn sales_csv(
     caller: MaybeCaller,
     Path(id): Path<u64>,
 ) -> Response {
-    let Some(c) = caller.0 else {
-        return login_first(&format!("/organizer/events/{id}"));
+    let c = match event_owner(&state, caller, id).await {
+        Ok(c) => c,
+        Err(page) => return page,
     };
-    let nav = Nav::of(Some(&c));
-    if let Err(e) = organizer_only(&c) {
-        return e.into_response();
-    }
     let s = state.node.shared.read();
     let Some(e) = s.event(EventId(id)) else {
-        return PageError::not_found(nav, "event").into_response();
+        return PageError::not_found(Nav::of(Some(&c)), "event").into_response();
     };
-    if !may_see(&c, e.organizer) {
-        return PageError::forbidden(nav, "Only this event's organizer can export its sales.")
-            .into_response();
-    }
     let mut csv = String::from("ticket_id,seat,buyer,price,currency,sold_at,checked_in_at\n");
     for t in s.sales(e.id) {
         let buyer = match &t.customer {
