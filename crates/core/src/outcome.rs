@@ -90,9 +90,10 @@ pub struct Admitted {
     pub at_ms: u64,
 }
 
-/// Why a sale, hold, confirmation or refund was refused.
+/// Why a sale, hold, confirmation or refund was refused. Externally tagged (serde's default) so
+/// that the cluster's binary encoding, which cannot read internally tagged enums, carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "reason")]
+#[serde(rename_all = "snake_case")]
 pub enum Rejection {
     /// No such event.
     UnknownEvent,

@@ -256,9 +256,12 @@ impl ApiError {
             ApiError::Rejected(r) => {
                 body.insert("outcome".into(), json!("rejected"));
                 body.insert("reason".into(), json!(r.code()));
-                if let Ok(Value::Object(extra)) = serde_json::to_value(r) {
-                    for (k, v) in extra.into_iter().filter(|(k, _)| k != "reason") {
-                        body.insert(k, v);
+                // Externally tagged: a variant with fields is `{"seat_taken": {"seat": 5}}`.
+                if let Ok(Value::Object(tagged)) = serde_json::to_value(r) {
+                    for (_, fields) in tagged {
+                        if let Value::Object(fields) = fields {
+                            body.extend(fields);
+                        }
                     }
                 }
             }
