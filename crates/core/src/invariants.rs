@@ -1,12 +1,20 @@
-//! The invariants of the state, checked by recomputing every counter from first principles.
+//! The invariants of the state and its history, checked by recomputing every counter from first
+//! principles.
 //!
-//! Tests call [`State::check_invariants`] after every command; the Raft layer calls it before
-//! building a snapshot and after installing one. A violation is a bug: callers outside tests
-//! stop the process rather than serve a state that disagrees with itself.
+//! Tests call [`State::check_invariants`] after every command; the Raft layer calls it after
+//! installing a snapshot. It streams over history once ([`HistoryScan`]) and keeps only
+//! per-event counters and a 128-bit sum in memory, so it can check a state with millions of
+//! tickets. A violation is a bug: callers outside tests stop the process rather than serve a
+//! state that disagrees with itself.
+//!
+//! On the hot path, each command checks what it touches instead: inventory changes assert the
+//! seat or counter they move (`Inventory::hold`, `sell_free`, `sell_held`), counts assert they
+//! never go below zero, and a record is never stored twice.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use crate::ids::{CustomerKey, EventId, TicketId, UserId};
+use crate::history::{CountKey, HistoryScan};
+use crate::ids::{CustomerKey, EventId, UserId};
 use crate::inventory::{Inventory, SeatState};
 use crate::state::{State, TicketStatus};
 
@@ -23,49 +31,72 @@ macro_rules! ensure {
     };
 }
 
+/// Mixes a count key into 128 bits for the multiset sum of per-customer counts.
+fn mix(key: CountKey) -> u128 {
+    let event = u128::from(key.event_id.0).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+    (key.customer ^ event).wrapping_mul(0x2545_f491_4f6c_dd1d_0000_0000_0000_0001) | 1
+}
+
 impl State {
-    /// Checks every invariant:
+    /// Checks every invariant of the state together with its history:
     /// - for every event, sold + held + available = capacity, and sold and held equal the
     ///   active tickets and held units that point at it;
     /// - each seat is in at most one active hold or active ticket, and the seat map agrees;
-    /// - ticket ids are unique and below the next id; each event lists exactly its active tickets;
+    /// - ticket and order ids are below the next id, and every order's tickets point back at it;
     /// - no hold outlives its expiry and every hold is in the expiry index;
-    /// - every idempotency record is in the expiry queue once;
     /// - per-customer counts and active-hold counts match the holds and tickets.
-    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+    ///
+    /// Pending changes must have been written to `h` first.
+    pub fn check_invariants(&self, h: &dyn HistoryScan) -> Result<(), InvariantViolation> {
+        ensure!(
+            !self.has_pending_changes(),
+            "checking with history changes not written out"
+        );
         let parts = self.parts();
         let mut sold: BTreeMap<EventId, u32> = BTreeMap::new();
         let mut held: BTreeMap<EventId, u32> = BTreeMap::new();
-        let mut seat_owner: BTreeMap<(EventId, u32), String> = BTreeMap::new();
-        let mut customer_counts: BTreeMap<(EventId, CustomerKey), u32> = BTreeMap::new();
-        let mut active_by_event: BTreeMap<EventId, BTreeSet<TicketId>> = BTreeMap::new();
+        // Σ mix(key) over every sold or held unit, against Σ count × mix(key) over the rows.
+        let mut units_sum: u128 = 0;
+        let mut problem: Option<InvariantViolation> = None;
 
-        for (id, ticket) in parts.tickets {
-            ensure!(*id == ticket.id, "ticket {id} stored under another id");
-            ensure!(
-                id.0 < parts.next_ticket,
-                "ticket {id} not below the next id"
-            );
-            ensure!(
-                parts.events.contains_key(&ticket.event_id),
-                "ticket {id} without event"
-            );
-            if ticket.status != TicketStatus::Active {
-                continue;
+        h.for_each_ticket(&mut |ticket| {
+            if problem.is_some() {
+                return;
             }
-            *sold.entry(ticket.event_id).or_default() += 1;
-            active_by_event
-                .entry(ticket.event_id)
-                .or_default()
-                .insert(*id);
-            *customer_counts
-                .entry((ticket.event_id, ticket.customer.clone()))
-                .or_default() += 1;
-            if let Some(seat) = ticket.seat {
-                let previous = seat_owner.insert((ticket.event_id, seat), format!("ticket {id}"));
-                ensure!(previous.is_none(), "seat {seat} in {id} and {previous:?}");
+            let id = ticket.id;
+            let check = || -> Result<(), InvariantViolation> {
+                ensure!(
+                    id.0 < parts.next_ticket,
+                    "ticket {id} not below the next id"
+                );
+                let event = parts.events.get(&ticket.event_id);
+                ensure!(event.is_some(), "ticket {id} without event");
+                if ticket.status != TicketStatus::Active {
+                    return Ok(());
+                }
+                if let Some(seat) = ticket.seat {
+                    let state = event.and_then(|e| e.inventory.seat(seat));
+                    ensure!(
+                        state == Some(SeatState::Sold(id)),
+                        "ticket {id} has seat {seat}, whose state is {state:?}"
+                    );
+                }
+                Ok(())
+            };
+            match check() {
+                Err(violation) => problem = Some(violation),
+                Ok(()) if ticket.status == TicketStatus::Active => {
+                    *sold.entry(ticket.event_id).or_default() += 1;
+                    let key = CountKey::of(ticket.event_id, &ticket.customer);
+                    units_sum = units_sum.wrapping_add(mix(key));
+                }
+                Ok(()) => {}
             }
+        });
+        if let Some(violation) = problem {
+            return Err(violation);
         }
+
         let mut holds_per_customer: BTreeMap<UserId, u32> = BTreeMap::new();
         for (id, hold) in parts.holds {
             ensure!(
@@ -78,13 +109,15 @@ impl State {
             );
             *held.entry(hold.event_id).or_default() += hold.quantity;
             *holds_per_customer.entry(hold.customer).or_default() += 1;
-            let key = (hold.event_id, CustomerKey::User(hold.customer));
-            *customer_counts.entry(key).or_default() += hold.quantity;
+            let key = CountKey::of(hold.event_id, &CustomerKey::User(hold.customer));
+            units_sum = units_sum.wrapping_add(mix(key).wrapping_mul(u128::from(hold.quantity)));
+            let event = parts.events.get(&hold.event_id);
+            ensure!(event.is_some(), "hold {id} without event");
             for seat in &hold.seats {
-                let previous = seat_owner.insert((hold.event_id, *seat), format!("hold {id}"));
+                let state = event.and_then(|e| e.inventory.seat(*seat));
                 ensure!(
-                    previous.is_none(),
-                    "seat {seat} in hold {id} and {previous:?}"
+                    state == Some(SeatState::Held(*id)),
+                    "hold {id} has seat {seat}, whose state is {state:?}"
                 );
             }
         }
@@ -115,89 +148,82 @@ impl State {
                 inv.sold() + inv.held() + inv.available() == inv.capacity(),
                 "event {id}: sold + held + available != capacity"
             );
-            let empty = BTreeSet::new();
-            let active = active_by_event.get(id).unwrap_or(&empty);
-            ensure!(
-                event.tickets == *active,
-                "event {id}: ticket list disagrees"
-            );
-            check_seats(*id, inv, &seat_owner)?;
+            check_seats(*id, inv)?;
         }
+
+        let mut counts_sum: u128 = 0;
+        let mut zero_rows = 0u64;
+        h.for_each_count(&mut |key, count| {
+            if count == 0 {
+                zero_rows += 1;
+            }
+            counts_sum = counts_sum.wrapping_add(mix(key).wrapping_mul(u128::from(count)));
+        });
+        ensure!(zero_rows == 0, "{zero_rows} per-customer count rows of 0");
         ensure!(
-            customer_counts == *parts.customer_counts,
+            counts_sum == units_sum,
             "per-customer counts disagree with tickets and holds"
         );
-        for (order_id, order) in parts.orders {
-            for ticket in &order.tickets {
-                let t = parts.tickets.get(ticket);
-                ensure!(
-                    t.is_some(),
-                    "order {order_id} lists missing ticket {ticket}"
-                );
-                ensure!(
-                    t.and_then(|t| t.order_id) == Some(*order_id),
-                    "order link broken"
-                );
+
+        let mut problem = None;
+        h.for_each_order(&mut |order| {
+            if problem.is_some() {
+                return;
             }
+            if order.id.0 >= parts.next_order {
+                problem = Some(format!("order {} not below the next id", order.id));
+            }
+            for ticket in &order.tickets {
+                let linked = h.ticket(*ticket).and_then(|t| t.order_id);
+                if linked != Some(order.id) {
+                    problem = Some(format!(
+                        "order {} lists ticket {ticket}: {linked:?}",
+                        order.id
+                    ));
+                }
+            }
+        });
+        if let Some(problem) = problem {
+            return Err(InvariantViolation(problem));
         }
-        ensure!(
-            parts.records == parts.record_queue,
-            "idempotency records and queue disagree"
-        );
         Ok(())
     }
 }
 
-/// Checks that the seat map of a numbered event matches the holds and tickets that own seats.
-fn check_seats(
-    event_id: EventId,
-    inv: &Inventory,
-    seat_owner: &BTreeMap<(EventId, u32), String>,
-) -> Result<(), InvariantViolation> {
+/// Checks that a numbered event's counters agree with its seat map (each ticket and hold was
+/// checked against the map above; equal counts make the correspondence one-to-one).
+fn check_seats(event_id: EventId, inv: &Inventory) -> Result<(), InvariantViolation> {
     let Inventory::Numbered {
         seats,
         blocked,
         first_free_hint,
+        sold,
+        held,
         ..
     } = inv
     else {
         return Ok(());
     };
-    let mut blocked_seen = 0;
+    let (mut blocked_seen, mut sold_seen, mut held_seen) = (0, 0, 0);
     for (i, state) in seats.iter().enumerate() {
         let seat = i as u32 + 1;
-        let owner = seat_owner.get(&(event_id, seat));
         match state {
-            SeatState::Free => {
-                ensure!(
-                    owner.is_none(),
-                    "event {event_id} seat {seat} free but owned"
-                );
-                ensure!(
-                    seat >= *first_free_hint,
-                    "event {event_id}: free seat below the hint"
-                );
-            }
-            SeatState::Blocked => {
-                blocked_seen += 1;
-                ensure!(
-                    owner.is_none(),
-                    "event {event_id} seat {seat} blocked but owned"
-                );
-            }
-            SeatState::Held(h) => ensure!(
-                owner == Some(&format!("hold {h}")),
-                "event {event_id} seat {seat} held by {h} but owned by {owner:?}"
+            SeatState::Free => ensure!(
+                seat >= *first_free_hint,
+                "event {event_id}: free seat below the hint"
             ),
-            SeatState::Sold(t) => ensure!(
-                owner == Some(&format!("ticket {t}")),
-                "event {event_id} seat {seat} sold on {t} but owned by {owner:?}"
-            ),
+            SeatState::Blocked => blocked_seen += 1,
+            SeatState::Held(_) => held_seen += 1,
+            SeatState::Sold(_) => sold_seen += 1,
         }
     }
     ensure!(
         blocked_seen == *blocked,
         "event {event_id}: blocked count disagrees"
+    );
+    ensure!(
+        sold_seen == *sold && held_seen == *held,
+        "event {event_id}: seat map counts disagree with counters"
     );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The tix domain core: events, inventories, holds, orders, tickets, accounts and idempotency
-//! records, changed only by applying [`Batch`]es of [`Command`]s to a [`State`].
+//! records, changed only by applying [`Batch`]es of [`Command`]s to a [`State`] (the hot set in
+//! memory) and its [`History`] (tickets, orders, records: written out as [`Changes`]).
 //!
 //! This crate is the replicated state machine of tix. It is pure and deterministic: it never
 //! reads the clock, draws random numbers or touches IO. The time of a batch and every
@@ -10,14 +11,20 @@
 //! [`State::check_invariants`] reports it.
 
 pub mod command;
+pub mod history;
 pub mod ids;
 pub mod invariants;
 pub mod inventory;
 pub mod limits;
 pub mod outcome;
+pub mod replica;
 pub mod state;
 
 pub use command::{Batch, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue};
+pub use history::{
+    Changes, CountKey, History, HistoryScan, MemoryHistory, Record, RecordChange, RecordKey,
+    RecordedAnswer,
+};
 pub use ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
 pub use invariants::InvariantViolation;
 pub use inventory::{Inventory, SeatLayout, SeatState};
@@ -26,4 +33,5 @@ pub use outcome::{
     Admitted, CheckInRejection, EventRejection, HoldPlaced, OrderConfirmed, Outcome, Refunded,
     Rejection, Replayable, Sale, UserRejection,
 };
+pub use replica::Replica;
 pub use state::{Event, Hold, Order, Session, State, Ticket, TicketStatus, User};

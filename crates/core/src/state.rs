@@ -5,12 +5,22 @@
 //! outcome per command. All collections are `BTreeMap`s so that iteration order, and therefore
 //! every choice (which seat is "best available", which hold expires first), is the same on every
 //! replica.
+//!
+//! `State` is the **hot set**: what a sale decides (accounts, sessions, events with their
+//! counters and seat maps, active holds), small and in memory. Tickets, orders, idempotency
+//! records and per-customer counts are **history**: read through [`History`] and written as
+//! [`Changes`] that the state collects in `pending` until the caller takes them
+//! ([`State::take_changes`]) and writes them out. `history_digest` folds every change into the
+//! state, so [`State::digest`] covers history without reading it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Batch, Command, EventDetails, HoldRequest, InventorySpec, Role};
+use crate::history::{
+    Changes, CountKey, History, Record, RecordChange, RecordKey, RecordedAnswer, hash64,
+};
 use crate::ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
 use crate::inventory::Inventory;
 use crate::limits::Limits;
@@ -56,8 +66,6 @@ pub struct Event {
     pub version: u64,
     /// What is left to sell.
     pub inventory: Inventory,
-    /// Active tickets of this event, in sale order (ticket ids only grow).
-    pub tickets: BTreeSet<TicketId>,
     /// When it was created, by log time.
     pub created_at_ms: u64,
     /// The seed of the Ed25519 key that signs this event's ticket codes (secret).
@@ -141,29 +149,52 @@ pub struct Ticket {
     pub checked_in: Option<(u64, UserId)>,
 }
 
-/// The parameters of a request, remembered with its key to detect reuse with other parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum Fingerprint {
+/// The parameters of a request, remembered (hashed) with its key to detect reuse with other
+/// parameters.
+enum Fingerprint<'a> {
     Purchase {
-        customer: CustomerKey,
+        customer: &'a CustomerKey,
         seat: Option<u32>,
     },
     Hold {
         customer: UserId,
-        request: HoldRequest,
+        request: &'a HoldRequest,
     },
 }
 
-/// The recorded answer for one idempotency key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct IdempotencyRecord {
-    fingerprint: Fingerprint,
-    outcome: Outcome,
-    recorded_at_ms: u64,
+impl Fingerprint<'_> {
+    /// A stable 64-bit hash of the parameters.
+    fn hash(&self) -> u64 {
+        let customer = |c: &CustomerKey| match c {
+            CustomerKey::User(id) => [&[0u8][..], &id.0.to_le_bytes()].concat(),
+            CustomerKey::Client(name) => [&[1u8][..], name.as_bytes()].concat(),
+        };
+        match self {
+            Fingerprint::Purchase { customer: c, seat } => {
+                let seat = seat.map_or(vec![0], |s| [&[1u8][..], &s.to_le_bytes()].concat());
+                hash64(&[b"purchase", &customer(c), &seat])
+            }
+            Fingerprint::Hold {
+                customer: c,
+                request,
+            } => {
+                let request = match request {
+                    HoldRequest::Quantity(n) => [&[0u8][..], &n.to_le_bytes()].concat(),
+                    HoldRequest::Seats(seats) => {
+                        let numbers = seats.iter().flat_map(|s| s.to_le_bytes());
+                        [1u8].into_iter().chain(numbers).collect()
+                    }
+                };
+                let c = customer(&CustomerKey::User(*c));
+                hash64(&[b"hold", &c, &request])
+            }
+        }
+    }
 }
 
-/// Idempotency records are scoped per event.
-type RecordKey = (EventId, IdempotencyKey);
+/// The most idempotency records one batch expires; the rest wait for the next batches, so a
+/// batch after a long quiet spell does bounded work (records live at least their retention).
+pub const RECORDS_EXPIRED_PER_BATCH_MAX: usize = 4096;
 
 /// Next values of the id counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,16 +219,11 @@ pub struct State {
     events: BTreeMap<EventId, Event>,
     holds: BTreeMap<HoldId, Hold>,
     hold_expiry: BTreeSet<(u64, HoldId)>,
-    orders: BTreeMap<OrderId, Order>,
-    tickets: BTreeMap<TicketId, Ticket>,
-    #[serde(with = "map_as_pairs")]
-    records: BTreeMap<RecordKey, IdempotencyRecord>,
-    /// Keys in the order they were recorded; log time never goes back, so also by time.
-    record_queue: VecDeque<(u64, RecordKey)>,
-    /// Tickets plus held units per customer, kept for every event: `UpdateEvent` may add a
-    /// per-customer cap later, and it must count the sales made before it.
-    #[serde(with = "map_as_pairs")]
-    customer_counts: BTreeMap<(EventId, CustomerKey), u32>,
+    /// FNV-1a over every history change, in apply order: history's part of the digest.
+    history_digest: u64,
+    /// History changed since the last [`State::take_changes`]; read before history itself.
+    #[serde(skip)]
+    pending: Changes,
     /// Active holds per customer, for `Limits::holds_per_customer_max`.
     holds_per_customer: BTreeMap<UserId, u32>,
 }
@@ -228,32 +254,41 @@ impl State {
             events: BTreeMap::new(),
             holds: BTreeMap::new(),
             hold_expiry: BTreeSet::new(),
-            orders: BTreeMap::new(),
-            tickets: BTreeMap::new(),
-            records: BTreeMap::new(),
-            record_queue: VecDeque::new(),
-            customer_counts: BTreeMap::new(),
+            history_digest: FNV_OFFSET,
+            pending: Changes::default(),
             holds_per_customer: BTreeMap::new(),
         }
     }
 
     /// Applies a batch: advances log time, expires what is due, then applies each command.
-    /// Returns one outcome per command, in order.
-    pub fn apply_batch(&mut self, batch: &Batch) -> Vec<Outcome> {
-        self.advance_time(batch.time_ms);
-        batch.commands.iter().map(|c| self.apply(c)).collect()
+    /// Returns one outcome per command, in order. History is read through `h` (and the pending
+    /// changes); what changes in it is kept until [`State::take_changes`].
+    pub fn apply_batch(&mut self, batch: &Batch, h: &dyn History) -> Vec<Outcome> {
+        self.advance_time(batch.time_ms, h);
+        batch.commands.iter().map(|c| self.apply(c, h)).collect()
     }
 
     /// Moves log time forward (never back) and expires holds, sessions and records that are due.
-    pub fn advance_time(&mut self, time_ms: u64) {
+    pub fn advance_time(&mut self, time_ms: u64, h: &dyn History) {
         self.now_ms = self.now_ms.max(time_ms);
-        self.expire_holds();
+        self.expire_holds(h);
         self.expire_sessions();
-        self.expire_records();
+        self.expire_records(h);
+    }
+
+    /// Takes the history changes made since the last call, for the caller to write out (all of
+    /// them, in one unit, before the next batch reads history again without them).
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Returns true when changes are waiting for [`State::take_changes`].
+    pub fn has_pending_changes(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Applies one command at the current log time.
-    pub fn apply(&mut self, command: &Command) -> Outcome {
+    pub fn apply(&mut self, command: &Command, h: &dyn History) -> Outcome {
         match command {
             Command::CreateUser {
                 username,
@@ -291,16 +326,16 @@ impl State {
                 key,
                 customer,
                 seat,
-            } => Outcome::Purchase(self.purchase(*event_id, key, customer, *seat)),
+            } => Outcome::Purchase(self.purchase(h, *event_id, key, customer, *seat)),
             Command::PlaceHold {
                 event_id,
                 key,
                 customer,
                 request,
                 ttl_ms,
-            } => Outcome::Hold(self.place_hold(*event_id, key, *customer, request, *ttl_ms)),
+            } => Outcome::Hold(self.place_hold(h, *event_id, key, *customer, request, *ttl_ms)),
             Command::ReleaseHold { hold_id, customer } => {
-                Outcome::Release(self.release_hold(*hold_id, *customer))
+                Outcome::Release(self.release_hold(h, *hold_id, *customer))
             }
             Command::ConfirmHold {
                 hold_id,
@@ -311,8 +346,10 @@ impl State {
                 ticket_id,
                 by,
                 override_policy,
-            } => Outcome::Refund(self.refund(*ticket_id, *by, *override_policy)),
-            Command::CheckIn { ticket_id, by } => Outcome::CheckIn(self.check_in(*ticket_id, *by)),
+            } => Outcome::Refund(self.refund(h, *ticket_id, *by, *override_policy)),
+            Command::CheckIn { ticket_id, by } => {
+                Outcome::CheckIn(self.check_in(h, *ticket_id, *by))
+            }
         }
     }
 
@@ -403,7 +440,6 @@ impl State {
             details: details.clone(),
             version: 1,
             inventory,
-            tickets: BTreeSet::new(),
             created_at_ms: self.now_ms,
             ticket_key_seed,
         };
@@ -444,30 +480,34 @@ impl State {
 
     fn purchase(
         &mut self,
+        h: &dyn History,
         event_id: EventId,
         key: &IdempotencyKey,
         customer: &CustomerKey,
         seat: Option<u32>,
     ) -> Replayable<Result<Sale, Rejection>> {
-        let fingerprint = Fingerprint::Purchase {
-            customer: customer.clone(),
-            seat,
+        let fingerprint = Fingerprint::Purchase { customer, seat }.hash();
+        let recorded = match self.recorded(h, event_id, key, fingerprint) {
+            Some(Ok(RecordedAnswer::Purchase(result))) => return replayed(result),
+            Some(Ok(RecordedAnswer::Hold(_))) | Some(Err(_)) => {
+                return fresh(Err(Rejection::KeyReused));
+            }
+            None => RecordKey::of(event_id, key),
         };
-        let unwrap = |o| match o {
-            Outcome::Purchase(r) => Some(r),
-            _ => None,
-        };
-        self.idempotent(
-            (event_id, key.clone()),
-            fingerprint,
-            unwrap,
-            Outcome::Purchase,
-            |s| s.sell_one(event_id, key, customer, seat),
-        )
+        let result = self.sell_one(h, event_id, key, customer, seat);
+        if records_answer(&result) {
+            self.record(
+                recorded,
+                fingerprint,
+                RecordedAnswer::Purchase(result.clone()),
+            );
+        }
+        fresh(result)
     }
 
     fn sell_one(
         &mut self,
+        h: &dyn History,
         event_id: EventId,
         key: &IdempotencyKey,
         customer: &CustomerKey,
@@ -489,41 +529,44 @@ impl State {
             }
             (true, None) => Some(event.inventory.best_available(1)?[0]),
         };
-        self.check_customer_cap(event_id, customer, 1)?;
-        let ticket_id = self.issue_ticket(event_id, seat, customer.clone(), None, Some(key));
+        self.check_customer_cap(h, event_id, customer, 1)?;
+        let price_cents = event.details.price_cents;
+        let owner = customer.clone();
+        let ticket_id = self.issue_ticket(event_id, seat, owner, None, Some(key), price_cents);
         let event = self.events.get_mut(&event_id).expect("checked above");
         event.inventory.sell_free(ticket_id, seat);
-        self.count_customer(event_id, customer, 1);
+        self.count_customer(h, event_id, customer, 1, true);
         Ok(Sale { ticket_id, seat })
     }
 
     fn place_hold(
         &mut self,
+        h: &dyn History,
         event_id: EventId,
         key: &IdempotencyKey,
         customer: UserId,
         request: &HoldRequest,
         ttl_ms: u64,
     ) -> Replayable<Result<HoldPlaced, Rejection>> {
-        let fingerprint = Fingerprint::Hold {
-            customer,
-            request: request.clone(),
+        let fingerprint = Fingerprint::Hold { customer, request }.hash();
+        let recorded = match self.recorded(h, event_id, key, fingerprint) {
+            Some(Ok(RecordedAnswer::Hold(result))) => return replayed(*result),
+            Some(Ok(RecordedAnswer::Purchase(_))) | Some(Err(_)) => {
+                return fresh(Err(Rejection::KeyReused));
+            }
+            None => RecordKey::of(event_id, key),
         };
-        let unwrap = |o| match o {
-            Outcome::Hold(r) => Some(r),
-            _ => None,
-        };
-        self.idempotent(
-            (event_id, key.clone()),
-            fingerprint,
-            unwrap,
-            Outcome::Hold,
-            |s| s.hold_inventory(event_id, key, customer, request, ttl_ms),
-        )
+        let result = self.hold_inventory(h, event_id, key, customer, request, ttl_ms);
+        if records_answer(&result) {
+            let answer = RecordedAnswer::Hold(Box::new(result.clone()));
+            self.record(recorded, fingerprint, answer);
+        }
+        fresh(result)
     }
 
     fn hold_inventory(
         &mut self,
+        h: &dyn History,
         event_id: EventId,
         key: &IdempotencyKey,
         customer: UserId,
@@ -564,7 +607,7 @@ impl State {
             return Err(Rejection::CustomerLimit { max: holds_max });
         }
         let customer_key = CustomerKey::User(customer);
-        self.check_customer_cap(event_id, &customer_key, quantity)?;
+        self.check_customer_cap(h, event_id, &customer_key, quantity)?;
 
         let hold_id = HoldId(self.next.hold);
         self.next.hold += 1;
@@ -583,7 +626,7 @@ impl State {
         };
         self.hold_expiry.insert((expires_at_ms, hold_id));
         *self.holds_per_customer.entry(customer).or_insert(0) += 1;
-        self.count_customer(event_id, &customer_key, quantity);
+        self.count_customer(h, event_id, &customer_key, quantity, true);
         let placed = HoldPlaced {
             hold_id,
             expires_at_ms,
@@ -594,12 +637,17 @@ impl State {
         Ok(placed)
     }
 
-    fn release_hold(&mut self, hold_id: HoldId, customer: UserId) -> Result<HoldId, Rejection> {
+    fn release_hold(
+        &mut self,
+        h: &dyn History,
+        hold_id: HoldId,
+        customer: UserId,
+    ) -> Result<HoldId, Rejection> {
         let hold = self.holds.get(&hold_id).ok_or(Rejection::UnknownHold)?;
         if hold.customer != customer {
             return Err(Rejection::NotYours);
         }
-        self.drop_hold(hold_id);
+        self.drop_hold(h, hold_id);
         Ok(hold_id)
     }
 
@@ -621,13 +669,10 @@ impl State {
         let hold = self.holds.remove(&hold_id).expect("present");
         self.hold_expiry.remove(&(hold.expires_at_ms, hold_id));
         self.dec_holds_per_customer(customer);
-
-        let event = self
-            .events
-            .get(&hold.event_id)
-            .expect("a hold's event exists");
-        assert!(event.id == hold.event_id, "hold points at its event");
-        let price = hold.price_cents;
+        assert!(
+            self.events.contains_key(&hold.event_id),
+            "a hold's event exists"
+        );
         let order_id = OrderId(self.next.order);
         self.next.order += 1;
         let units: Vec<Option<u32>> = if hold.seats.is_empty() {
@@ -635,18 +680,25 @@ impl State {
         } else {
             hold.seats.iter().map(|s| Some(*s)).collect()
         };
+        // The held units become tickets: the customer's count (held + sold) does not change.
         let mut tickets = Vec::with_capacity(units.len());
         for seat in units {
-            let id =
-                self.issue_ticket(hold.event_id, seat, CustomerKey::User(customer), None, None);
-            let ticket = self.tickets.get_mut(&id).expect("just issued");
-            ticket.order_id = Some(order_id);
-            ticket.price_cents = price;
+            let owner = CustomerKey::User(customer);
+            let price_cents = hold.price_cents;
+            let id = self.issue_ticket(
+                hold.event_id,
+                seat,
+                owner,
+                Some(order_id),
+                None,
+                price_cents,
+            );
             let event = self.events.get_mut(&hold.event_id).expect("exists");
             event.inventory.sell_held(id, seat);
             tickets.push(id);
         }
-        let total_cents = price
+        let total_cents = hold
+            .price_cents
             .checked_mul(u64::from(hold.quantity))
             .expect("prices are bounded by Limits::price_cents_max");
         let order = Order {
@@ -658,7 +710,8 @@ impl State {
             payment_ref: payment_ref.to_owned(),
             confirmed_at_ms: self.now_ms,
         };
-        self.orders.insert(order_id, order);
+        self.fold_digest(&order);
+        self.pending.orders.insert(order_id, order);
         Ok(OrderConfirmed {
             order_id,
             tickets,
@@ -668,13 +721,13 @@ impl State {
 
     fn refund(
         &mut self,
+        h: &dyn History,
         ticket_id: TicketId,
         by: UserId,
         override_policy: bool,
     ) -> Result<Refunded, Rejection> {
-        let ticket = self
-            .tickets
-            .get(&ticket_id)
+        let mut ticket = self
+            .ticket_in(h, ticket_id)
             .ok_or(Rejection::UnknownTicket)?;
         if !override_policy && ticket.customer != CustomerKey::User(by) {
             return Err(Rejection::NotYours);
@@ -695,17 +748,15 @@ impl State {
         }
         let payment_ref = ticket
             .order_id
-            .and_then(|o| self.orders.get(&o))
-            .map(|o| o.payment_ref.clone());
+            .and_then(|o| self.order_in(h, o))
+            .map(|o| o.payment_ref);
         let (event_id, seat, customer) = (ticket.event_id, ticket.seat, ticket.customer.clone());
         let amount_cents = ticket.price_cents;
-        let now_ms = self.now_ms;
-        let ticket = self.tickets.get_mut(&ticket_id).expect("present");
-        ticket.status = TicketStatus::Refunded { at_ms: now_ms };
+        ticket.status = TicketStatus::Refunded { at_ms: self.now_ms };
+        self.put_ticket(ticket);
         let event = self.events.get_mut(&event_id).expect("exists");
         event.inventory.unsell(seat);
-        event.tickets.remove(&ticket_id);
-        self.uncount_customer(event_id, &customer, 1);
+        self.count_customer(h, event_id, &customer, 1, false);
         Ok(Refunded {
             ticket_id,
             amount_cents,
@@ -713,11 +764,14 @@ impl State {
         })
     }
 
-    fn check_in(&mut self, ticket_id: TicketId, by: UserId) -> Result<Admitted, CheckInRejection> {
-        let now_ms = self.now_ms;
-        let ticket = self
-            .tickets
-            .get_mut(&ticket_id)
+    fn check_in(
+        &mut self,
+        h: &dyn History,
+        ticket_id: TicketId,
+        by: UserId,
+    ) -> Result<Admitted, CheckInRejection> {
+        let mut ticket = self
+            .ticket_in(h, ticket_id)
             .ok_or(CheckInRejection::UnknownTicket)?;
         if ticket.status != TicketStatus::Active {
             return Err(CheckInRejection::Refunded);
@@ -725,56 +779,15 @@ impl State {
         if let Some((at_ms, by)) = ticket.checked_in {
             return Err(CheckInRejection::AlreadyAdmitted { at_ms, by });
         }
-        ticket.checked_in = Some((now_ms, by));
+        ticket.checked_in = Some((self.now_ms, by));
+        self.put_ticket(ticket);
         Ok(Admitted {
             ticket_id,
-            at_ms: now_ms,
+            at_ms: self.now_ms,
         })
     }
 
     // ----- helpers that compute or make one change -----
-
-    /// Runs a keyed request once: replays the recorded answer for the same key and parameters,
-    /// refuses the same key with other parameters, otherwise runs `run` and records its answer
-    /// (except for an unknown event or a malformed key, which record nothing).
-    fn idempotent<T: Clone + PartialEq>(
-        &mut self,
-        record_key: RecordKey,
-        fingerprint: Fingerprint,
-        unwrap: impl Fn(Outcome) -> Option<Replayable<Result<T, Rejection>>>,
-        wrap: fn(Replayable<Result<T, Rejection>>) -> Outcome,
-        run: impl FnOnce(&mut Self) -> Result<T, Rejection>,
-    ) -> Replayable<Result<T, Rejection>> {
-        match self.recorded(&record_key, &fingerprint) {
-            Some(Ok(outcome)) => {
-                if let Some(recorded) = unwrap(outcome) {
-                    return Replayable {
-                        replayed: true,
-                        result: recorded.result,
-                    };
-                }
-            }
-            Some(Err(rejection)) => {
-                return Replayable {
-                    replayed: false,
-                    result: Err(rejection),
-                };
-            }
-            None => {}
-        }
-        let result = run(self);
-        if result != Err(Rejection::UnknownEvent) && result != Err(Rejection::BadKey) {
-            let outcome = wrap(Replayable {
-                replayed: false,
-                result: result.clone(),
-            });
-            self.record(record_key, fingerprint, outcome);
-        }
-        Replayable {
-            replayed: false,
-            result,
-        }
-    }
 
     fn check_key(&self, key: &IdempotencyKey) -> Result<(), Rejection> {
         let max = self.limits.key_bytes_max as usize;
@@ -785,53 +798,86 @@ impl State {
         Ok(())
     }
 
-    /// Looks up a recorded answer: `Some(Ok(outcome))` to replay it, `Some(Err(KeyReused))` when
-    /// the key was used with other parameters, `None` when the key is new.
+    /// Looks up the answer recorded for a key: `Some(Ok(answer))` to replay it,
+    /// `Some(Err(KeyReused))` when the key was used with other parameters, `None` when the key
+    /// is new.
     fn recorded(
         &self,
-        key: &RecordKey,
-        fingerprint: &Fingerprint,
-    ) -> Option<Result<Outcome, Rejection>> {
-        let record = self.records.get(key)?;
-        if record.fingerprint != *fingerprint {
+        h: &dyn History,
+        event_id: EventId,
+        key: &IdempotencyKey,
+        fingerprint: u64,
+    ) -> Option<Result<RecordedAnswer, Rejection>> {
+        let record_key = RecordKey::of(event_id, key);
+        let record = match self.pending.records.get(&record_key) {
+            Some(RecordChange::Put(record)) => record.clone(),
+            Some(RecordChange::Expire) => return None,
+            None => h.record(record_key)?,
+        };
+        if record.fingerprint != fingerprint {
             return Some(Err(Rejection::KeyReused));
         }
-        Some(Ok(record.outcome.clone()))
+        Some(Ok(record.answer))
     }
 
-    fn record(&mut self, key: RecordKey, fingerprint: Fingerprint, outcome: Outcome) {
-        let record = IdempotencyRecord {
+    fn record(&mut self, key: RecordKey, fingerprint: u64, answer: RecordedAnswer) {
+        let record = Record {
             fingerprint,
-            outcome,
             recorded_at_ms: self.now_ms,
+            answer,
         };
-        self.record_queue.push_back((self.now_ms, key.clone()));
-        let previous = self.records.insert(key, record);
-        assert!(previous.is_none(), "an idempotency key was recorded twice");
+        self.fold_digest(&(key, &record));
+        let previous = self.pending.records.insert(key, RecordChange::Put(record));
+        assert!(
+            !matches!(previous, Some(RecordChange::Put(_))),
+            "an idempotency key was recorded twice"
+        );
     }
 
-    fn expire_records(&mut self) {
+    /// Expires up to [`RECORDS_EXPIRED_PER_BATCH_MAX`] records whose retention has passed, oldest
+    /// first (ties by key) over history and the pending changes together, so the choice does not
+    /// depend on what was written out already.
+    fn expire_records(&mut self, h: &dyn History) {
         let retention = self.limits.idempotency_retention_ms;
-        while let Some((at, _)) = self.record_queue.front() {
-            if at.saturating_add(retention) > self.now_ms {
-                break;
-            }
-            let (_, key) = self.record_queue.pop_front().expect("front exists");
-            self.records.remove(&key);
+        let Some(cutoff) = self.now_ms.checked_sub(retention) else {
+            return;
+        };
+        let max = RECORDS_EXPIRED_PER_BATCH_MAX;
+        let pending_expired = self
+            .pending
+            .records
+            .values()
+            .filter(|c| matches!(c, RecordChange::Expire))
+            .count();
+        let mut due: Vec<(u64, RecordKey)> = h
+            .records_due(cutoff, max + pending_expired)
+            .into_iter()
+            .filter(|(_, key)| !self.pending.records.contains_key(key))
+            .collect();
+        let pending_due = self.pending.records.iter().filter_map(|(key, c)| match c {
+            RecordChange::Put(r) if r.recorded_at_ms <= cutoff => Some((r.recorded_at_ms, *key)),
+            _ => None,
+        });
+        due.extend(pending_due);
+        due.sort_unstable();
+        for (_, key) in due.into_iter().take(max) {
+            let change = RecordChange::Expire;
+            self.fold_digest(&(key, &change));
+            self.pending.records.insert(key, change);
         }
     }
 
-    fn expire_holds(&mut self) {
+    fn expire_holds(&mut self, h: &dyn History) {
         while let Some((at, hold_id)) = self.hold_expiry.first().copied() {
             if at > self.now_ms {
                 break;
             }
-            self.drop_hold(hold_id);
+            self.drop_hold(h, hold_id);
         }
     }
 
     /// Removes a hold and returns its inventory to sale.
-    fn drop_hold(&mut self, hold_id: HoldId) {
+    fn drop_hold(&mut self, h: &dyn History, hold_id: HoldId) {
         let hold = self
             .holds
             .remove(&hold_id)
@@ -843,11 +889,8 @@ impl State {
             .expect("a hold's event exists");
         event.inventory.unhold(hold.quantity, &hold.seats);
         self.dec_holds_per_customer(hold.customer);
-        self.uncount_customer(
-            hold.event_id,
-            &CustomerKey::User(hold.customer),
-            hold.quantity,
-        );
+        let customer = CustomerKey::User(hold.customer);
+        self.count_customer(h, hold.event_id, &customer, hold.quantity, false);
     }
 
     fn dec_holds_per_customer(&mut self, customer: UserId) {
@@ -868,14 +911,10 @@ impl State {
         customer: CustomerKey,
         order_id: Option<OrderId>,
         key: Option<&IdempotencyKey>,
+        price_cents: u64,
     ) -> TicketId {
         let id = TicketId(self.next.ticket);
         self.next.ticket += 1;
-        let event = self
-            .events
-            .get_mut(&event_id)
-            .expect("selling for an existing event");
-        event.tickets.insert(id);
         let ticket = Ticket {
             id,
             event_id,
@@ -883,17 +922,45 @@ impl State {
             customer,
             order_id,
             key: key.cloned(),
-            price_cents: event.details.price_cents,
+            price_cents,
             sold_at_ms: self.now_ms,
             status: TicketStatus::Active,
             checked_in: None,
         };
-        self.tickets.insert(id, ticket);
+        self.put_ticket(ticket);
         id
+    }
+
+    fn put_ticket(&mut self, ticket: Ticket) {
+        self.fold_digest(&ticket);
+        self.pending.tickets.insert(ticket.id, ticket);
+    }
+
+    /// Returns a ticket as the commands applied so far left it.
+    fn ticket_in(&self, h: &dyn History, id: TicketId) -> Option<Ticket> {
+        match self.pending.tickets.get(&id) {
+            Some(ticket) => Some(ticket.clone()),
+            None => h.ticket(id),
+        }
+    }
+
+    fn order_in(&self, h: &dyn History, id: OrderId) -> Option<Order> {
+        match self.pending.orders.get(&id) {
+            Some(order) => Some(order.clone()),
+            None => h.order(id),
+        }
+    }
+
+    fn customer_count(&self, h: &dyn History, key: CountKey) -> u32 {
+        match self.pending.counts.get(&key) {
+            Some(count) => *count,
+            None => h.customer_count(key),
+        }
     }
 
     fn check_customer_cap(
         &self,
+        h: &dyn History,
         event_id: EventId,
         customer: &CustomerKey,
         more: u32,
@@ -902,34 +969,39 @@ impl State {
         let Some(max) = event.details.per_customer_max else {
             return Ok(());
         };
-        let have = self
-            .customer_counts
-            .get(&(event_id, customer.clone()))
-            .copied()
-            .unwrap_or(0);
+        let have = self.customer_count(h, CountKey::of(event_id, customer));
         if have + more > max {
             return Err(Rejection::CustomerLimit { max });
         }
         Ok(())
     }
 
-    fn count_customer(&mut self, event_id: EventId, customer: &CustomerKey, n: u32) {
-        *self
-            .customer_counts
-            .entry((event_id, customer.clone()))
-            .or_insert(0) += n;
+    /// Adds `n` to (or, with `add` false, takes `n` from) a customer's count at an event.
+    /// Counted for every event: `UpdateEvent` may add a per-customer cap later, and it must count
+    /// the sales made before it.
+    fn count_customer(
+        &mut self,
+        h: &dyn History,
+        event_id: EventId,
+        customer: &CustomerKey,
+        n: u32,
+        add: bool,
+    ) {
+        let key = CountKey::of(event_id, customer);
+        let have = self.customer_count(h, key);
+        let count = if add {
+            have + n
+        } else {
+            have.checked_sub(n).expect("counted when sold or held")
+        };
+        self.fold_digest(&(key, count));
+        self.pending.counts.insert(key, count);
     }
 
-    fn uncount_customer(&mut self, event_id: EventId, customer: &CustomerKey, n: u32) {
-        let key = (event_id, customer.clone());
-        let count = self
-            .customer_counts
-            .get_mut(&key)
-            .expect("counted when sold or held");
-        *count -= n;
-        if *count == 0 {
-            self.customer_counts.remove(&key);
-        }
+    /// Folds one history change into `history_digest` (its binary encoding, FNV-1a).
+    fn fold_digest(&mut self, change: &impl Serialize) {
+        let bytes = postcard::to_stdvec(change).expect("history changes serialize");
+        self.history_digest = fnv1a64_from(self.history_digest, &bytes);
     }
 
     // ----- reads -----
@@ -994,46 +1066,28 @@ impl State {
         self.holds.values().filter(move |h| h.customer == customer)
     }
 
-    /// Returns an order.
-    pub fn order(&self, id: OrderId) -> Option<&Order> {
-        self.orders.get(&id)
+    /// Returns the history changes not yet taken (tools and tests).
+    pub fn pending_changes(&self) -> &Changes {
+        &self.pending
     }
 
-    /// Returns a customer's orders, oldest first.
-    pub fn orders_of(&self, customer: UserId) -> impl Iterator<Item = &Order> {
-        self.orders.values().filter(move |o| o.customer == customer)
-    }
-
-    /// Returns a ticket.
-    pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {
-        self.tickets.get(&id)
-    }
-
-    /// Returns a customer's tickets (active and refunded), oldest first.
-    pub fn tickets_of(&self, customer: UserId) -> impl Iterator<Item = &Ticket> {
-        let key = CustomerKey::User(customer);
-        self.tickets.values().filter(move |t| t.customer == key)
-    }
-
-    /// Returns an event's active tickets in sale order.
-    pub fn sales(&self, event_id: EventId) -> impl Iterator<Item = &Ticket> {
-        self.events
-            .get(&event_id)
-            .into_iter()
-            .flat_map(|e| e.tickets.iter())
-            .map(|id| &self.tickets[id])
-    }
-
-    /// Returns how many idempotency records are kept (bounded by the retention window).
-    pub fn record_count(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Returns a 64-bit digest of the whole state; equal states have equal digests, so replicas
-    /// that applied the same log can be compared cheaply.
+    /// Returns a 64-bit digest of the whole state, history included (through
+    /// `history_digest`); equal states have equal digests, so replicas that applied the same log
+    /// can be compared cheaply.
     pub fn digest(&self) -> u64 {
-        let bytes = serde_json::to_vec(self).expect("state serializes");
-        fnv1a64(&bytes)
+        let bytes = self.encode();
+        fnv1a64_from(FNV_OFFSET, &bytes)
+    }
+
+    /// Encodes the hot state (a checkpoint or a snapshot's first part). Pending history changes
+    /// are not part of it: take and write them out first.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("the state serializes")
+    }
+
+    /// Decodes a state written by [`State::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
+        postcard::from_bytes(bytes)
     }
 
     // Crate-internal access for the invariant checker.
@@ -1042,13 +1096,9 @@ impl State {
             events: &self.events,
             holds: &self.holds,
             hold_expiry: &self.hold_expiry,
-            tickets: &self.tickets,
-            orders: &self.orders,
-            records: self.records.len(),
-            record_queue: self.record_queue.len(),
-            customer_counts: &self.customer_counts,
             holds_per_customer: &self.holds_per_customer,
             next_ticket: self.next.ticket,
+            next_order: self.next.order,
             now_ms: self.now_ms,
         }
     }
@@ -1059,48 +1109,45 @@ pub(crate) struct StateParts<'a> {
     pub events: &'a BTreeMap<EventId, Event>,
     pub holds: &'a BTreeMap<HoldId, Hold>,
     pub hold_expiry: &'a BTreeSet<(u64, HoldId)>,
-    pub tickets: &'a BTreeMap<TicketId, Ticket>,
-    pub orders: &'a BTreeMap<OrderId, Order>,
-    pub records: usize,
-    pub record_queue: usize,
-    pub customer_counts: &'a BTreeMap<(EventId, CustomerKey), u32>,
     pub holds_per_customer: &'a BTreeMap<UserId, u32>,
     pub next_ticket: u64,
+    pub next_order: u64,
     pub now_ms: u64,
 }
 
-/// FNV-1a, 64-bit: small, stable across platforms and releases, enough to compare replicas.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+/// Answers a key's first request.
+fn fresh<T>(result: Result<T, Rejection>) -> Replayable<Result<T, Rejection>> {
+    Replayable {
+        replayed: false,
+        result,
+    }
+}
+
+/// Answers a repeat with the recorded answer.
+fn replayed<T>(result: Result<T, Rejection>) -> Replayable<Result<T, Rejection>> {
+    Replayable {
+        replayed: true,
+        result,
+    }
+}
+
+/// Whether an answer is recorded: not for an unknown event or a malformed key (nothing to scope
+/// the record to, or nothing valid to record it under).
+fn records_answer<T>(result: &Result<T, Rejection>) -> bool {
+    !matches!(
+        result,
+        Err(Rejection::UnknownEvent) | Err(Rejection::BadKey)
+    )
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64-bit, continued from `hash`: small, stable across platforms and releases, enough to
+/// compare replicas.
+fn fnv1a64_from(mut hash: u64, bytes: &[u8]) -> u64 {
     for byte in bytes {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash
-}
-
-/// Serializes a map with composite keys as a list of pairs (JSON object keys must be strings).
-mod map_as_pairs {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S, K, V>(map: &BTreeMap<K, V>, serializer: S) -> Result<S::Ok, S::Error>
-    where
-        S: Serializer,
-        K: Serialize,
-        V: Serialize,
-    {
-        serializer.collect_seq(map.iter())
-    }
-
-    pub fn deserialize<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
-    where
-        D: Deserializer<'de>,
-        K: Deserialize<'de> + Ord,
-        V: Deserialize<'de>,
-    {
-        let pairs: Vec<(K, V)> = Vec::deserialize(deserializer)?;
-        Ok(pairs.into_iter().collect())
-    }
 }

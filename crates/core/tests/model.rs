@@ -19,8 +19,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use tix_core::{
     Admitted, Batch, CheckInRejection, Command, CustomerKey, EventDetails, EventId, EventRejection,
-    HoldId, HoldPlaced, HoldRequest, IdempotencyKey, InventorySpec, Limits, OrderConfirmed,
-    OrderId, Outcome, Refunded, Rejection, Replayable, Role, Sale, State, TicketId, UserId, Venue,
+    HoldId, HoldPlaced, HoldRequest, IdempotencyKey, InventorySpec, Limits, MemoryHistory,
+    OrderConfirmed, OrderId, Outcome, Refunded, Rejection, Replayable, Replica, Role, Sale, State,
+    TicketId, UserId, Venue,
 };
 
 /// Log time of the setup batch.
@@ -1146,7 +1147,7 @@ fn plan(world: &[EventSpec], steps: &[StepBatch]) -> Plan {
 
 // ----- running the state -----
 
-fn view(state: &State) -> View {
+fn view(state: &Replica) -> View {
     let inventory = state.events().map(|e| {
         let inv = &e.inventory;
         (e.id, inv.sold(), inv.held(), inv.available())
@@ -1163,7 +1164,7 @@ fn view(state: &State) -> View {
 }
 
 /// Applies a batch and checks the invariants afterwards.
-fn apply_checked(state: &mut State, batch: &Batch) -> Result<Vec<Outcome>, TestCaseError> {
+fn apply_checked(state: &mut Replica, batch: &Batch) -> Result<Vec<Outcome>, TestCaseError> {
     let outcomes = state.apply_batch(batch);
     prop_assert_eq!(outcomes.len(), batch.commands.len());
     if let Err(violation) = state.check_invariants() {
@@ -1172,8 +1173,8 @@ fn apply_checked(state: &mut State, batch: &Batch) -> Result<Vec<Outcome>, TestC
     Ok(outcomes)
 }
 
-fn fresh_state(setup: &Batch) -> Result<State, TestCaseError> {
-    let mut state = State::new(limits());
+fn fresh_state(setup: &Batch) -> Result<Replica, TestCaseError> {
+    let mut state = Replica::new(limits());
     let outcomes = apply_checked(&mut state, setup)?;
     for (i, outcome) in outcomes.iter().enumerate() {
         let ok = match outcome {
@@ -1187,9 +1188,9 @@ fn fresh_state(setup: &Batch) -> Result<State, TestCaseError> {
 }
 
 /// Serializes and deserializes the state like a snapshot, checking nothing changed.
-fn snapshot_and_restore(state: &State) -> Result<State, TestCaseError> {
-    let bytes = serde_json::to_vec(state).expect("the state serializes");
-    let restored: State = serde_json::from_slice(&bytes).expect("the snapshot deserializes");
+fn snapshot_and_restore(state: &Replica) -> Result<Replica, TestCaseError> {
+    let bytes = postcard::to_stdvec(state).expect("the state serializes");
+    let restored: Replica = postcard::from_bytes(&bytes).expect("the snapshot deserializes");
     prop_assert_eq!(
         restored.digest(),
         state.digest(),
@@ -1208,7 +1209,7 @@ fn snapshot_and_restore(state: &State) -> Result<State, TestCaseError> {
 /// the model: capacity is never exceeded, an active seat is sold once, fresh sales issue new
 /// tickets while replays issue none, and a purchase for an unknown event is UnknownEvent.
 fn check_properties(
-    state: &State,
+    state: &Replica,
     batch: &Batch,
     outcomes: &[Outcome],
     issued: &mut BTreeSet<TicketId>,
@@ -1288,8 +1289,8 @@ fn run_against_model(plan: &Plan, split: usize) -> Result<(), TestCaseError> {
 /// Applies a plan to two fresh replicas, the second one reading each batch back from JSON as it
 /// would from the Raft log; every outcome and the final digest must agree.
 fn run_two_replicas(plan: &Plan) -> Result<(), TestCaseError> {
-    let mut first = State::new(limits());
-    let mut second = State::new(limits());
+    let mut first = Replica::new(limits());
+    let mut second = Replica::new(limits());
     for batch in std::iter::once(&plan.setup).chain(&plan.batches) {
         let bytes = serde_json::to_vec(batch).expect("a batch serializes");
         let decoded: Batch = serde_json::from_slice(&bytes).expect("a batch deserializes");
@@ -1299,6 +1300,33 @@ fn run_two_replicas(plan: &Plan) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(first.digest(), second.digest());
     prop_assert!(first == second);
+    Ok(())
+}
+
+/// Applies a plan to a bare `State` whose history changes are written out only every
+/// `group` batches — as the Raft layer writes one transaction per group of applied entries, of
+/// whatever size — and checks outcomes and the final digest against a replica that writes after
+/// every batch: reads through the pending overlay must make grouping invisible.
+fn run_grouped(plan: &Plan, group: usize) -> Result<(), TestCaseError> {
+    let mut reference = Replica::new(limits());
+    let mut state = State::new(limits());
+    let mut history = MemoryHistory::default();
+    let batches: Vec<&Batch> = std::iter::once(&plan.setup).chain(&plan.batches).collect();
+    for (i, batch) in batches.iter().enumerate() {
+        let outcomes = state.apply_batch(batch, &history);
+        prop_assert_eq!(outcomes, reference.apply_batch(batch), "batch {}", i);
+        if (i + 1) % group == 0 {
+            history.write(state.take_changes());
+        }
+    }
+    history.write(state.take_changes());
+    prop_assert_eq!(state.digest(), reference.digest());
+    prop_assert_eq!(&history, reference.history());
+    if let Err(violation) = state.check_invariants(&history) {
+        return Err(TestCaseError::fail(format!(
+            "{violation} after grouped apply"
+        )));
+    }
     Ok(())
 }
 
@@ -1319,5 +1347,16 @@ proptest! {
     #[test]
     fn replicas_applying_the_same_log_agree(world in world(), steps in batches()) {
         run_two_replicas(&plan(&world, &steps))?;
+    }
+
+    // Writing history out after every batch or after groups of 2–7 gives the same outcomes,
+    // digest and history.
+    #[test]
+    fn grouping_history_writes_changes_nothing(
+        world in world(),
+        steps in batches(),
+        group in 2usize..8,
+    ) {
+        run_grouped(&plan(&world, &steps), group)?;
     }
 }

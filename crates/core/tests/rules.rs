@@ -5,7 +5,7 @@
 use tix_core::{
     Admitted, Batch, CheckInRejection, Command, CustomerKey, EventDetails, EventId, EventRejection,
     HoldId, HoldPlaced, HoldRequest, IdempotencyKey, Inventory, InventorySpec, Limits,
-    OrderConfirmed, Outcome, Refunded, Rejection, Replayable, Role, Sale, SeatState, State,
+    OrderConfirmed, Outcome, Refunded, Rejection, Replayable, Replica, Role, Sale, SeatState,
     TicketId, TicketStatus, UserId, UserRejection, Venue,
 };
 
@@ -61,7 +61,7 @@ fn client(name: &str) -> CustomerKey {
 
 /// A state plus the log time of the next batch; every batch is followed by an invariant check.
 struct World {
-    state: State,
+    state: Replica,
     now_ms: u64,
     organizer: UserId,
 }
@@ -72,7 +72,7 @@ impl World {
     }
 
     fn with_limits(limits: Limits) -> World {
-        let state = State::new(limits);
+        let state = Replica::new(limits);
         let mut world = World {
             state,
             now_ms: START_MS,
@@ -1146,8 +1146,8 @@ fn snapshot_restores_venue_coordinates_exactly() {
         },
         unnumbered(5),
     );
-    let bytes = serde_json::to_vec(&w.state).expect("the state serializes");
-    let restored: State = serde_json::from_slice(&bytes).expect("the snapshot deserializes");
+    let bytes = postcard::to_stdvec(&w.state).expect("the state serializes");
+    let restored: Replica = postcard::from_bytes(&bytes).expect("the snapshot deserializes");
     assert_eq!(
         restored.event(event).unwrap().details.venue.lat.to_bits(),
         lat.to_bits()
@@ -1160,7 +1160,7 @@ fn snapshot_restores_venue_coordinates_exactly() {
 // with BadPrice, on create and on edit.
 #[test]
 fn price_limit_from_both_sides() {
-    let mut state = State::default();
+    let mut state = Replica::default();
     let max = state.limits().price_cents_max;
     let mut details = details(None);
     details.price_cents = max;
