@@ -275,6 +275,12 @@ impl ApiError {
     }
 }
 
+impl From<tix_raft::StoreError> for ApiError {
+    fn from(e: tix_raft::StoreError) -> ApiError {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.problem();

@@ -118,6 +118,21 @@ impl AppState {
         self.node.ensure_linearizable().await.ok()?;
         f(&self.node.shared.read())
     }
+
+    /// Like [`AppState::read_fresh`], for history (tickets, orders) read from the store.
+    pub async fn read_fresh_history<T>(
+        &self,
+        f: impl Fn(&tix_raft::HistoryReader) -> Option<T>,
+    ) -> Result<Option<T>, ApiError> {
+        let local = f(&self.node.shared.history()?);
+        if local.is_some() {
+            return Ok(local);
+        }
+        if self.node.ensure_linearizable().await.is_err() {
+            return Ok(None);
+        }
+        Ok(f(&self.node.shared.history()?))
+    }
 }
 
 /// Builds the whole application: API, health, metrics and API docs.

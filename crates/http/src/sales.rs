@@ -183,9 +183,9 @@ async fn sales(
     let event_id = EventId(id);
     may_sell(&state, &caller, event_id).await?;
     state.node.ensure_linearizable().await?;
-    let s = state.node.shared.read();
+    let history = state.node.shared.history()?;
     let mut body = String::new();
-    for t in s.sales(event_id) {
+    for t in history.sales(event_id) {
         let (client_id, request_id) = match (&t.key, &t.customer) {
             (Some(k), _) => (k.client_id.clone(), k.request_id.clone()),
             (None, CustomerKey::User(u)) => (

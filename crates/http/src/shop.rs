@@ -207,24 +207,26 @@ async fn checkout(
     ApiJson(body): ApiJson<CheckoutBody>,
 ) -> Result<Response, ApiError> {
     let order = pay(&state, &caller, HoldId(id), &body.card_number).await?;
-    let s = state.node.shared.read();
-    let body = match s.order(order.order_id) {
-        Some(o) => views::order(o),
+    let body = match state.node.shared.history()?.order(order.order_id) {
+        Some(o) => views::order(&o),
         None => json!({"order_id": order.order_id, "tickets": order.tickets}),
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn my_orders(State(state): State<AppState>, caller: Caller) -> Json<Value> {
-    let s = state.node.shared.read();
-    let orders: Vec<Value> = s.orders_of(caller.user_id).map(views::order).collect();
-    Json(json!({"orders": orders}))
+async fn my_orders(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let orders = state.node.shared.history()?.orders_of(caller.user_id);
+    let orders: Vec<Value> = orders.iter().map(views::order).collect();
+    Ok(Json(json!({"orders": orders})))
 }
 
-async fn my_tickets(State(state): State<AppState>, caller: Caller) -> Json<Value> {
-    let s = state.node.shared.read();
-    let tickets: Vec<Value> = s.tickets_of(caller.user_id).map(views::ticket).collect();
-    Json(json!({"tickets": tickets}))
+async fn my_tickets(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let tickets = state.node.shared.history()?.tickets_of(caller.user_id);
+    let tickets: Vec<Value> = tickets.iter().map(views::ticket).collect();
+    Ok(Json(json!({"tickets": tickets})))
 }
 
 /// Returns true if the caller may see and manage a ticket of `event_id` owned by `owner`:
@@ -243,7 +245,7 @@ async fn get_ticket(
     caller: Caller,
     ApiPath(id): ApiPath,
 ) -> Result<Json<Value>, ApiError> {
-    let ticket = state.read_fresh(|s| s.ticket(TicketId(id)).cloned()).await;
+    let ticket = state.read_fresh_history(|h| h.ticket(TicketId(id))).await?;
     let ticket = ticket.ok_or(ApiError::NotFound("ticket"))?;
     if !may_manage(&state, &caller, &ticket.customer, ticket.event_id) {
         return Err(ApiError::NotFound("ticket"));
@@ -257,7 +259,7 @@ pub async fn refund_ticket(
     caller: &Caller,
     ticket_id: TicketId,
 ) -> Result<tix_core::Refunded, ApiError> {
-    let ticket = state.read_fresh(|s| s.ticket(ticket_id).cloned()).await;
+    let ticket = state.read_fresh_history(|h| h.ticket(ticket_id)).await?;
     let ticket = ticket.ok_or(ApiError::NotFound("ticket"))?;
     if !may_manage(state, caller, &ticket.customer, ticket.event_id) {
         return Err(ApiError::NotFound("ticket"));
@@ -316,8 +318,8 @@ pub async fn admit(
         ));
     }
     let event_id = state
-        .read_fresh(|s| s.ticket(ticket_id).map(|t| t.event_id))
-        .await;
+        .read_fresh_history(|h| h.ticket(ticket_id).map(|t| t.event_id))
+        .await?;
     let event_id = event_id.ok_or(ApiError::NotFound("ticket"))?;
     let allowed = match caller.role {
         Role::Admin | Role::Staff => true,

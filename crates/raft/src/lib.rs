@@ -3,8 +3,8 @@
 //! - [`types`] declares the openraft type configuration and node addresses.
 //! - [`log_store`] keeps the log in memory for reads and in redb for durability, with one
 //!   writer thread that commits many appends per fsync (group commit).
-//! - [`state_machine`] applies batches to the in-memory [`tix_core::State`] and stores
-//!   snapshots in redb.
+//! - [`state_machine`] applies batches to the hot [`tix_core::State`] in memory and to history
+//!   in redb ([`history_store`]), checkpoints, and builds and installs snapshot files.
 //! - [`proposer`] gathers concurrent client commands into one log entry.
 //! - [`network`] carries Raft RPCs over HTTP between nodes.
 //! - [`node`] opens the storage, starts Raft and ties the pieces together.
@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cluster;
+pub mod history_store;
 pub mod log_store;
 pub mod network;
 pub mod node;
@@ -22,6 +23,7 @@ pub mod state_machine;
 pub mod types;
 pub mod writer;
 
+pub use history_store::{HistoryReader, StoreError};
 pub use node::{Node, NodeConfig, NodeError};
 pub use proposer::{ProposeError, Proposer};
 pub use state_machine::SharedState;

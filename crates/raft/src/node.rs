@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::{Config, SnapshotPolicy};
-use redb::Database;
 use tix_core::{Command, Outcome};
 
 use crate::cluster::ClusterClient;
@@ -129,16 +128,16 @@ impl Node {
             detail,
         };
         std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(e.to_string()))?;
-        let db = Database::create(config.data_dir.join("tix.redb"))
+        let db = redb::Builder::new()
+            .set_cache_size(LOG_CACHE_BYTES)
+            .create(config.data_dir.join("tix.redb"))
             .map_err(|e| storage_error(e.to_string()))?;
         let db = Arc::new(db);
         let log_store = LogStore::open(db).map_err(|e| storage_error(e.to_string()))?;
-        // Snapshots live in their own database: writing a large snapshot then never holds the
-        // write lock the log writer needs, so appends (and sales) do not stall behind it.
-        let snapshots = Database::create(config.data_dir.join("snapshots.redb"))
-            .map_err(|e| storage_error(e.to_string()))?;
-        let state_machine = StateMachineStore::open(Arc::new(snapshots))
-            .map_err(|e| storage_error(e.to_string()))?;
+        // The state machine has its own database (`state.redb`) and snapshot files: applying and
+        // checkpointing never hold the write lock the log writer needs.
+        let state_machine =
+            StateMachineStore::open(&config.data_dir).map_err(|e| storage_error(e.to_string()))?;
         let shared = state_machine.shared();
 
         let raft_config = Config {
@@ -308,6 +307,8 @@ impl Node {
 /// Snapshot bytes per install RPC. Chunks travel as JSON number arrays (several bytes per
 /// byte), so they are kept small enough to cross a busy loopback well within the timeout.
 const SNAPSHOT_CHUNK_BYTES: u64 = 512 * 1024;
+/// redb's page cache for the log database (`tix.redb`): the log is mirrored in memory anyway.
+const LOG_CACHE_BYTES: usize = 16 << 20;
 
 /// How often the leader checks for holds that are due to expire.
 const HOLD_SWEEP_INTERVAL: Duration = Duration::from_secs(1);

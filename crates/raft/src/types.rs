@@ -2,7 +2,6 @@
 //! is one [`tix_core::Outcome`] per command in the batch.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +33,7 @@ openraft::declare_raft_types!(
         R = Outcomes,
         NodeId = NodeId,
         Node = TixNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 /// The Raft handle of a tix node.

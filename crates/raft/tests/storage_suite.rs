@@ -15,8 +15,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuil
         let dir = TempDir::new().expect("temp dir");
         let db = Arc::new(redb::Database::create(dir.path().join("tix.redb")).expect("db"));
         let log = LogStore::open(db.clone())?;
-        let snapshots = redb::Database::create(dir.path().join("snapshots.redb")).expect("db");
-        let sm = StateMachineStore::open(Arc::new(snapshots))?;
+        let sm = StateMachineStore::open(dir.path())?;
         Ok((dir, log, sm))
     }
 }

@@ -187,9 +187,18 @@ async fn dashboard(
         return PageError::not_found(nav, "event").into_response();
     };
     let a = crate::views::availability(e);
-    let sales: Vec<_> = s.sales(e.id).collect();
-    let revenue: u64 = sales.iter().map(|t| t.price_cents).sum();
-    let mut times: Vec<u64> = sales.iter().map(|t| t.sold_at_ms).collect();
+    let history = match state.node.shared.history() {
+        Ok(h) => h,
+        Err(e) => return PageError::from_api(nav, e.into()).into_response(),
+    };
+    // One pass over the sales: revenue, check-ins and the sale times for the chart.
+    let (mut revenue, mut checked_in) = (0u64, 0usize);
+    let mut times: Vec<u64> = Vec::new();
+    for t in history.sales(e.id) {
+        revenue += t.price_cents;
+        checked_in += usize::from(t.checked_in.is_some());
+        times.push(t.sold_at_ms);
+    }
     times.sort_unstable();
     let points: Vec<(u64, u64)> = times
         .iter()
@@ -205,7 +214,7 @@ async fn dashboard(
         held: a.held,
         available: a.available,
         revenue: money(revenue, &e.details.currency),
-        checked_in: sales.iter().filter(|t| t.checked_in.is_some()).count(),
+        checked_in,
         chart_svg: sales_chart_svg(&points),
     };
     drop(s);
@@ -225,8 +234,12 @@ async fn sales_csv(
     let Some(e) = s.event(EventId(id)) else {
         return PageError::not_found(Nav::of(Some(&c)), "event").into_response();
     };
+    let history = match state.node.shared.history() {
+        Ok(h) => h,
+        Err(e) => return PageError::from_api(Nav::of(Some(&c)), e.into()).into_response(),
+    };
     let mut csv = String::from("ticket_id,seat,buyer,price,currency,sold_at,checked_in_at\n");
-    for t in s.sales(e.id) {
+    for t in history.sales(e.id) {
         let buyer = match &t.customer {
             tix_core::CustomerKey::User(u) => {
                 s.user(*u).map(|u| u.username.clone()).unwrap_or_default()
@@ -329,14 +342,17 @@ async fn door_check(State(state): State<AppState>, caller: MaybeCaller, body: By
     let checks = state
         .read_fresh(|s| {
             let e = s.event(EventId(event_id))?;
-            let t = s.ticket(TicketId(ticket_id));
-            Some((
-                e.ticket_key_seed,
-                e.details.name.clone(),
-                t.map(|t| (t.event_id.0, t.seat)),
-            ))
+            Some((e.ticket_key_seed, e.details.name.clone()))
         })
         .await;
+    let ticket = match state
+        .read_fresh_history(|h| h.ticket(TicketId(ticket_id)))
+        .await
+    {
+        Ok(t) => t.map(|t| (t.event_id.0, t.seat)),
+        Err(e) => return PageError::from_api(Nav::of(Some(&c)), e).into_response(),
+    };
+    let checks = checks.map(|(seed, name)| (seed, name, ticket));
     let Some((seed, event_name, ticket)) = checks else {
         return refused(
             "Forged code",

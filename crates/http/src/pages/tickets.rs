@@ -1,6 +1,7 @@
 //! My tickets: each with its signed code as a QR image (and as text), printable; a refund
 //! button where the event allows it — the seat goes back on sale in the same log entry.
 
+use crate::error::ApiError;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -45,10 +46,14 @@ struct TicketsPage {
     notice: Option<String>,
 }
 
-fn tickets_of(state: &AppState, user: tix_core::UserId) -> Vec<TicketView> {
+fn tickets_of(state: &AppState, user: tix_core::UserId) -> Result<Vec<TicketView>, ApiError> {
     let s = state.node.shared.read();
-    let mut out: Vec<TicketView> = s
+    let mut out: Vec<TicketView> = state
+        .node
+        .shared
+        .history()?
         .tickets_of(user)
+        .into_iter()
         .filter_map(|t| {
             let e = s.event(t.event_id)?;
             let code = ticket_code::sign(&e.ticket_key_seed, e.id.0, t.id.0);
@@ -74,19 +79,23 @@ fn tickets_of(state: &AppState, user: tix_core::UserId) -> Vec<TicketView> {
         })
         .collect();
     out.sort_by_key(|t| std::cmp::Reverse(t.id));
-    out
+    Ok(out)
 }
 
 async fn my_tickets(State(state): State<AppState>, caller: MaybeCaller) -> Response {
     let Some(c) = caller.0 else {
         return login_first("/tickets");
     };
-    TicketsPage {
-        nav: Nav::of(Some(&c)),
-        tickets: tickets_of(&state, c.user_id),
-        notice: None,
+    let nav = Nav::of(Some(&c));
+    match tickets_of(&state, c.user_id) {
+        Ok(tickets) => TicketsPage {
+            nav,
+            tickets,
+            notice: None,
+        }
+        .into_response(),
+        Err(e) => PageError::from_api(nav, e).into_response(),
     }
-    .into_response()
 }
 
 async fn refund(

@@ -1,0 +1,424 @@
+//! History in redb: the tables behind [`tix_core::History`], written by apply and read by pages
+//! and the API.
+//!
+//! Apply opens one write transaction per group of committed entries, reads history through
+//! [`HistoryView`] over that transaction's tables (the core reads its own pending changes
+//! first), then writes the group's [`Changes`] and the applied log id into the same
+//! transaction. Rows are postcard: tickets and orders by id, idempotency records by their 128-bit
+//! key with a `(recorded_at_ms, key)` time index for expiry, per-customer counts by
+//! `(event, customer hash)`. Secondary indexes serve listings: an event's active tickets in sale
+//! order (`/sales`, dashboards), a user's tickets and orders.
+//!
+//! Readers get a [`HistoryReader`]: a read transaction, so a listing sees one consistent applied
+//! state however long it takes, while apply goes on (MVCC).
+
+use std::borrow::Borrow;
+
+use redb::{
+    AccessGuard, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, WriteTransaction,
+};
+use serde::de::DeserializeOwned;
+use tix_core::{
+    Changes, CountKey, CustomerKey, EventId, History, HistoryScan, Order, OrderId, Record,
+    RecordChange, RecordKey, Ticket, TicketId, TicketStatus, UserId,
+};
+
+/// Tickets by id.
+pub(crate) const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
+/// Orders by id.
+pub(crate) const ORDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("orders");
+/// Idempotency records by key hash.
+pub(crate) const RECORDS: TableDefinition<u128, &[u8]> = TableDefinition::new("records");
+/// `(recorded_at_ms, key)` for every record: expiry in time order.
+pub(crate) const RECORD_TIMES: TableDefinition<(u64, u128), ()> =
+    TableDefinition::new("record_times");
+/// Per-customer counts, `(event, customer hash)` → tickets plus held units.
+pub(crate) const COUNTS: TableDefinition<(u64, u128), u32> = TableDefinition::new("counts");
+/// `(event, ticket)` for every active ticket: an event's sales in sale order.
+pub(crate) const EVENT_TICKETS: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("event_tickets");
+/// `(user, ticket)` for every ticket a shop user bought.
+pub(crate) const USER_TICKETS: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("user_tickets");
+/// `(user, order)` for every order.
+pub(crate) const USER_ORDERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("user_orders");
+
+/// Every history table, for creating, wiping and copying them.
+pub(crate) const ALL_U64_BYTES: [TableDefinition<u64, &[u8]>; 2] = [TICKETS, ORDERS];
+/// The index tables keyed by two u64s.
+pub(crate) const ALL_PAIR_INDEXES: [TableDefinition<(u64, u64), ()>; 3] =
+    [EVENT_TICKETS, USER_TICKETS, USER_ORDERS];
+
+/// A storage failure inside history; the state machine turns it into openraft's error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("history store: {0}")]
+    Db(String),
+    /// A stored row did not decode: the store is damaged or from another format.
+    #[error("history store: undecodable {what}: {detail}")]
+    Corrupt {
+        /// Which kind of row.
+        what: &'static str,
+        /// The decoder's message.
+        detail: String,
+    },
+}
+
+pub(crate) fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn encode(value: &impl serde::Serialize) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("history rows serialize")
+}
+
+/// Reads history through five tables of one transaction. `History` cannot return errors (the
+/// core is pure), so a read failure panics: a replica that cannot read its own history must
+/// stop rather than decide a sale without it.
+pub(crate) struct HistoryView<T, O, R, RT, C> {
+    pub tickets: T,
+    pub orders: O,
+    pub records: R,
+    pub record_times: RT,
+    pub counts: C,
+}
+
+fn must<T>(what: &str, r: Result<T, StoreError>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("reading {what} from history failed: {e}"),
+    }
+}
+
+fn get_row<K, T>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    what: &'static str,
+    key: impl for<'a> Borrow<K::SelfType<'a>>,
+) -> Result<Option<T>, StoreError>
+where
+    K: redb::Key + 'static,
+    T: DeserializeOwned,
+{
+    let guard: Option<AccessGuard<'_, &[u8]>> = table.get(key).map_err(db_err)?;
+    guard.map(|g| decode(what, g.value())).transpose()
+}
+
+impl<T, O, R, RT, C> History for HistoryView<T, O, R, RT, C>
+where
+    T: ReadableTable<u64, &'static [u8]>,
+    O: ReadableTable<u64, &'static [u8]>,
+    R: ReadableTable<u128, &'static [u8]>,
+    RT: ReadableTable<(u64, u128), ()>,
+    C: ReadableTable<(u64, u128), u32>,
+{
+    fn ticket(&self, id: TicketId) -> Option<Ticket> {
+        must("a ticket", get_row(&self.tickets, "ticket", id.0))
+    }
+
+    fn order(&self, id: OrderId) -> Option<Order> {
+        must("an order", get_row(&self.orders, "order", id.0))
+    }
+
+    fn record(&self, key: RecordKey) -> Option<Record> {
+        must("a record", get_row(&self.records, "record", key.0))
+    }
+
+    fn customer_count(&self, key: CountKey) -> u32 {
+        let got = self.counts.get((key.event_id.0, key.customer));
+        must("a count", got.map_err(db_err)).map_or(0, |g| g.value())
+    }
+
+    fn records_due(&self, recorded_at_or_before_ms: u64, max: usize) -> Vec<(u64, RecordKey)> {
+        let range = self
+            .record_times
+            .range((0, 0)..=(recorded_at_or_before_ms, u128::MAX));
+        let range = must("record times", range.map_err(db_err));
+        let mut due = Vec::new();
+        for row in range.take(max) {
+            let (key, _) = must("a record time", row.map_err(db_err));
+            let (at, hash) = key.value();
+            due.push((at, RecordKey(hash)));
+        }
+        due
+    }
+}
+
+impl<T, O, R, RT, C> HistoryScan for HistoryView<T, O, R, RT, C>
+where
+    T: ReadableTable<u64, &'static [u8]>,
+    O: ReadableTable<u64, &'static [u8]>,
+    R: ReadableTable<u128, &'static [u8]>,
+    RT: ReadableTable<(u64, u128), ()>,
+    C: ReadableTable<(u64, u128), u32>,
+{
+    fn for_each_ticket(&self, f: &mut dyn FnMut(&Ticket)) {
+        let rows = must("tickets", self.tickets.iter().map_err(db_err));
+        for row in rows {
+            let (_, v) = must("a ticket", row.map_err(db_err));
+            f(&must("a ticket", decode("ticket", v.value())));
+        }
+    }
+
+    fn for_each_order(&self, f: &mut dyn FnMut(&Order)) {
+        let rows = must("orders", self.orders.iter().map_err(db_err));
+        for row in rows {
+            let (_, v) = must("an order", row.map_err(db_err));
+            f(&must("an order", decode("order", v.value())));
+        }
+    }
+
+    fn for_each_count(&self, f: &mut dyn FnMut(CountKey, u32)) {
+        let rows = must("counts", self.counts.iter().map_err(db_err));
+        for row in rows {
+            let (k, v) = must("a count", row.map_err(db_err));
+            let (event, customer) = k.value();
+            let key = CountKey {
+                event_id: EventId(event),
+                customer,
+            };
+            f(key, v.value());
+        }
+    }
+}
+
+/// The history tables of a write transaction: read while applying, then written.
+pub(crate) struct WriteTables<'t> {
+    pub view: HistoryView<
+        Table<'t, u64, &'static [u8]>,
+        Table<'t, u64, &'static [u8]>,
+        Table<'t, u128, &'static [u8]>,
+        Table<'t, (u64, u128), ()>,
+        Table<'t, (u64, u128), u32>,
+    >,
+    event_tickets: Table<'t, (u64, u64), ()>,
+    user_tickets: Table<'t, (u64, u64), ()>,
+    user_orders: Table<'t, (u64, u64), ()>,
+}
+
+impl<'t> WriteTables<'t> {
+    /// Opens (creating when missing) every history table in `txn`.
+    pub fn open(txn: &'t WriteTransaction) -> Result<WriteTables<'t>, StoreError> {
+        Ok(WriteTables {
+            view: HistoryView {
+                tickets: txn.open_table(TICKETS).map_err(db_err)?,
+                orders: txn.open_table(ORDERS).map_err(db_err)?,
+                records: txn.open_table(RECORDS).map_err(db_err)?,
+                record_times: txn.open_table(RECORD_TIMES).map_err(db_err)?,
+                counts: txn.open_table(COUNTS).map_err(db_err)?,
+            },
+            event_tickets: txn.open_table(EVENT_TICKETS).map_err(db_err)?,
+            user_tickets: txn.open_table(USER_TICKETS).map_err(db_err)?,
+            user_orders: txn.open_table(USER_ORDERS).map_err(db_err)?,
+        })
+    }
+
+    /// Writes one group of changes, keeping the indexes in step.
+    pub fn write(&mut self, changes: Changes) -> Result<(), StoreError> {
+        for ticket in changes.tickets.into_values() {
+            self.put_ticket(&ticket)?;
+        }
+        for order in changes.orders.into_values() {
+            let (id, user) = (order.id.0, order.customer.0);
+            let bytes = encode(&order);
+            self.view
+                .orders
+                .insert(id, bytes.as_slice())
+                .map_err(db_err)?;
+            self.user_orders.insert((user, id), ()).map_err(db_err)?;
+        }
+        for (key, change) in changes.records {
+            self.change_record(key, change)?;
+        }
+        for (key, count) in changes.counts {
+            let row = (key.event_id.0, key.customer);
+            if count == 0 {
+                self.view.counts.remove(row).map_err(db_err)?;
+            } else {
+                self.view.counts.insert(row, count).map_err(db_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a row as it comes from a snapshot, indexes included.
+    pub fn put_ticket(&mut self, ticket: &Ticket) -> Result<(), StoreError> {
+        let (id, event) = (ticket.id.0, ticket.event_id.0);
+        let bytes = encode(ticket);
+        self.view
+            .tickets
+            .insert(id, bytes.as_slice())
+            .map_err(db_err)?;
+        if ticket.status == TicketStatus::Active {
+            self.event_tickets.insert((event, id), ()).map_err(db_err)?;
+        } else {
+            self.event_tickets.remove((event, id)).map_err(db_err)?;
+        }
+        if let CustomerKey::User(user) = ticket.customer {
+            self.user_tickets.insert((user.0, id), ()).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn change_record(&mut self, key: RecordKey, change: RecordChange) -> Result<(), StoreError> {
+        let old = match &change {
+            RecordChange::Put(record) => {
+                let bytes = encode(record);
+                let old = self.view.records.insert(key.0, bytes.as_slice());
+                let old = old.map_err(db_err)?.map(|g| g.value().to_vec());
+                let at = (record.recorded_at_ms, key.0);
+                self.view.record_times.insert(at, ()).map_err(db_err)?;
+                old
+            }
+            RecordChange::Expire => {
+                let old = self.view.records.remove(key.0).map_err(db_err)?;
+                old.map(|g| g.value().to_vec())
+            }
+        };
+        if let Some(old) = old {
+            let old: Record = decode("record", &old)?;
+            let new_at = match &change {
+                RecordChange::Put(record) => Some(record.recorded_at_ms),
+                RecordChange::Expire => None,
+            };
+            if new_at != Some(old.recorded_at_ms) {
+                let at = (old.recorded_at_ms, key.0);
+                self.view.record_times.remove(at).map_err(db_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a record row as it comes from a snapshot.
+    pub fn put_record(&mut self, key: u128, bytes: &[u8]) -> Result<(), StoreError> {
+        let record: Record = decode("record", bytes)?;
+        self.view.records.insert(key, bytes).map_err(db_err)?;
+        let at = (record.recorded_at_ms, key);
+        self.view.record_times.insert(at, ()).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Inserts an order row as it comes from a snapshot.
+    pub fn put_order(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let order: Order = decode("order", bytes)?;
+        let (id, user) = (order.id.0, order.customer.0);
+        self.view.orders.insert(id, bytes).map_err(db_err)?;
+        self.user_orders.insert((user, id), ()).map_err(db_err)?;
+        Ok(())
+    }
+}
+
+/// Deletes every history table in `txn` (before a snapshot is installed).
+pub(crate) fn wipe(txn: &WriteTransaction) -> Result<(), StoreError> {
+    for t in ALL_U64_BYTES {
+        txn.delete_table(t).map_err(db_err)?;
+    }
+    for t in ALL_PAIR_INDEXES {
+        txn.delete_table(t).map_err(db_err)?;
+    }
+    txn.delete_table(RECORDS).map_err(db_err)?;
+    txn.delete_table(RECORD_TIMES).map_err(db_err)?;
+    txn.delete_table(COUNTS).map_err(db_err)?;
+    Ok(())
+}
+
+/// The history tables of a read transaction.
+pub(crate) type ReadView = HistoryView<
+    ReadOnlyTable<u64, &'static [u8]>,
+    ReadOnlyTable<u64, &'static [u8]>,
+    ReadOnlyTable<u128, &'static [u8]>,
+    ReadOnlyTable<(u64, u128), ()>,
+    ReadOnlyTable<(u64, u128), u32>,
+>;
+
+/// A consistent read-only view of history for pages, the API and snapshots.
+pub struct HistoryReader {
+    pub(crate) view: ReadView,
+    event_tickets: ReadOnlyTable<(u64, u64), ()>,
+    user_tickets: ReadOnlyTable<(u64, u64), ()>,
+    user_orders: ReadOnlyTable<(u64, u64), ()>,
+}
+
+impl HistoryReader {
+    /// Opens every history table of a read transaction (the tables exist: the store creates
+    /// them when it opens).
+    pub(crate) fn open(txn: &ReadTransaction) -> Result<HistoryReader, StoreError> {
+        Ok(HistoryReader {
+            view: HistoryView {
+                tickets: txn.open_table(TICKETS).map_err(db_err)?,
+                orders: txn.open_table(ORDERS).map_err(db_err)?,
+                records: txn.open_table(RECORDS).map_err(db_err)?,
+                record_times: txn.open_table(RECORD_TIMES).map_err(db_err)?,
+                counts: txn.open_table(COUNTS).map_err(db_err)?,
+            },
+            event_tickets: txn.open_table(EVENT_TICKETS).map_err(db_err)?,
+            user_tickets: txn.open_table(USER_TICKETS).map_err(db_err)?,
+            user_orders: txn.open_table(USER_ORDERS).map_err(db_err)?,
+        })
+    }
+
+    /// Returns a ticket.
+    pub fn ticket(&self, id: TicketId) -> Option<Ticket> {
+        self.view.ticket(id)
+    }
+
+    /// Returns an order.
+    pub fn order(&self, id: OrderId) -> Option<Order> {
+        self.view.order(id)
+    }
+
+    /// Returns a shop user's tickets (active and refunded), oldest first.
+    pub fn tickets_of(&self, user: UserId) -> Vec<Ticket> {
+        let ids = pair_range(&self.user_tickets, user.0);
+        ids.filter_map(|id| self.ticket(TicketId(id))).collect()
+    }
+
+    /// Returns a shop user's orders, oldest first.
+    pub fn orders_of(&self, user: UserId) -> Vec<Order> {
+        let ids = pair_range(&self.user_orders, user.0);
+        ids.filter_map(|id| self.order(OrderId(id))).collect()
+    }
+
+    /// Returns an event's active tickets in sale order, one row at a time (an export of a
+    /// million tickets never holds them all).
+    pub fn sales(&self, event_id: EventId) -> impl Iterator<Item = Ticket> + '_ {
+        let ids = pair_range(&self.event_tickets, event_id.0);
+        ids.filter_map(|id| self.ticket(TicketId(id)))
+    }
+
+    /// Returns how many active tickets an event has, by counting its index rows.
+    pub fn sales_count(&self, event_id: EventId) -> u64 {
+        pair_range(&self.event_tickets, event_id.0).count() as u64
+    }
+
+    /// Returns the number of rows in each history table (operator metrics).
+    pub fn row_counts(&self) -> Result<[(&'static str, u64); 5], StoreError> {
+        Ok([
+            ("tickets", self.view.tickets.len().map_err(db_err)?),
+            ("orders", self.view.orders.len().map_err(db_err)?),
+            ("records", self.view.records.len().map_err(db_err)?),
+            ("counts", self.view.counts.len().map_err(db_err)?),
+            ("event_tickets", self.event_tickets.len().map_err(db_err)?),
+        ])
+    }
+}
+
+/// The second halves of the `(first, second)` keys whose first half is `first`.
+fn pair_range(
+    table: &ReadOnlyTable<(u64, u64), ()>,
+    first: u64,
+) -> impl Iterator<Item = u64> + 'static {
+    let range = must(
+        "an index",
+        table.range((first, 0)..=(first, u64::MAX)).map_err(db_err),
+    );
+    range.map(|row| must("an index row", row.map_err(db_err)).0.value().1)
+}
