@@ -6,12 +6,19 @@
 //! receiving node never forwards again, so a stale view of who leads cannot loop). A follower
 //! serving a linearizable read asks the leader for its read index (`/cluster/read-index`, which
 //! confirms leadership with a quorum) and waits until it has applied that far.
+//!
+//! Forwarded proposals are the one hot path here, so their bodies (the commands, and the
+//! outcomes with the entry's index) are in the cluster's binary format ([`crate::codec`]); a
+//! body that does not decode is answered 400 with the reason. The operator-facing endpoints
+//! (init, membership changes, metrics) and the read index stay JSON.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,6 +26,8 @@ use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 use tix_core::{Batch, Command, Outcome};
 
+use crate::codec;
+use crate::network::{RAFT_CONTENT_TYPE, binary};
 use crate::node::Node;
 use crate::proposer::{ProposeError, now_ms};
 use crate::types::{NodeId, TixNode};
@@ -58,9 +67,16 @@ fn error_response(status: StatusCode, e: impl ToString) -> Response {
 }
 
 /// Proposes a forwarded batch here; answers `NotLeader` rather than forwarding again.
-async fn propose(State(node): State<Node>, Json(commands): Json<Vec<Command>>) -> Response {
+async fn propose(State(node): State<Node>, body: Bytes) -> Response {
+    let commands: Vec<Command> = match codec::decode(&body) {
+        Ok(commands) => commands,
+        Err(e) => {
+            let text = format!("cannot decode the propose request: {e}");
+            return (StatusCode::BAD_REQUEST, text).into_response();
+        }
+    };
     let result: Result<(Vec<Outcome>, u64), ProposeError> = node.write_local(commands).await;
-    Json(result).into_response()
+    binary(&result)
 }
 
 /// Confirms leadership and returns the index a linearizable read must wait for.
@@ -216,26 +232,40 @@ impl ClusterClient {
             .json(body)
             .send()
             .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    CallError::NotDelivered(e.to_string())
-                } else {
-                    CallError::Unknown(e.to_string())
-                }
-            })?;
+            .map_err(send_error)?;
         response
             .json()
             .await
             .map_err(|e| CallError::Unknown(e.to_string()))
     }
 
-    /// Forwards a batch to the leader.
+    /// Forwards a batch to the leader, in the binary format both ways. An answer that is not a
+    /// decodable success (another version, an error status) leaves the outcome unknown.
     pub async fn propose(
         &self,
         raft_addr: &str,
         commands: &[Command],
     ) -> Result<Result<(Vec<Outcome>, u64), ProposeError>, CallError> {
-        self.post(raft_addr, "/cluster/propose", &commands).await
+        let response = self
+            .http
+            .post(format!("http://{raft_addr}/cluster/propose"))
+            .header(CONTENT_TYPE, RAFT_CONTENT_TYPE)
+            .body(codec::encode(commands))
+            .send()
+            .await
+            .map_err(send_error)?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::Unknown(e.to_string()))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            return Err(CallError::Unknown(format!(
+                "leader answered {status}: {text}"
+            )));
+        }
+        codec::decode(&body).map_err(|e| CallError::Unknown(format!("leader's answer: {e}")))
     }
 
     /// Asks the leader for a read index.
@@ -259,6 +289,15 @@ impl ClusterClient {
             .json()
             .await
             .map_err(|e| CallError::Unknown(e.to_string()))
+    }
+}
+
+/// Classifies a failed send: a refused connection certainly delivered nothing.
+fn send_error(e: reqwest::Error) -> CallError {
+    if e.is_connect() {
+        CallError::NotDelivered(e.to_string())
+    } else {
+        CallError::Unknown(e.to_string())
     }
 }
 

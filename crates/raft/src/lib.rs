@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cluster;
+mod codec;
 pub mod history_store;
 pub mod log_store;
 pub mod network;

@@ -7,6 +7,10 @@
 //! through the same queue, so the disk sees operations in the order openraft issued them.
 //! `save_vote` waits for its commit, as Raft requires. The in-memory log is bounded by log
 //! compaction: entries below the last snapshot are purged.
+//!
+//! Records are in the versioned binary format of [`crate::codec`]. A log written by an earlier
+//! tix version (JSON records) is refused when opened, with a message that says what to do: tix
+//! does not migrate it, and never drops it silently.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -16,21 +20,28 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
+use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::codec::{self, CodecError};
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
-/// Log entries by index, serialized as JSON.
+/// Log entries by index, in the codec's binary format.
 pub(crate) const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
-/// Small records: `vote`, `committed`, `last_purged`.
+/// Small records: `vote`, `committed`, `last_purged`, in the codec's binary format.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// The most queued operations one writer transaction takes.
 const GROUP_OPS_MAX: usize = 4096;
 /// Capacity of the queue to the writer thread.
 const QUEUE_CAPACITY: usize = 8192;
+
+/// Why a log written by an earlier tix version is refused, and what the operator can do.
+pub const LEGACY_LOG_REFUSAL: &str = "the data directory was written by an earlier tix version \
+    (JSON log); tix does not migrate it; start with an empty --data-dir (a single node), or wipe \
+    this node's data directory and add it back as a new node (cluster)";
 
 /// What the writer thread persists.
 enum WriteOp {
@@ -73,7 +84,7 @@ impl LogStore {
     /// Opens the log in `db`, loads it into memory and starts the writer thread. The thread ends
     /// when every clone of the store has been dropped.
     pub fn open(db: Arc<Database>) -> Result<LogStore, StorageError> {
-        let mem = load(&db).map_err(|e| StorageIOError::read_logs(&e))?;
+        let mem = load(&db)?;
         let (writer, queue) = mpsc::channel(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("tix-log-writer".into())
@@ -101,32 +112,48 @@ fn to_io(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Reads the whole log and its metadata from redb.
-fn load(db: &Database) -> io::Result<LogMem> {
-    let txn = db.begin_write().map_err(to_io)?;
-    txn.open_table(LOGS).map_err(to_io)?;
-    txn.open_table(META).map_err(to_io)?;
-    txn.commit().map_err(to_io)?;
+fn read_error(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_logs(AnyError::error(e)).into()
+}
 
-    let txn = db.begin_read().map_err(to_io)?;
-    let meta = txn.open_table(META).map_err(to_io)?;
-    let get = |key: &str| -> io::Result<Option<Vec<u8>>> {
-        Ok(meta.get(key).map_err(to_io)?.map(|v| v.value().to_vec()))
+/// Decodes the record `what`; JSON from an earlier tix version is refused with
+/// [`LEGACY_LOG_REFUSAL`], anything else undecodable names the record and the cause.
+fn decode_record<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    codec::decode(bytes).map_err(|e| match e {
+        CodecError::LegacyJson => read_error(LEGACY_LOG_REFUSAL),
+        other => read_error(format!("cannot decode the log's {what}: {other}")),
+    })
+}
+
+/// Reads the whole log and its metadata from redb.
+fn load(db: &Database) -> Result<LogMem, StorageError> {
+    let txn = db.begin_write().map_err(read_error)?;
+    txn.open_table(LOGS).map_err(read_error)?;
+    txn.open_table(META).map_err(read_error)?;
+    txn.commit().map_err(read_error)?;
+
+    let txn = db.begin_read().map_err(read_error)?;
+    let meta = txn.open_table(META).map_err(read_error)?;
+    let get = |key: &str| -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(meta
+            .get(key)
+            .map_err(read_error)?
+            .map(|v| v.value().to_vec()))
     };
     let mut mem = LogMem::default();
     if let Some(bytes) = get("vote")? {
-        mem.vote = Some(serde_json::from_slice(&bytes)?);
+        mem.vote = Some(decode_record("vote", &bytes)?);
     }
     if let Some(bytes) = get("committed")? {
-        mem.committed = serde_json::from_slice(&bytes)?;
+        mem.committed = decode_record("committed index", &bytes)?;
     }
     if let Some(bytes) = get("last_purged")? {
-        mem.last_purged = Some(serde_json::from_slice(&bytes)?);
+        mem.last_purged = Some(decode_record("last purged log id", &bytes)?);
     }
-    let logs = txn.open_table(LOGS).map_err(to_io)?;
-    for row in logs.iter().map_err(to_io)? {
-        let (index, bytes) = row.map_err(to_io)?;
-        let entry: Entry = serde_json::from_slice(bytes.value())?;
+    let logs = txn.open_table(LOGS).map_err(read_error)?;
+    for row in logs.iter().map_err(read_error)? {
+        let (index, bytes) = row.map_err(read_error)?;
+        let entry: Entry = decode_record(&format!("entry {}", index.value()), bytes.value())?;
         // Checked after decoding: the key and the entry's own index must agree.
         assert_eq!(
             entry.log_id.index,
@@ -195,7 +222,7 @@ fn write_group(db: &Database, ops: &[WriteOp]) -> io::Result<()> {
                 }
                 WriteOp::Purge { upto } => {
                     logs.retain_in(..=upto.index, |_, _| false).map_err(to_io)?;
-                    let bytes = serde_json::to_vec(upto)?;
+                    let bytes = codec::encode(upto);
                     meta.insert("last_purged", bytes.as_slice())
                         .map_err(to_io)?;
                 }
@@ -243,7 +270,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        let bytes = serde_json::to_vec(vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        let bytes = codec::encode(vote);
         self.mem().vote = Some(*vote);
         let (done, wait) = oneshot::channel();
         self.send(WriteOp::Vote { vote: bytes, done }).await?;
@@ -258,7 +285,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let bytes = serde_json::to_vec(&committed).map_err(|e| StorageIOError::write(&e))?;
+        let bytes = codec::encode(&committed);
         self.mem().committed = committed;
         self.send(WriteOp::Committed { committed: bytes }).await
     }
@@ -280,9 +307,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut mem = self.mem();
             for entry in entries {
-                let bytes =
-                    serde_json::to_vec(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
-                encoded.push((entry.log_id.index, bytes));
+                encoded.push((entry.log_id.index, codec::encode(&entry)));
                 mem.entries.insert(entry.log_id.index, entry);
             }
         }

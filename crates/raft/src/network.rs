@@ -5,12 +5,21 @@
 //! one meant for another node (a stale address after a node was replaced must not deliver votes
 //! to the wrong server). Connection failures map to `Unreachable` so openraft backs off, and each
 //! RPC honours openraft's timeout for it.
+//!
+//! Request and response bodies are in the cluster's versioned binary format ([`crate::codec`],
+//! content type [`RAFT_CONTENT_TYPE`]): an append carries whole batches of commands without
+//! field names, and a snapshot chunk travels as raw bytes rather than a JSON array of decimal
+//! numbers. A body that does not decode (truncated, another format version, the JSON of an
+//! earlier tix version) is answered 400 with a text that says why; the sender sees it as a
+//! network error and openraft retries.
 
+use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -22,10 +31,13 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec;
 use crate::types::{NodeId, Raft, TixNode, TypeConfig};
 
 /// The header that names the node an RPC is meant for.
 pub const TARGET_HEADER: &str = "x-tix-target-node";
+/// The content type of bodies in the cluster's binary format (Raft RPCs, forwarded proposals).
+pub const RAFT_CONTENT_TYPE: &str = "application/x-tix-raft";
 /// The largest Raft RPC body the internal listener accepts (snapshot chunks are smaller).
 const RPC_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
@@ -78,8 +90,9 @@ impl Peer {
             .client
             .post(format!("{}/{path}", self.base))
             .header(TARGET_HEADER, self.target.to_string())
+            .header(CONTENT_TYPE, RAFT_CONTENT_TYPE)
             .timeout(option.hard_ttl())
-            .json(req)
+            .body(codec::encode(req))
             .send()
             .await
             .map_err(|e| {
@@ -95,10 +108,12 @@ impl Peer {
             let e = std::io::Error::other(format!("peer answered {status}: {text}"));
             return Err(RPCError::Network(NetworkError::new(&e)));
         }
-        let result: Result<Resp, E> = response
-            .json()
+        let body = response
+            .bytes()
             .await
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, E> =
+            codec::decode(&body).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -163,35 +178,45 @@ fn misdirected(headers: &HeaderMap, node_id: NodeId) -> Option<Response> {
     }
 }
 
-async fn append(
-    State(s): State<RpcState>,
-    headers: HeaderMap,
-    Json(req): Json<AppendEntriesRequest<TypeConfig>>,
-) -> Response {
-    if let Some(r) = misdirected(&headers, s.node_id) {
-        return r;
+/// Returns the request in `body` when it is meant for this node and decodes, or the refusal:
+/// 421 for another node's RPC, 400 with the reason for a body that does not decode.
+fn accept<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    node_id: NodeId,
+    what: &str,
+    body: &[u8],
+) -> Result<T, Response> {
+    if let Some(r) = misdirected(headers, node_id) {
+        return Err(r);
     }
-    Json(s.raft.append_entries(req).await).into_response()
+    codec::decode(body).map_err(|e| {
+        let text = format!("cannot decode the {what} request: {e}");
+        (StatusCode::BAD_REQUEST, text).into_response()
+    })
 }
 
-async fn vote(
-    State(s): State<RpcState>,
-    headers: HeaderMap,
-    Json(req): Json<VoteRequest<NodeId>>,
-) -> Response {
-    if let Some(r) = misdirected(&headers, s.node_id) {
-        return r;
-    }
-    Json(s.raft.vote(req).await).into_response()
+/// Returns `value` as a 200 response in the binary format.
+pub(crate) fn binary<T: Serialize>(value: &T) -> Response {
+    ([(CONTENT_TYPE, RAFT_CONTENT_TYPE)], codec::encode(value)).into_response()
 }
 
-async fn snapshot(
-    State(s): State<RpcState>,
-    headers: HeaderMap,
-    Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
-) -> Response {
-    if let Some(r) = misdirected(&headers, s.node_id) {
-        return r;
+async fn append(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
+    match accept::<AppendEntriesRequest<TypeConfig>>(&headers, s.node_id, "append", &body) {
+        Ok(req) => binary(&s.raft.append_entries(req).await),
+        Err(refusal) => refusal,
     }
-    Json(s.raft.install_snapshot(req).await).into_response()
+}
+
+async fn vote(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
+    match accept::<VoteRequest<NodeId>>(&headers, s.node_id, "vote", &body) {
+        Ok(req) => binary(&s.raft.vote(req).await),
+        Err(refusal) => refusal,
+    }
+}
+
+async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
+    match accept::<InstallSnapshotRequest<TypeConfig>>(&headers, s.node_id, "snapshot", &body) {
+        Ok(req) => binary(&s.raft.install_snapshot(req).await),
+        Err(refusal) => refusal,
+    }
 }
