@@ -108,6 +108,16 @@ impl SharedState {
         HistoryReader::open(&txn)
     }
 
+    /// Checks every invariant of the applied state and its history (a full scan: tests and
+    /// tools, not the hot path).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let state = self.read();
+        let history = self.history().map_err(|e| e.to_string())?;
+        state
+            .check_invariants(&history.view)
+            .map_err(|v| v.to_string())
+    }
+
     /// Returns the last applied log id.
     pub fn last_applied(&self) -> Option<LogId> {
         self.applied.read().unwrap_or_else(|e| e.into_inner()).0
