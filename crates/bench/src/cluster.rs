@@ -103,10 +103,19 @@ impl LocalCluster {
     pub async fn start(exe: &Path, n: u64, options: ClusterOptions) -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
         let dir = temp.path().to_path_buf();
+        // TIX_KEEP_CLUSTER_DIR=1 keeps the data directories and node logs for a post-mortem.
+        let keep = std::env::var_os("TIX_KEEP_CLUSTER_DIR").is_some();
+        let temp = if keep {
+            eprintln!("cluster directory kept: {}", dir.display());
+            let _ = temp.keep();
+            None
+        } else {
+            Some(temp)
+        };
         let mut cluster = LocalCluster {
             exe: exe.to_path_buf(),
             dir,
-            _temp: Some(temp),
+            _temp: temp,
             admin_password: "cluster-admin-password".into(),
             options,
             nodes: BTreeMap::new(),

@@ -69,7 +69,7 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<()> {
         "numbered" => true,
         other => bail!("--kind must be unnumbered or numbered, not {other:?}"),
     };
-    let (base_url, _server) = target(args.url.as_deref(), &args.admin_password)?;
+    let (base_url, server) = target(args.url.as_deref(), &args.admin_password)?;
     let report = measure(&base_url, &args, numbered).await?;
     let secs = report.elapsed.as_secs_f64();
     let h = &report.latency_us;
@@ -86,10 +86,23 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<()> {
         Some(avg) => println!("  batch_commands_avg   {avg:.1}"),
         None => println!("  batch_commands_avg   (server metrics unavailable)"),
     }
+    if let Some(server) = &server {
+        match peak_rss_kib(server.pid()) {
+            Some(kib) => println!("  server_peak_rss_mb   {:.1}", kib as f64 / 1024.0),
+            None => println!("  server_peak_rss_mb   (unknown: no /proc)"),
+        }
+    }
     if report.failed > 0 {
         bail!("{} purchases failed", report.failed);
     }
     Ok(())
+}
+
+/// The peak resident set size of a process (`VmHWM` in `/proc/PID/status`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Creates the event, runs the load and checks the result against availability.

@@ -22,7 +22,7 @@ use crate::history::{
     Changes, CountKey, History, Record, RecordChange, RecordKey, RecordedAnswer, hash64,
 };
 use crate::ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, SeatState};
 use crate::limits::Limits;
 use crate::outcome::{
     Admitted, CheckInRejection, EventRejection, HoldPlaced, OrderConfirmed, Outcome, Refunded,
@@ -1064,6 +1064,36 @@ impl State {
     /// Returns a customer's active holds.
     pub fn holds_of(&self, customer: UserId) -> impl Iterator<Item = &Hold> {
         self.holds.values().filter(move |h| h.customer == customer)
+    }
+
+    /// Estimates the bytes the hot state takes in memory (collections' entries and their
+    /// strings, with a fixed allowance per tree entry), for operators' metrics.
+    pub fn estimated_bytes(&self) -> u64 {
+        const ENTRY_BYTES: usize = 32;
+        let users: usize = self
+            .users
+            .values()
+            .map(|u| size_of::<User>() + 2 * u.username.len() + u.password_hash.len())
+            .sum::<usize>()
+            + self.users.len() * 2 * ENTRY_BYTES;
+        let sessions = self.sessions.len() * (size_of::<Session>() + 2 * 64 + 2 * ENTRY_BYTES);
+        let events: usize = self
+            .events
+            .values()
+            .map(|e| {
+                let seats = match &e.inventory {
+                    Inventory::Numbered { seats, .. } => seats.len() * size_of::<SeatState>(),
+                    Inventory::Unnumbered { .. } => 0,
+                };
+                size_of::<Event>() + e.details.name.len() + e.details.description.len() + seats
+            })
+            .sum();
+        let holds: usize = self
+            .holds
+            .values()
+            .map(|h| size_of::<Hold>() + 4 * h.seats.len() + 2 * ENTRY_BYTES)
+            .sum();
+        (size_of::<State>() + users + sessions + events + holds) as u64
     }
 
     /// Returns the history changes not yet taken (tools and tests).

@@ -42,6 +42,10 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let shared = &state.node.shared;
+    let state_bytes = shared.read().estimated_bytes();
+    metrics::gauge!("tix_state_memory_bytes").set(state_bytes as f64);
+    metrics::gauge!("tix_store_disk_bytes").set(shared.store_bytes() as f64);
     match &state.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

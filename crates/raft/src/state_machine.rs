@@ -701,7 +701,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let path = self
             .snapshot_dir
             .join(format!("incoming-{}.part", std::process::id()));
-        let file = tokio::fs::File::create(&path).await.map_err(write_err)?;
+        // Read and write: openraft writes the chunks, install reads them back.
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(write_err)?;
         self.receiving = Some(path);
         Ok(Box::new(file))
     }
