@@ -304,9 +304,9 @@ impl Node {
     }
 }
 
-/// Snapshot bytes per install RPC. Chunks travel as JSON number arrays (several bytes per
-/// byte), so they are kept small enough to cross a busy loopback well within the timeout.
-const SNAPSHOT_CHUNK_BYTES: u64 = 512 * 1024;
+/// Snapshot bytes per install RPC: chunks travel as raw bytes in the binary codec, read from and
+/// written to the snapshot files, so a chunk costs its size in memory once on each side.
+const SNAPSHOT_CHUNK_BYTES: u64 = 4 << 20;
 /// redb's page cache for the log database (`tix.redb`): the log is mirrored in memory anyway.
 const LOG_CACHE_BYTES: usize = 16 << 20;
 

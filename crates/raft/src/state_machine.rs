@@ -230,7 +230,7 @@ impl StateMachineStore {
 
     /// Writes a durable checkpoint of the hot state at the applied position. Applies cannot run
     /// meanwhile (the state machine is borrowed mutably), so state and history agree.
-    fn checkpoint(&mut self) -> Result<Applied, StoreError> {
+    fn checkpoint(&mut self) -> Result<Checkpoint, StoreError> {
         let applied = self
             .shared
             .applied
@@ -253,7 +253,8 @@ impl StateMachineStore {
         }
         txn.commit().map_err(db_err)?;
         self.checkpointed = applied.0;
-        Ok(applied)
+        metrics::gauge!("tix_checkpoint_state_bytes").set(checkpoint.state.len() as f64);
+        Ok(checkpoint)
     }
 
     /// Applies a group of entries in one write transaction.
@@ -672,16 +673,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshots_built += 1;
         let started = Instant::now();
-        let prepared = self.checkpoint().and_then(|applied| {
+        let prepared = self.checkpoint().and_then(|checkpoint| {
             // A read transaction opened right after the checkpoint, before any further apply:
             // exactly the checkpoint's state, whatever is applied while the file is written.
             let txn = self.db.begin_read().map_err(db_err)?;
-            Ok((applied, txn))
+            Ok((checkpoint, txn))
         });
         metrics::histogram!("tix_checkpoint_seconds").record(started.elapsed().as_secs_f64());
-        let state = self.shared.read().encode();
         SnapshotBuilder {
-            prepared: Some(prepared.map(|((last_log_id, last_membership), txn)| {
+            prepared: Some(prepared.map(|(checkpoint, txn)| {
+                let (last_log_id, last_membership) = checkpoint.applied;
+                let state = checkpoint.state;
                 let snapshot_id = match last_log_id {
                     Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.snapshots_built),
                     None => format!("--{}", self.snapshots_built),
