@@ -37,7 +37,9 @@ use tix_core::State;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::history_store::{self, HistoryReader, StoreError, WriteTables, db_err, encode};
+use crate::history_store::{
+    self, HistoryReader, RecordIndex, StoreError, WriteTables, db_err, encode,
+};
 use crate::types::{
     Entry, LogId, Outcomes, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -77,7 +79,7 @@ struct SnapshotHeader {
 enum Frame {
     Tickets(Vec<Vec<u8>>),
     Orders(Vec<Vec<u8>>),
-    Records(Vec<(u128, Vec<u8>)>),
+    Records(Vec<((u64, u128), Vec<u8>)>),
     Counts(Vec<((u64, u128), u32)>),
     /// The last frame, with row totals to check the file is whole.
     End {
@@ -144,6 +146,8 @@ pub struct StateMachineStore {
     snapshots_built: u64,
     /// The applied log id of the last durable checkpoint.
     checkpointed: Option<LogId>,
+    /// Where each idempotency record is in `state.redb` (see `history_store`).
+    index: RecordIndex,
 }
 
 fn to_io(e: impl std::fmt::Display) -> std::io::Error {
@@ -205,11 +209,16 @@ impl StateMachineStore {
             None => (State::default(), (None, StoredMembership::default())),
         };
         let checkpointed = applied.0;
-        let index = applied.0.map(|l| l.index).unwrap_or(0);
+        let applied_index = applied.0.map(|l| l.index).unwrap_or(0);
+        let txn = db.begin_read().map_err(read_err)?;
+        let index = HistoryReader::open(&txn)
+            .and_then(|reader| reader.record_index())
+            .map_err(read_err)?;
+        drop(txn);
         let shared = Arc::new(SharedState {
             state: RwLock::new(state),
             applied: RwLock::new(applied),
-            applied_index: watch::channel(index).0,
+            applied_index: watch::channel(applied_index).0,
             db: db.clone(),
             db_path: data_dir.join("state.redb"),
         });
@@ -220,6 +229,7 @@ impl StateMachineStore {
             receiving: None,
             snapshots_built: 0,
             checkpointed,
+            index,
         })
     }
 
@@ -271,7 +281,7 @@ impl StateMachineStore {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         {
-            let mut tables = WriteTables::open(&txn)?;
+            let mut tables = WriteTables::open(&txn, &mut self.index)?;
             for entry in entries {
                 applied.0 = Some(entry.log_id);
                 match entry.payload {
@@ -340,7 +350,7 @@ fn prepare_tables(db: &Database) -> Result<(), PrepareError> {
     }
     let txn = db.begin_write().map_err(store)?;
     {
-        let _ = WriteTables::open(&txn).map_err(PrepareError::Store)?;
+        let _ = WriteTables::open(&txn, &mut RecordIndex::new()).map_err(PrepareError::Store)?;
         let mut meta = txn.open_table(META).map_err(store)?;
         let found = meta
             .get("format")
@@ -382,7 +392,7 @@ fn recover(db: &Database, dir: &Path) -> Result<Option<Checkpoint>, StoreError> 
     match newest_snapshot(dir)? {
         Some(path) => {
             let file = fs::File::open(&path).map_err(db_err)?;
-            let (meta, state) = install_from_file(db, file)?;
+            let (meta, state, _) = install_from_file(db, file)?;
             Ok(Some(Checkpoint {
                 applied: (meta.last_log_id, meta.last_membership),
                 state: state.encode(),
@@ -392,7 +402,7 @@ fn recover(db: &Database, dir: &Path) -> Result<Option<Checkpoint>, StoreError> 
             let txn = db.begin_write().map_err(db_err)?;
             history_store::wipe(&txn)?;
             {
-                let _ = WriteTables::open(&txn)?;
+                let _ = WriteTables::open(&txn, &mut RecordIndex::new())?;
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 meta.remove("checkpoint").map_err(db_err)?;
                 meta.remove("applied").map_err(db_err)?;
@@ -580,14 +590,18 @@ fn read_header(input: &mut impl Read) -> Result<SnapshotHeader, StoreError> {
 
 /// Replaces the store's contents with a snapshot file, streamed, in one durable transaction.
 /// Returns the snapshot's metadata and hot state.
-fn install_from_file(db: &Database, file: fs::File) -> Result<(SnapshotMeta, State), StoreError> {
+fn install_from_file(
+    db: &Database,
+    file: fs::File,
+) -> Result<(SnapshotMeta, State, RecordIndex), StoreError> {
+    let mut index = RecordIndex::new();
     let mut input = BufReader::with_capacity(1 << 20, file);
     let header = read_header(&mut input)?;
     let state = State::decode(&header.state).map_err(db_err)?;
     let txn = db.begin_write().map_err(db_err)?;
     history_store::wipe(&txn)?;
     {
-        let mut tables = WriteTables::open(&txn)?;
+        let mut tables = WriteTables::open(&txn, &mut index)?;
         let mut rows = 0u64;
         loop {
             match read_frame::<Frame>(&mut input)? {
@@ -646,7 +660,7 @@ fn install_from_file(db: &Database, file: fs::File) -> Result<(SnapshotMeta, Sta
             header.meta.snapshot_id
         );
     }
-    Ok((header.meta, state))
+    Ok((header.meta, state, index))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -734,7 +748,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // store is rebuilt from it.
         let db = self.db.clone();
         let path = self.snapshot_path(meta);
-        let (_, state) = {
+        let (_, state, index) = {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
                 keep_as(&mut file, &path)?;
@@ -755,6 +769,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             *applied = (meta.last_log_id, meta.last_membership.clone());
         }
         self.checkpointed = meta.last_log_id;
+        self.index = index;
         self.shared
             .applied_index
             .send_replace(meta.last_log_id.map(|l| l.index).unwrap_or(0));
