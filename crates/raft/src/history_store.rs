@@ -228,15 +228,18 @@ where
     }
 }
 
+/// The history tables of a write transaction, as the core reads them.
+pub(crate) type WriteView<'t> = HistoryView<
+    Table<'t, u64, &'static [u8]>,
+    Table<'t, u64, &'static [u8]>,
+    Table<'t, (u64, u128), &'static [u8]>,
+    Table<'t, (u64, u128), u32>,
+    &'t mut RecordIndex,
+>;
+
 /// The history tables of a write transaction: read while applying, then written.
 pub(crate) struct WriteTables<'t> {
-    pub view: HistoryView<
-        Table<'t, u64, &'static [u8]>,
-        Table<'t, u64, &'static [u8]>,
-        Table<'t, (u64, u128), &'static [u8]>,
-        Table<'t, (u64, u128), u32>,
-        &'t mut RecordIndex,
-    >,
+    pub view: WriteView<'t>,
     event_tickets: Table<'t, (u64, u64), ()>,
     user_tickets: Table<'t, (u64, u64), ()>,
     user_orders: Table<'t, (u64, u64), ()>,
