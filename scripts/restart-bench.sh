@@ -22,7 +22,7 @@ now_ms() { date +%s%3N; }
 start
 until curl -sf "http://$http/healthz" >/dev/null; do sleep 0.05; done
 "$bin" bench-http --url "http://$http" --purchases "$purchases"
-echo "history on disk: $(du -sh "$dir/data" | cut -f1) ($(ls "$dir/data"))"
+echo "history on disk: $(du -sh "$dir/data" | cut -f1) ($(ls "$dir/data" | tr "\n" " "))"
 kill "-$signal" "$pid"; wait "$pid" 2>/dev/null || true
 t0=$(now_ms)
 start
