@@ -100,7 +100,9 @@ pub struct SharedState {
 impl SharedState {
     /// Returns a read guard on the hot state. Hold it briefly: apply waits for it.
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .read()
+            .expect("state lock poisoned: an apply panicked")
     }
 
     /// Returns a consistent view of history (tickets, orders) as of the last applied entry.
@@ -122,7 +124,10 @@ impl SharedState {
 
     /// Returns the last applied log id.
     pub fn last_applied(&self) -> Option<LogId> {
-        self.applied.read().unwrap_or_else(|e| e.into_inner()).0
+        self.applied
+            .read()
+            .expect("state lock poisoned: an apply panicked")
+            .0
     }
 
     /// Returns a receiver that changes whenever new entries are applied.
@@ -245,7 +250,7 @@ impl StateMachineStore {
             .shared
             .applied
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .expect("state lock poisoned: an apply panicked")
             .clone();
         let state = self.shared.read().encode();
         let checkpoint = Checkpoint {
@@ -273,12 +278,16 @@ impl StateMachineStore {
         let mut replies = Vec::with_capacity(entries.len());
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_durability(Durability::None).map_err(db_err)?;
-        let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .shared
+            .state
+            .write()
+            .expect("state lock poisoned: an apply panicked");
         let mut applied = self
             .shared
             .applied
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .expect("state lock poisoned: an apply panicked")
             .clone();
         {
             let mut tables = WriteTables::open(&txn, &mut self.index)?;
@@ -308,7 +317,7 @@ impl StateMachineStore {
             .shared
             .applied
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = applied;
+            .expect("state lock poisoned: an apply panicked") = applied;
         drop(state);
         self.shared.applied_index.send_replace(index);
         metrics::histogram!("tix_apply_group_seconds").record(started.elapsed().as_secs_f64());
@@ -671,7 +680,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .shared
             .applied
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .expect("state lock poisoned: an apply panicked")
             .clone())
     }
 
@@ -759,13 +768,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(io)?
         };
         {
-            let mut current = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+            let mut current = self
+                .shared
+                .state
+                .write()
+                .expect("state lock poisoned: an apply panicked");
             *current = state;
             let mut applied = self
                 .shared
                 .applied
                 .write()
-                .unwrap_or_else(|e| e.into_inner());
+                .expect("state lock poisoned: an apply panicked");
             *applied = (meta.last_log_id, meta.last_membership.clone());
         }
         self.checkpointed = meta.last_log_id;
