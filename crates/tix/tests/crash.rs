@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tix_bench::client::{ApiClient, http_client};
+use tix_bench::client::{ApiClient, http_client, metric_value};
 use tix_bench::spawn::ServerProcess;
 
 const ADMIN_PASSWORD: &str = "crash-test-admin-pw";
@@ -152,5 +152,12 @@ async fn kill_during_burst_loses_no_acknowledged_purchase() -> anyhow::Result<()
         .await?;
     assert_eq!(status, 201);
     assert_eq!(body["ticket_id"].as_u64(), Some(first.ticket_id));
+
+    // Operators see what the state costs: the hot set in memory and the store on disk.
+    let metrics = api.metrics_text().await?;
+    for gauge in ["tix_state_memory_bytes", "tix_store_disk_bytes"] {
+        let value = metric_value(&metrics, gauge);
+        assert!(value.is_some_and(|v| v > 0.0), "{gauge}: {value:?}");
+    }
     Ok(())
 }
