@@ -135,7 +135,7 @@ pub struct Changes {
     pub orders: BTreeMap<OrderId, Order>,
     /// Idempotency records stored or expired.
     pub records: BTreeMap<RecordKey, RecordChange>,
-    /// Per-customer counts (tickets plus held units); 0 means the row is deleted.
+    /// Per-customer counts (tickets plus held units) of events that keep them; 0 deletes the row.
     pub counts: BTreeMap<CountKey, u32>,
 }
 
@@ -163,6 +163,8 @@ pub trait History {
     /// Returns up to `max` records recorded at or before `recorded_at_or_before_ms`, oldest first
     /// (ties by key).
     fn records_due(&self, recorded_at_or_before_ms: u64, max: usize) -> Vec<(u64, RecordKey)>;
+    /// Calls `f` for every active ticket of an event, in sale order (rare: an event's first cap).
+    fn for_each_active_ticket(&self, event_id: EventId, f: &mut dyn FnMut(&Ticket));
 }
 
 /// Full scans of history, for the invariant checker (tests, snapshot install).
@@ -267,6 +269,14 @@ impl History for MemoryHistory {
             .iter()
             .take_while(|(at, _)| *at <= recorded_at_or_before_ms);
         due.take(max).copied().collect()
+    }
+
+    fn for_each_active_ticket(&self, event_id: EventId, f: &mut dyn FnMut(&Ticket)) {
+        let active = self
+            .tickets
+            .values()
+            .filter(|t| t.event_id == event_id && t.status == TicketStatus::Active);
+        active.for_each(f);
     }
 }
 

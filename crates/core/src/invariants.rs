@@ -44,7 +44,8 @@ impl State {
     /// - each seat is in at most one active hold or active ticket, and the seat map agrees;
     /// - ticket and order ids are below the next id, and every order's tickets point back at it;
     /// - no hold outlives its expiry and every hold is in the expiry index;
-    /// - per-customer counts and active-hold counts match the holds and tickets.
+    /// - per-customer counts (of events that keep them, and only those) and active-hold counts
+    ///   match the holds and tickets.
     ///
     /// Pending changes must have been written to `h` first.
     pub fn check_invariants(&self, h: &dyn HistoryScan) -> Result<(), InvariantViolation> {
@@ -53,6 +54,7 @@ impl State {
             "checking with history changes not written out"
         );
         let parts = self.parts();
+        let counted = |e: EventId| parts.events.get(&e).is_some_and(|e| e.counts_customers);
         let mut sold: BTreeMap<EventId, u32> = BTreeMap::new();
         let mut held: BTreeMap<EventId, u32> = BTreeMap::new();
         // Σ mix(key) over every sold or held unit, against Σ count × mix(key) over the rows.
@@ -87,8 +89,10 @@ impl State {
                 Err(violation) => problem = Some(violation),
                 Ok(()) if ticket.status == TicketStatus::Active => {
                     *sold.entry(ticket.event_id).or_default() += 1;
-                    let key = CountKey::of(ticket.event_id, &ticket.customer);
-                    units_sum = units_sum.wrapping_add(mix(key));
+                    if counted(ticket.event_id) {
+                        let key = CountKey::of(ticket.event_id, &ticket.customer);
+                        units_sum = units_sum.wrapping_add(mix(key));
+                    }
                 }
                 Ok(()) => {}
             }
@@ -109,8 +113,11 @@ impl State {
             );
             *held.entry(hold.event_id).or_default() += hold.quantity;
             *holds_per_customer.entry(hold.customer).or_default() += 1;
-            let key = CountKey::of(hold.event_id, &CustomerKey::User(hold.customer));
-            units_sum = units_sum.wrapping_add(mix(key).wrapping_mul(u128::from(hold.quantity)));
+            if counted(hold.event_id) {
+                let key = CountKey::of(hold.event_id, &CustomerKey::User(hold.customer));
+                let units = mix(key).wrapping_mul(u128::from(hold.quantity));
+                units_sum = units_sum.wrapping_add(units);
+            }
             let event = parts.events.get(&hold.event_id);
             ensure!(event.is_some(), "hold {id} without event");
             for seat in &hold.seats {
@@ -152,14 +159,17 @@ impl State {
         }
 
         let mut counts_sum: u128 = 0;
-        let mut zero_rows = 0u64;
+        let (mut zero_rows, mut uncounted_rows) = (0u64, 0u64);
         h.for_each_count(&mut |key, count| {
-            if count == 0 {
-                zero_rows += 1;
-            }
+            zero_rows += u64::from(count == 0);
+            uncounted_rows += u64::from(!counted(key.event_id));
             counts_sum = counts_sum.wrapping_add(mix(key).wrapping_mul(u128::from(count)));
         });
         ensure!(zero_rows == 0, "{zero_rows} per-customer count rows of 0");
+        ensure!(
+            uncounted_rows == 0,
+            "{uncounted_rows} count rows of events that keep no counts"
+        );
         ensure!(
             counts_sum == units_sum,
             "per-customer counts disagree with tickets and holds"

@@ -68,6 +68,10 @@ pub struct Event {
     pub inventory: Inventory,
     /// When it was created, by log time.
     pub created_at_ms: u64,
+    /// Whether per-customer counts are kept for this event: from the first time it has a
+    /// `per_customer_max` (at creation or by an edit, which counts the earlier sales then) on.
+    /// An event never capped writes no count rows: one history write less per sale.
+    pub counts_customers: bool,
     /// The seed of the Ed25519 key that signs this event's ticket codes (secret).
     #[serde(default)]
     pub ticket_key_seed: [u8; 32],
@@ -320,7 +324,7 @@ impl State {
                 event_id,
                 expected_version,
                 details,
-            } => Outcome::Event(self.update_event(*event_id, *expected_version, details)),
+            } => Outcome::Event(self.update_event(h, *event_id, *expected_version, details)),
             Command::Purchase {
                 event_id,
                 key,
@@ -441,6 +445,7 @@ impl State {
             version: 1,
             inventory,
             created_at_ms: self.now_ms,
+            counts_customers: details.per_customer_max.is_some(),
             ticket_key_seed,
         };
         self.events.insert(id, event);
@@ -457,6 +462,7 @@ impl State {
 
     fn update_event(
         &mut self,
+        h: &dyn History,
         event_id: EventId,
         expected_version: u64,
         details: &EventDetails,
@@ -471,9 +477,45 @@ impl State {
                 current_version: event.version,
             });
         }
+        let start_counting = !event.counts_customers && details.per_customer_max.is_some();
         event.details = details.clone();
         event.version += 1;
-        Ok((event_id, event.version))
+        event.counts_customers |= start_counting;
+        let version = event.version;
+        if start_counting {
+            self.count_earlier_sales(h, event_id);
+        }
+        Ok((event_id, version))
+    }
+
+    /// Writes the per-customer counts of an event that had none: its active tickets (history
+    /// and pending changes) and its active holds. Runs once per event, when it first gets a cap.
+    fn count_earlier_sales(&mut self, h: &dyn History, event_id: EventId) {
+        let mut counts: BTreeMap<CountKey, u32> = BTreeMap::new();
+        let pending = &self.pending.tickets;
+        h.for_each_active_ticket(event_id, &mut |t| {
+            if !pending.contains_key(&t.id) {
+                *counts
+                    .entry(CountKey::of(event_id, &t.customer))
+                    .or_default() += 1;
+            }
+        });
+        let active_pending = pending
+            .values()
+            .filter(|t| t.event_id == event_id && t.status == TicketStatus::Active);
+        for t in active_pending {
+            *counts
+                .entry(CountKey::of(event_id, &t.customer))
+                .or_default() += 1;
+        }
+        for hold in self.holds.values().filter(|h| h.event_id == event_id) {
+            let key = CountKey::of(event_id, &CustomerKey::User(hold.customer));
+            *counts.entry(key).or_default() += hold.quantity;
+        }
+        for (key, count) in counts {
+            self.fold_digest(&(key, count));
+            self.pending.counts.insert(key, count);
+        }
     }
 
     // ----- sales -----
@@ -976,9 +1018,8 @@ impl State {
         Ok(())
     }
 
-    /// Adds `n` to (or, with `add` false, takes `n` from) a customer's count at an event.
-    /// Counted for every event: `UpdateEvent` may add a per-customer cap later, and it must count
-    /// the sales made before it.
+    /// Adds `n` to (or, with `add` false, takes `n` from) a customer's count at an event, if
+    /// the event keeps counts (see `Event::counts_customers`).
     fn count_customer(
         &mut self,
         h: &dyn History,
@@ -987,6 +1028,13 @@ impl State {
         n: u32,
         add: bool,
     ) {
+        let counted = self
+            .events
+            .get(&event_id)
+            .is_some_and(|e| e.counts_customers);
+        if !counted {
+            return;
+        }
         let key = CountKey::of(event_id, customer);
         let have = self.customer_count(h, key);
         let count = if add {

@@ -983,7 +983,8 @@ fn update_event_with_stale_version_conflicts() {
 }
 
 // Setting per_customer_max on an event that already sold counts the earlier sales against it
-// (the counts exist for every event), and removing it again keeps the invariants.
+// (an uncapped event keeps no counts; its first cap counts its tickets and holds), and removing
+// it again keeps the invariants.
 #[test]
 fn per_customer_max_added_after_sales_counts_earlier_sales() {
     let mut w = World::new();

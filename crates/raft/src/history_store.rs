@@ -112,11 +112,12 @@ pub(crate) fn encode(value: &impl serde::Serialize) -> Vec<u8> {
 /// Reads history through five tables of one transaction. `History` cannot return errors (the
 /// core is pure), so a read failure panics: a replica that cannot read its own history must
 /// stop rather than decide a sale without it.
-pub(crate) struct HistoryView<T, O, R, C, Ix> {
+pub(crate) struct HistoryView<T, O, R, C, E, Ix> {
     pub tickets: T,
     pub orders: O,
     pub records: R,
     pub counts: C,
+    pub event_tickets: E,
     pub index: Ix,
 }
 
@@ -140,12 +141,13 @@ where
     guard.map(|g| decode(what, g.value())).transpose()
 }
 
-impl<T, O, R, C, Ix> History for HistoryView<T, O, R, C, Ix>
+impl<T, O, R, C, E, Ix> History for HistoryView<T, O, R, C, E, Ix>
 where
     T: ReadableTable<u64, &'static [u8]>,
     O: ReadableTable<u64, &'static [u8]>,
     R: ReadableTable<(u64, u128), &'static [u8]>,
     C: ReadableTable<(u64, u128), u32>,
+    E: ReadableTable<(u64, u64), ()>,
     Ix: RecordLocator,
 {
     fn ticket(&self, id: TicketId) -> Option<Ticket> {
@@ -188,14 +190,28 @@ where
         }
         due
     }
+
+    fn for_each_active_ticket(&self, event_id: EventId, f: &mut dyn FnMut(&Ticket)) {
+        let range = self
+            .event_tickets
+            .range((event_id.0, 0)..=(event_id.0, u64::MAX));
+        for row in must("an event's tickets", range.map_err(db_err)) {
+            let (key, _) = must("an event's ticket", row.map_err(db_err));
+            let id = TicketId(key.value().1);
+            if let Some(ticket) = self.ticket(id) {
+                f(&ticket);
+            }
+        }
+    }
 }
 
-impl<T, O, R, C, Ix> HistoryScan for HistoryView<T, O, R, C, Ix>
+impl<T, O, R, C, E, Ix> HistoryScan for HistoryView<T, O, R, C, E, Ix>
 where
     T: ReadableTable<u64, &'static [u8]>,
     O: ReadableTable<u64, &'static [u8]>,
     R: ReadableTable<(u64, u128), &'static [u8]>,
     C: ReadableTable<(u64, u128), u32>,
+    E: ReadableTable<(u64, u64), ()>,
     Ix: RecordLocator,
 {
     fn for_each_ticket(&self, f: &mut dyn FnMut(&Ticket)) {
@@ -234,13 +250,13 @@ pub(crate) type WriteView<'t> = HistoryView<
     Table<'t, u64, &'static [u8]>,
     Table<'t, (u64, u128), &'static [u8]>,
     Table<'t, (u64, u128), u32>,
+    Table<'t, (u64, u64), ()>,
     &'t mut RecordIndex,
 >;
 
 /// The history tables of a write transaction: read while applying, then written.
 pub(crate) struct WriteTables<'t> {
     pub view: WriteView<'t>,
-    event_tickets: Table<'t, (u64, u64), ()>,
     user_tickets: Table<'t, (u64, u64), ()>,
     user_orders: Table<'t, (u64, u64), ()>,
 }
@@ -258,9 +274,9 @@ impl<'t> WriteTables<'t> {
                 orders: txn.open_table(ORDERS).map_err(db_err)?,
                 records: txn.open_table(RECORDS).map_err(db_err)?,
                 counts: txn.open_table(COUNTS).map_err(db_err)?,
+                event_tickets: txn.open_table(EVENT_TICKETS).map_err(db_err)?,
                 index,
             },
-            event_tickets: txn.open_table(EVENT_TICKETS).map_err(db_err)?,
             user_tickets: txn.open_table(USER_TICKETS).map_err(db_err)?,
             user_orders: txn.open_table(USER_ORDERS).map_err(db_err)?,
         })
@@ -303,9 +319,15 @@ impl<'t> WriteTables<'t> {
             .insert(id, bytes.as_slice())
             .map_err(db_err)?;
         if ticket.status == TicketStatus::Active {
-            self.event_tickets.insert((event, id), ()).map_err(db_err)?;
+            self.view
+                .event_tickets
+                .insert((event, id), ())
+                .map_err(db_err)?;
         } else {
-            self.event_tickets.remove((event, id)).map_err(db_err)?;
+            self.view
+                .event_tickets
+                .remove((event, id))
+                .map_err(db_err)?;
         }
         if let CustomerKey::User(user) = ticket.customer {
             self.user_tickets.insert((user.0, id), ()).map_err(db_err)?;
@@ -368,13 +390,13 @@ pub(crate) type ReadView = HistoryView<
     ReadOnlyTable<u64, &'static [u8]>,
     ReadOnlyTable<(u64, u128), &'static [u8]>,
     ReadOnlyTable<(u64, u128), u32>,
+    ReadOnlyTable<(u64, u64), ()>,
     NoIndex,
 >;
 
 /// A consistent read-only view of history for pages, the API and snapshots.
 pub struct HistoryReader {
     pub(crate) view: ReadView,
-    event_tickets: ReadOnlyTable<(u64, u64), ()>,
     user_tickets: ReadOnlyTable<(u64, u64), ()>,
     user_orders: ReadOnlyTable<(u64, u64), ()>,
 }
@@ -389,9 +411,9 @@ impl HistoryReader {
                 orders: txn.open_table(ORDERS).map_err(db_err)?,
                 records: txn.open_table(RECORDS).map_err(db_err)?,
                 counts: txn.open_table(COUNTS).map_err(db_err)?,
+                event_tickets: txn.open_table(EVENT_TICKETS).map_err(db_err)?,
                 index: NoIndex,
             },
-            event_tickets: txn.open_table(EVENT_TICKETS).map_err(db_err)?,
             user_tickets: txn.open_table(USER_TICKETS).map_err(db_err)?,
             user_orders: txn.open_table(USER_ORDERS).map_err(db_err)?,
         })
@@ -422,13 +444,13 @@ impl HistoryReader {
     /// Returns an event's active tickets in sale order, one row at a time (an export of a
     /// million tickets never holds them all).
     pub fn sales(&self, event_id: EventId) -> impl Iterator<Item = Ticket> + '_ {
-        let ids = pair_range(&self.event_tickets, event_id.0);
+        let ids = pair_range(&self.view.event_tickets, event_id.0);
         ids.filter_map(|id| self.ticket(TicketId(id)))
     }
 
     /// Returns how many active tickets an event has, by counting its index rows.
     pub fn sales_count(&self, event_id: EventId) -> u64 {
-        pair_range(&self.event_tickets, event_id.0).count() as u64
+        pair_range(&self.view.event_tickets, event_id.0).count() as u64
     }
 
     /// Builds the record index from the records table (when the store opens or after an
@@ -450,7 +472,10 @@ impl HistoryReader {
             ("orders", self.view.orders.len().map_err(db_err)?),
             ("records", self.view.records.len().map_err(db_err)?),
             ("counts", self.view.counts.len().map_err(db_err)?),
-            ("event_tickets", self.event_tickets.len().map_err(db_err)?),
+            (
+                "event_tickets",
+                self.view.event_tickets.len().map_err(db_err)?,
+            ),
         ])
     }
 }

@@ -34,7 +34,7 @@ impl Rng {
     }
 }
 
-fn details() -> EventDetails {
+fn details(per_customer_max: Option<u32>) -> EventDetails {
     EventDetails {
         name: "Store test".into(),
         description: "".into(),
@@ -47,13 +47,14 @@ fn details() -> EventDetails {
         price_cents: 1_000,
         currency: "EUR".into(),
         refundable: true,
-        per_customer_max: Some(6),
+        per_customer_max,
     }
 }
 
-/// Setup (users, an unnumbered and a numbered event), then `n` random batches: purchases with
-/// repeated keys (replays), holds, confirmations, releases, refunds, check-ins, and time steps
-/// past the hold TTL and the idempotency retention.
+/// Setup (users, an unnumbered and a numbered event, uncapped), then `n` random batches:
+/// purchases with repeated keys (replays), holds, confirmations, releases, refunds, check-ins,
+/// time steps past the hold TTL and the idempotency retention, and at a third of the way a cap
+/// of 6 per customer on both events.
 fn batches(seed: u64, n: usize) -> Vec<Batch> {
     let mut rng = Rng(seed | 1);
     let mut out = Vec::new();
@@ -78,7 +79,7 @@ fn batches(seed: u64, n: usize) -> Vec<Batch> {
     ] {
         commands.push(Command::CreateEvent {
             organizer: UserId(1),
-            details: details(),
+            details: details(None),
             inventory,
             ticket_key_seed: [3; 32],
         });
@@ -88,7 +89,20 @@ fn batches(seed: u64, n: usize) -> Vec<Batch> {
         commands,
     });
     let mut now = START_MS;
-    for _ in 0..n {
+    for i in 0..n {
+        if i == n / 3 {
+            // Both events get a cap after sales: their earlier sales are counted then (from
+            // history and whatever is still pending in the group).
+            let capped = (1..=2).map(|e| Command::UpdateEvent {
+                event_id: EventId(e),
+                expected_version: 1,
+                details: details(Some(6)),
+            });
+            out.push(Batch {
+                time_ms: now,
+                commands: capped.collect(),
+            });
+        }
         now += match rng.below(40) {
             0..=3 => 700_000, // past the hold TTL of 600 s
             4 => 90_000_000,  // past the default retention of 24 h
@@ -207,6 +221,15 @@ async fn redb_history_matches_the_reference_through_snapshot_install_and_reopen(
         let replays = count(&|o| matches!(o, Outcome::Purchase(r) if r.replayed));
         let refunds = count(&|o| matches!(o, Outcome::Refund(Ok(_))));
         let keyed = count(&|o| matches!(o, Outcome::Purchase(_) | Outcome::Hold(_)));
+        let capped = count(&|o| matches!(o, Outcome::Event(Ok((_, 2)))));
+        let limited = count(&|o| {
+            matches!(o, Outcome::Purchase(r)
+                if matches!(r.result, Err(tix_core::Rejection::CustomerLimit { .. })))
+        });
+        assert!(
+            capped == 2 && limited > 0,
+            "seed {seed}: {capped} caps set, {limited} purchases over the cap"
+        );
         assert!(
             sales > 10 && replays > 5 && refunds > 0,
             "seed {seed}: {sales} sales, {replays} replays, {refunds} refunds"
