@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod headers;
 pub mod ops;
 pub mod pages;
 pub mod payments;
@@ -160,5 +161,6 @@ pub fn router(state: AppState) -> Router {
             ops::panic_response,
         ))
         .layer(axum::middleware::from_fn(ops::problem_for_bare_errors))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
 }

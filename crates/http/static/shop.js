@@ -3,6 +3,10 @@
 // Everything works without JavaScript too, only less live.
 (function () {
   "use strict";
+  // Print buttons (the Content-Security-Policy allows no inline handlers).
+  Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (b) {
+    b.addEventListener("click", function () { window.print(); });
+  });
   var page = document.querySelector("[data-event]");
   if (page) {
     var id = page.getAttribute("data-event");

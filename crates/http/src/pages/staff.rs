@@ -142,12 +142,19 @@ pub fn sales_chart_svg(points: &[(u64, u64)]) -> String {
     )
 }
 
-/// Quotes a CSV field when it needs it.
+/// A CSV field that a spreadsheet shows as text: a cell that would start a formula (`=`, `+`,
+/// `-`, `@`, tab or carriage return; OWASP's list) gets a leading `'`, which spreadsheets take
+/// as "text" and do not display; then the field is quoted when it needs it.
 pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(['=', '+', '-', '@']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+    let neutral = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
     } else {
         s.to_owned()
+    };
+    if neutral.contains([',', '"', '\n', '\r']) || neutral.starts_with('\'') {
+        format!("\"{}\"", neutral.replace('"', "\"\""))
+    } else {
+        neutral
     }
 }
 
@@ -493,13 +500,22 @@ async fn cluster(State(state): State<AppState>, caller: MaybeCaller) -> Response
 mod tests {
     use super::*;
 
-    // Fields with separators, quotes or formula prefixes are quoted; plain ones are not.
+    // Fields with separators or quotes are quoted; a field that would start a formula gets a
+    // leading `'` (shown as text by spreadsheets) and is quoted; plain ones are left alone.
     #[test]
-    fn quotes_csv_fields() {
+    fn quotes_csv_fields_and_never_starts_a_formula() {
         assert_eq!(csv_field("alice"), "alice");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=1+1"), "\"=1+1\"");
+        assert_eq!(csv_field("=1+1"), "\"'=1+1\"");
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(csv_field("+cmd|' /C calc'!A0"), "\"'+cmd|' /C calc'!A0\"");
+        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_field("-2+3"), "\"'-2+3\"");
+        assert_eq!(csv_field("\tx"), "\"'\tx\"");
     }
 
     // The chart is an SVG with one point per sale and the total as its label.

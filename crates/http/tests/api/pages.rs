@@ -410,3 +410,33 @@ async fn editing_a_stale_version_says_someone_else_changed_it() {
     );
     assert!(b.get(&event_page).await.text.contains("First Edit"));
 }
+
+// Every response carries the security headers; pages and the API are never cached, static
+// assets may be; Swagger UI keeps its inline bootstrapping but may not be framed either.
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", app.base_url)).send();
+    for path in ["/", "/login", "/api/v1/events", "/no-such-page"] {
+        let resp = get(path).await.expect("request sent");
+        let h = resp.headers();
+        let value = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let csp = value("content-security-policy");
+        assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(value("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(value("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(value("cache-control"), "no-store", "{path}");
+    }
+    let asset = get("/static/shop.js").await.expect("request sent");
+    assert_eq!(asset.status(), 200);
+    assert_ne!(
+        asset.headers().get("cache-control").map(|v| v.as_bytes()),
+        Some(&b"no-store"[..])
+    );
+    let docs = get("/api/docs/").await.expect("request sent");
+    let csp = docs.headers().get("content-security-policy").unwrap();
+    assert_eq!(csp, "frame-ancestors 'none'");
+}
