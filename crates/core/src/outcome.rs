@@ -194,6 +194,8 @@ pub enum UserRejection {
     UsernameTaken,
     /// No such account.
     UnknownUser,
+    /// The account is the only admin; demoting it would leave nobody able to grant roles.
+    LastAdmin,
 }
 
 /// Why an event change was refused.

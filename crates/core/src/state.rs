@@ -383,11 +383,22 @@ impl State {
     }
 
     fn set_role(&mut self, user_id: UserId, role: Role) -> Result<UserId, UserRejection> {
-        let user = self
+        let current = self
             .users
-            .get_mut(&user_id)
-            .ok_or(UserRejection::UnknownUser)?;
-        user.role = role;
+            .get(&user_id)
+            .ok_or(UserRejection::UnknownUser)?
+            .role;
+        if current == Role::Admin && role != Role::Admin {
+            let admins = self
+                .users
+                .values()
+                .filter(|u| u.role == Role::Admin)
+                .count();
+            if admins == 1 {
+                return Err(UserRejection::LastAdmin);
+            }
+        }
+        self.users.get_mut(&user_id).expect("checked above").role = role;
         Ok(user_id)
     }
 

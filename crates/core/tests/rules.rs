@@ -1197,3 +1197,31 @@ fn price_limit_from_both_sides() {
     );
     state.check_invariants().expect("invariants hold");
 }
+
+// The only admin cannot be demoted (nobody could grant roles again); with a second admin either
+// may be, and then the other is the last one.
+#[test]
+fn the_last_admin_cannot_be_demoted() {
+    let mut w = World::new();
+    let root = w.user_with_role("root", Role::Admin);
+    let demote = |user_id| Command::SetRole {
+        user_id,
+        role: Role::Organizer,
+    };
+    assert_eq!(
+        w.run(demote(root)),
+        Outcome::User(Err(UserRejection::LastAdmin))
+    );
+    assert_eq!(w.state.user(root).map(|u| u.role), Some(Role::Admin));
+    let second = w.user_with_role("second", Role::Admin);
+    assert_eq!(w.run(demote(root)), Outcome::User(Ok(root)));
+    assert_eq!(
+        w.run(demote(second)),
+        Outcome::User(Err(UserRejection::LastAdmin))
+    );
+    let reaffirm = Command::SetRole {
+        user_id: second,
+        role: Role::Admin,
+    };
+    assert_eq!(w.run(reaffirm), Outcome::User(Ok(second)));
+}

@@ -291,6 +291,7 @@ async fn set_role(
         .await?
     {
         Outcome::User(Ok(_)) => {}
+        Outcome::User(Err(UserRejection::LastAdmin)) => return Err(ApiError::LastAdmin),
         Outcome::User(Err(_)) => return Err(ApiError::NotFound("user")),
         other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
     }

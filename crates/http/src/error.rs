@@ -50,6 +50,9 @@ pub enum ApiError {
     /// The username is taken.
     #[error("the username is already taken")]
     UsernameTaken,
+    /// The only admin may not be demoted.
+    #[error("this is the only admin account; make another account admin first")]
+    LastAdmin,
     /// Someone else edited the event first.
     #[error("the event was changed by someone else (now at version {current_version})")]
     VersionConflict {
@@ -99,7 +102,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::UsernameTaken | ApiError::VersionConflict { .. } => StatusCode::CONFLICT,
+            ApiError::UsernameTaken | ApiError::LastAdmin | ApiError::VersionConflict { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::Rejected(r) => rejection_status(r),
             ApiError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::CheckInRefused { .. } => StatusCode::CONFLICT,
@@ -120,6 +125,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::UsernameTaken => "username_taken",
+            ApiError::LastAdmin => "last_admin",
             ApiError::VersionConflict { .. } => "version_conflict",
             ApiError::Rejected(r) => r.code(),
             ApiError::PaymentDeclined(_) => "payment_declined",
@@ -141,6 +147,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "Not allowed",
             ApiError::NotFound(_) => "Not found",
             ApiError::UsernameTaken => "Username taken",
+            ApiError::LastAdmin => "Last admin",
             ApiError::VersionConflict { .. } => "Edited by someone else",
             ApiError::Rejected(_) => "Request rejected",
             ApiError::PaymentDeclined(_) => "Payment declined",

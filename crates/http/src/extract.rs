@@ -105,11 +105,12 @@ impl Caller {
 /// The caller, if a valid token was presented.
 pub struct MaybeCaller(pub Option<Caller>);
 
-/// Finds the token in `Authorization: Bearer` or the session cookie.
+/// Finds the token in `Authorization: Bearer` (the scheme is case-insensitive, RFC 9110) or
+/// the session cookie.
 fn token_of(parts: &Parts) -> Option<&str> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        return value.strip_prefix("Bearer ").map(str::trim);
+        let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
     let cookies = parts.headers.get(header::COOKIE)?.to_str().ok()?;
     cookies

@@ -322,3 +322,42 @@ async fn roles_come_from_an_admin_never_from_the_request() {
         .await
         .expect(200);
 }
+
+// The only admin cannot be demoted, not even by itself (409 `last_admin`), and stays admin;
+// the Authorization scheme is case-insensitive (`bearer` works like `Bearer`).
+#[tokio::test]
+async fn the_last_admin_stays_admin_and_the_bearer_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    let me = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", app.base_url))
+        .header("authorization", format!("bearer {}", app.admin_token))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(me.status(), 200, "lower-case bearer refused");
+    let me: Value = me.json().await.expect("json");
+    let admin_id = me["id"].as_u64().expect("id");
+    assert_eq!(me["role"], "admin");
+
+    let refused = app
+        .set_role(Some(&app.admin_token), admin_id, "organizer")
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    let problem = assert_problem_shape(&refused);
+    assert_eq!(problem["type"], "https://tix.invalid/problems/last_admin");
+    let me = app.request(
+        reqwest::Method::GET,
+        "/api/v1/me",
+        Some(&app.admin_token),
+        None,
+    );
+    assert_eq!(me.await.expect(200)["role"], "admin");
+
+    // With a second admin, the first may step down.
+    let second = app.new_user("second-admin", None).await;
+    app.set_role(Some(&app.admin_token), second.id, "admin")
+        .await
+        .expect(200);
+    let stepped_down = app.set_role(Some(&app.admin_token), admin_id, "organizer");
+    assert_eq!(stepped_down.await.expect(200)["role"], "organizer");
+}
