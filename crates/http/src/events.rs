@@ -16,7 +16,7 @@ use tix_core::{
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
-use crate::views;
+use crate::{text, views};
 
 /// Longest event or venue name, in characters.
 pub const NAME_CHARS_MAX: usize = 200;
@@ -101,6 +101,9 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
     if name.is_empty() {
         return Err(ApiError::invalid("name", "must not be empty"));
     }
+    text::check_text("name", name, false)?;
+    text::check_text("description", &body.description, true)?;
+    text::check_text("venue.name", &body.venue.name, false)?;
     if name.chars().count() > NAME_CHARS_MAX {
         return Err(ApiError::invalid(
             "name",

@@ -18,6 +18,7 @@ pub mod payments;
 pub mod sales;
 pub mod seed;
 pub mod shop;
+pub mod text;
 pub mod ticket_code;
 pub mod views;
 

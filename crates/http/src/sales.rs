@@ -70,6 +70,7 @@ pub fn validate_purchase(body: &PurchaseBody, seats: u32, key_max: usize) -> Res
                 format!("must be 1 to {key_max} bytes"),
             ));
         }
+        crate::text::check_text(field, value, false)?;
     }
     match (seats, body.seat) {
         (0, Some(_)) => Err(ApiError::invalid(

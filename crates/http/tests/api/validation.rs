@@ -138,6 +138,21 @@ async fn bad_event_fields_are_422_naming_the_field() {
         ),
         ("empty name", set(good.clone(), "/name", json!("")), "name"),
         (
+            "NUL in the name",
+            set(good.clone(), "/name", json!("Gala\u{0}night")),
+            "name",
+        ),
+        (
+            "bidi override in the description",
+            set(good.clone(), "/description", json!("see \u{202E}txt.exe")),
+            "description",
+        ),
+        (
+            "escape sequence in the venue",
+            set(good.clone(), "/venue/name", json!("\u{1b}[31mHall")),
+            "venue.name",
+        ),
+        (
             "blank name",
             set(good.clone(), "/name", json!("   ")),
             "name",
@@ -327,6 +342,18 @@ async fn bad_purchases_are_422_naming_the_field() {
             seated,
             set(good.clone(), "/client_id", json!("")),
             "client_id",
+        ),
+        (
+            "NUL in client_id",
+            seated,
+            set(good.clone(), "/client_id", json!("buyer\u{0}")),
+            "client_id",
+        ),
+        (
+            "bidi isolate in request_id",
+            seated,
+            set(good.clone(), "/request_id", json!("\u{2066}req")),
+            "request_id",
         ),
         (
             "empty request_id",
