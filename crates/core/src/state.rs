@@ -1155,11 +1155,6 @@ impl State {
         (size_of::<State>() + users + sessions + events + holds) as u64
     }
 
-    /// Returns the history changes not yet taken (tools and tests).
-    pub fn pending_changes(&self) -> &Changes {
-        &self.pending
-    }
-
     /// Returns a 64-bit digest of the whole state, history included (through
     /// `history_digest`); equal states have equal digests, so replicas that applied the same log
     /// can be compared cheaply.

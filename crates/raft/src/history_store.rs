@@ -22,8 +22,8 @@
 use std::borrow::Borrow;
 
 use redb::{
-    AccessGuard, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table,
-    TableDefinition, WriteTransaction,
+    AccessGuard, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
 };
 use serde::de::DeserializeOwned;
 use tix_core::{
@@ -448,11 +448,6 @@ impl HistoryReader {
         ids.filter_map(|id| self.ticket(TicketId(id)))
     }
 
-    /// Returns how many active tickets an event has, by counting its index rows.
-    pub fn sales_count(&self, event_id: EventId) -> u64 {
-        pair_range(&self.view.event_tickets, event_id.0).count() as u64
-    }
-
     /// Builds the record index from the records table (when the store opens or after an
     /// install).
     pub(crate) fn record_index(&self) -> Result<RecordIndex, StoreError> {
@@ -463,20 +458,6 @@ impl HistoryReader {
             index.insert(key, at);
         }
         Ok(index)
-    }
-
-    /// Returns the number of rows in each history table (operator metrics).
-    pub fn row_counts(&self) -> Result<[(&'static str, u64); 5], StoreError> {
-        Ok([
-            ("tickets", self.view.tickets.len().map_err(db_err)?),
-            ("orders", self.view.orders.len().map_err(db_err)?),
-            ("records", self.view.records.len().map_err(db_err)?),
-            ("counts", self.view.counts.len().map_err(db_err)?),
-            (
-                "event_tickets",
-                self.view.event_tickets.len().map_err(db_err)?,
-            ),
-        ])
     }
 }
 
