@@ -540,17 +540,18 @@ impl State {
         seat: Option<u32>,
     ) -> Replayable<Result<Sale, Rejection>> {
         let fingerprint = Fingerprint::Purchase { customer, seat }.hash();
-        let recorded = match self.recorded(h, event_id, key, fingerprint) {
+        let record_key = RecordKey::of(event_id, key);
+        match self.recorded(h, record_key, fingerprint) {
             Some(Ok(RecordedAnswer::Purchase(result))) => return replayed(result),
             Some(Ok(RecordedAnswer::Hold(_))) | Some(Err(_)) => {
                 return fresh(Err(Rejection::KeyReused));
             }
-            None => RecordKey::of(event_id, key),
-        };
+            None => {}
+        }
         let result = self.sell_one(h, event_id, key, customer, seat);
         if records_answer(&result) {
             self.record(
-                recorded,
+                record_key,
                 fingerprint,
                 RecordedAnswer::Purchase(result.clone()),
             );
@@ -602,17 +603,18 @@ impl State {
         ttl_ms: u64,
     ) -> Replayable<Result<HoldPlaced, Rejection>> {
         let fingerprint = Fingerprint::Hold { customer, request }.hash();
-        let recorded = match self.recorded(h, event_id, key, fingerprint) {
+        let record_key = RecordKey::of(event_id, key);
+        match self.recorded(h, record_key, fingerprint) {
             Some(Ok(RecordedAnswer::Hold(result))) => return replayed(*result),
             Some(Ok(RecordedAnswer::Purchase(_))) | Some(Err(_)) => {
                 return fresh(Err(Rejection::KeyReused));
             }
-            None => RecordKey::of(event_id, key),
-        };
+            None => {}
+        }
         let result = self.hold_inventory(h, event_id, key, customer, request, ttl_ms);
         if records_answer(&result) {
             let answer = RecordedAnswer::Hold(Box::new(result.clone()));
-            self.record(recorded, fingerprint, answer);
+            self.record(record_key, fingerprint, answer);
         }
         fresh(result)
     }
@@ -857,11 +859,9 @@ impl State {
     fn recorded(
         &self,
         h: &dyn History,
-        event_id: EventId,
-        key: &IdempotencyKey,
+        record_key: RecordKey,
         fingerprint: u64,
     ) -> Option<Result<RecordedAnswer, Rejection>> {
-        let record_key = RecordKey::of(event_id, key);
         let record = match self.pending.records.get(&record_key) {
             Some(RecordChange::Put(record)) => record.clone(),
             Some(RecordChange::Expire) => return None,
