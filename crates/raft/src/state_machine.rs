@@ -53,7 +53,9 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"TIXSNAP1";
 /// Rows per frame in a snapshot file.
 const ROWS_PER_FRAME: usize = 1024;
 /// The largest frame a snapshot file may contain (guards against a damaged length prefix).
-const FRAME_BYTES_MAX: u32 = 64 << 20;
+const FRAME_BYTES_MAX: u64 = 64 << 20;
+/// The largest header (snapshot meta and the hot state) a snapshot file may contain.
+const HEADER_BYTES_MAX: u64 = 256 << 20;
 /// redb's page cache for `state.redb`.
 const STATE_CACHE_BYTES: usize = 32 << 20;
 
@@ -470,20 +472,28 @@ fn remove_other_snapshots(dir: &Path, keep: &Path) {
     }
 }
 
-fn write_frame(out: &mut impl Write, frame: &Frame) -> Result<u64, StoreError> {
-    let bytes = encode(frame);
-    out.write_all(&(bytes.len() as u32).to_le_bytes())
+/// Writes one length-prefixed value (the header or a frame): its size as a u64, then its
+/// postcard bytes. Returns the bytes written.
+fn write_sized(out: &mut impl Write, value: &impl Serialize) -> Result<u64, StoreError> {
+    let bytes = encode(value);
+    out.write_all(&(bytes.len() as u64).to_le_bytes())
         .map_err(db_err)?;
     out.write_all(&bytes).map_err(db_err)?;
-    Ok(4 + bytes.len() as u64)
+    Ok(8 + bytes.len() as u64)
 }
 
-fn read_frame<T: serde::de::DeserializeOwned>(input: &mut impl Read) -> Result<T, StoreError> {
-    let mut len = [0u8; 4];
+/// Reads one value written by [`write_sized`], refusing a size above `bytes_max` (a damaged
+/// length prefix must not allocate gigabytes).
+fn read_sized<T: serde::de::DeserializeOwned>(
+    input: &mut impl Read,
+    bytes_max: u64,
+    what: &str,
+) -> Result<T, StoreError> {
+    let mut len = [0u8; 8];
     input.read_exact(&mut len).map_err(db_err)?;
-    let len = u32::from_le_bytes(len);
-    if len > FRAME_BYTES_MAX {
-        return Err(db_err(format!("snapshot frame of {len} bytes")));
+    let len = u64::from_le_bytes(len);
+    if len > bytes_max {
+        return Err(db_err(format!("snapshot {what} of {len} bytes")));
     }
     let mut bytes = vec![0; len as usize];
     input.read_exact(&mut bytes).map_err(db_err)?;
@@ -502,7 +512,7 @@ fn write_snapshot_file(
     let file = fs::File::create(&partial).map_err(db_err)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(SNAPSHOT_MAGIC).map_err(db_err)?;
-    let mut bytes = 8 + write_framed_header(&mut out, header)?;
+    let mut bytes = 8 + write_sized(&mut out, header)?;
     let mut rows = 0u64;
     let view = &reader.view;
     bytes += copy_rows(
@@ -536,19 +546,11 @@ fn write_snapshot_file(
         |k, v| (k, v),
         Frame::Counts,
     )?;
-    bytes += write_frame(&mut out, &Frame::End { rows })?;
+    bytes += write_sized(&mut out, &Frame::End { rows })?;
     let file = out.into_inner().map_err(db_err)?;
     file.sync_all().map_err(db_err)?;
     fs::rename(&partial, path).map_err(db_err)?;
     Ok(bytes)
-}
-
-fn write_framed_header(out: &mut impl Write, header: &SnapshotHeader) -> Result<u64, StoreError> {
-    let bytes = encode(header);
-    out.write_all(&(bytes.len() as u64).to_le_bytes())
-        .map_err(db_err)?;
-    out.write_all(&bytes).map_err(db_err)?;
-    Ok(8 + bytes.len() as u64)
 }
 
 /// Copies the rows of one table into frames of [`ROWS_PER_FRAME`].
@@ -570,11 +572,11 @@ where
         chunk.push(row(k.value(), v.value()));
         *rows += 1;
         if chunk.len() == ROWS_PER_FRAME {
-            bytes += write_frame(out, &frame(std::mem::take(&mut chunk)))?;
+            bytes += write_sized(out, &frame(std::mem::take(&mut chunk)))?;
         }
     }
     if !chunk.is_empty() {
-        bytes += write_frame(out, &frame(chunk))?;
+        bytes += write_sized(out, &frame(chunk))?;
     }
     Ok(bytes)
 }
@@ -586,15 +588,7 @@ fn read_header(input: &mut impl Read) -> Result<SnapshotHeader, StoreError> {
     if &magic != SNAPSHOT_MAGIC {
         return Err(db_err("not a tix snapshot file of format 1"));
     }
-    let mut len = [0u8; 8];
-    input.read_exact(&mut len).map_err(db_err)?;
-    let len = u64::from_le_bytes(len);
-    if len > u64::from(FRAME_BYTES_MAX) * 4 {
-        return Err(db_err(format!("snapshot header of {len} bytes")));
-    }
-    let mut bytes = vec![0; len as usize];
-    input.read_exact(&mut bytes).map_err(db_err)?;
-    postcard::from_bytes(&bytes).map_err(db_err)
+    read_sized(input, HEADER_BYTES_MAX, "header")
 }
 
 /// Replaces the store's contents with a snapshot file, streamed, in one durable transaction.
@@ -613,7 +607,7 @@ fn install_from_file(
         let mut tables = WriteTables::open(&txn, &mut index)?;
         let mut rows = 0u64;
         loop {
-            match read_frame::<Frame>(&mut input)? {
+            match read_sized::<Frame>(&mut input, FRAME_BYTES_MAX, "frame")? {
                 Frame::Tickets(list) => {
                     for bytes in list {
                         let ticket = postcard::from_bytes(&bytes).map_err(db_err)?;
