@@ -30,6 +30,9 @@ pub struct ClusterOptions {
     /// Put a fault-injecting proxy in front of each Raft listener (fault tests); benchmarks
     /// turn it off so Raft traffic takes no extra hop.
     pub fault_proxy: bool,
+    /// Give each node the test-only apply fault hook (`--test-fail-apply-file`), armed by
+    /// [`LocalCluster::inject_apply_failure`].
+    pub apply_fault_hook: bool,
 }
 
 impl Default for ClusterOptions {
@@ -41,6 +44,7 @@ impl Default for ClusterOptions {
             snapshot_logs_since_last: 5000,
             extra_args: Vec::new(),
             fault_proxy: true,
+            apply_fault_hook: false,
         }
     }
 }
@@ -91,6 +95,11 @@ pub struct LocalCluster {
     /// The partition table shared by all proxies.
     pub partitions: Partitions,
     http: reqwest::Client,
+}
+
+/// The file that arms node `id`'s apply fault hook.
+fn fault_file(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("node-{id}.fail-apply"))
 }
 
 fn free_addr(ip: std::net::IpAddr) -> anyhow::Result<SocketAddr> {
@@ -229,6 +238,13 @@ impl LocalCluster {
                 &o.snapshot_logs_since_last.to_string(),
             ])
             .args(&o.extra_args)
+            .args(
+                o.apply_fault_hook
+                    .then(|| fault_file(&self.dir, id))
+                    .map(|file| ["--test-fail-apply-file".into(), file.into_os_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .env("TIX_ADMIN_PASSWORD", &self.admin_password)
             .env(
                 "RUST_LOG",
@@ -241,6 +257,30 @@ impl LocalCluster {
             .with_context(|| format!("starting node {id}"))?;
         node.child = Some(child);
         Ok(())
+    }
+
+    /// Makes node `id`'s next apply panic as a broken invariant does (needs
+    /// [`ClusterOptions::apply_fault_hook`]); the node should fail-stop.
+    pub fn inject_apply_failure(&self, id: u64) -> anyhow::Result<()> {
+        anyhow::ensure!(self.options.apply_fault_hook, "the apply fault hook is off");
+        std::fs::write(fault_file(&self.dir, id), b"armed")?;
+        Ok(())
+    }
+
+    /// Returns the file that arms node `id`'s apply fault hook.
+    pub fn fault_file(&self, id: u64) -> PathBuf {
+        fault_file(&self.dir, id)
+    }
+
+    /// Returns node `id`'s exit status once its process has ended (not for a paused node).
+    pub fn exit_status(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        let child = self.nodes.get_mut(&id)?.child.as_mut()?;
+        child.try_wait().ok().flatten()
+    }
+
+    /// Returns the text node `id` logged (its `node-N.log`, across restarts).
+    pub fn log_text(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.join(format!("node-{id}.log"))).unwrap_or_default()
     }
 
     /// Returns the ids of all nodes.

@@ -153,6 +153,10 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .fallback(pages::fallback)
         .layer(DefaultBodyLimit::max(body_max))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::refuse_when_failed,
+        ))
         .layer(axum::middleware::from_fn(ops::track_requests))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

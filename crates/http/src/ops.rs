@@ -30,15 +30,38 @@ pub fn routes() -> Router<AppState> {
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", spec))
 }
 
-async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+/// Health of this replica: 200 while Raft runs and the state machine is trusted, 503 once the
+/// replica has fail-stopped (then it is about to exit; a load balancer must stop sending).
+async fn healthz(State(state): State<AppState>) -> Response {
     let metrics = state.node.raft.metrics().borrow().clone();
-    Json(json!({
-        "status": "ok",
+    let failed = state.node.shared.failure().is_some() || metrics.running_state.is_err();
+    let body = Json(json!({
+        "status": if failed { "failed" } else { "ok" },
         "node_id": state.node.id,
         "leader_id": metrics.current_leader,
         "term": metrics.current_term,
         "last_applied": metrics.last_applied.map(|l| l.index),
-    }))
+    }));
+    let status = if failed {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, body).into_response()
+}
+
+/// Refuses every request but `/healthz` once this replica has fail-stopped: what it would read
+/// or answer comes from a state it no longer trusts.
+pub async fn refuse_when_failed(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.node.shared.failure().is_some() && request.uri().path() != "/healthz" {
+        return ApiError::Unavailable("this replica has stopped; use another node".into())
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

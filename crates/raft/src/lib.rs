@@ -27,5 +27,5 @@ pub mod writer;
 pub use history_store::{HistoryReader, StoreError};
 pub use node::{Node, NodeConfig, NodeError};
 pub use proposer::{ProposeError, Proposer};
-pub use state_machine::SharedState;
+pub use state_machine::{FAIL_STOP_EXIT_CODE, FailStop, SharedState, StateMachineOptions};
 pub use types::{NodeId, TixNode, TypeConfig};

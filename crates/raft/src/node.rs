@@ -18,7 +18,7 @@ use crate::cluster::ClusterClient;
 use crate::log_store::LogStore;
 use crate::network::HttpNetwork;
 use crate::proposer::{ProposeError, Proposer, ProposerConfig};
-use crate::state_machine::{SharedState, StateMachineStore};
+use crate::state_machine::{SharedState, StateMachineOptions, StateMachineStore};
 use crate::types::{NodeId, Raft, TixNode};
 use crate::writer::Writer;
 
@@ -57,6 +57,9 @@ pub struct NodeConfig {
     pub install_snapshot_timeout_ms: u64,
     /// Timeout of one call to another node's cluster API (forwarded writes, read indexes).
     pub cluster_call_timeout_ms: u64,
+    /// What the node does when it can no longer trust its state (see [`crate::FailStop`]), and the
+    /// test-only fault injection.
+    pub faults: StateMachineOptions,
 }
 
 impl NodeConfig {
@@ -78,6 +81,7 @@ impl NodeConfig {
             leader_wait_ms: 5_000,
             install_snapshot_timeout_ms: 10_000,
             cluster_call_timeout_ms: 5_000,
+            faults: StateMachineOptions::default(),
         }
     }
 }
@@ -136,8 +140,8 @@ impl Node {
         let log_store = LogStore::open(db).map_err(|e| storage_error(e.to_string()))?;
         // The state machine has its own database (`state.redb`) and snapshot files: applying and
         // checkpointing never hold the write lock the log writer needs.
-        let state_machine =
-            StateMachineStore::open(&config.data_dir).map_err(|e| storage_error(e.to_string()))?;
+        let state_machine = StateMachineStore::open_with(&config.data_dir, config.faults.clone())
+            .map_err(|e| storage_error(e.to_string()))?;
         let shared = state_machine.shared();
 
         let raft_config = Config {
@@ -191,6 +195,7 @@ impl Node {
         let leader_wait = Duration::from_millis(config.leader_wait_ms);
         let writer = Writer::new(raft.clone(), config.node_id, client.clone(), leader_wait);
         let proposer = Proposer::start(writer.clone(), config.proposer.clone());
+        tokio::spawn(fail_stop_on_fatal(raft.clone(), shared.clone()));
         tokio::spawn(sweep_holds(
             raft.clone(),
             shared.clone(),
@@ -300,6 +305,27 @@ impl Node {
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// Stops the replica (see [`crate::FailStop`]) when Raft stops for anything but a shutdown: a storage
+/// error in the log or the state machine, or a panic inside openraft. Raft's core is gone then,
+/// and a node that goes on answering reads from a state nobody advances must not.
+async fn fail_stop_on_fatal(raft: Raft, shared: Arc<SharedState>) {
+    let mut metrics = raft.metrics();
+    loop {
+        let fatal = match &metrics.borrow_and_update().running_state {
+            Ok(()) => None,
+            Err(openraft::error::Fatal::Stopped) => return,
+            Err(fatal) => Some(fatal.to_string()),
+        };
+        if let Some(fatal) = fatal {
+            shared.fail(format!("raft stopped: {fatal}"));
+            return;
+        }
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

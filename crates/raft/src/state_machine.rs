@@ -24,7 +24,7 @@
 use std::fs;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -97,14 +97,82 @@ pub struct SharedState {
     applied_index: watch::Sender<u64>,
     db: Arc<Database>,
     db_path: PathBuf,
+    /// Why this replica stopped, once it has (see [`FailStop`]).
+    failure: OnceLock<String>,
+    /// What happens when it does.
+    fail_stop: FailStop,
+}
+
+/// The exit code of a replica that stopped itself (`EX_SOFTWARE`): apply panicked, an invariant
+/// broke, or storage failed under the state machine.
+pub const FAIL_STOP_EXIT_CODE: i32 = 70;
+
+/// What a replica does when it can no longer trust its own state: a panic or a broken invariant
+/// in apply, a storage error under the state machine, a fatal Raft error. It never goes on
+/// serving — a replica that disagrees with itself must not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailStop {
+    /// Log the cause and exit the process with [`FAIL_STOP_EXIT_CODE`]; the supervisor (systemd,
+    /// `tix cluster up`) restarts it, and it recovers from its durable log like after a crash.
+    #[default]
+    ExitProcess,
+    /// Log the cause, mark the replica failed and stop Raft, but keep the process (in-process
+    /// tests): `/healthz` answers 503 and the HTTP edge refuses every request.
+    MarkFailed,
 }
 
 impl SharedState {
     /// Returns a read guard on the hot state. Hold it briefly: apply waits for it.
+    ///
+    /// A poisoned lock means an apply panicked half-way: the replica fail-stops (under
+    /// [`FailStop::MarkFailed`] the guard is still returned, and the edge refuses requests).
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state
+        self.state.read().unwrap_or_else(|poisoned| {
+            self.fail("the state lock is poisoned: an apply panicked".into());
+            poisoned.into_inner()
+        })
+    }
+
+    /// Returns why this replica stopped, if it has. Readers and `/healthz` check it.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
+    /// Stops this replica for `reason` (logged once), as its [`FailStop`] policy says.
+    pub fn fail(&self, reason: String) {
+        if self.failure.set(reason.clone()).is_ok() {
+            tracing::error!(
+                %reason,
+                "fail-stop: this replica can no longer trust its state and stops serving"
+            );
+        }
+        if self.fail_stop == FailStop::ExitProcess {
+            std::process::exit(FAIL_STOP_EXIT_CODE);
+        }
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|poisoned| {
+            self.fail("the state lock is poisoned: an apply panicked".into());
+            poisoned.into_inner()
+        })
+    }
+
+    fn write_applied(&self) -> RwLockWriteGuard<'_, Applied> {
+        self.applied.write().unwrap_or_else(|poisoned| {
+            self.fail("the applied-position lock is poisoned: an apply panicked".into());
+            poisoned.into_inner()
+        })
+    }
+
+    fn applied_position(&self) -> Applied {
+        self.applied
             .read()
-            .expect("state lock poisoned: an apply panicked")
+            .unwrap_or_else(|poisoned| {
+                self.fail("the applied-position lock is poisoned: an apply panicked".into());
+                poisoned.into_inner()
+            })
+            .clone()
     }
 
     /// Returns a consistent view of history (tickets, orders) as of the last applied entry.
@@ -126,10 +194,7 @@ impl SharedState {
 
     /// Returns the last applied log id.
     pub fn last_applied(&self) -> Option<LogId> {
-        self.applied
-            .read()
-            .expect("state lock poisoned: an apply panicked")
-            .0
+        self.applied_position().0
     }
 
     /// Returns a receiver that changes whenever new entries are applied.
@@ -155,6 +220,27 @@ pub struct StateMachineStore {
     checkpointed: Option<LogId>,
     /// Where each idempotency record is in `state.redb` (see `history_store`).
     index: RecordIndex,
+    /// How this replica stops when it cannot trust its state.
+    options: StateMachineOptions,
+}
+
+/// How a state machine reacts to faults.
+#[derive(Debug, Clone, Default)]
+pub struct StateMachineOptions {
+    /// What a fault does to the process.
+    pub fail_stop: FailStop,
+    /// Test-only fault injection: when this file exists, the next apply panics under the state
+    /// lock exactly as a broken invariant in the core does (`TIX_TEST_FAIL_APPLY_FILE`).
+    pub fail_apply_file: Option<PathBuf>,
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message")
 }
 
 fn to_io(e: impl std::fmt::Display) -> std::io::Error {
@@ -181,6 +267,14 @@ impl StateMachineStore {
     /// Opens the state machine in `data_dir`: `state.redb` (hot state checkpoint and history)
     /// and `snapshots/`. Refuses a data directory of the earlier JSON format.
     pub fn open(data_dir: &Path) -> Result<StateMachineStore, StorageError> {
+        Self::open_with(data_dir, StateMachineOptions::default())
+    }
+
+    /// Like [`StateMachineStore::open`], with the given fault policy.
+    pub fn open_with(
+        data_dir: &Path,
+        options: StateMachineOptions,
+    ) -> Result<StateMachineStore, StorageError> {
         if data_dir.join("snapshots.redb").exists() {
             return Err(refuse(
                 "the data directory was written by an earlier tix version (JSON snapshots)",
@@ -228,6 +322,8 @@ impl StateMachineStore {
             applied_index: watch::channel(applied_index).0,
             db: db.clone(),
             db_path: data_dir.join("state.redb"),
+            failure: OnceLock::new(),
+            fail_stop: options.fail_stop,
         });
         Ok(StateMachineStore {
             shared,
@@ -237,6 +333,7 @@ impl StateMachineStore {
             snapshots_built: 0,
             checkpointed,
             index,
+            options,
         })
     }
 
@@ -248,12 +345,7 @@ impl StateMachineStore {
     /// Writes a durable checkpoint of the hot state at the applied position. Applies cannot run
     /// meanwhile (the state machine is borrowed mutably), so state and history agree.
     fn checkpoint(&mut self) -> Result<Checkpoint, StoreError> {
-        let applied = self
-            .shared
-            .applied
-            .read()
-            .expect("state lock poisoned: an apply panicked")
-            .clone();
+        let applied = self.shared.applied_position();
         let state = self.shared.read().encode();
         let checkpoint = Checkpoint {
             applied: applied.clone(),
@@ -280,17 +372,17 @@ impl StateMachineStore {
         let mut replies = Vec::with_capacity(entries.len());
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_durability(Durability::None).map_err(db_err)?;
-        let mut state = self
-            .shared
-            .state
-            .write()
-            .expect("state lock poisoned: an apply panicked");
-        let mut applied = self
-            .shared
-            .applied
-            .read()
-            .expect("state lock poisoned: an apply panicked")
-            .clone();
+        let mut state = self.shared.write_state();
+        if let Some(path) = &self.options.fail_apply_file
+            && path.exists()
+        {
+            // Test-only: behaves as a broken invariant does in the core, under the state lock.
+            panic!(
+                "invariant violated (injected for a test: {} exists)",
+                path.display()
+            );
+        }
+        let mut applied = self.shared.applied_position();
         {
             let mut tables = WriteTables::open(&txn, &mut self.index)?;
             for entry in entries {
@@ -315,11 +407,7 @@ impl StateMachineStore {
         // Published while the state lock is held: a reader that takes the state, then history,
         // sees both at this index.
         let index = applied.0.map(|l| l.index).unwrap_or(0);
-        *self
-            .shared
-            .applied
-            .write()
-            .expect("state lock poisoned: an apply panicked") = applied;
+        *self.shared.write_applied() = applied;
         drop(state);
         self.shared.applied_index.send_replace(index);
         metrics::histogram!("tix_apply_group_seconds").record(started.elapsed().as_secs_f64());
@@ -670,12 +758,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<Applied, StorageError> {
-        Ok(self
-            .shared
-            .applied
-            .read()
-            .expect("state lock poisoned: an apply panicked")
-            .clone())
+        Ok(self.shared.applied_position())
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcomes>, StorageError>
@@ -683,8 +766,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        if let Some(reason) = self.shared.failure() {
+            return Err(write_err(format!("this replica stopped: {reason}")));
+        }
         let entries: Vec<Entry> = entries.into_iter().collect();
-        self.apply_group(entries).map_err(write_err)
+        let applied =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply_group(entries)));
+        let reason = match applied {
+            Ok(Ok(replies)) => return Ok(replies),
+            // The hot state may have moved while its history write failed: they disagree.
+            Ok(Err(e)) => format!("writing applied entries failed: {e}"),
+            Err(panic) => format!("apply panicked: {}", panic_text(panic.as_ref())),
+        };
+        self.shared.fail(reason.clone());
+        Err(write_err(reason))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -758,21 +853,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 install_from_file(&db, fs::File::open(&path).map_err(db_err)?)
             })
             .await
-            .map_err(write_err)?
+            .map_err(|e| {
+                // The install checks every invariant and panics on a violation.
+                let reason = format!("installing snapshot {}: {e}", meta.snapshot_id);
+                self.shared.fail(reason.clone());
+                write_err(reason)
+            })?
             .map_err(io)?
         };
         {
-            let mut current = self
-                .shared
-                .state
-                .write()
-                .expect("state lock poisoned: an apply panicked");
+            let mut current = self.shared.write_state();
             *current = state;
-            let mut applied = self
-                .shared
-                .applied
-                .write()
-                .expect("state lock poisoned: an apply panicked");
+            let mut applied = self.shared.write_applied();
             *applied = (meta.last_log_id, meta.last_membership.clone());
         }
         self.checkpointed = meta.last_log_id;

@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Send Raft and cluster calls from this local IP address (fault-injection tests).
     #[arg(long)]
     pub raft_source_ip: Option<std::net::IpAddr>,
+    /// Test-only fault injection: while this file exists, apply panics as a broken invariant
+    /// does, and the node fail-stops (exit code 70).
+    #[arg(long, env = "TIX_TEST_FAIL_APPLY_FILE", hide = true)]
+    pub test_fail_apply_file: Option<PathBuf>,
     /// Where the log and snapshots are stored.
     #[arg(long, env = "TIX_DATA_DIR", default_value = "./tix-data")]
     pub data_dir: PathBuf,

@@ -86,6 +86,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| args.raft_addr.clone()),
     );
     config.source_ip = args.raft_source_ip;
+    config.faults.fail_apply_file = args.test_fail_apply_file.clone();
     config.bootstrap = !args.no_bootstrap;
     config.heartbeat_interval_ms = args.heartbeat_interval_ms;
     config.election_timeout_min_ms = args.election_timeout_min_ms;

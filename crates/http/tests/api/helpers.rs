@@ -164,13 +164,21 @@ pub fn problem_kind(body: &Value) -> &str {
 
 /// Starts a fresh node and server with an `admin` account and returns a handle to it.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with the node's configuration adjusted by `adjust` first. A fault makes
+/// the in-process node mark itself failed (`FailStop::MarkFailed`), never exit the test binary.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut NodeConfig)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
-    let config = NodeConfig::new(
+    let mut config = NodeConfig::new(
         1,
         data_dir.path().join("node-1"),
         "127.0.0.1:0".into(),
         "127.0.0.1:0".into(),
     );
+    config.faults.fail_stop = tix_raft::FailStop::MarkFailed;
+    adjust(&mut config);
     assert!(
         config.bootstrap,
         "a single test node initializes its own cluster"

@@ -9,9 +9,11 @@
 //! - `authz` checks who may do what, as an explicit table.
 //! - `pages` drives the web shop pages by form posts (no browser).
 //! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
+//! - `fail_stop` injects a panic into apply and checks the replica stops serving.
 
 mod authz;
 mod box_office;
+mod fail_stop;
 mod helpers;
 mod pages;
 mod races;
