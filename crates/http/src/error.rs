@@ -75,9 +75,20 @@ pub enum ApiError {
         /// Extra members (`at`, `by`).
         extra: Map<String, Value>,
     },
-    /// The cluster cannot commit right now (no leader, overloaded, shutting down).
+    /// The cluster cannot commit right now (no leader, overloaded, shutting down); the text is
+    /// written for the public.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The cluster could not commit or confirm a request, for a reason that names internals
+    /// (another node's internal address, a library's error text): the cause goes to the log
+    /// only, the body says what a client should do.
+    #[error(
+        "the cluster cannot commit or confirm this request right now; retry shortly (a purchase with the same request id)"
+    )]
+    ClusterUnavailable {
+        /// What went wrong, for the log.
+        cause: String,
+    },
     /// A bug or storage failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -108,7 +119,9 @@ impl ApiError {
             ApiError::Rejected(r) => rejection_status(r),
             ApiError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::CheckInRefused { .. } => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,7 +143,7 @@ impl ApiError {
             ApiError::Rejected(r) => r.code(),
             ApiError::PaymentDeclined(_) => "payment_declined",
             ApiError::CheckInRefused { reason, .. } => reason,
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -152,7 +165,9 @@ impl ApiError {
             ApiError::Rejected(_) => "Request rejected",
             ApiError::PaymentDeclined(_) => "Payment declined",
             ApiError::CheckInRefused { .. } => "Not admitted",
-            ApiError::Unavailable(_) => "Temporarily unavailable",
+            ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => {
+                "Temporarily unavailable"
+            }
             ApiError::Internal(_) => "Internal error",
         }
     }
@@ -244,15 +259,25 @@ impl ApiError {
     /// endpoint embeds these per item.
     pub fn problem(&self) -> (StatusCode, Map<String, Value>) {
         let status = self.status();
+        let request_id = crate::request_id::current();
         let detail = match &self {
             ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                tracing::error!(%cause, request_id, "internal error");
                 "something went wrong on our side; it was logged".to_owned()
+            }
+            ApiError::ClusterUnavailable { cause } => {
+                // Expected during elections and restarts: not an error, and not per request at
+                // info level.
+                tracing::debug!(%cause, request_id, "cluster unavailable");
+                self.to_string()
             }
             ApiError::Rejected(r) => rejection_detail(r),
             other => other.to_string(),
         };
         let mut body = problem(status, self.kind(), self.title(), &detail);
+        if let Some(id) = request_id {
+            body.insert("request_id".into(), json!(id));
+        }
         match self {
             ApiError::Invalid { field, .. } => {
                 body.insert("field".into(), json!(field));
@@ -315,7 +340,7 @@ impl From<ProposeError> for ApiError {
                 None => "no leader is elected right now".into(),
             }),
             ProposeError::Overloaded => ApiError::Unavailable("too many requests queued".into()),
-            ProposeError::Unavailable(detail) => ApiError::Unavailable(detail),
+            ProposeError::Unavailable(cause) => ApiError::ClusterUnavailable { cause },
         }
     }
 }
@@ -323,5 +348,53 @@ impl From<ProposeError> for ApiError {
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         ApiError::Rejected(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that failed for an internal reason answers 503 without the reason: no internal
+    /// address, no library text; the cause stays in the value for the log.
+    #[test]
+    fn an_internal_unavailability_reveals_nothing() {
+        let cause = "forwarding to the leader: error sending request for url \
+                     (http://127.0.0.12:40123/cluster/propose): connection refused";
+        let error = ApiError::from(ProposeError::Unavailable(cause.into()));
+        let (status, body) = error.problem();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let text = Value::Object(body).to_string();
+        for leak in ["127.0.0.12", "cluster/propose", "error sending", "refused"] {
+            assert!(!text.contains(leak), "the body leaks {leak:?}: {text}");
+        }
+        assert!(text.contains("retry"), "{text}");
+    }
+
+    /// Inside a request the body carries the request id; outside, no id member at all.
+    #[tokio::test]
+    async fn problem_bodies_carry_the_request_id() {
+        let (_, outside) = ApiError::NotFound("event").problem();
+        assert!(!outside.contains_key("request_id"));
+        let request = axum::http::Request::builder()
+            .extension(tower_http::request_id::RequestId::new(
+                HeaderValue::from_static("7-2a"),
+            ))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|| async { ApiError::Internal("boom".into()) }),
+            )
+            .layer(axum::middleware::from_fn(crate::request_id::scope));
+        let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["request_id"], "7-2a", "{body}");
+        assert!(!body.to_string().contains("boom"), "{body}");
     }
 }

@@ -15,6 +15,7 @@ pub mod headers;
 pub mod ops;
 pub mod pages;
 pub mod payments;
+pub mod request_id;
 pub mod sales;
 pub mod seed;
 pub mod shop;
@@ -137,10 +138,19 @@ impl AppState {
     }
 }
 
+/// The wall-clock time in milliseconds, where request ids of this run start.
+fn started_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Builds the whole application: API, health, metrics and API docs.
 pub fn router(state: AppState) -> Router {
     let body_max = state.config.request_body_bytes_max;
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
+    let request_id_header = axum::http::HeaderName::from_static(request_id::REQUEST_ID_HEADER);
+    let request_ids = request_id::NodeRequestIds::new(state.node.id, started_ms());
     let api = Router::new()
         .merge(auth::routes())
         .merge(cluster::routes())
@@ -167,5 +177,31 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(ops::problem_for_bare_errors))
         .layer(axum::middleware::from_fn(headers::security_headers))
+        .layer(axum::middleware::from_fn(request_id::scope))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    let id = request
+                        .extensions()
+                        .get::<tower_http::request_id::RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or("-");
+                    tracing::debug_span!(
+                        "request",
+                        id,
+                        method = %request.method(),
+                        path = request.uri().path(),
+                    )
+                },
+            ),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            request_id_header.clone(),
+        ))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            request_id_header,
+            request_ids,
+        ))
+        .layer(axum::middleware::from_fn(request_id::sanitize))
         .with_state(state)
 }

@@ -157,7 +157,13 @@ impl PageError {
 pub fn message_for(e: &ApiError) -> String {
     let (status, body) = e.problem();
     if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-        "Something went wrong on our side. It was logged; please try again.".to_owned()
+        match body.get("request_id").and_then(|id| id.as_str()) {
+            Some(id) => format!(
+                "Something went wrong on our side. It was logged (reference {id}); please try \
+                 again."
+            ),
+            None => "Something went wrong on our side. It was logged; please try again.".into(),
+        }
     } else {
         body.get("detail")
             .and_then(|d| d.as_str())

@@ -9,6 +9,7 @@
 //! - `authz` checks who may do what, as an explicit table.
 //! - `pages` drives the web shop pages by form posts (no browser).
 //! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
+//! - `request_ids` checks every answer names its request and error bodies carry the id.
 //! - `fail_stop` injects a panic into apply and checks the replica stops serving.
 
 mod authz;
@@ -17,5 +18,6 @@ mod fail_stop;
 mod helpers;
 mod pages;
 mod races;
+mod request_ids;
 mod shop;
 mod validation;
