@@ -31,6 +31,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::ack::AckTracker;
 use crate::protocol::{PURCHASE_QUEUE, PurchaseMessage, malformed_reply};
@@ -327,7 +328,10 @@ async fn session(
                     tracker.received(d.delivery_tag);
                 }
                 metrics_batch(batch.len());
-                batches.spawn(work(config.clone(), api.clone(), channel.clone(), batch));
+                let span = tracing::debug_span!("worker_step", deliveries = batch.len());
+                batches.spawn(
+                    work(config.clone(), api.clone(), channel.clone(), batch).instrument(span),
+                );
             }
         }
     }

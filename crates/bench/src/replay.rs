@@ -161,6 +161,47 @@ pub async fn load(
     })
 }
 
+/// The name of the event a replay creates and sells.
+pub const REPLAY_EVENT_NAME: &str = "flash-sale benchmark";
+
+/// Waits until a running replay's event (the newest event named [`REPLAY_EVENT_NAME`]) has sold
+/// at least `sold_at_least` tickets: fault tests inject their fault once the run is under way,
+/// however fast or slow this machine is today.
+pub async fn wait_for_sales(
+    api: &ApiClient,
+    sold_at_least: u64,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut sold = 0;
+    while std::time::Instant::now() < deadline {
+        let events: Value = api
+            .http
+            .get(format!("{}/api/v1/events", api.base_url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let newest = events["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["name"] == REPLAY_EVENT_NAME)
+            .filter_map(|e| e["id"].as_u64())
+            .max();
+        if let Some(event_id) = newest {
+            sold = api.availability(event_id).await?["sold"]
+                .as_u64()
+                .unwrap_or(0);
+            if sold >= sold_at_least {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("the replay sold {sold} < {sold_at_least} tickets within {timeout:?}")
+}
+
 /// Creates a fresh event for the workload (through `api`), replays it through `transport`
 /// with `clients` concurrent clients, and verifies the final state.
 pub async fn replay(
@@ -174,7 +215,7 @@ pub async fn replay(
         WorkloadKind::Unnumbered => json!({"kind": "unnumbered", "capacity": CONCERT_CAPACITY}),
         WorkloadKind::Numbered => json!({"kind": "numbered", "seats": CONCERT_CAPACITY}),
     };
-    let event_id = api.create_event("flash-sale benchmark", inventory).await?;
+    let event_id = api.create_event(REPLAY_EVENT_NAME, inventory).await?;
     let LoadReport {
         elapsed,
         answers,

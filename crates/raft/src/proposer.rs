@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tix_core::{Command, Outcome};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::types::{NodeId, TixNode};
 use crate::writer::Writer;
@@ -115,10 +116,14 @@ async fn batch_loop(writer: Writer, config: ProposerConfig, mut rx: mpsc::Receiv
             }
         }
         let writer = writer.clone();
-        tasks.spawn(async move {
-            commit_batch(&writer, pending).await;
-            drop(permit);
-        });
+        let span = tracing::debug_span!("propose", commands = pending.len());
+        tasks.spawn(
+            async move {
+                commit_batch(&writer, pending).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}

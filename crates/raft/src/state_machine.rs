@@ -368,6 +368,12 @@ impl StateMachineStore {
 
     /// Applies a group of entries in one write transaction.
     fn apply_group(&mut self, entries: Vec<Entry>) -> Result<Vec<Outcomes>, StoreError> {
+        let _span = tracing::debug_span!(
+            "apply",
+            entries = entries.len(),
+            first_index = entries.first().map(|e| e.log_id.index),
+        )
+        .entered();
         let started = Instant::now();
         let mut replies = Vec::with_capacity(entries.len());
         let mut txn = self.db.begin_write().map_err(db_err)?;

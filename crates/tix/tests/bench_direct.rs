@@ -131,7 +131,8 @@ async fn a_node_killed_behind_nginx_mid_run_loses_nothing() -> anyhow::Result<()
             async move { replay(&api, &Transport::Http(front), &workload, 32, false).await },
         )
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Under way: a tenth of the seats sold (on a fast or a slow day alike).
+    tix_bench::replay::wait_for_sales(&api, 300, Duration::from_secs(60)).await?;
     assert!(!run.is_finished(), "the kill must land during the run");
     // A follower: the nodes' addresses are leader first.
     let victim = cluster

@@ -106,7 +106,10 @@ async fn start_replay(
         workload.clone(),
     );
     let run = tokio::spawn(async move { replay(&api, &transport, &workload, 64, false).await });
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Under way: some seats sold (on a fast or a slow day alike).
+    tix_bench::replay::wait_for_sales(&s.api, 300, Duration::from_secs(60))
+        .await
+        .expect("the replay makes progress");
     assert!(!run.is_finished(), "the fault must land during the run");
     run
 }
