@@ -22,6 +22,27 @@ use crate::state_machine::{SharedState, StateMachineOptions, StateMachineStore};
 use crate::types::{NodeId, Raft, TixNode};
 use crate::writer::Writer;
 
+/// The defaults of a node's timings and limits, written once: [`NodeConfig::new`], `tix serve`'s
+/// flags and `tix failover`'s flags all use these.
+pub mod defaults {
+    /// Leader heartbeat period.
+    pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+    /// Lower bound of the randomized election timeout.
+    pub const ELECTION_TIMEOUT_MIN_MS: u64 = 500;
+    /// Upper bound of the randomized election timeout.
+    pub const ELECTION_TIMEOUT_MAX_MS: u64 = 1000;
+    /// Snapshot (and log compaction) period in log entries.
+    pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 5000;
+    /// Log entries kept below the last snapshot.
+    pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1000;
+    /// Time limit for sending one snapshot chunk.
+    pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
+    /// The most commands in one log entry.
+    pub const BATCH_COMMANDS_MAX: usize = 2048;
+    /// The most batches being committed at once.
+    pub const BATCHES_IN_FLIGHT_MAX: usize = 1;
+}
+
 /// Everything needed to start a node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -72,17 +93,44 @@ impl NodeConfig {
             raft_addr,
             source_ip: None,
             bootstrap: true,
-            heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 500,
-            election_timeout_max_ms: 1000,
-            snapshot_logs_since_last: 5000,
-            logs_kept_after_snapshot: 1000,
+            heartbeat_interval_ms: defaults::HEARTBEAT_INTERVAL_MS,
+            election_timeout_min_ms: defaults::ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max_ms: defaults::ELECTION_TIMEOUT_MAX_MS,
+            snapshot_logs_since_last: defaults::SNAPSHOT_LOGS_SINCE_LAST,
+            logs_kept_after_snapshot: defaults::LOGS_KEPT_AFTER_SNAPSHOT,
             proposer: ProposerConfig::default(),
             leader_wait_ms: 5_000,
-            install_snapshot_timeout_ms: 10_000,
+            install_snapshot_timeout_ms: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
             cluster_call_timeout_ms: 5_000,
             faults: StateMachineOptions::default(),
         }
+    }
+}
+
+impl NodeConfig {
+    /// Checks that the timings and limits fit together, naming the setting that does not (the
+    /// names are `tix serve`'s flags).
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let fail = |detail: &str| Err(NodeError::Config(detail.to_owned()));
+        if self.heartbeat_interval_ms < 10 {
+            return fail("--heartbeat-interval-ms must be at least 10");
+        }
+        if self.election_timeout_min_ms < 3 * self.heartbeat_interval_ms {
+            return fail("--election-timeout-min-ms must be at least 3 × --heartbeat-interval-ms");
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            return fail("--election-timeout-max-ms must be above --election-timeout-min-ms");
+        }
+        if self.proposer.batch_commands_max < 1 {
+            return fail("--batch-commands-max must be at least 1");
+        }
+        if self.proposer.in_flight_max < 1 {
+            return fail("--batches-in-flight-max must be at least 1");
+        }
+        if self.snapshot_logs_since_last < 1 {
+            return fail("--snapshot-logs-since-last must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -127,6 +175,7 @@ impl Node {
     /// Opens storage, starts Raft and, when `bootstrap` is set and the storage is pristine,
     /// initializes a one-voter cluster.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        config.validate()?;
         let storage_error = |detail: String| NodeError::Storage {
             path: config.data_dir.display().to_string(),
             detail,
@@ -362,5 +411,45 @@ async fn sweep_holds(raft: Raft, shared: Arc<SharedState>, writer: Writer, node_
         {
             tracing::debug!(error = %e, "hold sweep");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> NodeConfig {
+        NodeConfig::new(1, PathBuf::from("unused"), "a:1".into(), "b:2".into())
+    }
+
+    /// The defaults pass; each timing rule refuses one step past its limit and names the flag.
+    #[test]
+    fn validation_names_the_setting_that_does_not_fit() {
+        config().validate().expect("the defaults fit together");
+        let refused = |adjust: fn(&mut NodeConfig), flag: &str| {
+            let mut c = config();
+            adjust(&mut c);
+            let e = c.validate().expect_err(flag).to_string();
+            assert!(e.contains(flag), "{e}");
+        };
+        refused(|c| c.heartbeat_interval_ms = 9, "--heartbeat-interval-ms");
+        refused(
+            |c| c.election_timeout_min_ms = 3 * c.heartbeat_interval_ms - 1,
+            "--election-timeout-min-ms",
+        );
+        refused(
+            |c| c.election_timeout_max_ms = c.election_timeout_min_ms,
+            "--election-timeout-max-ms",
+        );
+        refused(
+            |c| c.proposer.batch_commands_max = 0,
+            "--batch-commands-max",
+        );
+        refused(|c| c.proposer.in_flight_max = 0, "--batches-in-flight-max");
+        let mut edge = config();
+        edge.heartbeat_interval_ms = 10;
+        edge.election_timeout_min_ms = 30;
+        edge.election_timeout_max_ms = 31;
+        edge.validate().expect("exactly at the limits");
     }
 }

@@ -51,8 +51,8 @@ pub struct ProposerConfig {
 impl Default for ProposerConfig {
     fn default() -> Self {
         Self {
-            batch_commands_max: 2048,
-            in_flight_max: 1,
+            batch_commands_max: crate::node::defaults::BATCH_COMMANDS_MAX,
+            in_flight_max: crate::node::defaults::BATCHES_IN_FLIGHT_MAX,
             batch_window: Duration::ZERO,
             queue_commands_max: 65_536,
         }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tix_raft::node::defaults;
 
 /// tix: a Raft-replicated box office that never oversells.
 #[derive(Debug, Parser)]
@@ -113,29 +114,29 @@ pub struct ServeArgs {
     #[arg(long, env = "TIX_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
     /// Leader heartbeat period.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = defaults::HEARTBEAT_INTERVAL_MS)]
     pub heartbeat_interval_ms: u64,
     /// Lower bound of the randomized election timeout.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = defaults::ELECTION_TIMEOUT_MIN_MS)]
     pub election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults::ELECTION_TIMEOUT_MAX_MS)]
     pub election_timeout_max_ms: u64,
     /// Time limit for sending one snapshot chunk to a follower.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::INSTALL_SNAPSHOT_TIMEOUT_MS)]
     pub install_snapshot_timeout_ms: u64,
     /// Build a snapshot and compact the log after this many log entries.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = defaults::SNAPSHOT_LOGS_SINCE_LAST)]
     pub snapshot_logs_since_last: u64,
     /// Log entries kept below the last snapshot, so a briefly absent follower catches up from
     /// the log rather than from a snapshot.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults::LOGS_KEPT_AFTER_SNAPSHOT)]
     pub logs_kept_after_snapshot: u64,
     /// The most commands batched into one log entry.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = defaults::BATCH_COMMANDS_MAX)]
     pub batch_commands_max: usize,
     /// The most batches being committed at once.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::BATCHES_IN_FLIGHT_MAX)]
     pub batches_in_flight_max: usize,
     /// The largest request body accepted.
     #[arg(long, default_value_t = 64 * 1024)]
