@@ -9,10 +9,14 @@
 //! - `authz` checks who may do what, as an explicit table.
 //! - `pages` drives the web shop pages by form posts (no browser).
 //! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
+//! - `csrf` replays the probe's cross-site form posts and cookie-only API calls.
+//! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
 
 mod authz;
 mod box_office;
+mod csrf;
 mod helpers;
+mod login_abuse;
 mod pages;
 mod races;
 mod shop;
