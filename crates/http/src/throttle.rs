@@ -69,10 +69,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
             self.order.remove(&sequence);
             value
         });
-        if old.is_none() && self.entries.len() >= self.capacity {
-            if let Some((_, oldest)) = self.order.pop_first() {
-                self.entries.remove(&oldest);
-            }
+        if old.is_none()
+            && self.entries.len() >= self.capacity
+            && let Some((_, oldest)) = self.order.pop_first()
+        {
+            self.entries.remove(&oldest);
         }
         let sequence = self.next_sequence;
         self.next_sequence += 1;

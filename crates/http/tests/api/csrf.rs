@@ -52,6 +52,9 @@ async fn forge(
     b.post_form(path, &form, &headers).await
 }
 
+/// A form's fields.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 /// Asserts a refusal page: 403, HTML, "Not allowed".
 fn assert_refused(page: &Page, what: &str) {
     assert_eq!(page.status, 403, "{what}: {}", page.text);
@@ -130,7 +133,7 @@ async fn every_forged_form_post_is_refused_and_changes_nothing() {
     edit_form.push(("version", "1"));
     for forgery in FORGERIES {
         let what = |action: &str| format!("{action} with {forgery}");
-        let forms: [(&str, &str, Vec<(&str, &str)>); 4] = [
+        let forms: [(&str, &str, Form); 4] = [
             (
                 "order",
                 &order,
