@@ -7,7 +7,10 @@
 //! checks: `max_fails`/`fail_timeout`), and retries a request on the next upstream when the
 //! first could not be reached or answered 502/503/504 — POSTs included (`non_idempotent`),
 //! which is safe here because every purchase carries a request id that makes a repeat return
-//! the recorded answer instead of selling twice.
+//! the recorded answer instead of selling twice. It passes on the client's `Host` (with its
+//! port: the nodes compare it with the browser's `Origin`), the client's address as the last
+//! hop of `X-Forwarded-For` and the scheme as `X-Forwarded-Proto`, which the nodes believe when
+//! started with `--trusted-proxy <nginx's address>`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -76,6 +79,8 @@ impl NginxConfig {
 # round-robin is right; a node that fails is skipped for a while (passive health checks),
 # and a purchase that could not be delivered is retried on the next node. Retrying POSTs
 # is safe here: the request id makes a repeat return the recorded answer.
+# Start the nodes with --trusted-proxy <this nginx's address> so that they count logins and
+# sign-ups per client (X-Forwarded-For, last hop) rather than all as this proxy.
 worker_processes {workers};
 pid logs/nginx.pid;
 error_log logs/error.log warn;
@@ -103,8 +108,9 @@ http {{
             proxy_pass http://tix;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
             proxy_buffering off;
             proxy_connect_timeout 2s;
             proxy_read_timeout 30s;
@@ -246,7 +252,8 @@ mod tests {
     use super::*;
 
     // The generated configuration names every upstream with passive health checks, keeps
-    // upstream connections alive, and retries POSTs on the next upstream.
+    // upstream connections alive, retries POSTs on the next upstream, and forwards the Host
+    // (with port), the client's address and the scheme.
     #[test]
     fn renders_balancing_keepalive_and_retries() {
         let listen: SocketAddr = "127.0.0.1:18080".parse().unwrap();
@@ -259,5 +266,11 @@ mod tests {
         assert!(conf.contains("proxy_set_header Connection \"\";"));
         assert!(conf.contains("non_idempotent"));
         assert!(conf.contains("listen 127.0.0.1:18080"));
+        assert!(
+            conf.contains("proxy_set_header Host $http_host;"),
+            "Host keeps its port"
+        );
+        assert!(conf.contains("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"));
+        assert!(conf.contains("proxy_set_header X-Forwarded-Proto $scheme;"));
     }
 }

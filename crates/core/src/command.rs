@@ -98,7 +98,7 @@ pub enum HoldRequest {
 pub enum Command {
     /// Creates an account. The password hash is computed at the edge.
     CreateUser {
-        /// Unique, case-sensitive login name.
+        /// Login name, unique ignoring ASCII case (`Admin` is taken when `admin` exists).
         username: String,
         /// PHC-format argon2id hash.
         password_hash: String,

@@ -34,4 +34,4 @@ pub use outcome::{
     Rejection, Replayable, Sale, UserRejection,
 };
 pub use replica::Replica;
-pub use state::{Event, Hold, Order, Session, State, Ticket, TicketStatus, User};
+pub use state::{Event, Hold, Order, Session, State, Ticket, TicketStatus, User, username_key};

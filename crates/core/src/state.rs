@@ -29,12 +29,19 @@ use crate::outcome::{
     Rejection, Replayable, Sale, UserRejection,
 };
 
+/// Returns the key that makes usernames unique: the name in ASCII lower case. Only ASCII is
+/// folded — Unicode case tables change between releases, and every replica of every version must
+/// agree on which names collide (the edge allows only ASCII names anyway).
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
 /// An account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Its id.
     pub id: UserId,
-    /// Unique login name.
+    /// Login name as it was chosen; unique ignoring ASCII case ([`username_key`]).
     pub username: String,
     /// PHC-format argon2id hash.
     pub password_hash: String,
@@ -217,6 +224,7 @@ pub struct State {
     now_ms: u64,
     next: Counters,
     users: BTreeMap<UserId, User>,
+    /// Accounts by [`username_key`]: `Admin` and `admin` are one name.
     usernames: BTreeMap<String, UserId>,
     sessions: BTreeMap<String, Session>,
     session_expiry: BTreeSet<(u64, String)>,
@@ -365,7 +373,8 @@ impl State {
         password_hash: &str,
         role: Role,
     ) -> Result<UserId, UserRejection> {
-        if self.usernames.contains_key(username) {
+        let key = username_key(username);
+        if self.usernames.contains_key(&key) {
             return Err(UserRejection::UsernameTaken);
         }
         let id = UserId(self.next.user);
@@ -378,7 +387,7 @@ impl State {
             created_at_ms: self.now_ms,
         };
         self.users.insert(id, user);
-        self.usernames.insert(username.to_owned(), id);
+        self.usernames.insert(key, id);
         Ok(id)
     }
 
@@ -1080,10 +1089,10 @@ impl State {
         self.users.get(&id)
     }
 
-    /// Returns the account with this username.
+    /// Returns the account with this username, ignoring ASCII case.
     pub fn user_by_name(&self, username: &str) -> Option<&User> {
         self.usernames
-            .get(username)
+            .get(&username_key(username))
             .and_then(|id| self.users.get(id))
     }
 
@@ -1169,9 +1178,17 @@ impl State {
         postcard::to_stdvec(self).expect("the state serializes")
     }
 
-    /// Decodes a state written by [`State::encode`].
+    /// Decodes a state written by [`State::encode`]. The username index is rebuilt from the
+    /// accounts (in id order, the first of a name wins), so a state written before usernames
+    /// were keyed case-insensitively finds its accounts by any case too.
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
-        postcard::from_bytes(bytes)
+        let mut state: State = postcard::from_bytes(bytes)?;
+        let mut index = BTreeMap::new();
+        for user in state.users.values() {
+            index.entry(username_key(&user.username)).or_insert(user.id);
+        }
+        state.usernames = index;
+        Ok(state)
     }
 
     // Crate-internal access for the invariant checker.

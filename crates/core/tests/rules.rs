@@ -1046,6 +1046,51 @@ fn create_user_with_taken_username_is_rejected() {
     );
 }
 
+// Usernames are unique ignoring ASCII case, decided by the core: after `abcd` exists, every
+// other of its 16 case spellings is UsernameTaken and creates nothing; the account is found by
+// any spelling and keeps the spelling it was created with, also after an encode/decode; a
+// non-ASCII letter is not folded (the edge refuses such names anyway).
+#[test]
+fn usernames_are_unique_ignoring_case() {
+    let mut w = World::new();
+    let first = w.user("aBcd");
+    let spellings: Vec<String> = (0..16u32)
+        .map(|mask| {
+            "abcd"
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if mask & (1 << i) != 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    for name in &spellings {
+        let again = Command::CreateUser {
+            username: name.clone(),
+            password_hash: "other".into(),
+            role: Role::Admin,
+        };
+        assert_eq!(
+            w.run(again),
+            Outcome::User(Err(UserRejection::UsernameTaken)),
+            "{name}"
+        );
+        let found = w.state.user_by_name(name).expect("found by any case");
+        assert_eq!((found.id, found.username.as_str()), (first, "aBcd"));
+    }
+    assert_eq!(w.state.user_count(), 2, "the organizer and aBcd");
+    let restored = tix_core::State::decode(&w.state.encode()).expect("decodes");
+    assert_eq!(restored.user_by_name("ABCD").map(|u| u.id), Some(first));
+    assert_eq!(restored.digest(), w.state.digest());
+    let accented = w.user("\u{c9}mile");
+    assert_ne!(w.user("\u{e9}mile"), accented);
+}
+
 // Sessions end by log time: a reader's clock at or past the expiry hides the session, the
 // first batch at the expiry removes it, an already-expired session is never stored, and
 // EndSession removes one.

@@ -2,12 +2,15 @@
 //!
 //! Passwords are hashed with argon2id (its defaults meet OWASP's recommendation) off the async
 //! threads. A login creates a 256-bit random bearer token; only its SHA-256 is replicated, with an
-//! expiry by log time, so logout and expiry work the same on every node. Failed logins are
-//! counted per username and refused with 429 past a limit.
+//! expiry by log time, so logout and expiry work the same on every node. Failed logins slow
+//! down the address that fails (and, for an account under attack, every address that fails for
+//! it) with an exponential backoff, never the account's owner elsewhere (see
+//! [`crate::throttle`]); sign-ups are limited per address. Usernames are unique ignoring case,
+//! decided by the core.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -23,6 +26,8 @@ use tix_core::{Command, Outcome, Role, UserId, UserRejection};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller, token_hash};
+use crate::peer::Client;
+use crate::throttle::seconds_rounded_up;
 use crate::views;
 
 /// Shortest accepted password.
@@ -180,8 +185,19 @@ pub async fn create_user(
     }
 }
 
+/// Counts a sign-up attempt from `client`, or refuses it with the truthful wait (429).
+pub fn admit_signup(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
+    state
+        .signup_limiter
+        .attempt(client, Instant::now())
+        .map_err(|wait| ApiError::TooManySignups {
+            retry_after_s: seconds_rounded_up(wait),
+        })
+}
+
 async fn signup(
     State(state): State<AppState>,
+    client: Client,
     ApiJson(body): ApiJson<SignupBody>,
 ) -> Result<Response, ApiError> {
     validate_username(&body.username)?;
@@ -197,19 +213,32 @@ async fn signup(
             ));
         }
     };
+    admit_signup(&state, client.ip)?;
     let id = create_user(&state, &body.username, &body.password, role).await?;
     let body = json!({"id": id, "username": body.username, "role": views::role_name(role)});
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Verifies credentials and opens a session; returns the token and its expiry.
+/// Returns the key failed logins for `username` are counted under: the core's case-folded
+/// name, cut to the longest valid username so that invented names cannot grow the table's keys.
+fn account_key(username: &str) -> String {
+    let cut: String = username.chars().take(USERNAME_CHARS_MAX).collect();
+    tix_core::username_key(&cut)
+}
+
+/// Verifies credentials from `client` and opens a session; returns the token and its expiry.
+/// Refused with 429 (and the real wait) while the throttle makes `client` wait.
 pub async fn open_session(
     state: &AppState,
+    client: IpAddr,
     username: &str,
     password: &str,
 ) -> Result<(String, u64, serde_json::Value), ApiError> {
-    if !state.login_limiter.allowed(username) {
-        return Err(ApiError::TooManyAttempts);
+    let account = account_key(username);
+    if let Err(wait) = state.login_throttle.check(client, &account, Instant::now()) {
+        return Err(ApiError::TooManyAttempts {
+            retry_after_s: seconds_rounded_up(wait),
+        });
     }
     let found = {
         let s = state.node.shared.read();
@@ -219,10 +248,12 @@ pub async fn open_session(
     let hash = found.as_ref().map(|(_, hash, _)| hash.clone());
     let verified = verify_password(password.to_owned(), hash).await;
     let Some((user_id, _, user)) = found.filter(|_| verified) else {
-        state.login_limiter.failed(username);
+        state
+            .login_throttle
+            .failed(client, &account, Instant::now());
         return Err(ApiError::BadCredentials);
     };
-    state.login_limiter.succeeded(username);
+    state.login_throttle.succeeded(client, &account);
     let token = new_token();
     let expires_at_ms = tix_raft::proposer::now_ms() + state.config.session_ttl_ms;
     let command = Command::CreateSession {
@@ -243,9 +274,11 @@ fn new_token() -> String {
 
 async fn login(
     State(state): State<AppState>,
+    client: Client,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (token, expires_at_ms, user) = open_session(&state, &body.username, &body.password).await?;
+    let (token, expires_at_ms, user) =
+        open_session(&state, client.ip, &body.username, &body.password).await?;
     Ok(Json(json!({
         "token": token,
         "expires_at": views::rfc3339(expires_at_ms as i64),
@@ -298,59 +331,4 @@ async fn set_role(
     let s = state.node.shared.read();
     let user = s.user(UserId(id)).ok_or(ApiError::NotFound("user"))?;
     Ok(Json(views::user(user)))
-}
-
-/// Counts failed logins per username in a sliding window (per node; a limit, not a ledger).
-pub struct LoginLimiter {
-    failures_max: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, (Instant, u32)>>,
-}
-
-/// The most usernames tracked at once; the oldest entries are dropped beyond it.
-const LIMITER_USERNAMES_MAX: usize = 100_000;
-
-impl LoginLimiter {
-    /// Returns a limiter allowing `failures_max` failures per `window_ms`.
-    pub fn new(failures_max: u32, window_ms: u64) -> Self {
-        Self {
-            failures_max,
-            window: Duration::from_millis(window_ms),
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Returns false while a username is locked out.
-    pub fn allowed(&self, username: &str) -> bool {
-        let map = self.failures.lock().expect("poisoned");
-        match map.get(username) {
-            Some((since, count)) => since.elapsed() > self.window || *count < self.failures_max,
-            None => true,
-        }
-    }
-
-    /// Forgets the failures of a username after a successful login.
-    pub fn succeeded(&self, username: &str) {
-        self.failures.lock().expect("poisoned").remove(username);
-    }
-
-    /// Records a failed login.
-    pub fn failed(&self, username: &str) {
-        let mut map = self.failures.lock().expect("poisoned");
-        if map.len() >= LIMITER_USERNAMES_MAX {
-            let window = self.window;
-            map.retain(|_, (since, _)| since.elapsed() <= window);
-        }
-        if map.len() >= LIMITER_USERNAMES_MAX {
-            // Still full of recent failures: forget them all rather than grow without bound.
-            map.clear();
-        }
-        let entry = map
-            .entry(username.to_owned())
-            .or_insert((Instant::now(), 0));
-        if entry.0.elapsed() > self.window {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-    }
 }

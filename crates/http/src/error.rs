@@ -10,7 +10,7 @@ use tix_core::Rejection;
 use tix_raft::ProposeError;
 
 /// Seconds a client should wait before retrying while the cluster has no leader.
-const RETRY_AFTER_SECONDS: &str = "1";
+const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +32,26 @@ pub enum ApiError {
     /// Wrong username or password.
     #[error("wrong username or password")]
     BadCredentials,
-    /// Too many failed logins.
-    #[error("too many failed logins; try again later")]
-    TooManyAttempts,
+    /// Too many failed logins from this address (or for this account from this address).
+    #[error("too many failed logins; try again in {retry_after_s} s")]
+    TooManyAttempts {
+        /// Seconds until a login from this address will be tried again (rounded up).
+        retry_after_s: u64,
+    },
+    /// Too many sign-ups from this address within the window.
+    #[error("too many new accounts from this address; try again in {retry_after_s} s")]
+    TooManySignups {
+        /// Seconds until a sign-up from this address will be accepted again (rounded up).
+        retry_after_s: u64,
+    },
+    /// A state-changing request from another site (`Origin`, `Sec-Fetch-Site`).
+    #[error(
+        "cross-site requests are refused; send this request from tix's own pages or with a bearer token"
+    )]
+    CrossOrigin,
+    /// The API takes only `Content-Type: application/json` bodies.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
     /// The request body is over the size limit.
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
@@ -103,12 +120,27 @@ impl ApiError {
         }
     }
 
+    /// Returns the `Retry-After` this error is answered with, in seconds: the throttles' real
+    /// remaining wait, or a second while the cluster has no leader.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyAttempts { retry_after_s }
+            | ApiError::TooManySignups { retry_after_s } => Some(*retry_after_s),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_S),
+            _ => None,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts { .. } | ApiError::TooManySignups { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::CrossOrigin => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -132,7 +164,10 @@ impl ApiError {
             ApiError::Invalid { .. } => "invalid_field",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::BadCredentials => "bad_credentials",
-            ApiError::TooManyAttempts => "too_many_attempts",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::TooManySignups { .. } => "too_many_signups",
+            ApiError::CrossOrigin => "cross_origin",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Forbidden(_) => "forbidden",
@@ -154,7 +189,10 @@ impl ApiError {
             ApiError::Invalid { .. } => "A field is missing or invalid",
             ApiError::Unauthenticated => "Authentication required",
             ApiError::BadCredentials => "Wrong username or password",
-            ApiError::TooManyAttempts => "Too many attempts",
+            ApiError::TooManyAttempts { .. } => "Too many attempts",
+            ApiError::TooManySignups { .. } => "Too many sign-ups",
+            ApiError::CrossOrigin => "Cross-site request refused",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::PayloadTooLarge => "Request body too large",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Forbidden(_) => "Not allowed",
@@ -285,6 +323,10 @@ impl ApiError {
             ApiError::VersionConflict { current_version } => {
                 body.insert("current_version".into(), json!(current_version));
             }
+            ApiError::TooManyAttempts { retry_after_s }
+            | ApiError::TooManySignups { retry_after_s } => {
+                body.insert("retry_after_s".into(), json!(retry_after_s));
+            }
             ApiError::Rejected(r) => {
                 body.insert("outcome".into(), json!("rejected"));
                 body.insert("reason".into(), json!(r.code()));
@@ -317,11 +359,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.problem();
         let mut response = problem_response(status, body);
-        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+        if let Some(seconds) = self.retry_after_s() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             response
@@ -383,10 +424,7 @@ mod tests {
             .body(axum::body::Body::empty())
             .unwrap();
         let app = axum::Router::new()
-            .route(
-                "/",
-                axum::routing::get(|| async { ApiError::Internal("boom".into()) }),
-            )
+            .fallback(|| async { ApiError::Internal("boom".into()) })
             .layer(axum::middleware::from_fn(crate::request_id::scope));
         let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

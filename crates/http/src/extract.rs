@@ -1,11 +1,15 @@
 //! Our own extractors, so that bad requests get our problem+json format: [`ApiJson`] for bodies
-//! (with the JSON path of the offending field) and [`Caller`] / [`MaybeCaller`] for the bearer
-//! token or session cookie.
+//! (`application/json` only, with the JSON path of the offending field), [`Caller`] for the
+//! API's bearer token and [`MaybeCaller`] for the pages' session cookie.
+//!
+//! The API never accepts the cookie and the pages never accept a bearer header: a browser
+//! attaches the cookie to any request, also one another site makes it send, so the cookie
+//! authorizes only forms, which carry a CSRF token (see [`crate::csrf`]).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tix_core::{Role, UserId};
@@ -27,6 +31,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !req.headers().get(header::CONTENT_TYPE).is_some_and(is_json) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
@@ -72,6 +79,28 @@ fn missing_field(message: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_owned())
 }
 
+/// True when a `Content-Type` is `application/json` (any parameters, any case).
+pub fn is_json(content_type: &HeaderValue) -> bool {
+    let Ok(value) = content_type.to_str() else {
+        return false;
+    };
+    let media_type = value.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/json")
+}
+
+/// Returns the value of the cookie `name`, from any `Cookie` header (HTTP/2 may send several).
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
+        })
+}
+
 /// Returns the hex SHA-256 of a token: sessions are stored under it, never under the token.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -88,6 +117,8 @@ pub struct Caller {
     pub role: Role,
     /// The hash of the token they presented (to log out).
     pub token_hash: String,
+    /// The CSRF token of this session, for the pages' forms ([`crate::csrf::session_token`]).
+    pub csrf_token: String,
 }
 
 impl Caller {
@@ -102,20 +133,14 @@ impl Caller {
     }
 }
 
-/// The caller, if a valid token was presented.
+/// The pages' caller: the session in the `tix_session` cookie, if it is valid.
 pub struct MaybeCaller(pub Option<Caller>);
 
-/// Finds the token in `Authorization: Bearer` (the scheme is case-insensitive, RFC 9110) or
-/// the session cookie.
-fn token_of(parts: &Parts) -> Option<&str> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
-    }
-    let cookies = parts.headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies
-        .split(';')
-        .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+/// Finds the token in `Authorization: Bearer` (the scheme is case-insensitive, RFC 9110).
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?;
+    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Looks a token up in the applied state (falling back to a linearizable read when this node
@@ -132,6 +157,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Option<Caller> {
                 username: user.username.clone(),
                 role: user.role,
                 token_hash: hash.clone(),
+                csrf_token: crate::csrf::session_token(token),
             })
         })
         .await
@@ -141,7 +167,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = match token_of(parts) {
+        let caller = match cookie(&parts.headers, SESSION_COOKIE) {
             Some(token) => authenticate(state, token).await,
             None => None,
         };
@@ -149,11 +175,12 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
+/// The API's caller: `Authorization: Bearer <token>` only (a cookie is ignored: 401).
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = token_of(parts).ok_or(ApiError::Unauthenticated)?;
+        let token = bearer_token(parts).ok_or(ApiError::Unauthenticated)?;
         authenticate(state, token)
             .await
             .ok_or(ApiError::Unauthenticated)

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod csrf;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -15,14 +16,17 @@ pub mod headers;
 pub mod ops;
 pub mod pages;
 pub mod payments;
+pub mod peer;
 pub mod request_id;
 pub mod sales;
 pub mod seed;
 pub mod shop;
 pub mod text;
+pub mod throttle;
 pub mod ticket_code;
 pub mod views;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,10 +49,30 @@ pub struct HttpConfig {
     pub session_ttl_ms: u64,
     /// How long a shop hold lasts before it expires.
     pub hold_ttl_ms: u64,
-    /// Failed logins allowed per username within `login_window_ms`.
-    pub login_failures_max: u32,
-    /// The window for counting failed logins.
-    pub login_window_ms: u64,
+    /// Failed logins from one client address before it must wait between attempts.
+    pub login_address_failures_free: u32,
+    /// Failed logins for one account (from all addresses) before the addresses that failed
+    /// for it must wait; an address that has not failed for the account never waits for it.
+    pub login_account_failures_free: u32,
+    /// The first wait once the free failures are used; it doubles with every further failure.
+    pub login_backoff_base_ms: u64,
+    /// The longest wait between login attempts.
+    pub login_backoff_max_ms: u64,
+    /// Failure counts halve for every this long without a failure.
+    pub login_failures_half_life_ms: u64,
+    /// Sign-ups accepted from one client address per `signup_window_ms`.
+    pub signups_per_address_max: u32,
+    /// The window of `signups_per_address_max`.
+    pub signup_window_ms: u64,
+    /// The most addresses, accounts or pairs each throttle table tracks (oldest evicted).
+    pub throttle_entries_max: usize,
+    /// Proxies whose `X-Forwarded-For` (last hop) and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Mark cookies `Secure`: tix is served over TLS (a TLS proxy in front).
+    pub cookie_secure: bool,
+    /// The origin browsers see (`https://tickets.example`), when a proxy changes the `Host`;
+    /// form posts and API writes from another origin are refused.
+    pub public_origin: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -58,8 +82,34 @@ impl Default for HttpConfig {
             request_timeout_ms: 10_000,
             session_ttl_ms: 24 * 60 * 60 * 1000,
             hold_ttl_ms: 10 * 60 * 1000,
-            login_failures_max: 10,
-            login_window_ms: 60_000,
+            login_address_failures_free: 10,
+            login_account_failures_free: 20,
+            login_backoff_base_ms: 1_000,
+            login_backoff_max_ms: 5 * 60 * 1000,
+            login_failures_half_life_ms: 10 * 60 * 1000,
+            signups_per_address_max: 10,
+            signup_window_ms: 10 * 60 * 1000,
+            throttle_entries_max: 100_000,
+            trusted_proxies: Vec::new(),
+            cookie_secure: false,
+            public_origin: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Returns the login throttle's settings.
+    pub fn login_policy(&self) -> throttle::LoginPolicy {
+        let backoff = |failures_free| throttle::BackoffPolicy {
+            failures_free,
+            base: Duration::from_millis(self.login_backoff_base_ms),
+            max: Duration::from_millis(self.login_backoff_max_ms),
+            half_life: Duration::from_millis(self.login_failures_half_life_ms),
+        };
+        throttle::LoginPolicy {
+            address: backoff(self.login_address_failures_free),
+            account: backoff(self.login_account_failures_free),
+            entries_max: self.throttle_entries_max,
         }
     }
 }
@@ -76,8 +126,10 @@ pub struct AppInner {
     pub config: HttpConfig,
     /// Takes and refunds payments.
     pub payments: Arc<dyn PaymentProvider>,
-    /// Counts failed logins per username.
-    pub login_limiter: auth::LoginLimiter,
+    /// Counts failed logins per client address and account.
+    pub login_throttle: throttle::LoginThrottle,
+    /// Counts sign-ups per client address.
+    pub signup_limiter: throttle::SignupLimiter,
     /// Renders `/metrics`, when a Prometheus recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -97,13 +149,18 @@ impl AppState {
         payments: Arc<dyn PaymentProvider>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> AppState {
-        let login_limiter =
-            auth::LoginLimiter::new(config.login_failures_max, config.login_window_ms);
+        let login_throttle = throttle::LoginThrottle::new(config.login_policy());
+        let signup_limiter = throttle::SignupLimiter::new(
+            config.signups_per_address_max,
+            Duration::from_millis(config.signup_window_ms),
+            config.throttle_entries_max,
+        );
         AppState(Arc::new(AppInner {
             node,
             config,
             payments,
-            login_limiter,
+            login_throttle,
+            signup_limiter,
             metrics,
         }))
     }
@@ -162,6 +219,10 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .merge(pages::routes())
         .fallback(pages::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::guard,
+        ))
         .layer(DefaultBodyLimit::max(body_max))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

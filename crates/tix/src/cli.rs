@@ -150,6 +150,17 @@ pub struct ServeArgs {
     /// How long a shop hold lasts.
     #[arg(long, default_value_t = 10 * 60 * 1000)]
     pub hold_ttl_ms: u64,
+    /// A reverse proxy whose `X-Forwarded-For` (last hop) and `X-Forwarded-Proto` are believed
+    /// (repeatable): the client address the login and sign-up limits count, and TLS.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Mark the session and CSRF cookies `Secure` (tix is served over TLS by a proxy).
+    #[arg(long, env = "TIX_COOKIE_SECURE")]
+    pub cookie_secure: bool,
+    /// The origin browsers use (`https://tickets.example`) when a proxy rewrites `Host`; form
+    /// posts and API writes from any other origin are refused.
+    #[arg(long, env = "TIX_PUBLIC_ORIGIN")]
+    pub public_origin: Option<String>,
 }
 
 /// Runs the chosen subcommand.

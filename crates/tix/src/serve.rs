@@ -29,6 +29,15 @@ fn validate(args: &ServeArgs) -> anyhow::Result<()> {
         args.hold_ttl_ms <= 30 * 60 * 1000,
         "--hold-ttl-ms must be at most 30 minutes"
     );
+    if let Some(origin) = &args.public_origin {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        anyhow::ensure!(
+            rest.is_some_and(|host| !host.is_empty() && !host.trim_end_matches('/').contains('/')),
+            "--public-origin must be a scheme and host, like https://tickets.example"
+        );
+    }
     Ok(())
 }
 
@@ -106,6 +115,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         request_body_bytes_max: args.request_body_bytes_max,
         request_timeout_ms: args.request_timeout_ms,
         hold_ttl_ms: args.hold_ttl_ms,
+        trusted_proxies: args.trusted_proxies.clone(),
+        cookie_secure: args.cookie_secure,
+        public_origin: args.public_origin.clone(),
         ..HttpConfig::default()
     };
     let state = AppState::new(
@@ -144,6 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut http_stop = stop_rx.clone();
     let http_server = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(http_listener, app)
             .with_graceful_shutdown(async move {
                 let _ = http_stop.wait_for(|s| *s).await;

@@ -1,12 +1,14 @@
 //! Sign up, log in, log out. The forms post to the same account functions as the API; a
-//! session is the API's bearer token, carried in the `tix_session` cookie.
+//! session is the API's bearer token, carried in the `tix_session` cookie. The login and
+//! sign-up forms carry the pre-session CSRF token (double-submit, [`crate::csrf`]), and are
+//! throttled per client address like the API's.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -14,9 +16,11 @@ use tix_core::Role;
 
 use super::{Nav, field, form_pairs, see_other, session_cookie};
 use crate::AppState;
-use crate::auth::{create_user, open_session, validate_password, validate_username};
+use crate::auth::{admit_signup, create_user, open_session, validate_password, validate_username};
+use crate::csrf::presession;
 use crate::error::ApiError;
 use crate::extract::MaybeCaller;
+use crate::peer::Client;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -33,6 +37,8 @@ struct SignupPage {
     organizer: bool,
     error: Option<String>,
     field: String,
+    /// The pre-session CSRF token.
+    csrf: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -42,6 +48,8 @@ struct LoginPage {
     username: String,
     next: String,
     error: Option<String>,
+    /// The pre-session CSRF token.
+    csrf: String,
 }
 
 #[derive(Deserialize)]
@@ -59,17 +67,38 @@ fn safe_next(next: &str) -> String {
     }
 }
 
-async fn signup_form(caller: MaybeCaller) -> SignupPage {
-    SignupPage {
+/// Answers `page` with `status`, storing a new pre-session cookie when there is one.
+fn with_cookie(
+    status: axum::http::StatusCode,
+    set_cookie: Option<HeaderValue>,
+    page: impl IntoResponse,
+) -> Response {
+    let mut response = (status, page).into_response();
+    if let Some(value) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn signup_form(caller: MaybeCaller, client: Client, headers: HeaderMap) -> Response {
+    let (csrf, set_cookie) = presession(&headers, client.secure);
+    let page = SignupPage {
         nav: Nav::of(caller.0.as_ref()),
         username: String::new(),
         organizer: false,
         error: None,
         field: String::new(),
-    }
+        csrf,
+    };
+    with_cookie(axum::http::StatusCode::OK, set_cookie, page)
 }
 
-async fn signup(State(state): State<AppState>, body: Bytes) -> Response {
+async fn signup(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = form_pairs(&body);
     let username = field(&form, "username").trim().to_owned();
     let password = field(&form, "password").to_owned();
@@ -82,12 +111,13 @@ async fn signup(State(state): State<AppState>, body: Bytes) -> Response {
         } else {
             Role::Attendee
         };
+        admit_signup(&state, client.ip)?;
         create_user(&state, &username, &password, role).await?;
-        open_session(&state, &username, &password).await
+        open_session(&state, client.ip, &username, &password).await
     }
     .await;
     match result {
-        Ok((token, _, _)) => signed_in(&state, &token, "/"),
+        Ok((token, _, _)) => signed_in(&state, client, &token, "/"),
         Err(e) => {
             let field_name = match &e {
                 ApiError::Invalid { field, .. } => field.clone(),
@@ -97,28 +127,44 @@ async fn signup(State(state): State<AppState>, body: Bytes) -> Response {
             let message = match &e {
                 ApiError::UsernameTaken => "That username is taken; choose another.".to_owned(),
                 ApiError::Invalid { field, detail } => format!("{}: {detail}", label(field)),
+                ApiError::TooManySignups { retry_after_s } => format!(
+                    "Too many new accounts from your address; try again in {retry_after_s} seconds."
+                ),
                 other => super::message_for(other),
             };
             let status = e.problem().0;
+            let (csrf, set_cookie) = presession(&headers, client.secure);
             let page = SignupPage {
                 nav: Nav::default(),
                 username,
                 organizer,
                 error: Some(message),
                 field: field_name,
+                csrf,
             };
-            (status, page).into_response()
+            with_retry_after(with_cookie(status, set_cookie, page), &e)
         }
     }
 }
 
+/// Adds the error's `Retry-After` (a throttle's real wait) to a page.
+fn with_retry_after(mut response: Response, e: &ApiError) -> Response {
+    if let Some(seconds) = e.retry_after_s() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
 /// Redirects to `next` with the new session's cookie.
-fn signed_in(state: &AppState, token: &str, next: &str) -> Response {
+fn signed_in(state: &AppState, client: Client, token: &str, next: &str) -> Response {
     let mut response = see_other(next);
     let max_age_s = state.config.session_ttl_ms / 1000;
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(token, max_age_s));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(token, max_age_s, client.secure),
+    );
     response
 }
 
@@ -130,43 +176,58 @@ fn label(field: &str) -> &str {
     }
 }
 
-async fn login_form(caller: MaybeCaller, Query(q): Query<Next>) -> LoginPage {
-    LoginPage {
+async fn login_form(
+    caller: MaybeCaller,
+    client: Client,
+    headers: HeaderMap,
+    Query(q): Query<Next>,
+) -> Response {
+    let (csrf, set_cookie) = presession(&headers, client.secure);
+    let page = LoginPage {
         nav: Nav::of(caller.0.as_ref()),
         username: String::new(),
         next: safe_next(q.next.as_deref().unwrap_or("/")),
         error: None,
-    }
+        csrf,
+    };
+    with_cookie(axum::http::StatusCode::OK, set_cookie, page)
 }
 
-async fn login(State(state): State<AppState>, body: Bytes) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = form_pairs(&body);
     let username = field(&form, "username").trim().to_owned();
     let password = field(&form, "password").to_owned();
     let next = safe_next(field(&form, "next"));
-    match open_session(&state, &username, &password).await {
-        Ok((token, _, _)) => signed_in(&state, &token, &next),
+    match open_session(&state, client.ip, &username, &password).await {
+        Ok((token, _, _)) => signed_in(&state, client, &token, &next),
         Err(e) => {
             let message = match &e {
                 ApiError::BadCredentials => "Wrong username or password.".to_owned(),
-                ApiError::TooManyAttempts => {
-                    "Too many failed attempts for this username; wait a minute and try again."
-                        .to_owned()
-                }
+                ApiError::TooManyAttempts { retry_after_s } => format!(
+                    "Too many failed attempts from your address; try again in {retry_after_s} \
+                     seconds."
+                ),
                 other => super::message_for(other),
             };
+            let (csrf, set_cookie) = presession(&headers, client.secure);
             let page = LoginPage {
                 nav: Nav::default(),
                 username,
                 next,
                 error: Some(message),
+                csrf,
             };
-            (e.problem().0, page).into_response()
+            with_retry_after(with_cookie(e.problem().0, set_cookie, page), &e)
         }
     }
 }
 
-async fn logout(State(state): State<AppState>, caller: MaybeCaller) -> Response {
+async fn logout(State(state): State<AppState>, caller: MaybeCaller, client: Client) -> Response {
     if let Some(c) = caller.0 {
         let command = tix_core::Command::EndSession {
             token_hash: c.token_hash.clone(),
@@ -176,11 +237,8 @@ async fn logout(State(state): State<AppState>, caller: MaybeCaller) -> Response 
         }
     }
     let mut response = see_other("/");
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        axum::http::HeaderValue::from_static(
-            "tix_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
-        ),
-    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0, client.secure));
     response
 }

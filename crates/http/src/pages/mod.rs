@@ -4,9 +4,11 @@
 //! is served by tix itself: no CDN, no build step, no request to another host.
 //!
 //! A page module exposes `routes()`; every template extends `pages/base.html` and carries a
-//! [`Nav`] (who is signed in, which links to show). Pages sign in with the `tix_session`
-//! cookie (HttpOnly, SameSite=Lax, so a cross-site form cannot post with it). Failures render
-//! [`PageError`] as a friendly HTML page with the right status and no internals.
+//! [`Nav`] (who is signed in, which links to show, the session's CSRF token for its forms).
+//! Pages sign in with the `tix_session` cookie (HttpOnly, SameSite=Lax, `Secure` over TLS);
+//! every form posts a CSRF token that [`crate::csrf::guard`] checks before any handler runs.
+//! Failures render [`PageError`] as a friendly HTML page with the right status and no
+//! internals.
 
 mod account;
 mod buy;
@@ -73,6 +75,8 @@ pub struct Nav {
     pub door: bool,
     /// May see the cluster page.
     pub admin: bool,
+    /// The session's CSRF token, posted by every form of the page (`csrf` field).
+    pub csrf: String,
 }
 
 impl Nav {
@@ -85,6 +89,7 @@ impl Nav {
                 organizer: c.can_organize(),
                 door: c.role != Role::Attendee,
                 admin: c.is_admin(),
+                csrf: c.csrf_token.clone(),
             },
         }
     }
@@ -217,10 +222,12 @@ pub fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-/// Sets the session cookie.
-pub fn session_cookie(token: &str, max_age_s: u64) -> HeaderValue {
+/// Sets the session cookie (`Secure` when served over TLS); an empty token with `max_age_s`
+/// 0 clears it.
+pub fn session_cookie(token: &str, max_age_s: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}"
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("tix_session=; Path=/; Max-Age=0"))
 }

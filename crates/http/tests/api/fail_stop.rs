@@ -5,7 +5,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::{numbered, spawn_app_with};
+use crate::helpers::{numbered, spawn_app_with_node};
 
 /// Arms the fault file, triggers an apply with a purchase, and checks that nothing is served
 /// afterwards: health says failed, reads and writes are refused, the sale is not acknowledged.
@@ -14,7 +14,7 @@ async fn a_panicking_apply_stops_the_replica_from_serving() {
     let fault_dir = tempfile::tempdir().expect("temporary directory");
     let fault_file = fault_dir.path().join("fail-apply");
     let path = fault_file.clone();
-    let app = spawn_app_with(move |config| config.faults.fail_apply_file = Some(path)).await;
+    let app = spawn_app_with_node(move |config| config.faults.fail_apply_file = Some(path)).await;
     let event = app.admin_event(&numbered(10)).await;
     app.sell(event, "c", "before", Some(1)).await.expect(201);
     let health = app.request(Method::GET, "/healthz", None, None).await;

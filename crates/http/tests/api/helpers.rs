@@ -5,6 +5,7 @@
 //! headers and raw body; assertions on them panic with the body in the message, so a failure
 //! shows what the server said.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -164,12 +165,22 @@ pub fn problem_kind(body: &Value) -> &str {
 
 /// Starts a fresh node and server with an `admin` account and returns a handle to it.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+    spawn(HttpConfig::default(), |_| {}).await
 }
 
-/// Like [`spawn_app`], with the node's configuration adjusted by `adjust` first. A fault makes
-/// the in-process node mark itself failed (`FailStop::MarkFailed`), never exit the test binary.
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut NodeConfig)) -> TestApp {
+/// Like [`spawn_app`], with these HTTP limits.
+pub async fn spawn_app_with(http_config: HttpConfig) -> TestApp {
+    spawn(http_config, |_| {}).await
+}
+
+/// Like [`spawn_app`], with the node's configuration adjusted by `adjust` first.
+pub async fn spawn_app_with_node(adjust: impl FnOnce(&mut NodeConfig)) -> TestApp {
+    spawn(HttpConfig::default(), adjust).await
+}
+
+/// Starts the app. A fault makes the in-process node mark itself failed
+/// (`FailStop::MarkFailed`), never exit the test binary.
+async fn spawn(http_config: HttpConfig, adjust: impl FnOnce(&mut NodeConfig)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
     let mut config = NodeConfig::new(
         1,
@@ -188,14 +199,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut NodeConfig)) -> TestApp {
         .await
         .expect("a leader is elected");
     let payments = Arc::new(TestPayments::default());
-    let state = AppState::new(node.clone(), HttpConfig::default(), payments, None);
+    let state = AppState::new(node.clone(), http_config, payments, None);
     tix_http::seed::ensure_admin(&state, Some(ADMIN_PASSWORD.into()))
         .await
         .expect("admin seeded");
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local address");
-    let app = tix_http::router(state);
+    // The peer address is recorded, so the login and sign-up limits see who connects.
+    let app = tix_http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("server runs");
     });
@@ -223,6 +235,56 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Returns a client whose connections come from `source` (any 127.0.0.0/8 address works on
+    /// Linux loopback), to play a second client address.
+    pub fn client_from(&self, source: IpAddr) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .local_address(source)
+            .build()
+            .expect("client")
+    }
+
+    /// `POST /auth/login` through `client`.
+    pub async fn login_with(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> Reply {
+        let body = json!({"username": username, "password": password});
+        let url = format!("{}/api/v1/auth/login", self.base_url);
+        read(
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
+    /// `POST /auth/signup` through `client`.
+    pub async fn signup_with(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> Reply {
+        let body = json!({"username": username, "password": password});
+        let url = format!("{}/api/v1/auth/signup", self.base_url);
+        read(
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
     /// Sends a request with an optional bearer token and JSON body.
     pub async fn request(
         &self,

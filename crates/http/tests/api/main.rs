@@ -11,11 +11,15 @@
 //! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
 //! - `request_ids` checks every answer names its request and error bodies carry the id.
 //! - `fail_stop` injects a panic into apply and checks the replica stops serving.
+//! - `csrf` replays the probe's cross-site form posts and cookie-only API calls.
+//! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
 
 mod authz;
 mod box_office;
+mod csrf;
 mod fail_stop;
 mod helpers;
+mod login_abuse;
 mod pages;
 mod races;
 mod request_ids;

@@ -4,43 +4,64 @@
 //! signed code verified with the published key, and door check-in (admitted once, then
 //! "already admitted", forged codes refused).
 
+use std::collections::BTreeMap;
+
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 
 use crate::helpers::{CARD_DECLINED, CARD_OK, TestApp, USER_PASSWORD, numbered, spawn_app};
 
-/// A browser-like client: no redirects followed, cookies sent by hand.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
+/// A browser-like client: no redirects followed, a cookie jar kept by hand, and form posts
+/// as a browser sends them from tix's own pages: with `Origin` and `Sec-Fetch-Site:
+/// same-origin` and the page's CSRF token (read from the form, as the page would carry it).
+pub(crate) struct Browser {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    /// Cookie name → value.
+    pub(crate) cookies: BTreeMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    set_cookie: Option<String>,
-    text: String,
-    content_type: String,
-    disposition: Option<String>,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    /// The `tix_session` cookie set by this answer, with its attributes.
+    pub(crate) set_cookie: Option<String>,
+    /// Every `Set-Cookie` of this answer.
+    pub(crate) set_cookies: Vec<String>,
+    pub(crate) text: String,
+    pub(crate) content_type: String,
+    pub(crate) disposition: Option<String>,
+}
+
+/// Returns the value of the first `name="csrf"` field in a page.
+pub(crate) fn csrf_field(html: &str) -> Option<String> {
+    let rest = html.split("name=\"csrf\" value=\"").nth(1)?;
+    Some(rest.split('"').next()?.to_owned())
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    pub(crate) fn new(app: &TestApp) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(Policy::none())
                 .build()
                 .unwrap(),
             base: app.base_url.clone(),
-            cookie: None,
+            cookies: BTreeMap::new(),
         }
     }
 
-    async fn send(&self, r: reqwest::RequestBuilder) -> Page {
-        let r = match &self.cookie {
-            Some(c) => r.header("cookie", c),
-            None => r,
+    /// Sends a request with the jar's cookies and keeps the cookies the answer sets.
+    pub(crate) async fn send(&mut self, r: reqwest::RequestBuilder) -> Page {
+        let r = if self.cookies.is_empty() {
+            r
+        } else {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            r.header("cookie", jar.join("; "))
         };
         let resp = r.send().await.expect("request sent");
         let header = |name: &str| {
@@ -49,35 +70,91 @@ impl Browser {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let set_cookies: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        for set in &set_cookies {
+            let pair = set.split(';').next().unwrap_or("");
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if value.is_empty() || set.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
         Page {
             status: resp.status().as_u16(),
             location: header("location"),
-            set_cookie: header("set-cookie"),
+            set_cookie: set_cookies
+                .iter()
+                .find(|c| c.starts_with("tix_session="))
+                .cloned(),
+            set_cookies,
             content_type: header("content-type").unwrap_or_default(),
             disposition: header("content-disposition"),
             text: resp.text().await.unwrap_or_default(),
         }
     }
 
-    async fn get(&self, path: &str) -> Page {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+    /// Posts a form exactly as given, with these extra headers.
+    pub(crate) async fn post_form(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let request = self
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.send(request).await
     }
 
+    /// Returns the CSRF token a page of this site would put into a form posted to `path`: the
+    /// login or sign-up form's own, or the session's (read from the page header's log-out form).
+    pub(crate) async fn token_for(&mut self, path: &str) -> Option<String> {
+        let page = if path == "/login" || path == "/signup" {
+            path
+        } else if self.cookies.contains_key("tix_session") {
+            "/"
+        } else {
+            return None;
+        };
+        csrf_field(&self.get(page).await.text)
+    }
+
+    /// Posts a form as tix's own page would: same origin, with its CSRF token.
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let token = self.token_for(path).await;
+        let mut form = form.to_vec();
+        if let Some(token) = &token {
+            form.push(("csrf", token));
+        }
+        let origin = self.base.clone();
+        let headers = [
+            ("origin", origin.as_str()),
+            ("sec-fetch-site", "same-origin"),
+        ];
+        self.post_form(path, &form, &headers).await
+    }
+
     /// Signs up through the form and keeps the session cookie.
-    async fn sign_up(&mut self, username: &str, organizer: bool) {
+    pub(crate) async fn sign_up(&mut self, username: &str, organizer: bool) {
         let mut form = vec![("username", username), ("password", USER_PASSWORD)];
         if organizer {
             form.push(("organizer", "on"));
@@ -89,14 +166,14 @@ impl Browser {
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
             "{cookie}"
         );
-        self.cookie = Some(cookie.split(';').next().unwrap().to_owned());
+        assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
     }
 }
 
 #[tokio::test]
 async fn unknown_pages_are_html_and_unknown_api_paths_stay_problem_json() {
     let app = spawn_app().await;
-    let b = Browser::new(&app);
+    let mut b = Browser::new(&app);
     let page = b.get("/no/such/page").await;
     assert_eq!(page.status, 404);
     assert!(page.content_type.starts_with("text/html"));
@@ -164,7 +241,7 @@ async fn sign_up_explains_what_is_wrong_and_signs_in() {
 #[tokio::test]
 async fn pages_need_the_right_role() {
     let app = spawn_app().await;
-    let anonymous = Browser::new(&app);
+    let mut anonymous = Browser::new(&app);
     let tickets = anonymous.get("/tickets").await;
     assert_eq!(tickets.status, 303);
     assert_eq!(tickets.location.as_deref(), Some("/login?next=/tickets"));
@@ -315,15 +392,7 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
             ],
         )
         .await;
-    door.cookie = Some(
-        login
-            .set_cookie
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned(),
-    );
+    assert_eq!(login.status, 303, "{}", login.text);
     let first = door.post("/door", &[("code", &codes[0])]).await;
     assert_eq!(first.status, 200, "{}", first.text);
     assert!(first.text.contains("Admitted"), "{}", first.text);
