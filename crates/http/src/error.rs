@@ -11,6 +11,8 @@ use tix_raft::ProposeError;
 
 /// Seconds a client should wait before retrying while the cluster has no leader.
 const RETRY_AFTER_SECONDS: &str = "1";
+/// Seconds a live page should wait before subscribing again when the caps are full.
+const LIVE_RETRY_AFTER_SECONDS: &str = "10";
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,9 @@ pub enum ApiError {
     /// The cluster cannot commit right now (no leader, overloaded, shutting down).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A live-stream cap (per node or per client) is full.
+    #[error("{0}")]
+    LiveFull(crate::live::Refused),
     /// A bug or storage failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -108,7 +113,7 @@ impl ApiError {
             ApiError::Rejected(r) => rejection_status(r),
             ApiError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::CheckInRefused { .. } => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::LiveFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -131,6 +136,7 @@ impl ApiError {
             ApiError::PaymentDeclined(_) => "payment_declined",
             ApiError::CheckInRefused { reason, .. } => reason,
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::LiveFull(_) => "live_full",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -153,6 +159,7 @@ impl ApiError {
             ApiError::PaymentDeclined(_) => "Payment declined",
             ApiError::CheckInRefused { .. } => "Not admitted",
             ApiError::Unavailable(_) => "Temporarily unavailable",
+            ApiError::LiveFull(_) => "Too many live subscribers",
             ApiError::Internal(_) => "Internal error",
         }
     }
@@ -293,10 +300,13 @@ impl IntoResponse for ApiError {
         let (status, body) = self.problem();
         let mut response = problem_response(status, body);
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+            let seconds = match &self {
+                ApiError::LiveFull(_) => LIVE_RETRY_AFTER_SECONDS,
+                _ => RETRY_AFTER_SECONDS,
+            };
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

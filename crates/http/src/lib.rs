@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod headers;
+pub mod live;
 pub mod ops;
 pub mod pages;
 pub mod payments;
@@ -48,6 +49,19 @@ pub struct HttpConfig {
     pub login_failures_max: u32,
     /// The window for counting failed logins.
     pub login_window_ms: u64,
+    /// Live-availability streams (`/events/{id}/live`) this node serves at once.
+    pub sse_subscribers_max: u32,
+    /// Live streams one client may hold at once: a signed-in user, else a peer address (an
+    /// IPv6 /64).
+    pub sse_subscribers_per_client_max: u32,
+    /// How long a change may wait for a live stream's connection to take it; a viewer that
+    /// reads slower is dropped (its browser reconnects and starts from the full state).
+    pub sse_send_timeout_ms: u64,
+    /// The shortest time between two live messages about one event (changes in between are
+    /// sent as one).
+    pub sse_update_interval_ms: u64,
+    /// The bearer token that may read `/metrics` (besides an admin), if one is configured.
+    pub metrics_token: Option<ops::MetricsToken>,
 }
 
 impl Default for HttpConfig {
@@ -59,6 +73,11 @@ impl Default for HttpConfig {
             hold_ttl_ms: 10 * 60 * 1000,
             login_failures_max: 10,
             login_window_ms: 60_000,
+            sse_subscribers_max: 4096,
+            sse_subscribers_per_client_max: 32,
+            sse_send_timeout_ms: 30_000,
+            sse_update_interval_ms: 250,
+            metrics_token: None,
         }
     }
 }
@@ -79,6 +98,8 @@ pub struct AppInner {
     pub login_limiter: auth::LoginLimiter,
     /// Renders `/metrics`, when a Prometheus recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Live-stream subscribers: caps and the feeds of watched events.
+    pub live: live::LiveHub,
 }
 
 impl std::ops::Deref for AppState {
@@ -98,12 +119,19 @@ impl AppState {
     ) -> AppState {
         let login_limiter =
             auth::LoginLimiter::new(config.login_failures_max, config.login_window_ms);
+        let live = live::LiveHub::new(live::LiveLimits {
+            subscribers_max: config.sse_subscribers_max,
+            per_client_max: config.sse_subscribers_per_client_max,
+            send_timeout: Duration::from_millis(config.sse_send_timeout_ms),
+            update_interval: Duration::from_millis(config.sse_update_interval_ms),
+        });
         AppState(Arc::new(AppInner {
             node,
             config,
             payments,
             login_limiter,
             metrics,
+            live,
         }))
     }
 }
