@@ -164,6 +164,15 @@ pub fn problem_kind(body: &Value) -> &str {
 
 /// Starts a fresh node and server with an `admin` account and returns a handle to it.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(HttpConfig::default(), None).await
+}
+
+/// Like [`spawn_app`], with these limits and, if given, a Prometheus recorder for `/metrics`.
+/// The listener records each connection's peer address (`ConnectInfo`), as `tix serve` does.
+pub async fn spawn_app_with(
+    http_config: HttpConfig,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
     let config = NodeConfig::new(
         1,
@@ -180,7 +189,7 @@ pub async fn spawn_app() -> TestApp {
         .await
         .expect("a leader is elected");
     let payments = Arc::new(TestPayments::default());
-    let state = AppState::new(node.clone(), HttpConfig::default(), payments, None);
+    let state = AppState::new(node.clone(), http_config, payments, metrics);
     tix_http::seed::ensure_admin(&state, Some(ADMIN_PASSWORD.into()))
         .await
         .expect("admin seeded");
@@ -189,6 +198,7 @@ pub async fn spawn_app() -> TestApp {
     let addr = listener.local_addr().expect("local address");
     let app = tix_http::router(state);
     let server = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app).await.expect("server runs");
     });
     let client = reqwest::Client::builder()

@@ -8,11 +8,13 @@
 //! - `races` lets many clients race for the same inventory.
 //! - `authz` checks who may do what, as an explicit table.
 //! - `pages` drives the web shop pages by form posts (no browser).
+//! - `live` covers the live stream's caps and deltas, and who may read `/metrics`.
 //! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
 
 mod authz;
 mod box_office;
 mod helpers;
+mod live;
 mod pages;
 mod races;
 mod shop;
