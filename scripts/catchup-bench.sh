@@ -48,5 +48,7 @@ t1=$(date +%s%3N)
 echo "node 4 caught up (by snapshot) and became a voter in $((t1 - t0)) ms"
 wait "$load_pid"
 grep -E "per_s|latency" "$dir/load.txt"
-curl -s "http://127.0.0.1:18504/metrics" | grep -E "^tix_snapshot_install_seconds_(sum|count)" || true
+token=$(curl -s http://127.0.0.1:18504/api/v1/auth/login -H 'content-type: application/json' \
+  -d "{\"username\":\"admin\",\"password\":\"$TIX_ADMIN_PASSWORD\"}" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:18504/metrics" | grep -E "^tix_snapshot_install_seconds_(sum|count)" || true
 du -sh "$dir/n4" | sed 's/^/node 4 data: /'

@@ -142,13 +142,16 @@ impl ApiClient {
         text.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
     }
 
-    /// Reads `/metrics` as text.
+    /// Reads `/metrics` as text (it answers admins and the metrics token only: this client's
+    /// token must be one of them).
     pub async fn metrics_text(&self) -> anyhow::Result<String> {
         Ok(self
             .http
             .get(format!("{}/metrics", self.base_url))
+            .bearer_auth(&self.token)
             .send()
             .await?
+            .error_for_status()?
             .text()
             .await?)
     }

@@ -11,6 +11,8 @@ use tix_raft::ProposeError;
 
 /// Seconds a client should wait before retrying while the cluster has no leader.
 const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
+/// Seconds a live page should wait before subscribing again when the caps are full.
+const LIVE_RETRY_AFTER_S: u64 = 10;
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +108,9 @@ pub enum ApiError {
         /// What went wrong, for the log.
         cause: String,
     },
+    /// A live-stream cap (per node or per client) is full.
+    #[error("{0}")]
+    LiveFull(crate::live::Refused),
     /// A bug or storage failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -126,7 +131,10 @@ impl ApiError {
         match self {
             ApiError::TooManyAttempts { retry_after_s }
             | ApiError::TooManySignups { retry_after_s } => Some(*retry_after_s),
-            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_S),
+            ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => {
+                Some(UNAVAILABLE_RETRY_AFTER_S)
+            }
+            ApiError::LiveFull(_) => Some(LIVE_RETRY_AFTER_S),
             _ => None,
         }
     }
@@ -151,9 +159,9 @@ impl ApiError {
             ApiError::Rejected(r) => rejection_status(r),
             ApiError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::CheckInRefused { .. } => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::ClusterUnavailable { .. }
+            | ApiError::LiveFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -179,6 +187,7 @@ impl ApiError {
             ApiError::PaymentDeclined(_) => "payment_declined",
             ApiError::CheckInRefused { reason, .. } => reason,
             ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => "unavailable",
+            ApiError::LiveFull(_) => "live_full",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -206,6 +215,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => {
                 "Temporarily unavailable"
             }
+            ApiError::LiveFull(_) => "Too many live subscribers",
             ApiError::Internal(_) => "Internal error",
         }
     }

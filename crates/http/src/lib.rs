@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod headers;
+pub mod live;
 pub mod ops;
 pub mod pages;
 pub mod payments;
@@ -73,6 +74,19 @@ pub struct HttpConfig {
     /// The origin browsers see (`https://tickets.example`), when a proxy changes the `Host`;
     /// form posts and API writes from another origin are refused.
     pub public_origin: Option<String>,
+    /// Live-availability streams (`/events/{id}/live`) this node serves at once.
+    pub sse_subscribers_max: u32,
+    /// Live streams one client may hold at once: a signed-in user, else a peer address (an
+    /// IPv6 /64).
+    pub sse_subscribers_per_client_max: u32,
+    /// How long a change may wait for a live stream's connection to take it; a viewer that
+    /// reads slower is dropped (its browser reconnects and starts from the full state).
+    pub sse_send_timeout_ms: u64,
+    /// The shortest time between two live messages about one event (changes in between are
+    /// sent as one).
+    pub sse_update_interval_ms: u64,
+    /// The bearer token that may read `/metrics` (besides an admin), if one is configured.
+    pub metrics_token: Option<ops::MetricsToken>,
 }
 
 impl Default for HttpConfig {
@@ -93,6 +107,11 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             cookie_secure: false,
             public_origin: None,
+            sse_subscribers_max: 4096,
+            sse_subscribers_per_client_max: 32,
+            sse_send_timeout_ms: 30_000,
+            sse_update_interval_ms: 250,
+            metrics_token: None,
         }
     }
 }
@@ -132,6 +151,8 @@ pub struct AppInner {
     pub signup_limiter: throttle::SignupLimiter,
     /// Renders `/metrics`, when a Prometheus recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Live-stream subscribers: caps and the feeds of watched events.
+    pub live: live::LiveHub,
 }
 
 impl std::ops::Deref for AppState {
@@ -155,6 +176,12 @@ impl AppState {
             Duration::from_millis(config.signup_window_ms),
             config.throttle_entries_max,
         );
+        let live = live::LiveHub::new(live::LiveLimits {
+            subscribers_max: config.sse_subscribers_max,
+            per_client_max: config.sse_subscribers_per_client_max,
+            send_timeout: Duration::from_millis(config.sse_send_timeout_ms),
+            update_interval: Duration::from_millis(config.sse_update_interval_ms),
+        });
         AppState(Arc::new(AppInner {
             node,
             config,
@@ -162,6 +189,7 @@ impl AppState {
             login_throttle,
             signup_limiter,
             metrics,
+            live,
         }))
     }
 }

@@ -1,20 +1,29 @@
 //! Operational endpoints: `/healthz`, Prometheus `/metrics`, the OpenAPI document and its
 //! browsable docs page (Swagger UI, served from the binary: no internet needed), plus the
 //! request-metrics middleware and the 404 fallback.
+//!
+//! `/metrics` is not public (it counts sales and failed logins): it answers the bearer token of
+//! `tix serve --metrics-token-file` (compared in constant time) or an admin's token or session.
+//! Its labels take only values the server chooses: the matched route (or `unmatched`), a known
+//! HTTP method (or `other`) and the status code.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::MaybeCaller;
 
 /// The OpenAPI document of the JSON API, maintained by hand beside the handlers and checked
 /// against the router by a test.
@@ -64,7 +73,93 @@ pub async fn refuse_when_failed(
     next.run(request).await
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The shortest `/metrics` token accepted.
+pub const METRICS_TOKEN_LEN_MIN: usize = 16;
+
+/// The bearer token that may read `/metrics`, kept only as its SHA-256 and never printed.
+#[derive(Clone)]
+pub struct MetricsToken([u8; 32]);
+
+/// Why a `/metrics` token was not accepted at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsTokenError {
+    /// The file could not be read.
+    #[error("cannot read the metrics token file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The token is shorter than [`METRICS_TOKEN_LEN_MIN`].
+    #[error("the metrics token must be at least {METRICS_TOKEN_LEN_MIN} characters (it has {0})")]
+    TooShort(usize),
+}
+
+impl MetricsToken {
+    /// Accepts a token of at least [`METRICS_TOKEN_LEN_MIN`] characters.
+    pub fn new(token: &str) -> Result<MetricsToken, MetricsTokenError> {
+        let length = token.chars().count();
+        if length < METRICS_TOKEN_LEN_MIN {
+            return Err(MetricsTokenError::TooShort(length));
+        }
+        Ok(MetricsToken(Sha256::digest(token.as_bytes()).into()))
+    }
+
+    /// Reads the token from a file (surrounding whitespace and the final newline ignored).
+    pub fn from_file(path: &Path) -> Result<MetricsToken, MetricsTokenError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MetricsTokenError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        MetricsToken::new(text.trim())
+    }
+
+    /// Returns true when `presented` is the token; the comparison takes the same time wherever
+    /// the two differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        presented.ct_eq(&self.0).into()
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
+}
+
+/// Returns the token of an `Authorization: Bearer` header (the scheme is case-insensitive).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Prometheus text, for the metrics token or an admin: 401 without credentials, 403 for a
+/// signed-in non-admin, 404 when no recorder is installed.
+async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let by_token = match (&state.config.metrics_token, bearer(&parts.headers)) {
+        (Some(expected), Some(presented)) => expected.matches(presented),
+        _ => false,
+    };
+    if !by_token {
+        // An admin's bearer token (a scraper), or an admin's session cookie (a browser: a GET
+        // changes nothing, so the cookie alone is enough here).
+        let caller = match bearer(&parts.headers) {
+            Some(token) => crate::extract::authenticate(&state, token).await,
+            None => match MaybeCaller::from_request_parts(&mut parts, &state).await {
+                Ok(MaybeCaller(caller)) => caller,
+                Err(e) => return e.into_response(),
+            },
+        };
+        match caller {
+            Some(caller) if caller.is_admin() => {}
+            Some(_) => return ApiError::Forbidden("metrics are for admins").into_response(),
+            None => return ApiError::Unauthenticated.into_response(),
+        }
+    }
     let shared = &state.node.shared;
     let state_bytes = shared.read().estimated_bytes();
     metrics::gauge!("tix_state_memory_bytes").set(state_bytes as f64);
@@ -84,7 +179,25 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("page")
 }
 
-/// Counts requests by route and status and records their latency.
+/// Returns the metrics label of a request method: the standard methods by name, anything a
+/// client invented as `other` (a label value per invented method would grow `/metrics` without
+/// bound).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Counts requests by route, method and status and records their latency.
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -92,7 +205,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status();
     metrics::counter!(

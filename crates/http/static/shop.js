@@ -25,29 +25,49 @@
     }
     var map = document.getElementById("seatmap");
     if (map) map.addEventListener("change", summary);
-    if (window.EventSource) {
-      var source = new EventSource("/events/" + id + "/live");
-      source.addEventListener("availability", function (e) {
-        var d = JSON.parse(e.data);
-        ["available", "sold", "held"].forEach(function (k) {
-          var el = document.getElementById(k); if (el) el.textContent = d[k];
-        });
-        var button = document.getElementById("order-now");
-        if (button) { button.disabled = d.available === 0; button.textContent = d.available === 0 ? "Sold out" : "Order now"; }
-        if (d.seats && map) {
-          var seats = map.querySelectorAll("label.seat");
-          for (var i = 0; i < seats.length; i++) {
-            var label = seats[i], n = parseInt(label.getAttribute("data-seat"), 10);
-            var state = names[d.seats.charAt(n - 1)] || "free";
-            var input = label.querySelector("input");
-            if (state !== "free" && input.checked) { input.checked = false; }
-            label.className = "seat " + state;
-            input.disabled = state !== "free";
-          }
-          summary();
-        }
+    // Live messages: the first of each connection has every seat ("seats", one letter each),
+    // later ones only the seats that changed ("seats_changed": [[seat number, letter], ...]).
+    var labels = [];
+    if (map) {
+      Array.prototype.forEach.call(map.querySelectorAll("label.seat"), function (label) {
+        labels[parseInt(label.getAttribute("data-seat"), 10)] = label;
       });
     }
+    function paint(n, letter) {
+      var label = labels[n];
+      if (!label) return;
+      var state = names[letter] || "free";
+      var input = label.querySelector("input");
+      if (state !== "free" && input.checked) { input.checked = false; }
+      label.className = "seat " + state;
+      input.disabled = state !== "free";
+    }
+    function apply(d) {
+      ["available", "sold", "held"].forEach(function (k) {
+        var el = document.getElementById(k); if (el) el.textContent = d[k];
+      });
+      var button = document.getElementById("order-now");
+      if (button) { button.disabled = d.available === 0; button.textContent = d.available === 0 ? "Sold out" : "Order now"; }
+      if (typeof d.seats === "string") {
+        for (var n = 1; n < labels.length; n++) paint(n, d.seats.charAt(n - 1));
+      } else if (d.seats_changed) {
+        d.seats_changed.forEach(function (c) { paint(c[0], c[1]); });
+      }
+      if (d.seats || d.seats_changed) summary();
+    }
+    // The browser reconnects by itself after a dropped stream (and gets the full state
+    // again); a refused one (the server is at its cap) is retried here, later each time.
+    var wait = 5000;
+    function connect() {
+      var source = new EventSource("/events/" + id + "/live");
+      source.addEventListener("availability", function (e) { wait = 5000; apply(JSON.parse(e.data)); });
+      source.addEventListener("error", function () {
+        if (source.readyState !== EventSource.CLOSED) return;
+        setTimeout(connect, wait + Math.random() * wait);
+        wait = Math.min(wait * 2, 120000);
+      });
+    }
+    if (window.EventSource) connect();
   }
   var countdown = document.getElementById("countdown");
   if (countdown) {

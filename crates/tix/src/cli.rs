@@ -161,6 +161,23 @@ pub struct ServeArgs {
     /// posts and API writes from any other origin are refused.
     #[arg(long, env = "TIX_PUBLIC_ORIGIN")]
     pub public_origin: Option<String>,
+    /// Live-availability streams (SSE) this node serves at once; more are refused with 503.
+    #[arg(long, default_value_t = 4096)]
+    pub sse_subscribers_max: u32,
+    /// Live streams one client may hold at once (a signed-in user, else an IP address or IPv6
+    /// /64).
+    #[arg(long, default_value_t = 32)]
+    pub sse_subscribers_per_client_max: u32,
+    /// A live stream whose connection has not taken a change for this long is dropped.
+    #[arg(long, default_value_t = 30_000)]
+    pub sse_send_timeout_ms: u64,
+    /// The shortest time between two live messages about one event.
+    #[arg(long, default_value_t = 250)]
+    pub sse_update_interval_ms: u64,
+    /// A file holding the bearer token that may read /metrics (at least 16 characters); admins
+    /// may read it with their own token either way.
+    #[arg(long, env = "TIX_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Runs the chosen subcommand.

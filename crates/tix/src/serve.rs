@@ -118,6 +118,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies.clone(),
         cookie_secure: args.cookie_secure,
         public_origin: args.public_origin.clone(),
+        sse_subscribers_max: args.sse_subscribers_max,
+        sse_subscribers_per_client_max: args.sse_subscribers_per_client_max,
+        sse_send_timeout_ms: args.sse_send_timeout_ms,
+        sse_update_interval_ms: args.sse_update_interval_ms,
+        metrics_token: (args.metrics_token_file.as_deref())
+            .map(tix_http::ops::MetricsToken::from_file)
+            .transpose()?,
         ..HttpConfig::default()
     };
     let state = AppState::new(

@@ -4,7 +4,7 @@
 //! checkout saga in `shop::pay` compensates — and the page says so.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -15,13 +15,13 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
-use serde_json::json;
 use tix_core::{EventId, HoldId, HoldRequest, Inventory, SeatState};
 
 use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::MaybeCaller;
+use crate::extract::{ApiPath, MaybeCaller};
+use crate::live::{ClientKey, Next, PeerAddr};
 use crate::shop::{hold, pay, release};
 
 pub fn routes() -> Router<AppState> {
@@ -162,45 +162,50 @@ async fn detail(
     }
 }
 
-/// What the live stream sends: the counts and, for a numbered event, one letter per seat
-/// (`F` free, `H` held, `S` sold, `B` blocked).
-fn snapshot(state: &AppState, id: EventId) -> Option<String> {
-    let s = state.node.shared.read();
-    let e = s.event(id)?;
-    let a = crate::views::availability(e);
-    let seats: Option<String> = match &e.inventory {
-        Inventory::Numbered { seats, .. } => Some(crate::views::seat_letters(seats)),
-        Inventory::Unnumbered { .. } => None,
-    };
-    Some(
-        json!({"sold": a.sold, "held": a.held, "available": a.available, "seats": seats})
-            .to_string(),
-    )
-}
-
-/// Server-Sent Events: the event's availability now, then again whenever an applied log entry
-/// changed it. Driven by the state machine's applied-index signal, so another buyer's purchase
-/// reaches every open page within one commit.
+/// Server-Sent Events: the event's availability now in full (counts and one letter per seat:
+/// `F` free, `H` held, `S` sold, `B` blocked), then, whenever applied log entries changed it,
+/// the counts and only the seats that changed (`live::encode_update`). The event's feed is
+/// driven by the state machine's applied-index signal, so another buyer's purchase reaches every
+/// open page within one commit (and at most `sse_update_interval_ms` later). Past a cap — per
+/// node, or per client (the signed-in user, else the peer address) — the answer is a cheap 503
+/// with `Retry-After`, before anything is rendered.
 async fn live(
     State(state): State<AppState>,
-    Path(id): Path<u64>,
+    caller: MaybeCaller,
+    PeerAddr(peer): PeerAddr,
+    ApiPath(id): ApiPath,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let id = EventId(id);
-    let first = snapshot(&state, id).ok_or(ApiError::NotFound("event"))?;
-    let rx = state.node.shared.subscribe();
+    let client = match (&caller.0, peer) {
+        (Some(caller), _) => Some(ClientKey::User(caller.user_id.0)),
+        (None, Some(addr)) => Some(ClientKey::address(addr.ip())),
+        (None, None) => None,
+    };
+    let (mut subscription, driver) = state
+        .live
+        .subscribe(client, EventId(id))
+        .map_err(ApiError::LiveFull)?;
+    let Next::Send(first) = subscription.first(&state.node.shared, Instant::now()) else {
+        return Err(ApiError::NotFound("event"));
+    };
+    if let Some(driver) = driver {
+        // Stops by itself when the event's last subscriber is gone.
+        tokio::spawn(driver.run(state.node.shared.clone()));
+    }
+    let message = |data: String| Ok(SseEvent::default().event("availability").data(data));
     let stream = futures::stream::unfold(
-        (state, rx, Some(first), String::new()),
-        move |(state, mut rx, pending, last)| async move {
+        (subscription, Some(first)),
+        move |(mut subscription, pending)| async move {
             if let Some(data) = pending {
-                let event = SseEvent::default().event("availability").data(data.clone());
-                return Some((Ok(event), (state, rx, None, data)));
+                return Some((message(data), (subscription, None)));
             }
             loop {
-                rx.changed().await.ok()?;
-                let data = snapshot(&state, id)?;
-                if data != last {
-                    let event = SseEvent::default().event("availability").data(data.clone());
-                    return Some((Ok(event), (state, rx, None, data)));
+                if !subscription.changed().await {
+                    return None;
+                }
+                match subscription.next(Instant::now()) {
+                    Next::Send(data) => return Some((message(data), (subscription, None))),
+                    Next::Wait => {}
+                    Next::Gone | Next::TooSlow => return None,
                 }
             }
         },

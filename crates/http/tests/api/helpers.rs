@@ -165,22 +165,35 @@ pub fn problem_kind(body: &Value) -> &str {
 
 /// Starts a fresh node and server with an `admin` account and returns a handle to it.
 pub async fn spawn_app() -> TestApp {
-    spawn(HttpConfig::default(), |_| {}).await
+    spawn(HttpConfig::default(), None, |_| {}).await
 }
 
 /// Like [`spawn_app`], with these HTTP limits.
 pub async fn spawn_app_with(http_config: HttpConfig) -> TestApp {
-    spawn(http_config, |_| {}).await
+    spawn(http_config, None, |_| {}).await
+}
+
+/// Like [`spawn_app`], with these limits and, if given, a Prometheus recorder for `/metrics`.
+pub async fn spawn_app_with_metrics(
+    http_config: HttpConfig,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> TestApp {
+    spawn(http_config, metrics, |_| {}).await
 }
 
 /// Like [`spawn_app`], with the node's configuration adjusted by `adjust` first.
 pub async fn spawn_app_with_node(adjust: impl FnOnce(&mut NodeConfig)) -> TestApp {
-    spawn(HttpConfig::default(), adjust).await
+    spawn(HttpConfig::default(), None, adjust).await
 }
 
-/// Starts the app. A fault makes the in-process node mark itself failed
+/// Starts the app. The listener records each connection's peer address (`ConnectInfo`), as
+/// `tix serve` does. A fault makes the in-process node mark itself failed
 /// (`FailStop::MarkFailed`), never exit the test binary.
-async fn spawn(http_config: HttpConfig, adjust: impl FnOnce(&mut NodeConfig)) -> TestApp {
+async fn spawn(
+    http_config: HttpConfig,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    adjust: impl FnOnce(&mut NodeConfig),
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
     let mut config = NodeConfig::new(
         1,
@@ -199,7 +212,7 @@ async fn spawn(http_config: HttpConfig, adjust: impl FnOnce(&mut NodeConfig)) ->
         .await
         .expect("a leader is elected");
     let payments = Arc::new(TestPayments::default());
-    let state = AppState::new(node.clone(), http_config, payments, None);
+    let state = AppState::new(node.clone(), http_config, payments, metrics);
     tix_http::seed::ensure_admin(&state, Some(ADMIN_PASSWORD.into()))
         .await
         .expect("admin seeded");

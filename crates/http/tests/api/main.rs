@@ -8,6 +8,7 @@
 //! - `races` lets many clients race for the same inventory.
 //! - `authz` checks who may do what, as an explicit table.
 //! - `pages` drives the web shop pages by form posts (no browser).
+//! - `live` covers the live stream's caps and deltas, and who may read `/metrics`.
 //! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
 //! - `request_ids` checks every answer names its request and error bodies carry the id.
 //! - `fail_stop` injects a panic into apply and checks the replica stops serving.
@@ -19,6 +20,7 @@ mod box_office;
 mod csrf;
 mod fail_stop;
 mod helpers;
+mod live;
 mod login_abuse;
 mod pages;
 mod races;
