@@ -164,7 +164,7 @@ impl LocalCluster {
         let first = cluster.nodes[&1].raft_listen_addr.to_string();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match cluster.internal.init(&first, &members).await {
+            match cluster.internal.init(1, &first, &members).await {
                 Ok(()) => break,
                 Err(CallError::NotDelivered(_)) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -406,18 +406,18 @@ impl LocalCluster {
             api_addr: node.http_addr.clone(),
             raft_addr: node.raft_advertised_addr.to_string(),
         };
-        let leader = self.leader_raft_addr().await?;
+        let (leader, addr) = self.leader_raft_addr().await?;
         self.membership
-            .add_node(&leader, &add)
+            .add_node(leader, &addr, &add)
             .await
             .with_context(|| format!("adding node {id}"))
     }
 
     /// Removes node `id` from the voters through the leader and stops its process.
     pub async fn remove_node(&mut self, id: u64) -> anyhow::Result<()> {
-        let leader = self.leader_raft_addr().await?;
+        let (leader, addr) = self.leader_raft_addr().await?;
         self.membership
-            .remove_node(&leader, &RemoveNode { node_id: id })
+            .remove_node(leader, &addr, &RemoveNode { node_id: id })
             .await
             .with_context(|| format!("removing node {id}"))?;
         self.kill(id)?;
@@ -425,10 +425,10 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Returns the address of the leader's Raft listener (not its proxy).
-    pub async fn leader_raft_addr(&self) -> anyhow::Result<String> {
+    /// Returns the leader's id and the address of its Raft listener (not its proxy).
+    pub async fn leader_raft_addr(&self) -> anyhow::Result<(u64, String)> {
         let leader = self.wait_for_leader(Duration::from_secs(30)).await?;
-        Ok(self.nodes[&leader].raft_listen_addr.to_string())
+        Ok((leader, self.nodes[&leader].raft_listen_addr.to_string()))
     }
 
     /// Returns node `id`'s metrics from its internal listener (with the state digest).

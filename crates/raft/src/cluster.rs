@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tix_core::{Batch, Command, Outcome};
 
 use crate::codec;
-use crate::network::{RAFT_CONTENT_TYPE, binary};
+use crate::network::{RAFT_CONTENT_TYPE, TARGET_HEADER, binary};
 use crate::node::Node;
 use crate::peer_auth::Signer;
 use crate::proposer::{ProposeError, now_ms};
@@ -196,7 +196,9 @@ async fn metrics(
     Json(node_metrics(&node, q.digest))
 }
 
-/// A client for other nodes' cluster APIs; signs every call with the cluster secret.
+/// A client for other nodes' cluster APIs; signs every call with the cluster secret. Every call
+/// that changes something names its target node, which the signature covers, so a captured
+/// call cannot be replayed to another member.
 #[derive(Clone)]
 pub struct ClusterClient {
     http: reqwest::Client,
@@ -298,17 +300,24 @@ impl ClusterClient {
         Ok(())
     }
 
-    /// Forwards a batch to the leader, in the binary format both ways. An answer that is not a
-    /// decodable success (another version, an error status) leaves the outcome unknown; a 401
-    /// is `Unauthorized` (the leader executed nothing).
+    /// Returns a POST to node `target` at `raft_addr`.
+    fn post_to(&self, target: NodeId, raft_addr: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("http://{raft_addr}{path}"))
+            .header(TARGET_HEADER, target.to_string())
+    }
+
+    /// Forwards a batch to the leader `target`, in the binary format both ways. An answer that
+    /// is not a decodable success (another version, an error status) leaves the outcome
+    /// unknown; a 401 is `Unauthorized` (the leader executed nothing).
     pub async fn propose(
         &self,
+        target: NodeId,
         raft_addr: &str,
         commands: &[Command],
     ) -> Result<Result<(Vec<Outcome>, u64), ProposeError>, CallError> {
         let request = self
-            .http
-            .post(format!("http://{raft_addr}/cluster/propose"))
+            .post_to(target, raft_addr, "/cluster/propose")
             .header(CONTENT_TYPE, RAFT_CONTENT_TYPE)
             .body(codec::encode(commands));
         let response = self.send(request).await?;
@@ -326,13 +335,14 @@ impl ClusterClient {
         codec::decode(&body).map_err(|e| CallError::Unknown(format!("leader's answer: {e}")))
     }
 
-    /// Asks the leader for a read index.
+    /// Asks the leader `target` for a read index.
     pub async fn read_index(
         &self,
+        target: NodeId,
         raft_addr: &str,
     ) -> Result<Result<u64, ProposeError>, CallError> {
-        let url = format!("http://{raft_addr}/cluster/read-index");
-        self.call_json(self.http.post(url).json(&())).await
+        let request = self.post_to(target, raft_addr, "/cluster/read-index");
+        self.call_json(request.json(&())).await
     }
 
     /// Reads a node's metrics; with `digest`, also its state digest.
@@ -341,28 +351,39 @@ impl ClusterClient {
         self.call_json(self.http.get(url)).await
     }
 
-    /// Initializes a pristine cluster with `members` as its voters, through one of them.
+    /// Initializes a pristine cluster with `members` as its voters, through the member `target`
+    /// listening at `raft_addr`.
     pub async fn init(
         &self,
+        target: NodeId,
         raft_addr: &str,
         members: &BTreeMap<NodeId, TixNode>,
     ) -> Result<(), CallError> {
-        let url = format!("http://{raft_addr}/cluster/init");
-        self.call_no_content(self.http.post(url).json(members))
-            .await
+        let request = self.post_to(target, raft_addr, "/cluster/init");
+        self.call_no_content(request.json(members)).await
     }
 
-    /// Adds a node through the leader at `raft_addr` (learner, caught up, then voter); takes as
-    /// long as the new node needs to catch up, within this client's timeout.
-    pub async fn add_node(&self, raft_addr: &str, add: &AddNode) -> Result<(), CallError> {
-        let url = format!("http://{raft_addr}/cluster/add-node");
-        self.call_no_content(self.http.post(url).json(add)).await
+    /// Adds a node through the leader `target` at `raft_addr` (learner, caught up, then
+    /// voter); takes as long as the new node needs to catch up, within this client's timeout.
+    pub async fn add_node(
+        &self,
+        target: NodeId,
+        raft_addr: &str,
+        add: &AddNode,
+    ) -> Result<(), CallError> {
+        let request = self.post_to(target, raft_addr, "/cluster/add-node");
+        self.call_no_content(request.json(add)).await
     }
 
-    /// Removes a node from the voters through the leader at `raft_addr`.
-    pub async fn remove_node(&self, raft_addr: &str, remove: &RemoveNode) -> Result<(), CallError> {
-        let url = format!("http://{raft_addr}/cluster/remove-node");
-        self.call_no_content(self.http.post(url).json(remove)).await
+    /// Removes a node from the voters through the leader `target` at `raft_addr`.
+    pub async fn remove_node(
+        &self,
+        target: NodeId,
+        raft_addr: &str,
+        remove: &RemoveNode,
+    ) -> Result<(), CallError> {
+        let request = self.post_to(target, raft_addr, "/cluster/remove-node");
+        self.call_no_content(request.json(remove)).await
     }
 }
 

@@ -170,8 +170,10 @@ impl Node {
         let signer = Signer::new(&secret);
         let verifier = Arc::new(Verifier::new(
             &secret,
+            config.node_id,
             config.auth_window_ms,
             config.auth_nonces_max,
+            crate::proposer::now_ms(),
         ));
 
         let raft_config = Config {
@@ -296,7 +298,7 @@ impl Node {
         let index = loop {
             let attempt = match self.leader() {
                 Some((id, _)) if id == self.id => self.read_index_local().await,
-                Some((_, node)) => match self.client.read_index(&node.raft_addr).await {
+                Some((id, node)) => match self.client.read_index(id, &node.raft_addr).await {
                     Ok(result) => result,
                     Err(_) => Err(ProposeError::NotLeader { leader: None }),
                 },

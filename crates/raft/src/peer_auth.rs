@@ -9,8 +9,11 @@
 //! x-tix-auth: v1 <timestamp_ms> <nonce: 32 hex> <SHA-256 of the body: 64 hex> <MAC: 64 hex>
 //! ```
 //!
-//! The MAC covers a domain-separation tag, the method, the path with its query, the timestamp,
-//! the nonce and the body's hash. Because the body's hash is part of the signed header, the
+//! The MAC covers a domain-separation tag, the method, the path with its query, the target
+//! node (the `x-tix-target-node` header, empty when absent), the timestamp, the nonce and the
+//! body's hash. A request that names its target is refused (421) by every other node, so a
+//! forwarded proposal or a membership change captured on the wire cannot be replayed to
+//! another member; every call that changes something names its target. Because the body's hash is part of the signed header, the
 //! listener checks the header (format, clock window, MAC in constant time, nonce) *before* it
 //! reads a byte of the body, then reads the body and compares its hash: an unauthenticated
 //! sender cannot make a node buffer 64 MiB, and no handler ever sees an unauthenticated body.
@@ -22,7 +25,8 @@
 //! expire once their timestamp leaves the window, and when the set is full the oldest are
 //! evicted and the receiver refuses everything stamped at or before the newest evicted one
 //! (`floor_ms`), so the cap shortens the window under extreme load but never lets a replay in.
-//! Nonces are remembered per node: see ARCHITECTURE.md for what this does not protect.
+//! The floor starts at the node's start time: nonces are kept in memory only, so a restarted
+//! node refuses everything stamped before it started rather than forget what it had seen.
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
@@ -39,7 +43,9 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::network::TARGET_HEADER;
 use crate::proposer::now_ms;
+use crate::types::NodeId;
 
 /// The header that carries the credential.
 pub const AUTH_HEADER: &str = "x-tix-auth";
@@ -213,19 +219,30 @@ impl Signer {
         Signer { mac: secret.mac() }
     }
 
-    /// Returns the credential header's value for a request sent now with a fresh nonce.
-    pub fn header_value(&self, method: &str, path_and_query: &str, body: &[u8]) -> String {
+    /// Returns the credential header's value for a request sent now with a fresh nonce;
+    /// `target` is the value of its `x-tix-target-node` header, if it has one.
+    pub fn header_value(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        target: Option<&str>,
+        body: &[u8],
+    ) -> String {
         let mut nonce = [0; NONCE_BYTES];
         rand::fill(&mut nonce);
         let body_hash: [u8; 32] = Sha256::digest(body).into();
-        self.header_value_at(method, path_and_query, &body_hash, now_ms(), &nonce)
+        let fields = Fields {
+            method,
+            path_and_query,
+            target: target.unwrap_or_default(),
+        };
+        self.header_value_at(&fields, &body_hash, now_ms(), &nonce)
     }
 
     /// Returns the credential for the given time, nonce and body hash.
     fn header_value_at(
         &self,
-        method: &str,
-        path_and_query: &str,
+        fields: &Fields<'_>,
         body_hash: &[u8; 32],
         timestamp_ms: u64,
         nonce: &[u8; NONCE_BYTES],
@@ -233,24 +250,18 @@ impl Signer {
         let timestamp = timestamp_ms.to_string();
         let nonce = hex::encode(nonce);
         let body_hash = hex::encode(body_hash);
-        let mac = signed(
-            self.mac.clone(),
-            method,
-            path_and_query,
-            &timestamp,
-            &nonce,
-            &body_hash,
-        )
-        .finalize()
-        .into_bytes();
+        let mac = signed(self.mac.clone(), fields, &timestamp, &nonce, &body_hash)
+            .finalize()
+            .into_bytes();
         format!(
             "{VERSION} {timestamp} {nonce} {body_hash} {}",
             hex::encode(mac)
         )
     }
 
-    /// Adds the credential to `request`. Its body, if any, must be buffered (bytes, JSON), not
-    /// a stream: the signature covers the body's hash.
+    /// Adds the credential to `request` (set its `x-tix-target-node` header first, if any).
+    /// Its body, if any, must be buffered (bytes, JSON), not a stream: the signature covers
+    /// the body's hash.
     pub fn sign(&self, request: &mut reqwest::Request) {
         let url = request.url();
         let path_and_query = match url.query() {
@@ -261,24 +272,39 @@ impl Signer {
             .body()
             .and_then(|b| b.as_bytes())
             .unwrap_or_default();
-        let value = self.header_value(request.method().as_str(), &path_and_query, body);
+        let target = request
+            .headers()
+            .get(TARGET_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let value = self.header_value(request.method().as_str(), &path_and_query, target, body);
         let value = HeaderValue::from_str(&value).expect("the credential is ASCII");
         request.headers_mut().insert(AUTH_HEADER, value);
     }
 }
 
+/// What a credential says about the request besides its body: method, path with query and
+/// target node (empty when the request names none).
+pub struct Fields<'a> {
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The path with its query, as sent.
+    pub path_and_query: &'a str,
+    /// The `x-tix-target-node` header's value, or empty.
+    pub target: &'a str,
+}
+
 /// Feeds the signed fields into `mac`, each on its own line after the domain tag (no field can
-/// hold a line break: methods, request targets, decimal and hex digits).
+/// hold a line break: methods, request targets, header values, decimal and hex digits).
 fn signed(
     mut mac: HmacSha256,
-    method: &str,
-    path_and_query: &str,
+    fields: &Fields<'_>,
     timestamp: &str,
     nonce: &str,
     body_hash: &str,
 ) -> HmacSha256 {
     mac.update(DOMAIN);
-    for field in [method, path_and_query, timestamp, nonce] {
+    let (method, path_and_query, target) = (fields.method, fields.path_and_query, fields.target);
+    for field in [method, path_and_query, target, timestamp, nonce] {
         mac.update(field.as_bytes());
         mac.update(b"\n");
     }
@@ -313,9 +339,16 @@ pub enum AuthError {
     /// The nonce was seen before inside the window.
     #[error("the request was already received once (replayed nonce)")]
     Replayed,
-    /// The nonce set is full and no longer covers requests this old.
-    #[error("the request is too old for this node's replay cache under the current load")]
+    /// The request is stamped before what the nonce set covers: before this node started, or
+    /// before nonces it had to evict under load.
+    #[error(
+        "the request is stamped before what this node's replay cache covers (before the node \
+         started, or evicted under load)"
+    )]
     BeyondReplayCache,
+    /// The request names another node as its target.
+    #[error("the request is meant for node {0}")]
+    Misdirected(String),
     /// The body is not the one the credential signed.
     #[error("the body does not match the signed body hash")]
     BodyMismatch,
@@ -331,6 +364,7 @@ impl AuthError {
             AuthError::BadSignature => "bad_signature",
             AuthError::Replayed => "replayed",
             AuthError::BeyondReplayCache => "beyond_replay_cache",
+            AuthError::Misdirected(_) => "misdirected",
             AuthError::BodyMismatch => "body_mismatch",
         }
     }
@@ -423,6 +457,7 @@ impl NonceCache {
 /// Checks credentials on the internal listener: the MAC, the window and the nonces.
 pub struct Verifier {
     mac: HmacSha256,
+    node_id: NodeId,
     window_ms: u64,
     nonces: Mutex<NonceCache>,
 }
@@ -436,31 +471,38 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// Returns a verifier for `secret` with a replay window of `window_ms` either way and at
-    /// most `nonces_max` remembered nonces (both must be above zero).
-    pub fn new(secret: &ClusterSecret, window_ms: u64, nonces_max: usize) -> Verifier {
+    /// Returns the verifier of node `node_id` for `secret` with a replay window of `window_ms`
+    /// either way and at most `nonces_max` remembered nonces (both must be above zero), which
+    /// refuses requests stamped at or before `started_ms` (it saw none of those).
+    pub fn new(
+        secret: &ClusterSecret,
+        node_id: NodeId,
+        window_ms: u64,
+        nonces_max: usize,
+        started_ms: u64,
+    ) -> Verifier {
         assert!(
             window_ms > 0 && nonces_max > 0,
             "auth limits must be above zero"
         );
         Verifier {
             mac: secret.mac(),
+            node_id,
             window_ms,
             nonces: Mutex::new(NonceCache {
                 seen: BTreeSet::new(),
-                floor_ms: None,
+                floor_ms: Some(started_ms),
                 max: nonces_max,
             }),
         }
     }
 
-    /// Checks the credential `header` of a request (method, path with query) received at
-    /// `now_ms`, and records its nonce; returns the body hash the credential signed. The body
-    /// itself is checked afterwards with [`check_body`].
+    /// Checks the credential `header` of a request received at `now_ms`, refuses it when it
+    /// names another node, and records its nonce; returns the body hash the credential signed.
+    /// The body itself is checked afterwards with [`check_body`].
     pub fn verify(
         &self,
-        method: &str,
-        path_and_query: &str,
+        fields: &Fields<'_>,
         header: Option<&HeaderValue>,
         now_ms: u64,
     ) -> Result<[u8; 32], AuthError> {
@@ -478,14 +520,16 @@ impl Verifier {
         }
         signed(
             self.mac.clone(),
-            method,
-            path_and_query,
+            fields,
             c.timestamp,
             c.nonce_hex,
             c.body_hash_hex,
         )
         .verify_slice(&c.mac)
         .map_err(|_| AuthError::BadSignature)?;
+        if !fields.target.is_empty() && fields.target != self.node_id.to_string() {
+            return Err(AuthError::Misdirected(fields.target.to_owned()));
+        }
         // Only authenticated requests reach the cache, so a flood of forgeries cannot fill it.
         self.nonces
             .lock()
@@ -514,13 +558,17 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let verified = verifier.verify(
-        parts.method.as_str(),
-        path_and_query,
-        parts.headers.get(AUTH_HEADER),
-        now_ms(),
-    );
+    let target = match parts.headers.get(TARGET_HEADER).map(HeaderValue::to_str) {
+        None => "",
+        Some(Ok(target)) => target,
+        Some(Err(_)) => return refused(&AuthError::Malformed("the target node is not ASCII")),
+    };
+    let fields = Fields {
+        method: parts.method.as_str(),
+        path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        target,
+    };
+    let verified = verifier.verify(&fields, parts.headers.get(AUTH_HEADER), now_ms());
     let signed_hash = match verified {
         Ok(hash) => hash,
         Err(e) => return refused(&e),
@@ -536,18 +584,23 @@ pub async fn authenticate(
         .await
 }
 
-/// Returns the 401 for `e`, counted by reason (`tix_cluster_auth_refused_total`).
+/// Returns the 401 (421 for another node's request) for `e`, counted by reason
+/// (`tix_cluster_auth_refused_total`).
 fn refused(e: &AuthError) -> Response {
     metrics::counter!("tix_cluster_auth_refused_total", "reason" => e.code()).increment(1);
     tracing::debug!(reason = e.code(), error = %e, "internal request refused");
+    let status = match e {
+        AuthError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+        _ => StatusCode::UNAUTHORIZED,
+    };
     let body = serde_json::json!({
         "type": "about:blank",
-        "title": "Unauthorized",
-        "status": 401,
+        "title": status.canonical_reason(),
+        "status": status.as_u16(),
         "detail": e.to_string(),
     });
     (
-        StatusCode::UNAUTHORIZED,
+        status,
         [
             (CONTENT_TYPE, "application/problem+json"),
             (WWW_AUTHENTICATE, "TixCluster v1"),
@@ -570,6 +623,20 @@ mod tests {
         ClusterSecret(key)
     }
 
+    /// Returns the verifier of node 1, started well before the window of `NOW`.
+    fn verifier() -> Verifier {
+        Verifier::new(&secret(7), 1, WINDOW, 10, NOW - 2 * WINDOW)
+    }
+
+    fn fields<'a>(method: &'a str, path_and_query: &'a str, target: &'a str) -> Fields<'a> {
+        Fields {
+            method,
+            path_and_query,
+            target,
+        }
+    }
+
+    /// Returns a credential for a request without a target.
     fn header(
         signer: &Signer,
         method: &str,
@@ -578,12 +645,22 @@ mod tests {
         at: u64,
         nonce: u8,
     ) -> HeaderValue {
+        header_for(signer, &fields(method, path, ""), body, at, nonce)
+    }
+
+    fn header_for(
+        signer: &Signer,
+        fields: &Fields<'_>,
+        body: &[u8],
+        at: u64,
+        nonce: u8,
+    ) -> HeaderValue {
         let hash: [u8; 32] = Sha256::digest(body).into();
-        let value = signer.header_value_at(method, path, &hash, at, &[nonce; NONCE_BYTES]);
+        let value = signer.header_value_at(fields, &hash, at, &[nonce; NONCE_BYTES]);
         HeaderValue::from_str(&value).expect("ascii")
     }
 
-    /// Verifies header and body as the middleware does.
+    /// Verifies header and body of a request without a target as the middleware does.
     fn check(
         verifier: &Verifier,
         method: &str,
@@ -591,7 +668,7 @@ mod tests {
         body: &[u8],
         header: &HeaderValue,
     ) -> Result<(), AuthError> {
-        let hash = verifier.verify(method, path, Some(header), NOW)?;
+        let hash = verifier.verify(&fields(method, path, ""), Some(header), NOW)?;
         check_body(&hash, body)
     }
 
@@ -599,10 +676,7 @@ mod tests {
     // reason: another secret, method, path, query, body; a replay of the same nonce.
     #[test]
     fn a_valid_request_passes_and_any_change_is_refused() {
-        let (signer, verifier) = (
-            Signer::new(&secret(7)),
-            Verifier::new(&secret(7), WINDOW, 10),
-        );
+        let (signer, verifier) = (Signer::new(&secret(7)), verifier());
         let body = b"append entries";
         let h = header(&signer, "POST", "/raft/append", body, NOW, 1);
         assert_eq!(check(&verifier, "POST", "/raft/append", body, &h), Ok(()));
@@ -635,10 +709,7 @@ mod tests {
     // the past and in the future) is stale, and the reason carries the skew.
     #[test]
     fn the_timestamp_must_be_inside_the_window_either_way() {
-        let (signer, verifier) = (
-            Signer::new(&secret(7)),
-            Verifier::new(&secret(7), WINDOW, 10),
-        );
+        let (signer, verifier) = (Signer::new(&secret(7)), verifier());
         let at = |t: u64, nonce: u8| header(&signer, "POST", "/raft/vote", b"", t, nonce);
         assert_eq!(
             check(&verifier, "POST", "/raft/vote", b"", &at(NOW - WINDOW, 1)),
@@ -682,32 +753,87 @@ mod tests {
     // before any MAC is computed.
     #[test]
     fn missing_and_malformed_headers_are_refused() {
-        let verifier = Verifier::new(&secret(7), WINDOW, 10);
+        let verifier = verifier();
         assert_eq!(
-            verifier.verify("POST", "/raft/vote", None, NOW),
+            verifier.verify(&fields("POST", "/raft/vote", ""), None, NOW),
             Err(AuthError::Missing)
         );
         let good = header(&Signer::new(&secret(7)), "POST", "/raft/vote", b"", NOW, 1);
         let good = good.to_str().expect("ascii");
-        let fields: Vec<&str> = good.split(' ').collect();
+        let parts: Vec<&str> = good.split(' ').collect();
         let cases = [
             ("", "expected"),
             ("v1 1 2 3", "expected"),
             (&good.replacen("v1", "v2", 1), "unknown version"),
-            (&good.replacen(fields[1], "soon", 1), "timestamp"),
-            (&good.replacen(fields[2], "zz", 1), "nonce"),
-            (&good.replacen(fields[3], &"g".repeat(64), 1), "body hash"),
+            (&good.replacen(parts[1], "soon", 1), "timestamp"),
+            (&good.replacen(parts[2], "zz", 1), "nonce"),
+            (&good.replacen(parts[3], &"g".repeat(64), 1), "body hash"),
             (&format!("{good}0"), "MAC"),
             (&format!("{good} extra"), "expected"),
             (&"v1 ".repeat(100), "too long"),
         ];
         for (value, reason) in cases {
             let value = HeaderValue::from_str(value).expect("header value");
-            match verifier.verify("POST", "/raft/vote", Some(&value), NOW) {
+            match verifier.verify(&fields("POST", "/raft/vote", ""), Some(&value), NOW) {
                 Err(AuthError::Malformed(text)) => assert!(text.contains(reason), "{value:?}"),
                 other => panic!("{value:?} gave {other:?}"),
             }
         }
+    }
+
+    // Checks the target node: a request signed for node 1 passes at node 1; signed for node 2
+    // it is misdirected there; a target header added, removed or changed after signing breaks
+    // the signature.
+    #[test]
+    fn the_target_node_is_signed_and_checked() {
+        let (signer, verifier) = (Signer::new(&secret(7)), verifier());
+        let propose = |target| fields("POST", "/cluster/propose", target);
+        let for_1 = header_for(&signer, &propose("1"), b"batch", NOW, 1);
+        assert_eq!(
+            verifier
+                .verify(&propose("1"), Some(&for_1), NOW)
+                .map(|_| ()),
+            Ok(())
+        );
+        let for_2 = header_for(&signer, &propose("2"), b"batch", NOW, 2);
+        assert_eq!(
+            verifier.verify(&propose("2"), Some(&for_2), NOW),
+            Err(AuthError::Misdirected("2".into()))
+        );
+        let for_2 = header_for(&signer, &propose("2"), b"batch", NOW, 3);
+        assert_eq!(
+            verifier.verify(&propose("1"), Some(&for_2), NOW),
+            Err(AuthError::BadSignature),
+            "target changed"
+        );
+        let for_none = header_for(&signer, &propose(""), b"batch", NOW, 4);
+        assert_eq!(
+            verifier.verify(&propose("1"), Some(&for_none), NOW),
+            Err(AuthError::BadSignature),
+            "target added"
+        );
+        let for_1 = header_for(&signer, &propose("1"), b"batch", NOW, 5);
+        assert_eq!(
+            verifier.verify(&propose(""), Some(&for_1), NOW),
+            Err(AuthError::BadSignature),
+            "target removed"
+        );
+    }
+
+    // Checks that a node refuses what was stamped at or before its start (its nonces from an
+    // earlier run are gone), and takes what was stamped after.
+    #[test]
+    fn a_restarted_node_refuses_requests_stamped_before_it_started() {
+        let signer = Signer::new(&secret(7));
+        let verifier = Verifier::new(&secret(7), 1, WINDOW, 10, NOW);
+        let vote = fields("POST", "/raft/vote", "");
+        let before = header(&signer, "POST", "/raft/vote", b"", NOW - 1, 1);
+        assert_eq!(
+            verifier.verify(&vote, Some(&before), NOW),
+            Err(AuthError::BeyondReplayCache)
+        );
+        let after = header(&signer, "POST", "/raft/vote", b"", NOW + 1, 2);
+        assert!(verifier.verify(&vote, Some(&after), NOW).is_ok());
     }
 
     // Checks the bounded nonce cache: nonces expire with the window (an old nonce is forgotten

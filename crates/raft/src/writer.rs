@@ -120,7 +120,7 @@ impl Writer {
             }
         };
         tokio::select! {
-            result = self.client.propose(&node.raft_addr, commands) => result,
+            result = self.client.propose(leader, &node.raft_addr, commands) => result,
             () = leader_changed => Err(CallError::Unknown(format!(
                 "node {leader} stopped being the leader while the batch was forwarded to it"
             ))),

@@ -85,10 +85,11 @@ impl OneNode {
 
     /// Posts raw bytes to `path` as a signed RPC meant for `target`; returns status and text.
     async fn post_raw(&self, path: &str, target: u64, body: Vec<u8>) -> (u16, String) {
-        let credential = self.signer.header_value("POST", path, &body);
+        let target = target.to_string();
+        let credential = self.signer.header_value("POST", path, Some(&target), &body);
         let response = reqwest::Client::new()
             .post(self.url(path))
-            .header(TARGET_HEADER, target.to_string())
+            .header(TARGET_HEADER, target)
             .header(AUTH_HEADER, credential)
             .body(body)
             .send()
@@ -139,7 +140,8 @@ async fn raft_rpcs_round_trip_in_binary() {
         .header(TARGET_HEADER, "1")
         .header(
             AUTH_HEADER,
-            one.signer.header_value("POST", "/raft/vote", &body),
+            one.signer
+                .header_value("POST", "/raft/vote", Some("1"), &body),
         )
         .body(body)
         .send()
@@ -207,7 +209,7 @@ async fn forwarded_proposal_round_trips_and_the_log_reads_back() {
         role: Role::Attendee,
     }];
     let (outcomes, index) = client
-        .propose(&one.raft_addr, &commands)
+        .propose(1, &one.raft_addr, &commands)
         .await
         .expect("delivered")
         .expect("committed");
@@ -310,16 +312,17 @@ async fn unsigned_forged_and_replayed_requests_are_refused_and_run_nothing() {
             }
             request.send()
         };
-        let signed = one.signer.header_value(method, path, &body);
+        let target = Some("1");
+        let signed = one.signer.header_value(method, path, target, &body);
         let attempts = [
             (None, body.clone(), "no x-tix-auth header"),
             (
-                Some(forger.header_value(method, path, &body)),
+                Some(forger.header_value(method, path, target, &body)),
                 body.clone(),
                 "signature does not match",
             ),
             (
-                Some(one.signer.header_value(method, path, b"")),
+                Some(one.signer.header_value(method, path, target, b"")),
                 body.clone(),
                 "body does not match",
             ),

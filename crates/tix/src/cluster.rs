@@ -136,13 +136,8 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Init { members, secret } => {
             let client = secret.client(OPERATOR_CALL_TIMEOUT)?;
             let members = parse_members(&members)?;
-            let first = members
-                .values()
-                .next()
-                .context("no members")?
-                .raft_addr
-                .clone();
-            client.init(&first, &members).await?;
+            let (first, node) = members.iter().next().context("no members")?;
+            client.init(*first, &node.raft_addr, &members).await?;
             println!("initialized a cluster of {} voters", members.len());
             Ok(())
         }
@@ -154,14 +149,14 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
             secret,
         } => {
             let client = secret.client(OPERATOR_CALL_TIMEOUT)?;
-            let leader = leader_raft_addr(&client, &via).await?;
+            let (leader_id, leader) = leader_raft_addr(&client, &via).await?;
             let add = AddNode {
                 node_id,
                 api_addr,
                 raft_addr,
             };
             client
-                .add_node(&leader, &add)
+                .add_node(leader_id, &leader, &add)
                 .await
                 .with_context(|| format!("adding node {node_id} through {leader}"))?;
             println!("node {node_id} added as a voter");
@@ -173,9 +168,9 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
             secret,
         } => {
             let client = secret.client(OPERATOR_CALL_TIMEOUT)?;
-            let leader = leader_raft_addr(&client, &via).await?;
+            let (leader_id, leader) = leader_raft_addr(&client, &via).await?;
             client
-                .remove_node(&leader, &RemoveNode { node_id })
+                .remove_node(leader_id, &leader, &RemoveNode { node_id })
                 .await
                 .with_context(|| format!("removing node {node_id} through {leader}"))?;
             println!("node {node_id} removed");
@@ -251,8 +246,8 @@ async fn metrics(client: &ClusterClient, raft_addr: &str) -> anyhow::Result<Node
         .with_context(|| format!("asking {raft_addr} for its metrics"))
 }
 
-/// Finds the leader's Raft address by asking `via`.
-async fn leader_raft_addr(client: &ClusterClient, via: &str) -> anyhow::Result<String> {
+/// Finds the leader's id and Raft address by asking `via`.
+async fn leader_raft_addr(client: &ClusterClient, via: &str) -> anyhow::Result<(u64, String)> {
     let m = metrics(client, via).await?;
     let leader = m
         .leader_id
@@ -261,7 +256,7 @@ async fn leader_raft_addr(client: &ClusterClient, via: &str) -> anyhow::Result<S
         .members
         .get(&leader)
         .context("the leader is not in the membership")?;
-    Ok(node.raft_addr.clone())
+    Ok((leader, node.raft_addr.clone()))
 }
 
 /// One supervised node.
@@ -380,7 +375,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     if first.members.is_empty() {
-        client.init(&slots[0].raft_addr, &members).await?;
+        client
+            .init(slots[0].id, &slots[0].raft_addr, &members)
+            .await?;
     }
     let leader = loop {
         let mut found = None;

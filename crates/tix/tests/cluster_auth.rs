@@ -90,18 +90,19 @@ async fn applied(cluster: &LocalCluster) -> anyhow::Result<Vec<Option<u64>>> {
     Ok(indexes)
 }
 
-/// Sends `body` to `url` with `credential`; returns the status, content type and text.
+/// Sends `body` to `url` with `credential` and, if given, a target node; returns the status,
+/// content type and text.
 async fn send(
     http: &reqwest::Client,
     method: &str,
-    url: &str,
+    (url, target): (&str, Option<&str>),
     credential: Option<String>,
     body: Vec<u8>,
 ) -> anyhow::Result<(u16, String, String)> {
-    let mut request = http
-        .request(method.parse()?, url)
-        .header("x-tix-target-node", "1")
-        .body(body);
+    let mut request = http.request(method.parse()?, url).body(body);
+    if let Some(target) = target {
+        request = request.header("x-tix-target-node", target);
+    }
     if let Some(credential) = credential {
         request = request.header(AUTH_HEADER, credential);
     }
@@ -118,7 +119,8 @@ async fn send(
 // Sends every route of every node's Raft listener a request without a credential, with one
 // made with another secret, and with a valid credential over another body — the
 // `/cluster/propose` body being the attack's `SetRole` (attendee → admin) in the real binary
-// encoding and in JSON — plus a replay of a valid request; checks each is a 401 problem, that
+// encoding and in JSON — plus a replay of a valid request and a proposal signed for a follower
+// sent to the leader; checks each is a 401 (421) problem, that
 // no node applied anything (same applied indexes), that the attendee is still an attendee, and
 // that `tix cluster status`/`remove-node` with another secret or none say why they failed.
 // Then the same binary proposal, signed with the cluster's secret, makes the attendee admin:
@@ -158,18 +160,18 @@ async fn without_the_cluster_secret_every_route_is_refused_and_nothing_is_applie
                 let attempts = [
                     (None, "no x-tix-auth header"),
                     (
-                        Some(forger.header_value(method, path, &body)),
+                        Some(forger.header_value(method, path, None, &body)),
                         "signature does not match",
                     ),
                     (
-                        Some(ours.header_value(method, path, b"")),
+                        Some(ours.header_value(method, path, None, b"")),
                         "body does not match",
                     ),
                 ];
                 for (credential, reason) in attempts {
                     let url = format!("{base}{path}");
                     let (status, kind, text) =
-                        send(&raw, method, &url, credential, body.clone()).await?;
+                        send(&raw, method, (&url, None), credential, body.clone()).await?;
                     ensure!(
                         status == 401 && kind == "application/problem+json",
                         "node {id} {method} {path}: {status} {kind} {text}"
@@ -180,16 +182,40 @@ async fn without_the_cluster_secret_every_route_is_refused_and_nothing_is_applie
             }
         }
         let path = "/cluster/metrics?digest=true";
-        let valid = ours.header_value("GET", path, b"");
+        let valid = ours.header_value("GET", path, None, b"");
         let url = format!("{base}{path}");
-        let (status, _, text) = send(&raw, "GET", &url, Some(valid.clone()), Vec::new()).await?;
+        let (status, _, text) =
+            send(&raw, "GET", (&url, None), Some(valid.clone()), Vec::new()).await?;
         ensure!(status == 200, "node {id}, signed metrics: {status} {text}");
-        let (status, _, text) = send(&raw, "GET", &url, Some(valid), Vec::new()).await?;
+        let (status, _, text) = send(&raw, "GET", (&url, None), Some(valid), Vec::new()).await?;
         ensure!(
             status == 401 && text.contains("already received"),
             "node {id}, replayed metrics: {status} {text}"
         );
     }
+    // A proposal signed for one member (a follower's forward names its leader) and replayed
+    // to another is refused there.
+    let follower = cluster.ids().into_iter().find(|id| *id != leader);
+    let follower = follower.context("a follower")?.to_string();
+    let url = format!(
+        "http://{}/cluster/propose",
+        cluster.nodes[&leader].raft_listen_addr
+    );
+    let for_follower = ours.header_value("POST", "/cluster/propose", Some(&follower), &binary);
+    let sent_to_leader = (url.as_str(), Some(follower.as_str()));
+    let (status, _, text) = send(
+        &raw,
+        "POST",
+        sent_to_leader,
+        Some(for_follower),
+        binary.clone(),
+    )
+    .await?;
+    ensure!(
+        status == 421 && text.contains("meant for node"),
+        "replayed to another node: {status} {text}"
+    );
+
     // Three nodes, three attempts per body, two bodies for each of the two propose routes.
     ensure!(refused == 3 * 3 * (ROUTES.len() + 2), "{refused} refusals");
     let after = applied(&cluster).await?;
@@ -233,12 +259,10 @@ async fn without_the_cluster_secret_every_route_is_refused_and_nothing_is_applie
         .map(|m| m.len());
     ensure!(members == Some(3), "membership changed: {members:?}");
 
-    let url = format!(
-        "http://{}/cluster/propose",
-        cluster.nodes[&leader].raft_listen_addr
-    );
-    let valid = ours.header_value("POST", "/cluster/propose", &binary);
-    let (status, _, text) = send(&raw, "POST", &url, Some(valid), binary).await?;
+    let leader_id = leader.to_string();
+    let valid = ours.header_value("POST", "/cluster/propose", Some(&leader_id), &binary);
+    let to_leader = (url.as_str(), Some(leader_id.as_str()));
+    let (status, _, text) = send(&raw, "POST", to_leader, Some(valid), binary).await?;
     ensure!(status == 200, "the signed proposal: {status} {text}");
     ensure!(role_of(&http, &leader_url, "mallory").await? == "admin");
     Ok(())
