@@ -2,6 +2,10 @@
 //! its own loopback address, a fault-injecting proxy in front of its Raft listener, and its own
 //! data directory. Nodes can be killed (SIGKILL), paused (SIGSTOP/SIGCONT), restarted, added,
 //! removed and partitioned.
+//!
+//! The cluster has one secret (`cluster.secret` in its directory), passed to every node with
+//! `--cluster-secret-file`; the harness's own calls to the internal listener (init, membership,
+//! metrics) go through `tix_raft`'s signing `ClusterClient`.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -11,8 +15,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use tix_raft::TixNode;
+use tix_raft::cluster::{AddNode, CallError, ClusterClient, NodeMetrics, RemoveNode};
+use tix_raft::peer_auth::{ClusterSecret, Signer};
 
 use crate::proxy::{FaultProxy, Partitions, node_ip};
+
+/// Time limit of a membership change (adding a node waits until it has caught up).
+const MEMBERSHIP_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Timing options passed to every node.
 #[derive(Debug, Clone)]
@@ -94,7 +104,13 @@ pub struct LocalCluster {
     pub nodes: BTreeMap<u64, NodeProcess>,
     /// The partition table shared by all proxies.
     pub partitions: Partitions,
+    /// The file holding the cluster secret every node was started with.
+    pub secret_file: PathBuf,
     http: reqwest::Client,
+    /// Signed calls to the internal listeners (metrics, init).
+    internal: ClusterClient,
+    /// Signed membership changes (adding a node waits until it has caught up).
+    membership: ClusterClient,
 }
 
 /// The file that arms node `id`'s apply fault hook.
@@ -121,6 +137,10 @@ impl LocalCluster {
         } else {
             Some(temp)
         };
+        let secret_file = dir.join("cluster.secret");
+        let secret = ClusterSecret::generate();
+        secret.write_new(&secret_file)?;
+        let signer = Signer::new(&secret);
         let mut cluster = LocalCluster {
             exe: exe.to_path_buf(),
             dir,
@@ -129,43 +149,46 @@ impl LocalCluster {
             options,
             nodes: BTreeMap::new(),
             partitions: Partitions::new(),
+            secret_file,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
+            internal: ClusterClient::new(Duration::from_secs(5), None, signer.clone()),
+            membership: ClusterClient::new(MEMBERSHIP_CALL_TIMEOUT, None, signer),
         };
         for id in 1..=n {
-            cluster.spawn(id).await?;
+            cluster.start_node(id).await?;
         }
-        let members: BTreeMap<String, Value> = cluster
+        let members: BTreeMap<u64, TixNode> = cluster
             .nodes
             .values()
             .map(|n| {
-                let node = json!({"api_addr": n.http_addr, "raft_addr": n.raft_advertised_addr.to_string()});
-                (n.id.to_string(), node)
+                let node = TixNode {
+                    api_addr: n.http_addr.clone(),
+                    raft_addr: n.raft_advertised_addr.to_string(),
+                };
+                (n.id, node)
             })
             .collect();
-        let first = cluster.nodes[&1].raft_listen_addr;
+        let first = cluster.nodes[&1].raft_listen_addr.to_string();
         let deadline = Instant::now() + Duration::from_secs(30);
-        let response = loop {
-            let url = format!("http://{first}/cluster/init");
-            match cluster.http.post(url).json(&members).send().await {
-                Ok(r) => break r,
-                Err(e) if e.is_connect() && Instant::now() < deadline => {
+        loop {
+            match cluster.internal.init(1, &first, &members).await {
+                Ok(()) => break,
+                Err(CallError::NotDelivered(_)) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(e) => return Err(e).context("node 1 did not start"),
+                Err(e) => return Err(e).context("cluster init failed"),
             }
-        };
-        if !response.status().is_success() {
-            bail!("cluster init failed: {}", response.text().await?);
         }
         cluster.wait_for_leader(Duration::from_secs(30)).await?;
         cluster.wait_for_admin(Duration::from_secs(30)).await?;
         Ok(cluster)
     }
 
-    /// Starts the process of node `id` (new or existing data) with its proxy.
-    async fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
+    /// Starts the process of a new node `id` (pristine, `--no-bootstrap`) with its proxy,
+    /// without adding it to the cluster (see [`LocalCluster::add_node`]).
+    pub async fn start_node(&mut self, id: u64) -> anyhow::Result<()> {
         let ip = node_ip(id);
         let http_addr = format!("127.0.0.1:{}", crate::spawn::free_port()?);
         let raft_listen_addr = free_addr(ip)?;
@@ -220,6 +243,8 @@ impl LocalCluster {
             .args(["--raft-source-ip", &node_ip(id).to_string()])
             .arg("--data-dir")
             .arg(&node.data_dir)
+            .arg("--cluster-secret-file")
+            .arg(&self.secret_file)
             .args(["--no-bootstrap", "--no-demo"])
             .args([
                 "--heartbeat-interval-ms",
@@ -414,51 +439,43 @@ impl LocalCluster {
     /// Starts a new node `id` and adds it through the leader (learner, then voter).
     pub async fn add_node(&mut self, id: u64) -> anyhow::Result<()> {
         anyhow::ensure!(!self.nodes.contains_key(&id), "node {id} exists");
-        self.spawn(id).await?;
+        self.start_node(id).await?;
         let node = &self.nodes[&id];
-        let body = json!({
-            "node_id": id,
-            "api_addr": node.http_addr,
-            "raft_addr": node.raft_advertised_addr.to_string(),
-        });
-        self.leader_call("/cluster/add-node", &body, Duration::from_secs(120))
+        let add = AddNode {
+            node_id: id,
+            api_addr: node.http_addr.clone(),
+            raft_addr: node.raft_advertised_addr.to_string(),
+        };
+        let (leader, addr) = self.leader_raft_addr().await?;
+        self.membership
+            .add_node(leader, &addr, &add)
             .await
+            .with_context(|| format!("adding node {id}"))
     }
 
     /// Removes node `id` from the voters through the leader and stops its process.
     pub async fn remove_node(&mut self, id: u64) -> anyhow::Result<()> {
-        self.leader_call(
-            "/cluster/remove-node",
-            &json!({"node_id": id}),
-            Duration::from_secs(30),
-        )
-        .await?;
+        let (leader, addr) = self.leader_raft_addr().await?;
+        self.membership
+            .remove_node(leader, &addr, &RemoveNode { node_id: id })
+            .await
+            .with_context(|| format!("removing node {id}"))?;
         self.kill(id)?;
         self.nodes.remove(&id);
         Ok(())
     }
 
-    async fn leader_call(&self, path: &str, body: &Value, timeout: Duration) -> anyhow::Result<()> {
+    /// Returns the leader's id and the address of its Raft listener (not its proxy).
+    pub async fn leader_raft_addr(&self) -> anyhow::Result<(u64, String)> {
         let leader = self.wait_for_leader(Duration::from_secs(30)).await?;
-        let addr = self.nodes[&leader].raft_listen_addr;
-        let response = self
-            .http
-            .post(format!("http://{addr}{path}"))
-            .timeout(timeout)
-            .json(body)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("{path} failed: {}", response.text().await?);
-        }
-        Ok(())
+        Ok((leader, self.nodes[&leader].raft_listen_addr.to_string()))
     }
 
     /// Returns node `id`'s metrics from its internal listener (with the state digest).
     pub async fn metrics(&self, id: u64) -> anyhow::Result<Value> {
-        let addr = self.nodes[&id].raft_listen_addr;
-        let url = format!("http://{addr}/cluster/metrics?digest=true");
-        Ok(self.http.get(url).send().await?.json().await?)
+        let addr = self.nodes[&id].raft_listen_addr.to_string();
+        let metrics: NodeMetrics = self.internal.metrics(&addr, true).await?;
+        Ok(serde_json::to_value(metrics)?)
     }
 
     /// Waits until every node reports the same last applied index and state digest; returns

@@ -11,6 +11,9 @@
 //! outcomes with the entry's index) are in the cluster's binary format ([`crate::codec`]); a
 //! body that does not decode is answered 400 with the reason. The operator-facing endpoints
 //! (init, membership changes, metrics) and the read index stay JSON.
+//!
+//! These routes are served only behind the cluster-secret check
+//! ([`crate::network::internal_router`]); [`ClusterClient`] signs every call.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -27,8 +30,9 @@ use serde::{Deserialize, Serialize};
 use tix_core::{Batch, Command, Outcome};
 
 use crate::codec;
-use crate::network::{RAFT_CONTENT_TYPE, binary};
+use crate::network::{RAFT_CONTENT_TYPE, TARGET_HEADER, binary};
 use crate::node::Node;
+use crate::peer_auth::Signer;
 use crate::proposer::{ProposeError, now_ms};
 use crate::types::{NodeId, TixNode};
 
@@ -50,8 +54,9 @@ pub struct RemoveNode {
     pub node_id: NodeId,
 }
 
-/// The routes of the cluster API on the internal listener.
-pub fn cluster_router(node: Node) -> Router {
+/// The routes of the cluster API on the internal listener (unauthenticated: only
+/// [`crate::network::internal_router`] serves them).
+pub(crate) fn cluster_router(node: Node) -> Router {
     Router::new()
         .route("/cluster/propose", post(propose))
         .route("/cluster/read-index", post(read_index))
@@ -191,25 +196,47 @@ async fn metrics(
     Json(node_metrics(&node, q.digest))
 }
 
-/// A client for other nodes' cluster APIs.
+/// A client for other nodes' cluster APIs; signs every call with the cluster secret. Every call
+/// that changes something names its target node, which the signature covers, so a captured
+/// call cannot be replayed to another member.
 #[derive(Clone)]
 pub struct ClusterClient {
     http: reqwest::Client,
+    signer: Signer,
 }
 
 /// Why a call to another node failed, and whether the request may have been applied.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// Not delivered (connection refused): safe to retry.
+    #[error("not delivered: {0}")]
     NotDelivered(String),
     /// Delivered or maybe delivered (timeout, broken connection): the outcome is unknown.
+    #[error("no answer, the outcome is unknown: {0}")]
     Unknown(String),
+    /// The node refused our credentials (401): nothing was executed, and retrying with the
+    /// same secret will not help.
+    #[error("the node refused our cluster credentials: {0}")]
+    Unauthorized(String),
+    /// The node answered with another error status (for the operator calls: a conflict, a bad
+    /// request); the text is its reason.
+    #[error("the node answered {status}: {text}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The body of the answer.
+        text: String,
+    },
 }
 
 impl ClusterClient {
     /// Builds a client with pooled keep-alive connections and a per-call timeout, sending from
-    /// `source_ip` when set.
-    pub fn new(timeout: Duration, source_ip: Option<std::net::IpAddr>) -> ClusterClient {
+    /// `source_ip` when set and signing with `signer`.
+    pub fn new(
+        timeout: Duration,
+        source_ip: Option<std::net::IpAddr>,
+        signer: Signer,
+    ) -> ClusterClient {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(16)
             .tcp_nodelay(true)
@@ -217,43 +244,83 @@ impl ClusterClient {
             .timeout(timeout)
             .build()
             .expect("HTTP client builds");
-        ClusterClient { http }
+        ClusterClient { http, signer }
     }
 
-    async fn post<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+    /// Signs and sends `request`; a 401 becomes [`CallError::Unauthorized`] with the node's
+    /// reason, every other answer is returned as it is.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        let mut request = request
+            .build()
+            .map_err(|e| CallError::NotDelivered(e.to_string()))?;
+        self.signer.sign(&mut request);
+        let response = self.http.execute(request).await.map_err(send_error)?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let text = response.text().await.unwrap_or_default();
+            let reason = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["detail"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            return Err(CallError::Unauthorized(reason));
+        }
+        Ok(response)
+    }
+
+    /// Sends a JSON request and decodes a JSON answer; an error status is `Refused`.
+    async fn call_json<Resp: serde::de::DeserializeOwned>(
         &self,
-        raft_addr: &str,
-        path: &str,
-        body: &Req,
+        request: reqwest::RequestBuilder,
     ) -> Result<Resp, CallError> {
-        let response = self
-            .http
-            .post(format!("http://{raft_addr}{path}"))
-            .json(body)
-            .send()
-            .await
-            .map_err(send_error)?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(CallError::Refused {
+                status: status.as_u16(),
+                text,
+            });
+        }
         response
             .json()
             .await
             .map_err(|e| CallError::Unknown(e.to_string()))
     }
 
-    /// Forwards a batch to the leader, in the binary format both ways. An answer that is not a
-    /// decodable success (another version, an error status) leaves the outcome unknown.
+    /// Sends a JSON request whose success has no body (204).
+    async fn call_no_content(&self, request: reqwest::RequestBuilder) -> Result<(), CallError> {
+        let response = self.send(request).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(CallError::Refused {
+                status: status.as_u16(),
+                text,
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns a POST to node `target` at `raft_addr`.
+    fn post_to(&self, target: NodeId, raft_addr: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("http://{raft_addr}{path}"))
+            .header(TARGET_HEADER, target.to_string())
+    }
+
+    /// Forwards a batch to the leader `target`, in the binary format both ways. An answer that
+    /// is not a decodable success (another version, an error status) leaves the outcome
+    /// unknown; a 401 is `Unauthorized` (the leader executed nothing).
     pub async fn propose(
         &self,
+        target: NodeId,
         raft_addr: &str,
         commands: &[Command],
     ) -> Result<Result<(Vec<Outcome>, u64), ProposeError>, CallError> {
-        let response = self
-            .http
-            .post(format!("http://{raft_addr}/cluster/propose"))
+        let request = self
+            .post_to(target, raft_addr, "/cluster/propose")
             .header(CONTENT_TYPE, RAFT_CONTENT_TYPE)
-            .body(codec::encode(commands))
-            .send()
-            .await
-            .map_err(send_error)?;
+            .body(codec::encode(commands));
+        let response = self.send(request).await?;
         let status = response.status();
         let body = response
             .bytes()
@@ -268,27 +335,55 @@ impl ClusterClient {
         codec::decode(&body).map_err(|e| CallError::Unknown(format!("leader's answer: {e}")))
     }
 
-    /// Asks the leader for a read index.
+    /// Asks the leader `target` for a read index.
     pub async fn read_index(
         &self,
+        target: NodeId,
         raft_addr: &str,
     ) -> Result<Result<u64, ProposeError>, CallError> {
-        self.post(raft_addr, "/cluster/read-index", &()).await
+        let request = self.post_to(target, raft_addr, "/cluster/read-index");
+        self.call_json(request.json(&())).await
     }
 
-    /// Reads a node's metrics.
+    /// Reads a node's metrics; with `digest`, also its state digest.
     pub async fn metrics(&self, raft_addr: &str, digest: bool) -> Result<NodeMetrics, CallError> {
         let url = format!("http://{raft_addr}/cluster/metrics?digest={digest}");
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| CallError::Unknown(e.to_string()))?;
-        response
-            .json()
-            .await
-            .map_err(|e| CallError::Unknown(e.to_string()))
+        self.call_json(self.http.get(url)).await
+    }
+
+    /// Initializes a pristine cluster with `members` as its voters, through the member `target`
+    /// listening at `raft_addr`.
+    pub async fn init(
+        &self,
+        target: NodeId,
+        raft_addr: &str,
+        members: &BTreeMap<NodeId, TixNode>,
+    ) -> Result<(), CallError> {
+        let request = self.post_to(target, raft_addr, "/cluster/init");
+        self.call_no_content(request.json(members)).await
+    }
+
+    /// Adds a node through the leader `target` at `raft_addr` (learner, caught up, then
+    /// voter); takes as long as the new node needs to catch up, within this client's timeout.
+    pub async fn add_node(
+        &self,
+        target: NodeId,
+        raft_addr: &str,
+        add: &AddNode,
+    ) -> Result<(), CallError> {
+        let request = self.post_to(target, raft_addr, "/cluster/add-node");
+        self.call_no_content(request.json(add)).await
+    }
+
+    /// Removes a node from the voters through the leader `target` at `raft_addr`.
+    pub async fn remove_node(
+        &self,
+        target: NodeId,
+        raft_addr: &str,
+        remove: &RemoveNode,
+    ) -> Result<(), CallError> {
+        let request = self.post_to(target, raft_addr, "/cluster/remove-node");
+        self.call_no_content(request.json(remove)).await
     }
 }
 

@@ -7,6 +7,8 @@
 //!   in redb ([`history_store`]), checkpoints, and builds and installs snapshot files.
 //! - [`proposer`] gathers concurrent client commands into one log entry.
 //! - [`network`] carries Raft RPCs over HTTP between nodes.
+//! - [`peer_auth`] authenticates every request to the internal listener with the cluster
+//!   secret (HMAC-SHA256, replay window, nonces).
 //! - [`node`] opens the storage, starts Raft and ties the pieces together.
 
 // openraft's `StorageError` is large and its traits return it; boxing it here would only add
@@ -19,6 +21,7 @@ pub mod history_store;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod peer_auth;
 pub mod proposer;
 pub mod state_machine;
 pub mod types;

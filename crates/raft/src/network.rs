@@ -12,6 +12,10 @@
 //! numbers. A body that does not decode (truncated, another format version, the JSON of an
 //! earlier tix version) is answered 400 with a text that says why; the sender sees it as a
 //! network error and openraft retries.
+//!
+//! Every request is signed with the cluster secret ([`crate::peer_auth`]), and
+//! [`internal_router`], the whole internal listener, refuses unsigned ones with 401 before any
+//! body is read.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,21 +36,32 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::node::Node;
+use crate::peer_auth::{BODY_BYTES_MAX, Signer};
 use crate::types::{NodeId, Raft, TixNode, TypeConfig};
 
 /// The header that names the node an RPC is meant for.
 pub const TARGET_HEADER: &str = "x-tix-target-node";
 /// The content type of bodies in the cluster's binary format (Raft RPCs, forwarded proposals).
 pub const RAFT_CONTENT_TYPE: &str = "application/x-tix-raft";
-/// The largest Raft RPC body the internal listener accepts (snapshot chunks are smaller).
-const RPC_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
-
-/// Creates one HTTP client per peer.
-#[derive(Clone, Default)]
+/// Creates one HTTP client per peer; every RPC is signed with the cluster secret.
+#[derive(Clone, Debug)]
 pub struct HttpNetwork {
     /// The local address outgoing RPCs are sent from, when set (fault-injection tests give each
     /// node its own loopback address so a proxy can tell senders apart).
     pub source_ip: Option<std::net::IpAddr>,
+    /// Signs every RPC.
+    pub signer: Signer,
+}
+
+impl HttpNetwork {
+    /// Returns a network that signs with `signer` and sends from the default address.
+    pub fn new(signer: Signer) -> HttpNetwork {
+        HttpNetwork {
+            source_ip: None,
+            signer,
+        }
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
@@ -61,6 +76,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             .expect("HTTP client builds");
         Peer {
             client,
+            signer: self.signer.clone(),
             target,
             base: format!("http://{}/raft", node.raft_addr),
         }
@@ -70,6 +86,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 /// The connection to one peer.
 pub struct Peer {
     client: reqwest::Client,
+    signer: Signer,
     target: NodeId,
     base: String,
 }
@@ -86,22 +103,23 @@ impl Peer {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let response = self
+        let mut request = self
             .client
             .post(format!("{}/{path}", self.base))
             .header(TARGET_HEADER, self.target.to_string())
             .header(CONTENT_TYPE, RAFT_CONTENT_TYPE)
             .timeout(option.hard_ttl())
             .body(codec::encode(req))
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    RPCError::Unreachable(Unreachable::new(&e))
-                } else {
-                    RPCError::Network(NetworkError::new(&e))
-                }
-            })?;
+            .build()
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.signer.sign(&mut request);
+        let response = self.client.execute(request).await.map_err(|e| {
+            if e.is_connect() {
+                RPCError::Unreachable(Unreachable::new(&e))
+            } else {
+                RPCError::Network(NetworkError::new(&e))
+            }
+        })?;
         if !response.status().is_success() {
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
@@ -153,13 +171,25 @@ struct RpcState {
     node_id: NodeId,
 }
 
-/// Builds the router of the internal Raft listener for node `node_id`.
-pub fn raft_router(raft: Raft, node_id: NodeId) -> Router {
+/// Builds the whole internal listener of `node`: the Raft RPCs and the cluster API, every
+/// route (and the 404/405 answers) behind the cluster-secret check of [`crate::peer_auth`].
+pub fn internal_router(node: &Node) -> Router {
+    raft_router(node.raft.clone(), node.id)
+        .merge(crate::cluster::cluster_router(node.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            node.verifier(),
+            crate::peer_auth::authenticate,
+        ))
+}
+
+/// Builds the routes of the Raft RPCs for node `node_id` (unauthenticated: only
+/// [`internal_router`] serves them).
+fn raft_router(raft: Raft, node_id: NodeId) -> Router {
     Router::new()
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
-        .layer(DefaultBodyLimit::max(RPC_BODY_BYTES_MAX))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(RpcState { raft, node_id })
 }
 

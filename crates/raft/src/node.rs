@@ -4,6 +4,10 @@
 //!
 //! A single-node deployment is a one-voter cluster initialized on first start (`bootstrap`), so
 //! one node and five nodes run the same code path.
+//!
+//! The node's cluster secret ([`crate::peer_auth`]) comes from `cluster_secret_file`, or from
+//! `data_dir/cluster.secret`, created (mode 0600) on first start when absent: the internal
+//! listener is authenticated without any setup step, and a multi-node cluster shares one file.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +21,10 @@ use tix_core::{Command, Outcome};
 use crate::cluster::ClusterClient;
 use crate::log_store::LogStore;
 use crate::network::HttpNetwork;
+use crate::peer_auth::{
+    AUTH_NONCES_MAX_DEFAULT, AUTH_WINDOW_MS_DEFAULT, ClusterSecret, SECRET_FILE_NAME, SecretError,
+    Signer, Verifier,
+};
 use crate::proposer::{ProposeError, Proposer, ProposerConfig};
 use crate::state_machine::{SharedState, StateMachineOptions, StateMachineStore};
 use crate::types::{NodeId, Raft, TixNode};
@@ -81,6 +89,13 @@ pub struct NodeConfig {
     /// What the node does when it can no longer trust its state (see [`crate::FailStop`]), and the
     /// test-only fault injection.
     pub faults: StateMachineOptions,
+    /// The file holding the cluster secret (64 hex digits); `None`: `data_dir/cluster.secret`,
+    /// created on first start if absent.
+    pub cluster_secret_file: Option<PathBuf>,
+    /// How far a signed request's timestamp may be from this node's clock, either way.
+    pub auth_window_ms: u64,
+    /// The most nonces remembered to refuse replays inside the window.
+    pub auth_nonces_max: usize,
 }
 
 impl NodeConfig {
@@ -103,6 +118,9 @@ impl NodeConfig {
             install_snapshot_timeout_ms: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
             cluster_call_timeout_ms: 5_000,
             faults: StateMachineOptions::default(),
+            cluster_secret_file: None,
+            auth_window_ms: AUTH_WINDOW_MS_DEFAULT,
+            auth_nonces_max: AUTH_NONCES_MAX_DEFAULT,
         }
     }
 }
@@ -154,6 +172,9 @@ pub enum NodeError {
     /// No leader was elected in time.
     #[error("no leader elected within {0:?}")]
     NoLeader(Duration),
+    /// The cluster secret file is missing, unreadable or invalid.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 /// A running node.
@@ -168,6 +189,7 @@ pub struct Node {
     proposer: Proposer,
     writer: Writer,
     client: ClusterClient,
+    verifier: Arc<Verifier>,
     leader_wait: Duration,
 }
 
@@ -180,6 +202,11 @@ impl Node {
             path: config.data_dir.display().to_string(),
             detail,
         };
+        if config.auth_window_ms == 0 || config.auth_nonces_max == 0 {
+            return Err(NodeError::Config(
+                "auth_window_ms and auth_nonces_max must be above zero".into(),
+            ));
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(e.to_string()))?;
         let db = redb::Builder::new()
             .set_cache_size(LOG_CACHE_BYTES)
@@ -192,6 +219,15 @@ impl Node {
         let state_machine = StateMachineStore::open_with(&config.data_dir, config.faults.clone())
             .map_err(|e| storage_error(e.to_string()))?;
         let shared = state_machine.shared();
+        let secret = cluster_secret(&config)?;
+        let signer = Signer::new(&secret);
+        let verifier = Arc::new(Verifier::new(
+            &secret,
+            config.node_id,
+            config.auth_window_ms,
+            config.auth_nonces_max,
+            crate::proposer::now_ms(),
+        ));
 
         let raft_config = Config {
             cluster_name: "tix".into(),
@@ -214,6 +250,7 @@ impl Node {
             raft_config,
             HttpNetwork {
                 source_ip: config.source_ip,
+                signer: signer.clone(),
             },
             log_store,
             state_machine,
@@ -240,6 +277,7 @@ impl Node {
         let client = ClusterClient::new(
             Duration::from_millis(config.cluster_call_timeout_ms),
             config.source_ip,
+            signer,
         );
         let leader_wait = Duration::from_millis(config.leader_wait_ms);
         let writer = Writer::new(raft.clone(), config.node_id, client.clone(), leader_wait);
@@ -258,8 +296,14 @@ impl Node {
             proposer,
             writer,
             client,
+            verifier,
             leader_wait,
         })
+    }
+
+    /// Returns the verifier of this node's internal listener.
+    pub(crate) fn verifier(&self) -> Arc<Verifier> {
+        self.verifier.clone()
     }
 
     /// Commits a command through the log and returns its outcome.
@@ -308,7 +352,7 @@ impl Node {
         let index = loop {
             let attempt = match self.leader() {
                 Some((id, _)) if id == self.id => self.read_index_local().await,
-                Some((_, node)) => match self.client.read_index(&node.raft_addr).await {
+                Some((id, node)) => match self.client.read_index(id, &node.raft_addr).await {
                     Ok(result) => result,
                     Err(_) => Err(ProposeError::NotLeader { leader: None }),
                 },
@@ -377,6 +421,34 @@ async fn fail_stop_on_fatal(raft: Raft, shared: Arc<SharedState>) {
             return;
         }
     }
+}
+
+/// Returns the node's cluster secret: from `cluster_secret_file`, or from (and on first start
+/// created in) the data directory. Logs which file, never the secret.
+fn cluster_secret(config: &NodeConfig) -> Result<ClusterSecret, NodeError> {
+    let (path, secret, created) = match &config.cluster_secret_file {
+        Some(path) => (path.clone(), ClusterSecret::read(path)?, false),
+        None => {
+            let path = config.data_dir.join(SECRET_FILE_NAME);
+            let (secret, created) = ClusterSecret::read_or_create(&path)?;
+            (path, secret, created)
+        }
+    };
+    if crate::peer_auth::readable_by_others(&path) {
+        tracing::warn!(file = %path.display(), "the cluster secret file is readable by others than its owner; chmod 600 it");
+    }
+    if created && !config.bootstrap {
+        tracing::warn!(
+            file = %path.display(),
+            "created a new cluster secret for a node that joins a cluster: every member needs the \
+             same secret (copy one file to all, or start each with --cluster-secret-file)"
+        );
+    } else if created {
+        tracing::info!(file = %path.display(), "created a new cluster secret");
+    } else {
+        tracing::info!(file = %path.display(), "cluster secret");
+    }
+    Ok(secret)
 }
 
 /// Snapshot bytes per install RPC: chunks travel as raw bytes in the binary codec, read from and

@@ -72,6 +72,13 @@ impl Writer {
                             "lost contact with the leader; the outcome is unknown ({e})"
                         )));
                     }
+                    // Nothing was executed, but retrying with the same secret cannot succeed.
+                    Err(e @ (CallError::Unauthorized(_) | CallError::Refused { .. })) => {
+                        tracing::warn!(leader, error = %e, "the leader refused a forwarded batch");
+                        return Err(ProposeError::Unavailable(format!(
+                            "the leader refused this node's forwarded batch: {e}"
+                        )));
+                    }
                 },
                 None => Err(ProposeError::NotLeader { leader: None }),
             };
@@ -113,7 +120,7 @@ impl Writer {
             }
         };
         tokio::select! {
-            result = self.client.propose(&node.raft_addr, commands) => result,
+            result = self.client.propose(leader, &node.raft_addr, commands) => result,
             () = leader_changed => Err(CallError::Unknown(format!(
                 "node {leader} stopped being the leader while the batch was forwarded to it"
             ))),

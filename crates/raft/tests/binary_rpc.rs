@@ -1,6 +1,7 @@
 //! The internal listener speaks the cluster's binary format: Raft RPCs and forwarded proposals
 //! round-trip through the real client and server, bad bodies get a 400 with the reason (never a
-//! panic), and the entries Raft wrote through the log store read back after a restart.
+//! panic), and the entries Raft wrote through the log store read back after a restart. Every
+//! request is signed with the node's cluster secret (its data directory's `cluster.secret`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,15 +13,17 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest};
 use openraft::{EntryPayload, RaftLogReader, Vote};
 use tempfile::TempDir;
 use tix_core::{Command, Outcome, Role};
-use tix_raft::cluster::{ClusterClient, cluster_router};
+use tix_raft::cluster::ClusterClient;
 use tix_raft::log_store::LogStore;
-use tix_raft::network::{HttpNetwork, RAFT_CONTENT_TYPE, TARGET_HEADER, raft_router};
+use tix_raft::network::{HttpNetwork, RAFT_CONTENT_TYPE, TARGET_HEADER, internal_router};
+use tix_raft::peer_auth::{AUTH_HEADER, ClusterSecret, SECRET_FILE_NAME, Signer};
 use tix_raft::{Node, NodeConfig, TixNode, TypeConfig};
 use tokio::task::JoinHandle;
 
 /// A one-node cluster serving its internal listener on a free loopback port.
 struct OneNode {
     node: Node,
+    signer: Signer,
     raft_addr: String,
     server: JoinHandle<()>,
     dir: TempDir,
@@ -40,7 +43,8 @@ impl OneNode {
             raft_addr.clone(),
         );
         let node = Node::start(config).await.expect("node starts");
-        let app = raft_router(node.raft.clone(), node.id).merge(cluster_router(node.clone()));
+        let secret = ClusterSecret::read(&dir.path().join(SECRET_FILE_NAME)).expect("secret");
+        let app = internal_router(&node);
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
@@ -49,6 +53,7 @@ impl OneNode {
             .expect("leader");
         OneNode {
             node,
+            signer: Signer::new(&secret),
             raft_addr,
             server,
             dir,
@@ -73,11 +78,19 @@ impl OneNode {
         }
     }
 
-    /// Posts raw bytes to `path` as an RPC meant for `target`; returns status and text.
+    /// Returns the Raft network of a peer that holds this node's secret.
+    fn network(&self) -> HttpNetwork {
+        HttpNetwork::new(self.signer.clone())
+    }
+
+    /// Posts raw bytes to `path` as a signed RPC meant for `target`; returns status and text.
     async fn post_raw(&self, path: &str, target: u64, body: Vec<u8>) -> (u16, String) {
+        let target = target.to_string();
+        let credential = self.signer.header_value("POST", path, Some(&target), &body);
         let response = reqwest::Client::new()
             .post(self.url(path))
-            .header(TARGET_HEADER, target.to_string())
+            .header(TARGET_HEADER, target)
+            .header(AUTH_HEADER, credential)
             .body(body)
             .send()
             .await
@@ -97,7 +110,7 @@ fn option() -> RPCOption {
 #[tokio::test]
 async fn raft_rpcs_round_trip_in_binary() {
     let one = OneNode::start().await;
-    let mut peer = HttpNetwork::default().new_client(1, &one.tix_node()).await;
+    let mut peer = one.network().new_client(1, &one.tix_node()).await;
 
     let answer = peer
         .vote(VoteRequest::new(Vote::new(0, 2), None), option())
@@ -121,10 +134,16 @@ async fn raft_rpcs_round_trip_in_binary() {
         "{answer:?}"
     );
 
+    let body = vec![1, 0, 2, 0, 0];
     let response = reqwest::Client::new()
         .post(one.url("/raft/vote"))
         .header(TARGET_HEADER, "1")
-        .body(vec![1, 0, 2, 0, 0])
+        .header(
+            AUTH_HEADER,
+            one.signer
+                .header_value("POST", "/raft/vote", Some("1"), &body),
+        )
+        .body(body)
         .send()
         .await
         .expect("sent");
@@ -143,7 +162,7 @@ async fn raft_rpcs_round_trip_in_binary() {
 async fn bad_rpcs_are_refused_with_reasons() {
     let one = OneNode::start().await;
 
-    let mut misdirected = HttpNetwork::default().new_client(7, &one.tix_node()).await;
+    let mut misdirected = one.network().new_client(7, &one.tix_node()).await;
     let result = misdirected
         .vote(VoteRequest::new(Vote::new(0, 2), None), option())
         .await;
@@ -170,7 +189,7 @@ async fn bad_rpcs_are_refused_with_reasons() {
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("earlier tix version"), "{text}");
 
-    let mut peer = HttpNetwork::default().new_client(1, &one.tix_node()).await;
+    let mut peer = one.network().new_client(1, &one.tix_node()).await;
     peer.vote(VoteRequest::new(Vote::new(0, 2), None), option())
         .await
         .expect("still answers");
@@ -183,14 +202,14 @@ async fn bad_rpcs_are_refused_with_reasons() {
 #[tokio::test]
 async fn forwarded_proposal_round_trips_and_the_log_reads_back() {
     let one = OneNode::start().await;
-    let client = ClusterClient::new(Duration::from_secs(5), None);
+    let client = ClusterClient::new(Duration::from_secs(5), None, one.signer.clone());
     let commands = vec![Command::CreateUser {
         username: "ada".into(),
         password_hash: "hash".into(),
         role: Role::Attendee,
     }];
     let (outcomes, index) = client
-        .propose(&one.raft_addr, &commands)
+        .propose(1, &one.raft_addr, &commands)
         .await
         .expect("delivered")
         .expect("committed");
@@ -233,4 +252,107 @@ fn reopen(path: &Path) -> Arc<redb::Database> {
             Err(e) => panic!("database still held after 10 s: {e}"),
         }
     }
+}
+
+/// Every route of the internal listener, with the method it serves (and one that is not a
+/// route), for the refusal checks.
+const ROUTES: [(&str, &str); 11] = [
+    ("POST", "/raft/append"),
+    ("POST", "/raft/vote"),
+    ("POST", "/raft/snapshot"),
+    ("POST", "/cluster/propose"),
+    ("POST", "/cluster/read-index"),
+    ("POST", "/cluster/init"),
+    ("POST", "/cluster/add-node"),
+    ("POST", "/cluster/remove-node"),
+    ("GET", "/cluster/metrics?digest=true"),
+    ("GET", "/cluster/propose"),
+    ("GET", "/no/such/route"),
+];
+
+/// Checks the cluster-secret check in front of the whole internal listener: every route (a
+/// wrong method and an unknown path too) answers 401 problem+json without a credential, with
+/// another secret's, with a replayed one, and with a signed header over another body; a
+/// `SetRole` proposal in the real binary encoding is among them and is never applied (the
+/// applied index does not move), while the same bytes, signed, are applied.
+#[tokio::test]
+async fn unsigned_forged_and_replayed_requests_are_refused_and_run_nothing() {
+    let one = OneNode::start().await;
+    let http = reqwest::Client::new();
+    let set_role = vec![Command::SetRole {
+        user_id: tix_core::UserId(1),
+        role: Role::Admin,
+    }];
+    let mut encoded = vec![1u8];
+    encoded.extend(postcard::to_allocvec(&set_role).expect("postcard"));
+    let applied = || {
+        one.node
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map(|l| l.index)
+    };
+    let before = applied();
+    let forger = Signer::new(&ClusterSecret::generate());
+
+    for (method, path) in ROUTES {
+        let body = if path == "/cluster/propose" {
+            encoded.clone()
+        } else {
+            b"{}".to_vec()
+        };
+        let send = |credential: Option<String>, body: Vec<u8>| {
+            let mut request = http
+                .request(method.parse().expect("method"), one.url(path))
+                .header(TARGET_HEADER, "1")
+                .body(body);
+            if let Some(credential) = credential {
+                request = request.header(AUTH_HEADER, credential);
+            }
+            request.send()
+        };
+        let target = Some("1");
+        let signed = one.signer.header_value(method, path, target, &body);
+        let attempts = [
+            (None, body.clone(), "no x-tix-auth header"),
+            (
+                Some(forger.header_value(method, path, target, &body)),
+                body.clone(),
+                "signature does not match",
+            ),
+            (
+                Some(one.signer.header_value(method, path, target, b"")),
+                body.clone(),
+                "body does not match",
+            ),
+            (
+                Some(signed.clone()),
+                b"{}{}".to_vec(),
+                "body does not match",
+            ),
+            (Some(signed), body.clone(), "already received"),
+        ];
+        for (credential, body, reason) in attempts {
+            let response = send(credential, body).await.expect("sent");
+            assert_eq!(response.status().as_u16(), 401, "{method} {path}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+            let text = response.text().await.expect("text");
+            assert!(text.contains(reason), "{method} {path}: {text}");
+        }
+    }
+    assert_eq!(applied(), before, "a refused request changed the state");
+
+    let (status, text) = one.post_raw("/cluster/propose", 1, encoded).await;
+    assert_eq!(status, 200, "{text}");
+    one.node
+        .raft
+        .wait(Some(Duration::from_secs(5)))
+        .applied_index_at_least(before.map(|i| i + 1), "the signed proposal")
+        .await
+        .expect("applied");
+    one.stop().await;
 }

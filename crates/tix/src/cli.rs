@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// Where the log and snapshots are stored.
     #[arg(long, env = "TIX_DATA_DIR", default_value = "./tix-data")]
     pub data_dir: PathBuf,
+    /// The cluster secret every member shares (64 hex digits, mode 0600; `tix cluster secret`
+    /// writes one). Default: DATA_DIR/cluster.secret, created on first start if absent.
+    #[arg(long, env = "TIX_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Do not initialize a one-node cluster on first start (joining an existing cluster).
     #[arg(long)]
     pub no_bootstrap: bool,

@@ -1,7 +1,11 @@
-//! `tix cluster ...`: initialize a cluster, add or remove nodes at runtime, show its status, and
-//! `tix cluster up`, a local supervisor that runs N node processes, initializes them, restarts a
-//! node that dies or stops answering its health check (with backoff), and stops them all on
-//! Ctrl-C.
+//! `tix cluster ...`: initialize a cluster, add or remove nodes at runtime, show its status,
+//! generate a cluster secret, and `tix cluster up`, a local supervisor that runs N node
+//! processes, initializes them, restarts a node that dies or stops answering its health check
+//! (with backoff), and stops them all on Ctrl-C.
+//!
+//! Every call to a node's internal listener is signed with the cluster secret (read from
+//! `--cluster-secret-file`, or from a node's `--data-dir`); `up` creates one secret for its
+//! cluster and hands it to every node it starts.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tix_raft::TixNode;
-use tix_raft::cluster::NodeMetrics;
+use tix_raft::cluster::{AddNode, ClusterClient, NodeMetrics, RemoveNode};
+use tix_raft::peer_auth::{ClusterSecret, SECRET_FILE_NAME, Signer};
 use tokio::process::{Child, Command};
 
 /// Cluster administration.
@@ -24,6 +29,8 @@ pub enum ClusterCommand {
         /// A member as `ID=HTTP_ADDR,RAFT_ADDR`, e.g. `1=127.0.0.1:8081,127.0.0.1:9081`.
         #[arg(long = "member", required = true)]
         members: Vec<String>,
+        #[command(flatten)]
+        secret: SecretArgs,
     },
     /// Adds a running, pristine node: first as a learner until it has caught up, then as a voter.
     AddNode {
@@ -39,6 +46,8 @@ pub enum ClusterCommand {
         /// The new node's Raft address.
         #[arg(long)]
         raft_addr: String,
+        #[command(flatten)]
+        secret: SecretArgs,
     },
     /// Removes a node from the voters.
     RemoveNode {
@@ -48,15 +57,51 @@ pub enum ClusterCommand {
         /// The node to remove.
         #[arg(long)]
         node_id: u64,
+        #[command(flatten)]
+        secret: SecretArgs,
     },
     /// Prints every member's role, term and indexes, asking each over its Raft address.
     Status {
         /// The Raft address of any member.
         #[arg(long, default_value = "127.0.0.1:9081")]
         via: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// Generates a new cluster secret (32 random bytes as hex) for a deployment: copy the file
+    /// to every node (mode 0600) and start each with --cluster-secret-file.
+    Secret {
+        /// Write it to this new file (mode 0600; never overwritten) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Runs a local cluster of N nodes under a supervisor until Ctrl-C.
     Up(UpArgs),
+}
+
+/// Where an operator command finds the cluster secret.
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// The cluster secret file the nodes were started with.
+    #[arg(long, env = "TIX_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Otherwise, a node's data directory: its `cluster.secret` is used.
+    #[arg(long, env = "TIX_DATA_DIR", default_value = "./tix-data")]
+    pub data_dir: PathBuf,
+}
+
+impl SecretArgs {
+    /// Returns a client that signs with the secret, with `timeout` per call.
+    fn client(&self, timeout: Duration) -> anyhow::Result<ClusterClient> {
+        let path = self
+            .cluster_secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(SECRET_FILE_NAME));
+        let secret = ClusterSecret::read(&path).context(
+            "no cluster credentials: give --cluster-secret-file FILE, or --data-dir of a node",
+        )?;
+        Ok(ClusterClient::new(timeout, None, Signer::new(&secret)))
+    }
 }
 
 /// Options of `tix cluster up`.
@@ -82,21 +127,17 @@ pub struct UpArgs {
     pub serve_args: Vec<String>,
 }
 
+/// Time limit of one operator call (adding a node waits until it has caught up).
+const OPERATOR_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Runs a cluster subcommand.
 pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
     match command {
-        ClusterCommand::Init { members } => {
+        ClusterCommand::Init { members, secret } => {
+            let client = secret.client(OPERATOR_CALL_TIMEOUT)?;
             let members = parse_members(&members)?;
-            let first = members
-                .values()
-                .next()
-                .context("no members")?
-                .raft_addr
-                .clone();
-            init(&http, &first, &members).await?;
+            let (first, node) = members.iter().next().context("no members")?;
+            client.init(*first, &node.raft_addr, &members).await?;
             println!("initialized a cluster of {} voters", members.len());
             Ok(())
         }
@@ -105,31 +146,43 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
             node_id,
             api_addr,
             raft_addr,
+            secret,
         } => {
-            let leader = leader_raft_addr(&http, &via).await?;
-            let body = json!({"node_id": node_id, "api_addr": api_addr, "raft_addr": raft_addr});
-            post_ok(&http, &format!("http://{leader}/cluster/add-node"), &body).await?;
+            let client = secret.client(OPERATOR_CALL_TIMEOUT)?;
+            let (leader_id, leader) = leader_raft_addr(&client, &via).await?;
+            let add = AddNode {
+                node_id,
+                api_addr,
+                raft_addr,
+            };
+            client
+                .add_node(leader_id, &leader, &add)
+                .await
+                .with_context(|| format!("adding node {node_id} through {leader}"))?;
             println!("node {node_id} added as a voter");
             Ok(())
         }
-        ClusterCommand::RemoveNode { via, node_id } => {
-            let leader = leader_raft_addr(&http, &via).await?;
-            let body = json!({"node_id": node_id});
-            post_ok(
-                &http,
-                &format!("http://{leader}/cluster/remove-node"),
-                &body,
-            )
-            .await?;
+        ClusterCommand::RemoveNode {
+            via,
+            node_id,
+            secret,
+        } => {
+            let client = secret.client(OPERATOR_CALL_TIMEOUT)?;
+            let (leader_id, leader) = leader_raft_addr(&client, &via).await?;
+            client
+                .remove_node(leader_id, &leader, &RemoveNode { node_id })
+                .await
+                .with_context(|| format!("removing node {node_id} through {leader}"))?;
             println!("node {node_id} removed");
             Ok(())
         }
-        ClusterCommand::Status { via } => {
-            let view = metrics(&http, &via).await?;
+        ClusterCommand::Status { via, secret } => {
+            let client = secret.client(Duration::from_secs(10))?;
+            let view = metrics(&client, &via).await?;
             println!("leader: {:?}  term: {}", view.leader_id, view.term);
             for (id, (node, voter)) in &view.members {
                 let kind = if *voter { "voter" } else { "learner" };
-                match metrics(&http, &node.raft_addr).await {
+                match metrics(&client, &node.raft_addr).await {
                     Ok(m) => println!(
                         "  node {id} ({kind}) {:<9} term {} last_log {:?} applied {:?} \
                          snapshot {:?}  http://{}",
@@ -140,9 +193,22 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
                         m.snapshot_index,
                         node.api_addr
                     ),
-                    Err(e) => println!("  node {id} ({kind}) unreachable: {e}"),
+                    Err(e) => println!("  node {id} ({kind}) unreachable: {e:#}"),
                 }
             }
+            Ok(())
+        }
+        ClusterCommand::Secret { out: None } => {
+            println!("{}", ClusterSecret::generate().to_hex());
+            Ok(())
+        }
+        ClusterCommand::Secret { out: Some(path) } => {
+            ClusterSecret::generate().write_new(&path)?;
+            println!(
+                "wrote a new cluster secret to {} (mode 0600); copy it to every node and start \
+                 each with --cluster-secret-file",
+                path.display()
+            );
             Ok(())
         }
         ClusterCommand::Up(args) => up(args).await,
@@ -172,50 +238,17 @@ fn parse_members(members: &[String]) -> anyhow::Result<BTreeMap<u64, TixNode>> {
     Ok(parsed)
 }
 
-async fn post_ok(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<()> {
-    let response = http
-        .post(url)
-        .json(body)
-        .send()
+/// Returns the metrics of the node at `raft_addr`.
+async fn metrics(client: &ClusterClient, raft_addr: &str) -> anyhow::Result<NodeMetrics> {
+    client
+        .metrics(raft_addr, false)
         .await
-        .with_context(|| format!("POST {url}"))?;
-    if !response.status().is_success() {
-        bail!(
-            "{url} answered {}: {}",
-            response.status(),
-            response.text().await?
-        );
-    }
-    Ok(())
+        .with_context(|| format!("asking {raft_addr} for its metrics"))
 }
 
-async fn init(
-    http: &reqwest::Client,
-    raft_addr: &str,
-    members: &BTreeMap<u64, TixNode>,
-) -> anyhow::Result<()> {
-    post_ok(
-        http,
-        &format!("http://{raft_addr}/cluster/init"),
-        &json!(members),
-    )
-    .await
-}
-
-async fn metrics(http: &reqwest::Client, raft_addr: &str) -> anyhow::Result<NodeMetrics> {
-    let url = format!("http://{raft_addr}/cluster/metrics");
-    Ok(http
-        .get(&url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?
-        .json()
-        .await?)
-}
-
-/// Finds the leader's Raft address by asking `via`.
-async fn leader_raft_addr(http: &reqwest::Client, via: &str) -> anyhow::Result<String> {
-    let m = metrics(http, via).await?;
+/// Finds the leader's id and Raft address by asking `via`.
+async fn leader_raft_addr(client: &ClusterClient, via: &str) -> anyhow::Result<(u64, String)> {
+    let m = metrics(client, via).await?;
     let leader = m
         .leader_id
         .context("the node knows no leader right now; retry shortly")?;
@@ -223,7 +256,7 @@ async fn leader_raft_addr(http: &reqwest::Client, via: &str) -> anyhow::Result<S
         .members
         .get(&leader)
         .context("the leader is not in the membership")?;
-    Ok(node.raft_addr.clone())
+    Ok((leader, node.raft_addr.clone()))
 }
 
 /// One supervised node.
@@ -232,6 +265,7 @@ struct Slot {
     http_addr: String,
     raft_addr: String,
     data_dir: PathBuf,
+    secret_file: PathBuf,
     child: Option<Child>,
     restart_at: Option<Instant>,
     backoff: Duration,
@@ -260,6 +294,8 @@ fn spawn_node(slot: &Slot, password: &str, extra: &[String]) -> anyhow::Result<C
         ])
         .arg("--data-dir")
         .arg(&slot.data_dir)
+        .arg("--cluster-secret-file")
+        .arg(&slot.secret_file)
         .arg("--no-bootstrap")
         .args(extra)
         .env("TIX_ADMIN_PASSWORD", password)
@@ -293,12 +329,19 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
         .build()?;
+    // One secret for the whole local cluster, beside the nodes' data directories.
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let secret_file = args.data_dir.join(SECRET_FILE_NAME);
+    let (secret, _) = ClusterSecret::read_or_create(&secret_file)?;
+    let client = ClusterClient::new(Duration::from_secs(5), None, Signer::new(&secret));
     let mut slots: Vec<Slot> = (1..=args.nodes)
         .map(|i| Slot {
             id: i,
             http_addr: format!("127.0.0.1:{}", args.http_port_base + i as u16),
             raft_addr: format!("127.0.0.1:{}", args.raft_port_base + i as u16),
             data_dir: args.data_dir.join(format!("node-{i}")),
+            secret_file: secret_file.clone(),
             child: None,
             restart_at: None,
             backoff: RESTART_BACKOFF_FIRST,
@@ -323,16 +366,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let first = loop {
-        match metrics(&http, &slots[0].raft_addr).await {
+        match metrics(&client, &slots[0].raft_addr).await {
             Ok(m) => break m,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
-            Err(e) => bail!("node 1 did not start: {e}"),
+            Err(e) => bail!("node 1 did not start: {e:#}"),
         }
     };
     if first.members.is_empty() {
-        init(&http, &slots[0].raft_addr, &members).await?;
+        client
+            .init(slots[0].id, &slots[0].raft_addr, &members)
+            .await?;
     }
     let leader = loop {
         let mut found = None;
@@ -366,9 +411,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(_) => println!("admin login: username `admin`, password from TIX_ADMIN_PASSWORD"),
         None => println!("admin login: username `admin`, password `{password}` (on first start)"),
     }
+    println!("cluster secret: {}", secret_file.display());
     println!(
-        "status: tix cluster status --via {}   stop: Ctrl-C",
-        slots[0].raft_addr
+        "status: tix cluster status --via {} --cluster-secret-file {}   stop: Ctrl-C",
+        slots[0].raft_addr,
+        secret_file.display()
     );
 
     let ctrl_c = tokio::signal::ctrl_c();

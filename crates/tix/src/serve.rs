@@ -84,6 +84,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.snapshot_logs_since_last = args.snapshot_logs_since_last;
     config.logs_kept_after_snapshot = args.logs_kept_after_snapshot;
     config.install_snapshot_timeout_ms = args.install_snapshot_timeout_ms;
+    config.cluster_secret_file = args.cluster_secret_file.clone();
     config.proposer = ProposerConfig {
         batch_commands_max: args.batch_commands_max,
         in_flight_max: args.batches_in_flight_max,
@@ -100,8 +101,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let raft_app = tix_raft::network::raft_router(node.raft.clone(), node.id)
-        .merge(tix_raft::cluster::cluster_router(node.clone()));
+    let raft_app = tix_raft::network::internal_router(&node);
     let mut raft_stop = stop_rx.clone();
     let raft_server = tokio::spawn(async move {
         axum::serve(raft_listener, raft_app)
