@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod headers;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod payments;

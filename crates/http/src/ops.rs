@@ -16,20 +16,22 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The OpenAPI document of the JSON API, maintained by hand beside the handlers and checked
-/// against the router by a test.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
-
 /// Routes at the root.
 pub fn routes() -> Router<AppState> {
-    let spec: utoipa::openapi::OpenApi =
-        serde_json::from_str(OPENAPI_JSON).expect("openapi.json is a valid OpenAPI document");
+    // Generated from the handlers' types (openapi.rs).
+    let spec = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", spec))
 }
 
+/// Liveness and Raft status
+///
+/// Answers 200 while the process serves HTTP, with this node's view of the cluster (a local
+/// read; it does not prove a leader is reachable).
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "health",
+    responses((status = 200, description = "Alive.", body = crate::views::Health)))]
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     let metrics = state.node.raft.metrics().borrow().clone();
     Json(json!({
@@ -41,6 +43,17 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
+/// Prometheus metrics
+///
+/// Prometheus text exposition: HTTP requests by route, method and status
+/// (`tix_http_requests_total`), latency (`tix_http_request_seconds`), sales
+/// (`tix_sales_total`), 503s (`tix_http_unavailable_total`), Raft batch sizes and fsync latency.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses(
+        (status = 200, description = "The metrics.", content_type = "text/plain; version=0.0.4",
+            body = String, example = json!("tix_sales_total 1042\n")),
+        (status = 404, response = crate::openapi::MetricsNotFound),
+    ))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let shared = &state.node.shared;
     let state_bytes = shared.read().estimated_bytes();

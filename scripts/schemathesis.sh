@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Fuzzes the JSON API with schemathesis (pinned) against a fresh `tix serve` node, all phases and
+# all checks, and exits non-zero on any failure.
+#
+# The node runs from the debug build on free loopback ports with a temporary data directory and
+# a known admin password; schemathesis logs in as that admin through `POST /api/v1/auth/login`
+# (dynamic auth in scripts/schemathesis.toml) and logs in again whenever a token stops working,
+# so a fuzzed `POST /auth/logout` does not blind the rest of the run.
+#
+# Knobs (environment): SCHEMATHESIS_MAX_EXAMPLES (cases per operation and phase, default 40),
+# SCHEMATHESIS_SEED (default 1: reproducible), SCHEMATHESIS_VENV (default
+# target/schemathesis-venv, reused when it already has the pinned version).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly version=4.32.5
+venv="${SCHEMATHESIS_VENV:-target/schemathesis-venv}"
+max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-40}"
+seed="${SCHEMATHESIS_SEED:-1}"
+
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
+  echo "== installing schemathesis $version into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
+fi
+
+echo "== building tix (debug)"
+cargo build --quiet -p tix --bin tix
+
+# Two free loopback ports, chosen by the kernel.
+read -r http_port raft_port < <(python3 - <<'EOF'
+import socket
+sockets = [socket.socket() for _ in range(2)]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in sockets))
+for s in sockets:
+    s.close()
+EOF
+)
+data_dir="$(mktemp -d -t tix-schemathesis.XXXXXX)"
+export TIX_ADMIN_PASSWORD="schemathesis-admin-$RANDOM-$RANDOM"
+log="$data_dir/tix.log"
+
+target/debug/tix serve --http-addr "127.0.0.1:$http_port" --raft-addr "127.0.0.1:$raft_port" \
+  --data-dir "$data_dir/node" >"$log" 2>&1 &
+tix_pid=$!
+cleanup() {
+  kill "$tix_pid" 2>/dev/null || true
+  wait "$tix_pid" 2>/dev/null || true
+  rm -rf "$data_dir"
+}
+trap cleanup EXIT
+
+base="http://127.0.0.1:$http_port"
+deadline=$((SECONDS + 60))
+until curl -fsS "$base/healthz" >/dev/null 2>&1; do
+  if ! kill -0 "$tix_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+    echo "tix did not come up on $base; its log:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+# The admin can log in (what schemathesis does for every token it needs).
+curl -fsS -H 'content-type: application/json' \
+  -d "{\"username\":\"admin\",\"password\":\"$TIX_ADMIN_PASSWORD\"}" \
+  "$base/api/v1/auth/login" >/dev/null
+
+echo "== schemathesis $version against $base (max examples $max_examples, seed $seed)"
+started=$SECONDS
+status=0
+"$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/api/v1/openapi.json" \
+  --checks all \
+  --phases examples,coverage,fuzzing,stateful \
+  --max-examples "$max_examples" \
+  --seed "$seed" \
+  --generation-database none \
+  --request-timeout 15 \
+  --max-failures 100 \
+  --workers 2 \
+  --no-color || status=$?
+echo "== schemathesis finished in $((SECONDS - started)) s with status $status"
+if [ "$status" -ne 0 ] || ! kill -0 "$tix_pid" 2>/dev/null; then
+  echo "== the last lines of the node's log:"
+  tail -n 40 "$log"
+fi
+exit "$status"
