@@ -628,14 +628,15 @@ async fn list(
 /// Seat map of a numbered event
 ///
 /// Returns the state of every seat, one letter per seat (`F` free, `H` held, `S` sold, `B`
-/// blocked). Public. A general-admission event has no seat map (404). **Consistency:** a local
+/// blocked). Public. A general-admission event has no seat map (422). **Consistency:** a local
 /// read of this node's applied state; it may lag the leader by an entry or two.
 #[utoipa::path(get, path = "/api/v1/events/{id}/seats", tag = "events",
     operation_id = "getSeatMap",
     params(api_doc::EventIdParam),
     responses(
         (status = 200, description = "The seat map.", body = views::SeatMap),
-        (status = 404, response = api_doc::NoSeatMap),
+        (status = 404, response = api_doc::EventNotFound),
+        (status = 422, response = api_doc::NoSeatMap),
     ))]
 async fn seats(
     State(state): State<AppState>,
@@ -644,7 +645,7 @@ async fn seats(
     let s = state.node.shared.read();
     let event = s.event(EventId(id)).ok_or(ApiError::NotFound("event"))?;
     let tix_core::Inventory::Numbered { seats, layout, .. } = &event.inventory else {
-        return Err(ApiError::NotFound("seat map"));
+        return Err(ApiError::Rejected(tix_core::Rejection::SeatNotApplicable));
     };
     Ok(Json(views::SeatMap {
         event_id: id,

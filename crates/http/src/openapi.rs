@@ -544,10 +544,9 @@ problem_responses! {
     VersionConflict [] {
         "version_conflict" ("Stale version") => ApiError::VersionConflict { current_version: 3 },
     }
-    /// Not found (`not_found`): no such event, or it is general admission and has no seat map.
+    /// The event is general admission and has no seats (`seat_not_applicable`).
     NoSeatMap [] {
-        "no_event" ("No such event") => ApiError::NotFound("event"),
-        "general_admission" ("General admission") => ApiError::NotFound("seat map"),
+        "seat_not_applicable" ("General admission") => Rejection::SeatNotApplicable.into(),
     }
     /// Not allowed (`forbidden`): only the event's organizer or an admin may sell here.
     SellerOnly [] {
@@ -860,6 +859,19 @@ pub(crate) fn hold_seats() -> Schema {
             "Which seats (numbered events only), each at most once, 1 to 10 of them.",
         ))
         .examples([json!([17, 18])])
+        .into()
+}
+
+/// `BatchItem::event_id`: any `u64` (an unknown event is answered 404 in its item).
+pub(crate) fn any_event_id() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX))
+        .description(Some(
+            "The event: any unsigned 64-bit integer; an unknown event is answered 404 in its \
+             item.",
+        ))
         .into()
 }
 

@@ -308,6 +308,7 @@ pub struct BatchBody {
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
     /// The event.
+    #[schema(schema_with = api_doc::any_event_id)]
     pub event_id: u64,
     /// The buyer's client id (rules as for a single purchase).
     pub client_id: String,
