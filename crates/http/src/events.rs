@@ -345,6 +345,16 @@ pub async fn create_event(
             "inventory": {"kind": "numbered", "rows": 15, "seats_per_row": 20, "blocked": [1, 2]}})),
     responses(
         (status = 201, description = "Created, at version 1.", body = views::Event,
+            links(
+                ("getEvent" = (operation_id = "getEvent",
+                    parameters(("id" = "$response.body#/id")))),
+                ("updateEvent" = (operation_id = "updateEvent",
+                    parameters(("id" = "$response.body#/id")))),
+                ("purchase" = (operation_id = "purchase",
+                    parameters(("id" = "$response.body#/id")))),
+                ("placeHold" = (operation_id = "placeHold",
+                    parameters(("id" = "$response.body#/id")))),
+            ),
             headers(("Location" = String, description = "The path of the new event, `/api/v1/events/{id}`."))),
         (status = 400, response = api_doc::MalformedJson),
         (status = 401, response = api_doc::Unauthenticated),

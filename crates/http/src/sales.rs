@@ -193,6 +193,12 @@ pub async fn run_purchase(
     responses(
         (status = 201, description = "Sold. Also the answer to a retry of a request that sold, \
             then with `Idempotent-Replayed: true`.", body = views::PurchaseSold,
+            links(
+                ("getTicket" = (operation_id = "getTicket",
+                    parameters(("id" = "$response.body#/ticket_id")))),
+                ("refundTicket" = (operation_id = "refundTicket",
+                    parameters(("id" = "$response.body#/ticket_id")))),
+            ),
             headers(("Idempotent-Replayed" = String, description = "`true` when this is the \
                 recorded answer to an earlier request with the same key: nothing new was sold. \
                 Absent on a fresh answer."))),

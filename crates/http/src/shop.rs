@@ -102,6 +102,14 @@ pub async fn hold(
     responses(
         (status = 201, description = "Held (or the hold placed earlier by the same request).",
             body = views::PlacedHold,
+            links(
+                ("getHold" = (operation_id = "getHold",
+                    parameters(("id" = "$response.body#/hold_id")))),
+                ("checkout" = (operation_id = "checkout",
+                    parameters(("id" = "$response.body#/hold_id")))),
+                ("releaseHold" = (operation_id = "releaseHold",
+                    parameters(("id" = "$response.body#/hold_id")))),
+            ),
             headers(("Idempotent-Replayed" = String, description = "`true` when this is the \
                 recorded answer to an earlier request with the same request_id (the hold may \
                 since have been paid for, released or expired; then `active` is false)."))),
