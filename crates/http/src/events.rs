@@ -43,7 +43,9 @@ pub struct VenueBody {
     /// Venue name, 1 to 200 characters after trimming spaces; no control or text-direction
     /// characters.
     #[schema(min_length = 1, max_length = 200, example = "Old Hall")]
-    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069][^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$")]
+    #[schema(
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069][^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
+    )]
     name: String,
     /// Latitude in degrees.
     #[schema(minimum = -90, maximum = 90, example = 51.26)]
@@ -93,13 +95,17 @@ pub struct EventBody {
     /// Event name, 1 to 200 characters; surrounding spaces are trimmed; no control or
     /// text-direction characters.
     #[schema(min_length = 1, max_length = 200, example = "Chamber Concert")]
-    #[schema(pattern = r"^\s*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?\s*$")]
+    #[schema(
+        pattern = r"^\s*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?\s*$"
+    )]
     name: String,
     /// Free text, at most 10,000 characters; line breaks and tabs allowed, other control or
     /// text-direction characters not. Omitted means empty.
     #[serde(default)]
     #[schema(max_length = 10000, example = "Strings by candlelight.")]
-    #[schema(pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$")]
+    #[schema(
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
+    )]
     description: String,
     /// Start time, RFC 3339 with an offset, e.g. `2027-06-01T20:00:00Z`.
     #[schema(format = DateTime, example = "2027-06-01T20:00:00Z")]

@@ -77,7 +77,8 @@ fn whole_floats_as_integers(bytes: &[u8]) -> Option<Vec<u8>> {
             i += 1;
         } else if b == b'-' || b.is_ascii_digit() {
             let start = i;
-            while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
             {
                 i += 1;
             }

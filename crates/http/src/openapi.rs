@@ -15,16 +15,16 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tix_core::Rejection;
 use tix_raft::ProposeError;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
-    SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder,
+    OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
@@ -112,7 +112,8 @@ impl Modify for ClosedVariants {
         if let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut("InventoryBody") {
             for item in &mut one_of.items {
                 if let RefOr::T(Schema::Object(object)) = item {
-                    object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+                    object.additional_properties =
+                        Some(Box::new(AdditionalProperties::FreeForm(false)));
                 }
             }
         }
@@ -129,9 +130,9 @@ impl Modify for AnyOperation {
             for operation in operations_mut(item) {
                 let responses = &mut operation.responses.responses;
                 for (status, name) in [("500", "Internal"), ("503", "Unavailable")] {
-                    responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| RefOr::Ref(utoipa::openapi::Ref::from_response_name(name)));
+                    responses.entry(status.to_owned()).or_insert_with(|| {
+                        RefOr::Ref(utoipa::openapi::Ref::from_response_name(name))
+                    });
                 }
             }
         }
@@ -910,4 +911,3 @@ pub fn document_json() -> String {
         .to_pretty_json()
         .expect("the OpenAPI document serializes")
 }
-

@@ -34,12 +34,22 @@ pub struct PurchaseBody {
     /// Who is buying (a box-office terminal, a reseller, a buyer): 1 to 128 bytes of UTF-8, no
     /// control or text-direction characters. It is also the customer that the event's
     /// `per_customer_max` counts.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]+$", example = "alice")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]+$",
+        example = "alice"
+    )]
     pub client_id: String,
     /// The client's own id for this request, 1 to 128 bytes of UTF-8, no control or
     /// text-direction characters. Reuse it (with the same `seat`) only to retry; use a new one
     /// for a new sale.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]+$", example = "r1")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]+$",
+        example = "r1"
+    )]
     pub request_id: String,
     /// Numbered events only: the seat to sell, 1 to the event's seats. Omit it (or send
     /// `null`) to get the lowest-numbered free seat. A seat for a general-admission event is a

@@ -227,7 +227,10 @@ struct CheckoutBody {
     /// 12 to 19 digits (spaces and dashes are ignored) with a valid Luhn check digit. Test
     /// cards: `4242424242424242` is paid, `4000000000000002` is declined, `4000000000009995` is
     /// declined for insufficient funds; any other valid number is paid.
-    #[schema(pattern = "^[ -]*(?:[0-9][ -]*){12,19}$", example = "4242 4242 4242 4242")]
+    #[schema(
+        pattern = "^[ -]*(?:[0-9][ -]*){12,19}$",
+        example = "4242 4242 4242 4242"
+    )]
     card_number: String,
 }
 

@@ -227,7 +227,10 @@ fn document_is_openapi_3_1_and_serializes_deterministically() {
     let parsed: utoipa::openapi::OpenApi =
         serde_json::from_str(&first).expect("the document parses as utoipa's OpenApi");
     let again = parsed.to_pretty_json().expect("serializes");
-    assert_eq!(first, again, "utoipa's model does not keep the document as built");
+    assert_eq!(
+        first, again,
+        "utoipa's model does not keep the document as built"
+    );
 }
 
 // Scans `.route(` calls in src/*.rs (API modules get /api/v1) and diffs (path, method) both ways.
@@ -296,7 +299,10 @@ fn every_error() -> Vec<ApiError> {
         Rejection::SeatBlocked { seat: 1 },
         Rejection::SeatNotApplicable,
         Rejection::DuplicateSeat { seat: 3 },
-        Rejection::BadQuantity { quantity: 11, max: 10 },
+        Rejection::BadQuantity {
+            quantity: 11,
+            max: 10,
+        },
         Rejection::CustomerLimit { max: 4 },
         Rejection::KeyReused,
         Rejection::BadKey,
@@ -383,7 +389,10 @@ fn every_problem_body_matches_the_problem_schema() {
         let (status, body) = error.problem();
         for name in required {
             let name = name.as_str().expect("a name");
-            assert!(body.contains_key(name), "{error:?}: no `{name}` in {body:?}");
+            assert!(
+                body.contains_key(name),
+                "{error:?}: no `{name}` in {body:?}"
+            );
         }
         for (name, value) in &body {
             let schema = properties
