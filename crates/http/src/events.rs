@@ -102,7 +102,7 @@ pub struct EventBody {
     /// Free text, at most 10,000 characters; line breaks and tabs allowed, other control or
     /// text-direction characters not. Omitted means empty.
     #[serde(default)]
-    #[schema(max_length = 10000, example = "Strings by candlelight.")]
+    #[schema(max_length = 10000, default = "", example = "Strings by candlelight.")]
     #[schema(
         pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
     )]

@@ -189,8 +189,8 @@ pub struct Problem {
     pub field: String,
     /// Present when the box office refused a sale, hold, confirmation or refund (together with
     /// `reason`).
-    #[schema(required = false, pattern = "^rejected$")]
-    pub outcome: String,
+    #[schema(required = false)]
+    pub outcome: RejectedOutcome,
     /// The machine-readable reason of a refusal; the last segment of `type` repeats it.
     #[schema(required = false)]
     pub reason: RefusalReason,
@@ -219,6 +219,14 @@ pub struct Problem {
     /// On `already_admitted`: the username of who admitted it (`null` if the account is gone).
     #[schema(required = false)]
     pub by: Option<String>,
+}
+
+/// What a refused request did: `rejected`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectedOutcome {
+    /// The box office refused.
+    Rejected,
 }
 
 /// Why the box office or the door refused. 409: `sold_out`, `seat_taken`, `seat_blocked`,
@@ -319,6 +327,8 @@ enum ProblemHeader {
     RetryAfter,
     /// `WWW-Authenticate: Bearer` (401).
     WwwAuthenticate,
+    /// `Idempotent-Replayed: true` on a recorded refusal repeated.
+    IdempotentReplayed,
 }
 
 /// Builds a problem+json response: `description`, and one example per `(name, summary, error)`
@@ -376,6 +386,21 @@ fn problem_response_with(
                             .build(),
                     ))
                     .description(Some("Always `Bearer`."))
+                    .build(),
+            ),
+            ProblemHeader::IdempotentReplayed => response.header(
+                "Idempotent-Replayed",
+                HeaderBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::Type(Type::String))
+                            .enum_values(Some(["true"]))
+                            .build(),
+                    ))
+                    .description(Some(
+                        "`true` when this repeats the recorded refusal of an earlier request with \
+                         the same key; absent on a fresh answer.",
+                    ))
                     .build(),
             ),
         };
@@ -558,7 +583,7 @@ problem_responses! {
     /// `seat_taken` (sold or held by someone else), `seat_blocked` (never for sale),
     /// `customer_limit` (this `client_id` reached the event's `per_customer_max`). Carries
     /// `Idempotent-Replayed: true` when it repeats a recorded refusal.
-    PurchaseRefused [] {
+    PurchaseRefused [IdempotentReplayed] {
         "sold_out" ("Sold out") => Rejection::SoldOut.into(),
         "seat_taken" ("Seat taken") => Rejection::SeatTaken { seat: 17 }.into(),
         "seat_blocked" ("Seat blocked") => Rejection::SeatBlocked { seat: 1 }.into(),

@@ -474,7 +474,7 @@ async fn refund(
     let refunded = refund_ticket(&state, &caller, TicketId(id)).await?;
     Ok(Json(views::Refund {
         ticket_id: refunded.ticket_id.0,
-        status: views::TicketState::Refunded,
+        status: views::RefundStatus::Refunded,
         amount_cents: refunded.amount_cents,
     }))
 }

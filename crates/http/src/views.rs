@@ -320,8 +320,7 @@ pub struct TicketKey {
                           "client_id": "alice", "request_id": "r1"}))]
 pub struct PurchaseSold {
     /// Always `sold`.
-    #[schema(pattern = "^sold$")]
-    pub outcome: String,
+    pub outcome: PurchaseOutcome,
     /// The event.
     #[schema(minimum = 1)]
     pub event_id: u64,
@@ -334,6 +333,14 @@ pub struct PurchaseSold {
     pub client_id: String,
     /// As sent.
     pub request_id: String,
+}
+
+/// What a purchase did: `sold` (a refusal is a `Problem` with `outcome: rejected`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseOutcome {
+    /// A ticket was sold.
+    Sold,
 }
 
 /// One line of the NDJSON sales export: an active (sold, not refunded) ticket. Box-office sales
@@ -541,6 +548,14 @@ pub struct TicketList {
     pub tickets: Vec<Ticket>,
 }
 
+/// The state of a refunded ticket: `refunded`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Refunded.
+    Refunded,
+}
+
 /// A refunded ticket.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"ticket_id": 41, "status": "refunded", "amount_cents": 5000}))]
@@ -549,7 +564,7 @@ pub struct Refund {
     #[schema(minimum = 1)]
     pub ticket_id: u64,
     /// Always `refunded`.
-    pub status: TicketState,
+    pub status: RefundStatus,
     /// What is paid back: the ticket's price, in minor units.
     pub amount_cents: u64,
 }
@@ -568,13 +583,20 @@ pub struct Admission {
     pub at: String,
 }
 
+/// A node's health: `ok`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Serving.
+    Ok,
+}
+
 /// This node's view of the cluster.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"status": "ok", "node_id": 1, "leader_id": 1, "term": 3, "last_applied": 1042}))]
 pub struct Health {
     /// Always `ok`.
-    #[schema(pattern = "^ok$")]
-    pub status: String,
+    pub status: HealthStatus,
     /// This node's Raft id.
     pub node_id: u64,
     /// The leader this node knows of, or `null` during an election.
