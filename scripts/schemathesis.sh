@@ -8,13 +8,15 @@
 # so a fuzzed `POST /auth/logout` does not blind the rest of the run.
 #
 # Knobs (environment): SCHEMATHESIS_MAX_EXAMPLES (cases per operation and phase, default 40),
-# SCHEMATHESIS_SEED (default 1: reproducible), SCHEMATHESIS_VENV (default
-# target/schemathesis-venv, reused when it already has the pinned version).
+# SCHEMATHESIS_SEED (default 1: reproducible), SCHEMATHESIS_TIMEOUT_S (default 900: the run is
+# stopped, and fails, past it), SCHEMATHESIS_VENV (default target/schemathesis-venv, reused
+# when it already has the pinned version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly version=4.32.5
 venv="${SCHEMATHESIS_VENV:-target/schemathesis-venv}"
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
 max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-40}"
 seed="${SCHEMATHESIS_SEED:-1}"
 
@@ -68,9 +70,16 @@ curl -fsS -H 'content-type: application/json' \
   "$base/api/v1/auth/login" >/dev/null
 
 echo "== schemathesis $version against $base (max examples $max_examples, seed $seed)"
+# Run from a directory under target/, where schemathesis and hypothesis keep their caches; the
+# whole run is bounded by `timeout` as well as by the example count.
+work_dir="$PWD/target/schemathesis-work"
+mkdir -p "$work_dir"
+config="$PWD/scripts/schemathesis.toml"
+schemathesis="$venv/bin/schemathesis"
 started=$SECONDS
 status=0
-"$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/api/v1/openapi.json" \
+(cd "$work_dir" && timeout --foreground "${SCHEMATHESIS_TIMEOUT_S:-900}" \
+  "$schemathesis" --config-file "$config" run "$base/api/v1/openapi.json" \
   --checks all \
   --phases examples,coverage,fuzzing,stateful \
   --max-examples "$max_examples" \
@@ -79,7 +88,7 @@ status=0
   --request-timeout 15 \
   --max-failures 100 \
   --workers 2 \
-  --no-color || status=$?
+  --no-color) || status=$?
 echo "== schemathesis finished in $((SECONDS - started)) s with status $status"
 if [ "$status" -ne 0 ] || ! kill -0 "$tix_pid" 2>/dev/null; then
   echo "== the last lines of the node's log:"
