@@ -3,14 +3,15 @@
 # all checks, and exits non-zero on any failure.
 #
 # The node runs from the debug build on free loopback ports with a temporary data directory and
-# a known admin password; schemathesis logs in as that admin through `POST /api/v1/auth/login`
-# (dynamic auth in scripts/schemathesis.toml) and logs in again whenever a token stops working,
-# so a fuzzed `POST /auth/logout` does not blind the rest of the run.
+# a known admin password. The script logs the admin in twice, before fuzzing: one session for
+# every operation but logout, one for a second, logout-only run (a fuzzed logout would end the
+# first session). Logging in again mid-run would not do: the fuzzer's failed logins for `admin`
+# may have locked the account out for a while by then.
 #
 # Knobs (environment): SCHEMATHESIS_MAX_EXAMPLES (cases per operation and phase, default 40),
-# SCHEMATHESIS_SEED (default 1: reproducible), SCHEMATHESIS_TIMEOUT_S (default 900: the run is
-# stopped, and fails, past it), SCHEMATHESIS_VENV (default target/schemathesis-venv, reused
-# when it already has the pinned version).
+# SCHEMATHESIS_SEED (default 1: reproducible), SCHEMATHESIS_TIMEOUT_S (default 900 per run: a
+# run is stopped, and fails, past it), SCHEMATHESIS_VENV (default target/schemathesis-venv,
+# reused when it already has the pinned version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,31 +65,47 @@ until curl -fsS "$base/healthz" >/dev/null 2>&1; do
   fi
   sleep 0.2
 done
-# The admin can log in (what schemathesis does for every token it needs).
-curl -fsS -H 'content-type: application/json' \
-  -d "{\"username\":\"admin\",\"password\":\"$TIX_ADMIN_PASSWORD\"}" \
-  "$base/api/v1/auth/login" >/dev/null
+# Two sessions of the admin (see the top of this file).
+login() {
+  curl -fsS -H 'content-type: application/json' \
+    -d "{\"username\":\"admin\",\"password\":\"$TIX_ADMIN_PASSWORD\"}" \
+    "$base/api/v1/auth/login" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])'
+}
+token_main="$(login)"
+token_logout="$(login)"
 
-echo "== schemathesis $version against $base (max examples $max_examples, seed $seed)"
-# Run from a directory under target/, where schemathesis and hypothesis keep their caches; the
-# whole run is bounded by `timeout` as well as by the example count.
+# Run from a directory under target/, where schemathesis and hypothesis keep their caches; each
+# run is bounded by `timeout` as well as by the example count.
 work_dir="$PWD/target/schemathesis-work"
 mkdir -p "$work_dir"
 config="$PWD/scripts/schemathesis.toml"
 schemathesis="$venv/bin/schemathesis"
+fuzz() {
+  local token="$1"
+  shift
+  (cd "$work_dir" && timeout --foreground "${SCHEMATHESIS_TIMEOUT_S:-900}" \
+    "$schemathesis" --config-file "$config" run "$base/api/v1/openapi.json" \
+    --checks all \
+    --max-examples "$max_examples" \
+    --seed "$seed" \
+    --generation-database none \
+    --request-timeout 15 \
+    --max-failures 100 \
+    --workers 2 \
+    --no-color \
+    -H "Authorization: Bearer $token" \
+    "$@")
+}
+
+echo "== schemathesis $version against $base (max examples $max_examples, seed $seed)"
 started=$SECONDS
 status=0
-(cd "$work_dir" && timeout --foreground "${SCHEMATHESIS_TIMEOUT_S:-900}" \
-  "$schemathesis" --config-file "$config" run "$base/api/v1/openapi.json" \
-  --checks all \
-  --phases examples,coverage,fuzzing,stateful \
-  --max-examples "$max_examples" \
-  --seed "$seed" \
-  --generation-database none \
-  --request-timeout 15 \
-  --max-failures 100 \
-  --workers 2 \
-  --no-color) || status=$?
+fuzz "$token_main" --phases examples,coverage,fuzzing,stateful \
+  --exclude-operation-id logout || status=$?
+# Logout alone links to nothing: no stateful phase.
+echo "== schemathesis: logout, with a session of its own"
+fuzz "$token_logout" --phases examples,coverage,fuzzing \
+  --include-operation-id logout || status=$?
 echo "== schemathesis finished in $((SECONDS - started)) s with status $status"
 if [ "$status" -ne 0 ] || ! kill -0 "$tix_pid" 2>/dev/null; then
   echo "== the last lines of the node's log:"

@@ -40,11 +40,11 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VenueBody {
-    /// Venue name, 1 to 200 characters after trimming spaces; no control or text-direction
-    /// characters.
-    #[schema(min_length = 1, max_length = 200, example = "Old Hall")]
+    /// Venue name, 1 to 200 characters after trimming white space; no control or
+    /// text-direction characters (the pattern says exactly that).
+    #[schema(example = "Old Hall")]
     #[schema(
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069][^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
+        pattern = r"^[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,198}[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     )]
     name: String,
     /// Latitude in degrees.
@@ -92,11 +92,11 @@ pub enum InventoryBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBody {
-    /// Event name, 1 to 200 characters; surrounding spaces are trimmed; no control or
-    /// text-direction characters.
-    #[schema(min_length = 1, max_length = 200, example = "Chamber Concert")]
+    /// Event name, 1 to 200 characters after trimming white space (which is dropped); no
+    /// control or text-direction characters (the pattern says exactly that).
+    #[schema(example = "Chamber Concert")]
     #[schema(
-        pattern = r"^\s*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*[^\s\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?\s*$"
+        pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,198}[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     )]
     name: String,
     /// Free text, at most 10,000 characters; line breaks and tabs allowed, other control or

@@ -929,8 +929,8 @@ impl utoipa::PartialSchema for HoldRequest {
 
 impl ToSchema for HoldRequest {}
 
-/// The document as JSON, pretty-printed (what `/api/v1/openapi.json` serves, byte for byte
-/// the same on every call).
+/// The document as pretty-printed JSON: the same bytes on every build (maps keep the order the
+/// derives give them).
 pub fn document_json() -> String {
     ApiDoc::openapi()
         .to_pretty_json()

@@ -85,12 +85,11 @@ pub struct User {
 
 /// An account as JSON (what `auth::open_session` hands the API and the pages).
 pub fn user(u: &tix_core::User) -> Value {
-    serde_json::to_value(User {
+    serde_json::json!(User {
         id: u.id.0,
         username: u.username.clone(),
         role: u.role.into(),
     })
-    .unwrap_or_default()
 }
 
 /// A new session.

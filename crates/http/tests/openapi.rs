@@ -448,14 +448,6 @@ fn documented_limits_are_the_enforced_ones() {
             tix_http::auth::PASSWORD_CHARS_MAX as u64,
         ),
         (
-            format!("{schemas}/EventCreateRequest/properties/name/maxLength"),
-            tix_http::events::NAME_CHARS_MAX as u64,
-        ),
-        (
-            format!("{schemas}/VenueBody/properties/name/maxLength"),
-            tix_http::events::NAME_CHARS_MAX as u64,
-        ),
-        (
             format!("{schemas}/EventCreateRequest/properties/description/maxLength"),
             tix_http::events::DESCRIPTION_CHARS_MAX as u64,
         ),
@@ -502,6 +494,19 @@ fn documented_limits_are_the_enforced_ones() {
     ];
     for (pointer, enforced) in checks {
         assert_eq!(number_at(&doc, &pointer), enforced, "{pointer}");
+    }
+    // Names are limited after trimming, in the pattern: a first and a last character and at most
+    // NAME_CHARS_MAX - 2 between them.
+    let between = format!("{{0,{}}}", tix_http::events::NAME_CHARS_MAX - 2);
+    for pointer in [
+        format!("{schemas}/EventCreateRequest/properties/name/pattern"),
+        format!("{schemas}/VenueBody/properties/name/pattern"),
+    ] {
+        let pattern = doc.pointer(&pointer).and_then(Value::as_str);
+        assert!(
+            pattern.is_some_and(|p| p.contains(&between)),
+            "{pointer}: {pattern:?} does not bound the length with {between}"
+        );
     }
 }
 
