@@ -26,6 +26,7 @@ use tix_core::{Command, Outcome, Role, UserId, UserRejection};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller, token_hash};
+use crate::openapi as api_doc;
 use crate::peer::Client;
 use crate::throttle::seconds_rounded_up;
 use crate::views;
@@ -49,25 +50,45 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}/role", put(set_role))
 }
 
-#[derive(Deserialize)]
+/// A new account. Unknown fields are refused (422).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignupBody {
+    /// 3 to 32 characters: letters, digits, `_`, `-` and `.`. Must be unused (ignoring case).
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(example = "alice")]
     username: String,
+    /// 8 to 128 characters; not all the same character, not all digits, and not the username
+    /// (compared ignoring case).
+    #[schema(format = Password, min_length = 8, max_length = 128, example = "correct horse battery")]
+    #[schema(pattern = r"^(?![0-9]+$)(?!([\s\S])\1*$)[\s\S]{8,128}$")]
     password: String,
+    /// `attendee` (the default) or `organizer`. Staff and admin roles can only be granted by an
+    /// admin (`PUT /api/v1/users/{id}/role`).
     #[serde(default)]
+    #[schema(schema_with = api_doc::signup_role)]
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Credentials.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    /// The login name.
+    #[schema(example = "alice")]
     username: String,
+    /// The password.
+    #[schema(format = Password, example = "correct horse battery")]
     password: String,
 }
 
-#[derive(Deserialize)]
+/// A new role.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "staff"}))]
 struct RoleBody {
+    /// The role to grant.
+    #[schema(value_type = views::Role)]
     role: String,
 }
 
@@ -195,6 +216,23 @@ pub fn admit_signup(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
         })
 }
 
+/// Create an account
+///
+/// Creates an attendee account, or an organizer account with `"role": "organizer"`. Staff and
+/// admin roles are granted by an admin afterwards. It does not log in: call `POST
+/// /api/v1/auth/login` next. The password is stored as an argon2id hash.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", operation_id = "signup",
+    request_body(content = SignupBody, description = "The new account.",
+        example = json!({"username": "alice", "password": "correct horse battery"})),
+    responses(
+        (status = 201, description = "Created.", body = views::User),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 409, response = api_doc::UsernameTaken),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::SignupInvalid),
+        (status = 429, response = api_doc::TooManySignups),
+    ))]
 async fn signup(
     State(state): State<AppState>,
     client: Client,
@@ -272,6 +310,23 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// Log in
+///
+/// Checks the username and password and opens a session; the answer carries the bearer token
+/// for `Authorization: Bearer <token>`. Sessions last 24 hours by default. Repeated failed
+/// logins are answered 429 for a while (`Retry-After` says how long).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", operation_id = "login",
+    request_body(content = LoginBody, description = "The credentials.",
+        example = json!({"username": "alice", "password": "correct horse battery"})),
+    responses(
+        (status = 200, description = "Logged in.", body = views::Session),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::BadCredentials),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::LoginInvalid),
+        (status = 429, response = api_doc::TooManyAttempts),
+    ))]
 async fn login(
     State(state): State<AppState>,
     client: Client,
@@ -286,6 +341,15 @@ async fn login(
     })))
 }
 
+/// Log out
+///
+/// Ends the session of the token presented, on every node. No request body.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", operation_id = "logout",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Logged out; the token no longer works."),
+        (status = 401, response = api_doc::Unauthenticated),
+    ))]
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     state
         .node
@@ -296,6 +360,16 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The current account
+///
+/// Returns the account the token belongs to. **Consistency:** a local read of this node's
+/// applied state; it may lag the leader by an entry or two.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", operation_id = "me",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account.", body = views::User),
+        (status = 401, response = api_doc::Unauthenticated),
+    ))]
 async fn me(caller: Caller) -> Json<serde_json::Value> {
     Json(json!({
         "id": caller.user_id,
@@ -304,6 +378,26 @@ async fn me(caller: Caller) -> Json<serde_json::Value> {
     }))
 }
 
+/// Change an account's role (admins)
+///
+/// Grants any role to any account, including `staff` and `admin`. Admins only. The only admin
+/// account cannot be demoted (409 `last_admin`).
+#[utoipa::path(put, path = "/api/v1/users/{id}/role", tag = "accounts", operation_id = "setRole",
+    security(("bearerAuth" = [])),
+    params(api_doc::UserIdParam),
+    request_body(content = RoleBody, description = "The new role."),
+    responses(
+        (status = 200, description = "The account with its new role.", body = views::User,
+            example = json!({"id": 5, "username": "alice", "role": "staff"})),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::AdminOnly),
+        (status = 404, response = api_doc::UserNotFound),
+        (status = 409, response = api_doc::LastAdmin),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::RoleInvalid),
+    ))]
 async fn set_role(
     State(state): State<AppState>,
     caller: Caller,

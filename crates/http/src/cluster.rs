@@ -47,7 +47,21 @@ fn quorum_index(leader: &NodeMetrics) -> Option<u64> {
     Some(indexes[indexes.len() / 2])
 }
 
-/// Admin only: the status names internal addresses.
+/// Cluster status
+///
+/// The cluster as this node sees it: the leader and term, the committed index (the highest
+/// index stored on a majority of voters, from the leader's replication view), and per member
+/// its addresses, role, log, applied and snapshot indexes and replication lag. Each member's
+/// own numbers are fetched from it live with a 1 s timeout; a member that does not answer is
+/// listed with `reachable: false`, `role: unreachable` and an `error`. Admin only: the status
+/// names internal addresses. `response_ms` is how long the member took to answer this request.
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "operations", operation_id = "clusterStatus",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The cluster status.", body = crate::views::ClusterStatus),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::AdminOnly),
+    ))]
 async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     if !caller.is_admin() {
         return Err(ApiError::Forbidden(

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tix_core::{
     Command, Event, EventDetails, EventId, EventRejection, InventorySpec, Outcome, Venue,
 };
@@ -16,6 +15,7 @@ use tix_core::{
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::openapi as api_doc;
 use crate::{text, views};
 
 /// Longest event or venue name, in characters.
@@ -36,58 +36,106 @@ pub fn routes() -> Router<AppState> {
         .route("/events/{id}/ticket-key", get(ticket_key))
 }
 
-/// The venue as sent by clients.
-#[derive(Debug, Deserialize)]
+/// Where the event takes place.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VenueBody {
+    /// Venue name, 1 to 200 characters after trimming white space; no control or
+    /// text-direction characters (the pattern says exactly that).
+    #[schema(example = "Old Hall")]
+    #[schema(
+        pattern = r"^[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,198}[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     name: String,
+    /// Latitude in degrees.
+    #[schema(minimum = -90, maximum = 90, example = 51.26)]
     lat: f64,
+    /// Longitude in degrees.
+    #[schema(minimum = -180, maximum = 180, example = 6.73)]
     lon: f64,
 }
 
-/// The inventory as sent by clients.
-#[derive(Debug, Deserialize)]
+/// The inventory of a new event, chosen by `kind`. It cannot be changed later.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum InventoryBody {
-    /// General admission.
+    /// General admission: a number of interchangeable tickets.
     Unnumbered {
-        /// How many tickets.
+        /// How many tickets exist (1 to 1,000,000 with the default limits).
+        #[schema(minimum = 1, maximum = 1000000, example = 5000)]
         capacity: u32,
     },
-    /// Numbered seats: `seats`, or `rows` × `seats_per_row`.
+    /// Numbered seats 1 to `seats`. Give `seats`, or `rows` and `seats_per_row` (then `seats` =
+    /// rows × seats_per_row); with all three they must agree. `seats_per_row` arranges the seat
+    /// map in rows (seat n is in row (n-1) / seats_per_row) and must divide `seats`.
     Numbered {
-        /// How many seats (optional when rows and seats_per_row are given).
+        /// How many seats (1 to 1,000,000 with the default limits).
+        #[schema(minimum = 1, maximum = 1000000, example = 300)]
         seats: Option<u32>,
-        /// Rows of the seat map.
+        /// Rows of the seat map; only used together with `seats_per_row`.
+        #[schema(minimum = 1, maximum = 1000000, example = 15)]
         rows: Option<u32>,
         /// Seats in each row.
+        #[schema(minimum = 1, maximum = 1000000, example = 20)]
         seats_per_row: Option<u32>,
-        /// Seats never sold.
+        /// Seats that are never sold (e.g. for the sound desk), each in 1..=seats; at most
+        /// 10,000.
         #[serde(default)]
+        #[schema(schema_with = api_doc::blocked_seats)]
         blocked: Vec<u32>,
     },
 }
 
-/// The editable fields of an event.
-#[derive(Debug, Deserialize)]
+/// The editable fields of an event: the body of `POST /events` (with `inventory`) and of
+/// `PUT /events/{id}` (with `version`); see `openapi::EventCreateRequest` and
+/// `openapi::EventUpdateRequest`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBody {
+    /// Event name, 1 to 200 characters after trimming white space (which is dropped); no
+    /// control or text-direction characters (the pattern says exactly that).
+    #[schema(example = "Chamber Concert")]
+    #[schema(
+        pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,198}[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     name: String,
+    /// Free text, at most 10,000 characters; line breaks and tabs allowed, other control or
+    /// text-direction characters not. Omitted means empty.
     #[serde(default)]
+    #[schema(max_length = 10000, default = "", example = "Strings by candlelight.")]
+    #[schema(
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
+    )]
     description: String,
+    /// Start time, RFC 3339 with an offset, e.g. `2027-06-01T20:00:00Z`.
+    #[schema(format = DateTime, example = "2027-06-01T20:00:00Z")]
     starts_at: String,
+    /// Where.
     venue: VenueBody,
+    /// Price of one ticket in minor units of `currency` (5000 = 50.00 EUR), at most
+    /// 10,000,000,000.
+    #[schema(maximum = 10000000000_u64, example = 5000)]
     price_cents: u64,
+    /// ISO 4217 code: three upper-case letters.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     currency: String,
+    /// Whether ticket holders may refund their own tickets before the event starts. Omitted
+    /// means `true`. Organizers and admins can always refund.
     #[serde(default = "default_true")]
+    #[schema(default = true)]
     refundable: bool,
+    /// The most tickets (sold plus held) one customer may have for this event: per account in
+    /// the shop, per `client_id` at the box office. Omitted or `null` means no cap.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64, example = 4)]
     per_customer_max: Option<u32>,
     /// Required on create, refused on update (the inventory is fixed once on sale).
     #[serde(default)]
     pub inventory: Option<InventoryBody>,
-    /// Required on update: the version the editor read.
+    /// Required on update, refused on create: the `version` of the event you read. If someone
+    /// changed the event since, the edit is refused with 409 `version_conflict`.
     #[serde(default)]
+    #[schema(minimum = 1)]
     version: Option<u64>,
 }
 
@@ -289,6 +337,38 @@ pub async fn create_event(
     }
 }
 
+/// Create an event (organizers, admins)
+///
+/// Creates an event owned by the caller, on sale at once. The inventory (general admission or
+/// numbered seats) is fixed at creation.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", operation_id = "createEvent",
+    security(("bearerAuth" = [])),
+    request_body(content = api_doc::EventCreateRequest, description = "The new event.",
+        example = json!({"name": "Chamber Concert", "description": "Strings by candlelight.",
+            "starts_at": "2027-06-01T20:00:00Z",
+            "venue": {"name": "Old Hall", "lat": 51.26, "lon": 6.73},
+            "price_cents": 5000, "currency": "EUR", "per_customer_max": 4,
+            "inventory": {"kind": "numbered", "rows": 15, "seats_per_row": 20, "blocked": [1, 2]}})),
+    responses(
+        (status = 201, description = "Created, at version 1.", body = views::Event,
+            links(
+                ("getEvent" = (operation_id = "getEvent",
+                    parameters(("id" = "$response.body#/id")))),
+                ("updateEvent" = (operation_id = "updateEvent",
+                    parameters(("id" = "$response.body#/id")))),
+                ("purchase" = (operation_id = "purchase",
+                    parameters(("id" = "$response.body#/id")))),
+                ("placeHold" = (operation_id = "placeHold",
+                    parameters(("id" = "$response.body#/id")))),
+            ),
+            headers(("Location" = String, description = "The path of the new event, `/api/v1/events/{id}`."))),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::OrganizerOnly),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::EventCreateInvalid),
+    ))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -297,6 +377,12 @@ async fn create(
     if !caller.can_organize() {
         return Err(ApiError::Forbidden(
             "only organizers and admins may create events",
+        ));
+    }
+    if body.version.is_some() {
+        return Err(ApiError::invalid(
+            "version",
+            "unknown field on create: a new event starts at version 1",
         ));
     }
     let details = validate_details(&body)?;
@@ -320,12 +406,40 @@ async fn create(
         .into_response())
 }
 
+/// Edit an event (its organizer, admins)
+///
+/// Replaces the event's details (name, description, time, venue, price, currency, refund
+/// policy, per-customer cap) with an optimistic version check: send the `version` you read; if
+/// someone edited the event since, you get 409 `version_conflict` with `current_version`, and
+/// should re-read, re-apply your change and retry. The inventory cannot be changed. Price
+/// changes apply to holds placed from then on.
+#[utoipa::path(put, path = "/api/v1/events/{id}", tag = "events", operation_id = "updateEvent",
+    security(("bearerAuth" = [])),
+    params(api_doc::EventIdParam),
+    request_body(content = api_doc::EventUpdateRequest,
+        description = "The new details and the version they are based on.",
+        example = json!({"name": "Chamber Concert (moved)", "description": "Strings by candlelight.",
+            "starts_at": "2027-06-02T20:00:00Z",
+            "venue": {"name": "Old Hall", "lat": 51.26, "lon": 6.73},
+            "price_cents": 5000, "currency": "EUR", "refundable": true, "per_customer_max": 4,
+            "version": 1})),
+    responses(
+        (status = 200, description = "Updated; `version` went up by one.", body = views::Event),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::EventOwnerOnly),
+        (status = 404, response = api_doc::EventNotFound),
+        (status = 409, response = api_doc::VersionConflict),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::EventUpdateInvalid),
+    ))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<EventBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Event>, ApiError> {
     let id = EventId(id);
     update_event(&state, &caller, id, &body).await?;
     let s = state.node.shared.read();
@@ -377,10 +491,21 @@ pub async fn update_event(
     }
 }
 
+/// An event
+///
+/// Returns one event with its inventory shape and availability. Public. **Consistency:** a
+/// local read of this node's applied state (it may lag the leader by an entry or two; an event
+/// not found locally is looked up again after a linearizable read).
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", operation_id = "getEvent",
+    params(api_doc::EventIdParam),
+    responses(
+        (status = 200, description = "The event.", body = views::Event),
+        (status = 404, response = api_doc::EventNotFound),
+    ))]
 async fn detail(
     State(state): State<AppState>,
     ApiPath(id): ApiPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Event>, ApiError> {
     let event = state
         .read_fresh(|s| s.event(EventId(id)).map(views::event))
         .await;
@@ -388,18 +513,27 @@ async fn detail(
 }
 
 /// Query of the event listing.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Words that must all appear in the name or description (case-insensitive).
+    /// Words that must all appear in the name or description (case-insensitive, substring
+    /// match).
+    #[param(example = "concert")]
     pub q: Option<String>,
-    /// Earliest start (RFC 3339 or YYYY-MM-DD).
+    /// Earliest start: an RFC 3339 time, or a date `YYYY-MM-DD` meaning its first millisecond
+    /// (UTC). Empty means no bound.
+    #[param(schema_with = api_doc::from_bound)]
     pub from: Option<String>,
-    /// Latest start (RFC 3339 or YYYY-MM-DD, inclusive of that day).
+    /// Latest start, inclusive: an RFC 3339 time, or a date `YYYY-MM-DD` meaning the whole of
+    /// that day (UTC). Empty means no bound.
+    #[param(schema_with = api_doc::to_bound)]
     pub to: Option<String>,
-    /// Page number, from 1.
+    /// The page, from 1.
+    #[param(minimum = 1, maximum = 4294967295_u64, format = Int64, default = 1)]
     pub page: Option<u32>,
-    /// Events per page.
+    /// Events per page, 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub per_page: Option<u32>,
 }
 
@@ -480,56 +614,91 @@ pub fn search<'a>(
     })
 }
 
+/// List and search events
+///
+/// Lists events by start time (then id), a page at a time, optionally filtered by words and a
+/// date range. Public. Unknown query parameters are refused (422). **Consistency:** a local
+/// read of this node's applied state; it may lag the leader by an entry or two.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", operation_id = "listEvents",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of events (empty past the last page).",
+            body = views::EventPage),
+        (status = 422, response = api_doc::ListQueryInvalid),
+    ))]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::EventPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let s = state.node.shared.read();
     let page = search(s.events(), &query)?;
-    let events: Vec<Value> = page.events.iter().map(|e| views::event(e)).collect();
-    Ok(Json(json!({
-        "events": events,
-        "total": page.total,
-        "page": page.page,
-        "per_page": page.per_page,
-    })))
+    Ok(Json(views::EventPage {
+        events: page.events.iter().map(|e| views::event(e)).collect(),
+        total: page.total as u64,
+        page: page.page,
+        per_page: page.per_page,
+    }))
 }
 
-/// Returns the seat map: one letter per seat (`F` free, `H` held, `S` sold, `B` blocked).
+/// Seat map of a numbered event
+///
+/// Returns the state of every seat, one letter per seat (`F` free, `H` held, `S` sold, `B`
+/// blocked). Public. A general-admission event has no seat map (422). **Consistency:** a local
+/// read of this node's applied state; it may lag the leader by an entry or two.
+#[utoipa::path(get, path = "/api/v1/events/{id}/seats", tag = "events",
+    operation_id = "getSeatMap",
+    params(api_doc::EventIdParam),
+    responses(
+        (status = 200, description = "The seat map.", body = views::SeatMap),
+        (status = 404, response = api_doc::EventNotFound),
+        (status = 422, response = api_doc::NoSeatMap),
+    ))]
 async fn seats(
     State(state): State<AppState>,
     ApiPath(id): ApiPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::SeatMap>, ApiError> {
     let s = state.node.shared.read();
     let event = s.event(EventId(id)).ok_or(ApiError::NotFound("event"))?;
     let tix_core::Inventory::Numbered { seats, layout, .. } = &event.inventory else {
         return Err(ApiError::Rejected(tix_core::Rejection::SeatNotApplicable));
     };
-    let map = views::seat_letters(seats);
-    Ok(Json(json!({
-        "event_id": id,
-        "seats": seats.len(),
-        "rows": layout.map(|l| l.rows),
-        "seats_per_row": layout.map(|l| l.seats_per_row),
-        "map": map,
-        "applied_index": state.node.shared.last_applied().map(|l| l.index),
-    })))
+    Ok(Json(views::SeatMap {
+        event_id: id,
+        seats: seats.len() as u32,
+        rows: layout.map(|l| l.rows),
+        seats_per_row: layout.map(|l| l.seats_per_row),
+        map: views::seat_letters(seats),
+        applied_index: state.node.shared.last_applied().map(|l| l.index),
+    }))
 }
 
-/// The public half of the event's ticket-signing key: scanners verify codes offline with it.
+/// The public key that verifies this event's ticket codes
+///
+/// Ticket codes (what a ticket's QR code carries) have the form
+/// `TIX1-<event_id>-<ticket_id>-<signature>`, where the signature is Ed25519 (hex) by the
+/// event's key over the bytes `tix ticket v1\0` followed by the event id and the ticket id as
+/// big-endian u64. A door scanner can verify a code offline with this public key; whether the
+/// ticket is still valid (not refunded, not yet admitted) is checked at the door.
+#[utoipa::path(get, path = "/api/v1/events/{id}/ticket-key", tag = "events",
+    operation_id = "ticketKey",
+    params(api_doc::EventIdParam),
+    responses(
+        (status = 200, description = "The key.", body = views::TicketKey),
+        (status = 404, response = api_doc::EventNotFound),
+    ))]
 async fn ticket_key(
     State(state): State<AppState>,
     ApiPath(id): ApiPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::TicketKey>, ApiError> {
     let seed = state
         .read_fresh(|s| s.event(EventId(id)).map(|e| e.ticket_key_seed))
         .await
         .ok_or(ApiError::NotFound("event"))?;
-    Ok(Json(json!({
-        "event_id": id,
-        "algorithm": "Ed25519",
-        "public_key_hex": crate::ticket_code::public_key_hex(&seed),
-        "code_format": "TIX1-<event_id>-<ticket_id>-<hex signature over \"tix ticket v1\\0\" || event_id (u64 BE) || ticket_id (u64 BE)>",
-    })))
+    Ok(Json(views::TicketKey {
+        event_id: id,
+        algorithm: "Ed25519".into(),
+        public_key_hex: crate::ticket_code::public_key_hex(&seed),
+        code_format: "TIX1-<event_id>-<ticket_id>-<hex signature over \"tix ticket v1\\0\" || event_id (u64 BE) || ticket_id (u64 BE)>".into(),
+    }))
 }

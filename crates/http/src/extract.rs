@@ -46,7 +46,77 @@ where
 }
 
 /// Parses JSON, telling syntax errors (400) from fields of the wrong shape (422, with the path).
+///
+/// Integers may be written as whole-number floats (`3.0`, `3e0`): JSON Schema, and so the
+/// OpenAPI document, counts them integers. A body that fails only for that is parsed again with
+/// them written as integers (the common body never pays for the second pass).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match parse_json_exact(bytes) {
+        Err(ApiError::Invalid { field, detail }) => match whole_floats_as_integers(bytes) {
+            Some(rewritten) => parse_json_exact(&rewritten),
+            None => Err(ApiError::Invalid { field, detail }),
+        },
+        parsed => parsed,
+    }
+}
+
+/// The largest magnitude up to which every whole number is exactly a float (2^53).
+const WHOLE_FLOAT_MAX: f64 = 9_007_199_254_740_992.0;
+
+/// Returns `bytes` with every number written with a fraction or an exponent whose value is a
+/// whole number of at most 2^53 in magnitude rewritten as an integer, or `None` when there is
+/// none. Strings are copied untouched.
+fn whole_floats_as_integers(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut changed = false;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            out.push(b);
+            if b == b'\\' && i + 1 < bytes.len() {
+                out.push(bytes[i + 1]);
+                i += 1;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            i += 1;
+        } else if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            let token = &bytes[start..i];
+            match whole_number(token) {
+                Some(n) => {
+                    out.extend_from_slice(n.to_string().as_bytes());
+                    changed = true;
+                }
+                None => out.extend_from_slice(token),
+            }
+        } else {
+            in_string = b == b'"';
+            out.push(b);
+            i += 1;
+        }
+    }
+    changed.then_some(out)
+}
+
+/// The integer a JSON number token with a fraction or exponent stands for, if it is whole.
+fn whole_number(token: &[u8]) -> Option<i64> {
+    if !token.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return None;
+    }
+    let x: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
+    (x.is_finite() && x.fract() == 0.0 && x.abs() <= WHOLE_FLOAT_MAX).then_some(x as i64)
+}
+
+/// Parses JSON as written (see [`parse_json`]).
+fn parse_json_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(value) => value,
@@ -198,5 +268,53 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
             Ok(axum::extract::Path(id)) => Ok(ApiPath(id)),
             Err(_) => Err(ApiError::NotFound("resource")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_json, whole_floats_as_integers};
+    use crate::error::ApiError;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        seat: Option<u32>,
+        lat: f64,
+        name: String,
+    }
+
+    // Whole-number floats parse as integers (JSON Schema's integers); fractions, strings and
+    // numbers past 2^53 are left alone, and the first error is kept when nothing changed.
+    #[test]
+    fn whole_floats_are_integers_and_nothing_else_changes() {
+        let body: Body = parse_json(br#"{"seat": 4612.0, "lat": 51.0, "name": "a 1.0 \" 2e0"}"#)
+            .expect("whole floats are integers");
+        assert_eq!(
+            body,
+            Body {
+                seat: Some(4612),
+                lat: 51.0,
+                name: "a 1.0 \" 2e0".into()
+            }
+        );
+        let body: Body = parse_json(br#"{"seat": 2.5e1, "lat": -0.5, "name": ""}"#).expect("25");
+        assert_eq!(body.seat, Some(25));
+        for bad in [
+            &br#"{"seat": 4.5, "lat": 0, "name": ""}"#[..],
+            br#"{"seat": -1.0, "lat": 0, "name": ""}"#,
+            br#"{"seat": 1e300, "lat": 0, "name": ""}"#,
+        ] {
+            let error = parse_json::<Body>(bad).expect_err("not a u32");
+            assert!(
+                matches!(&error, ApiError::Invalid { field, .. } if field == "seat"),
+                "{error:?}"
+            );
+        }
+        assert_eq!(whole_floats_as_integers(br#"{"a": 3, "b": "3.0"}"#), None);
+        assert_eq!(
+            whole_floats_as_integers(br#"[3.0, -0.0, 1E2, 0.25]"#).as_deref(),
+            Some(&br#"[3, 0, 100, 0.25]"#[..])
+        );
     }
 }

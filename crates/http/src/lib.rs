@@ -14,6 +14,7 @@ pub mod events;
 pub mod extract;
 pub mod headers;
 pub mod live;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod payments;

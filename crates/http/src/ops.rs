@@ -25,22 +25,25 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::MaybeCaller;
 
-/// The OpenAPI document of the JSON API, maintained by hand beside the handlers and checked
-/// against the router by a test.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
-
 /// Routes at the root.
 pub fn routes() -> Router<AppState> {
-    let spec: utoipa::openapi::OpenApi =
-        serde_json::from_str(OPENAPI_JSON).expect("openapi.json is a valid OpenAPI document");
+    // Generated from the handlers' types (openapi.rs).
+    let spec = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", spec))
 }
 
-/// Health of this replica: 200 while Raft runs and the state machine is trusted, 503 once the
-/// replica has fail-stopped (then it is about to exit; a load balancer must stop sending).
+/// Health of this replica
+///
+/// 200 while Raft runs and the state machine is trusted; 503 `failed` once the replica has
+/// fail-stopped (it is about to exit: a load balancer must stop sending to it). A local read.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "health",
+    responses(
+        (status = 200, description = "Serving.", body = crate::views::Health),
+        (status = 503, description = "This replica has stopped.", body = crate::views::Health),
+    ))]
 async fn healthz(State(state): State<AppState>) -> Response {
     let metrics = state.node.raft.metrics().borrow().clone();
     let failed = state.node.shared.failure().is_some() || metrics.running_state.is_err();
@@ -136,8 +139,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Prometheus text, for the metrics token or an admin: 401 without credentials, 403 for a
-/// signed-in non-admin, 404 when no recorder is installed.
+/// Prometheus metrics
+///
+/// Prometheus text exposition, for the metrics token (`tix serve --metrics-token-file`) or an
+/// admin: HTTP requests by route, method and status (`tix_http_requests_total`), latency
+/// (`tix_http_request_seconds`), sales (`tix_sales_total`), 503s, Raft batch sizes and fsync
+/// latency. 401 without credentials, 403 for a signed-in non-admin, 404 when no recorder is
+/// installed.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The metrics.", content_type = "text/plain; version=0.0.4",
+            body = String, example = json!("tix_sales_total 1042\n")),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::AdminOnly),
+        (status = 404, response = crate::openapi::MetricsNotFound),
+    ))]
 async fn metrics(State(state): State<AppState>, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
     let by_token = match (&state.config.metrics_token, bearer(&parts.headers)) {

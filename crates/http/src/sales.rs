@@ -13,6 +13,7 @@ use tix_core::{Command, CustomerKey, EventId, IdempotencyKey, Outcome, Rejection
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::openapi as api_doc;
 use crate::views;
 
 /// Routes under `/api/v1`.
@@ -24,16 +25,37 @@ pub fn routes() -> Router<AppState> {
         .route("/purchases/batch", post(purchase_batch))
 }
 
-/// A box-office purchase.
-#[derive(Debug, Deserialize)]
+/// One box-office sale. `(event, client_id, request_id)` is the idempotency key: repeat the
+/// same request to retry it safely. Unknown fields are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"client_id": "alice", "request_id": "r1", "seat": 17}))]
 pub struct PurchaseBody {
-    /// The buyer's client id.
+    /// Who is buying (a box-office terminal, a reseller, a buyer): 1 to 128 bytes of UTF-8, no
+    /// control or text-direction characters. It is also the customer that the event's
+    /// `per_customer_max` counts.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]+$",
+        example = "alice"
+    )]
     pub client_id: String,
-    /// The client's id for this request; a retry reuses it.
+    /// The client's own id for this request, 1 to 128 bytes of UTF-8, no control or
+    /// text-direction characters. Reuse it (with the same `seat`) only to retry; use a new one
+    /// for a new sale.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]+$",
+        example = "r1"
+    )]
     pub request_id: String,
-    /// The seat, for a numbered event; omitted takes the best available seat.
+    /// Numbered events only: the seat to sell, 1 to the event's seats. Omit it (or send
+    /// `null`) to get the lowest-numbered free seat. A seat for a general-admission event is a
+    /// 422.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000000, example = 17)]
     pub seat: Option<u32>,
 }
 
@@ -150,6 +172,55 @@ pub async fn run_purchase(
     Ok(response)
 }
 
+/// Sell one ticket at the box office (its organizer, admins)
+///
+/// Sells one ticket directly, without hold or payment: the box-office contract used by
+/// terminals, resellers and the benchmark. For a numbered event, name a `seat` or omit it to
+/// get the lowest-numbered free seat. The sale is committed to the replicated log (fsynced on
+/// a majority) before the answer.
+///
+/// **Idempotency:** the key is `(event, client_id, request_id)`; keys are scoped per event, so
+/// the same `client_id`/`request_id` may be used again for another event. Sending the same key
+/// with the same parameters again (a retry after a timeout or a lost connection) returns the
+/// recorded answer, with the same ticket, and the header `Idempotent-Replayed: true`; nothing
+/// is sold twice. A refusal is recorded too: retrying a request that was answered `sold_out`
+/// answers `sold_out` again (flagged as replayed) even if a ticket was freed meanwhile; use a
+/// new `request_id` for a new attempt. The same key with other parameters (another `seat`, or
+/// a seat where there was none) is refused with 422 `idempotency_key_reused`. Keys are
+/// remembered for 24 hours of log time.
+#[utoipa::path(post, path = "/api/v1/events/{id}/purchases", tag = "box office",
+    operation_id = "purchase",
+    security(("bearerAuth" = [])),
+    params(api_doc::EventIdParam),
+    request_body(content = PurchaseBody,
+        description = "Who buys, the idempotency key, and optionally the seat.",
+        examples(
+            ("numbered" = (summary = "A chosen seat",
+                value = json!({"client_id": "alice", "request_id": "r1", "seat": 17}))),
+            ("best_available" = (summary = "Any seat / general admission",
+                value = json!({"client_id": "alice", "request_id": "r2"}))),
+        )),
+    responses(
+        (status = 201, description = "Sold. Also the answer to a retry of a request that sold, \
+            then with `Idempotent-Replayed: true`.", body = views::PurchaseSold,
+            links(
+                ("getTicket" = (operation_id = "getTicket",
+                    parameters(("id" = "$response.body#/ticket_id")))),
+                ("refundTicket" = (operation_id = "refundTicket",
+                    parameters(("id" = "$response.body#/ticket_id")))),
+            ),
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the \
+                recorded answer to an earlier request with the same key: nothing new was sold. \
+                Absent on a fresh answer."))),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::SellerOnly),
+        (status = 404, response = api_doc::EventNotFound),
+        (status = 409, response = api_doc::PurchaseRefused),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::PurchaseInvalid),
+    ))]
 async fn purchase(
     State(state): State<AppState>,
     caller: Caller,
@@ -163,8 +234,20 @@ async fn purchase(
     run_purchase(&state, event_id, body).await
 }
 
-/// Linearizable: confirms leadership (read index) before reading, so a sale acknowledged
-/// anywhere before this request started is counted.
+/// Availability counters
+///
+/// Returns capacity, sold, held and available for one event. Public. **Consistency:**
+/// linearizable. Before reading, the node obtains a Raft read index (the leader confirms with a
+/// quorum that it still leads) and waits until it has applied everything committed up to it,
+/// so every sale acknowledged before this request started is counted. When that confirmation
+/// cannot be had, the answer is 503.
+#[utoipa::path(get, path = "/api/v1/events/{id}/availability", tag = "box office",
+    operation_id = "getAvailability",
+    params(api_doc::EventIdParam),
+    responses(
+        (status = 200, description = "The counters.", body = views::Availability),
+        (status = 404, response = api_doc::EventNotFound),
+    ))]
 async fn availability(
     State(state): State<AppState>,
     ApiPath(id): ApiPath,
@@ -175,7 +258,25 @@ async fn availability(
     Ok(Json(views::availability(event)))
 }
 
-/// Linearizable, like availability. One JSON line per active ticket, in sale order.
+/// Export sales as NDJSON (its organizer, admins)
+///
+/// Returns every active (sold and not refunded) ticket of the event, one JSON object per line
+/// (`application/x-ndjson`, each line a `SaleLine`), in sale order. Used to verify a benchmark
+/// run against the acknowledged purchases. **Consistency:** linearizable, like the
+/// availability counters.
+#[utoipa::path(get, path = "/api/v1/events/{id}/sales", tag = "box office",
+    operation_id = "exportSales",
+    security(("bearerAuth" = [])),
+    params(api_doc::EventIdParam),
+    responses(
+        (status = 200, description = "One `SaleLine` JSON object per line, each line ending in \
+            `\\n`; empty when nothing is sold.",
+            content_type = "application/x-ndjson", body = String,
+            example = json!("{\"client_id\":\"alice\",\"request_id\":\"r1\",\"seat\":17,\"ticket_id\":118}\n")),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::SellerOnly),
+        (status = 404, response = api_doc::EventNotFound),
+    ))]
 async fn sales(
     State(state): State<AppState>,
     caller: Caller,
@@ -208,25 +309,30 @@ async fn sales(
 }
 
 /// Many box-office purchases, possibly for several events, in one request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
     /// 1 to [`PURCHASE_BATCH_ITEMS_MAX`] purchases.
+    #[schema(min_items = 1, max_items = 512)]
     pub purchases: Vec<BatchItem>,
 }
 
-/// One purchase of a batch: a [`PurchaseBody`] with its event.
-#[derive(Debug, Deserialize)]
+/// One purchase of a batch: a [`PurchaseBody`] with its event. Only the shape is checked for
+/// the whole batch; the values (the key's length and characters, the seat) are checked per
+/// item, and an item that breaks a rule is answered 422 on its own.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
     /// The event.
+    #[schema(schema_with = api_doc::any_event_id)]
     pub event_id: u64,
-    /// The buyer's client id.
+    /// The buyer's client id (rules as for a single purchase).
     pub client_id: String,
-    /// The client's id for this request.
+    /// The client's id for this request (rules as for a single purchase).
     pub request_id: String,
     /// The seat, for a numbered event.
     #[serde(default)]
+    #[schema(maximum = 4294967295_u64, format = Int64)]
     pub seat: Option<u32>,
 }
 
@@ -237,11 +343,36 @@ fn item_error(e: &ApiError) -> serde_json::Value {
     serde_json::Value::Object(body)
 }
 
-/// `POST /api/v1/purchases/batch`: the path of the RabbitMQ workers. Every item is answered
-/// on its own — `status` plus the body `POST /events/{id}/purchases` would have answered — in
-/// the order sent; the commands travel together through the proposer, so a batch usually
-/// becomes one log entry. `Tix-Leader` names the leader's API address, so a client can send
-/// its next batch there and save the follower's forwarding hop.
+/// Sell many tickets at the box office in one request (the RabbitMQ workers' path)
+///
+/// Up to 512 box-office purchases, possibly for several events, in one request. Each item is
+/// the body of `POST /events/{id}/purchases` plus its `event_id`, and is answered on its own,
+/// in the order sent: `status` (201, 409, 422, 404, 403, 503 ...) plus exactly the body that
+/// endpoint would have answered (a problem+json object for a refusal), and `replayed: true`
+/// when the answer came from the idempotency record. The purchases travel together through the
+/// proposer, so a batch usually becomes one log entry and one fsync. An item answered 503 was
+/// not committed or its outcome is unknown: send it again under the same request id. The
+/// caller must be allowed to sell for every event (its organizer or an admin); an item for
+/// another event is answered 403 on its own. The `Tix-Leader` response header names the
+/// current leader's API address, so a client can send its next batch there and save a
+/// forwarding hop.
+#[utoipa::path(post, path = "/api/v1/purchases/batch", tag = "box office",
+    operation_id = "purchaseBatch",
+    security(("bearerAuth" = [])),
+    request_body(content = BatchBody,
+        example = json!({"purchases": [
+            {"event_id": 1, "client_id": "alice", "request_id": "r1", "seat": 17},
+            {"event_id": 1, "client_id": "bob", "request_id": "r1"}]})),
+    responses(
+        (status = 200, description = "Every item answered, in order.", body = views::BatchResults,
+            headers(("Tix-Leader" = String,
+                description = "The leader's API address (host:port), when known."))),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::BatchInvalid),
+    ))]
 async fn purchase_batch(
     State(state): State<AppState>,
     caller: Caller,

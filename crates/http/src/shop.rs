@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use tix_core::{
     CheckInRejection, Command, CustomerKey, EventId, HoldId, HoldRequest, IdempotencyKey, Outcome,
     Rejection, Role, TicketId,
@@ -17,6 +17,7 @@ use tix_core::{
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::openapi as api_doc;
 use crate::payments::PaymentError;
 use crate::views;
 
@@ -33,13 +34,23 @@ pub fn routes() -> Router<AppState> {
         .route("/checkins", post(check_in))
 }
 
-#[derive(Debug, Deserialize)]
+/// What to reserve: give exactly one of `quantity` (any tickets; for a numbered event the
+/// lowest-numbered free seats) or `seats` (these numbered seats). At most 10 tickets per hold.
+/// Unknown fields are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HoldBody {
+pub(crate) struct HoldBody {
+    /// Your id for this request, 1 to 128 bytes of UTF-8. With the event and your account it
+    /// forms the idempotency key: repeat it only to retry the same request.
+    #[schema(min_length = 1, max_length = 128, example = "hold-1")]
     request_id: String,
+    /// How many tickets.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10, example = 2)]
     quantity: Option<u32>,
+    /// Which seats (numbered events only), each at most once.
     #[serde(default)]
+    #[schema(schema_with = api_doc::hold_seats)]
     seats: Option<Vec<u32>>,
 }
 
@@ -66,6 +77,50 @@ pub async fn hold(
     }
 }
 
+/// Reserve tickets while paying
+///
+/// Reserves tickets for the signed-in customer (any role) for 10 minutes by default; pay with
+/// `POST /api/v1/holds/{id}/checkout` before `expires_at`, or the tickets go back on sale. At
+/// most 10 tickets per hold and 5 active holds per account; held tickets count against the
+/// event's `per_customer_max`.
+///
+/// **Idempotency:** the key is `(event, your account, request_id)`. Repeating a request with
+/// the same `request_id` and the same `quantity`/`seats` returns the same hold (201, with
+/// `Idempotent-Replayed: true`) instead of reserving more; with other parameters it is refused
+/// with 422 `idempotency_key_reused`. Refusals are recorded and repeated too. Keys are
+/// remembered for 24 hours of log time.
+#[utoipa::path(post, path = "/api/v1/events/{id}/holds", tag = "shop", operation_id = "placeHold",
+    security(("bearerAuth" = [])),
+    params(api_doc::EventIdParam),
+    request_body(content = api_doc::HoldRequest, description = "What to reserve.",
+        examples(
+            ("seats" = (summary = "Chosen seats",
+                value = json!({"request_id": "hold-1", "seats": [17, 18]}))),
+            ("quantity" = (summary = "Any two tickets",
+                value = json!({"request_id": "hold-2", "quantity": 2}))),
+        )),
+    responses(
+        (status = 201, description = "Held (or the hold placed earlier by the same request).",
+            body = views::PlacedHold,
+            links(
+                ("getHold" = (operation_id = "getHold",
+                    parameters(("id" = "$response.body#/hold_id")))),
+                ("checkout" = (operation_id = "checkout",
+                    parameters(("id" = "$response.body#/hold_id")))),
+                ("releaseHold" = (operation_id = "releaseHold",
+                    parameters(("id" = "$response.body#/hold_id")))),
+            ),
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the \
+                recorded answer to an earlier request with the same request_id (the hold may \
+                since have been paid for, released or expired; then `active` is false)."))),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 404, response = api_doc::HoldEventNotFound),
+        (status = 409, response = api_doc::HoldRefused),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::HoldInvalid),
+    ))]
 async fn place_hold(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,9 +142,13 @@ async fn place_hold(
     }
     let (placed, replayed) = hold(&state, &caller, EventId(id), body.request_id, request).await?;
     let body = match state.node.shared.read().hold(placed.hold_id) {
-        Some(h) => views::hold(h),
+        Some(h) => views::PlacedHold::Active(views::hold(h)),
         // A replay of a hold that was since paid for, released or expired.
-        None => json!({"hold_id": placed.hold_id, "seats": placed.seats, "active": false}),
+        None => views::PlacedHold::Past(views::PastHold {
+            hold_id: placed.hold_id.0,
+            seats: placed.seats,
+            active: false,
+        }),
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if replayed {
@@ -101,11 +160,25 @@ async fn place_hold(
     Ok(response)
 }
 
+/// One of your holds
+///
+/// Returns a hold of the caller. Holds of other accounts, paid, released and expired holds are
+/// 404. Expired holds are removed when the next write is applied, so compare `expires_at` with
+/// the clock. **Consistency:** a local read of this node's applied state; it may lag the leader
+/// by an entry or two.
+#[utoipa::path(get, path = "/api/v1/holds/{id}", tag = "shop", operation_id = "getHold",
+    security(("bearerAuth" = [])),
+    params(api_doc::HoldIdParam),
+    responses(
+        (status = 200, description = "The hold.", body = views::Hold),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 404, response = api_doc::HoldNotFound),
+    ))]
 async fn get_hold(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Hold>, ApiError> {
     let s = state.node.shared.read();
     let hold = s.hold(HoldId(id)).filter(|h| h.customer == caller.user_id);
     Ok(Json(views::hold(hold.ok_or(ApiError::NotFound("hold"))?)))
@@ -127,6 +200,17 @@ pub async fn release(state: &AppState, caller: &Caller, hold_id: HoldId) -> Resu
     }
 }
 
+/// Release one of your holds
+///
+/// Gives the held tickets back for sale at once.
+#[utoipa::path(delete, path = "/api/v1/holds/{id}", tag = "shop", operation_id = "releaseHold",
+    security(("bearerAuth" = [])),
+    params(api_doc::HoldIdParam),
+    responses(
+        (status = 204, description = "Released."),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 404, response = api_doc::HoldNotFound),
+    ))]
 async fn release_hold(
     State(state): State<AppState>,
     caller: Caller,
@@ -136,9 +220,17 @@ async fn release_hold(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+/// The card to charge.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckoutBody {
+    /// 12 to 19 digits (spaces and dashes are ignored) with a valid Luhn check digit. Test
+    /// cards: `4242424242424242` is paid, `4000000000000002` is declined, `4000000000009995` is
+    /// declined for insufficient funds; any other valid number is paid.
+    #[schema(
+        pattern = "^[ -]*(?:[0-9][ -]*){12,19}$",
+        example = "4242 4242 4242 4242"
+    )]
     card_number: String,
 }
 
@@ -200,6 +292,41 @@ pub async fn pay(
     }
 }
 
+/// Pay for a hold
+///
+/// Charges the card for the hold (the ticket price when the hold was placed × quantity) and
+/// turns the hold into an order with one ticket per held unit. If the card is declined the hold
+/// is released (402); if the hold lapsed while paying, the charge is refunded (409
+/// `hold_expired`).
+///
+/// **Test cards** (built-in test payment provider): `4242424242424242` is paid,
+/// `4000000000000002` is declined, `4000000000009995` is declined for insufficient funds; any
+/// other number with a valid check digit is paid.
+///
+/// The charge is idempotent per hold. If the answer is 503 the order may still have been
+/// confirmed: check `GET /api/v1/orders` before paying again.
+#[utoipa::path(post, path = "/api/v1/holds/{id}/checkout", tag = "shop", operation_id = "checkout",
+    security(("bearerAuth" = [])),
+    params(api_doc::HoldIdParam),
+    request_body(content = CheckoutBody, description = "The card to charge.",
+        examples(
+            ("paid" = (summary = "Paid", value = json!({"card_number": "4242424242424242"}))),
+            ("declined" = (summary = "Declined",
+                value = json!({"card_number": "4000000000000002"}))),
+            ("no_funds" = (summary = "Insufficient funds",
+                value = json!({"card_number": "4000000000009995"}))),
+        )),
+    responses(
+        (status = 201, description = "Paid: the order and its tickets.", body = views::Order),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 402, response = api_doc::PaymentDeclined),
+        (status = 404, response = api_doc::HoldNotFound),
+        (status = 409, response = api_doc::HoldExpired),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::CheckoutInvalid),
+    ))]
 async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,24 +336,49 @@ async fn checkout(
     let order = pay(&state, &caller, HoldId(id), &body.card_number).await?;
     let body = match state.node.shared.history()?.order(order.order_id) {
         Some(o) => views::order(&o),
-        None => json!({"order_id": order.order_id, "tickets": order.tickets}),
+        // The confirm was applied here before `pay` returned.
+        None => return Err(ApiError::Internal("confirmed order missing".into())),
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn my_orders(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// Your orders
+///
+/// Returns the caller's paid orders, oldest first. **Consistency:** a local read of this node's
+/// applied state; it may lag the leader by an entry or two.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "shop", operation_id = "listOrders",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The orders.", body = views::OrderList),
+        (status = 401, response = api_doc::Unauthenticated),
+    ))]
+async fn my_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<views::OrderList>, ApiError> {
     let orders = state.node.shared.history()?.orders_of(caller.user_id);
-    let orders: Vec<Value> = orders.iter().map(views::order).collect();
-    Ok(Json(json!({"orders": orders})))
+    let orders = orders.iter().map(views::order).collect();
+    Ok(Json(views::OrderList { orders }))
 }
 
+/// Your tickets
+///
+/// Returns the caller's shop tickets, active and refunded, oldest first. Box-office sales
+/// belong to a `client_id`, not to an account, and are not listed. **Consistency:** a local
+/// read of this node's applied state; it may lag the leader by an entry or two.
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "shop", operation_id = "listTickets",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The tickets.", body = views::TicketList),
+        (status = 401, response = api_doc::Unauthenticated),
+    ))]
 async fn my_tickets(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::TicketList>, ApiError> {
     let tickets = state.node.shared.history()?.tickets_of(caller.user_id);
-    let tickets: Vec<Value> = tickets.iter().map(views::ticket).collect();
-    Ok(Json(json!({"tickets": tickets})))
+    let tickets = tickets.iter().map(views::ticket).collect();
+    Ok(Json(views::TicketList { tickets }))
 }
 
 /// Returns true if the caller may see and manage a ticket of `event_id` owned by `owner`:
@@ -240,11 +392,24 @@ fn may_manage(state: &AppState, caller: &Caller, owner: &CustomerKey, event_id: 
         .is_some_and(|e| e.organizer == caller.user_id)
 }
 
+/// A ticket
+///
+/// Returns a ticket to its owner, its event's organizer or an admin; to anyone else it is 404.
+/// **Consistency:** a local read of this node's applied state (a ticket not found locally is
+/// looked up again after a linearizable read).
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "shop", operation_id = "getTicket",
+    security(("bearerAuth" = [])),
+    params(api_doc::TicketIdParam),
+    responses(
+        (status = 200, description = "The ticket.", body = views::Ticket),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 404, response = api_doc::TicketNotFound),
+    ))]
 async fn get_ticket(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Ticket>, ApiError> {
     let ticket = state.read_fresh_history(|h| h.ticket(TicketId(id))).await?;
     let ticket = ticket.ok_or(ApiError::NotFound("ticket"))?;
     if !may_manage(&state, &caller, &ticket.customer, ticket.event_id) {
@@ -285,22 +450,41 @@ pub async fn refund_ticket(
     Ok(refunded)
 }
 
+/// Refund a ticket
+///
+/// Refunds a ticket and puts it back on sale. The owner may refund while the event is
+/// refundable and has not started; the event's organizer and admins may refund any ticket of
+/// the event at any time (box-office sales included). A shop ticket's price is paid back to the
+/// card. No request body.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/refund", tag = "shop",
+    operation_id = "refundTicket",
+    security(("bearerAuth" = [])),
+    params(api_doc::TicketIdParam),
+    responses(
+        (status = 200, description = "Refunded.", body = views::Refund),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 404, response = api_doc::TicketNotFound),
+        (status = 409, response = api_doc::RefundRefused),
+    ))]
 async fn refund(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Refund>, ApiError> {
     let refunded = refund_ticket(&state, &caller, TicketId(id)).await?;
-    Ok(Json(json!({
-        "ticket_id": refunded.ticket_id,
-        "status": "refunded",
-        "amount_cents": refunded.amount_cents,
-    })))
+    Ok(Json(views::Refund {
+        ticket_id: refunded.ticket_id.0,
+        status: views::RefundStatus::Refunded,
+        amount_cents: refunded.amount_cents,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The ticket presented at the door.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ticket_id": 41}))]
 struct CheckInBody {
+    /// The ticket id (the second number of its code).
     ticket_id: u64,
 }
 
@@ -375,15 +559,34 @@ pub async fn admit(
     }
 }
 
+/// Admit a ticket at the door
+///
+/// Admits a ticket once. Staff may check in at any event, organizers at their own events,
+/// admins anywhere. A second scan is refused with 409 `already_admitted`, saying when and by
+/// whom.
+#[utoipa::path(post, path = "/api/v1/checkins", tag = "door", operation_id = "checkIn",
+    security(("bearerAuth" = [])),
+    request_body(content = CheckInBody, description = "The ticket presented."),
+    responses(
+        (status = 200, description = "Admitted.", body = views::Admission),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::DoorOnly),
+        (status = 404, response = api_doc::TicketNotFound),
+        (status = 409, response = api_doc::CheckInRefused),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::CheckInInvalid),
+    ))]
 async fn check_in(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CheckInBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Admission>, ApiError> {
     let admitted = admit(&state, &caller, TicketId(body.ticket_id)).await?;
-    Ok(Json(json!({
-        "ticket_id": admitted.ticket_id,
-        "admitted": true,
-        "at": views::rfc3339(admitted.at_ms as i64),
-    })))
+    Ok(Json(views::Admission {
+        ticket_id: admitted.ticket_id.0,
+        admitted: true,
+        at: views::rfc3339(admitted.at_ms as i64),
+    }))
 }

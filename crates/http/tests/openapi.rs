@@ -1,13 +1,19 @@
-//! Checks `openapi.json` (the hand-written OpenAPI document served at `/api/v1/openapi.json`)
-//! against utoipa's model and against the routes registered in the router source.
+//! Checks the generated OpenAPI document (`tix_http::openapi::ApiDoc`, served at
+//! `/api/v1/openapi.json`): valid OpenAPI 3.1 for utoipa's model, deterministic, every route of
+//! the router documented with its methods and nothing else, every reference resolving, every
+//! error body the server can build matching the `Problem` schema, and the documented limits
+//! equal to the ones the handlers enforce.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-use tix_http::ops::OPENAPI_JSON;
-use utoipa::openapi::{OpenApi, OpenApiVersion};
+use serde_json::{Value, json};
+use tix_core::Rejection;
+use tix_http::ApiError;
+use tix_http::openapi::{ApiDoc, document_json};
+use utoipa::OpenApi;
+use utoipa::openapi::OpenApiVersion;
 
 /// A route: its full path (axum and OpenAPI both write parameters as `{id}`) and its method.
 type Route = (String, String);
@@ -30,8 +36,9 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
+/// The generated document as JSON.
 fn document() -> Value {
-    serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+    serde_json::to_value(ApiDoc::openapi()).expect("the document serializes")
 }
 
 /// Drops whole-line `//` comments, so routes shown in doc comments are not counted.
@@ -170,7 +177,7 @@ fn router_routes() -> BTreeMap<Route, String> {
 fn documented_routes(doc: &Value) -> BTreeSet<Route> {
     let paths = doc["paths"]
         .as_object()
-        .expect("openapi.json has a paths object");
+        .expect("the document has a paths object");
     let mut routes = BTreeSet::new();
     for (path, item) in paths {
         let item = item.as_object().expect("a path item is an object");
@@ -179,32 +186,6 @@ fn documented_routes(doc: &Value) -> BTreeSet<Route> {
         }
     }
     routes
-}
-
-/// Appends the JSON pointers where `a` and `b` differ.
-fn differences(a: &Value, b: &Value, at: &str, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for key in keys {
-                let here = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
-                match (x.get(key), y.get(key)) {
-                    (Some(u), Some(v)) => differences(u, v, &here, out),
-                    (Some(_), None) => out.push(format!("{here}: dropped")),
-                    (None, Some(_)) => out.push(format!("{here}: added")),
-                    (None, None) => unreachable!("the key came from one of the maps"),
-                }
-            }
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (u, v)) in x.iter().zip(y).enumerate() {
-                differences(u, v, &format!("{at}/{i}"), out);
-            }
-        }
-        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
-        _ if a == b => {}
-        _ => out.push(format!("{at}: {a} became {b}")),
-    }
 }
 
 /// Collects every `$ref` and discriminator mapping target in the document.
@@ -232,33 +213,23 @@ fn references(value: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-// Deserializes the embedded document into utoipa's OpenApi, as ops::routes() does, and checks 3.1.
+// Builds the document twice and through utoipa's model: 3.1, identical bytes, nothing lost.
 #[test]
-fn document_parses_as_openapi_3_1() {
-    let spec: OpenApi = serde_json::from_str(OPENAPI_JSON)
-        .unwrap_or_else(|e| panic!("openapi.json does not deserialize as utoipa OpenApi: {e}"));
+fn document_is_openapi_3_1_and_serializes_deterministically() {
+    let spec = ApiDoc::openapi();
     assert!(
         spec.openapi == OpenApiVersion::Version31,
-        "openapi.json must declare OpenAPI 3.1.x"
+        "the document must declare OpenAPI 3.1.x"
     );
-    assert!(
-        !spec.paths.paths.is_empty(),
-        "openapi.json documents no paths"
-    );
-}
-
-// Re-serializes the parsed OpenApi and diffs it with the file: whatever utoipa drops is not served.
-#[test]
-fn document_survives_the_utoipa_round_trip() {
-    let original = document();
-    let spec: OpenApi = serde_json::from_value(original.clone()).expect("parses as OpenApi");
-    let served = serde_json::to_value(&spec).expect("serializes");
-    let mut diffs = Vec::new();
-    differences(&original, &served, "", &mut diffs);
-    assert!(
-        diffs.is_empty(),
-        "utoipa changes openapi.json when it serves it (use only keywords its model keeps):\n  {}",
-        diffs.join("\n  ")
+    assert!(!spec.paths.paths.is_empty(), "the document has no paths");
+    let first = document_json();
+    assert_eq!(first, document_json(), "two builds serialize differently");
+    let parsed: utoipa::openapi::OpenApi =
+        serde_json::from_str(&first).expect("the document parses as utoipa's OpenApi");
+    let again = parsed.to_pretty_json().expect("serializes");
+    assert_eq!(
+        first, again,
+        "utoipa's model does not keep the document as built"
     );
 }
 
@@ -279,14 +250,270 @@ fn every_route_is_documented_and_every_documented_route_exists() {
         .collect();
     assert!(
         undocumented.is_empty() && unrouted.is_empty(),
-        "the router and openapi.json disagree\n\
-         in the router but missing from openapi.json ({}):\n  {}\n\
-         in openapi.json but not in the router ({}):\n  {}",
+        "the router and the OpenAPI document disagree\n\
+         in the router but missing from the document (add #[utoipa::path] and list the handler \
+         in openapi::ApiDoc) ({}):\n  {}\n\
+         in the document but not in the router ({}):\n  {}",
         undocumented.len(),
         undocumented.join("\n  "),
         unrouted.len(),
         unrouted.join("\n  "),
     );
+}
+
+// Every operation names a bearer requirement or none, has a 2xx and documents 500 and 503.
+#[test]
+fn every_operation_documents_success_internal_and_unavailable() {
+    let doc = document();
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("security schemes");
+    assert_eq!(schemes.keys().collect::<Vec<_>>(), ["bearerAuth"]);
+    assert_eq!(schemes["bearerAuth"]["scheme"], json!("bearer"));
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let responses = operation["responses"].as_object().expect("responses");
+            let at = format!("{} {path}", method.to_uppercase());
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{at}: no success"
+            );
+            for status in ["500", "503"] {
+                assert!(responses.contains_key(status), "{at}: no {status}");
+            }
+            if let Some(security) = operation.get("security") {
+                assert_eq!(security, &json!([{"bearerAuth": []}]), "{at}");
+                assert!(responses.contains_key("401"), "{at}: secured but no 401");
+            }
+        }
+    }
+}
+
+/// Every error the handlers can answer, with the variants' fields filled in.
+fn every_error() -> Vec<ApiError> {
+    let rejections = [
+        Rejection::UnknownEvent,
+        Rejection::SoldOut,
+        Rejection::SeatTaken { seat: 5 },
+        Rejection::SeatOutOfRange { seat: 9, seats: 8 },
+        Rejection::SeatBlocked { seat: 1 },
+        Rejection::SeatNotApplicable,
+        Rejection::DuplicateSeat { seat: 3 },
+        Rejection::BadQuantity {
+            quantity: 11,
+            max: 10,
+        },
+        Rejection::CustomerLimit { max: 4 },
+        Rejection::KeyReused,
+        Rejection::BadKey,
+        Rejection::BadTtl { max_ms: 1000 },
+        Rejection::UnknownHold,
+        Rejection::NotYours,
+        Rejection::HoldExpired,
+        Rejection::UnknownTicket,
+        Rejection::AlreadyRefunded,
+        Rejection::AlreadyCheckedIn,
+        Rejection::NotRefundable,
+    ];
+    let mut errors: Vec<ApiError> = rejections.into_iter().map(ApiError::Rejected).collect();
+    let extra = json!({"at": "2027-06-01T19:42:10Z", "by": null});
+    errors.extend([
+        ApiError::MalformedJson("x".into()),
+        ApiError::invalid("venue.lat", "out of range"),
+        ApiError::Unauthenticated,
+        ApiError::BadCredentials,
+        ApiError::TooManyAttempts { retry_after_s: 8 },
+        ApiError::TooManySignups { retry_after_s: 60 },
+        ApiError::CrossOrigin,
+        ApiError::UnsupportedMediaType,
+        ApiError::PayloadTooLarge,
+        ApiError::MethodNotAllowed,
+        ApiError::Forbidden("no"),
+        ApiError::NotFound("event"),
+        ApiError::UsernameTaken,
+        ApiError::LastAdmin,
+        ApiError::VersionConflict { current_version: 3 },
+        ApiError::PaymentDeclined("declined".into()),
+        ApiError::CheckInRefused {
+            reason: "already_admitted",
+            detail: "already admitted".into(),
+            extra: extra.as_object().cloned().expect("an object"),
+        },
+        ApiError::CheckInRefused {
+            reason: "refunded",
+            detail: "refunded".into(),
+            extra: Default::default(),
+        },
+        ApiError::Unavailable("no leader".into()),
+        ApiError::ClusterUnavailable {
+            cause: "internal".into(),
+        },
+    ]);
+    errors
+}
+
+/// Checks `value` against a property schema of `Problem`: its type and enum.
+fn conforms(value: &Value, schema: &Value, components: &Value) -> Result<(), String> {
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(target) => {
+            let name = target.rsplit('/').next().expect("a name");
+            &components["schemas"][name]
+        }
+        None => schema,
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let type_ok = types.iter().any(|t| match *t {
+        "string" => value.is_string(),
+        "integer" => value.is_u64() || value.is_i64(),
+        "null" => value.is_null(),
+        _ => true,
+    });
+    if !types.is_empty() && !type_ok {
+        return Err(format!("{value} is not {types:?}"));
+    }
+    if let Some(values) = schema["enum"].as_array()
+        && !values.contains(value)
+    {
+        return Err(format!("{value} is not one of {values:?}"));
+    }
+    Ok(())
+}
+
+// Renders every ApiError (every domain refusal included) and checks each member against Problem.
+#[test]
+fn every_problem_body_matches_the_problem_schema() {
+    let doc = document();
+    let components = &doc["components"];
+    let problem = &components["schemas"]["Problem"];
+    let properties = problem["properties"].as_object().expect("properties");
+    let required = problem["required"].as_array().expect("required");
+    for error in every_error() {
+        let (status, body) = error.problem();
+        for name in required {
+            let name = name.as_str().expect("a name");
+            assert!(
+                body.contains_key(name),
+                "{error:?}: no `{name}` in {body:?}"
+            );
+        }
+        for (name, value) in &body {
+            let schema = properties
+                .get(name)
+                .unwrap_or_else(|| panic!("{error:?}: `{name}` is not in the Problem schema"));
+            if let Err(why) = conforms(value, schema, components) {
+                panic!("{error:?}: `{name}`: {why}");
+            }
+        }
+        assert_eq!(body["status"], json!(status.as_u16()));
+        let kind = body["type"].as_str().expect("a type");
+        let kind = kind
+            .strip_prefix("https://tix.invalid/problems/")
+            .unwrap_or_else(|| panic!("{error:?}: type {kind}"));
+        assert!(
+            !kind.is_empty() && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "{error:?}: kind {kind}"
+        );
+        if let Some(outcome) = body.get("outcome") {
+            assert_eq!(outcome, &json!("rejected"), "{error:?}");
+        }
+    }
+}
+
+/// Reads a number at a JSON pointer of the document.
+fn number_at(doc: &Value, pointer: &str) -> u64 {
+    doc.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no number at {pointer}"))
+}
+
+// Reads the documented bounds and compares them with the constants the handlers validate with.
+#[test]
+fn documented_limits_are_the_enforced_ones() {
+    let doc = document();
+    let limits = tix_core::Limits::default();
+    let schemas = "/components/schemas";
+    let checks: Vec<(String, u64)> = vec![
+        (
+            format!("{schemas}/SignupBody/properties/username/minLength"),
+            tix_http::auth::USERNAME_CHARS_MIN as u64,
+        ),
+        (
+            format!("{schemas}/SignupBody/properties/username/maxLength"),
+            tix_http::auth::USERNAME_CHARS_MAX as u64,
+        ),
+        (
+            format!("{schemas}/SignupBody/properties/password/minLength"),
+            tix_http::auth::PASSWORD_CHARS_MIN as u64,
+        ),
+        (
+            format!("{schemas}/SignupBody/properties/password/maxLength"),
+            tix_http::auth::PASSWORD_CHARS_MAX as u64,
+        ),
+        (
+            format!("{schemas}/EventCreateRequest/properties/description/maxLength"),
+            tix_http::events::DESCRIPTION_CHARS_MAX as u64,
+        ),
+        (
+            format!("{schemas}/EventCreateRequest/properties/price_cents/maximum"),
+            limits.price_cents_max,
+        ),
+        (
+            format!("{schemas}/InventoryBody/oneOf/0/properties/capacity/maximum"),
+            u64::from(limits.event_capacity_max),
+        ),
+        (
+            format!("{schemas}/InventoryBody/oneOf/1/properties/seats/maximum"),
+            u64::from(limits.event_capacity_max),
+        ),
+        (
+            format!("{schemas}/InventoryBody/oneOf/1/properties/blocked/maxItems"),
+            tix_http::events::BLOCKED_SEATS_MAX as u64,
+        ),
+        (
+            format!("{schemas}/PurchaseBody/properties/client_id/maxLength"),
+            u64::from(limits.key_bytes_max),
+        ),
+        (
+            format!("{schemas}/PurchaseBody/properties/seat/maximum"),
+            u64::from(limits.event_capacity_max),
+        ),
+        (
+            format!("{schemas}/HoldRequest/allOf/0/properties/quantity/maximum"),
+            u64::from(limits.seats_per_order_max),
+        ),
+        (
+            format!("{schemas}/HoldRequest/allOf/0/properties/seats/maxItems"),
+            u64::from(limits.seats_per_order_max),
+        ),
+        (
+            format!("{schemas}/BatchBody/properties/purchases/maxItems"),
+            tix_http::sales::PURCHASE_BATCH_ITEMS_MAX as u64,
+        ),
+        (
+            "/paths/~1api~1v1~1events/get/parameters/4/schema/maximum".to_owned(),
+            u64::from(tix_http::events::PER_PAGE_MAX),
+        ),
+    ];
+    for (pointer, enforced) in checks {
+        assert_eq!(number_at(&doc, &pointer), enforced, "{pointer}");
+    }
+    // Names are limited after trimming, in the pattern: a first and a last character and at most
+    // NAME_CHARS_MAX - 2 between them.
+    let between = format!("{{0,{}}}", tix_http::events::NAME_CHARS_MAX - 2);
+    for pointer in [
+        format!("{schemas}/EventCreateRequest/properties/name/pattern"),
+        format!("{schemas}/VenueBody/properties/name/pattern"),
+    ] {
+        let pattern = doc.pointer(&pointer).and_then(Value::as_str);
+        assert!(
+            pattern.is_some_and(|p| p.contains(&between)),
+            "{pointer}: {pattern:?} does not bound the length with {between}"
+        );
+    }
 }
 
 // Runs the route scanner on a snippet with chained, multi-line and commented-out routes.
@@ -338,6 +565,6 @@ fn every_reference_resolves() {
     let broken: Vec<&String> = targets.iter().filter(|t| !resolves(t)).collect();
     assert!(
         broken.is_empty(),
-        "unresolved references in openapi.json: {broken:?}"
+        "unresolved references in the document: {broken:?}"
     );
 }
