@@ -704,7 +704,7 @@ mod tests {
         let now = Instant::now();
         let timeout = Duration::from_secs(60);
         let mut feed = Feed::default();
-        let mut map = vec![b'F'; 40];
+        let mut map = [b'F'; 40];
         feed.update(Counts::default(), Some(map.iter().copied()), now);
         let start = feed.version;
         feed.update(Counts::default(), Some(map.iter().copied()), now);
