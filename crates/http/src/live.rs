@@ -19,6 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -122,10 +123,19 @@ struct HubInner {
     feeds: HashMap<EventId, (Arc<FeedShared>, u32)>,
 }
 
-/// One event's feed and the signal its subscribers wait on (the feed's version).
+/// Subscribers of one feed are woken in this many groups, one after the other with a yield in
+/// between, so 2,000 viewers of a sale do not queue 2,000 tasks ahead of the next purchase.
+const FEED_SHARDS: usize = 16;
+
+/// One event's feed and the signals its subscribers wait on.
 struct FeedShared {
     feed: Mutex<Feed>,
-    version: watch::Sender<u64>,
+    /// Held by every subscriber: closed when the last one is gone.
+    alive: watch::Sender<()>,
+    /// The feed's version, per group of subscribers.
+    shards: Vec<watch::Sender<u64>>,
+    /// The group the next subscriber joins.
+    next_shard: std::sync::atomic::AtomicUsize,
 }
 
 impl FeedShared {
@@ -198,7 +208,9 @@ impl LiveHub {
             created = true;
             let feed = FeedShared {
                 feed: Mutex::new(Feed::default()),
-                version: watch::channel(0).0,
+                alive: watch::channel(()).0,
+                shards: (0..FEED_SHARDS).map(|_| watch::channel(0).0).collect(),
+                next_shard: 0.into(),
             };
             (Arc::new(feed), 0)
         });
@@ -206,7 +218,9 @@ impl LiveHub {
         let feed = feed.clone();
         // Subscribed under the hub's lock: a feed in the map always has a receiver, so its
         // driver stops only when the last subscriber is gone.
-        let version_rx = feed.version.subscribe();
+        let alive = feed.alive.subscribe();
+        let shard = feed.next_shard.fetch_add(1, Ordering::Relaxed) % FEED_SHARDS;
+        let version_rx = feed.shards[shard].subscribe();
         let subscribers = inner.subscribers;
         drop(inner);
         metrics::gauge!("tix_sse_subscribers").set(f64::from(subscribers));
@@ -221,6 +235,7 @@ impl LiveHub {
             event,
             feed,
             version_rx,
+            _alive: alive,
             sent: None,
         };
         Ok((subscription, driver))
@@ -271,7 +286,7 @@ impl FeedDriver {
         loop {
             tokio::select! {
                 changed = applied_rx.changed() => if changed.is_err() { return },
-                () = self.feed.version.closed() => return,
+                () = self.feed.alive.closed() => return,
             }
             let applied = *applied_rx.borrow_and_update();
             let (version, gone) = {
@@ -282,14 +297,17 @@ impl FeedDriver {
             };
             if version != notified || gone {
                 notified = version;
-                self.feed.version.send_replace(version);
+                for shard in &self.feed.shards {
+                    shard.send_replace(version);
+                    tokio::task::yield_now().await;
+                }
             }
             if gone {
                 return;
             }
             tokio::select! {
                 () = tokio::time::sleep(self.interval) => {},
-                () = self.feed.version.closed() => return,
+                () = self.feed.alive.closed() => return,
             }
         }
     }
@@ -298,8 +316,8 @@ impl FeedDriver {
 /// What a subscriber does next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
-    /// Send this message.
-    Send(String),
+    /// Send this message (shared by every viewer it is the same for).
+    Send(Arc<str>),
     /// Nothing changed for this viewer: wait for the feed's next version.
     Wait,
     /// The event is gone: end the stream.
@@ -315,6 +333,7 @@ pub struct Subscription {
     event: EventId,
     feed: Arc<FeedShared>,
     version_rx: watch::Receiver<u64>,
+    _alive: watch::Receiver<()>,
     /// The feed version last sent; `None` before the first (full) message.
     sent: Option<u64>,
 }
@@ -389,6 +408,10 @@ pub struct Feed {
     changed_seats: usize,
     /// The event no longer exists.
     gone: bool,
+    /// The full message of a version: rendered once, sent to every new viewer.
+    full_cache: Option<(u64, Arc<str>)>,
+    /// The delta from one version to another: most viewers are at the same version.
+    delta_cache: Option<(u64, u64, Arc<str>)>,
 }
 
 /// Returns the letter of a seat on the live map.
@@ -449,6 +472,12 @@ impl Feed {
         }
         self.counts = counts;
         self.version += 1;
+        debug_assert!(
+            self.changes
+                .back()
+                .is_none_or(|c| c.version + 1 == self.version),
+            "feed versions are consecutive"
+        );
         self.changed_seats += seats.len();
         self.changes.push_back(Change {
             version: self.version,
@@ -471,35 +500,56 @@ impl Feed {
     }
 
     /// Returns what a viewer that last got `version` should be sent now.
-    fn next_for(&self, version: Option<u64>, now: Instant, send_timeout: Duration) -> Next {
-        let letters = self.letters.as_deref();
+    fn next_for(&mut self, version: Option<u64>, now: Instant, send_timeout: Duration) -> Next {
         let Some(version) = version else {
-            return Next::Send(encode_update(self.counts, letters, None));
+            return Next::Send(self.full_message());
         };
         if version >= self.version {
             return Next::Wait;
         }
-        // The first change this viewer has not seen (or the oldest kept, if it is further
-        // behind): how long it has waited for the connection to take it.
-        let oldest_kept = self.changes.front();
-        let first_unseen = self.changes.iter().find(|c| c.version > version);
-        let waiting_since = first_unseen.or(oldest_kept).map(|c| c.at);
-        if waiting_since.is_some_and(|at| now.saturating_duration_since(at) > send_timeout) {
+        // Versions in the ring are consecutive, so the first change this viewer has not seen
+        // is found by position (or the oldest kept, if the viewer is further behind). How long
+        // it has waited for the connection to take it decides whether the viewer is too slow.
+        let Some(front) = self.changes.front().map(|c| c.version) else {
+            return Next::Send(self.full_message());
+        };
+        let first_unseen = (version + 1).max(front);
+        let from = (first_unseen - front) as usize;
+        let waiting_since = self.changes[from].at;
+        if now.saturating_duration_since(waiting_since) > send_timeout {
             return Next::TooSlow;
         }
-        let reaches_back = oldest_kept.is_some_and(|c| c.version <= version + 1);
-        if !reaches_back {
-            return Next::Send(encode_update(self.counts, letters, None));
+        if version + 1 < front {
+            return Next::Send(self.full_message());
+        }
+        if let Some((cached_from, cached_to, message)) = &self.delta_cache
+            && (*cached_from, *cached_to) == (version, self.version)
+        {
+            return Next::Send(message.clone());
         }
         let mut changed: Vec<u32> = self
             .changes
-            .iter()
-            .filter(|c| c.version > version)
+            .range(from..)
             .flat_map(|c| c.seats.iter().copied())
             .collect();
         changed.sort_unstable();
         changed.dedup();
-        Next::Send(encode_update(self.counts, letters, Some(&changed)))
+        let message: Arc<str> =
+            encode_update(self.counts, self.letters.as_deref(), Some(&changed)).into();
+        self.delta_cache = Some((version, self.version, message.clone()));
+        Next::Send(message)
+    }
+
+    /// Returns the full message of the current version, rendered once per version.
+    fn full_message(&mut self) -> Arc<str> {
+        if let Some((version, message)) = &self.full_cache
+            && *version == self.version
+        {
+            return message.clone();
+        }
+        let message: Arc<str> = encode_update(self.counts, self.letters.as_deref(), None).into();
+        self.full_cache = Some((self.version, message.clone()));
+        message
     }
 }
 

@@ -4,6 +4,7 @@
 //! checkout saga in `shop::pay` compensates — and the page says so.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use askama::Template;
@@ -191,7 +192,7 @@ async fn live(
         // Stops by itself when the event's last subscriber is gone.
         tokio::spawn(driver.run(state.node.shared.clone()));
     }
-    let message = |data: String| Ok(SseEvent::default().event("availability").data(data));
+    let message = |data: Arc<str>| Ok(SseEvent::default().event("availability").data(data));
     let stream = futures::stream::unfold(
         (subscription, Some(first)),
         move |(mut subscription, pending)| async move {

@@ -1,0 +1,43 @@
+//! The global allocator, mimalloc, and handing its free memory back to the operating system
+//! when the node goes idle.
+//!
+//! mimalloc keeps pages freed by a thread in that thread's heap and returns (purges) them only
+//! when the thread itself allocates again and a purge delay has passed. A Tokio worker that
+//! goes quiet after a burst — 2,000 live streams closing, say — therefore kept their memory
+//! resident for good: measured, 2,000 closed streams left about 55 MiB of a debug node's RSS
+//! behind, whatever the purge delay. So each worker thread, when it parks with nothing to do,
+//! collects its heap and purges what is free, at most once per [`COLLECT_INTERVAL`].
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// mimalloc instead of glibc's malloc: under a flash sale glibc's allocator took about an
+/// eighth of the leader's CPU; with mimalloc the direct benchmark sells 13 % more per second
+/// (docs/BENCHMARK.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The shortest time between two collections on one thread.
+pub const COLLECT_INTERVAL: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static LAST_COLLECT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Called when a Tokio worker thread parks: when the thread's last collection is at least
+/// [`COLLECT_INTERVAL`] old, frees its heap's empty pages and purges free memory now.
+pub fn on_worker_park() {
+    LAST_COLLECT.with(|last| {
+        let now = Instant::now();
+        if last
+            .get()
+            .is_some_and(|at| now.duration_since(at) < COLLECT_INTERVAL)
+        {
+            return;
+        }
+        last.set(Some(now));
+        // SAFETY: mi_collect only walks this thread's own heap and the shared arenas, under
+        // mimalloc's own locks; it may be called at any time from any thread.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    });
+}
