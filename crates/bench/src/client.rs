@@ -6,6 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+/// How long [`ApiClient::login`] waits out a throttled (429) login.
+const LOGIN_THROTTLED_WAIT: Duration = Duration::from_secs(60);
+
 /// A client bound to one base URL with one bearer token.
 #[derive(Clone)]
 pub struct ApiClient {
@@ -27,18 +30,36 @@ pub fn http_client(pool_size: usize) -> anyhow::Result<reqwest::Client> {
 }
 
 impl ApiClient {
-    /// Logs in and returns a client carrying the token.
+    /// Logs in and returns a client carrying the token. A 429 (this address failed logins
+    /// before, e.g. while polling for the admin account at startup) is waited out as its
+    /// `Retry-After` says, for up to `LOGIN_THROTTLED_WAIT`.
     pub async fn login(
         http: reqwest::Client,
         base_url: &str,
         username: &str,
         password: &str,
     ) -> anyhow::Result<Self> {
-        let response = http
-            .post(format!("{base_url}/api/v1/auth/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await?;
+        let deadline = std::time::Instant::now() + LOGIN_THROTTLED_WAIT;
+        let response = loop {
+            let response = http
+                .post(format!("{base_url}/api/v1/auth/login"))
+                .json(&json!({"username": username, "password": password}))
+                .send()
+                .await?;
+            let retry_after_s = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            let wait = Duration::from_secs(retry_after_s.max(1));
+            if response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS
+                || std::time::Instant::now() + wait > deadline
+            {
+                break response;
+            }
+            tokio::time::sleep(wait).await;
+        };
         if !response.status().is_success() {
             bail!(
                 "login as {username} failed: {} {}",
