@@ -60,6 +60,18 @@ pub enum ApiError {
     /// The route exists but not with this method.
     #[error("this method is not allowed here")]
     MethodNotAllowed,
+    /// The request body did not arrive within the body read timeout.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// The URL is longer than this server accepts.
+    #[error("the URL is longer than this server accepts")]
+    UriTooLong,
+    /// The request line and headers are larger than this server accepts.
+    #[error("the request headers are larger than this server accepts")]
+    HeadersTooLarge,
+    /// The request is not valid HTTP/1.1.
+    #[error("the request is not valid HTTP/1.1")]
+    MalformedRequest,
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -151,6 +163,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UsernameTaken | ApiError::LastAdmin | ApiError::VersionConflict { .. } => {
@@ -178,6 +194,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RequestTimeout => "request_timeout",
+            ApiError::UriTooLong => "uri_too_long",
+            ApiError::HeadersTooLarge => "headers_too_large",
+            ApiError::MalformedRequest => "malformed_request",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::UsernameTaken => "username_taken",
@@ -204,6 +224,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::PayloadTooLarge => "Request body too large",
             ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::RequestTimeout => "Request body too slow",
+            ApiError::UriTooLong => "URL too long",
+            ApiError::HeadersTooLarge => "Request headers too large",
+            ApiError::MalformedRequest => "Malformed request",
             ApiError::Forbidden(_) => "Not allowed",
             ApiError::NotFound(_) => "Not found",
             ApiError::UsernameTaken => "Username taken",

@@ -11,7 +11,7 @@
 //!   or browser cache should keep.
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -27,9 +27,15 @@ const DOCS_POLICY: &str = "frame-ancestors 'none'";
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
+    add_security_headers(&path, response.headers_mut());
+    response
+}
+
+/// Sets the security headers for a response to `path`; also used for the responses the
+/// listener writes itself (framing errors, refused connections), which never reach the router.
+pub fn add_security_headers(path: &str, headers: &mut HeaderMap) {
     let docs = path == "/api/docs" || path.starts_with("/api/docs/");
     let static_asset = path.starts_with("/static/");
-    let headers = response.headers_mut();
     let policy = if docs {
         DOCS_POLICY
     } else {
@@ -51,5 +57,4 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     if !static_asset && !docs && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
 }

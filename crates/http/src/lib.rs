@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod headers;
+pub mod listener;
 pub mod live;
 pub mod openapi;
 pub mod ops;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -241,16 +241,39 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
 }
 
 /// Gives the bare errors produced by the framework (405 from the router, 503 from the request
-/// timeout) our problem+json body, so every error a client sees has the same shape.
+/// timeout, 413 from a body over the limit, also for forms) our problem+json body, or a styled
+/// page on page paths for 413, so every error a client sees has the same shape. A request whose
+/// body missed the listener's body read timeout is answered 408, whatever the handler made of
+/// the truncated body.
 pub async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let body_deadline = request
+        .extensions()
+        .get::<crate::listener::BodyReadTimeout>()
+        .cloned();
+    let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    if response.headers().contains_key(header::CONTENT_TYPE) {
+    if body_deadline.is_some_and(|d| d.expired()) {
+        let mut response = crate::pages::error_for_path(&path, ApiError::RequestTimeout);
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    // axum's own rejections are `text/plain`; everything of ours has another type.
+    let bare = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
+    if !bare {
         return response;
     }
     match response.status() {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed.into_response(),
         StatusCode::SERVICE_UNAVAILABLE => {
             ApiError::Unavailable("the request took too long".into()).into_response()
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            crate::pages::error_for_path(&path, ApiError::PayloadTooLarge)
         }
         _ => response,
     }

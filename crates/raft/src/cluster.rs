@@ -36,6 +36,10 @@ use crate::peer_auth::Signer;
 use crate::proposer::{ProposeError, now_ms};
 use crate::types::{NodeId, TixNode};
 
+/// The pause before signing anew a request refused as stamped before the node's replay floor
+/// (once per request).
+const REPLAY_FLOOR_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
 /// A node to add to the cluster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddNode {
@@ -250,20 +254,33 @@ impl ClusterClient {
     /// Signs and sends `request`; a 401 becomes [`CallError::Unauthorized`] with the node's
     /// reason, every other answer is returned as it is.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
-        let mut request = request
+        let request = request
             .build()
             .map_err(|e| CallError::NotDelivered(e.to_string()))?;
-        self.signer.sign(&mut request);
-        let response = self.http.execute(request).await.map_err(send_error)?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        // Kept to sign anew: a request stamped before the node began (it was signed while the
+        // node was starting) or below its evicted nonces is refused having executed nothing.
+        let mut again = request.try_clone();
+        let mut request = request;
+        loop {
+            self.signer.sign(&mut request);
+            let response = self.http.execute(request).await.map_err(send_error)?;
+            if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
             let text = response.text().await.unwrap_or_default();
-            let reason = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
+            let problem = serde_json::from_str::<serde_json::Value>(&text).ok();
+            let reason = problem.as_ref().and_then(|v| v["reason"].as_str());
+            if let (Some("beyond_replay_cache"), Some(retry)) = (reason, again.take()) {
+                tokio::time::sleep(REPLAY_FLOOR_RETRY_PAUSE).await;
+                request = retry;
+                continue;
+            }
+            let detail = problem
+                .as_ref()
                 .and_then(|v| v["detail"].as_str().map(str::to_owned))
                 .unwrap_or(text);
-            return Err(CallError::Unauthorized(reason));
+            return Err(CallError::Unauthorized(detail));
         }
-        Ok(response)
     }
 
     /// Sends a JSON request and decodes a JSON answer; an error status is `Refused`.

@@ -96,6 +96,12 @@ pub struct NodeConfig {
     pub auth_window_ms: u64,
     /// The most nonces remembered to refuse replays inside the window.
     pub auth_nonces_max: usize,
+    /// When this incarnation of the node began (ms since the epoch), taken when the
+    /// configuration is made, before the caller binds the listeners: signed requests stamped at
+    /// or before it are refused (the nonces an earlier incarnation saw are gone). Taking it at
+    /// `Node::start` instead refused a request that reached a listener bound earlier, while the
+    /// node was still opening its storage.
+    pub started_at_ms: u64,
 }
 
 impl NodeConfig {
@@ -121,6 +127,7 @@ impl NodeConfig {
             cluster_secret_file: None,
             auth_window_ms: AUTH_WINDOW_MS_DEFAULT,
             auth_nonces_max: AUTH_NONCES_MAX_DEFAULT,
+            started_at_ms: crate::proposer::now_ms(),
         }
     }
 }
@@ -226,7 +233,7 @@ impl Node {
             config.node_id,
             config.auth_window_ms,
             config.auth_nonces_max,
-            crate::proposer::now_ms(),
+            config.started_at_ms,
         ));
 
         let raft_config = Config {

@@ -598,6 +598,7 @@ fn refused(e: &AuthError) -> Response {
         "title": status.canonical_reason(),
         "status": status.as_u16(),
         "detail": e.to_string(),
+        "reason": e.code(),
     });
     (
         status,

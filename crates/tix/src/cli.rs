@@ -148,6 +148,30 @@ pub struct ServeArgs {
     /// Time limit of one request.
     #[arg(long, default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+    /// How long a request head may take (from the accept for a connection's first request, from
+    /// its first byte for later ones); then the connection is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// How long a keep-alive connection may wait for its next request.
+    #[arg(long, default_value_t = 120_000)]
+    pub idle_timeout_ms: u64,
+    /// How long a request body may take after its head; then the request is answered 408.
+    #[arg(long, default_value_t = 5_000)]
+    pub body_read_timeout_ms: u64,
+    /// The most connections open at once on the HTTP listener (at the cap the longest-idle one
+    /// is closed for a new one); lowered to fit the open-files limit.
+    #[arg(long, default_value_t = 10_000)]
+    pub connections_max: usize,
+    /// The most connections open at once on the Raft listener; lowered to fit the open-files
+    /// limit.
+    #[arg(long, default_value_t = 256)]
+    pub raft_connections_max: usize,
+    /// The largest request head (request line and headers); a larger one is answered 431.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub request_head_bytes_max: usize,
+    /// The longest request target (path and query); a longer one is answered 414.
+    #[arg(long, default_value_t = 8 * 1024)]
+    pub uri_bytes_max: usize,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10_000)]
     pub drain_timeout_ms: u64,

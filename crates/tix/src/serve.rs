@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tix_http::listener::{self, ListenerConfig};
 use tix_http::{AppState, HttpConfig, TestPayments};
 use tix_raft::Node;
 use tix_raft::node::NodeConfig;
@@ -38,7 +39,55 @@ fn validate(args: &ServeArgs) -> anyhow::Result<()> {
             "--public-origin must be a scheme and host, like https://tickets.example"
         );
     }
+    anyhow::ensure!(
+        args.body_read_timeout_ms < args.request_timeout_ms,
+        "--body-read-timeout-ms must be below --request-timeout-ms (a slow body is answered 408 \
+         before the request times out)"
+    );
+    listener_config(args, "http", args.connections_max, true).check()?;
+    listener_config(args, "raft", args.raft_connections_max, false).check()?;
     Ok(())
+}
+
+/// The limits of one listener from the flags.
+fn listener_config(
+    args: &ServeArgs,
+    name: &'static str,
+    connections_max: usize,
+    pages: bool,
+) -> ListenerConfig {
+    // A snapshot chunk may take as long as its sender allows.
+    let body_read_timeout_ms = match name {
+        "raft" => args
+            .body_read_timeout_ms
+            .max(args.install_snapshot_timeout_ms),
+        _ => args.body_read_timeout_ms,
+    };
+    ListenerConfig {
+        name,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        body_read_timeout: Duration::from_millis(body_read_timeout_ms),
+        connections_max,
+        request_head_bytes_max: args.request_head_bytes_max,
+        uri_bytes_max: args.uri_bytes_max,
+        pages,
+    }
+}
+
+/// Raises the open-files limit and clamps the connection caps to it, printing what is in force.
+fn connection_caps(args: &ServeArgs) -> anyhow::Result<listener::ConnectionCaps> {
+    let open_files_max = listener::raise_open_files_limit()?;
+    let caps = listener::clamp_connections(
+        open_files_max,
+        args.connections_max,
+        args.raft_connections_max,
+    )?;
+    println!(
+        "connections: at most {} on HTTP, {} on Raft RPC (open-files limit {})",
+        caps.http_connections_max, caps.raft_connections_max, caps.open_files_max
+    );
+    Ok(caps)
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
@@ -66,6 +115,7 @@ pub(crate) async fn shutdown_signal() {
 /// Runs a node until SIGINT/SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     validate(&args)?;
+    let caps = connection_caps(&args)?;
     let metrics = crate::telemetry::metrics().ok();
     let mut config = NodeConfig::new(
         args.node_id,
@@ -103,13 +153,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let raft_app = tix_raft::network::internal_router(&node);
     let mut raft_stop = stop_rx.clone();
-    let raft_server = tokio::spawn(async move {
-        axum::serve(raft_listener, raft_app)
-            .with_graceful_shutdown(async move {
-                let _ = raft_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let raft_limits = listener_config(&args, "raft", caps.raft_connections_max, false);
+    let raft_server = tokio::spawn(listener::serve(
+        raft_listener,
+        raft_app,
+        raft_limits,
+        async move {
+            let _ = raft_stop.wait_for(|s| *s).await;
+        },
+    ));
 
     let http_config = HttpConfig {
         request_body_bytes_max: args.request_body_bytes_max,
@@ -162,14 +214,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         node.id, args.http_addr, args.raft_addr
     );
     let mut http_stop = stop_rx.clone();
-    let http_server = tokio::spawn(async move {
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let http_limits = listener_config(&args, "http", caps.http_connections_max, true);
+    let http_server = tokio::spawn(listener::serve(
+        http_listener,
+        app,
+        http_limits,
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
 
     shutdown_signal().await;
     if let Some(seeding) = seeding {

@@ -247,6 +247,22 @@ pub fn when(ms: i64) -> String {
     }
 }
 
+/// Whether `path` belongs to the pages (HTML) rather than the JSON API or the cluster endpoints.
+pub fn is_page_path(path: &str) -> bool {
+    !(path.starts_with("/api/") || path.starts_with("/cluster/"))
+}
+
+/// Answers an error the framework or the listener produced (not a handler): a styled page on
+/// page paths, problem+json elsewhere. The page shows the signed-out header: the caller is not
+/// looked up for a request that failed before any handler ran.
+pub fn error_for_path(path: &str, e: ApiError) -> Response {
+    if is_page_path(path) {
+        PageError::from_api(Nav::default(), e).into_response()
+    } else {
+        e.into_response()
+    }
+}
+
 /// The HTML 404 for unknown paths outside the API; the API keeps its problem+json 404.
 pub async fn fallback(uri: Uri, caller: crate::extract::MaybeCaller) -> Response {
     if uri.path().starts_with("/api/") || uri.path().starts_with("/cluster/") {
