@@ -46,6 +46,12 @@ pub enum ApiError {
         /// Seconds until a sign-up from this address will be accepted again (rounded up).
         retry_after_s: u64,
     },
+    /// Too many messages to the assistant in one conversation.
+    #[error("too many messages; try again in {retry_after_s} s")]
+    TooManyMessages {
+        /// Seconds until the conversation may send again (rounded up).
+        retry_after_s: u64,
+    },
     /// A state-changing request from another site (`Origin`, `Sec-Fetch-Site`).
     #[error(
         "cross-site requests are refused; send this request from tix's own pages or with a bearer token"
@@ -142,7 +148,8 @@ impl ApiError {
     pub fn retry_after_s(&self) -> Option<u64> {
         match self {
             ApiError::TooManyAttempts { retry_after_s }
-            | ApiError::TooManySignups { retry_after_s } => Some(*retry_after_s),
+            | ApiError::TooManySignups { retry_after_s }
+            | ApiError::TooManyMessages { retry_after_s } => Some(*retry_after_s),
             ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => {
                 Some(UNAVAILABLE_RETRY_AFTER_S)
             }
@@ -156,9 +163,9 @@ impl ApiError {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyAttempts { .. } | ApiError::TooManySignups { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::TooManyAttempts { .. }
+            | ApiError::TooManySignups { .. }
+            | ApiError::TooManyMessages { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::CrossOrigin => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -190,6 +197,7 @@ impl ApiError {
             ApiError::BadCredentials => "bad_credentials",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::TooManySignups { .. } => "too_many_signups",
+            ApiError::TooManyMessages { .. } => "too_many_messages",
             ApiError::CrossOrigin => "cross_origin",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -220,6 +228,7 @@ impl ApiError {
             ApiError::BadCredentials => "Wrong username or password",
             ApiError::TooManyAttempts { .. } => "Too many attempts",
             ApiError::TooManySignups { .. } => "Too many sign-ups",
+            ApiError::TooManyMessages { .. } => "Too many messages",
             ApiError::CrossOrigin => "Cross-site request refused",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::PayloadTooLarge => "Request body too large",
@@ -358,7 +367,8 @@ impl ApiError {
                 body.insert("current_version".into(), json!(current_version));
             }
             ApiError::TooManyAttempts { retry_after_s }
-            | ApiError::TooManySignups { retry_after_s } => {
+            | ApiError::TooManySignups { retry_after_s }
+            | ApiError::TooManyMessages { retry_after_s } => {
                 body.insert("retry_after_s".into(), json!(retry_after_s));
             }
             ApiError::Rejected(r) => {

@@ -257,6 +257,25 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The API's optional caller: `None` without an `Authorization` header; a bearer token that is
+/// not valid (expired, logged out) is 401, never silently anonymous.
+pub struct MaybeBearer(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeBearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(MaybeBearer(None));
+        }
+        let token = bearer_token(parts).ok_or(ApiError::Unauthenticated)?;
+        let caller = authenticate(state, token)
+            .await
+            .ok_or(ApiError::Unauthenticated)?;
+        Ok(MaybeBearer(Some(caller)))
+    }
+}
+
 /// A numeric id from the path; anything else is a problem+json 404 (no such resource).
 pub struct ApiPath(pub u64);
 

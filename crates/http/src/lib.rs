@@ -6,6 +6,7 @@
 //! [`error`]. Every read states its consistency: availability and sales reads are linearizable
 //! (read index on the leader); listings and pages read the local applied state.
 
+pub mod assistant;
 pub mod auth;
 pub mod cluster;
 pub mod csrf;
@@ -89,6 +90,8 @@ pub struct HttpConfig {
     pub sse_update_interval_ms: u64,
     /// The bearer token that may read `/metrics` (besides an admin), if one is configured.
     pub metrics_token: Option<ops::MetricsToken>,
+    /// The booking assistant's conversation limits.
+    pub assistant: assistant::AssistantLimits,
 }
 
 impl Default for HttpConfig {
@@ -114,6 +117,7 @@ impl Default for HttpConfig {
             sse_send_timeout_ms: 30_000,
             sse_update_interval_ms: 250,
             metrics_token: None,
+            assistant: assistant::AssistantLimits::default(),
         }
     }
 }
@@ -155,6 +159,8 @@ pub struct AppInner {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Live-stream subscribers: caps and the feeds of watched events.
     pub live: live::LiveHub,
+    /// The booking assistant's conversations on this node.
+    pub assistant: assistant::AssistantHub,
 }
 
 impl std::ops::Deref for AppState {
@@ -184,7 +190,9 @@ impl AppState {
             send_timeout: Duration::from_millis(config.sse_send_timeout_ms),
             update_interval: Duration::from_millis(config.sse_update_interval_ms),
         });
+        let assistant = assistant::AssistantHub::new(config.assistant.clone());
         AppState(Arc::new(AppInner {
+            assistant,
             node,
             config,
             payments,
@@ -243,7 +251,8 @@ pub fn router(state: AppState) -> Router {
         .merge(cluster::routes())
         .merge(events::routes())
         .merge(sales::routes())
-        .merge(shop::routes());
+        .merge(shop::routes())
+        .merge(assistant::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::routes())

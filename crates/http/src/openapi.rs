@@ -28,7 +28,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::{auth, cluster, events, ops, sales, shop, views};
+use crate::{assistant, auth, cluster, events, ops, sales, shop, views};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -54,6 +54,8 @@ pub const BEARER: &str = "bearerAuth";
             customers."),
         (name = "door", description = "Admitting tickets at the entrance."),
         (name = "operations", description = "Health, cluster status and metrics."),
+        (name = "assistant", description = "The booking assistant: book, find and refund \
+            tickets by chatting, in English or German."),
     ),
     paths(
         auth::signup, auth::login, auth::logout, auth::me, auth::set_role,
@@ -64,6 +66,7 @@ pub const BEARER: &str = "bearerAuth";
         shop::my_tickets, shop::get_ticket, shop::refund, shop::check_in,
         cluster::status,
         ops::healthz, ops::metrics,
+        assistant::message,
     ),
     components(
         schemas(Problem, RefusalReason, views::SaleLine),
@@ -76,6 +79,7 @@ pub const BEARER: &str = "bearerAuth";
             PurchaseInvalid, BatchInvalid, HoldEventNotFound, HoldRefused, HoldInvalid,
             HoldNotFound, PaymentDeclined, HoldExpired, CheckoutInvalid, TicketNotFound,
             RefundRefused, DoorOnly, CheckInRefused, CheckInInvalid, MetricsNotFound,
+            TooManyMessages, AssistantMessageInvalid,
         ),
     ),
     modifiers(&BearerScheme, &AnyOperation, &ClosedVariants),
@@ -504,6 +508,18 @@ problem_responses! {
     /// `Retry-After` seconds.
     TooManySignups [RetryAfter] {
         "too_many_signups" ("Slow down") => ApiError::TooManySignups { retry_after_s: 60 },
+    }
+    /// Too many messages in this conversation (`too_many_messages`): 10 at once, then one every
+    /// 2 s; try again after `Retry-After` seconds.
+    TooManyMessages [RetryAfter] {
+        "too_many_messages" ("Slow down") => ApiError::TooManyMessages { retry_after_s: 2 },
+    }
+    /// The message is empty, longer than 500 characters, or has control characters
+    /// (`invalid_field`, `field` = `text`), or an unknown field was sent.
+    AssistantMessageInvalid [] {
+        "too_long" ("Too long") =>
+            invalid("text", "must be at most 500 characters (this one has 731)"),
+        "empty" ("Empty") => invalid("text", "must not be empty"),
     }
     /// The username is taken (`username_taken`); usernames are compared ignoring case.
     UsernameTaken [] {

@@ -86,4 +86,51 @@
     };
     tick();
   }
+  // The assistant: its forms are sent in the background and the transcript is replaced with
+  // the one of the page the server answers with (the same page a browser without JavaScript
+  // is redirected to); on an event page the widget shows the answer under its form.
+  function sendChat(form) {
+    var body = new URLSearchParams(new FormData(form));
+    var button = form.querySelector("button"); if (button) button.disabled = true;
+    fetch(form.action, { method: "POST", body: body, credentials: "same-origin" })
+      .then(function (r) { return r.text().then(function (t) { return { url: r.url, html: t }; }); })
+      .then(function (res) {
+        var doc = new DOMParser().parseFromString(res.html, "text/html");
+        var fresh = doc.getElementById("assistant");
+        if (!fresh) { window.location = res.url; return; }
+        if (form.hasAttribute("data-widget")) {
+          var log = fresh.querySelectorAll("#chat-log > li.theirs");
+          var answer = form.parentNode.querySelector(".chat-answer");
+          var conv = fresh.querySelector("input[name=c]");
+          if (conv) form.querySelector("input[name=c]").value = conv.value;
+          answer.innerHTML = "";
+          if (log.length) answer.appendChild(document.importNode(log[log.length - 1], true));
+          var more = document.createElement("a");
+          more.href = res.url; more.textContent = "Continue in the assistant";
+          answer.appendChild(more);
+          form.querySelector("input[name=text]").value = "";
+          if (button) button.disabled = false;
+          return;
+        }
+        var here = document.getElementById("assistant");
+        here.parentNode.replaceChild(document.importNode(fresh, true), here);
+        if (res.url && window.history && history.replaceState) history.replaceState(null, "", res.url);
+        bindChat();
+        var input = document.getElementById("chat-text"); if (input) input.focus();
+        var last = document.getElementById("last"); if (last) last.scrollIntoView({ block: "nearest" });
+      })
+      .catch(function () { form.submit(); });
+  }
+  function bindChat() {
+    Array.prototype.forEach.call(document.querySelectorAll("form.chat-form"), function (f) {
+      if (f.getAttribute("data-bound")) return;
+      f.setAttribute("data-bound", "1");
+      f.addEventListener("submit", function (e) {
+        if (!window.fetch || !window.DOMParser) return;
+        e.preventDefault();
+        sendChat(f);
+      });
+    });
+  }
+  bindChat();
 })();

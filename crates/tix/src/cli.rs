@@ -1,6 +1,6 @@
 //! The command line: `tix` (same as `tix serve`) runs a node; `tix worker` relays purchases
 //! from RabbitMQ; `tix cluster` administers; `tix bench`, `tix chaos` and `tix failover`
-//! measure and check.
+//! measure and check; `tix assistant` scores the booking assistant.
 
 use std::path::PathBuf;
 
@@ -44,6 +44,9 @@ enum Command {
     /// Cluster administration: init, add-node, remove-node, status, and a local supervisor (up).
     #[command(subcommand)]
     Cluster(crate::cluster::ClusterCommand),
+    /// The booking assistant offline: score it on the labelled set (eval), or try a message.
+    #[command(subcommand)]
+    Assistant(crate::assistant::AssistantCommand),
 }
 
 /// `tix bench [--workload F ...]` or `tix bench sweep ...`.
@@ -231,5 +234,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Chaos(args)) => tix_bench::chaos::run(args).await,
         Some(Command::Cluster(command)) => crate::cluster::run(command).await,
         Some(Command::Failover(args)) => tix_bench::failover::run(args).await,
+        Some(Command::Assistant(command)) => crate::assistant::run(command),
     }
 }

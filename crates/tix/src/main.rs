@@ -2,6 +2,7 @@
 //! lives in the library crates; see ARCHITECTURE.md.
 
 mod allocator;
+mod assistant;
 mod cli;
 mod cluster;
 mod serve;

@@ -11,6 +11,7 @@
 //! internals.
 
 mod account;
+mod assistant;
 mod buy;
 mod catalogue;
 mod staff;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/static/shop.css", get(css))
         .route("/static/shop.js", get(js))
         .merge(account::routes())
+        .merge(assistant::routes())
         .merge(catalogue::routes())
         .merge(buy::routes())
         .merge(tickets::routes())

@@ -13,8 +13,10 @@
 //! - `request_ids` checks every answer names its request and error bodies carry the id.
 //! - `fail_stop` injects a panic into apply and checks the replica stops serving.
 //! - `csrf` replays the probe's cross-site form posts and cookie-only API calls.
+//! - `assistant` books, pays and refunds by chat, and checks what it must refuse.
 //! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
 
+mod assistant;
 mod authz;
 mod box_office;
 mod csrf;
