@@ -153,6 +153,19 @@ impl AssistantHub {
         })
     }
 
+    /// The id of `user`'s most recently used conversation, if one is still kept (the page
+    /// opened without an id continues it).
+    pub fn latest_of(&self, user: UserId) -> Option<String> {
+        let entries = self.lock();
+        entries
+            .iter()
+            .filter(|(_, e)| {
+                e.owner == Owner::User(user) && e.last_used.elapsed() <= self.limits.idle
+            })
+            .max_by_key(|(_, e)| e.last_used)
+            .map(|(id, _)| id.clone())
+    }
+
     /// Checks out conversation `id` for a message from `caller` (or a new one), spending one
     /// message of its budget; `Err` carries the seconds until the next message is allowed.
     fn begin(&self, id: Option<&str>, caller: Option<UserId>, now: Instant) -> Result<Turn, u64> {

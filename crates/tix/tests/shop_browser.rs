@@ -1,4 +1,4 @@
-//! The web shop in a real browser: Debian's Chromium, headless, driven through chromedriver
+//! The web shop in a real browser (the booking assistant included): Debian's Chromium, headless, driven through chromedriver
 //! (WebDriver, with fantoccini) against a real `tix serve` on 127.0.0.1. Every page visited is
 //! saved as a PNG in `target/tmp/screenshots/` (not committed) to be looked at.
 //!
@@ -527,5 +527,177 @@ async fn the_door_admits_a_ticket_once_and_refuses_forgeries() -> anyhow::Result
     assert!(html.contains("leader"), "{html}");
     shot(&staff, "cluster").await?;
     staff.close().await?;
+    Ok(())
+}
+
+/// Sends one message in the assistant's form and waits for the answer to be shown in place
+/// (the page sends the form in the background and replaces the transcript).
+async fn chat(c: &Client, text: &str, shows: &str, name: &str) -> anyhow::Result<String> {
+    let before = c.find_all(Locator::Css("#chat-log > li")).await?.len();
+    fill(c, "#chat-text", text).await?;
+    click(c, "#chat-form button[type=submit]").await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines = c.find_all(Locator::Css("#chat-log > li")).await?.len();
+        let html = c.source().await?;
+        if lines > before && html.contains(shows) {
+            shot(c, name).await?;
+            return Ok(html);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "after {text:?} the chat never showed {shows:?}:\n{}",
+                &html[..html.len().min(4000)]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first day of next month (UTC), for an event "next month" whenever the test runs.
+fn next_month_at(day: u8, hour: u8) -> String {
+    let today = time::OffsetDateTime::now_utc().date();
+    let (year, month) = match today.month() {
+        time::Month::December => (today.year() + 1, time::Month::January),
+        m => (today.year(), m.next()),
+    };
+    format!("{year:04}-{:02}-{day:02}T{hour:02}:30:00Z", u8::from(month))
+}
+
+/// A newcomer finds what's on next month by chat, books two seats of a numbered event, pays
+/// with the test card, sees the tickets under My tickets, and refunds one by chat — and the
+/// seat turns free live on the event page in another browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_books_pays_and_refunds_by_chat_and_the_seat_frees_live() -> anyhow::Result<()> {
+    if !browser_available() {
+        return Ok(());
+    }
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start().await?;
+    let api = shop.admin_api().await?;
+    let body = json!({
+        "name": "Aurora Chamber Night", "description": "Browser test of the assistant",
+        "starts_at": next_month_at(14, 19),
+        "venue": {"name": "Tonhalle, Düsseldorf", "lat": 51.23, "lon": 6.77},
+        "price_cents": 4450, "currency": "EUR",
+        "inventory": {"kind": "numbered", "rows": 3, "seats_per_row": 8},
+    });
+    let r = api
+        .http
+        .post(format!("{}/api/v1/events", shop.server.base_url))
+        .bearer_auth(&api.token)
+        .json(&body)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().as_u16() == 201, "create: {}", r.text().await?);
+    let event = r.json::<Value>().await?["id"].as_u64().context("id")?;
+
+    let c = shop.browser().await?;
+    let watcher = shop.browser().await?;
+    sign_up(&shop, &c, "nora", false, "assistant-signup").await?;
+    c.goto(&shop.url("/assistant")).await?;
+    wait_for_text(&c, "Booking assistant").await?;
+    shot(&c, "assistant-empty").await?;
+    let html = chat(
+        &c,
+        "what's on next month?",
+        "Aurora Chamber Night",
+        "assistant-search",
+    )
+    .await?;
+    assert!(
+        html.contains("View event"),
+        "events come as cards with links"
+    );
+    chat(
+        &c,
+        "2 tickets for the aurora chamber night",
+        "Hold: 2",
+        "assistant-held",
+    )
+    .await?;
+    chat(&c, "pay with the test card", "Yes", "assistant-confirm-pay").await?;
+    // The offered "Yes" is a button of its own.
+    let yes = c
+        .find_all(Locator::Css("#chat-log li#last .choices button"))
+        .await?;
+    anyhow::ensure!(!yes.is_empty(), "a yes/no choice is offered");
+    yes[0].click().await?;
+    let html = wait_for_text(&c, "Paid: order").await?;
+    shot(&c, "assistant-paid").await?;
+    assert!(
+        html.contains("89.00 EUR") || html.contains("89,00"),
+        "2 × 44.50: {html}"
+    );
+
+    c.goto(&shop.url("/tickets")).await?;
+    let html = wait_for_text(&c, "My tickets").await?;
+    assert_eq!(
+        html.matches("class=\"qr\"").count(),
+        2,
+        "two tickets with QR codes"
+    );
+    let ticket: u64 = html
+        .split("id=\"ticket-")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|id| id.parse().ok())
+        .context("a ticket id on My tickets")?;
+    let seat: u32 = html
+        .split(&format!("id=\"ticket-{ticket}\""))
+        .nth(1)
+        .and_then(|rest| rest.split("seat ").nth(1))
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|n| n.trim().parse().ok())
+        .context("the ticket's seat")?;
+    shot(&c, "assistant-my-tickets").await?;
+
+    watcher.goto(&shop.url(&format!("/events/{event}"))).await?;
+    wait_for_text(&watcher, "Choose your seats").await?;
+    let class = |w: Client, n: u32| async move {
+        w.find(Locator::Css(&format!("label[data-seat=\"{n}\"]")))
+            .await?
+            .attr("class")
+            .await
+            .map(|c| c.unwrap_or_default())
+            .map_err(anyhow::Error::from)
+    };
+    assert_eq!(class(watcher.clone(), seat).await?, "seat sold");
+
+    // Back to the conversation (the page continues the latest one) and refund by chat.
+    c.goto(&shop.url("/assistant")).await?;
+    wait_for_text(&c, "Aurora Chamber Night").await?;
+    chat(
+        &c,
+        &format!("refund my ticket {ticket}"),
+        "Yes",
+        "assistant-confirm-refund",
+    )
+    .await?;
+    let yes = c
+        .find_all(Locator::Css("#chat-log li#last .choices button"))
+        .await?;
+    anyhow::ensure!(!yes.is_empty(), "a yes/no choice is offered");
+    yes[0].click().await?;
+    wait_for_text(&c, "Refund receipt").await?;
+    shot(&c, "assistant-refunded").await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = class(watcher.clone(), seat).await?;
+        if now == "seat free" {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("seat {seat} stayed {now:?} after the refund");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(&watcher, "assistant-seat-freed-live").await?;
+    c.set_window_size(390, 844).await?;
+    c.goto(&shop.url("/assistant")).await?;
+    wait_for_text(&c, "Refund receipt").await?;
+    shot(&c, "assistant-phone").await?;
+    c.close().await?;
+    watcher.close().await?;
     Ok(())
 }

@@ -73,9 +73,12 @@ async fn page(
 ) -> Response {
     let nav = Nav::of(caller.0.as_ref());
     let user = caller.0.as_ref().map(|c| c.user_id);
-    let transcript =
-        q.c.as_deref()
-            .and_then(|id| state.assistant.transcript(id, user));
+    // Without an id a signed-in user continues their latest conversation.
+    let id =
+        q.c.or_else(|| user.and_then(|u| state.assistant.latest_of(u)));
+    let transcript = id
+        .as_deref()
+        .and_then(|id| state.assistant.transcript(id, user));
     let (conversation, lines, login_needed) = match transcript {
         Some(t) => (t.id, t.lines, t.login_needed),
         None => (String::new(), Vec::new(), false),
@@ -166,7 +169,7 @@ fn card_view(card: &Card) -> CardView {
         },
         Card::Ticket {
             ticket,
-            event,
+            event: _,
             event_name,
             seat,
             status,
@@ -183,7 +186,7 @@ fn card_view(card: &Card) -> CardView {
             ),
             link: Some((
                 format!("/tickets#ticket-{ticket}"),
-                format!("Show ticket {ticket} (event {event})"),
+                "Show the ticket and its QR code".to_owned(),
             )),
         },
         Card::Order {

@@ -304,10 +304,76 @@ async fn abuse_is_refused_clearly() {
     let location = page.location.expect("back to the conversation");
     let page = browser.get(&location).await;
     assert!(
-        page.text.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+        page.text
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
             || page.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "escaped: {}",
         page.text
     );
     assert!(!page.text.contains("<script>alert(1)"), "never raw");
+}
+
+#[tokio::test]
+async fn without_javascript_the_page_keeps_the_conversation_through_a_login() {
+    let app = spawn_app().await;
+    let event = app
+        .admin_event(&named("Quiet Harbour Evening", "Hafenhalle, Hamburg", 10))
+        .await;
+    app.new_user("pagebuyer", None).await;
+    let mut browser = Browser::new(&app);
+
+    // Anonymous: asked to log in, with a link back to this conversation.
+    let page = browser
+        .post(
+            "/assistant",
+            &[("text", "2 tickets for the quiet harbour evening")],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    let back = page.location.expect("the conversation");
+    let page = browser.get(&back).await;
+    let login = page
+        .text
+        .split("id=\"login-to-continue\"")
+        .next()
+        .and_then(|head| head.rsplit("href=\"").next())
+        .and_then(|rest| rest.split('"').next())
+        .expect("a log-in link")
+        .replace("&#61;", "=")
+        .replace("&#37;", "%")
+        .replace("&amp;", "&");
+    assert!(login.starts_with("/login?next="), "{login}");
+    assert_eq!(
+        app.counts(event).await["held"],
+        json!(0),
+        "nothing held yet"
+    );
+
+    // Logging in returns to the conversation; "continue" books.
+    let next = back.split('#').next().unwrap_or(&back).to_owned();
+    let page = browser
+        .post(
+            "/login",
+            &[
+                ("username", "pagebuyer"),
+                ("password", crate::helpers::USER_PASSWORD),
+                ("next", &next),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    assert_eq!(page.location.as_deref(), Some(next.as_str()));
+    let conversation = next.split("c=").nth(1).expect("an id").to_owned();
+    let page = browser
+        .post("/assistant", &[("c", &conversation), ("text", "continue")])
+        .await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    let page = browser.get(page.location.as_deref().unwrap_or("/")).await;
+    assert!(page.text.contains("Hold: 2"), "{}", page.text);
+    assert_eq!(app.counts(event).await["held"], json!(2));
+
+    // The page without an id shows the signed-in user's latest conversation.
+    let page = browser.get("/assistant").await;
+    assert!(page.text.contains("Quiet Harbour Evening"), "{}", page.text);
+    app.assert_invariants();
 }
