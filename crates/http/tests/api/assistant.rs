@@ -377,3 +377,48 @@ async fn without_javascript_the_page_keeps_the_conversation_through_a_login() {
     assert!(page.text.contains("Quiet Harbour Evening"), "{}", page.text);
     app.assert_invariants();
 }
+
+#[tokio::test]
+async fn a_past_event_and_an_expired_hold_are_answered_and_change_nothing() {
+    let app = crate::helpers::spawn_app_with(tix_http::HttpConfig {
+        hold_ttl_ms: 1_000,
+        ..tix_http::HttpConfig::default()
+    })
+    .await;
+    let mut past = named("Old Year Gala", "Admiralspalast, Berlin", 10);
+    past["starts_at"] = json!("2021-01-01T20:00:00Z");
+    let past = app.admin_event(&past).await;
+    let soon = app
+        .admin_event(&named("Quick Hold Show", "Quatsch Keller, Berlin", 10))
+        .await;
+    let buyer = app.new_user("latecomer", None).await;
+    let token = buyer.token.as_str();
+
+    // A past event is never booked.
+    let answer = say(&app, Some(token), None, "2 tickets for the old year gala").await;
+    assert!(
+        action_results(&answer).is_empty() || action_results(&answer)[0].1 == "past_event",
+        "{answer}"
+    );
+    assert_eq!(app.counts(past).await["held"], json!(0));
+
+    // A hold that expired before paying: a clear answer, nothing charged or sold.
+    let first = say(&app, Some(token), None, "1 ticket for the quick hold show").await;
+    let c = conversation(&first);
+    assert_eq!(
+        action_results(&first),
+        vec![("hold".to_owned(), "held".to_owned())],
+        "{first}"
+    );
+    let ask = say(&app, Some(token), Some(&c), "pay").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let answer = say(&app, Some(token), Some(&c), "yes").await;
+    let results = action_results(&answer);
+    assert!(
+        results.is_empty() || matches!(results[0].1.as_str(), "hold_expired" | "no_open_hold"),
+        "{ask}\n{answer}"
+    );
+    assert!(!answer["text"].as_str().unwrap_or("").is_empty());
+    assert_eq!(app.counts(soon).await["sold"], json!(0));
+    app.assert_invariants();
+}
