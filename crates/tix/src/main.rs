@@ -14,6 +14,7 @@ use clap::Parser;
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     telemetry::init();
+    allocator::disable_transparent_huge_pages();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(allocator::on_worker_park)
