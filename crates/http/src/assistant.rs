@@ -294,11 +294,12 @@ pub(crate) struct MessageBody {
     #[serde(default)]
     #[schema(example = "3f1c2a9be4d04c6f8a7b5e2d1c0f9a8b")]
     conversation_id: Option<String>,
-    /// What the user typed: 1 to 500 characters, no control characters.
+    /// What the user typed: 1 to 500 characters after trimming white space; line breaks and
+    /// tabs allowed inside, no other control or text-direction characters (the pattern says
+    /// exactly that).
     #[schema(
-        min_length = 1,
-        max_length = 500,
-        example = "two tickets for the beethoven night"
+        example = "two tickets for the beethoven night",
+        pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,498}[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     )]
     text: String,
 }
