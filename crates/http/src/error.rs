@@ -78,6 +78,9 @@ pub enum ApiError {
     /// The request is not valid HTTP/1.1.
     #[error("the request is not valid HTTP/1.1")]
     MalformedRequest,
+    /// A part of the URL (a path id, a query parameter) cannot be read.
+    #[error("the address has a part this server cannot read; check the link (ids are numbers)")]
+    InvalidUrl,
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -173,7 +176,7 @@ impl ApiError {
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
+            ApiError::MalformedRequest | ApiError::InvalidUrl => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UsernameTaken | ApiError::LastAdmin | ApiError::VersionConflict { .. } => {
@@ -206,6 +209,7 @@ impl ApiError {
             ApiError::UriTooLong => "uri_too_long",
             ApiError::HeadersTooLarge => "headers_too_large",
             ApiError::MalformedRequest => "malformed_request",
+            ApiError::InvalidUrl => "invalid_url",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::UsernameTaken => "username_taken",
@@ -237,6 +241,7 @@ impl ApiError {
             ApiError::UriTooLong => "URL too long",
             ApiError::HeadersTooLarge => "Request headers too large",
             ApiError::MalformedRequest => "Malformed request",
+            ApiError::InvalidUrl => "Invalid address",
             ApiError::Forbidden(_) => "Not allowed",
             ApiError::NotFound(_) => "Not found",
             ApiError::UsernameTaken => "Username taken",

@@ -241,8 +241,8 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
 }
 
 /// Gives the bare errors produced by the framework (405 from the router, 503 from the request
-/// timeout, 413 from a body over the limit, also for forms) our problem+json body, or a styled
-/// page on page paths for 413, so every error a client sees has the same shape. A request whose
+/// timeout, 413 from a body over the limit, also for forms, 400 from a path id or query that
+/// does not parse) our problem+json body, or a styled page on page paths for 413 and 400, so every error a client sees has the same shape. A request whose
 /// body missed the listener's body read timeout is answered 408, whatever the handler made of
 /// the truncated body.
 pub async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
@@ -275,6 +275,8 @@ pub async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE => {
             crate::pages::error_for_path(&path, ApiError::PayloadTooLarge)
         }
+        // A path id or query parameter the extractor could not parse (`/events/abc`).
+        StatusCode::BAD_REQUEST => crate::pages::error_for_path(&path, ApiError::InvalidUrl),
         _ => response,
     }
 }

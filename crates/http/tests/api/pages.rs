@@ -184,6 +184,26 @@ async fn unknown_pages_are_html_and_unknown_api_paths_stay_problem_json() {
     let event = b.get("/events/424242").await;
     assert_eq!(event.status, 404);
     assert!(event.text.contains("no such event"), "{}", event.text);
+    // An id that is not a number: a styled page, never the framework's text.
+    for path in [
+        "/events/abc",
+        "/events/-1",
+        "/holds/x/pay-nothing",
+        "/holds/1e3",
+    ] {
+        let page = b.get(path).await;
+        if page.status == 404 {
+            continue; // no such route at all: the 404 page above
+        }
+        assert_eq!(page.status, 400, "{path}: {}", page.text);
+        assert!(page.content_type.starts_with("text/html"), "{path}");
+        assert!(
+            page.text.contains("Invalid address"),
+            "{path}: {}",
+            page.text
+        );
+        assert!(!page.text.contains("u64"), "{path}: no internals");
+    }
 }
 
 #[tokio::test]
