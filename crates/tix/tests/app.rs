@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tix::app::{App, Config};
-use tix_bench::client::{ApiClient, http_client};
+use tix_testkit::client::{ApiClient, http_client};
 
 const ADMIN_PASSWORD: &str = "in-process-admin-pw";
 

@@ -25,7 +25,7 @@ fn shared(file: &str) -> Option<PathBuf> {
 }
 
 fn nginx_installed() -> bool {
-    if tix_bench::nginx::nginx_binary().is_ok() {
+    if tix_testkit::nginx::nginx_binary().is_ok() {
         return true;
     }
     let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
@@ -97,9 +97,9 @@ fn a_malformed_workload_is_refused_with_its_line_number() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_behind_nginx_mid_run_loses_nothing() -> anyhow::Result<()> {
     use std::time::Duration;
-    use tix_bench::client::{ApiClient, http_client};
     use tix_bench::replay::{Answer, CONCERT_CAPACITY, Transport, replay};
     use tix_bench::setup::{addresses_leader_first, start_cluster, start_nginx};
+    use tix_testkit::client::{ApiClient, http_client};
 
     if !nginx_installed() {
         return Ok(());

@@ -10,13 +10,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tix_bench::client::{ApiClient, http_client};
 use tix_bench::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use tix_bench::setup::{
     WorkerLaunch, addresses_leader_first, delete_queue, purge_queue, spawn_worker, start_cluster,
     wait_for_consumers,
 };
 use tix_bench::workload::{Workload, parse};
+use tix_testkit::client::{ApiClient, http_client};
 use tokio::sync::Mutex;
 
 /// The broker restart disturbs every broker user: these tests take turns.
@@ -53,7 +53,7 @@ fn contended(lines: usize) -> Workload {
 
 /// Everything one test runs: the cluster, the workers and the requester on its own queue.
 struct Setup {
-    cluster: tix_bench::cluster::LocalCluster,
+    cluster: tix_testkit::cluster::LocalCluster,
     api: ApiClient,
     launch: WorkerLaunch,
     requester: tix_amqp::Requester,

@@ -25,7 +25,7 @@ fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
     {
         return;
     }
-    if tix_bench::nginx::nginx_binary().is_err() && skip("nginx is not installed") {
+    if tix_testkit::nginx::nginx_binary().is_err() && skip("nginx is not installed") {
         return;
     }
     let Ok(amqp_url) = std::env::var("TIX_AMQP_URL") else {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use tix_bench::client::{ApiClient, http_client};
-use tix_bench::spawn::{ServerProcess, free_port};
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::spawn::{ServerProcess, free_port};
 use tokio::sync::Mutex;
 
 const ADMIN_PASSWORD: &str = "browser-admin-pass";

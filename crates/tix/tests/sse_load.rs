@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tix_bench::client::{ApiClient, http_client, metric_value};
-use tix_bench::spawn::ServerProcess;
+use tix_testkit::client::{ApiClient, http_client, metric_value};
+use tix_testkit::spawn::ServerProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
