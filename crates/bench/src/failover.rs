@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 
-use crate::client::{ApiClient, http_client};
-use crate::cluster::{ClusterOptions, LocalCluster};
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 
 /// Options of the failover measurement.
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,6 @@
 //! nginx as the single entry point of the direct architecture: the configuration tix generates
-//! (`tix nginx-config` prints it for operators; the benchmark writes it to a temporary prefix)
-//! and an nginx child process on 127.0.0.1 that the benchmark starts and stops itself.
+//! (`tix nginx-config` prints it for operators; the benchmark hands it to
+//! `tix_testkit::nginx::Nginx`, an nginx child process on 127.0.0.1 it starts and stops itself).
 //!
 //! The configuration keeps connections to the upstreams alive (`keepalive`, HTTP/1.1, no
 //! `Connection: close`), marks an upstream down after failures for a while (passive health
@@ -13,11 +13,9 @@
 //! started with `--trusted-proxy <nginx's address>`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use anyhow::{Context, bail};
+use tix_testkit::nginx::nginx_binary;
 
 /// The shape of the generated configuration.
 #[derive(Debug, Clone)]
@@ -129,121 +127,11 @@ http {{
     }
 }
 
-/// Finds the nginx binary (Debian installs it in /usr/sbin, often not on a user's PATH).
-pub fn nginx_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("TIX_NGINX") {
-        return Ok(PathBuf::from(path));
-    }
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
-        "/usr/sbin",
-        "/usr/local/sbin",
-        "/usr/local/nginx/sbin",
-    ]) {
-        let candidate = Path::new(dir).join("nginx");
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    bail!("nginx is not installed (apt-get install -y nginx), or set TIX_NGINX to its path")
-}
-
 /// Returns `nginx -v`'s version string, or why it could not be read.
 pub fn nginx_version() -> String {
     match nginx_binary().and_then(|bin| Ok(Command::new(bin).arg("-v").output()?)) {
         Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         Err(e) => format!("unavailable: {e}"),
-    }
-}
-
-/// An nginx master process in the foreground, with its own prefix directory; stopped (fast
-/// shutdown) when dropped.
-pub struct Nginx {
-    /// `http://listen`.
-    pub url: String,
-    child: Child,
-    _prefix: tempfile::TempDir,
-}
-
-impl Nginx {
-    /// Writes the configuration, checks it with `nginx -t`, starts nginx and waits until it
-    /// accepts connections.
-    pub fn start(config: &NginxConfig) -> anyhow::Result<Nginx> {
-        let bin = nginx_binary()?;
-        let prefix = tempfile::tempdir()?;
-        for dir in ["logs", "tmp"] {
-            std::fs::create_dir_all(prefix.path().join(dir))?;
-        }
-        let conf = prefix.path().join("nginx.conf");
-        std::fs::write(&conf, config.render())?;
-        let check = Command::new(&bin)
-            .arg("-p")
-            .arg(prefix.path())
-            .arg("-c")
-            .arg(&conf)
-            .arg("-t")
-            .output()
-            .with_context(|| format!("running {}", bin.display()))?;
-        if !check.status.success() {
-            bail!(
-                "nginx refused the generated configuration:\n{}",
-                String::from_utf8_lossy(&check.stderr)
-            );
-        }
-        let child = Command::new(&bin)
-            .arg("-p")
-            .arg(prefix.path())
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut nginx = Nginx {
-            url: format!("http://{}", config.listen),
-            child,
-            _prefix: prefix,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(config.listen).is_err() {
-            if let Some(status) = nginx.child.try_wait()? {
-                let log = std::fs::read_to_string(nginx._prefix.path().join("logs/error.log"))
-                    .unwrap_or_default();
-                bail!(
-                    "nginx exited ({status}) before listening on {}:\n{log}",
-                    config.listen
-                );
-            }
-            if Instant::now() > deadline {
-                bail!("nginx did not listen on {} within 10 s", config.listen);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(nginx)
-    }
-
-    /// Returns the error log so far (to explain a failed run).
-    pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self._prefix.path().join("logs/error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM is nginx's fast shutdown; the master takes its workers down with it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

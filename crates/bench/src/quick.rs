@@ -12,8 +12,8 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
-use crate::client::{ApiClient, http_client, latency_ms_line, metric_value};
-use crate::spawn::target;
+use tix_testkit::client::{ApiClient, http_client, metric_value};
+use tix_testkit::spawn::ServerProcess;
 
 /// Options of the quick benchmark.
 #[derive(Debug, Clone, Args)]
@@ -187,4 +187,31 @@ pub async fn measure(
         );
     }
     Ok(report)
+}
+
+/// Returns the base URL to benchmark: `url` if given, otherwise a fresh server started from
+/// this binary with demo data off, kept running by the returned process handle.
+fn target(
+    url: Option<&str>,
+    admin_password: &str,
+) -> anyhow::Result<(String, Option<ServerProcess>)> {
+    match url {
+        Some(url) => Ok((url.trim_end_matches('/').to_owned(), None)),
+        None => {
+            let exe = std::env::current_exe()?;
+            let server = ServerProcess::start(&exe, admin_password, &["--no-demo"])?;
+            Ok((server.base_url.clone(), Some(server)))
+        }
+    }
+}
+
+/// Formats latency percentiles of a microsecond histogram as milliseconds.
+fn latency_ms_line(h: &hdrhistogram::Histogram<u64>) -> String {
+    format!(
+        "p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        h.value_at_quantile(0.50) as f64 / 1000.0,
+        h.value_at_quantile(0.90) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    )
 }

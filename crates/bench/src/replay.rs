@@ -11,8 +11,8 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use tix_amqp::{PurchaseMessage, Requester};
+use tix_testkit::client::ApiClient;
 
-use crate::client::ApiClient;
 use crate::workload::{Buy, Workload, WorkloadKind};
 
 /// The tickets (or seats) of the fresh event each run creates.

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use tix_testkit::client::{ApiClient, http_client};
 
-use crate::client::{ApiClient, http_client};
 use crate::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use crate::results::{Architecture, LatencyMs, RunResult};
 use crate::setup::{

@@ -8,10 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
+use tix_testkit::nginx::Nginx;
+use tix_testkit::spawn::free_port;
 
-use crate::cluster::{ClusterOptions, LocalCluster};
-use crate::nginx::{Nginx, NginxConfig};
-use crate::spawn::free_port;
+use crate::nginx::NginxConfig;
 
 /// Starts a benchmark cluster of `nodes` voters: no fault proxies, production timings.
 pub async fn start_cluster(exe: &Path, nodes: u64) -> anyhow::Result<LocalCluster> {
@@ -42,7 +43,7 @@ pub async fn addresses_leader_first(cluster: &LocalCluster) -> anyhow::Result<Ve
 /// Starts nginx on a free 127.0.0.1 port in front of `upstreams`.
 pub fn start_nginx(upstreams: Vec<String>) -> anyhow::Result<Nginx> {
     let listen = format!("127.0.0.1:{}", free_port()?).parse()?;
-    Nginx::start(&NginxConfig::new(listen, upstreams))
+    Nginx::start(listen, &NginxConfig::new(listen, upstreams).render())
 }
 
 /// A child process killed when dropped (workers, no-op servers).

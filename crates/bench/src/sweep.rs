@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use tix_testkit::client::{ApiClient, http_client};
 
-use crate::client::{ApiClient, http_client};
 use crate::replay::{Answer, CONCERT_CAPACITY, Transport, load};
 use crate::results::{
     Architecture, CeilingResult, LatencyMs, MachineFacts, SweepConfig, SweepResults,

@@ -289,15 +289,9 @@ mod tests {
     // states (skipped with a message if the shared folder is not beside the project).
     #[test]
     fn shared_benchmark_files_match_their_readme() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/benchmarks");
+        let dir = tix_testkit::require::shared_dir();
         if !dir.exists() {
-            let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "{} not found (TIX_REQUIRE_SERVICES=1)",
-                dir.display()
-            );
-            eprintln!("skipping: {} not found", dir.display());
+            tix_testkit::require::skip(&format!("{} not found", dir.display()));
             return;
         }
         let expected = [

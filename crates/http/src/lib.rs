@@ -10,6 +10,7 @@ pub mod assistant;
 pub mod auth;
 pub mod cluster;
 pub mod csrf;
+pub mod defaults;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -97,10 +98,10 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            request_body_bytes_max: 64 * 1024,
-            request_timeout_ms: 10_000,
+            request_body_bytes_max: defaults::REQUEST_BODY_BYTES_MAX,
+            request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
             session_ttl_ms: 24 * 60 * 60 * 1000,
-            hold_ttl_ms: 10 * 60 * 1000,
+            hold_ttl_ms: defaults::HOLD_TTL_MS,
             login_address_failures_free: 10,
             login_account_failures_free: 20,
             login_backoff_base_ms: 1_000,
@@ -112,10 +113,10 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             cookie_secure: false,
             public_origin: None,
-            sse_subscribers_max: 4096,
-            sse_subscribers_per_client_max: 32,
-            sse_send_timeout_ms: 30_000,
-            sse_update_interval_ms: 250,
+            sse_subscribers_max: defaults::SSE_SUBSCRIBERS_MAX,
+            sse_subscribers_per_client_max: defaults::SSE_SUBSCRIBERS_PER_CLIENT_MAX,
+            sse_send_timeout_ms: defaults::SSE_SEND_TIMEOUT_MS,
+            sse_update_interval_ms: defaults::SSE_UPDATE_INTERVAL_MS,
             metrics_token: None,
             assistant: assistant::AssistantLimits::default(),
         }

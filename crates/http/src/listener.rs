@@ -55,6 +55,7 @@ pub use limits::{
     clamp_connections, raise_open_files_limit,
 };
 
+use crate::defaults;
 use crate::error::ApiError;
 use crate::pages::{Nav, PageError};
 use connection::ConnState;
@@ -107,12 +108,12 @@ impl Default for ListenerConfig {
     fn default() -> Self {
         ListenerConfig {
             name: "http",
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(120),
-            body_read_timeout: Duration::from_secs(5),
-            connections_max: 10_000,
-            request_head_bytes_max: 64 * 1024,
-            uri_bytes_max: 8 * 1024,
+            header_read_timeout: Duration::from_millis(defaults::HEADER_READ_TIMEOUT_MS),
+            idle_timeout: Duration::from_millis(defaults::IDLE_TIMEOUT_MS),
+            body_read_timeout: Duration::from_millis(defaults::BODY_READ_TIMEOUT_MS),
+            connections_max: defaults::CONNECTIONS_MAX,
+            request_head_bytes_max: defaults::REQUEST_HEAD_BYTES_MAX,
+            uri_bytes_max: defaults::URI_BYTES_MAX,
             pages: true,
         }
     }
@@ -124,39 +125,79 @@ impl Default for ListenerConfig {
 pub struct ListenerConfigError {
     /// The listener's name.
     pub listener: &'static str,
+    /// The setting that is out of bounds (a caller names it in its own terms, e.g. a flag).
+    pub setting: ListenerSetting,
     /// What is wrong.
     pub problem: String,
+}
+
+/// A setting of [`ListenerConfig`], as named by a [`ListenerConfigError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerSetting {
+    /// `header_read_timeout`.
+    HeaderReadTimeout,
+    /// `idle_timeout`.
+    IdleTimeout,
+    /// `body_read_timeout`.
+    BodyReadTimeout,
+    /// `connections_max`.
+    ConnectionsMax,
+    /// `request_head_bytes_max`.
+    RequestHeadBytesMax,
+    /// `uri_bytes_max`.
+    UriBytesMax,
 }
 
 impl ListenerConfig {
     /// Checks that the limits fit together.
     pub fn check(&self) -> Result<(), ListenerConfigError> {
-        let fail = |problem: String| {
+        let fail = |setting: ListenerSetting, problem: String| {
             Err(ListenerConfigError {
                 listener: self.name,
+                setting,
                 problem,
             })
         };
         let timeout_min = Duration::from_millis(100);
-        for (name, value) in [
-            ("header read timeout", self.header_read_timeout),
-            ("idle timeout", self.idle_timeout),
-            ("body read timeout", self.body_read_timeout),
+        for (setting, name, value) in [
+            (
+                ListenerSetting::HeaderReadTimeout,
+                "header read timeout",
+                self.header_read_timeout,
+            ),
+            (
+                ListenerSetting::IdleTimeout,
+                "idle timeout",
+                self.idle_timeout,
+            ),
+            (
+                ListenerSetting::BodyReadTimeout,
+                "body read timeout",
+                self.body_read_timeout,
+            ),
         ] {
             if value < timeout_min {
-                return fail(format!("the {name} must be at least {timeout_min:?}"));
+                return fail(
+                    setting,
+                    format!("the {name} must be at least {timeout_min:?}"),
+                );
             }
         }
         if self.connections_max == 0 {
-            return fail("at least one connection must be allowed".into());
+            return fail(
+                ListenerSetting::ConnectionsMax,
+                "at least one connection must be allowed".into(),
+            );
         }
         if !(REQUEST_HEAD_BYTES_MIN..=1024 * 1024).contains(&self.request_head_bytes_max) {
-            return fail(format!(
-                "the request head limit must be {REQUEST_HEAD_BYTES_MIN} bytes to 1 MiB"
-            ));
+            return fail(
+                ListenerSetting::RequestHeadBytesMax,
+                format!("the request head limit must be {REQUEST_HEAD_BYTES_MIN} bytes to 1 MiB"),
+            );
         }
         if self.uri_bytes_max < 256 || self.uri_bytes_max >= self.request_head_bytes_max {
             return fail(
+                ListenerSetting::UriBytesMax,
                 "the URL limit must be at least 256 bytes and below the head limit".into(),
             );
         }
@@ -501,7 +542,8 @@ mod tests {
     }
 
     // Checks the limits from both sides: the defaults pass, and a head buffer below hyper's
-    // minimum or a URL limit not below the head limit is refused.
+    // minimum, a URL limit not below the head limit or a short timeout is refused, naming the
+    // setting.
     #[test]
     fn config_checks_its_limits() {
         let config = ListenerConfig::default();
@@ -517,17 +559,26 @@ mod tests {
             uri_bytes_max: 256,
             ..config.clone()
         };
-        assert!(below.check().is_err());
+        assert_eq!(
+            below.check().unwrap_err().setting,
+            ListenerSetting::RequestHeadBytesMax
+        );
         let uri_too_big = ListenerConfig {
             uri_bytes_max: config.request_head_bytes_max,
             ..config.clone()
         };
-        assert!(uri_too_big.check().is_err());
+        assert_eq!(
+            uri_too_big.check().unwrap_err().setting,
+            ListenerSetting::UriBytesMax
+        );
         let no_timeout = ListenerConfig {
             idle_timeout: Duration::from_millis(99),
             ..config
         };
-        assert!(no_timeout.check().is_err());
+        assert_eq!(
+            no_timeout.check().unwrap_err().setting,
+            ListenerSetting::IdleTimeout
+        );
     }
 
     // Checks that the canned answers are complete HTTP/1.1 responses with our bodies: the 503

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tix_raft::node::defaults;
+use tix::app::{Config, defaults};
 
 /// tix: a Raft-replicated box office that never oversells.
 #[derive(Debug, Parser)]
@@ -86,13 +86,13 @@ pub struct NginxConfigArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// This node's id (unique in the cluster, never reused for a wiped node).
-    #[arg(long, env = "TIX_NODE_ID", default_value_t = 1)]
+    #[arg(long, env = "TIX_NODE_ID", default_value_t = defaults::NODE_ID)]
     pub node_id: u64,
     /// Public HTTP address (API and pages).
-    #[arg(long, env = "TIX_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "TIX_HTTP_ADDR", default_value = defaults::HTTP_ADDR)]
     pub http_addr: String,
     /// Internal Raft RPC address.
-    #[arg(long, env = "TIX_RAFT_ADDR", default_value = "127.0.0.1:8090")]
+    #[arg(long, env = "TIX_RAFT_ADDR", default_value = defaults::RAFT_ADDR)]
     pub raft_addr: String,
     /// The Raft address other nodes should use, if not --raft-addr (e.g. behind a proxy).
     #[arg(long, env = "TIX_RAFT_ADVERTISE_ADDR")]
@@ -105,7 +105,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TIX_TEST_FAIL_APPLY_FILE", hide = true)]
     pub test_fail_apply_file: Option<PathBuf>,
     /// Where the log and snapshots are stored.
-    #[arg(long, env = "TIX_DATA_DIR", default_value = "./tix-data")]
+    #[arg(long, env = "TIX_DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
     /// The cluster secret every member shares (64 hex digits, mode 0600; `tix cluster secret`
     /// writes one). Default: DATA_DIR/cluster.secret, created on first start if absent.
@@ -146,40 +146,40 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = defaults::BATCHES_IN_FLIGHT_MAX)]
     pub batches_in_flight_max: usize,
     /// The largest request body accepted.
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = defaults::REQUEST_BODY_BYTES_MAX)]
     pub request_body_bytes_max: usize,
     /// Time limit of one request.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: u64,
     /// How long a request head may take (from the accept for a connection's first request, from
     /// its first byte for later ones); then the connection is closed.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::HEADER_READ_TIMEOUT_MS)]
     pub header_read_timeout_ms: u64,
     /// How long a keep-alive connection may wait for its next request.
-    #[arg(long, default_value_t = 120_000)]
+    #[arg(long, default_value_t = defaults::IDLE_TIMEOUT_MS)]
     pub idle_timeout_ms: u64,
     /// How long a request body may take after its head; then the request is answered 408.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = defaults::BODY_READ_TIMEOUT_MS)]
     pub body_read_timeout_ms: u64,
     /// The most connections open at once on the HTTP listener (at the cap the longest-idle one
     /// is closed for a new one); lowered to fit the open-files limit.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::CONNECTIONS_MAX)]
     pub connections_max: usize,
     /// The most connections open at once on the Raft listener; lowered to fit the open-files
     /// limit.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults::RAFT_CONNECTIONS_MAX)]
     pub raft_connections_max: usize,
     /// The largest request head (request line and headers); a larger one is answered 431.
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = defaults::REQUEST_HEAD_BYTES_MAX)]
     pub request_head_bytes_max: usize,
     /// The longest request target (path and query); a longer one is answered 414.
-    #[arg(long, default_value_t = 8 * 1024)]
+    #[arg(long, default_value_t = defaults::URI_BYTES_MAX)]
     pub uri_bytes_max: usize,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::DRAIN_TIMEOUT_MS)]
     pub drain_timeout_ms: u64,
     /// How long a shop hold lasts.
-    #[arg(long, default_value_t = 10 * 60 * 1000)]
+    #[arg(long, default_value_t = defaults::HOLD_TTL_MS)]
     pub hold_ttl_ms: u64,
     /// A reverse proxy whose `X-Forwarded-For` (last hop) and `X-Forwarded-Proto` are believed
     /// (repeatable): the client address the login and sign-up limits count, and TLS.
@@ -193,22 +193,108 @@ pub struct ServeArgs {
     #[arg(long, env = "TIX_PUBLIC_ORIGIN")]
     pub public_origin: Option<String>,
     /// Live-availability streams (SSE) this node serves at once; more are refused with 503.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = defaults::SSE_SUBSCRIBERS_MAX)]
     pub sse_subscribers_max: u32,
     /// Live streams one client may hold at once (a signed-in user, else an IP address or IPv6
     /// /64).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = defaults::SSE_SUBSCRIBERS_PER_CLIENT_MAX)]
     pub sse_subscribers_per_client_max: u32,
     /// A live stream whose connection has not taken a change for this long is dropped.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = defaults::SSE_SEND_TIMEOUT_MS)]
     pub sse_send_timeout_ms: u64,
     /// The shortest time between two live messages about one event.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = defaults::SSE_UPDATE_INTERVAL_MS)]
     pub sse_update_interval_ms: u64,
     /// A file holding the bearer token that may read /metrics (at least 16 characters); admins
     /// may read it with their own token either way.
     #[arg(long, env = "TIX_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+}
+
+impl From<ServeArgs> for Config {
+    /// Every flag to its setting; destructured whole, so a new flag cannot be forgotten here.
+    fn from(args: ServeArgs) -> Config {
+        let ServeArgs {
+            node_id,
+            http_addr,
+            raft_addr,
+            raft_advertise_addr,
+            raft_source_ip,
+            test_fail_apply_file,
+            data_dir,
+            cluster_secret_file,
+            no_bootstrap,
+            no_demo,
+            admin_password,
+            heartbeat_interval_ms,
+            election_timeout_min_ms,
+            election_timeout_max_ms,
+            install_snapshot_timeout_ms,
+            snapshot_logs_since_last,
+            logs_kept_after_snapshot,
+            batch_commands_max,
+            batches_in_flight_max,
+            request_body_bytes_max,
+            request_timeout_ms,
+            header_read_timeout_ms,
+            idle_timeout_ms,
+            body_read_timeout_ms,
+            connections_max,
+            raft_connections_max,
+            request_head_bytes_max,
+            uri_bytes_max,
+            drain_timeout_ms,
+            hold_ttl_ms,
+            trusted_proxies,
+            cookie_secure,
+            public_origin,
+            sse_subscribers_max,
+            sse_subscribers_per_client_max,
+            sse_send_timeout_ms,
+            sse_update_interval_ms,
+            metrics_token_file,
+        } = args;
+        Config {
+            node_id,
+            http_addr,
+            raft_addr,
+            raft_advertise_addr,
+            raft_source_ip,
+            test_fail_apply_file,
+            data_dir,
+            cluster_secret_file,
+            bootstrap: !no_bootstrap,
+            demo_data: !no_demo,
+            admin_password,
+            heartbeat_interval_ms,
+            election_timeout_min_ms,
+            election_timeout_max_ms,
+            install_snapshot_timeout_ms,
+            snapshot_logs_since_last,
+            logs_kept_after_snapshot,
+            batch_commands_max,
+            batches_in_flight_max,
+            request_body_bytes_max,
+            request_timeout_ms,
+            header_read_timeout_ms,
+            idle_timeout_ms,
+            body_read_timeout_ms,
+            connections_max,
+            raft_connections_max,
+            request_head_bytes_max,
+            uri_bytes_max,
+            drain_timeout_ms,
+            hold_ttl_ms,
+            trusted_proxies,
+            cookie_secure,
+            public_origin,
+            sse_subscribers_max,
+            sse_subscribers_per_client_max,
+            sse_send_timeout_ms,
+            sse_update_interval_ms,
+            metrics_token_file,
+        }
+    }
 }
 
 /// Runs the chosen subcommand.
@@ -235,5 +321,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Cluster(command)) => crate::cluster::run(command).await,
         Some(Command::Failover(args)) => tix_bench::failover::run(args).await,
         Some(Command::Assistant(command)) => crate::assistant::run(command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Checks that `tix serve` without flags gives `Config::default()`: the flags' defaults and
+    // the library's cannot disagree. (An environment variable a flag reads would change it, so
+    // the test says so and skips then.)
+    #[test]
+    fn serve_without_flags_is_the_default_config() {
+        let command = <Cli as clap::CommandFactory>::command();
+        let serve = command.find_subcommand("serve").expect("a serve command");
+        let set: Vec<_> = (serve.get_arguments())
+            .filter_map(|arg| arg.get_env())
+            .filter(|name| std::env::var_os(name).is_some())
+            .collect();
+        if !set.is_empty() {
+            eprintln!("SKIPPED: {set:?} set in the environment would change the flags");
+            return;
+        }
+        let cli = Cli::try_parse_from(["tix", "serve"]).unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("not the serve command");
+        };
+        assert_eq!(Config::from(args), Config::default());
+        let bare = Cli::try_parse_from(["tix"]).unwrap();
+        assert_eq!(Config::from(bare.serve), Config::default());
     }
 }

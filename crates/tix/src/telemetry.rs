@@ -1,7 +1,6 @@
-//! Logging and metrics setup: `tracing` to stderr (filter with `RUST_LOG`), and a Prometheus
-//! recorder whose handle renders `/metrics`.
+//! Logging setup: `tracing` to stderr (filter with `RUST_LOG`). (The Prometheus recorder that
+//! renders `/metrics` is installed by `tix::app::App::build`.)
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the log subscriber; `RUST_LOG` overrides the default `info,openraft=warn`.
@@ -12,9 +11,4 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-}
-
-/// Installs the global Prometheus recorder and returns the handle that renders it.
-pub fn metrics() -> anyhow::Result<PrometheusHandle> {
-    Ok(PrometheusBuilder::new().install_recorder()?)
 }

@@ -4,35 +4,10 @@
 //! malformed file refused before anything starts. Needs nginx (Debian package);
 //! without it the test says so and skips, unless `TIX_REQUIRE_SERVICES=1`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn shared(file: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/benchmarks")
-        .join(file);
-    if path.exists() {
-        return Some(path);
-    }
-    let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{} not found (TIX_REQUIRE_SERVICES=1)",
-        path.display()
-    );
-    eprintln!("skipping: {} not found", path.display());
-    None
-}
-
-fn nginx_installed() -> bool {
-    if tix_bench::nginx::nginx_binary().is_ok() {
-        return true;
-    }
-    let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    assert!(!required, "nginx is not installed (TIX_REQUIRE_SERVICES=1)");
-    eprintln!("SKIPPED: nginx is not installed (apt-get install -y nginx)");
-    false
-}
+use tix_testkit::require;
 
 fn bench(workload: &Path) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_tix"))
@@ -55,8 +30,10 @@ fn shared_workloads_pass_through_nginx_and_a_three_node_cluster() {
         ("benchmark_unnumbered.txt", 20_000, None),
         ("benchmark_numbered.txt", 20_000, Some(5_997)),
     ] {
-        let Some(path) = shared(file) else { return };
-        if !nginx_installed() {
+        let Some(path) = require::shared_file(file) else {
+            return;
+        };
+        if require::nginx().is_none() {
             return;
         }
         let (ok, text) = bench(&path);
@@ -97,11 +74,11 @@ fn a_malformed_workload_is_refused_with_its_line_number() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_behind_nginx_mid_run_loses_nothing() -> anyhow::Result<()> {
     use std::time::Duration;
-    use tix_bench::client::{ApiClient, http_client};
     use tix_bench::replay::{Answer, CONCERT_CAPACITY, Transport, replay};
     use tix_bench::setup::{addresses_leader_first, start_cluster, start_nginx};
+    use tix_testkit::client::{ApiClient, http_client};
 
-    if !nginx_installed() {
+    if require::nginx().is_none() {
         return Ok(());
     }
     let mut cluster = start_cluster(Path::new(env!("CARGO_BIN_EXE_tix")), 3).await?;

@@ -10,35 +10,18 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tix_bench::client::{ApiClient, http_client};
 use tix_bench::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use tix_bench::setup::{
     WorkerLaunch, addresses_leader_first, delete_queue, purge_queue, spawn_worker, start_cluster,
     wait_for_consumers,
 };
 use tix_bench::workload::{Workload, parse};
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::require;
 use tokio::sync::Mutex;
 
 /// The broker restart disturbs every broker user: these tests take turns.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-
-fn required() -> bool {
-    std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-fn amqp_url() -> Option<String> {
-    match std::env::var("TIX_AMQP_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                !required(),
-                "TIX_AMQP_URL is not set (TIX_REQUIRE_SERVICES=1)"
-            );
-            eprintln!("SKIPPED: TIX_AMQP_URL is not set; these tests need RabbitMQ");
-            None
-        }
-    }
-}
 
 /// A contended numbered workload: `lines` attempts, every fourth one at one of 50 hot seats,
 /// the rest at distinct seats.
@@ -53,7 +36,7 @@ fn contended(lines: usize) -> Workload {
 
 /// Everything one test runs: the cluster, the workers and the requester on its own queue.
 struct Setup {
-    cluster: tix_bench::cluster::LocalCluster,
+    cluster: tix_testkit::cluster::LocalCluster,
     api: ApiClient,
     launch: WorkerLaunch,
     requester: tix_amqp::Requester,
@@ -136,7 +119,9 @@ fn assert_pass(report: &ReplayReport, workload: &Workload) {
 /// requests go to the others, repeats replay the recorded answers, and the run passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_run_loses_nothing_and_sells_nothing_twice() -> anyhow::Result<()> {
-    let Some(url) = amqp_url() else { return Ok(()) };
+    let Some(url) = require::amqp_url() else {
+        return Ok(());
+    };
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = setup(&url, "tix.test.kill-worker").await?;
     let mut workers = (1..=3)
@@ -164,19 +149,12 @@ async fn a_worker_killed_mid_run_loses_nothing_and_sells_nothing_twice() -> anyh
 /// publishes every unanswered request again, and the run passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rabbitmq_restart_mid_run_loses_nothing_and_sells_nothing_twice() -> anyhow::Result<()> {
-    let Some(url) = amqp_url() else { return Ok(()) };
-    if std::process::Command::new("rabbitmqctl")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            !required(),
-            "rabbitmqctl is missing (TIX_REQUIRE_SERVICES=1)"
-        );
-        eprintln!("SKIPPED: rabbitmqctl is not installed; cannot restart the broker");
+    let Some(url) = require::amqp_url() else {
         return Ok(());
-    }
+    };
+    let Some(rabbitmqctl) = require::rabbitmqctl() else {
+        return Ok(());
+    };
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = setup(&url, "tix.test.restart-broker").await?;
     let workers = (1..=2)
@@ -185,9 +163,9 @@ async fn a_rabbitmq_restart_mid_run_loses_nothing_and_sells_nothing_twice() -> a
     wait_for_consumers(&url, &s.launch.queue, 2, Duration::from_secs(30)).await?;
     let workload = contended(6_000);
     let run = start_replay(&s, &workload).await;
-    let restart = tokio::task::spawn_blocking(|| -> anyhow::Result<()> {
+    let restart = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         for step in ["stop_app", "start_app"] {
-            let out = std::process::Command::new("rabbitmqctl")
+            let out = std::process::Command::new(&rabbitmqctl)
                 .arg(step)
                 .output()?;
             anyhow::ensure!(

@@ -5,31 +5,18 @@
 //! Needs nginx, RabbitMQ (`TIX_AMQP_URL`) and the shared workload files; without them the test
 //! says so and skips, unless `TIX_REQUIRE_SERVICES=1`, where that is a failure.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn skip(why: &str) -> bool {
-    let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    assert!(!required, "{why} (TIX_REQUIRE_SERVICES=1)");
-    eprintln!("SKIPPED: {why}");
-    true
-}
+use tix_testkit::require;
 
 #[test]
 fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
-    let workloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/benchmarks");
-    if !workloads.join("benchmark_unnumbered.txt").exists()
-        && skip("the shared workload files are missing")
-    {
+    if require::shared_file("benchmark_unnumbered.txt").is_none() || require::nginx().is_none() {
         return;
     }
-    if tix_bench::nginx::nginx_binary().is_err() && skip("nginx is not installed") {
-        return;
-    }
-    let Ok(amqp_url) = std::env::var("TIX_AMQP_URL") else {
-        skip("TIX_AMQP_URL is not set; the indirect run needs RabbitMQ");
+    let workloads = require::shared_dir();
+    let Some(amqp_url) = require::amqp_url() else {
         return;
     };
     let out = tempfile::tempdir().expect("temporary directory");

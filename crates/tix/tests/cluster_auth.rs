@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
-use tix_bench::client::{ApiClient, http_client};
-use tix_bench::cluster::{ClusterOptions, LocalCluster};
 use tix_core::{Command, Role, UserId};
 use tix_raft::peer_auth::{AUTH_HEADER, ClusterSecret, Signer};
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 
 /// The tests of this file run one at a time: each runs a cluster of debug-build processes, and
 /// two at once on two cores starve each other into timeouts that test nothing.

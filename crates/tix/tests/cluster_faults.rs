@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
-use tix_bench::client::ApiClient;
-use tix_bench::cluster::{ClusterOptions, LocalCluster};
+use tix_testkit::client::ApiClient;
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 use tokio::task::JoinSet;
 
 /// The tests of this file run one at a time: each runs a cluster of three debug-build

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
-use tix_bench::client::{ApiClient, http_client};
-use tix_bench::cluster::{ClusterOptions, LocalCluster};
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 
 /// Checks forwarding, failover and convergence: buys through each node, kills the leader, buys
 /// through the others until it works again, restarts the old leader and compares digests.

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tix_bench::client::{ApiClient, http_client, metric_value};
-use tix_bench::spawn::ServerProcess;
+use tix_testkit::client::{ApiClient, http_client, metric_value};
+use tix_testkit::spawn::ServerProcess;
+use tix_testkit::sys::{raise_open_files, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -47,63 +48,9 @@ fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tix"))
 }
 
-fn addr(server: &ServerProcess) -> String {
-    server.base_url.trim_start_matches("http://").to_owned()
-}
-
-/// Raises this process's soft open-files limit to `wanted`; fails if the hard limit is lower
-/// and cannot be raised.
-fn raise_open_files(wanted: u64) -> anyhow::Result<()> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
-    ensure!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0);
-    let wanted = wanted as libc::rlim_t;
-    if limit.rlim_cur >= wanted {
-        return Ok(());
-    }
-    let raised = libc::rlimit {
-        rlim_cur: wanted,
-        rlim_max: limit.rlim_max.max(wanted),
-    };
-    // SAFETY: setrlimit reads one `rlimit` through a valid pointer.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-        bail!(
-            "cannot raise RLIMIT_NOFILE to {wanted} (hard limit {}): {}",
-            limit.rlim_max,
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
-}
-
-/// Returns the resident set size of process `pid` in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS line")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("VmRSS without a value")?
-        .parse()?)
-}
-
 /// Reads a metric of the server (`/metrics` with the admin's token).
 async fn metric(api: &ApiClient, name: &str) -> anyhow::Result<f64> {
-    let text = api
-        .http
-        .get(format!("{}/metrics", api.base_url))
-        .bearer_auth(&api.token)
-        .send()
-        .await?
-        .text()
-        .await?;
-    metric_value(&text, name).with_context(|| format!("no metric {name}"))
+    metric_value(&api.metrics_text().await?, name).with_context(|| format!("no metric {name}"))
 }
 
 /// Polls `check` every 50 ms until it returns true or `timeout` passes.
@@ -359,7 +306,7 @@ async fn twenty_thousand_idle_connections_do_not_lock_clients_out() -> anyhow::R
         ADMIN_PASSWORD,
         &["--no-demo", "--header-read-timeout-ms", "120000"],
     )?;
-    let addr = addr(&server);
+    let addr = server.http_addr.clone();
     let admin =
         ApiClient::login(http_client(4)?, &server.base_url, "admin", ADMIN_PASSWORD).await?;
     let event = admin
@@ -472,7 +419,7 @@ async fn slow_heads_and_idle_connections_are_closed_on_time() -> anyhow::Result<
             "1500",
         ],
     )?;
-    let addr = addr(&server);
+    let addr = server.http_addr.clone();
 
     // A slowloris head: one byte every 100 ms, never finished.
     let mut slow = TcpStream::connect(&addr).await?;
@@ -563,7 +510,7 @@ async fn framework_errors_carry_our_bodies() -> anyhow::Result<()> {
         ADMIN_PASSWORD,
         &["--no-demo", "--body-read-timeout-ms", "500"],
     )?;
-    let addr = addr(&server);
+    let addr = server.http_addr.clone();
 
     // 408: a body announced as 100 bytes, 1 sent.
     let started = Instant::now();

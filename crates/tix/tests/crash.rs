@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tix_bench::client::{ApiClient, http_client, metric_value};
-use tix_bench::spawn::ServerProcess;
+use tix_testkit::client::{ApiClient, http_client, metric_value};
+use tix_testkit::spawn::ServerProcess;
 
 const ADMIN_PASSWORD: &str = "crash-test-admin-pw";
 const SEATS: u32 = 3000;

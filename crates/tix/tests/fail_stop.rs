@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tix_bench::client::{ApiClient, http_client};
-use tix_bench::cluster::{ClusterOptions, LocalCluster};
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 
 /// How long the victim may take to notice the fault and exit.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);

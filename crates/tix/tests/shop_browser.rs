@@ -13,33 +13,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use tix_bench::client::{ApiClient, http_client};
-use tix_bench::spawn::{ServerProcess, free_port};
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::require::{self, Browser};
+use tix_testkit::spawn::{ServerProcess, free_port};
 use tokio::sync::Mutex;
 
 const ADMIN_PASSWORD: &str = "browser-admin-pass";
 const PASSWORD: &str = "browser-user-pass-1";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a page may take to show what a test waits for.
 const WAIT: Duration = Duration::from_secs(15);
 
 static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-
-fn browser_available() -> bool {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-        return true;
-    }
-    let required = std::env::var("TIX_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "chromium or chromedriver missing (apt-get install -y chromium chromium-driver)"
-    );
-    eprintln!(
-        "SKIPPED: chromium/chromedriver not installed (apt-get install -y chromium chromium-driver)"
-    );
-    false
-}
 
 fn screenshots_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
@@ -48,6 +32,7 @@ fn screenshots_dir() -> PathBuf {
 /// A tix server, a chromedriver and the browser sessions of one test.
 struct Shop {
     server: ServerProcess,
+    browser: Browser,
     driver: Child,
     driver_url: String,
     _profiles: Vec<tempfile::TempDir>,
@@ -61,11 +46,11 @@ impl Drop for Shop {
 }
 
 impl Shop {
-    async fn start() -> anyhow::Result<Shop> {
+    async fn start(browser: Browser) -> anyhow::Result<Shop> {
         let exe = Path::new(env!("CARGO_BIN_EXE_tix"));
         let server = ServerProcess::start(exe, ADMIN_PASSWORD, &[])?;
         let port = free_port()?;
-        let driver = Command::new(CHROMEDRIVER)
+        let driver = Command::new(&browser.chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,6 +66,7 @@ impl Shop {
         std::fs::create_dir_all(screenshots_dir())?;
         Ok(Shop {
             server,
+            browser,
             driver,
             driver_url: format!("http://127.0.0.1:{port}"),
             _profiles: Vec::new(),
@@ -111,7 +97,7 @@ impl Shop {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            json!({"binary": CHROMIUM, "args": args}),
+            json!({"binary": self.browser.chromium.display().to_string(), "args": args}),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = ClientBuilder::new(connector)
@@ -277,11 +263,11 @@ async fn buy_seat(
 /// phone-sized home page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_search_buy_general_admission_and_see_the_qr_ticket() -> anyhow::Result<()> {
-    if !browser_available() {
+    let Some(browser) = require::chromedriver() else {
         return Ok(());
-    }
+    };
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    let mut shop = Shop::start().await?;
+    let mut shop = Shop::start(browser).await?;
     let c = shop.browser().await?;
     c.goto(&shop.url("/")).await?;
     wait_for_text(&c, "Upcoming events").await?;
@@ -351,11 +337,11 @@ async fn sign_up_search_buy_general_admission_and_see_the_qr_ticket() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_buyers_seat_turns_sold_live_and_declines_and_refunds_free_seats()
 -> anyhow::Result<()> {
-    if !browser_available() {
+    let Some(browser) = require::chromedriver() else {
         return Ok(());
-    }
+    };
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    let mut shop = Shop::start().await?;
+    let mut shop = Shop::start(browser).await?;
     let event = seated_event(&shop, "Live Seat Test", 4, 8).await?;
     let buyer = shop.browser().await?;
     let watcher = shop.browser().await?;
@@ -424,11 +410,11 @@ async fn another_buyers_seat_turns_sold_live_and_declines_and_refunds_free_seats
 /// home page and has its dashboard; an attendee opening an organizer page gets 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_organizer_creates_a_seated_event_and_an_attendee_gets_403() -> anyhow::Result<()> {
-    if !browser_available() {
+    let Some(browser) = require::chromedriver() else {
         return Ok(());
-    }
+    };
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    let mut shop = Shop::start().await?;
+    let mut shop = Shop::start(browser).await?;
     let c = shop.browser().await?;
     sign_up(&shop, &c, "ivy", true, "signup-organizer").await?;
     c.goto(&shop.url("/")).await?;
@@ -482,11 +468,11 @@ async fn an_organizer_creates_a_seated_event_and_an_attendee_gets_403() -> anyho
 /// and by whom; a forged code is refused. Also the admin's cluster page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_door_admits_a_ticket_once_and_refuses_forgeries() -> anyhow::Result<()> {
-    if !browser_available() {
+    let Some(browser) = require::chromedriver() else {
         return Ok(());
-    }
+    };
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    let mut shop = Shop::start().await?;
+    let mut shop = Shop::start(browser).await?;
     let event = seated_event(&shop, "Door Test", 2, 5).await?;
     let buyer = shop.browser().await?;
     sign_up(&shop, &buyer, "kim", false, "signup-kim").await?;
@@ -569,11 +555,11 @@ fn next_month_at(day: u8, hour: u8) -> String {
 /// seat turns free live on the event page in another browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_books_pays_and_refunds_by_chat_and_the_seat_frees_live() -> anyhow::Result<()> {
-    if !browser_available() {
+    let Some(browser) = require::chromedriver() else {
         return Ok(());
-    }
+    };
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    let mut shop = Shop::start().await?;
+    let mut shop = Shop::start(browser).await?;
     let api = shop.admin_api().await?;
     let body = json!({
         "name": "Aurora Chamber Night", "description": "Browser test of the assistant",

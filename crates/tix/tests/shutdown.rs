@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
-use tix_bench::client::{ApiClient, http_client};
-use tix_bench::spawn::ServerProcess;
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::spawn::ServerProcess;
 
 const ADMIN_PASSWORD: &str = "shutdown-test-admin-pw";
 

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tix_bench::client::{ApiClient, http_client, metric_value};
-use tix_bench::spawn::ServerProcess;
+use tix_testkit::client::{ApiClient, http_client, metric_value};
+use tix_testkit::spawn::ServerProcess;
+use tix_testkit::sys::{raise_open_files, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -26,39 +27,6 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tix"))
-}
-
-/// Raises this process's open-file limit to its hard limit (the server inherits it): 2,000
-/// sockets on each side need more than the common default of 1,024.
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-    assert!(
-        limit.rlim_cur >= 2 * SUBSCRIBERS as u64 + 256,
-        "the hard open-file limit ({}) is too low for this test",
-        limit.rlim_max
-    );
-}
-
-/// The resident set size of a process (`VmRSS`), in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("a number of KiB")
 }
 
 /// Polls the live-subscriber gauge until it reads `want`.
@@ -118,7 +86,7 @@ async fn probe(api: &ApiClient, event: u64, i: usize) -> anyhow::Result<(Duratio
 /// Returns the resident set size once it has stopped falling: the node is idle but answers a
 /// few requests between samples (allocators return memory on their own schedule).
 async fn settled_rss_kib(api: &ApiClient, pid: u32) -> anyhow::Result<u64> {
-    let mut last = rss_kib(pid);
+    let mut last = rss_kib(pid)?;
     for _ in 0..10 {
         for _ in 0..20 {
             api.http
@@ -127,7 +95,7 @@ async fn settled_rss_kib(api: &ApiClient, pid: u32) -> anyhow::Result<u64> {
                 .await?;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = rss_kib(pid);
+        let now = rss_kib(pid)?;
         if now + now / 100 >= last {
             return Ok(now.min(last));
         }
@@ -143,7 +111,9 @@ async fn settled_rss_kib(api: &ApiClient, pid: u32) -> anyhow::Result<u64> {
 // about a minute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_live_subscribers_cost_little_and_memory_comes_back() -> anyhow::Result<()> {
-    raise_open_file_limit();
+    // The server inherits the limit: 2,000 sockets on each side need more than the common
+    // default of 1,024.
+    raise_open_files(2 * SUBSCRIBERS as u64 + 256)?;
     let cap = SUBSCRIBERS.to_string();
     let server = ServerProcess::start(
         exe(),
@@ -155,7 +125,7 @@ async fn slow_live_subscribers_cost_little_and_memory_comes_back() -> anyhow::Re
             &cap,
         ],
     )?;
-    let addr = server.base_url.trim_start_matches("http://").to_owned();
+    let addr = server.http_addr.clone();
     let api = ApiClient::login(http_client(8)?, &server.base_url, "admin", ADMIN_PASSWORD).await?;
     let events: Value = api
         .http
@@ -192,7 +162,7 @@ async fn slow_live_subscribers_cost_little_and_memory_comes_back() -> anyhow::Re
         status.starts_with("HTTP/1.1 503"),
         "one over the cap: {status}"
     );
-    let opened = rss_kib(server.pid());
+    let opened = rss_kib(server.pid())?;
 
     // Seats sell on the arena (every sale changes what the 2,000 subscribers would be sent)
     // while the probes run.
@@ -220,7 +190,7 @@ async fn slow_live_subscribers_cost_little_and_memory_comes_back() -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let sold = sales.await?;
-    let loaded = rss_kib(server.pid());
+    let loaded = rss_kib(server.pid())?;
 
     drop(subscribers);
     wait_for_subscribers(&api, 0.0).await?;

@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use clap::Args;
 use serde_json::json;
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 
 use self::checker::{Availability, EventState, FinalState, ReplicaState, SaleLine, Verdict};
 use self::history::{Clock, FaultKind, History};
 use self::workload::Workload;
-use crate::client::{ApiClient, http_client};
-use crate::cluster::{ClusterOptions, LocalCluster};
 
 /// Seats of the numbered event.
 const SEATS: u32 = 500;

@@ -13,10 +13,10 @@ use anyhow::{Context, bail};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
+use tix_testkit::cluster::LocalCluster;
 
 use super::history::{Clock, FaultKind, FaultRecord};
 use super::workload::Progress;
-use crate::cluster::LocalCluster;
 
 /// How long a fault may take to heal: a leader agreed and every node answering.
 pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);

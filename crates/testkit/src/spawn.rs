@@ -1,5 +1,5 @@
 //! Starts a `tix serve` child process on free 127.0.0.1 ports with a fresh data directory, for
-//! benchmarks and tests that need a real server, and stops it when dropped.
+//! tests and benchmarks that need a real server, and stops it when dropped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ use anyhow::{Context, bail};
 pub struct ServerProcess {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// `127.0.0.1:PORT`, the public listener (for raw sockets).
+    pub http_addr: String,
     /// The Raft RPC address.
     pub raft_addr: String,
     /// The data directory.
@@ -62,6 +64,7 @@ impl ServerProcess {
             .with_context(|| format!("starting {}", exe.display()))?;
         let mut server = ServerProcess {
             base_url: format!("http://{http_addr}"),
+            http_addr,
             raft_addr,
             data_dir: data_dir.to_path_buf(),
             child,
@@ -73,7 +76,7 @@ impl ServerProcess {
 
     fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        let addr = self.base_url.trim_start_matches("http://").to_owned();
+        let addr = self.http_addr.clone();
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
                 bail!("tix exited during startup with {status}");
@@ -128,21 +131,5 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Returns the base URL to benchmark: `url` if given, otherwise a fresh server started from
-/// this binary with demo data off, kept running by the returned process handle.
-pub fn target(
-    url: Option<&str>,
-    admin_password: &str,
-) -> anyhow::Result<(String, Option<ServerProcess>)> {
-    match url {
-        Some(url) => Ok((url.trim_end_matches('/').to_owned(), None)),
-        None => {
-            let exe = std::env::current_exe()?;
-            let server = ServerProcess::start(&exe, admin_password, &["--no-demo"])?;
-            Ok((server.base_url.clone(), Some(server)))
-        }
     }
 }

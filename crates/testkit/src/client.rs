@@ -1,5 +1,5 @@
-//! A small typed client for the parts of the API the benchmarks drive: login, create an event,
-//! purchase, availability, sales, metrics.
+//! A small typed client for the parts of the API tests and benchmarks drive: login, create an
+//! event, purchase, availability, sales, metrics.
 
 use std::time::Duration;
 
@@ -184,15 +184,4 @@ pub fn metric_value(text: &str, name: &str) -> Option<f64> {
         let (key, value) = l.rsplit_once(' ')?;
         (key == name).then(|| value.parse().ok()).flatten()
     })
-}
-
-/// Formats latency percentiles of a microsecond histogram as milliseconds.
-pub fn latency_ms_line(h: &hdrhistogram::Histogram<u64>) -> String {
-    format!(
-        "p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        h.value_at_quantile(0.50) as f64 / 1000.0,
-        h.value_at_quantile(0.90) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.max() as f64 / 1000.0
-    )
 }

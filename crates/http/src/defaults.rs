@@ -1,0 +1,32 @@
+//! The defaults of the HTTP edge's limits and timings, written once: [`crate::HttpConfig`] and
+//! [`crate::listener::ListenerConfig`] start from these, and so do `tix serve`'s flags (through
+//! `tix::app::defaults`).
+
+/// The largest request body accepted.
+pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Time limit of one request.
+pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// How long a shop hold lasts.
+pub const HOLD_TTL_MS: u64 = 10 * 60 * 1000;
+/// Live-availability streams one node serves at once.
+pub const SSE_SUBSCRIBERS_MAX: u32 = 4096;
+/// Live streams one client may hold at once.
+pub const SSE_SUBSCRIBERS_PER_CLIENT_MAX: u32 = 32;
+/// How long a live stream's connection may take to take a change.
+pub const SSE_SEND_TIMEOUT_MS: u64 = 30_000;
+/// The shortest time between two live messages about one event.
+pub const SSE_UPDATE_INTERVAL_MS: u64 = 250;
+/// How long a request head may take.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// How long a keep-alive connection may wait for its next request.
+pub const IDLE_TIMEOUT_MS: u64 = 120_000;
+/// How long a request body may take after its head.
+pub const BODY_READ_TIMEOUT_MS: u64 = 5_000;
+/// The most connections open at once on the public listener.
+pub const CONNECTIONS_MAX: usize = 10_000;
+/// The most connections open at once on the Raft listener.
+pub const RAFT_CONNECTIONS_MAX: usize = 256;
+/// The largest request head (request line and headers).
+pub const REQUEST_HEAD_BYTES_MAX: usize = 64 * 1024;
+/// The longest request target (path and query).
+pub const URI_BYTES_MAX: usize = 8 * 1024;

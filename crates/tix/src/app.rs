@@ -1,0 +1,678 @@
+//! One way to start a node. [`Config`] holds every setting of `tix serve`, with its default
+//! ([`Config::default`], from [`defaults`]), and checks that they fit together
+//! ([`Config::validate`], naming a bad setting by its `tix serve` flag). [`App::build`] raises
+//! the open-files limit and clamps the connection caps to it, binds both listeners, starts the
+//! Raft node, serves the internal (Raft RPC) listener, and — on a bootstrapping node — seeds the
+//! admin account and demo data before anything is served publicly. [`App::run_until`] serves the
+//! public listener until a future resolves, then stops accepting, lets the requests in progress
+//! finish within the drain timeout, and stops Raft.
+//!
+//! `tix serve` is `Config` from its flags, `App::build`, then `run_until` SIGINT/SIGTERM; tests
+//! build an `App` in-process on port 0 the same way. A node prints what its operator must see
+//! to stdout, as `tix serve` always has: the connection caps in force, the address it serves,
+//! and the admin password generated on first start (shown once).
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tix_http::listener::{
+    self, ConnectionCaps, LimitError, ListenerConfig, ListenerConfigError, ListenerSetting,
+};
+use tix_http::ops::{MetricsToken, MetricsTokenError};
+use tix_http::{ApiError, AppState, HttpConfig, TestPayments};
+use tix_raft::node::{NodeConfig, NodeError};
+use tix_raft::proposer::ProposerConfig;
+use tix_raft::{Node, NodeId};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The default of every setting, written once: [`Config::default`] and `tix serve`'s flags both
+/// use these. The node's timings and batching limits come from `tix_raft::node::defaults`, the
+/// HTTP edge's limits from `tix_http::defaults`; the rest are the node's own.
+pub mod defaults {
+    pub use tix_http::defaults::*;
+    pub use tix_raft::node::defaults::*;
+
+    /// This node's id.
+    pub const NODE_ID: u64 = 1;
+    /// The public HTTP address.
+    pub const HTTP_ADDR: &str = "127.0.0.1:8080";
+    /// The internal Raft RPC address.
+    pub const RAFT_ADDR: &str = "127.0.0.1:8090";
+    /// Where the log and snapshots are stored.
+    pub const DATA_DIR: &str = "./tix-data";
+    /// How long in-flight requests may take to finish after the shutdown future resolves.
+    pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
+}
+
+/// How long [`App::build`] waits for the first leader of a bootstrapping node (and the
+/// background seeding of a joining node waits for any leader).
+const LEADER_WAIT: Duration = Duration::from_secs(60);
+
+/// How long the Raft listener may take to close after Raft has stopped.
+const RAFT_LISTENER_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The shortest hold a node accepts.
+const HOLD_TTL_MS_MIN: u64 = 1000;
+
+/// The longest hold a node accepts.
+const HOLD_TTL_MS_MAX: u64 = 30 * 60 * 1000;
+
+/// Every setting of a node (the fields are `tix serve`'s flags, `--no-*` flags inverted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id (unique in the cluster, never reused for a wiped node).
+    pub node_id: NodeId,
+    /// Public HTTP address (API and pages); port 0 takes a free port ([`App::http_addr`]).
+    pub http_addr: String,
+    /// Internal Raft RPC address; port 0 takes a free port ([`App::raft_addr`]).
+    pub raft_addr: String,
+    /// The Raft address other nodes should use, if not `raft_addr` (e.g. behind a proxy).
+    pub raft_advertise_addr: Option<String>,
+    /// Send Raft and cluster calls from this local IP address (fault-injection tests).
+    pub raft_source_ip: Option<IpAddr>,
+    /// Test-only fault injection: while this file exists, apply panics as a broken invariant
+    /// does, and the node fail-stops.
+    pub test_fail_apply_file: Option<PathBuf>,
+    /// Where the log and snapshots are stored.
+    pub data_dir: PathBuf,
+    /// The cluster secret every member shares; `None`: `data_dir/cluster.secret`, created on
+    /// first start if absent.
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Initialize a one-node cluster on first start (`false`: joining an existing cluster).
+    pub bootstrap: bool,
+    /// Create the demo organizer and events on first start.
+    pub demo_data: bool,
+    /// Password for the `admin` account created on first start (generated and printed if
+    /// `None`).
+    pub admin_password: Option<String>,
+    /// Leader heartbeat period.
+    pub heartbeat_interval_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Time limit for sending one snapshot chunk to a follower.
+    pub install_snapshot_timeout_ms: u64,
+    /// Build a snapshot and compact the log after this many log entries.
+    pub snapshot_logs_since_last: u64,
+    /// Log entries kept below the last snapshot.
+    pub logs_kept_after_snapshot: u64,
+    /// The most commands batched into one log entry.
+    pub batch_commands_max: usize,
+    /// The most batches being committed at once.
+    pub batches_in_flight_max: usize,
+    /// The largest request body accepted.
+    pub request_body_bytes_max: usize,
+    /// Time limit of one request.
+    pub request_timeout_ms: u64,
+    /// How long a request head may take.
+    pub header_read_timeout_ms: u64,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout_ms: u64,
+    /// How long a request body may take after its head; then the request is answered 408.
+    pub body_read_timeout_ms: u64,
+    /// The most connections open at once on the HTTP listener (lowered to fit the open-files
+    /// limit).
+    pub connections_max: usize,
+    /// The most connections open at once on the Raft listener (lowered to fit the open-files
+    /// limit).
+    pub raft_connections_max: usize,
+    /// The largest request head (request line and headers).
+    pub request_head_bytes_max: usize,
+    /// The longest request target (path and query).
+    pub uri_bytes_max: usize,
+    /// How long in-flight requests may take to finish after the shutdown future resolves.
+    pub drain_timeout_ms: u64,
+    /// How long a shop hold lasts.
+    pub hold_ttl_ms: u64,
+    /// Reverse proxies whose `X-Forwarded-For` (last hop) and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Mark the session and CSRF cookies `Secure` (tix is served over TLS by a proxy).
+    pub cookie_secure: bool,
+    /// The origin browsers use (`https://tickets.example`) when a proxy rewrites `Host`.
+    pub public_origin: Option<String>,
+    /// Live-availability streams (SSE) this node serves at once.
+    pub sse_subscribers_max: u32,
+    /// Live streams one client may hold at once.
+    pub sse_subscribers_per_client_max: u32,
+    /// A live stream whose connection has not taken a change for this long is dropped.
+    pub sse_send_timeout_ms: u64,
+    /// The shortest time between two live messages about one event.
+    pub sse_update_interval_ms: u64,
+    /// A file holding the bearer token that may read `/metrics`.
+    pub metrics_token_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: defaults::NODE_ID,
+            http_addr: defaults::HTTP_ADDR.to_owned(),
+            raft_addr: defaults::RAFT_ADDR.to_owned(),
+            raft_advertise_addr: None,
+            raft_source_ip: None,
+            test_fail_apply_file: None,
+            data_dir: PathBuf::from(defaults::DATA_DIR),
+            cluster_secret_file: None,
+            bootstrap: true,
+            demo_data: true,
+            admin_password: None,
+            heartbeat_interval_ms: defaults::HEARTBEAT_INTERVAL_MS,
+            election_timeout_min_ms: defaults::ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max_ms: defaults::ELECTION_TIMEOUT_MAX_MS,
+            install_snapshot_timeout_ms: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
+            snapshot_logs_since_last: defaults::SNAPSHOT_LOGS_SINCE_LAST,
+            logs_kept_after_snapshot: defaults::LOGS_KEPT_AFTER_SNAPSHOT,
+            batch_commands_max: defaults::BATCH_COMMANDS_MAX,
+            batches_in_flight_max: defaults::BATCHES_IN_FLIGHT_MAX,
+            request_body_bytes_max: defaults::REQUEST_BODY_BYTES_MAX,
+            request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
+            header_read_timeout_ms: defaults::HEADER_READ_TIMEOUT_MS,
+            idle_timeout_ms: defaults::IDLE_TIMEOUT_MS,
+            body_read_timeout_ms: defaults::BODY_READ_TIMEOUT_MS,
+            connections_max: defaults::CONNECTIONS_MAX,
+            raft_connections_max: defaults::RAFT_CONNECTIONS_MAX,
+            request_head_bytes_max: defaults::REQUEST_HEAD_BYTES_MAX,
+            uri_bytes_max: defaults::URI_BYTES_MAX,
+            drain_timeout_ms: defaults::DRAIN_TIMEOUT_MS,
+            hold_ttl_ms: defaults::HOLD_TTL_MS,
+            trusted_proxies: Vec::new(),
+            cookie_secure: false,
+            public_origin: None,
+            sse_subscribers_max: defaults::SSE_SUBSCRIBERS_MAX,
+            sse_subscribers_per_client_max: defaults::SSE_SUBSCRIBERS_PER_CLIENT_MAX,
+            sse_send_timeout_ms: defaults::SSE_SEND_TIMEOUT_MS,
+            sse_update_interval_ms: defaults::SSE_UPDATE_INTERVAL_MS,
+            metrics_token_file: None,
+        }
+    }
+}
+
+/// A setting that is out of bounds or does not fit with another.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting of the node's edge; `flag` names it as `tix serve` does.
+    #[error("{flag} {problem}")]
+    Invalid {
+        /// The flag, e.g. `--hold-ttl-ms`.
+        flag: &'static str,
+        /// What is wrong, e.g. "must be at least 1000".
+        problem: String,
+    },
+    /// The node's timings or batching limits do not fit together (the message names the flag).
+    #[error(transparent)]
+    Node(NodeError),
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A setting is out of bounds.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The open-files limit leaves too few descriptors for connections.
+    #[error(transparent)]
+    OpenFiles(#[from] LimitError),
+    /// The `/metrics` token file is unreadable or too short.
+    #[error(transparent)]
+    MetricsToken(#[from] MetricsTokenError),
+    /// A listener could not be bound.
+    #[error("cannot listen for {listener} on {addr}")]
+    Bind {
+        /// `HTTP` or `Raft RPC`.
+        listener: &'static str,
+        /// The configured address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The node could not open its storage, start Raft or find a leader.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The first-start setup (admin account, demo data) failed.
+    #[error("{step}: {error}")]
+    Seed {
+        /// What was being created.
+        step: &'static str,
+        /// Why it failed.
+        error: ApiError,
+    },
+}
+
+/// The two listeners of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// The public API and pages.
+    Http,
+    /// Raft RPC and the cluster API.
+    Raft,
+}
+
+impl Config {
+    /// Checks every setting and that they fit together; the error names the first bad one by
+    /// its `tix serve` flag.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |flag, problem: &str| {
+            Err(ConfigError::Invalid {
+                flag,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.hold_ttl_ms < HOLD_TTL_MS_MIN {
+            return invalid("--hold-ttl-ms", "must be at least 1000");
+        }
+        if self.hold_ttl_ms > HOLD_TTL_MS_MAX {
+            return invalid("--hold-ttl-ms", "must be at most 30 minutes");
+        }
+        if let Some(origin) = &self.public_origin
+            && !is_origin(origin)
+        {
+            return invalid(
+                "--public-origin",
+                "must be a scheme and host, like https://tickets.example",
+            );
+        }
+        if self.body_read_timeout_ms >= self.request_timeout_ms {
+            return invalid(
+                "--body-read-timeout-ms",
+                "must be below --request-timeout-ms (a slow body is answered 408 before the \
+                 request times out)",
+            );
+        }
+        for (listener, connections_max) in [
+            (Listener::Http, self.connections_max),
+            (Listener::Raft, self.raft_connections_max),
+        ] {
+            self.listener_config(listener, connections_max)
+                .check()
+                .map_err(|e| listener_error(listener, e))?;
+        }
+        self.node_config().validate().map_err(ConfigError::Node)
+    }
+
+    /// Returns the node's configuration, at the configured addresses.
+    fn node_config(&self) -> NodeConfig {
+        let raft_advertised = (self.raft_advertise_addr.clone()).unwrap_or(self.raft_addr.clone());
+        let mut node = NodeConfig::new(
+            self.node_id,
+            self.data_dir.clone(),
+            self.http_addr.clone(),
+            raft_advertised,
+        );
+        node.source_ip = self.raft_source_ip;
+        node.faults.fail_apply_file = self.test_fail_apply_file.clone();
+        node.bootstrap = self.bootstrap;
+        node.heartbeat_interval_ms = self.heartbeat_interval_ms;
+        node.election_timeout_min_ms = self.election_timeout_min_ms;
+        node.election_timeout_max_ms = self.election_timeout_max_ms;
+        node.snapshot_logs_since_last = self.snapshot_logs_since_last;
+        node.logs_kept_after_snapshot = self.logs_kept_after_snapshot;
+        node.install_snapshot_timeout_ms = self.install_snapshot_timeout_ms;
+        node.cluster_secret_file = self.cluster_secret_file.clone();
+        node.proposer = ProposerConfig {
+            batch_commands_max: self.batch_commands_max,
+            in_flight_max: self.batches_in_flight_max,
+            ..ProposerConfig::default()
+        };
+        node
+    }
+
+    /// Returns the limits of one listener with the given connection cap.
+    fn listener_config(&self, listener: Listener, connections_max: usize) -> ListenerConfig {
+        let (name, body_read_timeout_ms, pages) = match listener {
+            Listener::Http => ("http", self.body_read_timeout_ms, true),
+            // A snapshot chunk may take as long as its sender allows.
+            Listener::Raft => (
+                "raft",
+                (self.body_read_timeout_ms).max(self.install_snapshot_timeout_ms),
+                false,
+            ),
+        };
+        ListenerConfig {
+            name,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            body_read_timeout: Duration::from_millis(body_read_timeout_ms),
+            connections_max,
+            request_head_bytes_max: self.request_head_bytes_max,
+            uri_bytes_max: self.uri_bytes_max,
+            pages,
+        }
+    }
+
+    /// Returns the HTTP edge's configuration.
+    fn http_config(&self, metrics_token: Option<MetricsToken>) -> HttpConfig {
+        HttpConfig {
+            request_body_bytes_max: self.request_body_bytes_max,
+            request_timeout_ms: self.request_timeout_ms,
+            hold_ttl_ms: self.hold_ttl_ms,
+            trusted_proxies: self.trusted_proxies.clone(),
+            cookie_secure: self.cookie_secure,
+            public_origin: self.public_origin.clone(),
+            sse_subscribers_max: self.sse_subscribers_max,
+            sse_subscribers_per_client_max: self.sse_subscribers_per_client_max,
+            sse_send_timeout_ms: self.sse_send_timeout_ms,
+            sse_update_interval_ms: self.sse_update_interval_ms,
+            metrics_token,
+            ..HttpConfig::default()
+        }
+    }
+}
+
+/// Returns whether `origin` is a scheme and a host (with an optional port), nothing more.
+fn is_origin(origin: &str) -> bool {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    rest.is_some_and(|host| !host.is_empty() && !host.trim_end_matches('/').contains('/'))
+}
+
+/// Names a listener's bad setting by the `tix serve` flag it came from.
+fn listener_error(listener: Listener, error: ListenerConfigError) -> ConfigError {
+    let flag = match (error.setting, listener) {
+        (ListenerSetting::HeaderReadTimeout, _) => "--header-read-timeout-ms",
+        (ListenerSetting::IdleTimeout, _) => "--idle-timeout-ms",
+        // The Raft listener's is the larger of this and --install-snapshot-timeout-ms.
+        (ListenerSetting::BodyReadTimeout, _) => "--body-read-timeout-ms",
+        (ListenerSetting::ConnectionsMax, Listener::Http) => "--connections-max",
+        (ListenerSetting::ConnectionsMax, Listener::Raft) => "--raft-connections-max",
+        (ListenerSetting::RequestHeadBytesMax, _) => "--request-head-bytes-max",
+        (ListenerSetting::UriBytesMax, _) => "--uri-bytes-max",
+    };
+    ConfigError::Invalid {
+        flag,
+        problem: format!("is out of bounds: {error}"),
+    }
+}
+
+/// The address a listener is known by: the configured text (it may be a host name other nodes
+/// resolve), unless it asked for any free port, which only the bound address names.
+fn advertised(configured: &str, bound: SocketAddr) -> String {
+    match configured.rsplit_once(':') {
+        Some((_, "0")) => bound.to_string(),
+        _ => configured.to_owned(),
+    }
+}
+
+/// Binds a listener, naming it and the address when that fails.
+async fn bind(listener: &'static str, addr: &str) -> Result<(TcpListener, SocketAddr), AppError> {
+    let bind_error = |source| AppError::Bind {
+        listener,
+        addr: addr.to_owned(),
+        source,
+    };
+    let socket = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = socket.local_addr().map_err(bind_error)?;
+    Ok((socket, bound))
+}
+
+/// Raises the open-files limit and clamps the connection caps to it, printing what is in force.
+fn connection_caps(config: &Config) -> Result<ConnectionCaps, LimitError> {
+    let open_files_max = listener::raise_open_files_limit()?;
+    let caps = listener::clamp_connections(
+        open_files_max,
+        config.connections_max,
+        config.raft_connections_max,
+    )?;
+    println!(
+        "connections: at most {} on HTTP, {} on Raft RPC (open-files limit {})",
+        caps.http_connections_max, caps.raft_connections_max, caps.open_files_max
+    );
+    Ok(caps)
+}
+
+/// Installs the process's Prometheus recorder and returns the handle that renders `/metrics`;
+/// `None` when one is installed already (a second node in one test process).
+fn metrics_recorder() -> Option<PrometheusHandle> {
+    PrometheusBuilder::new().install_recorder().ok()
+}
+
+/// Resolves when `stop` says so, or when its sender is gone (the [`App`] was dropped).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// A started node: storage open, Raft running, the Raft listener serving, the public listener
+/// bound; [`App::run_until`] serves it. Dropping an `App` without running it closes both
+/// listeners.
+pub struct App {
+    config: Config,
+    node: Node,
+    state: AppState,
+    caps: ConnectionCaps,
+    http_listener: TcpListener,
+    http_addr: SocketAddr,
+    raft_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    raft_server: JoinHandle<Result<(), ListenerConfigError>>,
+}
+
+impl App {
+    /// Validates `config`, raises the open-files limit, binds both listeners, starts the node
+    /// and serves its Raft listener. A bootstrapping node then waits for its leader and, if it
+    /// is the leader, creates the admin account and the demo data before returning, so the
+    /// admin login works as soon as the node answers. (A node joining a cluster must answer
+    /// health checks while it waits to be added: it seeds in the background once served.)
+    pub async fn build(config: Config) -> Result<App, AppError> {
+        config.validate()?;
+        let caps = connection_caps(&config)?;
+        let metrics = metrics_recorder();
+        let metrics_token = (config.metrics_token_file.as_deref())
+            .map(MetricsToken::from_file)
+            .transpose()?;
+        // Made before the listeners are bound: it stamps when this incarnation began.
+        let mut node_config = config.node_config();
+        let (raft_listener, raft_addr) = bind("Raft RPC", &config.raft_addr).await?;
+        let (http_listener, http_addr) = bind("HTTP", &config.http_addr).await?;
+        node_config.api_addr = advertised(&config.http_addr, http_addr);
+        if config.raft_advertise_addr.is_none() {
+            node_config.raft_addr = advertised(&config.raft_addr, raft_addr);
+        }
+        let node = Node::start(node_config).await?;
+
+        let (stop, _) = watch::channel(false);
+        let raft_server = tokio::spawn(listener::serve(
+            raft_listener,
+            tix_raft::network::internal_router(&node),
+            config.listener_config(Listener::Raft, caps.raft_connections_max),
+            stopped(stop.subscribe()),
+        ));
+        let state = AppState::new(
+            node.clone(),
+            config.http_config(metrics_token),
+            Arc::new(TestPayments::default()),
+            metrics,
+        );
+        if config.bootstrap && node.wait_for_leader(LEADER_WAIT).await? == node.id {
+            seed(&state, &config).await?;
+        }
+        Ok(App {
+            config,
+            node,
+            state,
+            caps,
+            http_listener,
+            http_addr,
+            raft_addr,
+            stop,
+            raft_server,
+        })
+    }
+
+    /// Returns the address the public listener is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Returns the address the Raft listener is bound to.
+    pub fn raft_addr(&self) -> SocketAddr {
+        self.raft_addr
+    }
+
+    /// Returns the running node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Serves the public listener until `shutdown` resolves; then stops accepting on both
+    /// listeners, lets the requests in progress finish within the drain timeout, and stops
+    /// Raft. A node that joins a cluster (no bootstrap) seeds in the background meanwhile,
+    /// once a leader exists, if the leader is this node.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        let App {
+            config,
+            node,
+            state,
+            caps,
+            http_listener,
+            http_addr,
+            raft_addr,
+            stop,
+            raft_server,
+        } = self;
+        let seeding = (!config.bootstrap).then(|| {
+            let (state, config, node) = (state.clone(), config.clone(), node.clone());
+            tokio::spawn(async move {
+                match node.wait_for_leader(LEADER_WAIT).await {
+                    Ok(leader) if leader == node.id => {
+                        if let Err(e) = seed(&state, &config).await {
+                            tracing::error!(error = %e, "first-start setup failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no leader yet; skipping first-start setup")
+                    }
+                }
+            })
+        });
+        let router = tix_http::router(state);
+        println!(
+            "tix node {} serving http://{http_addr} (Raft RPC on {raft_addr})",
+            node.id
+        );
+        let http_server = tokio::spawn(listener::serve(
+            http_listener,
+            router,
+            config.listener_config(Listener::Http, caps.http_connections_max),
+            stopped(stop.subscribe()),
+        ));
+
+        shutdown.await;
+        if let Some(seeding) = seeding {
+            seeding.abort();
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop.send(true);
+        let drain = Duration::from_millis(config.drain_timeout_ms);
+        if tokio::time::timeout(drain, http_server).await.is_err() {
+            tracing::warn!(?drain, "requests still running after the drain timeout");
+        }
+        node.shutdown().await;
+        let _ = tokio::time::timeout(RAFT_LISTENER_CLOSE_WAIT, raft_server).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Creates the admin account and the demo data on first start, printing the admin login.
+async fn seed(state: &AppState, config: &Config) -> Result<(), AppError> {
+    let generated = tix_http::seed::ensure_admin(state, config.admin_password.clone())
+        .await
+        .map_err(|error| AppError::Seed {
+            step: "creating the admin account",
+            error,
+        })?;
+    match generated {
+        Some(password) => println!(
+            "created the admin account: username `admin`, password `{password}` (shown once; set TIX_ADMIN_PASSWORD to choose it)"
+        ),
+        None if config.admin_password.is_some() => {
+            println!("admin account: username `admin`, password from TIX_ADMIN_PASSWORD")
+        }
+        None => {}
+    }
+    if config.demo_data {
+        let now_ms = tix_raft::proposer::now_ms();
+        let created = tix_http::seed::ensure_demo_data(state, now_ms)
+            .await
+            .map_err(|error| AppError::Seed {
+                step: "creating demo data",
+                error,
+            })?;
+        if created > 0 {
+            println!("created {created} demo events");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Checks that the defaults pass validation, and that each kind of bad setting is named by
+    // its flag: an edge limit, a listener limit (per listener), a Raft timing.
+    #[test]
+    fn validation_names_the_bad_setting_by_its_flag() {
+        Config::default().validate().unwrap();
+        let error = |change: fn(&mut Config)| {
+            let mut config = Config::default();
+            change(&mut config);
+            config.validate().unwrap_err().to_string()
+        };
+        assert_eq!(
+            error(|c| c.hold_ttl_ms = 999),
+            "--hold-ttl-ms must be at least 1000"
+        );
+        let e = error(|c| c.header_read_timeout_ms = 99);
+        assert!(
+            e.starts_with("--header-read-timeout-ms is out of bounds"),
+            "{e}"
+        );
+        let e = error(|c| c.raft_connections_max = 0);
+        assert!(
+            e.starts_with("--raft-connections-max is out of bounds"),
+            "{e}"
+        );
+        let e = error(|c| c.connections_max = 0);
+        assert!(e.starts_with("--connections-max is out of bounds"), "{e}");
+        let e = error(|c| c.election_timeout_max_ms = c.election_timeout_min_ms);
+        assert!(e.contains("--election-timeout-max-ms"), "{e}");
+        let e = error(|c| c.public_origin = Some("https://shop.example/path".into()));
+        assert!(e.starts_with("--public-origin must be"), "{e}");
+    }
+
+    // Checks the hold limits from both sides.
+    #[test]
+    fn hold_ttl_is_checked_at_both_ends() {
+        for (hold_ttl_ms, ok) in [
+            (HOLD_TTL_MS_MIN - 1, false),
+            (HOLD_TTL_MS_MIN, true),
+            (HOLD_TTL_MS_MAX, true),
+            (HOLD_TTL_MS_MAX + 1, false),
+        ] {
+            let config = Config {
+                hold_ttl_ms,
+                ..Config::default()
+            };
+            assert_eq!(config.validate().is_ok(), ok, "{hold_ttl_ms}");
+        }
+    }
+
+    // Checks that only a port-0 address is replaced by the bound one.
+    #[test]
+    fn only_port_zero_is_advertised_as_bound() {
+        let bound: SocketAddr = "127.0.0.1:40123".parse().unwrap();
+        assert_eq!(advertised("127.0.0.1:0", bound), "127.0.0.1:40123");
+        assert_eq!(
+            advertised("node1.internal:8080", bound),
+            "node1.internal:8080"
+        );
+    }
+}
