@@ -12,6 +12,9 @@ history=${2:-1000000}
 load=${3:-100000}
 dir=$(mktemp -d /tmp/tix-catchup.XXXXXX)
 export TIX_ADMIN_PASSWORD=catchup-bench-password
+# One cluster secret for the nodes and this script's `tix cluster` calls.
+"$bin" cluster secret --out "$dir/cluster.secret"
+export TIX_CLUSTER_SECRET_FILE="$dir/cluster.secret"
 pids=()
 start() { # id
   "$bin" serve --node-id "$1" --data-dir "$dir/n$1" --http-addr "127.0.0.1:1850$1" \
@@ -25,7 +28,7 @@ for i in 1 2 3; do until curl -sf "http://127.0.0.1:1850$i/healthz" >/dev/null; 
 "$bin" cluster init --member 1=127.0.0.1:18501,127.0.0.1:18601 \
   --member 2=127.0.0.1:18502,127.0.0.1:18602 --member 3=127.0.0.1:18503,127.0.0.1:18603 >/dev/null
 sleep 2
-leader=$(curl -s http://127.0.0.1:18501/healthz | sed -n 's/.*"leader_id":\([0-9]*\).*/\1/p')
+leader=$("$bin" cluster status --via 127.0.0.1:18601 | sed -n 's/^leader: Some(\([0-9]*\)).*/\1/p')
 leader=${leader:-1}
 echo "== history: $history purchases through node $leader"
 "$bin" bench-http --url "http://127.0.0.1:1850$leader" --purchases "$history" | grep -E "per_s|latency"

@@ -39,6 +39,8 @@ pub fn routes() -> Router<AppState> {
 ///
 /// 200 while Raft runs and the state machine is trusted; 503 `failed` once the replica has
 /// fail-stopped (it is about to exit: a load balancer must stop sending to it). A local read.
+/// Who leads and the term are not published here: admins read them from
+/// `GET /api/v1/cluster`, operators from `tix cluster status` (signed).
 #[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "health",
     responses(
         (status = 200, description = "Serving.", body = crate::views::Health),
@@ -50,9 +52,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
     let body = Json(json!({
         "status": if failed { "failed" } else { "ok" },
         "node_id": state.node.id,
-        "leader_id": metrics.current_leader,
-        "term": metrics.current_term,
-        "last_applied": metrics.last_applied.map(|l| l.index),
     }));
     let status = if failed {
         StatusCode::SERVICE_UNAVAILABLE

@@ -592,20 +592,14 @@ pub enum HealthStatus {
     Failed,
 }
 
-/// This node's view of the cluster.
+/// Whether this node serves.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"status": "ok", "node_id": 1, "leader_id": 1, "term": 3, "last_applied": 1042}))]
+#[schema(example = json!({"status": "ok", "node_id": 1}))]
 pub struct Health {
     /// `ok` or `failed`.
     pub status: HealthStatus,
     /// This node's Raft id.
     pub node_id: u64,
-    /// The leader this node knows of, or `null` during an election.
-    pub leader_id: Option<u64>,
-    /// The current Raft term.
-    pub term: u64,
-    /// The last log index applied on this node, or `null` before the first.
-    pub last_applied: Option<u64>,
 }
 
 /// The cluster as the answering node sees it.

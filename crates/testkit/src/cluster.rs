@@ -318,17 +318,24 @@ impl LocalCluster {
         self.nodes[&id].url()
     }
 
-    /// Returns node `id`'s `/healthz`, if it answers.
+    /// Returns node `id`'s Raft view (`leader_id`, `term`, `last_applied`) from the signed
+    /// metrics of its internal listener, if it answers within 500 ms. (`/healthz` tells the
+    /// public only whether a node serves, not who leads.)
     pub async fn health(&self, id: u64) -> Option<Value> {
-        let url = format!("{}/healthz", self.url(id));
-        let response = self
-            .http
-            .get(url)
-            .timeout(Duration::from_millis(500))
-            .send()
-            .await
-            .ok()?;
-        response.json().await.ok()
+        let addr = self.nodes.get(&id)?.raft_listen_addr.to_string();
+        let metrics = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.internal.metrics(&addr, false),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        Some(serde_json::json!({
+            "node_id": metrics.node_id,
+            "leader_id": metrics.leader_id,
+            "term": metrics.term,
+            "last_applied": metrics.last_applied,
+        }))
     }
 
     /// Returns the leader that a majority of answering nodes agree on, if any.

@@ -382,8 +382,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let leader = loop {
         let mut found = None;
         for slot in &slots {
-            if let Some(h) = healthy(&http, &slot.http_addr).await {
-                found = found.or(h["leader_id"].as_u64());
+            if let Ok(m) = client.metrics(&slot.raft_addr, false).await {
+                found = found.or(m.leader_id);
             }
         }
         match found {

@@ -267,7 +267,7 @@ pub async fn recover(cluster: &mut LocalCluster, timeout: Duration) -> anyhow::R
     wait_ready(cluster, timeout).await
 }
 
-/// Waits until a leader is agreed by a majority and every node's `/healthz` names it.
+/// Waits until a leader is agreed by a majority and every node's Raft view names it.
 async fn wait_ready(cluster: &LocalCluster, timeout: Duration) -> anyhow::Result<u64> {
     let deadline = Instant::now() + timeout;
     let mut waiting = Vec::new();

@@ -17,8 +17,19 @@ async fn a_panicking_apply_stops_the_replica_from_serving() {
     let app = spawn_app_with_node(move |config| config.faults.fail_apply_file = Some(path)).await;
     let event = app.admin_event(&numbered(10)).await;
     app.sell(event, "c", "before", Some(1)).await.expect(201);
-    let health = app.request(Method::GET, "/healthz", None, None).await;
-    assert_eq!(health.expect(200)["status"], "ok");
+    let health = app
+        .request(Method::GET, "/healthz", None, None)
+        .await
+        .expect(200);
+    assert_eq!(health["status"], "ok");
+    // Who leads, and the term, are not published to anyone who asks.
+    assert_eq!(
+        health
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["node_id".to_owned(), "status".to_owned()]),
+        "{health}"
+    );
 
     std::fs::write(&fault_file, b"armed").expect("arm the fault");
     let sale = app.sell(event, "c", "during", Some(2)).await;
