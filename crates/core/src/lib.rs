@@ -30,8 +30,8 @@ pub use invariants::InvariantViolation;
 pub use inventory::{Inventory, SeatLayout, SeatState};
 pub use limits::Limits;
 pub use outcome::{
-    Admitted, CheckInRejection, EventRejection, HoldPlaced, OrderConfirmed, Outcome, Refunded,
-    Rejection, Replayable, Sale, UserRejection,
+    Admitted, Answer, CheckInRejection, EventRejection, HoldPlaced, OrderConfirmed, Outcome,
+    Refunded, Rejection, Replayable, Sale, UserRejection,
 };
 pub use replica::Replica;
 pub use state::{Event, Hold, Order, Session, State, Ticket, TicketStatus, User, username_key};

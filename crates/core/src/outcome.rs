@@ -160,6 +160,38 @@ pub enum Rejection {
     NotRefundable,
 }
 
+/// The answer one kind of command gets, taken out of the [`Outcome`] that carries it. Callers
+/// name the answer they expect (`let placed: HoldAnswer = ...`) instead of matching every
+/// variant; a command answered with another kind's outcome is a bug, given back as `Err`.
+pub trait Answer: Sized {
+    /// The answer, or the outcome itself when it is another kind's.
+    fn from_outcome(outcome: Outcome) -> Result<Self, Outcome>;
+}
+
+macro_rules! answers {
+    ($($variant:ident => $answer:ty),+ $(,)?) => {$(
+        impl Answer for $answer {
+            fn from_outcome(outcome: Outcome) -> Result<Self, Outcome> {
+                match outcome {
+                    Outcome::$variant(answer) => Ok(answer),
+                    other => Err(other),
+                }
+            }
+        }
+    )+};
+}
+
+answers! {
+    User => Result<UserId, UserRejection>,
+    Event => Result<(EventId, u64), EventRejection>,
+    Purchase => Replayable<Result<Sale, Rejection>>,
+    Hold => Replayable<Result<HoldPlaced, Rejection>>,
+    Release => Result<HoldId, Rejection>,
+    Confirm => Result<OrderConfirmed, Rejection>,
+    Refund => Result<Refunded, Rejection>,
+    CheckIn => Result<Admitted, CheckInRejection>,
+}
+
 impl Rejection {
     /// Returns the stable, machine-readable name of the reason (`"sold_out"`, `"seat_taken"`...).
     pub fn code(&self) -> &'static str {
@@ -234,4 +266,24 @@ pub enum CheckInRejection {
         /// By whom.
         by: UserId,
     },
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_taken_from_its_own_kind_only() {
+        let refused: Result<HoldId, Rejection> = Err(Rejection::UnknownHold);
+        let release = Outcome::Release(refused.clone());
+        assert_eq!(
+            Result::<HoldId, Rejection>::from_outcome(release),
+            Ok(refused)
+        );
+        let other = Outcome::Session;
+        assert!(matches!(
+            Result::<OrderConfirmed, Rejection>::from_outcome(other),
+            Err(Outcome::Session)
+        ));
+    }
 }

@@ -21,7 +21,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tix_core::{Command, Outcome, Role, UserId, UserRejection};
+use tix_core::{Command, Role, UserId, UserRejection};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -199,10 +199,15 @@ pub async fn create_user(
         password_hash,
         role,
     };
-    match state.node.propose(command).await? {
-        Outcome::User(Ok(id)) => Ok(id),
-        Outcome::User(Err(UserRejection::UsernameTaken)) => Err(ApiError::UsernameTaken),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    match state
+        .propose_for::<Result<UserId, UserRejection>>(command)
+        .await?
+    {
+        Ok(id) => Ok(id),
+        Err(UserRejection::UsernameTaken) => Err(ApiError::UsernameTaken),
+        Err(other) => Err(ApiError::Internal(format!(
+            "create user refused: {other:?}"
+        ))),
     }
 }
 
@@ -409,18 +414,17 @@ async fn set_role(
     }
     let role = parse_role(&body.role)
         .ok_or_else(|| ApiError::invalid("role", "must be attendee, organizer, staff or admin"))?;
+    let command = Command::SetRole {
+        user_id: UserId(id),
+        role,
+    };
     match state
-        .node
-        .propose(Command::SetRole {
-            user_id: UserId(id),
-            role,
-        })
+        .propose_for::<Result<UserId, UserRejection>>(command)
         .await?
     {
-        Outcome::User(Ok(_)) => {}
-        Outcome::User(Err(UserRejection::LastAdmin)) => return Err(ApiError::LastAdmin),
-        Outcome::User(Err(_)) => return Err(ApiError::NotFound("user")),
-        other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+        Ok(_) => {}
+        Err(UserRejection::LastAdmin) => return Err(ApiError::LastAdmin),
+        Err(_) => return Err(ApiError::NotFound("user")),
     }
     let s = state.node.shared.read();
     let user = s.user(UserId(id)).ok_or(ApiError::NotFound("user"))?;

@@ -8,15 +8,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tix_core::{
-    Command, Event, EventDetails, EventId, EventRejection, InventorySpec, Outcome, Venue,
-};
+use tix_core::{Command, Event, EventDetails, EventId, EventRejection, InventorySpec, Venue};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::openapi as api_doc;
 use crate::{text, views};
+
+/// What `CreateEvent` and `UpdateEvent` are answered: the event and its new version.
+type EventAnswer = Result<(EventId, u64), EventRejection>;
 
 /// Longest event or venue name, in characters.
 pub const NAME_CHARS_MAX: usize = 200;
@@ -324,16 +325,16 @@ pub async fn create_event(
         inventory,
         ticket_key_seed: rand::random(),
     };
-    match state.node.propose(command).await? {
-        Outcome::Event(Ok((id, _))) => Ok(id),
-        Outcome::Event(Err(EventRejection::BadInventory { detail })) => {
-            Err(ApiError::invalid("inventory", detail))
-        }
-        Outcome::Event(Err(EventRejection::BadPrice { max_cents })) => Err(ApiError::invalid(
+    match state.propose_for::<EventAnswer>(command).await? {
+        Ok((id, _)) => Ok(id),
+        Err(EventRejection::BadInventory { detail }) => Err(ApiError::invalid("inventory", detail)),
+        Err(EventRejection::BadPrice { max_cents }) => Err(ApiError::invalid(
             "price_cents",
             format!("at most {max_cents}"),
         )),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+        Err(other) => Err(ApiError::Internal(format!(
+            "create event refused: {other:?}"
+        ))),
     }
 }
 
@@ -477,17 +478,16 @@ pub async fn update_event(
         expected_version,
         details,
     };
-    match state.node.propose(command).await? {
-        Outcome::Event(Ok(_)) => Ok(()),
-        Outcome::Event(Err(EventRejection::VersionConflict { current_version })) => {
+    match state.propose_for::<EventAnswer>(command).await? {
+        Ok(_) => Ok(()),
+        Err(EventRejection::VersionConflict { current_version }) => {
             Err(ApiError::VersionConflict { current_version })
         }
-        Outcome::Event(Err(EventRejection::BadPrice { max_cents })) => Err(ApiError::invalid(
+        Err(EventRejection::BadPrice { max_cents }) => Err(ApiError::invalid(
             "price_cents",
             format!("at most {max_cents}"),
         )),
-        Outcome::Event(Err(_)) => Err(ApiError::NotFound("event")),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+        Err(_) => Err(ApiError::NotFound("event")),
     }
 }
 

@@ -206,6 +206,17 @@ impl AppState {
 }
 
 impl AppState {
+    /// Proposes `command` and returns the answer its kind gets ([`tix_core::Answer`]); an
+    /// outcome of another kind is a bug, answered 500 (logged once, in `error.rs`).
+    pub async fn propose_for<A: tix_core::Answer>(
+        &self,
+        command: tix_core::Command,
+    ) -> Result<A, ApiError> {
+        let outcome = self.node.propose(command).await?;
+        A::from_outcome(outcome)
+            .map_err(|other| ApiError::Internal(format!("unexpected outcome {other:?}")))
+    }
+
     /// Reads the local applied state with `f`. When `f` finds nothing — on a follower, the thing
     /// may have been created a moment ago through another node — waits for a linearizable read
     /// (the leader's read index) and tries once more, so a miss is never just staleness.

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tix_core::{Command, CustomerKey, EventId, IdempotencyKey, Outcome, Rejection};
+use tix_core::{Command, CustomerKey, EventId, IdempotencyKey, Rejection, Replayable, Sale};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -125,13 +125,12 @@ pub async fn commit_purchase(
         customer,
         seat: body.seat,
     };
-    let outcome = match state.node.propose(command).await {
-        Ok(Outcome::Purchase(outcome)) => outcome,
-        Ok(other) => {
-            let e = ApiError::Internal(format!("unexpected outcome {other:?}"));
-            return (Err(e), false);
-        }
-        Err(e) => return (Err(e.into()), false),
+    let outcome = match state
+        .propose_for::<Replayable<Result<Sale, Rejection>>>(command)
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return (Err(e), false),
     };
     let answer = match outcome.result {
         Ok(sale) => {

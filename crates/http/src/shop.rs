@@ -10,8 +10,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, json};
 use tix_core::{
-    CheckInRejection, Command, CustomerKey, EventId, HoldId, HoldRequest, IdempotencyKey, Outcome,
-    Rejection, Role, TicketId,
+    CheckInRejection, Command, CustomerKey, EventId, HoldId, HoldPlaced, HoldRequest,
+    IdempotencyKey, OrderConfirmed, Rejection, Replayable, Role, TicketId,
 };
 
 use crate::AppState;
@@ -71,10 +71,8 @@ pub async fn hold(
         request,
         ttl_ms: state.config.hold_ttl_ms,
     };
-    match state.node.propose(command).await? {
-        Outcome::Hold(h) => Ok((h.result?, h.replayed)),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    }
+    let h: Replayable<Result<HoldPlaced, Rejection>> = state.propose_for(command).await?;
+    Ok((h.result?, h.replayed))
 }
 
 /// Reserve tickets while paying
@@ -190,13 +188,13 @@ pub async fn release(state: &AppState, caller: &Caller, hold_id: HoldId) -> Resu
         hold_id,
         customer: caller.user_id,
     };
-    match state.node.propose(command).await? {
-        Outcome::Release(Ok(_)) => Ok(()),
-        Outcome::Release(Err(Rejection::NotYours | Rejection::UnknownHold)) => {
-            Err(ApiError::NotFound("hold"))
-        }
-        Outcome::Release(Err(r)) => Err(r.into()),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    match state
+        .propose_for::<Result<HoldId, Rejection>>(command)
+        .await?
+    {
+        Ok(_) => Ok(()),
+        Err(Rejection::NotYours | Rejection::UnknownHold) => Err(ApiError::NotFound("hold")),
+        Err(r) => Err(r.into()),
     }
 }
 
@@ -274,10 +272,12 @@ pub async fn pay(
         customer: caller.user_id,
         payment_ref: payment_ref.clone(),
     };
-    let outcome = state.node.propose(command).await;
-    match outcome {
-        Ok(Outcome::Confirm(Ok(order))) => Ok(order),
-        Ok(Outcome::Confirm(Err(rejection))) => {
+    match state
+        .propose_for::<Result<OrderConfirmed, Rejection>>(command)
+        .await
+    {
+        Ok(Ok(order)) => Ok(order),
+        Ok(Err(rejection)) => {
             if let Err(e) = state.payments.refund(&payment_ref, amount).await {
                 tracing::error!(%payment_ref, error = %e, "refund after a failed confirm failed");
             }
@@ -286,9 +286,8 @@ pub async fn pay(
                 other => other.into(),
             })
         }
-        Ok(other) => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
         // The confirm may still commit; the charge stays so a committed order stays paid.
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -435,10 +434,9 @@ pub async fn refund_ticket(
         by: caller.user_id,
         override_policy: !is_owner,
     };
-    let refunded = match state.node.propose(command).await? {
-        Outcome::Refund(result) => result?,
-        other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
-    };
+    let refunded = state
+        .propose_for::<Result<tix_core::Refunded, Rejection>>(command)
+        .await??;
     if let Some(payment_ref) = &refunded.payment_ref
         && let Err(e) = state
             .payments
@@ -520,16 +518,16 @@ pub async fn admit(
             "only door staff, the organizer or an admin may check in",
         ));
     }
+    let command = Command::CheckIn {
+        ticket_id,
+        by: caller.user_id,
+    };
     match state
-        .node
-        .propose(Command::CheckIn {
-            ticket_id,
-            by: caller.user_id,
-        })
+        .propose_for::<Result<tix_core::Admitted, CheckInRejection>>(command)
         .await?
     {
-        Outcome::CheckIn(Ok(admitted)) => Ok(admitted),
-        Outcome::CheckIn(Err(CheckInRejection::AlreadyAdmitted { at_ms, by })) => {
+        Ok(admitted) => Ok(admitted),
+        Err(CheckInRejection::AlreadyAdmitted { at_ms, by }) => {
             let by_name = state
                 .node
                 .shared
@@ -549,13 +547,12 @@ pub async fn admit(
                 extra,
             })
         }
-        Outcome::CheckIn(Err(CheckInRejection::Refunded)) => Err(ApiError::CheckInRefused {
+        Err(CheckInRejection::Refunded) => Err(ApiError::CheckInRefused {
             reason: "refunded",
             detail: "the ticket was refunded".into(),
             extra: Map::new(),
         }),
-        Outcome::CheckIn(Err(CheckInRejection::UnknownTicket)) => Err(ApiError::NotFound("ticket")),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+        Err(CheckInRejection::UnknownTicket) => Err(ApiError::NotFound("ticket")),
     }
 }
 
