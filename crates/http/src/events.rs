@@ -108,8 +108,8 @@ pub struct EventBody {
         pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
     )]
     description: String,
-    /// Start time, RFC 3339 with an offset, e.g. `2027-06-01T20:00:00Z`.
-    #[schema(format = DateTime, example = "2027-06-01T20:00:00Z")]
+    /// Start time, RFC 3339 with an offset, e.g. `2030-06-01T20:00:00Z`.
+    #[schema(format = DateTime, example = "2030-06-01T20:00:00Z")]
     starts_at: String,
     /// Where.
     venue: VenueBody,
@@ -117,8 +117,8 @@ pub struct EventBody {
     /// 10,000,000,000.
     #[schema(maximum = 10000000000_u64, example = 5000)]
     price_cents: u64,
-    /// ISO 4217 code: three upper-case letters.
-    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
+    /// The ISO 4217 code of a currency in circulation.
+    #[schema(schema_with = api_doc::currency)]
     currency: String,
     /// Whether ticket holders may refund their own tickets before the event starts. Omitted
     /// means `true`. Organizers and admins can always refund.
@@ -168,7 +168,7 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
     let starts_at_ms = views::parse_rfc3339(&body.starts_at).ok_or_else(|| {
         ApiError::invalid(
             "starts_at",
-            "must be an RFC 3339 time like 2027-06-01T20:00:00Z",
+            "must be an RFC 3339 time like 2030-06-01T20:00:00Z",
         )
     })?;
     let venue = body.venue.name.trim();
@@ -200,6 +200,14 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
             "must be a three-letter code like EUR",
         ));
     }
+    if !crate::currency::is_known(currency) {
+        return Err(ApiError::invalid(
+            "currency",
+            format!(
+                "{currency} is not the ISO 4217 code of a currency in circulation (EUR, USD, GBP, CHF, ...)"
+            ),
+        ));
+    }
     let price_max = tix_core::Limits::default().price_cents_max;
     if body.price_cents > price_max {
         return Err(ApiError::invalid(
@@ -227,6 +235,22 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
         refundable: body.refundable,
         per_customer_max: body.per_customer_max,
     })
+}
+
+/// Refuses a start time that is not in the future (by this node's clock): an event in the past
+/// would be listed and sold as upcoming.
+pub fn check_upcoming(starts_at_ms: i64) -> Result<(), ApiError> {
+    let now_ms = tix_raft::proposer::now_ms() as i64;
+    if starts_at_ms <= now_ms {
+        return Err(ApiError::invalid(
+            "starts_at",
+            format!(
+                "must be in the future; {} has passed",
+                views::rfc3339(starts_at_ms)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates an inventory into its domain spec.
@@ -319,6 +343,7 @@ pub async fn create_event(
     details: EventDetails,
     inventory: InventorySpec,
 ) -> Result<EventId, ApiError> {
+    check_upcoming(details.starts_at_ms)?;
     let command = Command::CreateEvent {
         organizer,
         details,
@@ -346,7 +371,7 @@ pub async fn create_event(
     security(("bearerAuth" = [])),
     request_body(content = api_doc::EventCreateRequest, description = "The new event.",
         example = json!({"name": "Chamber Concert", "description": "Strings by candlelight.",
-            "starts_at": "2027-06-01T20:00:00Z",
+            "starts_at": "2030-06-01T20:00:00Z",
             "venue": {"name": "Old Hall", "lat": 51.26, "lon": 6.73},
             "price_cents": 5000, "currency": "EUR", "per_customer_max": 4,
             "inventory": {"kind": "numbered", "rows": 15, "seats_per_row": 20, "blocked": [1, 2]}})),
@@ -420,7 +445,7 @@ async fn create(
     request_body(content = api_doc::EventUpdateRequest,
         description = "The new details and the version they are based on.",
         example = json!({"name": "Chamber Concert (moved)", "description": "Strings by candlelight.",
-            "starts_at": "2027-06-02T20:00:00Z",
+            "starts_at": "2030-06-02T20:00:00Z",
             "venue": {"name": "Old Hall", "lat": 51.26, "lon": 6.73},
             "price_cents": 5000, "currency": "EUR", "refundable": true, "per_customer_max": 4,
             "version": 1})),
@@ -473,6 +498,17 @@ pub async fn update_event(
         .version
         .ok_or_else(|| ApiError::invalid("version", "missing: send the version you read"))?;
     let details = validate_details(body)?;
+    // Moving an event into the past is refused; an event that has started keeps its time
+    // while its other details are edited.
+    let current_start = state
+        .node
+        .shared
+        .read()
+        .event(id)
+        .map(|e| e.details.starts_at_ms);
+    if current_start != Some(details.starts_at_ms) {
+        check_upcoming(details.starts_at_ms)?;
+    }
     let command = Command::UpdateEvent {
         event_id: id,
         expected_version,

@@ -10,6 +10,7 @@ pub mod assistant;
 pub mod auth;
 pub mod cluster;
 pub mod csrf;
+pub mod currency;
 pub mod defaults;
 pub mod error;
 pub mod events;

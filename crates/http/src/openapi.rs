@@ -587,7 +587,7 @@ problem_responses! {
         "bad_lat" ("Latitude out of range") =>
             invalid("venue.lat", "latitude must be between -90 and 90"),
         "bad_time" ("Not RFC 3339") =>
-            invalid("starts_at", "must be an RFC 3339 time like 2027-06-01T20:00:00Z"),
+            invalid("starts_at", "must be an RFC 3339 time like 2030-06-01T20:00:00Z"),
         "no_inventory" ("Inventory missing") =>
             invalid("inventory", "missing field `inventory` at line 1 column 200"),
         "bad_layout" ("Rows do not fit") =>
@@ -921,6 +921,16 @@ pub(crate) fn hold_seats() -> Schema {
             "Which seats (numbered events only), each at most once, 1 to 10 of them.",
         ))
         .examples([json!([17, 18])])
+        .into()
+}
+
+/// `EventBody::currency`: the ISO 4217 codes of circulating currencies.
+pub(crate) fn currency() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(crate::currency::CODES.iter().copied()))
+        .description(Some("The ISO 4217 code of a currency in circulation."))
+        .examples([json!("EUR")])
         .into()
 }
 

@@ -178,7 +178,7 @@ pub enum Inventory {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 2, "name": "Chamber Concert", "description": "Strings by candlelight.",
-    "starts_at": "2027-06-01T20:00:00Z",
+    "starts_at": "2030-06-01T20:00:00Z",
     "venue": {"name": "Old Hall", "lat": 51.26, "lon": 6.73},
     "price_cents": 5000, "currency": "EUR", "refundable": true, "per_customer_max": 4,
     "organizer_id": 2, "version": 1,

@@ -385,9 +385,17 @@ async fn a_past_event_and_an_expired_hold_are_answered_and_change_nothing() {
         ..tix_http::HttpConfig::default()
     })
     .await;
+    // An event that starts in two seconds (one in the past cannot be created) and then has.
     let mut past = named("Old Year Gala", "Admiralspalast, Berlin", 10);
-    past["starts_at"] = json!("2021-01-01T20:00:00Z");
+    let soon_ms = time::OffsetDateTime::now_utc().unix_timestamp() + 2;
+    let starts = time::OffsetDateTime::from_unix_timestamp(soon_ms).expect("a time");
+    past["starts_at"] = json!(
+        starts
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339")
+    );
     let past = app.admin_event(&past).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
     let soon = app
         .admin_event(&named("Quick Hold Show", "Quatsch Keller, Berlin", 10))
         .await;

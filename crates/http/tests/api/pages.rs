@@ -310,6 +310,17 @@ async fn an_organizer_creates_a_seated_event_with_field_errors_first() {
     );
     assert!(bad.text.contains("aria-invalid=\"true\""));
     form[5] = ("lat", "48.2");
+    // A date in the past is refused at the date field, the rest kept.
+    form[2] = ("date", "2020-05-01");
+    let past = b.post("/events/new", &form).await;
+    assert_eq!(past.status, 422);
+    assert!(past.text.contains("must be in the future"), "{}", past.text);
+    assert!(
+        past.text.contains("id=\"date\"") && past.text.contains("aria-invalid=\"true\""),
+        "{}",
+        past.text
+    );
+    form[2] = ("date", "2030-05-01");
     let created = b.post("/events/new", &form).await;
     assert_eq!(created.status, 303, "{}", created.text);
     let location = created.location.unwrap();

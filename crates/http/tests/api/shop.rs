@@ -303,3 +303,22 @@ async fn a_retried_hold_replays_the_same_hold() {
     let availability = app.availability(event).await.expect(200);
     assert_eq!(availability["held"], json!(2), "{availability}");
 }
+
+#[tokio::test]
+async fn an_event_cannot_be_moved_into_the_past() {
+    let app = spawn_app().await;
+    let organizer = app.new_user("mover", Some("organizer")).await;
+    let token = Some(organizer.token.as_str());
+    let event = app.event_as(&organizer.token, &numbered(3)).await;
+    let mut edit = numbered(3);
+    edit.as_object_mut().expect("object").remove("inventory");
+    edit["version"] = json!(1);
+    edit["starts_at"] = json!("2020-06-01T20:00:00Z");
+    let problem = app.edit_event(token, event, &edit).await.problem(422);
+    assert_eq!(problem["field"], "starts_at", "{problem}");
+    assert_eq!(app.get_event(event).await.expect(200)["version"], json!(1));
+    // The same start time, other details changed: accepted.
+    edit["starts_at"] = json!("2030-06-01T20:00:00Z");
+    edit["name"] = json!("Renamed");
+    app.edit_event(token, event, &edit).await.expect(200);
+}

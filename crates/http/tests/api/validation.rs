@@ -208,6 +208,16 @@ async fn bad_event_fields_are_422_naming_the_field() {
             "currency",
         ),
         (
+            "currency not in ISO 4217",
+            set(good.clone(), "/currency", json!("XYZ")),
+            "currency",
+        ),
+        (
+            "starts_at in the past",
+            set(good.clone(), "/starts_at", json!("2020-06-01T20:00:00Z")),
+            "starts_at",
+        ),
+        (
             "starts_at in words",
             set(good.clone(), "/starts_at", json!("tomorrow")),
             "starts_at",
