@@ -35,6 +35,10 @@ use crate::views;
 pub const PASSWORD_CHARS_MIN: usize = 8;
 /// Longest accepted password (argon2 cost is per byte; bound it).
 pub const PASSWORD_CHARS_MAX: usize = 128;
+/// The password rule as people read it, shown wherever a password is chosen (a test checks it
+/// names [`PASSWORD_CHARS_MIN`] and [`PASSWORD_CHARS_MAX`]).
+pub const PASSWORD_RULE: &str =
+    "8 to 128 characters; not only digits, not one character repeated, not your username.";
 /// Username length bounds.
 pub const USERNAME_CHARS_MIN: usize = 3;
 /// Username length bounds.
@@ -429,4 +433,32 @@ async fn set_role(
     let s = state.node.shared.read();
     let user = s.user(UserId(id)).ok_or(ApiError::NotFound("user"))?;
     Ok(Json(views::user(user)))
+}
+
+#[cfg(test)]
+mod password_rule_tests {
+    use super::*;
+
+    #[test]
+    fn the_shown_rule_is_the_checked_one() {
+        let bounds = format!("{PASSWORD_CHARS_MIN} to {PASSWORD_CHARS_MAX} characters");
+        assert!(PASSWORD_RULE.starts_with(&bounds), "{PASSWORD_RULE}");
+        assert!(
+            validate_password("1234567", "someone").is_err(),
+            "below the minimum"
+        );
+        assert!(
+            validate_password("12345678", "someone").is_err(),
+            "only digits"
+        );
+        assert!(
+            validate_password("aaaaaaaa", "someone").is_err(),
+            "one character"
+        );
+        assert!(
+            validate_password("someone1", "someone1").is_err(),
+            "the username"
+        );
+        assert!(validate_password("tickets-4-all", "someone").is_ok());
+    }
 }

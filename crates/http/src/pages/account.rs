@@ -39,6 +39,8 @@ struct SignupPage {
     field: String,
     /// The pre-session CSRF token.
     csrf: String,
+    /// The password rule, as the server checks it.
+    password_rule: &'static str,
 }
 
 #[derive(Template, WebTemplate)]
@@ -89,6 +91,7 @@ async fn signup_form(caller: MaybeCaller, client: Client, headers: HeaderMap) ->
         error: None,
         field: String::new(),
         csrf,
+        password_rule: crate::auth::PASSWORD_RULE,
     };
     with_cookie(axum::http::StatusCode::OK, set_cookie, page)
 }
@@ -141,6 +144,7 @@ async fn signup(
                 error: Some(message),
                 field: field_name,
                 csrf,
+                password_rule: crate::auth::PASSWORD_RULE,
             };
             with_retry_after(with_cookie(status, set_cookie, page), &e)
         }

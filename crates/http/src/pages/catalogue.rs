@@ -109,15 +109,32 @@ async fn home(
         page: Some(page),
         per_page: Some(12),
     };
+    // A range that ends before it starts matches nothing: say so rather than "no events".
+    let reversed = !from.is_empty() && !to.is_empty() && from > to;
     let s = state.node.shared.read();
-    let (cards, total, error) = match search(s.events(), &list) {
+    let found = if reversed {
+        Err(ApiError::invalid(
+            "to",
+            format!("{to} is before {from}: swap the dates to see events between them"),
+        ))
+    } else {
+        search(s.events(), &list)
+    };
+    let (cards, total, error) = match found {
         Ok(found) => (
             found.events.iter().map(|e| Card::of(e)).collect(),
             found.total,
             None,
         ),
         Err(ApiError::Invalid { field, detail }) => {
-            (Vec::new(), 0, Some(format!("{field}: {detail}")))
+            let label = match field.as_str() {
+                "from" => "From date",
+                "to" => "To date",
+                "q" => "Search",
+                "page" => "Page",
+                other => other,
+            };
+            (Vec::new(), 0, Some(format!("{label}: {detail}")))
         }
         Err(e) => (Vec::new(), 0, Some(e.to_string())),
     };
@@ -261,10 +278,15 @@ impl EventForm {
     }
 }
 
-/// Parses "25", "25.5" or "25.50" into cents.
+/// Parses "25", "25.5", "25.50" or "25,50" (a decimal comma, as typed in much of Europe) into
+/// cents.
 pub fn parse_price(s: &str) -> Result<u64, ApiError> {
-    let bad = || ApiError::invalid("price", "must be an amount like 25 or 25.50");
-    let (units, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+    let bad = || ApiError::invalid("price", "must be an amount like 25, 25.50 or 25,50");
+    let s = s.trim();
+    let (units, frac) = s
+        .split_once('.')
+        .or_else(|| s.split_once(','))
+        .unwrap_or((s, ""));
     if units.is_empty() || frac.len() > 2 || !units.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
@@ -455,10 +477,14 @@ mod tests {
         assert_eq!(parse_price("25.5").unwrap(), 2550);
         assert_eq!(parse_price("25.05").unwrap(), 2505);
         assert_eq!(parse_price("0").unwrap(), 0);
+        assert_eq!(parse_price("12,50").unwrap(), 1250);
+        assert_eq!(parse_price(" 12,5 ").unwrap(), 1250);
         for bad in [
             "",
             "abc",
             "25.505",
+            "1.234,50",
+            "12,50,1",
             "-1",
             "1e3",
             ".5",

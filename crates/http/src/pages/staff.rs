@@ -319,6 +319,9 @@ async fn door_form(caller: MaybeCaller) -> Response {
     .into_response()
 }
 
+/// The most characters of a refused code repeated in the result.
+const SHOWN_CODE_CHARS_MAX: usize = 48;
+
 async fn door_check(State(state): State<AppState>, caller: MaybeCaller, body: Bytes) -> Response {
     let Some(c) = caller.0 else {
         return login_first("/door");
@@ -328,10 +331,18 @@ async fn door_check(State(state): State<AppState>, caller: MaybeCaller, body: By
     }
     let form = form_pairs(&body);
     let code = field(&form, "code").trim().to_owned();
+    // After every result the field is empty (and focused), so the next scan is not appended to
+    // the last one; a refused code is repeated in the result instead.
     let refused = |headline: &str, detail: String, status: StatusCode| {
+        let shown: String = code.chars().take(SHOWN_CODE_CHARS_MAX).collect();
+        let detail = if shown.is_empty() {
+            detail
+        } else {
+            format!("{detail} (scanned: {shown})")
+        };
         let page = DoorPage {
             nav: Nav::of(Some(&c)),
-            code: code.clone(),
+            code: String::new(),
             outcome: "refused".into(),
             headline: headline.into(),
             detail,
@@ -418,9 +429,12 @@ async fn door_check(State(state): State<AppState>, caller: MaybeCaller, body: By
             };
             refused("Not admitted", text, StatusCode::CONFLICT)
         }
-        Err(e @ ApiError::Forbidden(_)) => {
-            PageError::from_api(Nav::of(Some(&c)), e).into_response()
-        }
+        // Another organizer's event: answered here, the scanner stays open.
+        Err(ApiError::Forbidden(_)) => refused(
+            "Not this door",
+            format!("This ticket is for {event_name}, which you do not check in."),
+            StatusCode::FORBIDDEN,
+        ),
         Err(e) => {
             let message = super::message_for(&e);
             refused("Not admitted", message, StatusCode::CONFLICT)

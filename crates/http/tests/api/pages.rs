@@ -181,6 +181,15 @@ async fn unknown_pages_are_html_and_unknown_api_paths_stay_problem_json() {
     let api = b.get("/api/v1/no-such-thing").await;
     assert_eq!(api.status, 404);
     assert!(api.content_type.starts_with("application/problem+json"));
+    // A date range that ends before it starts says so.
+    let reversed = b.get("/?from=2030-06-01&to=2030-05-01").await;
+    assert!(
+        reversed
+            .text
+            .contains("2030-05-01 is before 2030-06-01: swap the dates"),
+        "{}",
+        reversed.text
+    );
     let event = b.get("/events/424242").await;
     assert_eq!(event.status, 404);
     assert!(event.text.contains("no such event"), "{}", event.text);
@@ -440,8 +449,37 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
     let refused = door.post("/door", &[("code", &forged)]).await;
     assert_eq!(refused.status, 422);
     assert!(refused.text.contains("Forged code"), "{}", refused.text);
+    // After a refused scan the field is empty, so the next scan is not appended to it.
+    assert!(
+        refused
+            .text
+            .contains("id=\"code\" name=\"code\" value=\"\""),
+        "the field is cleared: {}",
+        refused.text
+    );
     let garbage = door.post("/door", &[("code", "hello")]).await;
     assert!(garbage.text.contains("Not a ticket code"));
+    assert!(
+        garbage.text.contains("(scanned: hello)"),
+        "{}",
+        garbage.text
+    );
+    assert!(
+        garbage
+            .text
+            .contains("id=\"code\" name=\"code\" value=\"\"")
+    );
+    // Another organizer at their own door: answered in place, the scanner stays.
+    let mut other_door = Browser::new(&app);
+    other_door.sign_up("otherorganizer", true).await;
+    let elsewhere = other_door.post("/door", &[("code", &codes[1])]).await;
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.text);
+    assert!(
+        elsewhere.text.contains("Not this door"),
+        "{}",
+        elsewhere.text
+    );
+    assert!(elsewhere.text.contains("id=\"code\""), "the scanner stays");
     // Newest first: codes[0] is seat 3 (admitted above), codes[1] seat 2. Refunding it frees
     // seat 2 at once.
     let ticket_id = codes[1].split('-').nth(2).unwrap();
