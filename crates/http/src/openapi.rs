@@ -673,13 +673,17 @@ problem_responses! {
     HoldNotFound [] {
         "not_found" ("No such hold") => ApiError::NotFound("hold"),
     }
-    /// The card was declined (`payment_declined`); the hold was released, so place a new hold
-    /// to try again.
+    /// The card was declined (`payment_declined`); the hold stays until it expires, so pay it
+    /// again with another card.
     PaymentDeclined [] {
-        "declined" ("Declined") =>
-            ApiError::PaymentDeclined("the card was declined; the seats were released".into()),
+        "declined" ("Declined") => ApiError::PaymentDeclined(
+            "the card was declined; the tickets stay held until the hold expires: try another card"
+                .into(),
+        ),
         "insufficient_funds" ("Insufficient funds") => ApiError::PaymentDeclined(
-            "insufficient funds on the card; the seats were released".into(),
+            "insufficient funds on the card; the tickets stay held until the hold expires: try \
+             another card"
+                .into(),
         ),
     }
     /// The hold had expired by the time the order was to be confirmed (`hold_expired`); the

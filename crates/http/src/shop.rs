@@ -232,8 +232,9 @@ struct CheckoutBody {
     card_number: String,
 }
 
-/// Pays for a hold and confirms it into an order. The saga: charge; if declined, release the
-/// hold; if the confirm then fails (the hold lapsed meanwhile), refund the charge.
+/// Pays for a hold and confirms it into an order. The saga: charge (a declined card leaves the
+/// hold as it is, so the buyer can try another card until it expires); if the confirm then
+/// fails (the hold lapsed meanwhile), refund the charge.
 pub async fn pay(
     state: &AppState,
     caller: &Caller,
@@ -260,9 +261,8 @@ pub async fn pay(
             return Err(ApiError::invalid("card_number", detail));
         }
         Err(PaymentError::Declined(reason)) => {
-            release(state, caller, hold_id).await.ok();
             return Err(ApiError::PaymentDeclined(format!(
-                "{reason}; the seats were released"
+                "{reason}; the tickets stay held until the hold expires: try another card"
             )));
         }
         Err(PaymentError::Unavailable(detail)) => return Err(ApiError::Unavailable(detail)),
@@ -294,9 +294,9 @@ pub async fn pay(
 /// Pay for a hold
 ///
 /// Charges the card for the hold (the ticket price when the hold was placed × quantity) and
-/// turns the hold into an order with one ticket per held unit. If the card is declined the hold
-/// is released (402); if the hold lapsed while paying, the charge is refunded (409
-/// `hold_expired`).
+/// turns the hold into an order with one ticket per held unit. If the card is declined (402)
+/// the hold stays until it expires, so another card can be tried; if the hold lapsed while
+/// paying, the charge is refunded (409 `hold_expired`).
 ///
 /// **Test cards** (built-in test payment provider): `4242424242424242` is paid,
 /// `4000000000000002` is declined, `4000000000009995` is declined for insufficient funds; any

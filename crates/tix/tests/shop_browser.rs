@@ -332,8 +332,8 @@ async fn sign_up_search_buy_general_admission_and_see_the_qr_ticket() -> anyhow:
 }
 
 /// Two browsers on one numbered event: one holds and buys a seat, the other sees it turn
-/// sold without reloading (Server-Sent Events). Then a declined card releases a hold, and a
-/// refund puts the bought seat back on sale — both visible live in the other browser.
+/// sold without reloading (Server-Sent Events). Then a declined card keeps its hold for a good
+/// card, and a refund puts the bought seat back on sale — both visible live in the other browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_buyers_seat_turns_sold_live_and_declines_and_refunds_free_seats()
 -> anyhow::Result<()> {
@@ -384,19 +384,28 @@ async fn another_buyers_seat_turns_sold_live_and_declines_and_refunds_free_seats
     assert_eq!(available, "31", "the counts update live too");
     shot(&watcher, "seatmap-after-other-buyer").await?;
 
-    // A declined card: the hold is released, the seat is free again.
+    // A declined card keeps the hold (the seat stays held), and the good card on the same
+    // hold buys it.
     let html = buy_seat(&shop, &buyer, event, 6, "4000 0000 0000 0002", "declined").await?;
     assert!(
-        html.contains("Payment declined") && html.contains("released"),
+        html.contains("Payment declined") && html.contains("try another card"),
         "{html}"
     );
-    wait_class(6, "free").await?;
+    wait_class(6, "held").await?;
+    fill(&buyer, "#card_number", "4242 4242 4242 4242").await?;
+    click(&buyer, "#pay").await?;
+    wait_for_text(&buyer, "Order confirmed").await?;
+    shot(&buyer, "declined-then-paid").await?;
+    wait_class(6, "sold").await?;
 
     // A refund: the sold seat goes back on sale at once.
     buyer.goto(&shop.url("/tickets")).await?;
     wait_for_text(&buyer, "seat 5").await?;
     shot(&buyer, "tickets-before-refund").await?;
-    click(&buyer, "button.refund").await?;
+    // Tickets are listed newest first: seat 6, then seat 5.
+    let refund_buttons = buyer.find_all(Locator::Css("button.refund")).await?;
+    anyhow::ensure!(refund_buttons.len() == 2, "a refund button per ticket");
+    refund_buttons[1].click().await?;
     wait_for_text(&buyer, "Refunded").await?;
     shot(&buyer, "tickets-after-refund").await?;
     wait_class(5, "free").await?;

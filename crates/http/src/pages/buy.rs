@@ -421,13 +421,24 @@ async fn checkout(
             total: money(order.total_cents, &currency),
         }
         .into_response(),
-        Err(ApiError::PaymentDeclined(why)) => ReleasedPage {
-            nav,
-            event_id,
-            headline: "Payment declined".into(),
-            message: format!("{why}. Your hold was released and the seats are back on sale; nothing was charged."),
+        // The hold stays: the checkout again, to try another card.
+        Err(ApiError::PaymentDeclined(why)) => {
+            let message = format!(
+                "Payment declined: {}. Nothing was charged; your tickets stay held until the \
+                 countdown ends — try another card.",
+                why.split(';').next().unwrap_or(&why)
+            );
+            match checkout_view(&state, nav.clone(), &c, id, Some(message)) {
+                Some(page) => (axum::http::StatusCode::PAYMENT_REQUIRED, page).into_response(),
+                None => ReleasedPage {
+                    nav,
+                    event_id,
+                    headline: "Payment declined".into(),
+                    message: "Nothing was charged, and the hold has expired meanwhile.".into(),
+                }
+                .into_response(),
+            }
         }
-        .into_response(),
         Err(e @ ApiError::Invalid { .. }) => {
             let message = super::message_for(&e);
             match checkout_view(&state, nav.clone(), &c, id, Some(format!("Card number: {message}"))) {

@@ -350,7 +350,7 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
     let event = app.admin_event(&numbered(5)).await;
     let mut buyer = Browser::new(&app);
     buyer.sign_up("erin", false).await;
-    // A declined card releases the hold: the seat is free again.
+    // A declined card keeps the hold: the checkout again, to try another card.
     let held = buyer
         .post(
             &format!("/events/{event}/order"),
@@ -367,17 +367,29 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
             &[("card_number", CARD_DECLINED)],
         )
         .await;
+    assert_eq!(declined.status, 402, "{}", declined.text);
     assert!(
-        declined.text.contains("Payment declined"),
+        declined.text.contains("Payment declined") && declined.text.contains("try another card"),
         "{}",
         declined.text
     );
-    assert_eq!(app.seat_letters(event).await, "FFFFF");
-    // Then the good card.
+    assert!(
+        declined.text.contains("id=\"card_number\""),
+        "the checkout form again"
+    );
+    assert_eq!(app.seat_letters(event).await, "FHFFF");
+    // Then the good card on the same hold; then a second hold, for seat 3.
+    let paid = buyer
+        .post(
+            &format!("{hold_path}/pay"),
+            &[("card_number", "4242 4242 4242 4242")],
+        )
+        .await;
+    assert!(paid.text.contains("Order confirmed"), "{}", paid.text);
     let held = buyer
         .post(
             &format!("/events/{event}/order"),
-            &[("seat", "2"), ("seat", "3"), ("request_id", "r2")],
+            &[("seat", "3"), ("request_id", "r2")],
         )
         .await;
     let hold_path = held.location.unwrap();
