@@ -41,6 +41,8 @@ struct SignupPage {
     csrf: String,
     /// The password rule, as the server checks it.
     password_rule: &'static str,
+    /// Where to go once signed up (a local path).
+    next: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -82,7 +84,12 @@ fn with_cookie(
     response
 }
 
-async fn signup_form(caller: MaybeCaller, client: Client, headers: HeaderMap) -> Response {
+async fn signup_form(
+    caller: MaybeCaller,
+    client: Client,
+    headers: HeaderMap,
+    Query(q): Query<Next>,
+) -> Response {
     let (csrf, set_cookie) = presession(&headers, client.secure);
     let page = SignupPage {
         nav: Nav::of(caller.0.as_ref()),
@@ -92,6 +99,7 @@ async fn signup_form(caller: MaybeCaller, client: Client, headers: HeaderMap) ->
         field: String::new(),
         csrf,
         password_rule: crate::auth::PASSWORD_RULE,
+        next: safe_next(q.next.as_deref().unwrap_or("/")),
     };
     with_cookie(axum::http::StatusCode::OK, set_cookie, page)
 }
@@ -106,6 +114,7 @@ async fn signup(
     let username = field(&form, "username").trim().to_owned();
     let password = field(&form, "password").to_owned();
     let organizer = field(&form, "organizer") == "on";
+    let next = safe_next(field(&form, "next"));
     let result = async {
         validate_username(&username)?;
         validate_password(&password, &username)?;
@@ -120,7 +129,7 @@ async fn signup(
     }
     .await;
     match result {
-        Ok((token, _, _)) => signed_in(&state, client, &token, "/"),
+        Ok((token, _, _)) => signed_in(&state, client, &token, &next),
         Err(e) => {
             let field_name = match &e {
                 ApiError::Invalid { field, .. } => field.clone(),
@@ -145,6 +154,7 @@ async fn signup(
                 field: field_name,
                 csrf,
                 password_rule: crate::auth::PASSWORD_RULE,
+                next,
             };
             with_retry_after(with_cookie(status, set_cookie, page), &e)
         }

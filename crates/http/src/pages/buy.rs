@@ -11,11 +11,12 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
+use serde::Deserialize;
 use tix_core::{EventId, HoldId, HoldRequest, Inventory, SeatState};
 
 use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
@@ -40,6 +41,54 @@ pub struct Seat {
     pub number: u32,
     /// `free`, `held`, `sold` or `blocked`.
     pub state: &'static str,
+    /// Chosen before a detour (log in, sign up) and still free: shown ticked.
+    pub checked: bool,
+}
+
+/// What a buyer had chosen on the event page before logging in: carried through the login
+/// (and sign-up) in the return address as `?seats=2,3` or `?quantity=2`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Chosen {
+    /// Seat numbers, comma-separated.
+    #[serde(default)]
+    seats: Option<String>,
+    /// How many tickets (general admission).
+    #[serde(default)]
+    quantity: Option<u32>,
+}
+
+impl Chosen {
+    /// The chosen seat numbers (at most [`ORDER_QUANTITY_MAX`]; anything unreadable dropped).
+    fn seat_numbers(&self) -> Vec<u32> {
+        self.seats
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .take(ORDER_QUANTITY_MAX as usize)
+            .collect()
+    }
+
+    /// The choice of an order form.
+    fn of(seats: &[u32], quantity: Option<u32>) -> Chosen {
+        let list: Vec<String> = seats.iter().map(u32::to_string).collect();
+        Chosen {
+            seats: (!seats.is_empty()).then(|| list.join(",")),
+            quantity,
+        }
+    }
+
+    /// The query string that carries a choice, or "" for none.
+    fn query(seats: &[u32], quantity: Option<u32>) -> String {
+        if !seats.is_empty() {
+            let list: Vec<String> = seats.iter().map(u32::to_string).collect();
+            format!("?seats={}", list.join(","))
+        } else {
+            quantity
+                .map(|q| format!("?quantity={q}"))
+                .unwrap_or_default()
+        }
+    }
 }
 
 /// A row of seats.
@@ -58,7 +107,7 @@ fn seat_state(s: &SeatState) -> &'static str {
 }
 
 /// The seat map as rows (a single row of all seats when the event has no layout).
-fn rows(seats: &[SeatState], layout: Option<tix_core::SeatLayout>) -> Vec<Row> {
+fn rows(seats: &[SeatState], layout: Option<tix_core::SeatLayout>, chosen: &[u32]) -> Vec<Row> {
     let per_row = layout
         .map(|l| l.seats_per_row as usize)
         .filter(|n| *n > 0)
@@ -72,9 +121,14 @@ fn rows(seats: &[SeatState], layout: Option<tix_core::SeatLayout>) -> Vec<Row> {
             seats: chunk
                 .iter()
                 .enumerate()
-                .map(|(i, s)| Seat {
-                    number: (r * per_row + i) as u32 + 1,
-                    state: seat_state(s),
+                .map(|(i, s)| {
+                    let number = (r * per_row + i) as u32 + 1;
+                    let state = seat_state(s);
+                    Seat {
+                        number,
+                        state,
+                        checked: state == "free" && chosen.contains(&number),
+                    }
                 })
                 .collect(),
         })
@@ -102,6 +156,8 @@ struct EventPage {
     per_customer_max: u32,
     can_edit: bool,
     error: Option<String>,
+    /// The quantity chosen before a detour through the login (general admission).
+    chosen_quantity: u32,
 }
 
 /// The most tickets one order may take on the page (the domain's own limit still applies).
@@ -113,12 +169,15 @@ fn event_page(
     id: u64,
     error: Option<String>,
     user: Option<&crate::extract::Caller>,
+    chosen: &Chosen,
 ) -> Option<EventPage> {
     let s = state.node.shared.read();
     let e = s.event(EventId(id))?;
     let a = crate::views::availability(e);
     let (numbered, rows) = match &e.inventory {
-        Inventory::Numbered { seats, layout, .. } => (true, rows(seats, *layout)),
+        Inventory::Numbered { seats, layout, .. } => {
+            (true, rows(seats, *layout, &chosen.seat_numbers()))
+        }
         Inventory::Unnumbered { .. } => (false, Vec::new()),
     };
     let limit = s.limits().seats_per_order_max;
@@ -146,6 +205,7 @@ fn event_page(
             .min(ORDER_QUANTITY_MAX),
         can_edit: user.is_some_and(|c| c.is_admin() || c.user_id == e.organizer),
         error,
+        chosen_quantity: chosen.quantity.unwrap_or(1).clamp(1, ORDER_QUANTITY_MAX),
     })
 }
 
@@ -153,11 +213,12 @@ async fn detail(
     State(state): State<AppState>,
     caller: MaybeCaller,
     Path(id): Path<u64>,
+    Query(chosen): Query<Chosen>,
 ) -> Response {
     let nav = Nav::of(caller.0.as_ref());
     // A page opened on a follower right after the event was created elsewhere: wait for it.
     let _ = state.read_fresh(|s| s.event(EventId(id)).map(|_| ())).await;
-    match event_page(&state, nav.clone(), id, None, caller.0.as_ref()) {
+    match event_page(&state, nav.clone(), id, None, caller.0.as_ref(), &chosen) {
         Some(page) => page.into_response(),
         None => PageError::not_found(nav, "event").into_response(),
     }
@@ -220,16 +281,19 @@ async fn order(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let Some(c) = caller.0 else {
-        return login_first(&format!("/events/{id}"));
-    };
-    let nav = Nav::of(Some(&c));
     let form = form_pairs(&body);
     let seats: Vec<u32> = form
         .iter()
         .filter(|(k, _)| k == "seat")
         .filter_map(|(_, v)| v.parse().ok())
+        .take(ORDER_QUANTITY_MAX as usize)
         .collect();
+    let Some(c) = caller.0 else {
+        // Back to the event page after logging in (or signing up), the choice still made.
+        let quantity = field(&form, "quantity").parse().ok();
+        return login_first(&format!("/events/{id}{}", Chosen::query(&seats, quantity)));
+    };
+    let nav = Nav::of(Some(&c));
     let numbered = state
         .node
         .shared
@@ -239,6 +303,8 @@ async fn order(
     let Some(numbered) = numbered else {
         return PageError::not_found(nav, "event").into_response();
     };
+    // Kept on the page if the hold is refused (one seat taken meanwhile, say).
+    let kept = Chosen::of(&seats, field(&form, "quantity").parse().ok());
     let request = if numbered {
         if seats.is_empty() {
             let page = event_page(
@@ -247,6 +313,7 @@ async fn order(
                 id,
                 Some("Choose at least one seat on the map.".into()),
                 Some(&c),
+                &Chosen::default(),
             );
             return match page {
                 Some(page) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
@@ -264,6 +331,7 @@ async fn order(
                     id,
                     Some("Choose how many tickets.".into()),
                     Some(&c),
+                    &Chosen::default(),
                 );
                 return match page {
                     Some(page) => {
@@ -284,7 +352,7 @@ async fn order(
         Err(e) => {
             let status = e.problem().0;
             let message = super::message_for(&e);
-            match event_page(&state, nav.clone(), id, Some(message), Some(&c)) {
+            match event_page(&state, nav.clone(), id, Some(message), Some(&c), &kept) {
                 Some(page) => (status, page).into_response(),
                 None => PageError::from_api(nav, e).into_response(),
             }

@@ -590,3 +590,71 @@ async fn responses_carry_security_headers() {
     let csp = docs.headers().get("content-security-policy").unwrap();
     assert_eq!(csp, "frame-ancestors 'none'");
 }
+
+#[tokio::test]
+async fn a_logged_out_order_returns_after_sign_up_with_the_seats_still_chosen() {
+    let app = spawn_app().await;
+    let event = app.admin_event(&numbered(6)).await;
+    let mut b = Browser::new(&app);
+    let order = b
+        .post_form(
+            &format!("/events/{event}/order"),
+            &[("seat", "2"), ("seat", "3"), ("request_id", "r1")],
+            &[
+                ("origin", &app.base_url.clone()),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        )
+        .await;
+    assert_eq!(order.status, 303, "{}", order.text);
+    let login = order.location.expect("to the login");
+    assert!(login.starts_with("/login?next="), "{login}");
+    let page = b.get(&login).await;
+    assert!(
+        page.text.contains("continue with your order"),
+        "the login says why: {}",
+        page.text
+    );
+    let signup_link = page
+        .text
+        .split("href=\"")
+        .map(|rest| rest.split('"').next().unwrap_or(""))
+        .find(|href| href.starts_with("/signup?next="))
+        .expect("the sign-up link keeps the return address")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let signup = b.get(&signup_link).await;
+    let next = signup
+        .text
+        .split("name=\"next\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the sign-up form carries it")
+        .replace("&#61;", "=")
+        .replace("&#44;", ",")
+        .replace("&#47;", "/");
+    assert_eq!(next, format!("/events/{event}?seats=2,3"));
+    let signed_up = b
+        .post(
+            "/signup",
+            &[
+                ("username", "returning"),
+                ("password", crate::helpers::USER_PASSWORD),
+                ("next", &next),
+            ],
+        )
+        .await;
+    assert_eq!(signed_up.status, 303, "{}", signed_up.text);
+    assert_eq!(signed_up.location.as_deref(), Some(next.as_str()));
+    let back = b.get(&next).await;
+    for seat in [2, 3] {
+        assert!(
+            back.text.contains(&format!(
+                "value=\"{seat}\"  checked aria-label=\"Seat {seat}\""
+            )),
+            "seat {seat} still chosen: {}",
+            back.text
+        );
+    }
+    assert!(!back.text.contains("value=\"1\"  checked"));
+}
