@@ -403,9 +403,18 @@ async fn another_buyers_seat_turns_sold_live_and_declines_and_refunds_free_seats
     wait_for_text(&buyer, "seat 5").await?;
     shot(&buyer, "tickets-before-refund").await?;
     // Tickets are listed newest first: seat 6, then seat 5.
-    let refund_buttons = buyer.find_all(Locator::Css("button.refund")).await?;
-    anyhow::ensure!(refund_buttons.len() == 2, "a refund button per ticket");
-    refund_buttons[1].click().await?;
+    let refund_links = buyer.find_all(Locator::Css("a.refund")).await?;
+    anyhow::ensure!(refund_links.len() == 2, "a refund link per ticket");
+    refund_links[1].click().await?;
+    // The refund asks first, naming the ticket and the amount.
+    let html = wait_for_text(&buyer, "Refund this ticket?").await?;
+    assert!(
+        html.contains("seat 5") && html.contains("30.00 EUR"),
+        "{html}"
+    );
+    shot(&buyer, "refund-confirm").await?;
+    click(&buyer, "#confirm-refund").await?;
+    wait_for_text(&buyer, "Refund receipt").await?;
     wait_for_text(&buyer, "Refunded").await?;
     shot(&buyer, "tickets-after-refund").await?;
     wait_class(5, "free").await?;

@@ -1,13 +1,15 @@
-//! My tickets: each with its signed code as a QR image (and as text), printable; a refund
-//! button where the event allows it — the seat goes back on sale in the same log entry.
+//! My tickets: each with its signed code as a QR image (and as text), printable; a refund link
+//! where the event allows it, below the code (away from what the door scans), to a page that
+//! asks before refunding — the seat goes back on sale in the same log entry — and a receipt on
+//! the tickets page afterwards.
 
 use crate::error::ApiError;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use tix_core::{TicketId, TicketStatus};
 
 use super::{Nav, PageError, login_first, money, see_other, when};
@@ -19,7 +21,7 @@ use crate::ticket_code;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/tickets", get(my_tickets))
-        .route("/tickets/{id}/refund", post(refund))
+        .route("/tickets/{id}/refund", get(confirm_refund).post(refund))
 }
 
 /// A ticket as shown.
@@ -82,19 +84,81 @@ fn tickets_of(state: &AppState, user: tix_core::UserId) -> Result<Vec<TicketView
     Ok(out)
 }
 
-async fn my_tickets(State(state): State<AppState>, caller: MaybeCaller) -> Response {
+/// `?refunded=ID`: the tickets page shows the refund's receipt.
+#[derive(serde::Deserialize)]
+struct Refunded {
+    #[serde(default)]
+    refunded: Option<u64>,
+}
+
+async fn my_tickets(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Query(q): Query<Refunded>,
+) -> Response {
     let Some(c) = caller.0 else {
         return login_first("/tickets");
     };
     let nav = Nav::of(Some(&c));
     match tickets_of(&state, c.user_id) {
-        Ok(tickets) => TicketsPage {
+        Ok(tickets) => {
+            // The receipt of a refund just made: only for one of the caller's refunded tickets.
+            let notice = q.refunded.and_then(|id| {
+                let t = tickets.iter().find(|t| t.id == id && !t.active)?;
+                Some(format!(
+                    "Refund receipt: ticket {} for {} ({}{}), {} back to your card. The seat is \
+                     on sale again.",
+                    t.id,
+                    t.event,
+                    t.when,
+                    t.seat.map(|s| format!(", seat {s}")).unwrap_or_default(),
+                    t.price
+                ))
+            });
+            TicketsPage {
+                nav,
+                tickets,
+                notice,
+            }
+            .into_response()
+        }
+        Err(e) => PageError::from_api(nav, e).into_response(),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/refund.html")]
+struct RefundPage {
+    nav: Nav,
+    ticket: TicketView,
+}
+
+/// Asks before refunding: which ticket, what comes back.
+async fn confirm_refund(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/tickets/{id}/refund"));
+    };
+    let nav = Nav::of(Some(&c));
+    let ticket = match tickets_of(&state, c.user_id) {
+        Ok(tickets) => tickets.into_iter().find(|t| t.id == id),
+        Err(e) => return PageError::from_api(nav, e).into_response(),
+    };
+    match ticket {
+        Some(ticket) if ticket.refundable => RefundPage { nav, ticket }.into_response(),
+        Some(_) => PageError {
+            status: axum::http::StatusCode::CONFLICT,
+            title: "Not refundable".into(),
+            message: "This ticket was refunded already, was used at the door, or its event \
+                      does not allow refunds."
+                .into(),
             nav,
-            tickets,
-            notice: None,
         }
         .into_response(),
-        Err(e) => PageError::from_api(nav, e).into_response(),
+        None => PageError::not_found(nav, "ticket of yours").into_response(),
     }
 }
 
@@ -108,7 +172,7 @@ async fn refund(
     };
     let nav = Nav::of(Some(&c));
     match refund_ticket(&state, &c, TicketId(id)).await {
-        Ok(_) => see_other("/tickets"),
+        Ok(_) => see_other(&format!("/tickets?refunded={id}")),
         Err(e) => PageError::from_api(nav, e).into_response(),
     }
 }

@@ -495,10 +495,29 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
     // Newest first: codes[0] is seat 3 (admitted above), codes[1] seat 2. Refunding it frees
     // seat 2 at once.
     let ticket_id = codes[1].split('-').nth(2).unwrap();
+    let ask = buyer.get(&format!("/tickets/{ticket_id}/refund")).await;
+    assert!(
+        ask.text.contains("Refund this ticket?") && ask.text.contains("seat 2"),
+        "the refund asks first: {}",
+        ask.text
+    );
+    assert_eq!(
+        app.seat_letters(event).await,
+        "FSSFF",
+        "asking changes nothing"
+    );
     let refunded = buyer
         .post(&format!("/tickets/{ticket_id}/refund"), &[])
         .await;
     assert_eq!(refunded.status, 303);
+    let receipt = buyer.get(refunded.location.as_deref().unwrap_or("/")).await;
+    assert!(
+        receipt
+            .text
+            .contains(&format!("Refund receipt: ticket {ticket_id}")),
+        "{}",
+        receipt.text
+    );
     assert_eq!(app.seat_letters(event).await, "FFSFF");
     // The organizer's dashboard and CSV.
     let dash = door.get(&format!("/organizer/events/{event}")).await;
