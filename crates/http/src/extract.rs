@@ -189,6 +189,9 @@ pub struct Caller {
     pub token_hash: String,
     /// The CSRF token of this session, for the pages' forms ([`crate::csrf::session_token`]).
     pub csrf_token: String,
+    /// The caller's newest unexpired hold (its id and expiry, Unix ms), looked up for the
+    /// pages only (their "your hold" banner); `None` on the API.
+    pub open_hold: Option<(u64, u64)>,
 }
 
 impl Caller {
@@ -228,6 +231,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Option<Caller> {
                 role: user.role,
                 token_hash: hash.clone(),
                 csrf_token: crate::csrf::session_token(token),
+                open_hold: None,
             })
         })
         .await
@@ -237,10 +241,21 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = match cookie(&parts.headers, SESSION_COOKIE) {
+        let mut caller = match cookie(&parts.headers, SESSION_COOKIE) {
             Some(token) => authenticate(state, token).await,
             None => None,
         };
+        if let Some(c) = caller.as_mut() {
+            let now_ms = tix_raft::proposer::now_ms();
+            c.open_hold = state
+                .node
+                .shared
+                .read()
+                .holds_of(c.user_id)
+                .filter(|h| h.expires_at_ms > now_ms)
+                .max_by_key(|h| h.id)
+                .map(|h| (h.id.0, h.expires_at_ms));
+        }
         Ok(MaybeCaller(caller))
     }
 }

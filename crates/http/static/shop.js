@@ -69,6 +69,19 @@
     }
     if (window.EventSource) connect();
   }
+  // The "your hold" banner on every page: minutes and seconds left, gone when it lapses.
+  var banner = document.querySelector("[data-hold-expires]");
+  if (banner) {
+    var until = parseInt(banner.getAttribute("data-hold-expires"), 10);
+    var tickBanner = function () {
+      var left = Math.max(0, Math.round((until - Date.now()) / 1000));
+      if (left === 0) { var b = document.getElementById("hold-banner"); if (b) b.hidden = true; return; }
+      var m = Math.floor(left / 60), s = left % 60;
+      banner.textContent = "Your tickets are held: " + m + ":" + (s < 10 ? "0" : "") + s + " left.";
+      setTimeout(tickBanner, 1000);
+    };
+    tickBanner();
+  }
   var countdown = document.getElementById("countdown");
   if (countdown) {
     var expires = parseInt(countdown.getAttribute("data-expires"), 10);

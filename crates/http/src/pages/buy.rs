@@ -433,7 +433,11 @@ async fn checkout_page(
     let Some(c) = caller.0 else {
         return login_first(&format!("/holds/{id}"));
     };
-    let nav = Nav::of(Some(&c));
+    // The checkout shows the hold itself: no banner pointing at it.
+    let nav = Nav {
+        hold: None,
+        ..Nav::of(Some(&c))
+    };
     let _ = state.read_fresh(|s| s.hold(HoldId(id)).map(|_| ())).await;
     match checkout_view(&state, nav.clone(), &c, id, None) {
         Some(page) => page.into_response(),
@@ -456,7 +460,11 @@ async fn checkout(
     let Some(c) = caller.0 else {
         return login_first(&format!("/holds/{id}"));
     };
-    let nav = Nav::of(Some(&c));
+    // The checkout shows the hold itself: no banner pointing at it.
+    let nav = Nav {
+        hold: None,
+        ..Nav::of(Some(&c))
+    };
     let form = form_pairs(&body);
     let card: String = field(&form, "card_number")
         .chars()

@@ -79,6 +79,20 @@ pub struct Nav {
     pub admin: bool,
     /// The session's CSRF token, posted by every form of the page (`csrf` field).
     pub csrf: String,
+    /// The signed-in user's open hold (id, expiry in Unix ms): a banner on every page but its
+    /// own checkout leads back to it.
+    pub hold: Option<Box<HoldBanner>>,
+}
+
+/// The banner of an open hold.
+#[derive(Debug, Clone)]
+pub struct HoldBanner {
+    /// The hold.
+    pub id: u64,
+    /// When it lapses, Unix ms (the script counts down to it).
+    pub expires_at_ms: u64,
+    /// The same, for people: `20:53 UTC`.
+    pub until: String,
 }
 
 impl Nav {
@@ -92,6 +106,16 @@ impl Nav {
                 door: c.role != Role::Attendee,
                 admin: c.is_admin(),
                 csrf: c.csrf_token.clone(),
+                hold: c.open_hold.map(|(id, expires_at_ms)| {
+                    Box::new(HoldBanner {
+                        id,
+                        expires_at_ms,
+                        until: when(expires_at_ms as i64)
+                            .get(11..)
+                            .unwrap_or_default()
+                            .to_owned(),
+                    })
+                }),
             },
         }
     }

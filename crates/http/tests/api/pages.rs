@@ -676,4 +676,22 @@ async fn a_logged_out_order_returns_after_sign_up_with_the_seats_still_chosen() 
         );
     }
     assert!(!back.text.contains("value=\"1\"  checked"));
+
+    // With a hold open, every page but its checkout shows a banner leading back to it.
+    let held = b
+        .post(
+            &format!("/events/{event}/order"),
+            &[("seat", "2"), ("seat", "3"), ("request_id", "r2")],
+        )
+        .await;
+    assert_eq!(held.status, 303, "{}", held.text);
+    let checkout = held.location.expect("the checkout");
+    let home = b.get("/").await;
+    assert!(
+        home.text.contains("id=\"hold-banner\"")
+            && home.text.contains(&format!("href=\"{checkout}\"")),
+        "{}",
+        home.text
+    );
+    assert!(!b.get(&checkout).await.text.contains("id=\"hold-banner\""));
 }
