@@ -21,6 +21,7 @@ use crate::ticket_code;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/tickets", get(my_tickets))
+        .route("/orders", get(my_orders))
         .route("/tickets/{id}/refund", get(confirm_refund).post(refund))
 }
 
@@ -124,6 +125,68 @@ async fn my_tickets(
         }
         Err(e) => PageError::from_api(nav, e).into_response(),
     }
+}
+
+/// An order as shown in the order history.
+pub struct OrderView {
+    pub id: u64,
+    pub event_id: u64,
+    pub event: String,
+    pub when: String,
+    pub paid_at: String,
+    pub tickets: usize,
+    /// Tickets of the order refunded since.
+    pub refunded: usize,
+    pub total: String,
+    pub payment_ref: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/orders.html")]
+struct OrdersPage {
+    nav: Nav,
+    orders: Vec<OrderView>,
+}
+
+/// The order history, newest first: what was paid, when, for which event, and how much of it
+/// was refunded since.
+async fn my_orders(State(state): State<AppState>, caller: MaybeCaller) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first("/orders");
+    };
+    let nav = Nav::of(Some(&c));
+    let history = match state.node.shared.history() {
+        Ok(h) => h,
+        Err(e) => return PageError::from_api(nav, e.into()).into_response(),
+    };
+    let s = state.node.shared.read();
+    let mut orders: Vec<OrderView> = history
+        .orders_of(c.user_id)
+        .iter()
+        .filter_map(|o| {
+            let e = s.event(o.event_id)?;
+            let refunded = o
+                .tickets
+                .iter()
+                .filter_map(|t| history.ticket(*t))
+                .filter(|t| t.status != TicketStatus::Active)
+                .count();
+            Some(OrderView {
+                id: o.id.0,
+                event_id: e.id.0,
+                event: e.details.name.clone(),
+                when: when(e.details.starts_at_ms),
+                paid_at: when(o.confirmed_at_ms as i64),
+                tickets: o.tickets.len(),
+                refunded,
+                total: money(o.total_cents, &e.details.currency),
+                payment_ref: o.payment_ref.clone(),
+            })
+        })
+        .collect();
+    drop(s);
+    orders.sort_by_key(|o| std::cmp::Reverse(o.id));
+    OrdersPage { nav, orders }.into_response()
 }
 
 #[derive(Template, WebTemplate)]

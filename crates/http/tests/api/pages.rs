@@ -518,6 +518,16 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
         "{}",
         receipt.text
     );
+    // The order history: both orders, the refunded ticket marked.
+    let orders = buyer.get("/orders").await;
+    assert_eq!(orders.status, 200);
+    assert_eq!(
+        orders.text.matches("class=\"order\"").count(),
+        2,
+        "{}",
+        orders.text
+    );
+    assert!(orders.text.contains("1 refunded"), "{}", orders.text);
     assert_eq!(app.seat_letters(event).await, "FFSFF");
     // The organizer's dashboard and CSV.
     let dash = door.get(&format!("/organizer/events/{event}")).await;
