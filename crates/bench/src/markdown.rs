@@ -384,7 +384,7 @@ pub fn render(
     let _ = writeln!(
         out,
         "    {REGENERATE}\n\nOne file, one architecture: `cargo run --release -- bench --workload \
-         ../shared/benchmarks/benchmark_numbered.txt [--architecture indirect] [--workers N]`. The \
+         benchmarks/benchmark_numbered.txt [--architecture indirect] [--workers N]`. The \
          raw figures of this report: [`bench/results.json`](bench/results.json) and \
          [`bench/results.csv`](bench/results.csv)."
     );

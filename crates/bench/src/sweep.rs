@@ -36,8 +36,9 @@ pub struct SweepArgs {
     /// Also regenerate this report (e.g. docs/BENCHMARK.md); its plots go to `bench/` beside it.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// The folder holding the workload files.
-    #[arg(long, default_value = "../shared/benchmarks")]
+    /// The folder holding the workload files (the ones shipped in `benchmarks/`, run from the
+    /// repository root).
+    #[arg(long, default_value = "benchmarks")]
     pub workloads_dir: PathBuf,
     /// Only these files of the folder (default: all four).
     #[arg(long = "workload")]

@@ -285,15 +285,36 @@ mod tests {
         assert!(parse_str(&format!("BUY {ok}c r\n")).is_err());
     }
 
-    // The shared benchmark files parse with the line counts and expected outcomes their README
-    // states (skipped with a message if the shared folder is not beside the project).
+    // The shipped workload files are the shared originals, byte for byte (checked where
+    // `../shared/benchmarks` is beside the project; skipped with a message elsewhere).
     #[test]
-    fn shared_benchmark_files_match_their_readme() {
-        let dir = tix_testkit::require::shared_dir();
-        if !dir.exists() {
-            tix_testkit::require::skip(&format!("{} not found", dir.display()));
-            return;
+    fn shipped_workloads_equal_the_shared_originals() {
+        for name in [
+            "README.md",
+            "benchmark_unnumbered.txt",
+            "benchmark_numbered.txt",
+            "benchmark_unnumbered_oversubscribed.txt",
+            "benchmark_numbered_hotspot.txt",
+        ] {
+            let Some(original) = tix_testkit::require::shared_file(name) else {
+                return;
+            };
+            let shipped = tix_testkit::require::workload_file(name);
+            let same = std::fs::read(&shipped).ok() == std::fs::read(&original).ok();
+            assert!(
+                same,
+                "{} differs from {}",
+                shipped.display(),
+                original.display()
+            );
         }
+    }
+
+    // The shipped workload files parse with the line counts and expected outcomes their README
+    // states.
+    #[test]
+    fn shipped_benchmark_files_match_their_readme() {
+        let dir = tix_testkit::require::workloads_dir();
         let expected = [
             (
                 "benchmark_unnumbered.txt",

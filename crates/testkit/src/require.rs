@@ -88,8 +88,19 @@ pub fn chromedriver() -> Option<Browser> {
     })
 }
 
+/// Returns the folder of the workload files that ship with tix (`benchmarks/` in the
+/// repository: the concert assignment's files, copied from `../shared/benchmarks`).
+pub fn workloads_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks")
+}
+
+/// Returns the shipped workload file `name`.
+pub fn workload_file(name: &str) -> PathBuf {
+    workloads_dir().join(name)
+}
+
 /// Returns the folder of the shared benchmark files, `../shared/benchmarks` beside the
-/// workspace (whether or not it exists).
+/// workspace (whether or not it exists): the originals the shipped copies must equal.
 pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/benchmarks")
 }

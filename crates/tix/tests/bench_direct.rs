@@ -25,14 +25,12 @@ fn bench(workload: &Path) -> (bool, String) {
 /// one sells exactly 20,000, the numbered one sells every seat once and refuses the 5,997
 /// repeated attempts.
 #[test]
-fn shared_workloads_pass_through_nginx_and_a_three_node_cluster() {
+fn shipped_workloads_pass_through_nginx_and_a_three_node_cluster() {
     for (file, sold, rejected) in [
         ("benchmark_unnumbered.txt", 20_000, None),
         ("benchmark_numbered.txt", 20_000, Some(5_997)),
     ] {
-        let Some(path) = require::shared_file(file) else {
-            return;
-        };
+        let path = require::workload_file(file);
         if require::nginx().is_none() {
             return;
         }

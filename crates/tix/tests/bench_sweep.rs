@@ -12,10 +12,10 @@ use tix_testkit::require;
 
 #[test]
 fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
-    if require::shared_file("benchmark_unnumbered.txt").is_none() || require::nginx().is_none() {
+    if require::nginx().is_none() {
         return;
     }
-    let workloads = require::shared_dir();
+    let workloads = require::workloads_dir();
     let Some(amqp_url) = require::amqp_url() else {
         return;
     };
