@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/events/{id}", get(detail))
         .route("/events/{id}/live", get(live))
+        .route("/events/{id}/calendar.ics", get(calendar))
         .route("/events/{id}/order", post(order))
         .route("/holds/{id}", get(checkout_page))
         .route("/holds/{id}/pay", post(checkout))
@@ -190,7 +191,7 @@ fn event_page(
         venue: e.details.venue.name.clone(),
         lat: e.details.venue.lat,
         lon: e.details.venue.lon,
-        price: money(e.details.price_cents, &e.details.currency),
+        price: super::ticket_price(e.details.price_cents, &e.details.currency),
         refundable: e.details.refundable,
         sold: a.sold,
         held: a.held,
@@ -222,6 +223,117 @@ async fn detail(
         Some(page) => page.into_response(),
         None => PageError::not_found(nav, "event").into_response(),
     }
+}
+
+/// The event as an iCalendar file (RFC 5545) for "add to calendar": one `VEVENT` with the start
+/// (UTC), an assumed length of [`CALENDAR_EVENT_HOURS`], the venue and a link back.
+async fn calendar(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<u64>,
+) -> Response {
+    let found = state
+        .read_fresh(|s| s.event(EventId(id)).map(|e| e.details.clone()))
+        .await;
+    let Some(d) = found else {
+        return PageError::not_found(Nav::of(caller.0.as_ref()), "event").into_response();
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    let origin = state
+        .config
+        .public_origin
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}"));
+    let stamp = |ms: i64| {
+        crate::views::rfc3339(ms)
+            .replace(['-', ':'], "")
+            .trim_end_matches('Z')
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+            + "Z"
+    };
+    let ends_ms = d.starts_at_ms + CALENDAR_EVENT_HOURS * 3_600_000;
+    let body = [
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//tix//box office//EN".to_owned(),
+        "CALSCALE:GREGORIAN".to_owned(),
+        "BEGIN:VEVENT".to_owned(),
+        format!("UID:event-{id}@tix"),
+        format!("DTSTAMP:{}", stamp(tix_raft::proposer::now_ms() as i64)),
+        format!("DTSTART:{}", stamp(d.starts_at_ms)),
+        format!("DTEND:{}", stamp(ends_ms)),
+        format!("SUMMARY:{}", ics_text(&d.name)),
+        format!("LOCATION:{}", ics_text(&d.venue.name)),
+        format!("GEO:{};{}", d.venue.lat, d.venue.lon),
+        format!("DESCRIPTION:{}", ics_text(&d.description)),
+        format!("URL:{origin}/events/{id}"),
+        "END:VEVENT".to_owned(),
+        "END:VCALENDAR".to_owned(),
+    ]
+    .iter()
+    .map(|line| ics_fold(line))
+    .collect::<Vec<_>>()
+    .join("\r\n")
+        + "\r\n";
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"event-{id}.ics\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// How long an event is assumed to last in its calendar entry (tix stores only the start).
+const CALENDAR_EVENT_HOURS: i64 = 3;
+
+/// Folds an iCalendar content line longer than 75 octets (RFC 5545 3.1): a line break and a
+/// space before each further chunk, never inside a UTF-8 character.
+fn ics_fold(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + line.len() / 70 * 3);
+    let mut width = 0;
+    for c in line.chars() {
+        let len = c.len_utf8();
+        if width + len > 75 {
+            out.push_str("\r\n ");
+            width = 1;
+        }
+        out.push(c);
+        width += len;
+    }
+    out
+}
+
+/// Escapes a text value of an iCalendar property (RFC 5545 3.3.11): backslash, semicolon,
+/// comma and line breaks; other control characters are dropped.
+fn ics_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Server-Sent Events: the event's availability now in full (counts and one letter per seat:
@@ -553,4 +665,24 @@ async fn cancel(
             .map(|e| format!("/events/{e}"))
             .unwrap_or_else(|| "/".into()),
     )
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::{ics_fold, ics_text};
+
+    #[test]
+    fn calendar_text_is_escaped_and_long_lines_folded() {
+        assert_eq!(ics_text("A, B; C\\D\nE\u{7}"), "A\\, B\\; C\\\\D\\nE");
+        let long = format!("DESCRIPTION:{}", "ü".repeat(60));
+        let folded = ics_fold(&long);
+        for line in folded.split("\r\n") {
+            assert!(line.len() <= 75, "{} octets: {line}", line.len());
+        }
+        assert_eq!(
+            folded.replace("\r\n ", ""),
+            long,
+            "unfolding gives the line back"
+        );
+    }
 }

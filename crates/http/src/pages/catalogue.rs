@@ -13,7 +13,7 @@ use axum::routing::get;
 use serde_json::json;
 use tix_core::{EventId, Inventory};
 
-use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
+use super::{Nav, PageError, field, form_pairs, login_first, see_other, when};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::events::{
@@ -61,7 +61,7 @@ impl Card {
             name: e.details.name.clone(),
             when: when(e.details.starts_at_ms),
             venue: e.details.venue.name.clone(),
-            price: money(e.details.price_cents, &e.details.currency),
+            price: super::ticket_price(e.details.price_cents, &e.details.currency),
             available: a.available,
             badge_class: if a.available == 0 { "sold" } else { "few" },
             badge,

@@ -33,6 +33,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/static/shop.css", get(css))
         .route("/static/shop.js", get(js))
+        .route("/static/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .merge(account::routes())
         .merge(assistant::routes())
         .merge(catalogue::routes())
@@ -53,6 +55,10 @@ async fn js() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../static/shop.js"),
     )
+}
+
+async fn favicon() -> Response {
+    static_asset("image/svg+xml", include_str!("../../static/favicon.svg"))
 }
 
 fn static_asset(content_type: &'static str, body: &'static str) -> Response {
@@ -259,6 +265,15 @@ pub fn session_cookie(token: &str, max_age_s: u64, secure: bool) -> HeaderValue 
 }
 
 /// Formats minor units as money: `12.50 EUR`.
+/// A ticket price for people: "Free" for a free event, else [`money`].
+pub fn ticket_price(cents: u64, currency: &str) -> String {
+    if cents == 0 {
+        "Free".to_owned()
+    } else {
+        money(cents, currency)
+    }
+}
+
 pub fn money(cents: u64, currency: &str) -> String {
     format!("{}.{:02} {currency}", cents / 100, cents % 100)
 }

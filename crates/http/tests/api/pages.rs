@@ -190,6 +190,38 @@ async fn unknown_pages_are_html_and_unknown_api_paths_stay_problem_json() {
         "{}",
         reversed.text
     );
+    // The favicon, and an event's calendar file and link preview.
+    let icon = b.get("/favicon.ico").await;
+    assert_eq!(icon.status, 200);
+    assert!(icon.content_type.starts_with("image/svg+xml"));
+    let mut free = crate::helpers::unnumbered(10);
+    free["price_cents"] = json!(0);
+    free["name"] = json!("Free, Open; Rehearsal");
+    let free = app.admin_event(&free).await;
+    let page = b.get(&format!("/events/{free}")).await;
+    assert!(
+        page.text.contains("<dd>Free"),
+        "a free event says so: {}",
+        page.text
+    );
+    assert!(page.text.contains("property=\"og:title\""), "{}", page.text);
+    let ics = b.get(&format!("/events/{free}/calendar.ics")).await;
+    assert_eq!(ics.status, 200);
+    assert!(
+        ics.content_type.starts_with("text/calendar"),
+        "{}",
+        ics.content_type
+    );
+    for line in [
+        "BEGIN:VCALENDAR",
+        "BEGIN:VEVENT",
+        "DTSTART:20300601T200000Z",
+        "SUMMARY:Free\\, Open\\; Rehearsal",
+        "END:VCALENDAR",
+    ] {
+        assert!(ics.text.contains(line), "{line} in {}", ics.text);
+    }
+    assert!(ics.text.contains("\r\n"), "CRLF line ends");
     let event = b.get("/events/424242").await;
     assert_eq!(event.status, 404);
     assert!(event.text.contains("no such event"), "{}", event.text);
