@@ -39,6 +39,16 @@ pub fn disable_transparent_huge_pages() {
     }
 }
 
+/// Called when a runtime thread (a blocking-pool thread idle for its keep-alive, mostly) ends:
+/// frees its heap's pages before mimalloc abandons the heap, since an abandoned heap's free
+/// pages are reclaimed only by the main thread's collection, which a node never runs. Password
+/// hashing (argon2, 19 MiB a hash) runs on these threads: measured, a node idle after 2,000
+/// closed streams kept 8 MiB more resident in some runs without this.
+pub fn on_thread_stop() {
+    // SAFETY: as in `on_worker_park`: this thread's own heap, under mimalloc's own locks.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// Called when a Tokio worker thread parks: when the thread's last collection is at least
 /// [`COLLECT_INTERVAL`] old, frees its heap's empty pages and purges free memory now.
 pub fn on_worker_park() {

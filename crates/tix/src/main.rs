@@ -18,6 +18,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(allocator::on_worker_park)
+        .on_thread_stop(allocator::on_thread_stop)
         .build()?;
     runtime.block_on(cli::run(cli))
 }
