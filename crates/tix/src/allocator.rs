@@ -39,6 +39,10 @@ pub fn disable_transparent_huge_pages() {
     }
 }
 
+/// How long an idle blocking-pool thread lives before it ends (and [`on_thread_stop`] hands its
+/// memory back).
+pub const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(1);
+
 /// Called when a runtime thread (a blocking-pool thread idle for its keep-alive, mostly) ends:
 /// frees its heap's pages before mimalloc abandons the heap, since an abandoned heap's free
 /// pages are reclaimed only by the main thread's collection, which a node never runs. Password
