@@ -17,9 +17,10 @@ use time::Date;
 
 use crate::Catalog;
 use crate::catalog::CatalogEvent;
-use crate::lang::{Lang, Replies};
+use crate::lang::Lang;
 use crate::render::{
-    CHOICES_MAX, Choice, EventView, Reply, event_choice, fill, format_money, tickets_phrase,
+    CHOICES_MAX, Choice, EventView, Reply, choice, event_choice, fill, format_money, texts,
+    tickets_phrase,
 };
 use crate::understand::{
     EVENT_CHOICES_MAX, Intent, QUERY_CHARS_MAX, SEATS_PER_MESSAGE_MAX, Slots, Understanding,
@@ -229,17 +230,6 @@ impl Conversation {
         self.offered.clear();
         self.awaiting = None;
         self.login_needed = false;
-    }
-}
-
-fn texts(lang: Lang) -> &'static Replies {
-    &lang.data().replies
-}
-
-fn choice(label: &str, send: &str) -> Choice {
-    Choice {
-        label: label.to_string(),
-        send: send.to_string(),
     }
 }
 

@@ -474,11 +474,13 @@ impl EventView {
     }
 }
 
-fn texts(lang: Lang) -> &'static Replies {
+/// The reply texts of a language (shared with the dialogue policy).
+pub(crate) fn texts(lang: Lang) -> &'static Replies {
     &lang.data().replies
 }
 
-fn choice(label: &str, send: &str) -> Choice {
+/// A choice shown as `label` that sends `send` when clicked (shared with the dialogue policy).
+pub(crate) fn choice(label: &str, send: &str) -> Choice {
     Choice {
         label: label.to_string(),
         send: send.to_string(),
