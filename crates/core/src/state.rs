@@ -1134,6 +1134,14 @@ impl State {
         self.holds.values().filter(move |h| h.customer == customer)
     }
 
+    /// Returns `customer`'s newest hold that has not expired by `now_ms` (the shop's "your
+    /// hold" banner and the assistant's context ask for it; expiry by log time may lag).
+    pub fn open_hold_of(&self, customer: UserId, now_ms: u64) -> Option<&Hold> {
+        self.holds_of(customer)
+            .filter(|h| h.expires_at_ms > now_ms)
+            .max_by_key(|h| h.id)
+    }
+
     /// Estimates the bytes the hot state takes in memory (collections' entries and their
     /// strings, with a fixed allowance per tree entry), for operators' metrics.
     pub fn estimated_bytes(&self) -> u64 {

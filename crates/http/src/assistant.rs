@@ -411,7 +411,7 @@ pub async fn converse(
         .begin(id, user, Instant::now())
         .map_err(|retry_after_s| ApiError::TooManyMessages { retry_after_s })?;
     let now_ms = tix_raft::proposer::now_ms() as i64;
-    let catalog = catalog(state);
+    let catalog = catalog(state, now_ms);
     let hold = caller.and_then(|c| open_hold(state, c.user_id, now_ms));
     let context = engine::Context {
         logged_in: caller.is_some(),
@@ -509,7 +509,7 @@ fn clip(text: &str) -> String {
 
 /// The engine's catalog: every event of the applied state (the engine refuses to book past
 /// ones), at most [`engine::CATALOG_EVENTS_MAX`] of the soonest.
-fn catalog(state: &AppState) -> engine::Catalog {
+fn catalog(state: &AppState, now_ms: i64) -> engine::Catalog {
     let s = state.node.shared.read();
     let mut events: Vec<engine::CatalogEvent> = s
         .events()
@@ -526,7 +526,6 @@ fn catalog(state: &AppState) -> engine::Catalog {
         })
         .collect();
     drop(s);
-    let now_ms = tix_raft::proposer::now_ms() as i64;
     // Upcoming events first (soonest first), then past ones (latest first).
     events.sort_by_key(|e| {
         if e.starts_at_ms >= now_ms {
@@ -545,10 +544,7 @@ fn catalog(state: &AppState) -> engine::Catalog {
 /// The caller's newest active hold, as the engine sees it.
 fn open_hold(state: &AppState, user: UserId, now_ms: i64) -> Option<engine::OpenHold> {
     let s = state.node.shared.read();
-    let hold = s
-        .holds_of(user)
-        .filter(|h| h.expires_at_ms as i64 > now_ms)
-        .max_by_key(|h| h.id)?;
+    let hold = s.open_hold_of(user, u64::try_from(now_ms).unwrap_or(0))?;
     let event = s.event(hold.event_id)?;
     Some(engine::OpenHold {
         id: hold.id.0,
@@ -731,22 +727,20 @@ async fn hold(
         s.event(EventId(event)).map(|e| {
             (
                 e.details.starts_at_ms,
-                e.inventory.available(),
                 together
                     .then(|| side_by_side(&e.inventory, quantity))
                     .flatten(),
             )
         })
     };
-    let Some((starts_at_ms, left, run)) = found else {
+    let Some((starts_at_ms, run)) = found else {
         return R::Failed;
     };
     if starts_at_ms < now_ms {
         return R::PastEvent { event };
     }
-    if left == 0 {
-        return R::SoldOut { event };
-    }
+    // Sold out or not enough left is the core's answer to the hold (below), never a guess from
+    // this node's possibly older view.
     let request = if !seats.is_empty() {
         HoldRequest::Seats(seats.to_vec())
     } else if let Some(run) = run {

@@ -251,9 +251,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
                 .node
                 .shared
                 .read()
-                .holds_of(c.user_id)
-                .filter(|h| h.expires_at_ms > now_ms)
-                .max_by_key(|h| h.id)
+                .open_hold_of(c.user_id, now_ms)
                 .map(|h| (h.id.0, h.expires_at_ms));
         }
         Ok(MaybeCaller(caller))

@@ -79,15 +79,12 @@ impl Chosen {
         }
     }
 
-    /// The query string that carries a choice, or "" for none.
-    fn query(seats: &[u32], quantity: Option<u32>) -> String {
-        if !seats.is_empty() {
-            let list: Vec<String> = seats.iter().map(u32::to_string).collect();
-            format!("?seats={}", list.join(","))
-        } else {
-            quantity
-                .map(|q| format!("?quantity={q}"))
-                .unwrap_or_default()
+    /// The query string that carries this choice (seats, else a quantity), or "" for none.
+    fn query(&self) -> String {
+        match (&self.seats, self.quantity) {
+            (Some(seats), _) => format!("?seats={seats}"),
+            (None, Some(q)) => format!("?quantity={q}"),
+            (None, None) => String::new(),
         }
     }
 }
@@ -400,10 +397,12 @@ async fn order(
         .filter_map(|(_, v)| v.parse().ok())
         .take(ORDER_QUANTITY_MAX as usize)
         .collect();
+    // Carried through a login, and kept on the page if the hold is refused (one seat taken
+    // meanwhile, say).
+    let kept = Chosen::of(&seats, field(&form, "quantity").parse().ok());
     let Some(c) = caller.0 else {
         // Back to the event page after logging in (or signing up), the choice still made.
-        let quantity = field(&form, "quantity").parse().ok();
-        return login_first(&format!("/events/{id}{}", Chosen::query(&seats, quantity)));
+        return login_first(&format!("/events/{id}{}", kept.query()));
     };
     let nav = Nav::of(Some(&c));
     let numbered = state
@@ -415,8 +414,6 @@ async fn order(
     let Some(numbered) = numbered else {
         return PageError::not_found(nav, "event").into_response();
     };
-    // Kept on the page if the hold is refused (one seat taken meanwhile, say).
-    let kept = Chosen::of(&seats, field(&form, "quantity").parse().ok());
     let request = if numbered {
         if seats.is_empty() {
             let page = event_page(
