@@ -39,6 +39,12 @@ const HOLDER_COUNT: &str = "TIX_TEST_IDLE_HOLDER_COUNT";
 /// Connects in flight at once while the flood opens (the listen backlog is 1,024).
 const CONNECTS_IN_FLIGHT: usize = 64;
 
+/// Idle connections the kernel may lose before the server sees them: when the accept queue is
+/// momentarily full the kernel drops the client's final ACK, the client believes it is connected,
+/// and a client that never sends a byte is never accepted (CI lost 16 of 20,000 so). The server
+/// cannot count what it never accepted, so eviction is asserted for all but these.
+const LOST_IN_BACKLOG_MAX: usize = IDLE_CONNECTIONS / 100;
+
 /// The latency a purchase and `/healthz` must stay under during the flood.
 const LATENCY_MAX: Duration = Duration::from_millis(100);
 
@@ -337,9 +343,9 @@ async fn twenty_thousand_idle_connections_do_not_lock_clients_out() -> anyhow::R
     let opening = started.elapsed();
     // The last connections may still wait in the listen backlog.
     let evicted_name = "tix_connections_evicted_total{listener=\"http\"}";
+    let evicted_min = IDLE_CONNECTIONS - SERVER_CONNECTIONS_MAX - LOST_IN_BACKLOG_MAX;
     let all_in = wait_until(Duration::from_secs(30), || async {
-        Ok(metric(&admin, evicted_name).await?
-            >= (IDLE_CONNECTIONS - SERVER_CONNECTIONS_MAX) as f64)
+        Ok(metric(&admin, evicted_name).await? >= evicted_min as f64)
     })
     .await?;
 
@@ -364,7 +370,7 @@ async fn twenty_thousand_idle_connections_do_not_lock_clients_out() -> anyhow::R
         open <= (SERVER_CONNECTIONS_MAX + 64) as f64,
         "{open} connections open over the cap"
     );
-    ensure!(all_in, "only {evicted} evicted");
+    ensure!(all_in, "only {evicted} evicted (at least {evicted_min} expected)");
     let rss_flood = rss_kib(server.pid())?;
 
     for holder in holders {
