@@ -5,9 +5,13 @@
 //! The configuration keeps connections to the upstreams alive (`keepalive`, HTTP/1.1, no
 //! `Connection: close`), marks an upstream down after failures for a while (passive health
 //! checks: `max_fails`/`fail_timeout`), and retries a request on the next upstream when the
-//! first could not be reached or answered 502/503/504 — POSTs included (`non_idempotent`),
+//! first could not be reached or answered 502/504 — POSTs included (`non_idempotent`),
 //! which is safe here because every purchase carries a request id that makes a repeat return
-//! the recorded answer instead of selling twice. It passes on the client's `Host` (with its
+//! the recorded answer instead of selling twice. A 503 is passed to the client with its
+//! `Retry-After`, not retried and not counted as a failure: a node answers 503 when it sheds load
+//! (`--requests-in-flight-max`), and counting that would mark every busy node down at once under
+//! an on-sale crowd ("no live upstreams", 502 for `fail_timeout`) — the collapse shedding is
+//! there to prevent. It passes on the client's `Host` (with its
 //! port: the nodes compare it with the browser's `Origin`), the client's address as the last
 //! hop of `X-Forwarded-For` and the scheme as `X-Forwarded-Proto`, which the nodes believe when
 //! started with `--trusted-proxy <nginx's address>`.
@@ -112,7 +116,7 @@ http {{
             proxy_buffering off;
             proxy_connect_timeout 2s;
             proxy_read_timeout 30s;
-            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;
+            proxy_next_upstream error timeout http_502 http_504 non_idempotent;
             proxy_next_upstream_tries {tries};
             proxy_next_upstream_timeout 15s;
         }}

@@ -8,6 +8,10 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// How long a shop hold lasts.
 pub const HOLD_TTL_MS: u64 = 10 * 60 * 1000;
+/// Requests one node works on at once; more are answered 503 + `Retry-After` unread (see
+/// [`crate::shed`]). About what one node on a small machine commits in 10–20 ms: enough to keep
+/// the proposer's batches full, short enough that an admitted purchase does not queue long.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
 /// Live-availability streams one node serves at once.
 pub const SSE_SUBSCRIBERS_MAX: u32 = 4096;
 /// Live streams one client may hold at once.

@@ -13,6 +13,8 @@ use tix_raft::ProposeError;
 const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
 /// Seconds a live page should wait before subscribing again when the caps are full.
 const LIVE_RETRY_AFTER_S: u64 = 10;
+/// Seconds a client should wait after a node shed its request.
+const OVERLOADED_RETRY_AFTER_S: u64 = 1;
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +134,10 @@ pub enum ApiError {
     /// A live-stream cap (per node or per client) is full.
     #[error("{0}")]
     LiveFull(crate::live::Refused),
+    /// This node has as many requests in progress as it takes (`--requests-in-flight-max`):
+    /// refused before the request was read, so nothing of it was done.
+    #[error("this node is at capacity and did not start on your request; try again in a second")]
+    Overloaded,
     /// A bug or storage failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -157,6 +163,7 @@ impl ApiError {
                 Some(UNAVAILABLE_RETRY_AFTER_S)
             }
             ApiError::LiveFull(_) => Some(LIVE_RETRY_AFTER_S),
+            ApiError::Overloaded => Some(OVERLOADED_RETRY_AFTER_S),
             _ => None,
         }
     }
@@ -187,7 +194,8 @@ impl ApiError {
             ApiError::CheckInRefused { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable(_)
             | ApiError::ClusterUnavailable { .. }
-            | ApiError::LiveFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::LiveFull(_)
+            | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -220,6 +228,7 @@ impl ApiError {
             ApiError::CheckInRefused { reason, .. } => reason,
             ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => "unavailable",
             ApiError::LiveFull(_) => "live_full",
+            ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -254,6 +263,7 @@ impl ApiError {
                 "Temporarily unavailable"
             }
             ApiError::LiveFull(_) => "Too many live subscribers",
+            ApiError::Overloaded => "Too busy right now",
             ApiError::Internal(_) => "Internal error",
         }
     }

@@ -26,6 +26,7 @@ pub mod peer;
 pub mod request_id;
 pub mod sales;
 pub mod seed;
+pub mod shed;
 pub mod shop;
 pub mod text;
 pub mod throttle;
@@ -79,6 +80,8 @@ pub struct HttpConfig {
     /// The origin browsers see (`https://tickets.example`), when a proxy changes the `Host`;
     /// form posts and API writes from another origin are refused.
     pub public_origin: Option<String>,
+    /// Requests this node works on at once; more are shed with 503 + `Retry-After`.
+    pub requests_in_flight_max: usize,
     /// Live-availability streams (`/events/{id}/live`) this node serves at once.
     pub sse_subscribers_max: u32,
     /// Live streams one client may hold at once: a signed-in user, else a peer address (an
@@ -114,6 +117,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             cookie_secure: false,
             public_origin: None,
+            requests_in_flight_max: defaults::REQUESTS_IN_FLIGHT_MAX,
             sse_subscribers_max: defaults::SSE_SUBSCRIBERS_MAX,
             sse_subscribers_per_client_max: defaults::SSE_SUBSCRIBERS_PER_CLIENT_MAX,
             sse_send_timeout_ms: defaults::SSE_SEND_TIMEOUT_MS,
@@ -163,6 +167,8 @@ pub struct AppInner {
     pub live: live::LiveHub,
     /// The booking assistant's conversations on this node.
     pub assistant: assistant::AssistantHub,
+    /// The cap on requests in progress (load shedding).
+    pub in_flight: shed::InFlight,
 }
 
 impl std::ops::Deref for AppState {
@@ -193,8 +199,10 @@ impl AppState {
             update_interval: Duration::from_millis(config.sse_update_interval_ms),
         });
         let assistant = assistant::AssistantHub::new(config.assistant.clone());
+        let in_flight = shed::InFlight::new(config.requests_in_flight_max);
         AppState(Arc::new(AppInner {
             assistant,
+            in_flight,
             node,
             config,
             payments,
@@ -281,6 +289,10 @@ pub fn router(state: AppState) -> Router {
             ops::refuse_when_failed,
         ))
         .layer(axum::middleware::from_fn(ops::track_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shed::admit,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,
@@ -292,8 +304,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(headers::security_headers))
         .layer(axum::middleware::from_fn(request_id::scope))
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                |request: &axum::http::Request<axum::body::Body>| {
+            tower_http::trace::TraceLayer::new_for_http()
+                // A 503 (shed, no leader) is an answer, not a fault, and under a flood one log
+                // line per refusal would cost more than the refusal; faults are logged where they
+                // happen (`error.rs`, the panic handler).
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
+                .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
                     let id = request
                         .extensions()
                         .get::<tower_http::request_id::RequestId>()
@@ -305,8 +321,7 @@ pub fn router(state: AppState) -> Router {
                         method = %request.method(),
                         path = request.uri().path(),
                     )
-                },
-            ),
+                }),
         )
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(
             request_id_header.clone(),

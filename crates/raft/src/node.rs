@@ -355,9 +355,11 @@ impl Node {
     /// quorum (read index); a follower asks the leader for the read index and waits to apply it.
     pub async fn ensure_linearizable(&self) -> Result<(), ProposeError> {
         let deadline = std::time::Instant::now() + self.leader_wait;
-        let mut backoff = Duration::from_millis(20);
+        let mut backoff = Duration::from_millis(10);
         let index = loop {
-            let attempt = match self.leader() {
+            let leader = self.leader();
+            let tried = leader.as_ref().map(|(id, _)| *id);
+            let attempt = match leader {
                 Some((id, _)) if id == self.id => self.read_index_local().await,
                 Some((id, node)) => match self.client.read_index(id, &node.raft_addr).await {
                     Ok(result) => result,
@@ -368,8 +370,8 @@ impl Node {
             match attempt {
                 Ok(index) => break index,
                 Err(ProposeError::NotLeader { .. }) if std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    self.writer.pause_for_leader(tried, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
                 }
                 Err(ProposeError::NotLeader { .. }) => {
                     return Err(ProposeError::Unavailable(

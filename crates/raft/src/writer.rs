@@ -15,9 +15,11 @@ use crate::proposer::ProposeError;
 use crate::types::{NodeId, Raft, TixNode};
 
 /// First pause between attempts while no leader is known.
-const BACKOFF_FIRST: Duration = Duration::from_millis(20);
-/// Longest pause between attempts.
-const BACKOFF_MAX: Duration = Duration::from_millis(500);
+const BACKOFF_FIRST: Duration = Duration::from_millis(10);
+/// Longest pause between attempts. A pause also ends as soon as this node learns of a new
+/// leader ([`Writer::pause_for_leader`]), so after a failover the write goes out the moment the
+/// new leader's first heartbeat arrives, not at the end of a long backoff.
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 /// Commits batches here or at the leader. Cheap to clone.
 #[derive(Clone)]
@@ -52,7 +54,9 @@ impl Writer {
         let deadline = Instant::now() + self.leader_wait;
         let mut backoff = BACKOFF_FIRST;
         loop {
-            let attempt = match self.leader() {
+            let leader = self.leader();
+            let tried = leader.as_ref().map(|(id, _)| *id);
+            let attempt = match leader {
                 Some((id, _)) if id == self.node_id => self
                     .write_local(commands.clone())
                     .await
@@ -84,7 +88,7 @@ impl Writer {
             };
             match attempt {
                 Err(ProposeError::NotLeader { .. }) if Instant::now() < deadline => {
-                    tokio::time::sleep(backoff).await;
+                    self.pause_for_leader(tried, backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
                 Err(ProposeError::NotLeader { .. }) => {
@@ -96,6 +100,24 @@ impl Writer {
                 other => return other,
             }
         }
+    }
+
+    /// Waits `pause`, or less: returns as soon as this node knows a leader other than `tried`
+    /// (the leader the last attempt went to, `None` when none was known).
+    pub async fn pause_for_leader(&self, tried: Option<NodeId>, pause: Duration) {
+        let mut metrics = self.raft.metrics();
+        let new_leader = async move {
+            loop {
+                let leader = metrics.borrow_and_update().current_leader;
+                if leader.is_some() && leader != tried {
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(pause, new_leader).await;
     }
 
     /// Forwards a batch to `leader`, giving up as soon as this node sees another leader (or

@@ -63,6 +63,9 @@ const HOLD_TTL_MS_MIN: u64 = 1000;
 /// The longest hold a node accepts.
 const HOLD_TTL_MS_MAX: u64 = 30 * 60 * 1000;
 
+/// The highest `--requests-in-flight-max` accepted (beyond it the cap sheds nothing).
+const REQUESTS_IN_FLIGHT_MAX_LIMIT: usize = 1_000_000;
+
 /// Every setting of a node (the fields are `tix serve`'s flags, `--no-*` flags inverted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -137,6 +140,8 @@ pub struct Config {
     pub cookie_secure: bool,
     /// The origin browsers use (`https://tickets.example`) when a proxy rewrites `Host`.
     pub public_origin: Option<String>,
+    /// Requests this node works on at once; more are answered 503 + `Retry-After` unread.
+    pub requests_in_flight_max: usize,
     /// Live-availability streams (SSE) this node serves at once.
     pub sse_subscribers_max: u32,
     /// Live streams one client may hold at once.
@@ -185,6 +190,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             cookie_secure: false,
             public_origin: None,
+            requests_in_flight_max: defaults::REQUESTS_IN_FLIGHT_MAX,
             sse_subscribers_max: defaults::SSE_SUBSCRIBERS_MAX,
             sse_subscribers_per_client_max: defaults::SSE_SUBSCRIBERS_PER_CLIENT_MAX,
             sse_send_timeout_ms: defaults::SSE_SEND_TIMEOUT_MS,
@@ -278,6 +284,9 @@ impl Config {
                 "must be a scheme and host, like https://tickets.example",
             );
         }
+        if !(1..=REQUESTS_IN_FLIGHT_MAX_LIMIT).contains(&self.requests_in_flight_max) {
+            return invalid("--requests-in-flight-max", "must be 1 to 1,000,000");
+        }
         if self.body_read_timeout_ms >= self.request_timeout_ms {
             return invalid(
                 "--body-read-timeout-ms",
@@ -355,6 +364,7 @@ impl Config {
             trusted_proxies: self.trusted_proxies.clone(),
             cookie_secure: self.cookie_secure,
             public_origin: self.public_origin.clone(),
+            requests_in_flight_max: self.requests_in_flight_max,
             sse_subscribers_max: self.sse_subscribers_max,
             sse_subscribers_per_client_max: self.sse_subscribers_per_client_max,
             sse_send_timeout_ms: self.sse_send_timeout_ms,

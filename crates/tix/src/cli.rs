@@ -192,6 +192,10 @@ pub struct ServeArgs {
     /// posts and API writes from any other origin are refused.
     #[arg(long, env = "TIX_PUBLIC_ORIGIN")]
     pub public_origin: Option<String>,
+    /// Requests this node works on at once (live streams, health checks, metrics and static
+    /// files not counted); more are answered 503 with Retry-After before they are read.
+    #[arg(long, default_value_t = defaults::REQUESTS_IN_FLIGHT_MAX)]
+    pub requests_in_flight_max: usize,
     /// Live-availability streams (SSE) this node serves at once; more are refused with 503.
     #[arg(long, default_value_t = defaults::SSE_SUBSCRIBERS_MAX)]
     pub sse_subscribers_max: u32,
@@ -248,6 +252,7 @@ impl From<ServeArgs> for Config {
             trusted_proxies,
             cookie_secure,
             public_origin,
+            requests_in_flight_max,
             sse_subscribers_max,
             sse_subscribers_per_client_max,
             sse_send_timeout_ms,
@@ -288,6 +293,7 @@ impl From<ServeArgs> for Config {
             trusted_proxies,
             cookie_secure,
             public_origin,
+            requests_in_flight_max,
             sse_subscribers_max,
             sse_subscribers_per_client_max,
             sse_send_timeout_ms,

@@ -370,7 +370,10 @@ async fn twenty_thousand_idle_connections_do_not_lock_clients_out() -> anyhow::R
         open <= (SERVER_CONNECTIONS_MAX + 64) as f64,
         "{open} connections open over the cap"
     );
-    ensure!(all_in, "only {evicted} evicted (at least {evicted_min} expected)");
+    ensure!(
+        all_in,
+        "only {evicted} evicted (at least {evicted_min} expected)"
+    );
     let rss_flood = rss_kib(server.pid())?;
 
     for holder in holders {
@@ -669,4 +672,104 @@ fn parse_head(buf: &[u8], head_end: usize) -> anyhow::Result<(u16, Vec<(String, 
         .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
         .collect();
     Ok((status, headers))
+}
+
+// Checks load shedding on real sockets: with `--requests-in-flight-max 2`, two requests whose
+// bodies are still coming hold both places; a purchase then gets 503 + `Retry-After` and an
+// `overloaded` problem at once (nothing proposed: the event stays unsold), a page gets the styled
+// 503 page, while `/healthz` and static files still answer. Once the slow requests finish, the
+// same purchase (same request id) is sold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_in_flight_cap_are_shed_at_once() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(
+        exe(),
+        ADMIN_PASSWORD,
+        &[
+            "--no-demo",
+            "--requests-in-flight-max",
+            "2",
+            "--body-read-timeout-ms",
+            "3000",
+        ],
+    )?;
+    let addr = server.http_addr.clone();
+    let admin =
+        ApiClient::login(http_client(1)?, &server.base_url, "admin", ADMIN_PASSWORD).await?;
+    let event = admin
+        .create_event("shed", json!({"kind": "unnumbered", "capacity": 10}))
+        .await?;
+
+    // Two requests that hold their place: heads sent, bodies not yet.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(&addr).await?;
+        stream
+            .write_all(
+                b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\n\
+                  Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+            )
+            .await?;
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let (status, body) = admin.purchase(event, "crowd", "shed-1", None).await?;
+    let answered = started.elapsed();
+    ensure!(
+        status == 503,
+        "purchase beyond the cap answered {status}: {body}"
+    );
+    ensure!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/overloaded")),
+        "{body}"
+    );
+    ensure!(
+        answered < Duration::from_millis(500),
+        "the shed answer took {answered:?}"
+    );
+    let raw = exchange(
+        &addr,
+        format!(
+            "POST /api/v1/events/{event}/purchases HTTP/1.1\r\nHost: x\r\n\
+                 Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        )
+        .as_bytes(),
+    )
+    .await?;
+    raw.problem(503)?;
+    ensure!(raw.header("retry-after") == Some("1"), "{raw:?}");
+    let page = exchange(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+    page.page(503)?;
+    ensure!(page.header("retry-after") == Some("1"), "{page:?}");
+    for path in ["/healthz", "/static/shop.css"] {
+        let free = exchange(
+            &addr,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        ensure!(free.status == 200, "{path} under a full cap: {free:?}");
+    }
+
+    // The holders finish (their bodies are cut short: 408), freeing their places.
+    drop(holders);
+    let sold = wait_until(Duration::from_secs(10), || async {
+        Ok(admin.purchase(event, "crowd", "shed-1", None).await?.0 == 201)
+    })
+    .await?;
+    ensure!(
+        sold,
+        "the retried purchase was not sold once the cap had room"
+    );
+    let shed = metric(&admin, "tix_http_shed_total").await?;
+    ensure!(shed >= 3.0, "tix_http_shed_total = {shed}");
+    let availability = admin.availability(event).await?;
+    ensure!(
+        availability["available"] == 9,
+        "one ticket sold in all: {availability}"
+    );
+    Ok(())
 }
