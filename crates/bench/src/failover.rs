@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 
+use tix_raft::node::defaults;
 use tix_testkit::client::{ApiClient, http_client};
 use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 
@@ -28,13 +29,13 @@ pub struct FailoverArgs {
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
     /// Leader heartbeat period.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = defaults::HEARTBEAT_INTERVAL_MS)]
     pub heartbeat_interval_ms: u64,
     /// Election timeout bounds.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = defaults::ELECTION_TIMEOUT_MIN_MS)]
     pub election_timeout_min_ms: u64,
     /// Election timeout bounds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults::ELECTION_TIMEOUT_MAX_MS)]
     pub election_timeout_max_ms: u64,
 }
 

@@ -10,6 +10,7 @@ pub mod failover;
 pub mod markdown;
 pub mod nginx;
 pub mod noop;
+pub mod overload;
 pub mod quick;
 pub mod replay;
 pub mod results;

@@ -8,21 +8,27 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use tix_raft::node::defaults;
 use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 use tix_testkit::nginx::Nginx;
 use tix_testkit::spawn::free_port;
 
 use crate::nginx::NginxConfig;
 
-/// Starts a benchmark cluster of `nodes` voters: no fault proxies, production timings.
+/// Starts a benchmark cluster of `nodes` voters: no fault proxies, the node's default timings.
 pub async fn start_cluster(exe: &Path, nodes: u64) -> anyhow::Result<LocalCluster> {
-    let options = ClusterOptions {
-        election_timeout_min_ms: 500,
-        election_timeout_max_ms: 1000,
+    LocalCluster::start(exe, nodes, production_options()).await
+}
+
+/// Cluster options for measurements: no fault proxies, the node's default timings.
+pub fn production_options() -> ClusterOptions {
+    ClusterOptions {
+        heartbeat_interval_ms: defaults::HEARTBEAT_INTERVAL_MS,
+        election_timeout_min_ms: defaults::ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max_ms: defaults::ELECTION_TIMEOUT_MAX_MS,
         fault_proxy: false,
         ..ClusterOptions::default()
-    };
-    LocalCluster::start(exe, nodes, options).await
+    }
 }
 
 /// Returns the nodes' HTTP addresses, the leader's first (so one upstream or one worker

@@ -6,6 +6,7 @@
 //! kept while tables and plots are refreshed. `--from-results` redraws from a saved run.
 
 use std::path::{Path, PathBuf};
+use tix_raft::node::defaults;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -320,10 +321,26 @@ fn settings() -> std::collections::BTreeMap<String, String> {
     let nginx =
         crate::nginx::NginxConfig::new("127.0.0.1:0".parse().expect("an address"), Vec::new());
     [
-        ("raft_heartbeat_interval_ms", "100".to_owned()),
-        ("raft_election_timeout_ms", "500-1000".to_owned()),
-        ("proposer_batch_commands_max", "2048".to_owned()),
-        ("proposer_batches_in_flight_max", "1".to_owned()),
+        (
+            "raft_heartbeat_interval_ms",
+            defaults::HEARTBEAT_INTERVAL_MS.to_string(),
+        ),
+        (
+            "raft_election_timeout_ms",
+            format!(
+                "{}-{}",
+                defaults::ELECTION_TIMEOUT_MIN_MS,
+                defaults::ELECTION_TIMEOUT_MAX_MS
+            ),
+        ),
+        (
+            "proposer_batch_commands_max",
+            defaults::BATCH_COMMANDS_MAX.to_string(),
+        ),
+        (
+            "proposer_batches_in_flight_max",
+            defaults::BATCHES_IN_FLIGHT_MAX.to_string(),
+        ),
         (
             "log_fsync",
             "one fsync per group of appended entries (redb, Durability::Immediate)".to_owned(),

@@ -63,6 +63,9 @@ pub struct BenchCommand {
 enum BenchSub {
     /// Every workload file, both architectures, 1..N workers, ceilings, results, plots, report.
     Sweep(tix_bench::sweep::SweepArgs),
+    /// Offers several times what a node takes and measures goodput, latency and refusals
+    /// (load shedding), with and without the in-flight cap.
+    Overload(tix_bench::overload::OverloadArgs),
 }
 
 /// Options of `tix nginx-config`.
@@ -314,6 +317,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             sub: Some(BenchSub::Sweep(args)),
             ..
         })) => tix_bench::sweep::run(args).await,
+        Some(Command::Bench(BenchCommand {
+            sub: Some(BenchSub::Overload(args)),
+            ..
+        })) => tix_bench::overload::run(args).await,
         Some(Command::Worker(args)) => crate::worker::run(args).await,
         Some(Command::BenchNoop { http_addr }) => tix_bench::noop::serve(&http_addr).await,
         Some(Command::NginxConfig(args)) => {

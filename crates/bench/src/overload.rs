@@ -1,0 +1,331 @@
+//! `tix bench overload`: does a node keep its goodput when offered far more than it can take?
+//!
+//! It starts a cluster (one node by default) with nginx in front of the leader, measures the
+//! unloaded maximum with `--clients` closed-loop clients, then offers `--factor` × the node's
+//! in-flight cap in concurrent clients, and reports goodput (purchases sold per second) against
+//! the unloaded maximum, the latency of admitted purchases, and how fast the excess was refused
+//! (`503` + `Retry-After`). Each client behaves as a well-made client does: on a 503 it waits
+//! what `Retry-After` says (with jitter, so refused clients do not return in one wave) and sends
+//! the same purchase again with the same request id. The whole measurement is repeated with the
+//! cap lifted (`--requests-in-flight-max 1000000`) in the same run, so the two are comparable on
+//! a noisy machine. At the end the sold count is checked against the event's availability.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
+
+use crate::setup::{addresses_leader_first, production_options, start_nginx};
+
+/// The cap used for the uncapped comparison.
+const UNCAPPED: usize = 1_000_000;
+
+/// The longest a refused client waits before it tries again, whatever `Retry-After` says.
+const RETRY_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Options of the overload benchmark.
+#[derive(Debug, Clone, Args)]
+pub struct OverloadArgs {
+    /// Nodes in the cluster (nginx balances over the leader only: the fastest setup).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u64,
+    /// Closed-loop clients of the unloaded measurement.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// The node's in-flight cap (`tix serve --requests-in-flight-max`).
+    #[arg(long, default_value_t = tix_http::defaults::REQUESTS_IN_FLIGHT_MAX)]
+    pub requests_in_flight_max: usize,
+    /// Offered concurrency in the overload phase, as a multiple of the in-flight cap.
+    #[arg(long, default_value_t = 5)]
+    pub factor: usize,
+    /// Seconds of each phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Skip the comparison run with the cap lifted.
+    #[arg(long)]
+    pub no_uncapped: bool,
+}
+
+/// What one phase measured.
+#[derive(Debug)]
+pub struct Phase {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Purchases answered 201.
+    pub sold: u64,
+    /// Answers 503 (shed or unavailable).
+    pub refused: u64,
+    /// 503 answers without a `Retry-After`.
+    pub refused_without_retry_after: u64,
+    /// Any other answer or a transport error.
+    pub errors: u64,
+    /// Latency of the 201 answers, per attempt, in microseconds.
+    pub admitted_us: Histogram<u64>,
+    /// Latency of the 503 answers in microseconds.
+    pub refused_us: Histogram<u64>,
+}
+
+impl Phase {
+    /// Purchases sold per second.
+    pub fn goodput(&self) -> f64 {
+        self.sold as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs the benchmark and prints its report.
+pub async fn run(args: OverloadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=5).contains(&args.nodes), "--nodes must be 1 to 5");
+    anyhow::ensure!(
+        (1..=1024).contains(&args.clients),
+        "--clients must be 1 to 1024"
+    );
+    anyhow::ensure!((1..=10).contains(&args.factor), "--factor must be 1 to 10");
+    anyhow::ensure!(
+        (1..=2048).contains(&args.requests_in_flight_max),
+        "--requests-in-flight-max must be 1 to 2048 here (the offered clients are a multiple)"
+    );
+    anyhow::ensure!(
+        (1..=300).contains(&args.seconds),
+        "--seconds must be 1 to 300"
+    );
+    let exe = std::env::current_exe()?;
+    let offered = args.factor * args.requests_in_flight_max;
+    println!(
+        "tix bench overload: {} node(s), nginx → leader, {} s per phase; unloaded {} clients, \
+         offered {offered} clients ({}× the in-flight cap)",
+        args.nodes, args.seconds, args.clients, args.factor
+    );
+    let mut caps = vec![args.requests_in_flight_max];
+    if !args.no_uncapped {
+        caps.push(UNCAPPED);
+    }
+    let mut verdicts = Vec::new();
+    for cap in caps {
+        let (unloaded, overloaded) = measure(&exe, &args, cap, offered).await?;
+        let label = if cap == UNCAPPED {
+            "cap lifted".to_owned()
+        } else {
+            format!("cap {cap}")
+        };
+        println!("{label}:");
+        print_phase("  unloaded  ", &unloaded);
+        print_phase("  overloaded", &overloaded);
+        let ratio = overloaded.goodput() / unloaded.goodput();
+        println!("  goodput overloaded / unloaded: {ratio:.2}");
+        if cap != UNCAPPED {
+            verdicts.push((ratio, overloaded));
+        }
+    }
+    for (ratio, overloaded) in verdicts {
+        let p99 = overloaded.admitted_us.value_at_quantile(0.99) as f64 / 1000.0;
+        let shed_p99 = overloaded.refused_us.value_at_quantile(0.99) as f64 / 1000.0;
+        let shed_max = overloaded.refused_us.max() as f64 / 1000.0;
+        println!(
+            "targets: goodput ≥ 0.90 of unloaded: {ratio:.2} {}; admitted p99 ≤ 50 ms: {p99:.1} ms \
+             {}; refusals p99 ≤ 5 ms: {shed_p99:.1} ms (max {shed_max:.1}) {}; every 503 with \
+             Retry-After: {}",
+            mark(ratio >= 0.90),
+            mark(p99 <= 50.0),
+            mark(shed_p99 <= 5.0),
+            mark(overloaded.refused_without_retry_after == 0),
+        );
+    }
+    Ok(())
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "(met)" } else { "(missed)" }
+}
+
+fn print_phase(label: &str, p: &Phase) {
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{label} {:>5} clients: goodput {:>7.0}/s; admitted p50/p99 {:.1}/{:.1} ms; \
+         503 {} ({:.0}/s, p50/p99/max {:.1}/{:.1}/{:.1} ms, {} without Retry-After); other {}",
+        p.clients,
+        p.goodput(),
+        ms(&p.admitted_us, 0.5),
+        ms(&p.admitted_us, 0.99),
+        p.refused,
+        p.refused as f64 / p.elapsed.as_secs_f64(),
+        ms(&p.refused_us, 0.5),
+        ms(&p.refused_us, 0.99),
+        p.refused_us.max() as f64 / 1000.0,
+        p.refused_without_retry_after,
+        p.errors,
+    );
+}
+
+/// Starts a cluster with `cap`, measures both phases, checks the sold count and stops it.
+async fn measure(
+    exe: &Path,
+    args: &OverloadArgs,
+    cap: usize,
+    offered: usize,
+) -> anyhow::Result<(Phase, Phase)> {
+    let options = ClusterOptions {
+        extra_args: vec!["--requests-in-flight-max".into(), cap.to_string()],
+        ..production_options()
+    };
+    let cluster = LocalCluster::start(exe, args.nodes, options).await?;
+    let leader_first = addresses_leader_first(&cluster).await?;
+    let nginx = start_nginx(leader_first[..1].to_vec())?;
+    let base_url = nginx.url.clone();
+    let http = http_client(offered.max(args.clients))?;
+    let api = ApiClient::login(http, &base_url, "admin", &cluster.admin_password).await?;
+    let event = api
+        .create_event(
+            "overload",
+            json!({"kind": "unnumbered", "capacity": 100_000_000}),
+        )
+        .await?;
+    let seconds = Duration::from_secs(args.seconds);
+    let next = Arc::new(AtomicU64::new(0));
+    let unloaded = phase(&api, event, args.clients, seconds, &next).await?;
+    let overloaded = phase(&api, event, offered, seconds, &next).await?;
+    let sold = api.availability(event).await?["sold"]
+        .as_u64()
+        .context("availability without sold")?;
+    let seen = unloaded.sold + overloaded.sold;
+    // A purchase still retrying at the deadline may have been sold without its client seeing
+    // the 201; never the other way round.
+    if sold < seen || sold > seen + offered as u64 {
+        bail!("the node sold {sold} but clients saw {seen} sales");
+    }
+    drop(nginx);
+    drop(cluster);
+    Ok((unloaded, overloaded))
+}
+
+/// Runs `clients` closed-loop clients for `length`.
+async fn phase(
+    api: &ApiClient,
+    event: u64,
+    clients: usize,
+    length: Duration,
+    next: &Arc<AtomicU64>,
+) -> anyhow::Result<Phase> {
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
+        let api = api.clone();
+        let next = next.clone();
+        tasks.spawn(async move { client_loop(api, event, client, deadline, next).await });
+    }
+    let mut total = Phase {
+        clients,
+        elapsed: Duration::ZERO,
+        sold: 0,
+        refused: 0,
+        refused_without_retry_after: 0,
+        errors: 0,
+        admitted_us: histogram(),
+        refused_us: histogram(),
+    };
+    while let Some(joined) = tasks.join_next().await {
+        let p = joined??;
+        total.sold += p.sold;
+        total.refused += p.refused;
+        total.refused_without_retry_after += p.refused_without_retry_after;
+        total.errors += p.errors;
+        total.admitted_us.add(&p.admitted_us)?;
+        total.refused_us.add(&p.refused_us)?;
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
+}
+
+/// One client: buys until the deadline; a refused purchase is sent again, with the same
+/// request id, after the `Retry-After` it was given (jittered by up to a half).
+async fn client_loop(
+    api: ApiClient,
+    event: u64,
+    client: usize,
+    deadline: Instant,
+    next: Arc<AtomicU64>,
+) -> anyhow::Result<Phase> {
+    let mut p = Phase {
+        clients: 1,
+        elapsed: Duration::ZERO,
+        sold: 0,
+        refused: 0,
+        refused_without_retry_after: 0,
+        errors: 0,
+        admitted_us: histogram(),
+        refused_us: histogram(),
+    };
+    let url = format!("{}/api/v1/events/{event}/purchases", api.base_url);
+    let client_id = format!("overload-{client}");
+    let mut jitter = client as u64 * 7919;
+    'purchases: while Instant::now() < deadline {
+        let request_id = format!("o{}", next.fetch_add(1, Ordering::Relaxed));
+        let body = json!({"client_id": client_id, "request_id": request_id});
+        while Instant::now() < deadline {
+            let t = Instant::now();
+            let response = api
+                .http
+                .post(&url)
+                .bearer_auth(&api.token)
+                .json(&body)
+                .send()
+                .await;
+            let took = t.elapsed().as_micros() as u64;
+            let Ok(response) = response else {
+                p.errors += 1;
+                continue 'purchases;
+            };
+            match response.status().as_u16() {
+                201 => {
+                    p.admitted_us.saturating_record(took);
+                    p.sold += 1;
+                    let _ = response.bytes().await;
+                    continue 'purchases;
+                }
+                503 => {
+                    p.refused_us.saturating_record(took);
+                    p.refused += 1;
+                    let retry_after_s = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    let _ = response.bytes().await;
+                    let wait = match retry_after_s {
+                        Some(s) => Duration::from_secs(s),
+                        None => {
+                            p.refused_without_retry_after += 1;
+                            Duration::from_secs(1)
+                        }
+                    };
+                    // A cheap deterministic jitter in [wait, 1.5 × wait).
+                    jitter = jitter.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    let extra = wait.mul_f64((jitter >> 33) as f64 / (1u64 << 31) as f64 / 2.0);
+                    let pause = (wait + extra).min(RETRY_WAIT_MAX);
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(pause.min(remaining)).await;
+                }
+                _ => {
+                    p.errors += 1;
+                    let _ = response.bytes().await;
+                    continue 'purchases;
+                }
+            }
+        }
+    }
+    Ok(p)
+}
