@@ -1033,9 +1033,9 @@ impl State {
         Ok(cancelled)
     }
 
-    /// Returns an event's active tickets as the commands applied so far left them: history's
-    /// (through its per-event index: the work is the event's tickets, not all history) that
-    /// no pending change replaced, and the pending ones.
+    /// Returns an event's active tickets as the commands applied so far left them, in id
+    /// order: history's (through its per-event index: the work is the event's tickets, not all
+    /// history) that no pending change replaced, and the pending ones.
     fn active_tickets_of(&self, h: &dyn History, event_id: EventId) -> Vec<Ticket> {
         let pending = &self.pending.tickets;
         let mut tickets = Vec::new();
@@ -1048,6 +1048,9 @@ impl State {
             .values()
             .filter(|t| t.event_id == event_id && t.status == TicketStatus::Active);
         tickets.extend(active_pending.cloned());
+        // Id order, whatever was written out already: the digest folds the changes in this
+        // order, and it must not depend on how batches were grouped into history writes.
+        tickets.sort_unstable_by_key(|t| t.id);
         tickets
     }
 
