@@ -10,8 +10,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use tix_core::{
-    CANCEL_REASON_CHARS_MAX, CancelRejection, Command, Event, EventCancelled, EventDetails, EventId,
-    EventRejection, IdempotencyKey, InventorySpec, Rejection, Replayable, Venue,
+    CANCEL_REASON_CHARS_MAX, CancelRejection, Command, Event, EventCancelled, EventDetails,
+    EventId, EventRejection, IdempotencyKey, InventorySpec, Rejection, Replayable, Venue,
 };
 
 use crate::AppState;
@@ -618,7 +618,10 @@ pub async fn cancel_event(
         Err(CancelRejection::NotYourEvent) => return Err(ApiError::Forbidden(CANCEL_OWNER_ONLY)),
         Err(CancelRejection::AlreadyCancelled) => return Err(ApiError::AlreadyCancelled),
         Err(CancelRejection::BadReason) => {
-            return Err(ApiError::invalid("reason", "1 to 500 characters, no control characters"));
+            return Err(ApiError::invalid(
+                "reason",
+                "1 to 500 characters, no control characters",
+            ));
         }
         Err(CancelRejection::BadKey) => {
             return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
