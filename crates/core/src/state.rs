@@ -1331,6 +1331,24 @@ impl State {
             .and_then(|id| self.users.get(id))
     }
 
+    /// Returns up to `limit` accounts whose name starts with `prefix` (ignoring ASCII case), in
+    /// name order, from just after the name `after` when given: a page of the admin's user list
+    /// in O(log accounts + limit), through the username index.
+    pub fn users_by_name(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<&User> {
+        use std::ops::Bound;
+        let prefix = username_key(prefix);
+        let start = match after.map(username_key) {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix.clone()),
+        };
+        self.usernames
+            .range((start, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .take(limit)
+            .filter_map(|(_, id)| self.users.get(id))
+            .collect()
+    }
+
     /// Returns the number of accounts.
     pub fn user_count(&self) -> usize {
         self.users.len()

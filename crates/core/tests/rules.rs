@@ -1489,3 +1489,31 @@ fn cancel_in_the_same_batch_as_sales_and_after_a_restore() {
         hot
     );
 }
+
+// The admin's user list: a name prefix ignoring case, in name order, pages of `limit` after a
+// cursor; a cursor before the prefix starts at the prefix.
+#[test]
+fn users_by_name_pages_through_a_prefix() {
+    let mut w = World::new();
+    for name in ["Anna", "anton", "Bert", "annika", "zoe"] {
+        w.user(name);
+    }
+    let names = |users: Vec<&tix_core::User>| -> Vec<String> {
+        users.iter().map(|u| u.username.clone()).collect()
+    };
+    assert_eq!(
+        names(w.state.users_by_name("AN", None, 10)),
+        ["Anna", "annika", "anton"]
+    );
+    assert_eq!(
+        names(w.state.users_by_name("an", None, 2)),
+        ["Anna", "annika"]
+    );
+    assert_eq!(
+        names(w.state.users_by_name("an", Some("annika"), 2)),
+        ["anton"]
+    );
+    assert_eq!(names(w.state.users_by_name("an", Some("aaa"), 1)), ["Anna"]);
+    assert_eq!(w.state.users_by_name("", None, 100).len(), 6);
+    assert!(w.state.users_by_name("x", None, 10).is_empty());
+}
