@@ -144,3 +144,142 @@ async fn who_may_cancel_reasons_and_second_cancellations() {
     assert_eq!(by_admin.expect(200)["event_id"], other);
     app.assert_invariants();
 }
+
+// The pages without a browser: the dashboard's cancel page counts what it will refund, refuses
+// an empty reason with a readable message (422), cancels with a reason, and the buyer's
+// tickets, orders and the event page then say so. Another organizer gets the 403 page.
+#[tokio::test]
+async fn the_cancel_pages_confirm_then_cancel_and_buyers_see_it() {
+    use crate::pages::Browser;
+    let app = spawn_app().await;
+    let mut organizer = Browser::new(&app);
+    organizer.sign_up("pageorg", true).await;
+    let mut buyer_page = Browser::new(&app);
+    buyer_page.sign_up("pagebuyer", false).await;
+    let login = app
+        .login("pageorg", crate::helpers::USER_PASSWORD)
+        .await
+        .expect(200);
+    let token = login["token"].as_str().expect("token").to_owned();
+    let event = app.event_as(&token, &numbered(6)).await;
+    let buyer = app
+        .login("pagebuyer", crate::helpers::USER_PASSWORD)
+        .await
+        .expect(200);
+    let buyer_token = buyer["token"].as_str().expect("token").to_owned();
+    app.buy_seat(&buyer_token, event, 2).await;
+
+    let mut rival = Browser::new(&app);
+    rival.sign_up("pagerival", true).await;
+    let path = format!("/organizer/events/{event}/cancel");
+    assert_eq!(rival.get(&path).await.status, 403);
+    let dashboard = organizer.get(&format!("/organizer/events/{event}")).await;
+    assert!(dashboard.text.contains(&path), "a Cancel event link");
+    let confirm = organizer.get(&path).await;
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm.text.contains("1 ticket</strong>"),
+        "{}",
+        confirm.text
+    );
+
+    let empty = organizer.post(&path, &[("reason", "  ")]).await;
+    assert_eq!(empty.status, 422);
+    assert!(empty.text.contains("must not be empty"), "{}", empty.text);
+    let done = organizer
+        .post(
+            &path,
+            &[("reason", "Storm warning"), ("request_id", "page-1")],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert!(done.text.contains("1 ticket refunded"), "{}", done.text);
+    let again = organizer
+        .post(
+            &path,
+            &[("reason", "Storm warning"), ("request_id", "page-1")],
+        )
+        .await;
+    assert_eq!(
+        again.status, 200,
+        "a repeated post is the same cancellation"
+    );
+
+    let tickets = buyer_page.get("/tickets").await;
+    assert!(
+        tickets
+            .text
+            .contains("Cancelled by the organizer — refunded")
+    );
+    let orders = buyer_page.get("/orders").await;
+    assert!(
+        orders
+            .text
+            .contains("Cancelled by the organizer — refunded")
+    );
+    let page = buyer_page.get(&format!("/events/{event}")).await;
+    assert!(
+        page.text.contains("cancelled by the organizer") && page.text.contains("Storm warning")
+    );
+    assert!(
+        !page.text.contains("order-form"),
+        "no order form on a cancelled event"
+    );
+    let home = buyer_page.get("/").await;
+    assert!(home.text.contains("Cancelled"));
+    app.assert_invariants();
+}
+
+/// Logs a test user in and returns `/me`.
+async fn account(app: &TestApp, username: &str) -> Value {
+    let login = app.login(username, crate::helpers::USER_PASSWORD).await;
+    let token = login.expect(200)["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    app.me(Some(&token)).await.expect(200)
+}
+
+// `/admin/users`: 403 for others; an admin finds an account by the start of its name and changes
+// its role through the same path as the API; demoting the only admin says why it cannot be.
+#[tokio::test]
+async fn admins_change_roles_on_the_users_page() {
+    use crate::pages::Browser;
+    let app = spawn_app().await;
+    let mut someone = Browser::new(&app);
+    someone.sign_up("roleuser", false).await;
+    assert_eq!(someone.get("/admin/users").await.status, 403);
+    let mut admin = Browser::new(&app);
+    let login = admin
+        .post(
+            "/login",
+            &[
+                ("username", "admin"),
+                ("password", crate::helpers::ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(login.status, 303, "{}", login.text);
+    let list = admin.get("/admin/users?q=ROLE").await;
+    assert_eq!(list.status, 200);
+    assert!(list.text.contains("roleuser") && !list.text.contains(">admin</td>"));
+    let id = account(&app, "roleuser").await["id"].as_u64().expect("id");
+    let changed = admin
+        .post(
+            &format!("/admin/users/{id}/role"),
+            &[("role", "staff"), ("q", "role")],
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert!(
+        changed.text.contains("roleuser is now staff."),
+        "{}",
+        changed.text
+    );
+    assert_eq!(account(&app, "roleuser").await["role"], "staff");
+    let refused = admin
+        .post("/admin/users/1/role", &[("role", "attendee")])
+        .await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.text.contains("only admin"), "{}", refused.text);
+}
