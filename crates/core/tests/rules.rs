@@ -1517,3 +1517,28 @@ fn users_by_name_pages_through_a_prefix() {
     assert_eq!(w.state.users_by_name("", None, 100).len(), 6);
     assert!(w.state.users_by_name("x", None, 10).is_empty());
 }
+
+// A 20,000-ticket event is cancelled by one command in one batch: every ticket refunded, the
+// inventory whole again, the invariants intact.
+#[test]
+fn cancelling_a_twenty_thousand_ticket_event_is_one_command() {
+    const TICKETS: u32 = 20_000;
+    let mut w = World::new();
+    let event = w.event(details(None), unnumbered(TICKETS));
+    let sales: Vec<Command> = (0..TICKETS)
+        .map(|n| Command::Purchase {
+            event_id: event,
+            key: key(BOX_OFFICE, &format!("r{n}")),
+            customer: client(BOX_OFFICE),
+            seat: None,
+        })
+        .collect();
+    w.apply(sales);
+    assert_eq!(w.inventory(event).sold(), TICKETS);
+    let answer = w.cancel(event, w.organizer, "c1", "Storm");
+    let cancelled = answer.result.expect("cancelled");
+    assert_eq!(cancelled.tickets_refunded, TICKETS);
+    assert_eq!(cancelled.amount_cents, u64::from(TICKETS) * PRICE_CENTS);
+    assert!(cancelled.payments.is_empty(), "box-office sales have no card payments");
+    assert_eq!(w.inventory(event).available(), TICKETS);
+}
