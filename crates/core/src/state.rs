@@ -1427,7 +1427,12 @@ impl State {
             .values()
             .map(|h| size_of::<Hold>() + 4 * h.seats.len() + 2 * ENTRY_BYTES)
             .sum();
-        (size_of::<State>() + users + sessions + events + holds) as u64
+        let cancellations: usize = self
+            .cancellations
+            .values()
+            .map(|c| size_of::<Cancellation>() + c.reason.len() + 2 * 128 + ENTRY_BYTES)
+            .sum();
+        (size_of::<State>() + users + sessions + events + holds + cancellations) as u64
     }
 
     /// Returns a 64-bit digest of the whole state, history included (through

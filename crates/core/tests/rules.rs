@@ -1539,6 +1539,9 @@ fn cancelling_a_twenty_thousand_ticket_event_is_one_command() {
     let cancelled = answer.result.expect("cancelled");
     assert_eq!(cancelled.tickets_refunded, TICKETS);
     assert_eq!(cancelled.amount_cents, u64::from(TICKETS) * PRICE_CENTS);
-    assert!(cancelled.payments.is_empty(), "box-office sales have no card payments");
+    assert!(
+        cancelled.payments.is_empty(),
+        "box-office sales have no card payments"
+    );
     assert_eq!(w.inventory(event).available(), TICKETS);
 }
