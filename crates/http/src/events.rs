@@ -627,15 +627,20 @@ pub async fn cancel_event(
             return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
         }
     };
-    for payment in &cancelled.payments {
-        if let Err(e) = state
-            .payments
-            .refund(&payment.payment_ref, payment.amount_cents)
-            .await
-        {
+    // The cancellation is committed: paying back runs in a task of its own, which this request
+    // waits for but which a timed-out or abandoned request does not stop half-way.
+    let payments = state.payments.clone();
+    let refunds = cancelled.payments.clone();
+    let paying_back = tokio::spawn(async move {
+        for payment in refunds {
             let payment_ref = &payment.payment_ref;
-            tracing::error!(%payment_ref, error = %e, "payment refund failed; settle by hand");
+            if let Err(e) = payments.refund(payment_ref, payment.amount_cents).await {
+                tracing::error!(%payment_ref, error = %e, "payment refund failed; settle by hand");
+            }
         }
+    });
+    if let Err(e) = paying_back.await {
+        tracing::error!(error = %e, "paying back a cancelled event's orders stopped; settle by hand");
     }
     Ok((cancelled, answer.replayed))
 }

@@ -55,6 +55,18 @@ async fn cancelling_refunds_every_ticket_releases_holds_and_refuses_what_follows
         (counts["sold"].clone(), counts["held"].clone()),
         (json!(0), json!(0))
     );
+    // Every order is paid back in full: Alice's two orders, Bob's one.
+    for user in [&alice, &bob] {
+        let orders = app.orders(Some(&user.token)).await.expect(200);
+        for order in orders["orders"].as_array().expect("orders") {
+            let payment_ref = order["payment_ref"].as_str().expect("payment_ref");
+            assert_eq!(
+                app.payments.refunded_cents(payment_ref),
+                crate::helpers::PRICE_CENTS,
+                "{order}"
+            );
+        }
+    }
     let shown = app.get_event(event).await.expect(200);
     assert_eq!(shown["cancelled"]["reason"], "The hall is flooded.");
 
