@@ -206,7 +206,23 @@ pub enum Command {
         /// The door staff member.
         by: UserId,
     },
+    /// Cancels an event in one entry: refunds every active ticket of it (whatever the refund
+    /// policy says), releases its open holds, and refuses holds, sales and check-ins from then
+    /// on. Appended last: the log's earlier variants keep their encoding.
+    CancelEvent {
+        /// Which event.
+        event_id: EventId,
+        /// Makes retries safe: the same key answers the recorded cancellation again.
+        key: IdempotencyKey,
+        /// Who cancels: the event's organizer or an admin (checked here, in the core).
+        by: UserId,
+        /// Why, shown to buyers on the event page; 1 to [`CANCEL_REASON_CHARS_MAX`] characters.
+        reason: String,
+    },
 }
+
+/// The longest cancellation reason, in characters (it is kept in the hot state forever).
+pub const CANCEL_REASON_CHARS_MAX: usize = 500;
 
 impl Command {
     /// Returns the event a command is about, if any (used to route and to authorize).
@@ -214,7 +230,8 @@ impl Command {
         match self {
             Command::UpdateEvent { event_id, .. }
             | Command::Purchase { event_id, .. }
-            | Command::PlaceHold { event_id, .. } => Some(*event_id),
+            | Command::PlaceHold { event_id, .. }
+            | Command::CancelEvent { event_id, .. } => Some(*event_id),
             _ => None,
         }
     }

@@ -163,7 +163,8 @@ pub trait History {
     /// Returns up to `max` records recorded at or before `recorded_at_or_before_ms`, oldest first
     /// (ties by key).
     fn records_due(&self, recorded_at_or_before_ms: u64, max: usize) -> Vec<(u64, RecordKey)>;
-    /// Calls `f` for every active ticket of an event, in sale order (rare: an event's first cap).
+    /// Calls `f` for every active ticket of an event, in sale order (rare: an event's first cap,
+    /// its cancellation).
     fn for_each_active_ticket(&self, event_id: EventId, f: &mut dyn FnMut(&Ticket));
 }
 

@@ -45,7 +45,8 @@ impl State {
     /// - ticket and order ids are below the next id, and every order's tickets point back at it;
     /// - no hold outlives its expiry and every hold is in the expiry index;
     /// - per-customer counts (of events that keep them, and only those) and active-hold counts
-    ///   match the holds and tickets.
+    ///   match the holds and tickets;
+    /// - a cancelled event exists and has no active ticket and no hold.
     ///
     /// Pending changes must have been written to `h` first.
     pub fn check_invariants(&self, h: &dyn HistoryScan) -> Result<(), InvariantViolation> {
@@ -156,6 +157,17 @@ impl State {
                 "event {id}: sold + held + available != capacity"
             );
             check_seats(*id, inv)?;
+        }
+        for id in parts.cancellations.keys() {
+            let event = parts.events.get(id);
+            ensure!(event.is_some(), "cancelled event {id} does not exist");
+            let inv = event.map(|e| &e.inventory).expect("checked above");
+            ensure!(
+                inv.sold() == 0 && inv.held() == 0,
+                "cancelled event {id} has {} tickets sold and {} held",
+                inv.sold(),
+                inv.held()
+            );
         }
 
         let mut counts_sum: u128 = 0;

@@ -20,7 +20,9 @@ pub mod outcome;
 pub mod replica;
 pub mod state;
 
-pub use command::{Batch, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue};
+pub use command::{
+    Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue,
+};
 pub use history::{
     Changes, CountKey, History, HistoryScan, MemoryHistory, Record, RecordChange, RecordKey,
     RecordedAnswer,
@@ -30,8 +32,11 @@ pub use invariants::InvariantViolation;
 pub use inventory::{Inventory, SeatLayout, SeatState};
 pub use limits::Limits;
 pub use outcome::{
-    Admitted, Answer, CheckInRejection, EventRejection, HoldPlaced, OrderConfirmed, Outcome,
-    Refunded, Rejection, Replayable, Sale, UserRejection,
+    Admitted, Answer, CancelRejection, CheckInRejection, EventCancelled, EventRejection,
+    HoldPlaced, OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Sale,
+    UserRejection,
 };
 pub use replica::Replica;
-pub use state::{Event, Hold, Order, Session, State, Ticket, TicketStatus, User, username_key};
+pub use state::{
+    Cancellation, Event, Hold, Order, Session, State, Ticket, TicketStatus, User, username_key,
+};

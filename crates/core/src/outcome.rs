@@ -26,6 +26,8 @@ pub enum Outcome {
     Refund(Result<Refunded, Rejection>),
     /// Answer to `CheckIn`.
     CheckIn(Result<Admitted, CheckInRejection>),
+    /// Answer to `CancelEvent`.
+    Cancel(Replayable<Result<EventCancelled, CancelRejection>>),
 }
 
 /// An answer that may have been recorded earlier under the same idempotency key.
@@ -79,6 +81,32 @@ pub struct Refunded {
     pub amount_cents: u64,
     /// The payment to refund (`None` for box-office sales).
     pub payment_ref: Option<String>,
+}
+
+/// An event that was cancelled, with what the cancellation undid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCancelled {
+    /// The event.
+    pub event_id: EventId,
+    /// How many active tickets were refunded.
+    pub tickets_refunded: u32,
+    /// How many open holds were released.
+    pub holds_released: u32,
+    /// The sum of the refunded tickets' prices, in minor units.
+    pub amount_cents: u64,
+    /// The card payments to pay back, one per shop order with refunded tickets, in order id
+    /// order (box-office sales have none). Empty in a replayed answer: the first answer's
+    /// caller paid them back.
+    pub payments: Vec<PaymentRefund>,
+}
+
+/// Money to pay back on one captured payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRefund {
+    /// The payment provider's reference.
+    pub payment_ref: String,
+    /// How much, in minor units.
+    pub amount_cents: u64,
 }
 
 /// A ticket admitted at the door.
@@ -158,6 +186,8 @@ pub enum Rejection {
     AlreadyCheckedIn,
     /// The event's policy does not allow this refund (not refundable, or already started).
     NotRefundable,
+    /// The organizer cancelled the event: nothing more is held or sold for it.
+    EventCancelled,
 }
 
 /// The answer one kind of command gets, taken out of the [`Outcome`] that carries it. Callers
@@ -190,6 +220,7 @@ answers! {
     Confirm => Result<OrderConfirmed, Rejection>,
     Refund => Result<Refunded, Rejection>,
     CheckIn => Result<Admitted, CheckInRejection>,
+    Cancel => Replayable<Result<EventCancelled, CancelRejection>>,
 }
 
 impl Rejection {
@@ -215,6 +246,7 @@ impl Rejection {
             Rejection::AlreadyRefunded => "already_refunded",
             Rejection::AlreadyCheckedIn => "already_checked_in",
             Rejection::NotRefundable => "not_refundable",
+            Rejection::EventCancelled => "event_cancelled",
         }
     }
 }
@@ -250,6 +282,24 @@ pub enum EventRejection {
         /// What is wrong, for the user.
         detail: String,
     },
+    /// The event was cancelled; it is no longer edited.
+    Cancelled,
+}
+
+/// Why a cancellation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelRejection {
+    /// No such event.
+    UnknownEvent,
+    /// The caller is neither the event's organizer nor an admin.
+    NotYourEvent,
+    /// The event was cancelled before (by another request).
+    AlreadyCancelled,
+    /// The reason is empty, longer than `CANCEL_REASON_CHARS_MAX` characters, or has control
+    /// characters.
+    BadReason,
+    /// A client id or request id is empty or too long.
+    BadKey,
 }
 
 /// Why a check-in was refused.
@@ -266,6 +316,8 @@ pub enum CheckInRejection {
         /// By whom.
         by: UserId,
     },
+    /// The ticket's event was cancelled.
+    EventCancelled,
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Batch, Command, EventDetails, HoldRequest, InventorySpec, Role};
+use crate::command::{
+    Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role,
+};
 use crate::history::{
     Changes, CountKey, History, Record, RecordChange, RecordKey, RecordedAnswer, hash64,
 };
@@ -25,8 +27,8 @@ use crate::ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId
 use crate::inventory::{Inventory, SeatState};
 use crate::limits::Limits;
 use crate::outcome::{
-    Admitted, CheckInRejection, EventRejection, HoldPlaced, OrderConfirmed, Outcome, Refunded,
-    Rejection, Replayable, Sale, UserRejection,
+    Admitted, CancelRejection, CheckInRejection, EventCancelled, EventRejection, HoldPlaced,
+    OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Sale, UserRejection,
 };
 
 /// Returns the key that makes usernames unique: the name in ASCII lower case. Only ASCII is
@@ -133,6 +135,32 @@ pub enum TicketStatus {
         /// When, by log time.
         at_ms: u64,
     },
+    /// Refunded because the organizer cancelled the event (appended last: history rows written
+    /// before it keep their encoding).
+    Cancelled {
+        /// When, by log time.
+        at_ms: u64,
+    },
+}
+
+/// How and why an event was cancelled: kept for good, shown on the event page and on its
+/// buyers' tickets, and the answer a retry of the same request gets again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    /// Who cancelled (the organizer or an admin).
+    pub by: UserId,
+    /// Why, as the canceller wrote it.
+    pub reason: String,
+    /// When, by log time.
+    pub at_ms: u64,
+    /// How many active tickets were refunded.
+    pub tickets_refunded: u32,
+    /// How many open holds were released.
+    pub holds_released: u32,
+    /// The sum of the refunded tickets' prices, in minor units.
+    pub amount_cents: u64,
+    /// The request that cancelled; the same key again is a retry and gets this answer.
+    pub key: IdempotencyKey,
 }
 
 /// One admission to an event.
@@ -238,6 +266,48 @@ pub struct State {
     pending: Changes,
     /// Active holds per customer, for `Limits::holds_per_customer_max`.
     holds_per_customer: BTreeMap<UserId, u32>,
+    /// Cancelled events. Last, so a state encoded before cancellations existed is this
+    /// encoding without its final (empty map) byte; [`State::decode`] reads both.
+    cancellations: BTreeMap<EventId, Cancellation>,
+}
+
+/// The hot state as encoded before cancellations existed (store format 1 without them): read
+/// by [`State::decode`] and completed with no cancellations.
+#[derive(Deserialize)]
+struct StateBeforeCancellations {
+    limits: Limits,
+    now_ms: u64,
+    next: Counters,
+    users: BTreeMap<UserId, User>,
+    usernames: BTreeMap<String, UserId>,
+    sessions: BTreeMap<String, Session>,
+    session_expiry: BTreeSet<(u64, String)>,
+    events: BTreeMap<EventId, Event>,
+    holds: BTreeMap<HoldId, Hold>,
+    hold_expiry: BTreeSet<(u64, HoldId)>,
+    history_digest: u64,
+    holds_per_customer: BTreeMap<UserId, u32>,
+}
+
+impl From<StateBeforeCancellations> for State {
+    fn from(old: StateBeforeCancellations) -> State {
+        State {
+            limits: old.limits,
+            now_ms: old.now_ms,
+            next: old.next,
+            users: old.users,
+            usernames: old.usernames,
+            sessions: old.sessions,
+            session_expiry: old.session_expiry,
+            events: old.events,
+            holds: old.holds,
+            hold_expiry: old.hold_expiry,
+            history_digest: old.history_digest,
+            pending: Changes::default(),
+            holds_per_customer: old.holds_per_customer,
+            cancellations: BTreeMap::new(),
+        }
+    }
 }
 
 impl Default for State {
@@ -269,6 +339,7 @@ impl State {
             history_digest: FNV_OFFSET,
             pending: Changes::default(),
             holds_per_customer: BTreeMap::new(),
+            cancellations: BTreeMap::new(),
         }
     }
 
@@ -362,6 +433,12 @@ impl State {
             Command::CheckIn { ticket_id, by } => {
                 Outcome::CheckIn(self.check_in(h, *ticket_id, *by))
             }
+            Command::CancelEvent {
+                event_id,
+                key,
+                by,
+                reason,
+            } => Outcome::Cancel(self.cancel_event(h, *event_id, key, *by, reason)),
         }
     }
 
@@ -492,6 +569,9 @@ impl State {
             .events
             .get_mut(&event_id)
             .ok_or(EventRejection::UnknownEvent)?;
+        if self.cancellations.contains_key(&event_id) {
+            return Err(EventRejection::Cancelled);
+        }
         if event.version != expected_version {
             return Err(EventRejection::VersionConflict {
                 current_version: event.version,
@@ -578,6 +658,9 @@ impl State {
     ) -> Result<Sale, Rejection> {
         self.check_key(key)?;
         let event = self.events.get(&event_id).ok_or(Rejection::UnknownEvent)?;
+        if self.cancellations.contains_key(&event_id) {
+            return Err(Rejection::EventCancelled);
+        }
         let seat = match (event.inventory.is_numbered(), seat) {
             (false, Some(_)) => return Err(Rejection::SeatNotApplicable),
             (false, None) => {
@@ -639,6 +722,9 @@ impl State {
     ) -> Result<HoldPlaced, Rejection> {
         self.check_key(key)?;
         let event = self.events.get(&event_id).ok_or(Rejection::UnknownEvent)?;
+        if self.cancellations.contains_key(&event_id) {
+            return Err(Rejection::EventCancelled);
+        }
         if ttl_ms == 0 || ttl_ms > self.limits.hold_ttl_ms_max {
             return Err(Rejection::BadTtl {
                 max_ms: self.limits.hold_ttl_ms_max,
@@ -837,6 +923,9 @@ impl State {
         let mut ticket = self
             .ticket_in(h, ticket_id)
             .ok_or(CheckInRejection::UnknownTicket)?;
+        if self.cancellations.contains_key(&ticket.event_id) {
+            return Err(CheckInRejection::EventCancelled);
+        }
         if ticket.status != TicketStatus::Active {
             return Err(CheckInRejection::Refunded);
         }
@@ -849,6 +938,152 @@ impl State {
             ticket_id,
             at_ms: self.now_ms,
         })
+    }
+
+    // ----- cancellation -----
+
+    fn cancel_event(
+        &mut self,
+        h: &dyn History,
+        event_id: EventId,
+        key: &IdempotencyKey,
+        by: UserId,
+        reason: &str,
+    ) -> Replayable<Result<EventCancelled, CancelRejection>> {
+        if let Some(done) = self.cancellations.get(&event_id) {
+            if done.key != *key {
+                return fresh_answer(Err(CancelRejection::AlreadyCancelled));
+            }
+            return Replayable {
+                replayed: true,
+                result: Ok(EventCancelled {
+                    event_id,
+                    tickets_refunded: done.tickets_refunded,
+                    holds_released: done.holds_released,
+                    amount_cents: done.amount_cents,
+                    payments: Vec::new(),
+                }),
+            };
+        }
+        fresh_answer(self.cancel_fresh(h, event_id, key, by, reason))
+    }
+
+    fn cancel_fresh(
+        &mut self,
+        h: &dyn History,
+        event_id: EventId,
+        key: &IdempotencyKey,
+        by: UserId,
+        reason: &str,
+    ) -> Result<EventCancelled, CancelRejection> {
+        self.check_key(key).map_err(|_| CancelRejection::BadKey)?;
+        let event = self
+            .events
+            .get(&event_id)
+            .ok_or(CancelRejection::UnknownEvent)?;
+        let is_admin = self.users.get(&by).is_some_and(|u| u.role == Role::Admin);
+        if event.organizer != by && !is_admin {
+            return Err(CancelRejection::NotYourEvent);
+        }
+        if !reason_is_valid(reason) {
+            return Err(CancelRejection::BadReason);
+        }
+        let holds: Vec<HoldId> = self
+            .holds
+            .values()
+            .filter(|hold| hold.event_id == event_id)
+            .map(|hold| hold.id)
+            .collect();
+        for hold_id in &holds {
+            self.drop_hold(h, *hold_id);
+        }
+        let tickets = self.active_tickets_of(h, event_id);
+        let mut amount_cents = 0u64;
+        let mut per_order: BTreeMap<OrderId, u64> = BTreeMap::new();
+        for ticket in &tickets {
+            amount_cents += ticket.price_cents;
+            if let Some(order_id) = ticket.order_id {
+                *per_order.entry(order_id).or_default() += ticket.price_cents;
+            }
+            self.refund_for_cancellation(h, ticket.clone());
+        }
+        let payments = self.payments_of(h, per_order);
+        let cancelled = EventCancelled {
+            event_id,
+            tickets_refunded: tickets.len() as u32,
+            holds_released: holds.len() as u32,
+            amount_cents,
+            payments,
+        };
+        let cancellation = Cancellation {
+            by,
+            reason: reason.to_owned(),
+            at_ms: self.now_ms,
+            tickets_refunded: cancelled.tickets_refunded,
+            holds_released: cancelled.holds_released,
+            amount_cents,
+            key: key.clone(),
+        };
+        self.cancellations.insert(event_id, cancellation);
+        let event = self.events.get(&event_id).expect("checked above");
+        assert!(
+            event.inventory.sold() == 0 && event.inventory.held() == 0,
+            "a cancelled event keeps no tickets or holds"
+        );
+        Ok(cancelled)
+    }
+
+    /// Returns an event's active tickets as the commands applied so far left them, in id
+    /// order: history's (through its per-event index: the work is the event's tickets, not all
+    /// history) that no pending change replaced, and the pending ones.
+    fn active_tickets_of(&self, h: &dyn History, event_id: EventId) -> Vec<Ticket> {
+        let pending = &self.pending.tickets;
+        let mut tickets = Vec::new();
+        h.for_each_active_ticket(event_id, &mut |t| {
+            if !pending.contains_key(&t.id) {
+                tickets.push(t.clone());
+            }
+        });
+        let active_pending = pending
+            .values()
+            .filter(|t| t.event_id == event_id && t.status == TicketStatus::Active);
+        tickets.extend(active_pending.cloned());
+        // Id order, whatever was written out already: the digest folds the changes in this
+        // order, and it must not depend on how batches were grouped into history writes.
+        tickets.sort_unstable_by_key(|t| t.id);
+        tickets
+    }
+
+    /// Refunds one ticket of a cancelled event: the refund path's effect (inventory back, the
+    /// customer's count down), whatever the event's refund policy or the door said.
+    fn refund_for_cancellation(&mut self, h: &dyn History, mut ticket: Ticket) {
+        let (event_id, seat, customer) = (ticket.event_id, ticket.seat, ticket.customer.clone());
+        ticket.status = TicketStatus::Cancelled { at_ms: self.now_ms };
+        self.put_ticket(ticket);
+        let event = self
+            .events
+            .get_mut(&event_id)
+            .expect("a ticket's event exists");
+        event.inventory.unsell(seat);
+        self.count_customer(h, event_id, &customer, 1, false);
+    }
+
+    /// Returns the card payments to pay back: one per order, in order id order.
+    fn payments_of(
+        &self,
+        h: &dyn History,
+        per_order: BTreeMap<OrderId, u64>,
+    ) -> Vec<PaymentRefund> {
+        per_order
+            .into_iter()
+            .map(|(order_id, amount_cents)| {
+                let order = self.order_in(h, order_id).expect("a ticket's order exists");
+                PaymentRefund {
+                    payment_ref: order.payment_ref,
+                    amount_cents,
+                }
+            })
+            .collect()
     }
 
     // ----- helpers that compute or make one change -----
@@ -1096,6 +1331,24 @@ impl State {
             .and_then(|id| self.users.get(id))
     }
 
+    /// Returns up to `limit` accounts whose name starts with `prefix` (ignoring ASCII case), in
+    /// name order, from just after the name `after` when given: a page of the admin's user list
+    /// in O(log accounts + limit), through the username index.
+    pub fn users_by_name(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<&User> {
+        use std::ops::Bound;
+        let prefix = username_key(prefix);
+        let start = match after.map(username_key) {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix.clone()),
+        };
+        self.usernames
+            .range((start, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .take(limit)
+            .filter_map(|(_, id)| self.users.get(id))
+            .collect()
+    }
+
     /// Returns the number of accounts.
     pub fn user_count(&self) -> usize {
         self.users.len()
@@ -1112,6 +1365,11 @@ impl State {
     /// Returns an event.
     pub fn event(&self, id: EventId) -> Option<&Event> {
         self.events.get(&id)
+    }
+
+    /// Returns how an event was cancelled, if it was.
+    pub fn cancellation(&self, id: EventId) -> Option<&Cancellation> {
+        self.cancellations.get(&id)
     }
 
     /// Returns all events in id order.
@@ -1169,7 +1427,12 @@ impl State {
             .values()
             .map(|h| size_of::<Hold>() + 4 * h.seats.len() + 2 * ENTRY_BYTES)
             .sum();
-        (size_of::<State>() + users + sessions + events + holds) as u64
+        let cancellations: usize = self
+            .cancellations
+            .values()
+            .map(|c| size_of::<Cancellation>() + c.reason.len() + 2 * 128 + ENTRY_BYTES)
+            .sum();
+        (size_of::<State>() + users + sessions + events + holds + cancellations) as u64
     }
 
     /// Returns a 64-bit digest of the whole state, history included (through
@@ -1189,8 +1452,12 @@ impl State {
     /// Decodes a state written by [`State::encode`]. The username index is rebuilt from the
     /// accounts (in id order, the first of a name wins), so a state written before usernames
     /// were keyed case-insensitively finds its accounts by any case too.
+    /// A state encoded before cancellations existed (no final map) decodes with none.
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
-        let mut state: State = postcard::from_bytes(bytes)?;
+        let mut state: State = match postcard::take_from_bytes::<State>(bytes) {
+            Ok((state, [])) => state,
+            _ => postcard::from_bytes::<StateBeforeCancellations>(bytes)?.into(),
+        };
         let mut index = BTreeMap::new();
         for user in state.users.values() {
             index.entry(username_key(&user.username)).or_insert(user.id);
@@ -1209,6 +1476,7 @@ impl State {
             next_ticket: self.next.ticket,
             next_order: self.next.order,
             now_ms: self.now_ms,
+            cancellations: &self.cancellations,
         }
     }
 }
@@ -1222,6 +1490,7 @@ pub(crate) struct StateParts<'a> {
     pub next_ticket: u64,
     pub next_order: u64,
     pub now_ms: u64,
+    pub cancellations: &'a BTreeMap<EventId, Cancellation>,
 }
 
 /// Answers a key's first request.
@@ -1230,6 +1499,23 @@ fn fresh<T>(result: Result<T, Rejection>) -> Replayable<Result<T, Rejection>> {
         replayed: false,
         result,
     }
+}
+
+/// Answers a request that is not a replay.
+fn fresh_answer<T, E>(result: Result<T, E>) -> Replayable<Result<T, E>> {
+    Replayable {
+        replayed: false,
+        result,
+    }
+}
+
+/// Returns whether a cancellation reason may be kept: 1 to [`CANCEL_REASON_CHARS_MAX`]
+/// characters, not only white space, no control characters.
+pub fn reason_is_valid(reason: &str) -> bool {
+    let chars = reason.chars().count();
+    !reason.trim().is_empty()
+        && chars <= CANCEL_REASON_CHARS_MAX
+        && !reason.chars().any(char::is_control)
 }
 
 /// Answers a repeat with the recorded answer.

@@ -18,10 +18,10 @@ use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use tix_core::{
-    Admitted, Batch, CheckInRejection, Command, CustomerKey, EventDetails, EventId, EventRejection,
-    HoldId, HoldPlaced, HoldRequest, IdempotencyKey, InventorySpec, Limits, MemoryHistory,
-    OrderConfirmed, OrderId, Outcome, Refunded, Rejection, Replayable, Replica, Role, Sale, State,
-    TicketId, UserId, Venue,
+    Admitted, Batch, CancelRejection, CheckInRejection, Command, CustomerKey, EventCancelled,
+    EventDetails, EventId, EventRejection, HoldId, HoldPlaced, HoldRequest, IdempotencyKey,
+    InventorySpec, Limits, MemoryHistory, OrderConfirmed, OrderId, Outcome, PaymentRefund,
+    Refunded, Rejection, Replayable, Replica, Role, Sale, State, TicketId, UserId, Venue,
 };
 
 /// Log time of the setup batch.
@@ -126,6 +126,15 @@ enum Step {
     },
     EndSession {
         token: u8,
+    },
+    /// `organizer`: sent by the events' organizer, else by attendee `user` (refused).
+    CancelEvent {
+        event: u64,
+        organizer: bool,
+        user: u8,
+        client: u8,
+        request: u8,
+        reason_ok: bool,
     },
 }
 
@@ -243,6 +252,17 @@ fn step() -> impl Strategy<Value = Step> {
             Step::CreateSession { token, user, expires_in_ms }
         }),
         1 => (0..3u8).prop_map(|token| Step::EndSession { token }),
+        1 => (
+            event_ref(),
+            prop::bool::weighted(0.3),
+            1..4u8,
+            client(),
+            0..3u8,
+            prop::bool::weighted(0.9),
+        )
+            .prop_map(|(event, organizer, user, client, request, reason_ok)| {
+                Step::CancelEvent { event, organizer, user, client, request, reason_ok }
+            }),
     ]
 }
 
@@ -291,6 +311,8 @@ struct ModelTicket {
     payment_ref: Option<String>,
     refunded: bool,
     checked_in: Option<(u64, UserId)>,
+    /// The shop order, for the payments a cancellation pays back.
+    order_id: Option<OrderId>,
 }
 
 /// The parameters an idempotency key was first used with.
@@ -327,6 +349,8 @@ struct Model {
     tickets: BTreeMap<TicketId, ModelTicket>,
     records: BTreeMap<(EventId, IdempotencyKey), ModelRecord>,
     sessions: BTreeMap<String, (UserId, u64)>,
+    /// Cancelled events: the cancelling key and the first answer.
+    cancelled: BTreeMap<EventId, (IdempotencyKey, EventCancelled)>,
     /// Every purchase and hold sent so far, for retries.
     keyed: Vec<Command>,
     next_hold: u64,
@@ -357,6 +381,7 @@ impl Model {
             tickets: BTreeMap::new(),
             records: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            cancelled: BTreeMap::new(),
             keyed: Vec::new(),
             next_hold: 1,
             next_order: 1,
@@ -537,6 +562,27 @@ impl Model {
             Step::EndSession { token } => Command::EndSession {
                 token_hash: TOKENS[*token as usize].into(),
             },
+            Step::CancelEvent {
+                event,
+                organizer,
+                user,
+                client,
+                request,
+                reason_ok,
+            } => Command::CancelEvent {
+                event_id: EventId(*event),
+                key: key(*client, *request),
+                by: if *organizer {
+                    self.users[0]
+                } else {
+                    self.user(*user)
+                },
+                reason: if *reason_ok {
+                    "Storm".into()
+                } else {
+                    " ".into()
+                },
+            },
         }
     }
 
@@ -650,6 +696,7 @@ impl Model {
             payment_ref,
             refunded: false,
             checked_in: None,
+            order_id: None,
         };
         self.tickets.insert(id, ticket);
         id
@@ -722,6 +769,12 @@ impl Model {
                 self.sessions.remove(token_hash);
                 Outcome::Session
             }
+            Command::CancelEvent {
+                event_id,
+                key,
+                by,
+                reason,
+            } => Outcome::Cancel(self.cancel(*event_id, key, *by, reason)),
             other => panic!("the model does not generate {other:?}"),
         }
     }
@@ -781,6 +834,9 @@ impl Model {
             return Err(Rejection::BadKey);
         }
         let event = self.events.get(&event_id).ok_or(Rejection::UnknownEvent)?;
+        if self.cancelled.contains_key(&event_id) {
+            return Err(Rejection::EventCancelled);
+        }
         let seat = match (event.numbered, seat) {
             (false, Some(_)) => return Err(Rejection::SeatNotApplicable),
             (false, None) if self.used(event_id) >= event.size => return Err(Rejection::SoldOut),
@@ -813,6 +869,9 @@ impl Model {
             return Err(Rejection::BadKey);
         }
         let event = self.events.get(&event_id).ok_or(Rejection::UnknownEvent)?;
+        if self.cancelled.contains_key(&event_id) {
+            return Err(Rejection::EventCancelled);
+        }
         if ttl_ms == 0 || ttl_ms > TTL_MAX_MS {
             return Err(Rejection::BadTtl { max_ms: TTL_MAX_MS });
         }
@@ -904,7 +963,9 @@ impl Model {
             .map(|seat| self.issue(hold.event_id, seat, buyer.clone(), Some(payment_ref.into())))
             .collect();
         for id in &tickets {
-            self.tickets.get_mut(id).expect("just issued").price_cents = hold.price_cents;
+            let ticket = self.tickets.get_mut(id).expect("just issued");
+            ticket.price_cents = hold.price_cents;
+            ticket.order_id = Some(order_id);
         }
         let total_cents = hold.price_cents * u64::from(hold.quantity);
         Ok(OrderConfirmed {
@@ -955,6 +1016,9 @@ impl Model {
             .tickets
             .get_mut(&ticket_id)
             .ok_or(CheckInRejection::UnknownTicket)?;
+        if self.cancelled.contains_key(&ticket.event_id) {
+            return Err(CheckInRejection::EventCancelled);
+        }
         if ticket.refunded {
             return Err(CheckInRejection::Refunded);
         }
@@ -978,6 +1042,9 @@ impl Model {
             .events
             .get_mut(&event_id)
             .ok_or(EventRejection::UnknownEvent)?;
+        if self.cancelled.contains_key(&event_id) {
+            return Err(EventRejection::Cancelled);
+        }
         if event.version != expected_version {
             return Err(EventRejection::VersionConflict {
                 current_version: event.version,
@@ -989,6 +1056,87 @@ impl Model {
         event.starts_at_ms = details.starts_at_ms;
         event.per_customer_max = details.per_customer_max;
         Ok((event_id, event.version))
+    }
+}
+
+impl Model {
+    fn cancel(
+        &mut self,
+        event_id: EventId,
+        key: &IdempotencyKey,
+        by: UserId,
+        reason: &str,
+    ) -> Replayable<Result<EventCancelled, CancelRejection>> {
+        if let Some((first_key, answer)) = self.cancelled.get(&event_id) {
+            let replayed = first_key == key;
+            let result = if replayed {
+                Ok(EventCancelled {
+                    payments: Vec::new(),
+                    ..answer.clone()
+                })
+            } else {
+                Err(CancelRejection::AlreadyCancelled)
+            };
+            return Replayable { replayed, result };
+        }
+        let result = self.cancel_fresh(event_id, key, by, reason);
+        if let Ok(answer) = &result {
+            self.cancelled
+                .insert(event_id, (key.clone(), answer.clone()));
+        }
+        Replayable {
+            replayed: false,
+            result,
+        }
+    }
+
+    fn cancel_fresh(
+        &mut self,
+        event_id: EventId,
+        key: &IdempotencyKey,
+        by: UserId,
+        reason: &str,
+    ) -> Result<EventCancelled, CancelRejection> {
+        if !Model::key_ok(key) {
+            return Err(CancelRejection::BadKey);
+        }
+        if !self.events.contains_key(&event_id) {
+            return Err(CancelRejection::UnknownEvent);
+        }
+        if by != self.users[0] {
+            return Err(CancelRejection::NotYourEvent);
+        }
+        if reason.trim().is_empty() {
+            return Err(CancelRejection::BadReason);
+        }
+        let holds_before = self.holds.len();
+        self.holds.retain(|_, hold| hold.event_id != event_id);
+        let holds_released = (holds_before - self.holds.len()) as u32;
+        let (mut tickets_refunded, mut amount_cents) = (0, 0);
+        let mut per_order: BTreeMap<OrderId, PaymentRefund> = BTreeMap::new();
+        let active = self
+            .tickets
+            .values_mut()
+            .filter(|t| t.event_id == event_id && !t.refunded);
+        for ticket in active {
+            ticket.refunded = true;
+            tickets_refunded += 1;
+            amount_cents += ticket.price_cents;
+            if let (Some(order_id), Some(payment_ref)) = (ticket.order_id, &ticket.payment_ref) {
+                let payment = per_order.entry(order_id).or_insert(PaymentRefund {
+                    payment_ref: payment_ref.clone(),
+                    amount_cents: 0,
+                });
+                payment.amount_cents += ticket.price_cents;
+            }
+        }
+        Ok(EventCancelled {
+            event_id,
+            tickets_refunded,
+            holds_released,
+            amount_cents,
+            payments: per_order.into_values().collect(),
+        })
     }
 }
 

@@ -3,9 +3,10 @@
 //! `State::check_invariants` after every batch.
 
 use tix_core::{
-    Admitted, Batch, CheckInRejection, Command, CustomerKey, EventDetails, EventId, EventRejection,
-    HoldId, HoldPlaced, HoldRequest, IdempotencyKey, Inventory, InventorySpec, Limits,
-    OrderConfirmed, Outcome, Refunded, Rejection, Replayable, Replica, Role, Sale, SeatState,
+    Admitted, Batch, CANCEL_REASON_CHARS_MAX, CancelRejection, CheckInRejection, Command,
+    CustomerKey, EventCancelled, EventDetails, EventId, EventRejection, HoldId, HoldPlaced,
+    HoldRequest, IdempotencyKey, Inventory, InventorySpec, Limits, OrderConfirmed, Outcome,
+    PaymentRefund, Refunded, Rejection, Replayable, Replica, Role, Sale, SeatState, State,
     TicketId, TicketStatus, UserId, UserRejection, Venue,
 };
 
@@ -262,6 +263,25 @@ impl World {
         );
         let order = self.confirm(hold.expect("hold placed").hold_id, customer);
         order.expect("hold confirmed").tickets[0]
+    }
+
+    fn cancel(
+        &mut self,
+        event_id: EventId,
+        by: UserId,
+        request_id: &str,
+        reason: &str,
+    ) -> Replayable<Result<EventCancelled, CancelRejection>> {
+        let command = Command::CancelEvent {
+            event_id,
+            key: key(&format!("user:{by}"), request_id),
+            by,
+            reason: reason.into(),
+        };
+        match self.run(command) {
+            Outcome::Cancel(answer) => answer,
+            other => panic!("cancel answered {other:?}"),
+        }
     }
 
     fn inventory(&self, event_id: EventId) -> &Inventory {
@@ -1269,4 +1289,259 @@ fn the_last_admin_cannot_be_demoted() {
         role: Role::Admin,
     };
     assert_eq!(w.run(reaffirm), Outcome::User(Ok(second)));
+}
+
+// Cancelling refunds every active ticket (shop and box office, admitted or not, whatever the
+// refund policy), releases every open hold, and leaves the other events alone.
+#[test]
+fn cancelling_refunds_every_ticket_and_releases_every_hold() {
+    let mut w = World::new();
+    let (alice, bob) = (w.user("alice"), w.user("bob"));
+    let staff = w.user_with_role("door", Role::Staff);
+    let mut no_refunds = details(Some(4));
+    no_refunds.refundable = false;
+    let event = w.event(no_refunds, numbered(10, &[]));
+    let other = w.event(details(None), unnumbered(5));
+    let shop = w.buy_through_hold(event, alice, "a1");
+    let pair = w
+        .hold(event, alice, "a2", HoldRequest::Quantity(2), MINUTE_MS)
+        .expect("held");
+    let order = w.confirm(pair.hold_id, alice).expect("confirmed");
+    let box_office = w.buy(event, "b1", None).expect("sold").ticket_id;
+    w.check_in(box_office, staff).expect("admitted");
+    let open = w
+        .hold(event, bob, "b1", HoldRequest::Quantity(3), MINUTE_MS)
+        .expect("held");
+    let elsewhere = w.buy(other, "o1", None).expect("sold").ticket_id;
+
+    let answer = w.cancel(event, w.organizer, "c1", "The venue flooded.");
+    assert!(!answer.replayed);
+    let cancelled = answer.result.expect("cancelled");
+    assert_eq!(cancelled.tickets_refunded, 4);
+    assert_eq!(cancelled.holds_released, 1);
+    assert_eq!(cancelled.amount_cents, 4 * PRICE_CENTS);
+    let payments: Vec<PaymentRefund> = vec![
+        PaymentRefund {
+            payment_ref: "pay-1".into(),
+            amount_cents: PRICE_CENTS,
+        },
+        PaymentRefund {
+            payment_ref: format!("pay-{}", pair.hold_id),
+            amount_cents: 2 * PRICE_CENTS,
+        },
+    ];
+    assert_eq!(cancelled.payments, payments);
+    for ticket in [shop, box_office, order.tickets[0], order.tickets[1]] {
+        let status = w.state.ticket(ticket).expect("exists").status;
+        assert_eq!(status, TicketStatus::Cancelled { at_ms: START_MS });
+    }
+    assert_eq!(w.state.sales(event).count(), 0);
+    assert!(w.state.hold(open.hold_id).is_none());
+    assert_eq!(
+        (w.inventory(event).sold(), w.inventory(event).held()),
+        (0, 0)
+    );
+    assert_eq!(w.inventory(event).available(), 10);
+    let kept = w.state.cancellation(event).expect("recorded");
+    assert_eq!(kept.reason, "The venue flooded.");
+    assert_eq!((kept.by, kept.at_ms), (w.organizer, START_MS));
+    assert_eq!(
+        w.state.ticket(elsewhere).unwrap().status,
+        TicketStatus::Active
+    );
+    assert_eq!(w.inventory(other).sold(), 1);
+}
+
+// After a cancellation the event refuses holds, sales, check-ins and edits with "cancelled",
+// and a refund of its tickets is "already refunded".
+#[test]
+fn a_cancelled_event_refuses_everything_with_a_clear_answer() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let staff = w.user_with_role("door", Role::Staff);
+    let event = w.event(details(None), unnumbered(10));
+    let ticket = w.buy_through_hold(event, alice, "a1");
+    w.cancel(event, w.organizer, "c1", "Storm")
+        .result
+        .expect("cancelled");
+
+    let held = w.hold(event, alice, "a2", HoldRequest::Quantity(1), MINUTE_MS);
+    assert_eq!(held, Err(Rejection::EventCancelled));
+    assert_eq!(w.buy(event, "b1", None), Err(Rejection::EventCancelled));
+    assert_eq!(
+        w.check_in(ticket, staff),
+        Err(CheckInRejection::EventCancelled)
+    );
+    assert_eq!(
+        w.refund(ticket, alice, false),
+        Err(Rejection::AlreadyRefunded)
+    );
+    let edit = w.run(Command::UpdateEvent {
+        event_id: event,
+        expected_version: 1,
+        details: details(None),
+    });
+    assert_eq!(edit, Outcome::Event(Err(EventRejection::Cancelled)));
+    assert_eq!(Rejection::EventCancelled.code(), "event_cancelled");
+}
+
+// Only the event's organizer or an admin may cancel; a retry with the same request id gets the
+// recorded answer, flagged, and another request is "already cancelled".
+#[test]
+fn who_may_cancel_and_retries() {
+    let mut w = World::new();
+    let rival = w.user_with_role("rival", Role::Organizer);
+    let admin = w.user_with_role("root", Role::Admin);
+    let alice = w.user("alice");
+    let event = w.event(details(None), unnumbered(10));
+    let second = w.event(details(None), unnumbered(10));
+    w.buy_through_hold(event, alice, "a1");
+
+    let refused = w.cancel(event, rival, "c1", "mine now").result;
+    assert_eq!(refused, Err(CancelRejection::NotYourEvent));
+    let refused = w.cancel(event, alice, "c1", "nope").result;
+    assert_eq!(refused, Err(CancelRejection::NotYourEvent));
+    let unknown = w.cancel(EventId(99), admin, "c1", "gone").result;
+    assert_eq!(unknown, Err(CancelRejection::UnknownEvent));
+
+    let first = w.cancel(event, w.organizer, "c1", "Storm");
+    assert_eq!(first.result.as_ref().map(|c| c.tickets_refunded), Ok(1));
+    let retry = w.cancel(event, w.organizer, "c1", "Storm");
+    assert!(retry.replayed);
+    assert_eq!(retry.result.map(|c| c.tickets_refunded), Ok(1));
+    let again = w.cancel(event, w.organizer, "c2", "Storm");
+    assert!(!again.replayed);
+    assert_eq!(again.result, Err(CancelRejection::AlreadyCancelled));
+    let by_admin = w.cancel(second, admin, "c1", "Admin decision").result;
+    assert_eq!(by_admin.map(|c| c.tickets_refunded), Ok(0));
+}
+
+// The reason is 1 to CANCEL_REASON_CHARS_MAX characters without control characters, from both
+// sides of the limit.
+#[test]
+fn cancel_reason_limits_from_both_sides() {
+    let mut w = World::new();
+    let event = w.event(details(None), unnumbered(10));
+    for bad in ["", "   ", "line\nbreak", "tab\there"] {
+        let refused = w.cancel(event, w.organizer, "c1", bad).result;
+        assert_eq!(refused, Err(CancelRejection::BadReason), "{bad:?}");
+    }
+    let over = "é".repeat(CANCEL_REASON_CHARS_MAX + 1);
+    let refused = w.cancel(event, w.organizer, "c1", &over).result;
+    assert_eq!(refused, Err(CancelRejection::BadReason));
+    assert!(w.state.cancellation(event).is_none());
+    let longest = "é".repeat(CANCEL_REASON_CHARS_MAX);
+    let done = w.cancel(event, w.organizer, "c1", &longest).result;
+    assert!(done.is_ok(), "{done:?}");
+}
+
+// Tickets sold earlier in the same batch (still pending history changes) are refunded too, and
+// the cancellation survives an encode/decode of the hot state.
+#[test]
+fn cancel_in_the_same_batch_as_sales_and_after_a_restore() {
+    let mut w = World::new();
+    let event = w.event(details(Some(3)), unnumbered(10));
+    let sale = |request_id: &str| Command::Purchase {
+        event_id: event,
+        key: key(BOX_OFFICE, request_id),
+        customer: client(BOX_OFFICE),
+        seat: None,
+    };
+    let cancel = Command::CancelEvent {
+        event_id: event,
+        key: key("user:1", "c1"),
+        by: w.organizer,
+        reason: "Storm".into(),
+    };
+    let outcomes = w.apply(vec![sale("r1"), sale("r2"), cancel, sale("r3")]);
+    match &outcomes[2] {
+        Outcome::Cancel(answer) => {
+            assert_eq!(answer.result.as_ref().map(|c| c.tickets_refunded), Ok(2))
+        }
+        other => panic!("cancel answered {other:?}"),
+    }
+    assert!(matches!(
+        &outcomes[3],
+        Outcome::Purchase(Replayable {
+            result: Err(Rejection::EventCancelled),
+            ..
+        })
+    ));
+    let mut hot = State::new(Limits::default());
+    let mut history = tix_core::MemoryHistory::default();
+    let batch = batch(
+        START_MS,
+        vec![Command::CreateUser {
+            username: "x".into(),
+            password_hash: "h".into(),
+            role: Role::Admin,
+        }],
+    );
+    hot.apply_batch(&batch, &history);
+    history.write(hot.take_changes());
+    let bytes = hot.encode();
+    assert_eq!(State::decode(&bytes).expect("decodes"), hot);
+    // A state encoded before cancellations existed lacks the final, empty map's byte.
+    assert_eq!(bytes.last(), Some(&0));
+    let legacy = &bytes[..bytes.len() - 1];
+    assert_eq!(
+        State::decode(legacy).expect("the old encoding decodes"),
+        hot
+    );
+}
+
+// The admin's user list: a name prefix ignoring case, in name order, pages of `limit` after a
+// cursor; a cursor before the prefix starts at the prefix.
+#[test]
+fn users_by_name_pages_through_a_prefix() {
+    let mut w = World::new();
+    for name in ["Anna", "anton", "Bert", "annika", "zoe"] {
+        w.user(name);
+    }
+    let names = |users: Vec<&tix_core::User>| -> Vec<String> {
+        users.iter().map(|u| u.username.clone()).collect()
+    };
+    assert_eq!(
+        names(w.state.users_by_name("AN", None, 10)),
+        ["Anna", "annika", "anton"]
+    );
+    assert_eq!(
+        names(w.state.users_by_name("an", None, 2)),
+        ["Anna", "annika"]
+    );
+    assert_eq!(
+        names(w.state.users_by_name("an", Some("annika"), 2)),
+        ["anton"]
+    );
+    assert_eq!(names(w.state.users_by_name("an", Some("aaa"), 1)), ["Anna"]);
+    assert_eq!(w.state.users_by_name("", None, 100).len(), 6);
+    assert!(w.state.users_by_name("x", None, 10).is_empty());
+}
+
+// A 20,000-ticket event is cancelled by one command in one batch: every ticket refunded, the
+// inventory whole again, the invariants intact.
+#[test]
+fn cancelling_a_twenty_thousand_ticket_event_is_one_command() {
+    const TICKETS: u32 = 20_000;
+    let mut w = World::new();
+    let event = w.event(details(None), unnumbered(TICKETS));
+    let sales: Vec<Command> = (0..TICKETS)
+        .map(|n| Command::Purchase {
+            event_id: event,
+            key: key(BOX_OFFICE, &format!("r{n}")),
+            customer: client(BOX_OFFICE),
+            seat: None,
+        })
+        .collect();
+    w.apply(sales);
+    assert_eq!(w.inventory(event).sold(), TICKETS);
+    let answer = w.cancel(event, w.organizer, "c1", "Storm");
+    let cancelled = answer.result.expect("cancelled");
+    assert_eq!(cancelled.tickets_refunded, TICKETS);
+    assert_eq!(cancelled.amount_cents, u64::from(TICKETS) * PRICE_CENTS);
+    assert!(
+        cancelled.payments.is_empty(),
+        "box-office sales have no card payments"
+    );
+    assert_eq!(w.inventory(event).available(), TICKETS);
 }

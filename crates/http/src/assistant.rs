@@ -511,8 +511,10 @@ fn clip(text: &str) -> String {
 /// ones), at most [`engine::CATALOG_EVENTS_MAX`] of the soonest.
 fn catalog(state: &AppState, now_ms: i64) -> engine::Catalog {
     let s = state.node.shared.read();
+    // A cancelled event is nothing the assistant can book any more.
     let mut events: Vec<engine::CatalogEvent> = s
         .events()
+        .filter(|e| s.cancellation(e.id).is_none())
         .map(|e| {
             let (venue, city) = venue_and_city(&e.details.venue.name);
             engine::CatalogEvent {
@@ -868,7 +870,9 @@ async fn pay(state: &AppState, caller: &Caller, hold: u64) -> engine::ActionResu
 
 fn ticket_status(t: &tix_core::Ticket) -> engine::TicketStatus {
     match (&t.status, t.checked_in.is_some()) {
-        (TicketStatus::Refunded { .. }, _) => engine::TicketStatus::Refunded,
+        (TicketStatus::Refunded { .. } | TicketStatus::Cancelled { .. }, _) => {
+            engine::TicketStatus::Refunded
+        }
         (_, true) => engine::TicketStatus::CheckedIn,
         _ => engine::TicketStatus::Valid,
     }

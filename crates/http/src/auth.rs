@@ -387,6 +387,30 @@ async fn me(caller: Caller) -> Json<serde_json::Value> {
     }))
 }
 
+/// Changes an account's role for an admin; shared with the admin's users page. The only admin
+/// cannot be demoted (the core decides: `LastAdmin`).
+pub async fn change_role(
+    state: &AppState,
+    caller: &Caller,
+    user_id: UserId,
+    role: &str,
+) -> Result<(), ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden("only an admin may change roles"));
+    }
+    let role = parse_role(role)
+        .ok_or_else(|| ApiError::invalid("role", "must be attendee, organizer, staff or admin"))?;
+    let command = Command::SetRole { user_id, role };
+    match state
+        .propose_for::<Result<UserId, UserRejection>>(command)
+        .await?
+    {
+        Ok(_) => Ok(()),
+        Err(UserRejection::LastAdmin) => Err(ApiError::LastAdmin),
+        Err(_) => Err(ApiError::NotFound("user")),
+    }
+}
+
 /// Change an account's role (admins)
 ///
 /// Grants any role to any account, including `staff` and `admin`. Admins only. The only admin
@@ -413,23 +437,7 @@ async fn set_role(
     ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<RoleBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !caller.is_admin() {
-        return Err(ApiError::Forbidden("only an admin may change roles"));
-    }
-    let role = parse_role(&body.role)
-        .ok_or_else(|| ApiError::invalid("role", "must be attendee, organizer, staff or admin"))?;
-    let command = Command::SetRole {
-        user_id: UserId(id),
-        role,
-    };
-    match state
-        .propose_for::<Result<UserId, UserRejection>>(command)
-        .await?
-    {
-        Ok(_) => {}
-        Err(UserRejection::LastAdmin) => return Err(ApiError::LastAdmin),
-        Err(_) => return Err(ApiError::NotFound("user")),
-    }
+    change_role(&state, &caller, UserId(id), &body.role).await?;
     let s = state.node.shared.read();
     let user = s.user(UserId(id)).ok_or(ApiError::NotFound("user"))?;
     Ok(Json(views::user(user)))

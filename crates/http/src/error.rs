@@ -95,6 +95,9 @@ pub enum ApiError {
     /// The only admin may not be demoted.
     #[error("this is the only admin account; make another account admin first")]
     LastAdmin,
+    /// The event was cancelled before, by another request.
+    #[error("the event was already cancelled")]
+    AlreadyCancelled,
     /// Someone else edited the event first.
     #[error("the event was changed by someone else (now at version {current_version})")]
     VersionConflict {
@@ -186,9 +189,10 @@ impl ApiError {
             ApiError::MalformedRequest | ApiError::InvalidUrl => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::UsernameTaken | ApiError::LastAdmin | ApiError::VersionConflict { .. } => {
-                StatusCode::CONFLICT
-            }
+            ApiError::UsernameTaken
+            | ApiError::LastAdmin
+            | ApiError::AlreadyCancelled
+            | ApiError::VersionConflict { .. } => StatusCode::CONFLICT,
             ApiError::Rejected(r) => rejection_status(r),
             ApiError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::CheckInRefused { .. } => StatusCode::CONFLICT,
@@ -222,6 +226,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::UsernameTaken => "username_taken",
             ApiError::LastAdmin => "last_admin",
+            ApiError::AlreadyCancelled => "already_cancelled",
             ApiError::VersionConflict { .. } => "version_conflict",
             ApiError::Rejected(r) => r.code(),
             ApiError::PaymentDeclined(_) => "payment_declined",
@@ -255,6 +260,7 @@ impl ApiError {
             ApiError::NotFound(_) => "Not found",
             ApiError::UsernameTaken => "Username taken",
             ApiError::LastAdmin => "Last admin",
+            ApiError::AlreadyCancelled => "Already cancelled",
             ApiError::VersionConflict { .. } => "Edited by someone else",
             ApiError::Rejected(_) => "Request rejected",
             ApiError::PaymentDeclined(_) => "Payment declined",
@@ -290,7 +296,8 @@ fn rejection_status(r: &Rejection) -> StatusCode {
         | Rejection::HoldExpired
         | Rejection::AlreadyRefunded
         | Rejection::AlreadyCheckedIn
-        | Rejection::NotRefundable => StatusCode::CONFLICT,
+        | Rejection::NotRefundable
+        | Rejection::EventCancelled => StatusCode::CONFLICT,
     }
 }
 
@@ -323,6 +330,9 @@ pub fn rejection_detail(r: &Rejection) -> String {
         Rejection::AlreadyCheckedIn => "the ticket was already used at the door".into(),
         Rejection::NotRefundable => {
             "the event's policy does not allow a refund (not refundable or already started)".into()
+        }
+        Rejection::EventCancelled => {
+            "event cancelled: the organizer cancelled this event and refunded every ticket".into()
         }
     }
 }

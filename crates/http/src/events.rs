@@ -1,6 +1,7 @@
 //! Events: create (organizers), list with search and date range, detail, edit with an optimistic
-//! version check, and the seat map. Listing and detail read the local applied state (they may
-//! lag the leader by a moment); edits go through the log.
+//! version check, cancellation (the organizer or an admin: every ticket refunded, every hold
+//! released, in one log entry), and the seat map. Listing and detail read the local applied
+//! state (they may lag the leader by a moment); edits and cancellations go through the log.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -8,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tix_core::{Command, Event, EventDetails, EventId, EventRejection, InventorySpec, Venue};
+use tix_core::{
+    CANCEL_REASON_CHARS_MAX, CancelRejection, Command, Event, EventCancelled, EventDetails,
+    EventId, EventRejection, IdempotencyKey, InventorySpec, Rejection, Replayable, Venue,
+};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -33,6 +37,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/events", get(list).post(create))
         .route("/events/{id}", get(detail).put(update))
+        .route("/events/{id}/cancel", axum::routing::post(cancel))
         .route("/events/{id}/seats", get(seats))
         .route("/events/{id}/ticket-key", get(ticket_key))
 }
@@ -427,7 +432,7 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [("location", location)],
-        Json(views::event(event)),
+        Json(views::event(event, None)),
     )
         .into_response())
 }
@@ -471,6 +476,7 @@ async fn update(
     let s = state.node.shared.read();
     Ok(Json(views::event(
         s.event(id).ok_or(ApiError::NotFound("event"))?,
+        s.cancellation(id),
     )))
 }
 
@@ -523,8 +529,178 @@ pub async fn update_event(
             "price_cents",
             format!("at most {max_cents}"),
         )),
+        Err(EventRejection::Cancelled) => Err(Rejection::EventCancelled.into()),
         Err(_) => Err(ApiError::NotFound("event")),
     }
+}
+
+/// Why an event is cancelled.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Shown to buyers on the event page: 1 to 500 characters after trimming white space
+    /// (which is dropped); no control or text-direction characters (the pattern says exactly
+    /// that).
+    #[schema(example = "The hall is flooded; every ticket is refunded.")]
+    #[schema(
+        pattern = r"^[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,498}[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
+    pub reason: String,
+    /// Your id for this request, 1 to 128 bytes. Repeat it only to retry the same
+    /// cancellation: the retry gets the first answer again (with `Idempotent-Replayed: true`)
+    /// instead of 409. Omitted: a fresh id.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, example = "cancel-1")]
+    pub request_id: Option<String>,
+}
+
+/// Returns the trimmed reason, or which rule it breaks.
+pub fn validate_reason(reason: &str) -> Result<String, ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::invalid("reason", "must not be empty"));
+    }
+    text::check_text("reason", reason, false)?;
+    let chars = reason.chars().count();
+    if chars > CANCEL_REASON_CHARS_MAX {
+        return Err(ApiError::invalid(
+            "reason",
+            format!("at most {CANCEL_REASON_CHARS_MAX} characters (this one has {chars})"),
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+/// Returns a fresh request id for a cancellation sent without one (so a second cancellation is
+/// "already cancelled", not a replay).
+pub fn fresh_request_id() -> String {
+    format!("cancel-{:032x}", rand::random::<u128>())
+}
+
+/// Returns whether the caller may cancel (or sees the cancel button of) an event.
+pub fn may_cancel(caller: &Caller, event: &Event) -> bool {
+    caller.is_admin() || caller.user_id == event.organizer
+}
+
+/// Cancels an event for its organizer or an admin and pays the card payments back; shared with
+/// the pages. The flag is true when this is the recorded answer to an earlier request with the
+/// same request id (nothing was paid back again).
+pub async fn cancel_event(
+    state: &AppState,
+    caller: &Caller,
+    id: EventId,
+    reason: &str,
+    request_id: String,
+) -> Result<(EventCancelled, bool), ApiError> {
+    let reason = validate_reason(reason)?;
+    if request_id.is_empty() || request_id.len() > 128 {
+        return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
+    }
+    let allowed = state
+        .read_fresh(|s| s.event(id).map(|e| may_cancel(caller, e)))
+        .await;
+    match allowed {
+        None => return Err(ApiError::NotFound("event")),
+        Some(false) => return Err(ApiError::Forbidden(CANCEL_OWNER_ONLY)),
+        Some(true) => {}
+    }
+    let command = Command::CancelEvent {
+        event_id: id,
+        key: IdempotencyKey::new(format!("user:{}", caller.user_id), request_id),
+        by: caller.user_id,
+        reason,
+    };
+    let answer: Replayable<Result<EventCancelled, CancelRejection>> =
+        state.propose_for(command).await?;
+    let cancelled = match answer.result {
+        Ok(cancelled) => cancelled,
+        Err(CancelRejection::UnknownEvent) => return Err(ApiError::NotFound("event")),
+        Err(CancelRejection::NotYourEvent) => return Err(ApiError::Forbidden(CANCEL_OWNER_ONLY)),
+        Err(CancelRejection::AlreadyCancelled) => return Err(ApiError::AlreadyCancelled),
+        Err(CancelRejection::BadReason) => {
+            return Err(ApiError::invalid(
+                "reason",
+                "1 to 500 characters, no control characters",
+            ));
+        }
+        Err(CancelRejection::BadKey) => {
+            return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
+        }
+    };
+    // The cancellation is committed: paying back runs in a task of its own, which this request
+    // waits for but which a timed-out or abandoned request does not stop half-way.
+    let payments = state.payments.clone();
+    let refunds = cancelled.payments.clone();
+    let paying_back = tokio::spawn(async move {
+        for payment in refunds {
+            let payment_ref = &payment.payment_ref;
+            if let Err(e) = payments.refund(payment_ref, payment.amount_cents).await {
+                tracing::error!(%payment_ref, error = %e, "payment refund failed; settle by hand");
+            }
+        }
+    });
+    if let Err(e) = paying_back.await {
+        tracing::error!(error = %e, "paying back a cancelled event's orders stopped; settle by hand");
+    }
+    Ok((cancelled, answer.replayed))
+}
+
+/// The refusal of a cancellation by someone else.
+pub const CANCEL_OWNER_ONLY: &str = "only the event's organizer or an admin may cancel it";
+
+/// Cancel an event
+///
+/// Cancels an event for good, in one log entry: every active ticket is refunded (whatever the
+/// refund policy says, admitted tickets included; shop payments are paid back to the card),
+/// every open hold is released, and from then on holds, purchases, check-ins and edits of the
+/// event are refused with `event_cancelled` (409). The event stays readable, with `cancelled`
+/// set. Only the event's organizer or an admin may cancel.
+///
+/// **Idempotency:** with a `request_id`, repeating the request returns the first answer again
+/// (with `Idempotent-Replayed: true`); any other cancellation of a cancelled event is 409
+/// `already_cancelled`.
+#[utoipa::path(post, path = "/api/v1/events/{id}/cancel", tag = "events",
+    operation_id = "cancelEvent",
+    security(("bearerAuth" = [])),
+    params(api_doc::EventIdParam),
+    request_body(content = CancelBody, description = "Why.",
+        example = json!({"reason": "The hall is flooded; every ticket is refunded."})),
+    responses(
+        (status = 200, description = "Cancelled (or the answer to an earlier request with the \
+            same request_id).", body = views::Cancellation,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the \
+                recorded answer to an earlier request with the same request_id."))),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::CancelOwnerOnly),
+        (status = 404, response = api_doc::EventNotFound),
+        (status = 409, response = api_doc::AlreadyCancelled),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::CancelInvalid),
+    ))]
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath,
+    ApiJson(body): ApiJson<CancelBody>,
+) -> Result<Response, ApiError> {
+    let request_id = body.request_id.unwrap_or_else(fresh_request_id);
+    let id = EventId(id);
+    let (cancelled, replayed) = cancel_event(&state, &caller, id, &body.reason, request_id).await?;
+    let view = {
+        let s = state.node.shared.read();
+        let cancellation = s.cancellation(id).ok_or(ApiError::NotFound("event"))?;
+        views::cancellation(&cancelled, cancellation)
+    };
+    let mut response = (StatusCode::OK, Json(view)).into_response();
+    if replayed {
+        let replayed = axum::http::HeaderValue::from_static("true");
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", replayed);
+    }
+    Ok(response)
 }
 
 /// An event
@@ -543,7 +719,10 @@ async fn detail(
     ApiPath(id): ApiPath,
 ) -> Result<Json<views::Event>, ApiError> {
     let event = state
-        .read_fresh(|s| s.event(EventId(id)).map(views::event))
+        .read_fresh(|s| {
+            let id = EventId(id);
+            s.event(id).map(|e| views::event(e, s.cancellation(id)))
+        })
         .await;
     Ok(Json(event.ok_or(ApiError::NotFound("event"))?))
 }
@@ -670,7 +849,11 @@ async fn list(
     let s = state.node.shared.read();
     let page = search(s.events(), &query)?;
     Ok(Json(views::EventPage {
-        events: page.events.iter().map(|e| views::event(e)).collect(),
+        events: page
+            .events
+            .iter()
+            .map(|e| views::event(e, s.cancellation(e.id)))
+            .collect(),
         total: page.total as u64,
         page: page.page,
         per_page: page.per_page,

@@ -60,7 +60,7 @@ pub const BEARER: &str = "bearerAuth";
     paths(
         auth::signup, auth::login, auth::logout, auth::me, auth::set_role,
         events::list, events::create, events::detail, events::update, events::seats,
-        events::ticket_key,
+        events::ticket_key, events::cancel,
         sales::purchase, sales::availability, sales::sales, sales::purchase_batch,
         shop::place_hold, shop::get_hold, shop::release_hold, shop::checkout, shop::my_orders,
         shop::my_tickets, shop::get_ticket, shop::refund, shop::check_in,
@@ -79,7 +79,8 @@ pub const BEARER: &str = "bearerAuth";
             PurchaseInvalid, BatchInvalid, HoldEventNotFound, HoldRefused, HoldInvalid,
             HoldNotFound, PaymentDeclined, HoldExpired, CheckoutInvalid, TicketNotFound,
             RefundRefused, DoorOnly, CheckInRefused, CheckInInvalid, MetricsNotFound,
-            TooManyMessages, AssistantMessageInvalid,
+            TooManyMessages, AssistantMessageInvalid, CancelOwnerOnly, AlreadyCancelled,
+            CancelInvalid,
         ),
     ),
     modifiers(&BearerScheme, &AnyOperation, &ClosedVariants),
@@ -172,7 +173,8 @@ pub struct Problem {
     /// `malformed_json`, `invalid_field`, `unauthenticated`, `bad_credentials`,
     /// `too_many_attempts`, `too_many_signups`, `cross_origin`, `unsupported_media_type`,
     /// `payload_too_large`, `method_not_allowed`, `forbidden`, `live_full`,
-    /// `not_found`, `username_taken`, `last_admin`, `version_conflict`, `payment_declined`,
+    /// `not_found`, `username_taken`, `last_admin`, `version_conflict`, `already_cancelled`,
+    /// `payment_declined`,
     /// `unavailable`, `internal`, or the `reason` of a refusal (`sold_out`, `seat_taken`,
     /// `already_admitted`...). The URI identifies; it does not resolve.
     #[serde(rename = "type")]
@@ -248,7 +250,7 @@ pub enum RejectedOutcome {
 
 /// Why the box office or the door refused. 409: `sold_out`, `seat_taken`, `seat_blocked`,
 /// `customer_limit`, `hold_expired`, `already_refunded`, `already_checked_in`,
-/// `not_refundable`, `already_admitted`, `refunded`. 422: `seat_out_of_range`,
+/// `not_refundable`, `event_cancelled`, `already_admitted`, `refunded`. 422: `seat_out_of_range`,
 /// `seat_not_applicable`, `duplicate_seat`, `bad_quantity`, `idempotency_key_reused`,
 /// `bad_idempotency_key`, `bad_ttl`. 404: `unknown_event`, `unknown_hold`, `unknown_ticket`.
 /// 403: `not_yours`.
@@ -299,6 +301,8 @@ pub enum RefusalReason {
     AlreadyAdmitted,
     /// A refunded ticket at the door.
     Refunded,
+    /// The organizer cancelled the event: nothing more is held, sold or admitted.
+    EventCancelled,
 }
 
 /// The event id. Anything but a non-negative integer names no event: 404.
@@ -572,6 +576,23 @@ problem_responses! {
     EventOwnerOnly [] {
         "forbidden" ("Not the organizer") =>
             ApiError::Forbidden("only the event's organizer or an admin may edit it"),
+    }
+    /// Not allowed (`forbidden`): only the event's organizer or an admin may cancel it.
+    CancelOwnerOnly [] {
+        "forbidden" ("Not the organizer") => ApiError::Forbidden(events::CANCEL_OWNER_ONLY),
+    }
+    /// The event was cancelled before (`already_cancelled`), by a request with another
+    /// `request_id`.
+    AlreadyCancelled [] {
+        "already_cancelled" ("Cancelled before") => ApiError::AlreadyCancelled,
+    }
+    /// The reason is missing, empty after trimming, longer than 500 characters or has control
+    /// or text-direction characters, `request_id` is empty or over 128 bytes, or an unknown
+    /// field was sent (`invalid_field`, with `field`).
+    CancelInvalid [] {
+        "empty" ("No reason") => invalid("reason", "must not be empty"),
+        "too_long" ("Too long") =>
+            invalid("reason", "at most 500 characters (this one has 612)"),
     }
     /// Not found (`not_found`): no such event.
     EventNotFound [] {

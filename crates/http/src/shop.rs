@@ -552,6 +552,12 @@ pub async fn admit(
             detail: "the ticket was refunded".into(),
             extra: Map::new(),
         }),
+        Err(CheckInRejection::EventCancelled) => Err(ApiError::CheckInRefused {
+            reason: "event_cancelled",
+            detail: "event cancelled: the organizer cancelled this event; the ticket was refunded"
+                .into(),
+            extra: Map::new(),
+        }),
         Err(CheckInRejection::UnknownTicket) => Err(ApiError::NotFound("ticket")),
     }
 }

@@ -184,7 +184,8 @@ pub enum Inventory {
     "organizer_id": 2, "version": 1,
     "inventory": {"kind": "numbered", "seats": 300, "rows": 15, "seats_per_row": 20,
                   "blocked": [1, 2]},
-    "availability": {"event_id": 2, "capacity": 298, "sold": 10, "held": 2, "available": 286}
+    "availability": {"event_id": 2, "capacity": 298, "sold": 10, "held": 2, "available": 286},
+    "cancelled": null
 }))]
 pub struct Event {
     /// The event id.
@@ -218,10 +219,59 @@ pub struct Event {
     pub inventory: Inventory,
     /// Its counters now.
     pub availability: Availability,
+    /// When and why it was cancelled, or `null` while it is on.
+    pub cancelled: Option<EventCancellation>,
 }
 
-/// Returns an event as the API shows it.
-pub fn event(e: &tix_core::Event) -> Event {
+/// When and why an event was cancelled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventCancellation {
+    /// When.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Why, as the organizer wrote it.
+    pub reason: String,
+}
+
+/// A cancelled event: what the cancellation undid.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"event_id": 2, "tickets_refunded": 120, "holds_released": 3,
+    "amount_cents": 600000, "cancelled_at": "2030-05-01T09:30:00Z",
+    "reason": "The hall is flooded; every ticket is refunded."}))]
+pub struct Cancellation {
+    /// The event.
+    #[schema(minimum = 1)]
+    pub event_id: u64,
+    /// How many active tickets were refunded.
+    pub tickets_refunded: u32,
+    /// How many open holds were released.
+    pub holds_released: u32,
+    /// The refunded tickets' prices together, in minor units of the event's currency.
+    pub amount_cents: u64,
+    /// When it was cancelled.
+    #[schema(format = DateTime)]
+    pub cancelled_at: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Returns a cancellation as the API shows it.
+pub fn cancellation(
+    answer: &tix_core::EventCancelled,
+    kept: &tix_core::Cancellation,
+) -> Cancellation {
+    Cancellation {
+        event_id: answer.event_id.0,
+        tickets_refunded: answer.tickets_refunded,
+        holds_released: answer.holds_released,
+        amount_cents: answer.amount_cents,
+        cancelled_at: rfc3339(kept.at_ms as i64),
+        reason: kept.reason.clone(),
+    }
+}
+
+/// Returns an event as the API shows it, with its cancellation if it has one.
+pub fn event(e: &tix_core::Event, cancelled: Option<&tix_core::Cancellation>) -> Event {
     let d = &e.details;
     let inventory = match &e.inventory {
         DomainInventory::Unnumbered { capacity, .. } => Inventory::Unnumbered {
@@ -257,6 +307,10 @@ pub fn event(e: &tix_core::Event) -> Event {
         version: e.version,
         inventory,
         availability: availability(e),
+        cancelled: cancelled.map(|c| EventCancellation {
+            at: rfc3339(c.at_ms as i64),
+            reason: c.reason.clone(),
+        }),
     }
 }
 
@@ -480,7 +534,8 @@ pub struct OrderList {
     pub orders: Vec<Order>,
 }
 
-/// Whether a ticket admits: `active` tickets do, `refunded` ones do not.
+/// Whether a ticket admits: `active` tickets do; `refunded` ones and `cancelled` ones (refunded
+/// because the organizer cancelled the event) do not.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {
@@ -488,6 +543,8 @@ pub enum TicketState {
     Active,
     /// Refunded.
     Refunded,
+    /// Refunded because the organizer cancelled the event.
+    Cancelled,
 }
 
 /// One admission to an event.
@@ -511,7 +568,7 @@ pub struct Ticket {
     /// When it was sold.
     #[schema(format = DateTime)]
     pub sold_at: String,
-    /// Active or refunded.
+    /// Active, refunded or cancelled (refunded by the event's cancellation).
     pub status: TicketState,
     /// When it was refunded, or `null`.
     #[schema(format = DateTime)]
@@ -526,6 +583,7 @@ pub fn ticket(t: &tix_core::Ticket) -> Ticket {
     let (status, refunded_at) = match t.status {
         TicketStatus::Active => (TicketState::Active, None),
         TicketStatus::Refunded { at_ms } => (TicketState::Refunded, Some(rfc3339(at_ms as i64))),
+        TicketStatus::Cancelled { at_ms } => (TicketState::Cancelled, Some(rfc3339(at_ms as i64))),
     };
     Ticket {
         ticket_id: t.id.0,

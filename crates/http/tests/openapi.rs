@@ -520,6 +520,14 @@ fn documented_limits_are_the_enforced_ones() {
             "{pointer}: {pattern:?} does not bound the length with {between}"
         );
     }
+    // The same for a cancellation's reason, bounded by the core's limit.
+    let between = format!("{{0,{}}}", tix_core::CANCEL_REASON_CHARS_MAX - 2);
+    let pointer = format!("{schemas}/CancelBody/properties/reason/pattern");
+    let pattern = doc.pointer(&pointer).and_then(Value::as_str);
+    assert!(
+        pattern.is_some_and(|p| p.contains(&between)),
+        "{pointer}: {pattern:?} does not bound the length with {between}"
+    );
 }
 
 // Runs the route scanner on a snippet with chained, multi-line and commented-out routes.

@@ -93,10 +93,10 @@ mod tests {
         StorageIOError, StoredMembership, Vote,
     };
     use tix_core::{
-        Admitted, Batch, CheckInRejection, Command, CustomerKey, EventDetails, EventId,
-        EventRejection, HoldId, HoldPlaced, HoldRequest, IdempotencyKey, InventorySpec,
-        OrderConfirmed, OrderId, Outcome, Refunded, Rejection, Replayable, Role, Sale, TicketId,
-        UserId, UserRejection, Venue,
+        Admitted, Batch, CancelRejection, CheckInRejection, Command, CustomerKey, EventCancelled,
+        EventDetails, EventId, EventRejection, HoldId, HoldPlaced, HoldRequest, IdempotencyKey,
+        InventorySpec, OrderConfirmed, OrderId, Outcome, PaymentRefund, Refunded, Rejection,
+        Replayable, Role, Sale, TicketId, UserId, UserRejection, Venue,
     };
 
     use super::*;
@@ -297,6 +297,12 @@ mod tests {
                 ticket_id: TicketId(1),
                 by: UserId(3),
             },
+            Command::CancelEvent {
+                event_id: EventId(7),
+                key: IdempotencyKey::new("c", "cancel"),
+                by: UserId(1),
+                reason: "The venue flooded — sorry.".into(),
+            },
         ];
         round_trip(&Batch {
             time_ms: u64::MAX,
@@ -349,6 +355,26 @@ mod tests {
                 at_ms: 7,
                 by: UserId(3),
             })),
+            Outcome::CheckIn(Err(CheckInRejection::EventCancelled)),
+            Outcome::Release(Err(Rejection::EventCancelled)),
+            Outcome::Event(Err(EventRejection::Cancelled)),
+            Outcome::Cancel(Replayable {
+                replayed: false,
+                result: Ok(EventCancelled {
+                    event_id: EventId(7),
+                    tickets_refunded: 20_000,
+                    holds_released: 3,
+                    amount_cents: 50_000_000,
+                    payments: vec![PaymentRefund {
+                        payment_ref: "pay-1".into(),
+                        amount_cents: 2500,
+                    }],
+                }),
+            }),
+            Outcome::Cancel(Replayable {
+                replayed: true,
+                result: Err(CancelRejection::AlreadyCancelled),
+            }),
         ]);
         let ok: Result<(Vec<Outcome>, u64), ProposeError> = Ok((outcomes, 12));
         round_trip(&ok);
@@ -437,6 +463,28 @@ mod tests {
     }
 
     /// Checks that a version byte this build does not know is refused by its number.
+    #[test]
+    fn a_log_from_before_cancellations_still_decodes() {
+        // The bytes an entry of one check-in had before `CancelEvent` existed: version 1, time
+        // 5, one command, variant 11 (`CheckIn`), ticket 1, by user 3. New variants are
+        // appended, so these bytes keep their meaning (no new format version), and
+        // `CancelEvent` is variant 12.
+        let old = [FORMAT_V1, 5, 1, 11, 1, 3];
+        let batch: Batch = decode(&old).expect("an old entry decodes");
+        let check_in = Command::CheckIn {
+            ticket_id: TicketId(1),
+            by: UserId(3),
+        };
+        assert_eq!(batch.commands, vec![check_in]);
+        let cancel = Command::CancelEvent {
+            event_id: EventId(1),
+            key: IdempotencyKey::new("c", "r"),
+            by: UserId(3),
+            reason: "x".into(),
+        };
+        assert_eq!(encode(&cancel)[1], 12);
+    }
+
     #[test]
     fn version_2_is_refused() {
         let mut bytes = encode(&Vote::new(1, 1));

@@ -103,6 +103,19 @@ fn batches(seed: u64, n: usize) -> Vec<Batch> {
                 commands: capped.collect(),
             });
         }
+        if i == 2 * n / 3 {
+            // Event 1 is cancelled: its active tickets (through the store's per-event index and
+            // the pending group) refunded, its holds released; it refuses everything after.
+            out.push(Batch {
+                time_ms: now,
+                commands: vec![Command::CancelEvent {
+                    event_id: EventId(1),
+                    key: IdempotencyKey::new("user:1", "cancel"),
+                    by: UserId(1),
+                    reason: "Storm".into(),
+                }],
+            });
+        }
         now += match rng.below(40) {
             0..=3 => 700_000, // past the hold TTL of 600 s
             4 => 90_000_000,  // past the default retention of 24 h

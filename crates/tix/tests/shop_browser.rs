@@ -211,6 +211,17 @@ async fn sign_up(
 /// Creates a numbered event through the API; returns its id.
 async fn seated_event(shop: &Shop, name: &str, rows: u32, per_row: u32) -> anyhow::Result<u64> {
     let api = shop.admin_api().await?;
+    seated_event_by(shop, &api, name, rows, per_row).await
+}
+
+/// Creates a numbered event through the API as `api`'s account; returns its id.
+async fn seated_event_by(
+    shop: &Shop,
+    api: &ApiClient,
+    name: &str,
+    rows: u32,
+    per_row: u32,
+) -> anyhow::Result<u64> {
     let body = json!({
         "name": name, "description": "Browser test", "starts_at": "2031-06-01T19:30:00Z",
         "venue": {"name": "Test Hall", "lat": 48.2, "lon": 16.37},
@@ -531,6 +542,122 @@ async fn the_door_admits_a_ticket_once_and_refuses_forgeries() -> anyhow::Result
     assert!(html.contains("leader"), "{html}");
     shot(&staff, "cluster").await?;
     staff.close().await?;
+    Ok(())
+}
+
+/// An organizer cancels their event through the dashboard's confirmation page (how many
+/// tickets, a reason); the result page counts the refund, the event page shows the cancelled
+/// banner with the reason, and the buyer's tickets and orders say "Cancelled by the organizer —
+/// refunded".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organizer_cancels_an_event_and_the_buyer_sees_the_refund() -> anyhow::Result<()> {
+    let Some(browser) = require::chromedriver() else {
+        return Ok(());
+    };
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start(browser).await?;
+    let organizer = shop.browser().await?;
+    sign_up(&shop, &organizer, "olive", true, "signup-canceller").await?;
+    let api = ApiClient::login(http_client(4)?, &shop.server.base_url, "olive", PASSWORD).await?;
+    let event = seated_event_by(&shop, &api, "Rained Out Gala", 2, 5).await?;
+    let buyer = shop.browser().await?;
+    sign_up(&shop, &buyer, "pat", false, "signup-pat").await?;
+    let html = buy_seat(&shop, &buyer, event, 4, "4242424242424242", "cancel").await?;
+    assert!(html.contains("Order confirmed"));
+
+    organizer
+        .goto(&shop.url(&format!("/organizer/events/{event}")))
+        .await?;
+    wait_for_text(&organizer, "Tickets sold over time").await?;
+    click(&organizer, "#cancel-event").await?;
+    wait_for_text(&organizer, "Cancel this event?").await?;
+    let counted = text_of(&organizer, "#cancel-tickets").await?;
+    assert!(counted.starts_with("1 ticket ·"), "{counted}");
+    fill(
+        &organizer,
+        "#reason",
+        "The hall's roof leaks; we are sorry.",
+    )
+    .await?;
+    shot(&organizer, "cancel-confirm").await?;
+    click(&organizer, "#confirm-cancel").await?;
+    let result = text_of(&organizer, "#cancel-result").await?;
+    assert!(result.contains("1 ticket refunded (30.00 EUR)"), "{result}");
+    shot(&organizer, "cancel-result").await?;
+    organizer
+        .goto(&shop.url(&format!("/organizer/events/{event}")))
+        .await?;
+    wait_for_text(&organizer, "every ticket was refunded").await?;
+    shot(&organizer, "cancel-dashboard").await?;
+    organizer.close().await?;
+
+    buyer.goto(&shop.url("/tickets")).await?;
+    wait_for_text(&buyer, "Cancelled by the organizer — refunded").await?;
+    shot(&buyer, "cancel-my-tickets").await?;
+    buyer.goto(&shop.url("/orders")).await?;
+    wait_for_text(&buyer, "Cancelled by the organizer — refunded").await?;
+    shot(&buyer, "cancel-my-orders").await?;
+    buyer.goto(&shop.url(&format!("/events/{event}"))).await?;
+    let html = wait_for_text(&buyer, "This event was cancelled by the organizer").await?;
+    assert!(html.contains("The hall's roof leaks") || html.contains("The hall&#x27;s roof leaks"));
+    assert!(!html.contains("id=\"order-now\""), "no order button");
+    shot(&buyer, "cancel-event-page").await?;
+    buyer.goto(&shop.url("/")).await?;
+    wait_for_text(&buyer, "Cancelled").await?;
+    shot(&buyer, "cancel-home").await?;
+    buyer.close().await?;
+    Ok(())
+}
+
+/// An admin finds an account on `/admin/users` (linked from the nav), makes it staff, and is
+/// told in words why the only admin cannot be demoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_changes_a_role_on_the_users_page() -> anyhow::Result<()> {
+    let Some(browser) = require::chromedriver() else {
+        return Ok(());
+    };
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start(browser).await?;
+    let someone = shop.browser().await?;
+    sign_up(&shop, &someone, "quinn", false, "signup-quinn").await?;
+    someone.close().await?;
+
+    let admin = shop.browser().await?;
+    admin.goto(&shop.url("/login")).await?;
+    fill(&admin, "#username", "admin").await?;
+    fill(&admin, "#password", ADMIN_PASSWORD).await?;
+    click(&admin, "form.stack button").await?;
+    wait_for_text(&admin, "Log out").await?;
+    click(&admin, "nav a[href=\"/admin/users\"]").await?;
+    wait_for_text(&admin, "Username starts with").await?;
+    shot(&admin, "admin-users").await?;
+    fill(&admin, "#q", "qui").await?;
+    click(&admin, "form.search button").await?;
+    wait_for_text(&admin, "quinn").await?;
+    admin
+        .find(Locator::Css("#users select"))
+        .await?
+        .select_by_value("staff")
+        .await?;
+    click(&admin, "#users button").await?;
+    let notice = text_of(&admin, "#users-notice").await?;
+    assert_eq!(notice, "quinn is now staff.");
+    assert_eq!(text_of(&admin, "#users td.role").await?, "staff");
+    shot(&admin, "admin-users-changed").await?;
+
+    fill(&admin, "#q", "admin").await?;
+    click(&admin, "form.search button").await?;
+    wait_for_text(&admin, "<td>admin</td>").await?;
+    admin
+        .find(Locator::Css("#users select"))
+        .await?
+        .select_by_value("attendee")
+        .await?;
+    click(&admin, "#users button").await?;
+    let error = text_of(&admin, "#users-error").await?;
+    assert!(error.contains("only admin"), "{error}");
+    shot(&admin, "admin-users-last-admin").await?;
+    admin.close().await?;
     Ok(())
 }
 

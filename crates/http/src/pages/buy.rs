@@ -154,8 +154,18 @@ struct EventPage {
     per_customer_max: u32,
     can_edit: bool,
     error: Option<String>,
+    /// When and why the organizer cancelled the event: a banner instead of the order form.
+    cancelled: Option<CancelledBanner>,
     /// The quantity chosen before a detour through the login (general admission).
     chosen_quantity: u32,
+}
+
+/// The banner of a cancelled event.
+pub struct CancelledBanner {
+    /// When, for people.
+    pub when: String,
+    /// Why, as the organizer wrote it.
+    pub reason: String,
 }
 
 /// The most tickets one order may take on the page (the domain's own limit still applies).
@@ -203,6 +213,10 @@ fn event_page(
             .min(ORDER_QUANTITY_MAX),
         can_edit: user.is_some_and(|c| c.is_admin() || c.user_id == e.organizer),
         error,
+        cancelled: s.cancellation(e.id).map(|c| CancelledBanner {
+            when: when(c.at_ms as i64),
+            reason: c.reason.clone(),
+        }),
         chosen_quantity: chosen.quantity.unwrap_or(1).clamp(1, ORDER_QUANTITY_MAX),
     })
 }

@@ -45,10 +45,14 @@ pub struct Card {
 }
 
 impl Card {
-    fn of(e: &tix_core::Event) -> Card {
+    /// A card for the listing; a cancelled event is listed as cancelled, with nothing left.
+    fn of(e: &tix_core::Event, cancelled: bool) -> Card {
         let a = crate::views::availability(e);
         let capacity = a.sold + a.held + a.available;
-        let badge = if a.available == 0 {
+        let available = if cancelled { 0 } else { a.available };
+        let badge = if cancelled {
+            Some("Cancelled")
+        } else if a.available == 0 {
             Some("Sold out")
         } else if u64::from(a.available) * 100 <= u64::from(capacity) * u64::from(FEW_LEFT_PERCENT)
         {
@@ -62,8 +66,8 @@ impl Card {
             when: when(e.details.starts_at_ms),
             venue: e.details.venue.name.clone(),
             price: super::ticket_price(e.details.price_cents, &e.details.currency),
-            available: a.available,
-            badge_class: if a.available == 0 { "sold" } else { "few" },
+            available,
+            badge_class: if available == 0 { "sold" } else { "few" },
             badge,
         }
     }
@@ -122,7 +126,11 @@ async fn home(
     };
     let (cards, total, error) = match found {
         Ok(found) => (
-            found.events.iter().map(|e| Card::of(e)).collect(),
+            found
+                .events
+                .iter()
+                .map(|e| Card::of(e, s.cancellation(e.id).is_some()))
+                .collect(),
             found.total,
             None,
         ),

@@ -11,8 +11,10 @@
 //! internals.
 
 mod account;
+mod admin;
 mod assistant;
 mod buy;
+mod cancel;
 mod catalogue;
 mod staff;
 mod tickets;
@@ -41,6 +43,8 @@ pub fn routes() -> Router<AppState> {
         .merge(buy::routes())
         .merge(tickets::routes())
         .merge(staff::routes())
+        .merge(cancel::routes())
+        .merge(admin::routes())
 }
 
 async fn css() -> Response {

@@ -36,6 +36,8 @@ pub struct EventRow {
     pub when: String,
     pub sold: u32,
     pub available: u32,
+    /// The organizer cancelled it.
+    pub cancelled: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -75,6 +77,7 @@ async fn my_events(State(state): State<AppState>, caller: MaybeCaller) -> Respon
                 when: when(e.details.starts_at_ms),
                 sold: a.sold,
                 available: a.available,
+                cancelled: s.cancellation(e.id).is_some(),
             }
         })
         .collect();
@@ -99,6 +102,8 @@ struct DashboardPage {
     revenue: String,
     checked_in: usize,
     chart_svg: String,
+    /// When and why it was cancelled, if it was: a banner instead of the cancel button.
+    cancelled: Option<(String, String)>,
 }
 
 /// Draws cumulative sales over time as an inline SVG: `points` are (time ms, tickets so far).
@@ -160,7 +165,11 @@ pub fn csv_field(s: &str) -> String {
 
 /// The signed-in organizer of event `id` (or an admin), or the page to show instead: the login
 /// page, 403 for attendees and other organizers, 404 for no such event.
-async fn event_owner(state: &AppState, caller: MaybeCaller, id: u64) -> Result<Caller, Response> {
+pub(super) async fn event_owner(
+    state: &AppState,
+    caller: MaybeCaller,
+    id: u64,
+) -> Result<Caller, Response> {
     let Some(c) = caller.0 else {
         return Err(login_first(&format!("/organizer/events/{id}")));
     };
@@ -223,6 +232,9 @@ async fn dashboard(
         revenue: money(revenue, &e.details.currency),
         checked_in,
         chart_svg: sales_chart_svg(&points),
+        cancelled: s
+            .cancellation(e.id)
+            .map(|c| (when(c.at_ms as i64), c.reason.clone())),
     };
     drop(s);
     page.into_response()

@@ -35,6 +35,8 @@ pub struct TicketView {
     pub seat: Option<u32>,
     pub price: String,
     pub active: bool,
+    /// Refunded because the organizer cancelled the event.
+    pub cancelled: bool,
     pub refundable: bool,
     pub admitted: bool,
     pub code: String,
@@ -70,6 +72,7 @@ fn tickets_of(state: &AppState, user: tix_core::UserId) -> Result<Vec<TicketView
                 seat: t.seat,
                 price: money(t.price_cents, &e.details.currency),
                 active,
+                cancelled: matches!(t.status, TicketStatus::Cancelled { .. }),
                 refundable: active && e.details.refundable && t.checked_in.is_none(),
                 admitted: t.checked_in.is_some(),
                 qr_svg: if active {
@@ -137,6 +140,8 @@ pub struct OrderView {
     pub tickets: usize,
     /// Tickets of the order refunded since.
     pub refunded: usize,
+    /// Why the event was cancelled, when the organizer cancelled it (its tickets were refunded).
+    pub cancelled: Option<String>,
     pub total: String,
     pub payment_ref: String,
 }
@@ -179,6 +184,7 @@ async fn my_orders(State(state): State<AppState>, caller: MaybeCaller) -> Respon
                 paid_at: when(o.confirmed_at_ms as i64),
                 tickets: o.tickets.len(),
                 refunded,
+                cancelled: s.cancellation(e.id).map(|c| c.reason.clone()),
                 total: money(o.total_cents, &e.details.currency),
                 payment_ref: o.payment_ref.clone(),
             })

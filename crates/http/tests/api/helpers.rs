@@ -43,6 +43,8 @@ pub struct TestApp {
     pub admin_token: String,
     /// The Raft node behind the server.
     pub node: Node,
+    /// The test payment provider behind the server (what was charged and paid back).
+    pub payments: Arc<TestPayments>,
     server: JoinHandle<()>,
     _data_dir: TempDir,
 }
@@ -212,7 +214,7 @@ async fn spawn(
         .await
         .expect("a leader is elected");
     let payments = Arc::new(TestPayments::default());
-    let state = AppState::new(node.clone(), http_config, payments, metrics);
+    let state = AppState::new(node.clone(), http_config, payments.clone(), metrics);
     tix_http::seed::ensure_admin(&state, Some(ADMIN_PASSWORD.into()))
         .await
         .expect("admin seeded");
@@ -233,6 +235,7 @@ async fn spawn(
         client,
         admin_token: String::new(),
         node,
+        payments,
         server,
         _data_dir: data_dir,
     };

@@ -9,6 +9,7 @@
 //! - `authz` checks who may do what, as an explicit table.
 //! - `pages` drives the web shop pages by form posts (no browser).
 //! - `live` covers the live stream's caps and deltas, and who may read `/metrics`.
+//! - `cancel` cancels events: refunds, released holds, refusals afterwards, who may cancel.
 //! - `shop` covers holds, checkout, refunds, check-in, event edits and sessions.
 //! - `request_ids` checks every answer names its request and error bodies carry the id.
 //! - `fail_stop` injects a panic into apply and checks the replica stops serving.
@@ -19,6 +20,7 @@
 mod assistant;
 mod authz;
 mod box_office;
+mod cancel;
 mod csrf;
 mod fail_stop;
 mod helpers;

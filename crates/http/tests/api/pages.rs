@@ -308,7 +308,13 @@ async fn pages_need_the_right_role() {
     assert_eq!(tickets.location.as_deref(), Some("/login?next=/tickets"));
     let mut attendee = Browser::new(&app);
     attendee.sign_up("dave", false).await;
-    for path in ["/organizer", "/door", "/admin/cluster", "/events/new"] {
+    for path in [
+        "/organizer",
+        "/door",
+        "/admin/cluster",
+        "/admin/users",
+        "/events/new",
+    ] {
         let page = attendee.get(path).await;
         assert_eq!(page.status, 403, "{path}");
         assert!(page.text.contains("Not allowed"), "{path}: {}", page.text);
