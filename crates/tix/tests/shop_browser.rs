@@ -832,6 +832,29 @@ async fn full_shot(c: &Client, name: &str, width: u32, height: u32) -> anyhow::R
     Ok(())
 }
 
+/// Sizes the window so that the page gets `width` × `height` CSS pixels (headless Chromium's
+/// window is as wide as its page, but its height includes a frame); returns the window's size.
+async fn set_viewport(c: &Client, width: u32, height: u32) -> anyhow::Result<(u32, u32)> {
+    c.set_window_size(width, height).await?;
+    let frame = c
+        .execute("return window.outerHeight - window.innerHeight;", vec![])
+        .await?
+        .as_u64()
+        .unwrap_or(0) as u32;
+    let window = (width, height + frame);
+    if frame > 0 {
+        c.set_window_size(window.0, window.1).await?;
+    }
+    let inner = c
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await?;
+    anyhow::ensure!(
+        inner == json!([width, height]),
+        "asked for a {width} × {height} page, got {inner}"
+    );
+    Ok(window)
+}
+
 /// The widths every page is looked at: a laptop and a phone (CSS pixels).
 const SWEEP_WINDOWS: [(u32, u32, &str); 2] = [(1366, 900, "desktop"), (390, 844, "phone")];
 
@@ -841,7 +864,7 @@ const SWEEP_WINDOWS: [(u32, u32, &str); 2] = [(1366, 900, "desktop"), (390, 844,
 /// window at the desktop size.
 async fn sweep(c: &Client, name: &str, problems: &mut Vec<String>) -> anyhow::Result<()> {
     for (width, height, label) in SWEEP_WINDOWS {
-        c.set_window_size(width, height).await?;
+        let (width, height) = set_viewport(c, width, height).await?;
         full_shot(c, &format!("sweep-{name}-{label}"), width, height).await?;
         let found = axe_violations(c)
             .await?
