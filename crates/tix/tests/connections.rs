@@ -370,7 +370,10 @@ async fn twenty_thousand_idle_connections_do_not_lock_clients_out() -> anyhow::R
         open <= (SERVER_CONNECTIONS_MAX + 64) as f64,
         "{open} connections open over the cap"
     );
-    ensure!(all_in, "only {evicted} evicted (at least {evicted_min} expected)");
+    ensure!(
+        all_in,
+        "only {evicted} evicted (at least {evicted_min} expected)"
+    );
     let rss_flood = rss_kib(server.pid())?;
 
     for holder in holders {

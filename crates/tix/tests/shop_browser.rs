@@ -738,13 +738,9 @@ async fn axe_violations(c: &Client) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-/// The checks the sweep makes on every page besides axe: from the top of the page, the first
-/// Tab reaches the "Skip to content" link, whose target exists, and which shows a focus ring
-/// of at least 3:1 against white and against the page background; and (when `phone`) nothing
-/// makes the page itself wider than the window. Returns what failed.
-async fn page_checks(c: &Client, phone: bool) -> anyhow::Result<Vec<String>> {
-    // Focus goes back to the start of the document, then one real Tab (a keyboard focus, so
-    // `:focus-visible` applies as it does for people).
+/// Moves the focus back to the start of the document and presses Tab once, as a keyboard
+/// user would (so `:focus-visible` applies as it does for people).
+async fn tab_from_the_top(c: &Client) -> anyhow::Result<()> {
     c.execute(
         "if (document.activeElement) document.activeElement.blur();
          document.body.setAttribute('tabindex', '-1'); document.body.focus();
@@ -759,6 +755,15 @@ async fn page_checks(c: &Client, phone: bool) -> anyhow::Result<Vec<String>> {
             .then(KeyAction::Up { value: tab }),
     )
     .await?;
+    Ok(())
+}
+
+/// The checks the sweep makes on every page besides axe: from the top of the page, the first
+/// Tab reaches the "Skip to content" link, whose target exists, and which shows a focus ring
+/// of at least 3:1 against white and against the page background; and (when `phone`) nothing
+/// makes the page itself wider than the window. Returns what failed.
+async fn page_checks(c: &Client, phone: bool) -> anyhow::Result<Vec<String>> {
+    tab_from_the_top(c).await?;
     let found = c
         .execute(
             r##"const phone = arguments[0];
@@ -905,6 +910,12 @@ async fn every_page_passes_axe_at_desktop_and_phone_widths() -> anyhow::Result<(
     visitor.goto(&shop.url("/")).await?;
     wait_for_text(&visitor, "Upcoming events").await?;
     sweep(&visitor, "home", &mut problems).await?;
+    // What a keyboard user sees first: the skip link, with its focus ring.
+    for (width, height, label) in SWEEP_WINDOWS {
+        set_viewport(&visitor, width, height).await?;
+        tab_from_the_top(&visitor).await?;
+        shot(&visitor, &format!("sweep-skip-link-{label}")).await?;
+    }
     visitor.goto(&shop.url("/?q=open+air")).await?;
     wait_for_text(&visitor, "1 event").await?;
     sweep(&visitor, "search", &mut problems).await?;
@@ -981,7 +992,13 @@ async fn every_page_passes_axe_at_desktop_and_phone_widths() -> anyhow::Result<(
     buyer.goto(&shop.url("/assistant")).await?;
     wait_for_text(&buyer, "Booking assistant").await?;
     sweep(&buyer, "assistant", &mut problems).await?;
-    chat(&buyer, "how many seats are left for sweep hall?", "Sweep Hall", "sweep-assistant-answered").await?;
+    chat(
+        &buyer,
+        "how many seats are left for sweep hall?",
+        "Sweep Hall",
+        "sweep-assistant-answered",
+    )
+    .await?;
     sweep(&buyer, "assistant-answered", &mut problems).await?;
     buyer.goto(&shop.url("/organizer")).await?;
     wait_for_text(&buyer, "Not allowed").await?;
@@ -996,7 +1013,9 @@ async fn every_page_passes_axe_at_desktop_and_phone_widths() -> anyhow::Result<(
     staff.goto(&shop.url("/events/new")).await?;
     wait_for_text(&staff, "Create an event").await?;
     sweep(&staff, "event-form", &mut problems).await?;
-    staff.goto(&shop.url(&format!("/events/{event}/edit"))).await?;
+    staff
+        .goto(&shop.url(&format!("/events/{event}/edit")))
+        .await?;
     wait_for_text(&staff, "Edit event").await?;
     sweep(&staff, "event-form-edit", &mut problems).await?;
     staff
