@@ -815,6 +815,58 @@ async fn page_checks(c: &Client, phone: bool) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// The seat states of the event page's legend, told apart without colour and with contrast:
+/// each state has its own mark (`::after` content) or edge style, and every colour of a held
+/// seat's fill is at least 3:1 against a free seat's. Returns what failed.
+async fn seat_state_checks(c: &Client) -> anyhow::Result<Vec<String>> {
+    let found = c
+        .execute(
+            r##"const problems = [];
+            const lum = rgb => rgb.map(v => {
+                v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+              }).reduce((sum, v, i) => sum + [0.2126, 0.7152, 0.0722][i] * v, 0);
+            // Colours in a computed background; transparent ones (alpha 0) are no fill.
+            const colours = css => (css.match(/rgba?\([^)]*\)/g) || [])
+              .map(c => c.match(/[\d.]+/g).map(Number))
+              .filter(c => c.length === 3 || c[3] > 0)
+              .map(c => c.slice(0, 3));
+            const ratio = (a, b) => {
+              const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+              return (x + 0.05) / (y + 0.05);
+            };
+            const look = {};
+            for (const state of ["free", "mine", "held", "sold", "blocked"]) {
+              const seat = document.querySelector(`.legend .seat.${state}`);
+              if (!seat) { problems.push(`no ${state} seat in the legend`); continue; }
+              const s = getComputedStyle(seat);
+              look[state] = { fills: colours(s.backgroundColor + " " + s.backgroundImage),
+                              cue: s.borderTopStyle + " " + getComputedStyle(seat, "::after").content
+                                + " " + (s.backgroundImage === "none" ? "plain" : "pattern") };
+            }
+            const cues = Object.entries(look).map(([k, v]) => v.cue);
+            if (new Set(cues).size !== cues.length) {
+              problems.push("seat states share a look without colour: " + JSON.stringify(look));
+            }
+            if (look.free && look.held) {
+              const free = colours(getComputedStyle(document.querySelector(".legend .seat.free")).backgroundColor)[0];
+              for (const fill of look.held.fills) {
+                if (ratio(free, fill) < 3) {
+                  problems.push(`held fill rgb(${fill}) is ${ratio(free, fill).toFixed(2)}:1 against free`);
+                }
+              }
+            }
+            return problems;"##,
+            vec![],
+        )
+        .await?;
+    Ok(found
+        .as_array()
+        .context("a list")?
+        .iter()
+        .map(|l| l.as_str().unwrap_or_default().to_owned())
+        .collect())
+}
+
 /// Saves the whole page (the window grown to the page's height, at most 4,000 px) as
 /// `NAME.png`, then gives the window its height back.
 async fn full_shot(c: &Client, name: &str, width: u32, height: u32) -> anyhow::Result<()> {
@@ -977,6 +1029,8 @@ async fn every_page_passes_axe_at_desktop_and_phone_widths() -> anyhow::Result<(
     click(&buyer, "label[data-seat=\"5\"]").await?;
     wait_for_text(&buyer, "Chosen: seat 5").await?;
     sweep(&buyer, "event-numbered", &mut problems).await?;
+    let seats = seat_state_checks(&buyer).await?;
+    problems.extend(seats.into_iter().map(|p| format!("event-numbered: {p}")));
     buyer.goto(&shop.url("/tickets")).await?;
     wait_for_text(&buyer, "My tickets").await?;
     sweep(&buyer, "tickets", &mut problems).await?;
