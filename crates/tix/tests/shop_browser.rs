@@ -891,25 +891,34 @@ async fn full_shot(c: &Client, name: &str, width: u32, height: u32) -> anyhow::R
 
 /// Sizes the window so that the page gets `width` × `height` CSS pixels (headless Chromium's
 /// window is as wide as its page, but its height includes a frame); returns the window's size.
+/// A resize lands a moment later, so the page's size is polled until it is the one asked for.
 async fn set_viewport(c: &Client, width: u32, height: u32) -> anyhow::Result<(u32, u32)> {
-    c.set_window_size(width, height).await?;
-    let frame = c
-        .execute("return window.outerHeight - window.innerHeight;", vec![])
-        .await?
-        .as_u64()
-        .unwrap_or(0) as u32;
-    let window = (width, height + frame);
-    if frame > 0 {
+    let size = || async {
+        let v = c
+            .execute(
+                "return [window.innerWidth, window.innerHeight, window.outerHeight];",
+                vec![],
+            )
+            .await?;
+        let n = |i: usize| v[i].as_u64().unwrap_or(0) as u32;
+        anyhow::Ok((n(0), n(1), n(2)))
+    };
+    let (_, inner, outer) = size().await?;
+    let window = (width, height + outer.saturating_sub(inner));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
         c.set_window_size(window.0, window.1).await?;
+        for _ in 0..10 {
+            let (w, h, _) = size().await?;
+            if (w, h) == (width, height) {
+                return Ok(window);
+            }
+            if Instant::now() > deadline {
+                bail!("asked for a {width} × {height} page, got {w} × {h}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
-    let inner = c
-        .execute("return [window.innerWidth, window.innerHeight];", vec![])
-        .await?;
-    anyhow::ensure!(
-        inner == json!([width, height]),
-        "asked for a {width} × {height} page, got {inner}"
-    );
-    Ok(window)
 }
 
 /// The widths every page is looked at: a laptop and a phone (CSS pixels).
