@@ -1,6 +1,10 @@
 //! The web shop in a real browser (the booking assistant included): Debian's Chromium, headless, driven through chromedriver
 //! (WebDriver, with fantoccini) against a real `tix serve` on 127.0.0.1. Every page visited is
-//! saved as a PNG in `target/tmp/screenshots/` (not committed) to be looked at.
+//! saved as a PNG in `target/tmp/screenshots/` (not committed) to be looked at. One test
+//! sweeps every page at a laptop's and a phone's width with axe-core (vendored in
+//! `vendor/axe-core/`, injected through WebDriver, never served by tix) and checks what axe
+//! does not: the skip link and its focus ring, the seat states without colour, no page wider
+//! than a phone.
 //!
 //! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` the tests say so and skip, unless
 //! `TIX_REQUIRE_SERVICES=1` (CI), where that is a failure. They take turns: one browser at a
