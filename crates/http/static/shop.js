@@ -41,10 +41,12 @@
       if (state !== "free" && input.checked) { input.checked = false; }
       label.className = "seat " + state;
       input.disabled = state !== "free";
+      input.setAttribute("aria-label", "Seat " + n + (state === "free" ? "" : ", " + (state === "held" ? "on hold" : state)));
     }
     function apply(d) {
       ["available", "sold", "held"].forEach(function (k) {
-        var el = document.getElementById(k); if (el) el.textContent = d[k];
+        // Only a change is written: the counts are a polite live region.
+        var el = document.getElementById(k); if (el && el.textContent !== String(d[k])) el.textContent = d[k];
       });
       var button = document.getElementById("order-now");
       if (button) { button.disabled = d.available === 0; button.textContent = d.available === 0 ? "Sold out" : "Order now"; }
@@ -82,19 +84,32 @@
     };
     tickBanner();
   }
+  // The checkout's countdown: the clock ticks every second for the eyes only (aria-hidden);
+  // the polite live region beside it speaks once a minute and when the hold lapses.
   var countdown = document.getElementById("countdown");
-  if (countdown) {
+  var clock = document.getElementById("countdown-clock");
+  var status = document.getElementById("countdown-status");
+  if (countdown && clock && status) {
     var expires = parseInt(countdown.getAttribute("data-expires"), 10);
+    var spoken = -1;
+    status.className = "sr-only";
     var tick = function () {
       var left = Math.max(0, Math.round((expires - Date.now()) / 1000));
       if (left === 0) {
-        countdown.textContent = "Your hold has expired; the tickets are back on sale.";
+        clock.textContent = "";
+        status.className = "";
+        status.textContent = "Your hold has expired; the tickets are back on sale.";
         countdown.className = "countdown expired";
         var pay = document.getElementById("pay"); if (pay) pay.disabled = true;
         return;
       }
       var m = Math.floor(left / 60), s = left % 60;
-      countdown.textContent = "Your tickets are held for " + m + ":" + (s < 10 ? "0" : "") + s + " more.";
+      clock.textContent = "Your tickets are held for " + m + ":" + (s < 10 ? "0" : "") + s + " more.";
+      var minutes = Math.ceil(left / 60);
+      if (minutes !== spoken) {
+        spoken = minutes;
+        status.textContent = "Your tickets are held for " + (minutes === 1 ? "less than a minute" : "about " + minutes + " minutes") + " more.";
+      }
       setTimeout(tick, 1000);
     };
     tick();
