@@ -1,6 +1,7 @@
 //! The home page (upcoming events as cards, search by words and dates, paging) and the
-//! organizers' create/edit form, validated by the same functions as the API with the
-//! offending field named next to it.
+//! organizers' create/edit form: every field checked in the user's words at once
+//! ([`super::form`]), then by the same functions as the API, each error shown beside its field
+//! with the typed values kept.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -13,11 +14,13 @@ use axum::routing::get;
 use serde_json::json;
 use tix_core::{EventId, Inventory};
 
+use super::form::{self, FormErrors, Problem};
 use super::{Nav, PageError, field, form_pairs, login_first, see_other, when};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::events::{
-    EventBody, ListQuery, create_event, search, update_event, validate_details, validate_inventory,
+    BLOCKED_SEATS_MAX, DESCRIPTION_CHARS_MAX, EventBody, ListQuery, NAME_CHARS_MAX, create_event,
+    search, update_event, validate_details, validate_inventory,
 };
 use crate::extract::{MaybeCaller, parse_json};
 
@@ -236,54 +239,169 @@ impl EventForm {
         }
     }
 
-    /// Builds the API body; errors name the form field.
-    fn body(&self, with_inventory: bool) -> Result<EventBody, ApiError> {
-        let num = |field: &str, v: &str| -> Result<f64, ApiError> {
-            v.parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| ApiError::invalid(field, "must be a number"))
-        };
-        let whole = |field: &str, v: &str| -> Result<u32, ApiError> {
-            v.parse::<u32>()
-                .map_err(|_| ApiError::invalid(field, "must be a whole number"))
-        };
-        if self.date.is_empty() {
-            return Err(ApiError::invalid("date", "choose a date"));
+    /// Checks every field of the form in the user's words and builds the API body; the
+    /// errors list each bad field, not just the first. `creating` also checks the tickets
+    /// (`capacity_max` seats at most) and that the start is in the future.
+    fn check(&self, creating: bool, capacity_max: u32) -> Result<EventBody, FormErrors> {
+        let mut errors = FormErrors::new();
+        errors.check("name", form::text(&self.name, true, NAME_CHARS_MAX, false));
+        errors.check(
+            "description",
+            form::text(&self.description, false, DESCRIPTION_CHARS_MAX, true),
+        );
+        let date = errors.check("date", date(&self.date));
+        let time = errors.check("time", time_of_day(&self.time));
+        let starts_at = date.zip(time).map(|(d, t)| format!("{d}T{t}:00Z"));
+        if creating
+            && let Some(ms) = starts_at.as_deref().and_then(crate::views::parse_rfc3339)
+            && ms <= tix_raft::proposer::now_ms() as i64
+        {
+            errors.add("date", Problem::InThePast);
         }
-        let time = if self.time.is_empty() {
-            "00:00"
+        errors.check("venue", form::text(&self.venue, true, NAME_CHARS_MAX, false));
+        let lat = errors.check(
+            "lat",
+            form::number(&self.lat, "48.2082", (-90.0, 90.0), ("−90", "90")),
+        );
+        let lon = errors.check(
+            "lon",
+            form::number(&self.lon, "16.3738", (-180.0, 180.0), ("−180", "180")),
+        );
+        let price_cents = errors.check("price", price(&self.price));
+        let currency = errors.check("currency", currency(&self.currency));
+        let inventory = if creating {
+            self.inventory(&mut errors, capacity_max)
         } else {
-            &self.time
+            None
         };
-        let price_cents = parse_price(&self.price)?;
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let mut body = json!({
             "name": self.name,
             "description": self.description,
-            "starts_at": format!("{}T{time}:00Z", self.date),
-            "venue": {"name": self.venue, "lat": num("lat", &self.lat)?, "lon": num("lon", &self.lon)?},
+            "starts_at": starts_at,
+            "venue": {"name": self.venue, "lat": lat, "lon": lon},
             "price_cents": price_cents,
-            "currency": if self.currency.is_empty() { "EUR" } else { &self.currency },
+            "currency": currency,
             "refundable": self.refundable,
         });
-        if with_inventory {
-            body["inventory"] = if self.kind == "seated" {
-                let blocked = self
-                    .blocked
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(|s| whole("blocked", s))
-                    .collect::<Result<Vec<_>, _>>()?;
-                json!({"kind": "numbered", "rows": whole("rows", &self.rows)?,
-                       "seats_per_row": whole("seats_per_row", &self.seats_per_row)?, "blocked": blocked})
-            } else {
-                json!({"kind": "unnumbered", "capacity": whole("capacity", &self.capacity)?})
-            };
-        } else {
-            body["version"] = json!(self.version.parse::<u64>().unwrap_or(0));
+        match inventory {
+            Some(inventory) => body["inventory"] = inventory,
+            None => body["version"] = json!(self.version.parse::<u64>().unwrap_or(0)),
         }
-        parse_json(body.to_string().as_bytes())
+        parse_json(body.to_string().as_bytes()).map_err(|e| api_errors(&e).1)
     }
+
+    /// Checks the tickets part of the form into the API's `inventory`, adding what is wrong
+    /// to `errors`.
+    fn inventory(&self, errors: &mut FormErrors, capacity_max: u32) -> Option<serde_json::Value> {
+        match self.kind.as_str() {
+            "ga" => {
+                let capacity = errors.check("capacity", form::whole(&self.capacity, 1, capacity_max))?;
+                Some(json!({"kind": "unnumbered", "capacity": capacity}))
+            }
+            "seated" => {
+                let rows = errors.check("rows", form::whole(&self.rows, 1, capacity_max));
+                let per_row = errors.check(
+                    "seats_per_row",
+                    form::whole(&self.seats_per_row, 1, capacity_max),
+                );
+                let seats = match rows.zip(per_row) {
+                    Some((r, p)) if u64::from(r) * u64::from(p) > u64::from(capacity_max) => {
+                        errors.add("rows", Problem::TooManySeats { max: capacity_max });
+                        None
+                    }
+                    Some((r, p)) => Some(r * p),
+                    None => None,
+                };
+                let blocked = errors.check("blocked", blocked_seats(&self.blocked, seats));
+                Some(json!({"kind": "numbered", "rows": rows?, "seats_per_row": per_row?,
+                            "blocked": blocked?}))
+            }
+            _ => {
+                errors.add("kind-ga", Problem::ChooseKind);
+                None
+            }
+        }
+    }
+}
+
+/// Checks a date as the browser's date field sends it (`2031-06-01`).
+fn date(value: &str) -> Result<&str, Problem> {
+    if value.is_empty() {
+        return Err(Problem::Missing);
+    }
+    crate::views::parse_rfc3339(&format!("{value}T00:00:00Z"))
+        .filter(|_| value.len() == 10)
+        .map(|_| value)
+        .ok_or(Problem::NotADate)
+}
+
+/// Checks a time of day (`20:00`, or `20:00:00` from some browsers); none is midnight.
+fn time_of_day(value: &str) -> Result<&str, Problem> {
+    let hm = match value.len() {
+        0 => return Ok("00:00"),
+        8 if value.ends_with(":00") => &value[..5],
+        _ => value,
+    };
+    crate::views::parse_rfc3339(&format!("2000-01-01T{hm}:00Z"))
+        .filter(|_| hm.len() == 5)
+        .map(|_| hm)
+        .ok_or(Problem::NotATime)
+}
+
+/// Checks a price as typed into cents, within the largest price.
+fn price(value: &str) -> Result<u64, Problem> {
+    if value.trim().is_empty() {
+        return Err(Problem::Missing);
+    }
+    let cents = parse_price(value).map_err(|_| Problem::NotANumber { example: "12.50" })?;
+    let max = tix_core::Limits::default().price_cents_max;
+    if cents > max {
+        return Err(Problem::PriceTooHigh {
+            max: format!("{}.{:02}", max / 100, max % 100),
+        });
+    }
+    Ok(cents)
+}
+
+/// Checks a currency code (upper-cased; empty is EUR).
+fn currency(value: &str) -> Result<String, Problem> {
+    let code = value.trim().to_ascii_uppercase();
+    if code.is_empty() {
+        return Ok("EUR".into());
+    }
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Problem::CurrencyShape);
+    }
+    if !crate::currency::is_known(&code) {
+        return Err(Problem::UnknownCurrency { code });
+    }
+    Ok(code)
+}
+
+/// Checks the blocked seats ("1, 2, 15"): numbers, at most [`BLOCKED_SEATS_MAX`], each a seat
+/// of the venue when its size (`seats`) is known.
+fn blocked_seats(value: &str, seats: Option<u32>) -> Result<Vec<u32>, Problem> {
+    let mut out = Vec::new();
+    for typed in value.split([',', ' ', ';']).filter(|s| !s.is_empty()) {
+        let seat: u32 = typed.parse().map_err(|_| Problem::SeatNotANumber {
+            typed: typed.chars().take(20).collect(),
+        })?;
+        if let Some(seats) = seats
+            && (seat == 0 || seat > seats)
+        {
+            return Err(Problem::NoSuchSeat { seat, seats });
+        }
+        out.push(seat);
+        if out.len() > BLOCKED_SEATS_MAX {
+            return Err(Problem::TooManyBlocked {
+                max: BLOCKED_SEATS_MAX,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Parses "25", "25.5", "25.50" or "25,50" (a decimal comma, as typed in much of Europe) into
@@ -309,22 +427,37 @@ pub fn parse_price(s: &str) -> Result<u64, ApiError> {
         .ok_or_else(bad)
 }
 
-/// Maps an API field name to the form's.
-fn form_field(api_field: &str) -> String {
-    match api_field {
+/// Maps an API field name to the form's input, if the form has one.
+fn form_field(api_field: &str) -> Option<&'static str> {
+    Some(match api_field {
+        "name" => "name",
+        "description" => "description",
         "starts_at" => "date",
         "venue.name" => "venue",
         "venue.lat" => "lat",
         "venue.lon" => "lon",
         "price_cents" => "price",
+        "currency" => "currency",
         "inventory.capacity" => "capacity",
-        "inventory.rows" => "rows",
+        "inventory.seats" | "inventory.rows" => "rows",
         "inventory.seats_per_row" => "seats_per_row",
         "inventory.blocked" => "blocked",
-        "inventory" => "kind",
-        other => other,
+        "inventory" => "kind-ga",
+        _ => return None,
+    })
+}
+
+/// What the API refused, as the form's errors, with the status to answer.
+fn api_errors(e: &ApiError) -> (StatusCode, FormErrors) {
+    let mut errors = FormErrors::new();
+    match e {
+        ApiError::VersionConflict { .. } => errors.add_form(
+            "Someone else changed this event while you were editing it. Reload the page to see \
+             their version, then make your change again.",
+        ),
+        other => errors.api(other, form_field),
     }
-    .to_owned()
+    (e.problem().0, errors)
 }
 
 #[derive(Template, WebTemplate)]
@@ -333,44 +466,24 @@ struct EventFormPage {
     nav: Nav,
     form: EventForm,
     editing: Option<u64>,
-    error: Option<String>,
-    error_field: String,
+    /// Every bad field of the last submission.
+    errors: FormErrors,
 }
 
 fn form_page(
     nav: Nav,
     form: EventForm,
     editing: Option<u64>,
-    error: Option<(StatusCode, String, String)>,
+    failed: Option<(StatusCode, FormErrors)>,
 ) -> Response {
-    let (status, message, error_field) =
-        error.unwrap_or((StatusCode::OK, String::new(), String::new()));
+    let (status, errors) = failed.unwrap_or((StatusCode::OK, FormErrors::new()));
     let page = EventFormPage {
         nav,
         form,
         editing,
-        error: (!message.is_empty()).then_some(message),
-        error_field,
+        errors,
     };
     (status, page).into_response()
-}
-
-fn error_parts(e: &ApiError) -> (StatusCode, String, String) {
-    let status = e.problem().0;
-    match e {
-        ApiError::Invalid { field, detail } => {
-            let f = form_field(field);
-            (status, format!("{}: {detail}", f.replace('_', " ")), f)
-        }
-        ApiError::VersionConflict { .. } => (
-            status,
-            "Someone else changed this event while you were editing it. Reload the page to see \
-             their version, then make your change again."
-                .into(),
-            String::new(),
-        ),
-        other => (status, super::message_for(other), String::new()),
-    }
 }
 
 async fn new_form(caller: MaybeCaller) -> Response {
@@ -400,24 +513,28 @@ async fn create(State(state): State<AppState>, caller: MaybeCaller, body: Bytes)
         return PageError::forbidden(nav, "Only organizers can create events.").into_response();
     }
     let form = EventForm::from_pairs(&form_pairs(&body));
+    let capacity_max = state.node.shared.read().limits().event_capacity_max;
     let result = async {
-        let body = form.body(true)?;
-        let details = validate_details(&body)?;
-        let capacity_max = state.node.shared.read().limits().event_capacity_max;
-        let inventory = body
-            .inventory
-            .as_ref()
-            .ok_or_else(|| ApiError::invalid("kind", "choose general admission or seats"))?;
-        let spec = validate_inventory(inventory, capacity_max)?;
-        create_event(&state, c.user_id, details, spec).await
+        let body = form
+            .check(true, capacity_max)
+            .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e))?;
+        // The API's own checks have the last word (a page never allows what the API refuses).
+        async {
+            let details = validate_details(&body)?;
+            let inventory = body
+                .inventory
+                .as_ref()
+                .ok_or_else(|| ApiError::invalid("inventory", "missing"))?;
+            let spec = validate_inventory(inventory, capacity_max)?;
+            create_event(&state, c.user_id, details, spec).await
+        }
+        .await
+        .map_err(|e| api_errors(&e))
     }
     .await;
     match result {
         Ok(id) => see_other(&format!("/events/{id}")),
-        Err(e) => {
-            let parts = error_parts(&e);
-            form_page(nav, form, None, Some(parts))
-        }
+        Err(failed) => form_page(nav, form, None, Some(failed)),
     }
 }
 
@@ -457,20 +574,19 @@ async fn edit(
     };
     let nav = Nav::of(Some(&c));
     let form = EventForm::from_pairs(&form_pairs(&body));
-    let result = async {
-        let body = form.body(false)?;
-        update_event(&state, &c, EventId(id), &body).await
-    }
-    .await;
-    match result {
+    let body = match form.check(false, 0) {
+        Ok(body) => body,
+        Err(errors) => {
+            let failed = (StatusCode::UNPROCESSABLE_ENTITY, errors);
+            return form_page(nav, form, Some(id), Some(failed));
+        }
+    };
+    match update_event(&state, &c, EventId(id), &body).await {
         Ok(()) => see_other(&format!("/events/{id}")),
         Err(e @ (ApiError::Forbidden(_) | ApiError::NotFound(_))) => {
             PageError::from_api(nav, e).into_response()
         }
-        Err(e) => {
-            let parts = error_parts(&e);
-            form_page(nav, form, Some(id), Some(parts))
-        }
+        Err(e) => form_page(nav, form, Some(id), Some(api_errors(&e))),
     }
 }
 

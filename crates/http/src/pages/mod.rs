@@ -16,6 +16,7 @@ mod assistant;
 mod buy;
 mod cancel;
 mod catalogue;
+mod form;
 mod staff;
 mod tickets;
 
