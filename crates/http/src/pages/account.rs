@@ -1,7 +1,9 @@
 //! Sign up, log in, log out. The forms post to the same account functions as the API; a
 //! session is the API's bearer token, carried in the `tix_session` cookie. The login and
 //! sign-up forms carry the pre-session CSRF token (double-submit, [`crate::csrf`]), and are
-//! throttled per client address like the API's.
+//! throttled per client address like the API's. Sign-up checks the name (free or taken) and
+//! the password together and shows both problems at once, in the user's words
+//! ([`super::form`]); the account functions keep the last word.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,9 +16,13 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tix_core::Role;
 
+use super::form::{FormErrors, Problem};
 use super::{Nav, field, form_pairs, see_other, session_cookie};
 use crate::AppState;
-use crate::auth::{admit_signup, create_user, open_session, validate_password, validate_username};
+use crate::auth::{
+    PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN, USERNAME_CHARS_MAX, USERNAME_CHARS_MIN, admit_signup,
+    create_user, open_session, validate_password, validate_username,
+};
 use crate::csrf::presession;
 use crate::error::ApiError;
 use crate::extract::MaybeCaller;
@@ -35,8 +41,8 @@ struct SignupPage {
     nav: Nav,
     username: String,
     organizer: bool,
-    error: Option<String>,
-    field: String,
+    /// Every bad field of the last submission.
+    errors: FormErrors,
     /// The pre-session CSRF token.
     csrf: String,
     /// The password rule, as the server checks it.
@@ -51,7 +57,8 @@ struct LoginPage {
     nav: Nav,
     username: String,
     next: String,
-    error: Option<String>,
+    /// What was wrong with the last submission.
+    errors: FormErrors,
     /// The pre-session CSRF token.
     csrf: String,
 }
@@ -95,8 +102,7 @@ async fn signup_form(
         nav: Nav::of(caller.0.as_ref()),
         username: String::new(),
         organizer: false,
-        error: None,
-        field: String::new(),
+        errors: FormErrors::new(),
         csrf,
         password_rule: crate::auth::PASSWORD_RULE,
         next: safe_next(q.next.as_deref().unwrap_or("/")),
@@ -115,50 +121,126 @@ async fn signup(
     let password = field(&form, "password").to_owned();
     let organizer = field(&form, "organizer") == "on";
     let next = safe_next(field(&form, "next"));
+    // Every field first, in the user's words; the name is free if no account has it yet (the
+    // log decides a race: `UsernameTaken` below).
+    let mut errors = FormErrors::new();
+    let taken = errors.check("username", check_username(&username)).is_some()
+        && state.node.shared.read().user_by_name(&username).is_some();
+    if taken {
+        errors.add("username", Problem::UsernameTaken);
+    }
+    errors.check("password", check_password(&password, &username));
     let result = async {
-        validate_username(&username)?;
-        validate_password(&password, &username)?;
-        let role = if organizer {
-            Role::Organizer
-        } else {
-            Role::Attendee
+        if !errors.is_empty() {
+            return Err(None);
+        }
+        let created = async {
+            validate_username(&username)?;
+            validate_password(&password, &username)?;
+            let role = if organizer {
+                Role::Organizer
+            } else {
+                Role::Attendee
+            };
+            admit_signup(&state, client.ip)?;
+            create_user(&state, &username, &password, role).await?;
+            open_session(&state, client.ip, &username, &password).await
         };
-        admit_signup(&state, client.ip)?;
-        create_user(&state, &username, &password, role).await?;
-        open_session(&state, client.ip, &username, &password).await
+        created.await.map_err(Some)
     }
     .await;
     match result {
         Ok((token, _, _)) => signed_in(&state, client, &token, &next),
         Err(e) => {
-            let field_name = match &e {
-                ApiError::Invalid { field, .. } => field.clone(),
-                ApiError::UsernameTaken => "username".into(),
-                _ => String::new(),
+            // A name taken is a conflict with what exists (409, as the API answers); anything
+            // typed wrong makes it 422.
+            let status = match &e {
+                None if taken && errors.len() == 1 => {
+                    axum::http::StatusCode::CONFLICT
+                }
+                None => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                Some(e) => e.problem().0,
             };
-            let message = match &e {
-                ApiError::UsernameTaken => "That username is taken; choose another.".to_owned(),
-                ApiError::Invalid { field, detail } => format!("{}: {detail}", label(field)),
-                ApiError::TooManySignups { retry_after_s } => format!(
+            match &e {
+                None => {}
+                Some(ApiError::UsernameTaken) => errors.add("username", Problem::UsernameTaken),
+                Some(ApiError::TooManySignups { retry_after_s }) => errors.add_form(format!(
                     "Too many new accounts from your address; try again in {retry_after_s} seconds."
-                ),
-                other => super::message_for(other),
-            };
-            let status = e.problem().0;
+                )),
+                Some(other) => errors.api(other, |f| match f {
+                    "username" => Some("username"),
+                    "password" => Some("password"),
+                    _ => None,
+                }),
+            }
             let (csrf, set_cookie) = presession(&headers, client.secure);
             let page = SignupPage {
                 nav: Nav::default(),
                 username,
                 organizer,
-                error: Some(message),
-                field: field_name,
+                errors,
                 csrf,
                 password_rule: crate::auth::PASSWORD_RULE,
                 next,
             };
-            with_retry_after(with_cookie(status, set_cookie, page), &e)
+            let response = with_cookie(status, set_cookie, page);
+            match &e {
+                Some(e) => with_retry_after(response, e),
+                None => response,
+            }
         }
     }
+}
+
+/// Checks a username as [`validate_username`] does, in the user's words.
+fn check_username(username: &str) -> Result<(), Problem> {
+    let n = username.chars().count();
+    if n == 0 {
+        return Err(Problem::Missing);
+    }
+    if n < USERNAME_CHARS_MIN {
+        return Err(Problem::TooShort {
+            min: USERNAME_CHARS_MIN,
+        });
+    }
+    if n > USERNAME_CHARS_MAX {
+        return Err(Problem::TooLong {
+            max: USERNAME_CHARS_MAX,
+        });
+    }
+    if !username
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(Problem::UsernameCharacters);
+    }
+    Ok(())
+}
+
+/// Checks a new password as [`validate_password`] does, in the user's words.
+fn check_password(password: &str, username: &str) -> Result<(), Problem> {
+    let n = password.chars().count();
+    if n == 0 {
+        return Err(Problem::Missing);
+    }
+    if n < PASSWORD_CHARS_MIN {
+        return Err(Problem::TooShort {
+            min: PASSWORD_CHARS_MIN,
+        });
+    }
+    if n > PASSWORD_CHARS_MAX {
+        return Err(Problem::TooLong {
+            max: PASSWORD_CHARS_MAX,
+        });
+    }
+    let first = password.chars().next().unwrap_or_default();
+    if password.chars().all(|c| c == first) || password.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Problem::PasswordWeak);
+    }
+    if password.eq_ignore_ascii_case(username) {
+        return Err(Problem::PasswordIsUsername);
+    }
+    Ok(())
 }
 
 /// Adds the error's `Retry-After` (a throttle's real wait) to a page.
@@ -182,14 +264,6 @@ fn signed_in(state: &AppState, client: Client, token: &str, next: &str) -> Respo
     response
 }
 
-fn label(field: &str) -> &str {
-    match field {
-        "username" => "Username",
-        "password" => "Password",
-        other => other,
-    }
-}
-
 async fn login_form(
     caller: MaybeCaller,
     client: Client,
@@ -201,7 +275,7 @@ async fn login_form(
         nav: Nav::of(caller.0.as_ref()),
         username: String::new(),
         next: safe_next(q.next.as_deref().unwrap_or("/")),
-        error: None,
+        errors: FormErrors::new(),
         csrf,
     };
     with_cookie(axum::http::StatusCode::OK, set_cookie, page)
@@ -217,26 +291,52 @@ async fn login(
     let username = field(&form, "username").trim().to_owned();
     let password = field(&form, "password").to_owned();
     let next = safe_next(field(&form, "next"));
-    match open_session(&state, client.ip, &username, &password).await {
+    let mut errors = FormErrors::new();
+    if username.is_empty() {
+        errors.add("username", Problem::Missing);
+    }
+    if password.is_empty() {
+        errors.add("password", Problem::Missing);
+    }
+    let result = if errors.is_empty() {
+        open_session(&state, client.ip, &username, &password)
+            .await
+            .map_err(Some)
+    } else {
+        Err(None)
+    };
+    match result {
         Ok((token, _, _)) => signed_in(&state, client, &token, &next),
         Err(e) => {
-            let message = match &e {
-                ApiError::BadCredentials => "Wrong username or password.".to_owned(),
-                ApiError::TooManyAttempts { retry_after_s } => format!(
+            match &e {
+                None => {}
+                Some(ApiError::BadCredentials) => errors.add_form(
+                    "Wrong username or password. Check both and try again; passwords are \
+                     case-sensitive.",
+                ),
+                Some(ApiError::TooManyAttempts { retry_after_s }) => errors.add_form(format!(
                     "Too many failed attempts from your address; try again in {retry_after_s} \
                      seconds."
-                ),
-                other => super::message_for(other),
+                )),
+                Some(other) => errors.api(other, |_| None),
+            }
+            let status = match &e {
+                None => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                Some(e) => e.problem().0,
             };
             let (csrf, set_cookie) = presession(&headers, client.secure);
             let page = LoginPage {
                 nav: Nav::default(),
                 username,
                 next,
-                error: Some(message),
+                errors,
                 csrf,
             };
-            with_retry_after(with_cookie(e.problem().0, set_cookie, page), &e)
+            let response = with_cookie(status, set_cookie, page);
+            match &e {
+                Some(e) => with_retry_after(response, e),
+                None => response,
+            }
         }
     }
 }

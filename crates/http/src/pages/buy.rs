@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
 use serde::Deserialize;
-use tix_core::{EventId, HoldId, HoldRequest, Inventory, SeatState};
+use tix_core::{EventId, HoldId, HoldRequest, Inventory, Rejection, SeatState};
 
+use super::form::{self, FormErrors, Problem};
 use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
 use crate::AppState;
 use crate::error::ApiError;
@@ -153,7 +154,8 @@ struct EventPage {
     rows: Vec<Row>,
     per_customer_max: u32,
     can_edit: bool,
-    error: Option<String>,
+    /// What was wrong with the last order: the seats or the quantity, or the order as a whole.
+    errors: FormErrors,
     /// When and why the organizer cancelled the event: a banner instead of the order form.
     cancelled: Option<CancelledBanner>,
     /// The quantity chosen before a detour through the login (general admission).
@@ -171,11 +173,74 @@ pub struct CancelledBanner {
 /// The most tickets one order may take on the page (the domain's own limit still applies).
 const ORDER_QUANTITY_MAX: u32 = 10;
 
+/// The most tickets one order of `e` may take on the page: the event's cap per customer, the
+/// domain's seats per order (`limit`) and [`ORDER_QUANTITY_MAX`], whichever is lowest.
+fn order_max(e: &tix_core::Event, limit: u32) -> u32 {
+    e.details
+        .per_customer_max
+        .unwrap_or(ORDER_QUANTITY_MAX)
+        .min(limit)
+        .min(ORDER_QUANTITY_MAX)
+}
+
+/// Checks the seats of an order against the seat map as this node sees it, in the user's
+/// words: each seat exists and is free, and there are not more than `max`.
+fn check_seats(chosen: &[u32], seats: &[SeatState], max: u32) -> Result<(), Problem> {
+    if chosen.is_empty() {
+        return Err(Problem::NoSeatChosen);
+    }
+    if chosen.len() > max as usize {
+        return Err(Problem::TooManyTickets { max });
+    }
+    for &seat in chosen {
+        let state = (seat as usize).checked_sub(1).and_then(|i| seats.get(i));
+        match state {
+            None => {
+                return Err(Problem::NoSuchSeat {
+                    seat,
+                    seats: seats.len() as u32,
+                });
+            }
+            Some(SeatState::Free) => {}
+            Some(SeatState::Blocked) => return Err(Problem::SeatBlocked { seat }),
+            Some(SeatState::Held(_) | SeatState::Sold(_)) => {
+                return Err(Problem::SeatTaken { seat });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a refused hold means for the order form's `field` (the seat map or the quantity).
+fn order_refused(errors: &mut FormErrors, field: &str, e: &ApiError) {
+    match e {
+        ApiError::Rejected(r) => match r {
+            Rejection::SeatOutOfRange { seat, seats } => errors.add(
+                field,
+                Problem::NoSuchSeat {
+                    seat: *seat,
+                    seats: *seats,
+                },
+            ),
+            Rejection::SeatTaken { seat } => errors.add(field, Problem::SeatTaken { seat: *seat }),
+            Rejection::SeatBlocked { seat } => {
+                errors.add(field, Problem::SeatBlocked { seat: *seat })
+            }
+            Rejection::BadQuantity { max, .. } | Rejection::CustomerLimit { max } => {
+                errors.add(field, Problem::TooManyTickets { max: *max })
+            }
+            Rejection::SoldOut => errors.add(field, Problem::NotEnoughLeft),
+            _ => errors.api(e, |_| None),
+        },
+        other => errors.api(other, |_| None),
+    }
+}
+
 fn event_page(
     state: &AppState,
     nav: Nav,
     id: u64,
-    error: Option<String>,
+    errors: FormErrors,
     user: Option<&crate::extract::Caller>,
     chosen: &Chosen,
 ) -> Option<EventPage> {
@@ -205,14 +270,9 @@ fn event_page(
         available: a.available,
         numbered,
         rows,
-        per_customer_max: e
-            .details
-            .per_customer_max
-            .unwrap_or(ORDER_QUANTITY_MAX)
-            .min(limit)
-            .min(ORDER_QUANTITY_MAX),
+        per_customer_max: order_max(e, limit),
         can_edit: user.is_some_and(|c| c.is_admin() || c.user_id == e.organizer),
-        error,
+        errors,
         cancelled: s.cancellation(e.id).map(|c| CancelledBanner {
             when: when(c.at_ms as i64),
             reason: c.reason.clone(),
@@ -230,7 +290,8 @@ async fn detail(
     let nav = Nav::of(caller.0.as_ref());
     // A page opened on a follower right after the event was created elsewhere: wait for it.
     let _ = state.read_fresh(|s| s.event(EventId(id)).map(|_| ())).await;
-    match event_page(&state, nav.clone(), id, None, caller.0.as_ref(), &chosen) {
+    let errors = FormErrors::new();
+    match event_page(&state, nav.clone(), id, errors, caller.0.as_ref(), &chosen) {
         Some(page) => page.into_response(),
         None => PageError::not_found(nav, "event").into_response(),
     }
@@ -419,52 +480,38 @@ async fn order(
         return login_first(&format!("/events/{id}{}", kept.query()));
     };
     let nav = Nav::of(Some(&c));
-    let numbered = state
-        .node
-        .shared
-        .read()
-        .event(EventId(id))
-        .map(|e| matches!(e.inventory, Inventory::Numbered { .. }));
-    let Some(numbered) = numbered else {
+    // Every field in the user's words first, against the seat map this node has.
+    let mut errors = FormErrors::new();
+    let checked = {
+        let s = state.node.shared.read();
+        s.event(EventId(id)).map(|e| {
+            let max = order_max(e, s.limits().seats_per_order_max);
+            match &e.inventory {
+                Inventory::Numbered { seats: map, .. } => {
+                    errors.check("seatmap", check_seats(&seats, map, max));
+                    (true, HoldRequest::Seats(seats.clone()))
+                }
+                Inventory::Unnumbered { .. } => {
+                    let quantity = field(&form, "quantity");
+                    let q = errors.check("quantity", form::whole(quantity, 1, max));
+                    (false, HoldRequest::Quantity(q.unwrap_or(0)))
+                }
+            }
+        })
+    };
+    let Some((numbered, request)) = checked else {
         return PageError::not_found(nav, "event").into_response();
     };
-    let request = if numbered {
-        if seats.is_empty() {
-            let page = event_page(
-                &state,
-                nav.clone(),
-                id,
-                Some("Choose at least one seat on the map.".into()),
-                Some(&c),
-                &Chosen::default(),
-            );
-            return match page {
-                Some(page) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
-                None => PageError::not_found(nav, "event").into_response(),
-            };
-        }
-        HoldRequest::Seats(seats)
-    } else {
-        match field(&form, "quantity").parse::<u32>() {
-            Ok(q) if q >= 1 => HoldRequest::Quantity(q),
-            _ => {
-                let page = event_page(
-                    &state,
-                    nav.clone(),
-                    id,
-                    Some("Choose how many tickets.".into()),
-                    Some(&c),
-                    &Chosen::default(),
-                );
-                return match page {
-                    Some(page) => {
-                        (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
-                    }
-                    None => PageError::not_found(nav, "event").into_response(),
-                };
-            }
+    let order_field = if numbered { "seatmap" } else { "quantity" };
+    let refused = |errors: FormErrors, status| {
+        match event_page(&state, nav.clone(), id, errors, Some(&c), &kept) {
+            Some(page) => (status, page).into_response(),
+            None => PageError::not_found(nav.clone(), "event").into_response(),
         }
     };
+    if !errors.is_empty() {
+        return refused(errors, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
     // The form carries a request id so a double submit places one hold, not two.
     let request_id = match field(&form, "request_id") {
         "" => format!("page-{}", rand::random::<u64>()),
@@ -473,12 +520,8 @@ async fn order(
     match hold(&state, &c, EventId(id), request_id, request).await {
         Ok((placed, _)) => see_other(&format!("/holds/{}", placed.hold_id.0)),
         Err(e) => {
-            let status = e.problem().0;
-            let message = super::message_for(&e);
-            match event_page(&state, nav.clone(), id, Some(message), Some(&c), &kept) {
-                Some(page) => (status, page).into_response(),
-                None => PageError::from_api(nav, e).into_response(),
-            }
+            order_refused(&mut errors, order_field, &e);
+            refused(errors, e.problem().0)
         }
     }
 }
@@ -495,7 +538,10 @@ struct CheckoutPage {
     total: String,
     expires_at_ms: u64,
     expires_at: String,
-    error: Option<String>,
+    /// What was wrong with the last payment: the card number, or the payment as a whole.
+    errors: FormErrors,
+    /// The card number as typed, kept after a mistyped one (never after a payment went out).
+    card_number: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -522,7 +568,8 @@ fn checkout_view(
     nav: Nav,
     c: &crate::extract::Caller,
     hold_id: u64,
-    error: Option<String>,
+    errors: FormErrors,
+    card_number: String,
 ) -> Option<CheckoutPage> {
     let s = state.node.shared.read();
     let h = s
@@ -544,7 +591,8 @@ fn checkout_view(
         total: money(h.price_cents * u64::from(h.quantity), &e.details.currency),
         expires_at_ms: h.expires_at_ms,
         expires_at: when(h.expires_at_ms as i64),
-        error,
+        errors,
+        card_number,
     })
 }
 
@@ -562,7 +610,7 @@ async fn checkout_page(
         ..Nav::of(Some(&c))
     };
     let _ = state.read_fresh(|s| s.hold(HoldId(id)).map(|_| ())).await;
-    match checkout_view(&state, nav.clone(), &c, id, None) {
+    match checkout_view(&state, nav.clone(), &c, id, FormErrors::new(), String::new()) {
         Some(page) => page.into_response(),
         None => PageError {
             status: axum::http::StatusCode::NOT_FOUND,
@@ -589,10 +637,8 @@ async fn checkout(
         ..Nav::of(Some(&c))
     };
     let form = form_pairs(&body);
-    let card: String = field(&form, "card_number")
-        .chars()
-        .filter(|ch| !ch.is_whitespace())
-        .collect();
+    let typed = field(&form, "card_number").trim().to_owned();
+    let card: String = typed.chars().filter(|ch| !ch.is_whitespace()).collect();
     let before = {
         let s = state.node.shared.read();
         s.hold(HoldId(id))
@@ -611,6 +657,19 @@ async fn checkout(
         }
         .into_response();
     };
+    let mut errors = FormErrors::new();
+    if errors.check("card_number", check_card(&card)).is_none() {
+        return match checkout_view(&state, nav.clone(), &c, id, errors, typed) {
+            Some(page) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+            None => ReleasedPage {
+                nav,
+                event_id,
+                headline: "This hold is gone".into(),
+                message: "It expired or was released; the seats are back on sale.".into(),
+            }
+            .into_response(),
+        };
+    }
     match pay(&state, &c, HoldId(id), &card).await {
         Ok(order) => ConfirmationPage {
             nav,
@@ -622,12 +681,12 @@ async fn checkout(
         .into_response(),
         // The hold stays: the checkout again, to try another card.
         Err(ApiError::PaymentDeclined(why)) => {
-            let message = format!(
+            errors.add_form(format!(
                 "Payment declined: {}. Nothing was charged; your tickets stay held until the \
                  countdown ends — try another card.",
                 why.split(';').next().unwrap_or(&why)
-            );
-            match checkout_view(&state, nav.clone(), &c, id, Some(message)) {
+            ));
+            match checkout_view(&state, nav.clone(), &c, id, errors, String::new()) {
                 Some(page) => (axum::http::StatusCode::PAYMENT_REQUIRED, page).into_response(),
                 None => ReleasedPage {
                     nav,
@@ -639,8 +698,8 @@ async fn checkout(
             }
         }
         Err(e @ ApiError::Invalid { .. }) => {
-            let message = super::message_for(&e);
-            match checkout_view(&state, nav.clone(), &c, id, Some(format!("Card number: {message}"))) {
+            errors.api(&e, |f| (f == "card_number").then_some("card_number"));
+            match checkout_view(&state, nav.clone(), &c, id, errors, typed) {
                 Some(page) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
                 None => PageError::from_api(nav, e).into_response(),
             }
@@ -654,6 +713,21 @@ async fn checkout(
         .into_response(),
         Err(e) => PageError::from_api(nav, e).into_response(),
     }
+}
+
+/// Checks a card number (spaces and dashes allowed) as the payment provider will, in the
+/// user's words.
+fn check_card(card: &str) -> Result<(), Problem> {
+    let digits: String = card.chars().filter(|c| *c != '-').collect();
+    if digits.is_empty() {
+        return Err(Problem::Missing);
+    }
+    if !(12..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::CardDigits);
+    }
+    crate::payments::normalize_card(&digits)
+        .map(|_| ())
+        .map_err(|_| Problem::CardMistyped)
 }
 
 async fn cancel(

@@ -16,6 +16,7 @@ use axum::routing::get;
 use tix_core::{CANCEL_REASON_CHARS_MAX, EventId};
 
 use super::staff::event_owner;
+use super::form::{self, FormErrors};
 use super::{Nav, PageError, field, form_pairs, money, when};
 use crate::AppState;
 use crate::error::ApiError;
@@ -44,7 +45,8 @@ struct ConfirmPage {
     reason: String,
     request_id: String,
     reason_chars_max: usize,
-    error: Option<String>,
+    /// What was wrong with the reason given.
+    errors: FormErrors,
     /// Set when the event is cancelled already: when and why, instead of the form.
     cancelled: Option<(String, String)>,
 }
@@ -69,7 +71,7 @@ fn confirm(
     id: u64,
     reason: String,
     request_id: String,
-    error: Option<String>,
+    errors: FormErrors,
 ) -> Result<ConfirmPage, PageError> {
     let s = state.node.shared.read();
     let Some(e) = s.event(EventId(id)) else {
@@ -91,7 +93,7 @@ fn confirm(
         reason,
         request_id,
         reason_chars_max: CANCEL_REASON_CHARS_MAX,
-        error,
+        errors,
         cancelled: s
             .cancellation(e.id)
             .map(|c| (when(c.at_ms as i64), c.reason.clone())),
@@ -109,7 +111,8 @@ async fn confirm_page(
         Err(page) => return page,
     };
     let nav = Nav::of(Some(&c));
-    match confirm(&state, nav, id, String::new(), fresh_request_id(), None) {
+    let errors = FormErrors::new();
+    match confirm(&state, nav, id, String::new(), fresh_request_id(), errors) {
         Ok(page) => page.into_response(),
         Err(e) => e.into_response(),
     }
@@ -132,6 +135,14 @@ async fn cancel(
         "" => fresh_request_id(),
         given => given.to_owned(),
     };
+    let mut errors = FormErrors::new();
+    let checked = form::text(&reason, true, CANCEL_REASON_CHARS_MAX, false);
+    if errors.check("reason", checked).is_none() {
+        return match confirm(&state, nav, id, reason, request_id, errors) {
+            Ok(page) => (StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
     match cancel_event(&state, &c, EventId(id), &reason, request_id.clone()).await {
         Ok((cancelled, _)) => {
             let s = state.node.shared.read();
@@ -152,9 +163,9 @@ async fn cancel(
             }
             .into_response()
         }
-        Err(ApiError::Invalid { detail, .. }) => {
-            let error = Some(format!("The reason {detail}."));
-            match confirm(&state, nav, id, reason, request_id, error) {
+        Err(e @ ApiError::Invalid { .. }) => {
+            errors.api(&e, |f| (f == "reason").then_some("reason"));
+            match confirm(&state, nav, id, reason, request_id, errors) {
                 Ok(page) => (StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
                 Err(e) => e.into_response(),
             }

@@ -30,6 +30,8 @@ pub enum Problem {
     },
     /// Contains control or text-direction characters (pasted from somewhere, usually).
     ControlCharacters,
+    /// A line break in a one-line field.
+    OneLine,
     /// Not a number; `example` shows one.
     NotANumber {
         /// A number as this field takes it: `12.50`.
@@ -138,6 +140,7 @@ impl Problem {
                 "{label}: remove the invisible control characters (they often come with pasted \
                  text)"
             ),
+            Problem::OneLine => format!("{label}: keep it on one line"),
             Problem::NotANumber { example } => format!("{label}: use a number like {example}"),
             Problem::OutOfRange { min, max } => format!("{label}: a number from {min} to {max}"),
             Problem::WholeNumber { min, max } => {
@@ -333,6 +336,9 @@ pub fn text(value: &str, required: bool, max: usize, multiline: bool) -> Result<
     if trimmed.chars().count() > max {
         return Err(Problem::TooLong { max });
     }
+    if !multiline && trimmed.contains(['\n', '\r']) {
+        return Err(Problem::OneLine);
+    }
     crate::text::check_text("", value, multiline).map_err(|_| Problem::ControlCharacters)
 }
 
@@ -489,5 +495,6 @@ mod tests {
             Err(Problem::ControlCharacters)
         );
         assert!(text("a\nb", false, 10, true).is_ok());
+        assert_eq!(text("a\nb", false, 10, false), Err(Problem::OneLine));
     }
 }

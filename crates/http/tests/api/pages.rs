@@ -271,7 +271,11 @@ async fn sign_up_explains_what_is_wrong_and_signs_in() {
         )
         .await;
     assert_eq!(taken.status, 409);
-    assert!(taken.text.contains("username is taken"), "{}", taken.text);
+    assert!(
+        taken.text.contains("Username: this name is taken"),
+        "{}",
+        taken.text
+    );
     let wrong = Browser::new(&app)
         .post(
             "/login",
@@ -350,7 +354,11 @@ async fn an_organizer_creates_a_seated_event_with_field_errors_first() {
     ];
     let bad = b.post("/events/new", &form).await;
     assert_eq!(bad.status, 422);
-    assert!(bad.text.contains("lat:"), "{}", bad.text);
+    assert!(
+        bad.text.contains("Latitude: a number from −90 to 90"),
+        "{}",
+        bad.text
+    );
     assert!(
         bad.text.contains("id=\"lat\" name=\"lat\" value=\"123\""),
         "input kept"
@@ -361,7 +369,11 @@ async fn an_organizer_creates_a_seated_event_with_field_errors_first() {
     form[2] = ("date", "2020-05-01");
     let past = b.post("/events/new", &form).await;
     assert_eq!(past.status, 422);
-    assert!(past.text.contains("must be in the future"), "{}", past.text);
+    assert!(
+        past.text.contains("Date: choose a date and time in the future"),
+        "{}",
+        past.text
+    );
     assert!(
         past.text.contains("id=\"date\"") && past.text.contains("aria-invalid=\"true\""),
         "{}",
