@@ -471,7 +471,7 @@ async fn an_organizer_creates_a_seated_event_and_an_attendee_gets_403() -> anyho
     fill(&c, "#blocked", "1, 10").await?;
     shot(&c, "create-event-form").await?;
     click(&c, "#save").await?;
-    let html = wait_for_text(&c, "lat:").await?;
+    let html = wait_for_text(&c, "Latitude: a number from −90 to 90").await?;
     assert!(html.contains("aria-invalid=\"true\""));
     shot(&c, "create-event-error").await?;
     fill(&c, "#lat", "48.2").await?;
@@ -495,6 +495,200 @@ async fn an_organizer_creates_a_seated_event_and_an_attendee_gets_403() -> anyho
     assert!(html.contains("403"));
     shot(&attendee, "error-403").await?;
     attendee.close().await?;
+    Ok(())
+}
+
+/// How one field shows its error, read from the page: the message beside the input (same
+/// box, just above it), the input marked invalid and described by the message, and the value.
+#[derive(Debug)]
+struct FieldShown {
+    message: String,
+    described_by_message: bool,
+    invalid: bool,
+    beside: bool,
+    value: String,
+}
+
+/// Reads how the field with input id `id` shows its error (see [`FieldShown`]).
+async fn field_shown(c: &Client, id: &str) -> anyhow::Result<FieldShown> {
+    let v = c
+        .execute(
+            r#"const id = arguments[0];
+            const input = document.getElementById(id);
+            const message = document.getElementById(id + "-error");
+            if (!input || !message) return null;
+            const described = (input.getAttribute("aria-describedby") || "").split(/\s+/);
+            const m = message.getBoundingClientRect(), i = input.getBoundingClientRect();
+            return {
+              message: message.textContent.trim(),
+              described: described.includes(message.id),
+              invalid: input.getAttribute("aria-invalid") === "true",
+              beside: input.parentElement.contains(message) && i.top >= m.bottom - 1
+                && i.top - m.bottom < 40 && Math.abs(i.left - m.left) < 40,
+              value: input.value,
+            };"#,
+            vec![json!(id)],
+        )
+        .await?;
+    anyhow::ensure!(!v.is_null(), "no input #{id} with a message #{id}-error");
+    Ok(FieldShown {
+        message: v["message"].as_str().unwrap_or_default().to_owned(),
+        described_by_message: v["described"] == json!(true),
+        invalid: v["invalid"] == json!(true),
+        beside: v["beside"] == json!(true),
+        value: v["value"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+/// The summary of a form's errors: whether it has the focus, and its links (target, text).
+async fn error_summary(c: &Client) -> anyhow::Result<(bool, Vec<(String, String)>)> {
+    let v = c
+        .execute(
+            r#"const s = document.getElementById("form-errors");
+            if (!s) return null;
+            return { focused: document.activeElement === s,
+                     links: Array.from(s.querySelectorAll("a")).map(a =>
+                       [a.getAttribute("href"), a.textContent.trim()]) };"#,
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(!v.is_null(), "no error summary");
+    let links = v["links"]
+        .as_array()
+        .context("links")?
+        .iter()
+        .map(|l| {
+            let s = |i: usize| l[i].as_str().unwrap_or_default().to_owned();
+            (s(0), s(1))
+        })
+        .collect();
+    Ok((v["focused"] == json!(true), links))
+}
+
+/// The event form with three bad fields (latitude out of range, a price that is not a number,
+/// rows that are not a whole number) answers with all three at once: each message in plain
+/// words beside its field, the input marked invalid and described by it, what was typed kept,
+/// and a focused summary linking to each field; following a link focuses its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_form_shows_every_bad_field_beside_it_at_once() -> anyhow::Result<()> {
+    let Some(browser) = require::chromedriver() else {
+        return Ok(());
+    };
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start(browser).await?;
+    let c = shop.browser().await?;
+    sign_up(&shop, &c, "rosa", true, "signup-form-errors").await?;
+    c.goto(&shop.url("/events/new")).await?;
+    wait_for_text(&c, "Create an event").await?;
+    fill(&c, "#name", "Three Mistakes Gala").await?;
+    c.execute(
+        "document.getElementById('date').value = '2032-03-04';",
+        vec![],
+    )
+    .await?;
+    fill(&c, "#venue", "Opera House").await?;
+    fill(&c, "#lat", "95").await?;
+    fill(&c, "#lon", "16.37").await?;
+    fill(&c, "#price", "twelve").await?;
+    click(&c, "input[name=kind][value=seated]").await?;
+    fill(&c, "#rows", "5.5").await?;
+    fill(&c, "#seats_per_row", "10").await?;
+    click(&c, "#save").await?;
+    wait_for_text(&c, "3 things to fix").await?;
+    shot(&c, "form-errors-event").await?;
+    let expected = [
+        ("lat", "Latitude: a number from −90 to 90", "95"),
+        ("price", "Price: use a number like 12.50", "twelve"),
+        ("rows", "Rows: a whole number from 1 to ", "5.5"),
+    ];
+    for (id, message, typed) in expected {
+        let shown = field_shown(&c, id).await?;
+        assert!(shown.message.starts_with(message), "{id}: {shown:?}");
+        assert!(
+            shown.described_by_message && shown.invalid && shown.beside,
+            "{id}: {shown:?}"
+        );
+        assert_eq!(shown.value, typed, "{id}: what was typed is kept");
+    }
+    for kept in ["name", "venue", "lon", "seats_per_row"] {
+        let value = c
+            .find(Locator::Id(kept))
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
+        assert!(!value.is_empty(), "{kept} kept");
+    }
+    let html = c.source().await?;
+    assert_eq!(
+        html.matches("aria-invalid=\"true\"").count(),
+        3,
+        "only the bad fields are marked"
+    );
+    let (focused, links) = error_summary(&c).await?;
+    assert!(focused, "the summary has the focus");
+    let targets: Vec<&str> = links.iter().map(|(href, _)| href.as_str()).collect();
+    assert_eq!(targets, ["#lat", "#price", "#rows"]);
+    click(&c, "#form-errors a[href=\"#price\"]").await?;
+    let focused = c
+        .execute("return document.activeElement.id;", vec![])
+        .await?;
+    assert_eq!(focused, json!("price"), "the link leads to the field");
+    // Fixed, the same form creates the event.
+    fill(&c, "#lat", "48.2").await?;
+    fill(&c, "#price", "12,50").await?;
+    fill(&c, "#rows", "5").await?;
+    click(&c, "#save").await?;
+    let html = wait_for_text(&c, "Choose your seats").await?;
+    assert!(html.contains("12.50 EUR"), "the price as typed");
+    c.close().await?;
+    Ok(())
+}
+
+/// A sign-up with a taken username and a short password gets both messages at once, each
+/// beside its field, the name kept; the password is never sent back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_with_a_taken_name_and_a_short_password_hears_both() -> anyhow::Result<()> {
+    let Some(browser) = require::chromedriver() else {
+        return Ok(());
+    };
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start(browser).await?;
+    let c = shop.browser().await?;
+    c.goto(&shop.url("/signup")).await?;
+    fill(&c, "#username", "Admin").await?;
+    fill(&c, "#password", "short").await?;
+    click(&c, "form.stack button[type=submit]").await?;
+    wait_for_text(&c, "2 things to fix").await?;
+    shot(&c, "form-errors-signup").await?;
+    let name = field_shown(&c, "username").await?;
+    assert_eq!(
+        name.message, "Username: this name is taken; choose another",
+        "{name:?}"
+    );
+    assert!(name.described_by_message && name.invalid && name.beside);
+    assert_eq!(name.value, "Admin");
+    let password = field_shown(&c, "password").await?;
+    assert_eq!(
+        password.message, "Password: at least 8 characters",
+        "{password:?}"
+    );
+    assert!(password.described_by_message && password.invalid && password.beside);
+    assert_eq!(password.value, "", "a password is never sent back");
+    let described = c
+        .find(Locator::Id("password"))
+        .await?
+        .attr("aria-describedby")
+        .await?
+        .unwrap_or_default();
+    assert_eq!(
+        described, "password-error password-hint",
+        "the rule still read"
+    );
+    let (focused, links) = error_summary(&c).await?;
+    assert!(focused, "the summary has the focus");
+    assert_eq!(links.len(), 2, "{links:?}");
+    c.close().await?;
     Ok(())
 }
 
@@ -1083,7 +1277,8 @@ async fn hold_path(c: &Client) -> anyhow::Result<String> {
 
 /// Every page of the shop, as the user who sees it, at 1366 and 390 px wide: screenshots of
 /// each, axe-core with no violations, a skip link first with a visible focus ring, and no
-/// page wider than a phone (a wide seat map scrolls inside its own box). The failures are
+/// page wider than a phone (a wide seat map scrolls inside its own box); forms with errors,
+/// the cancellation pages and the users page included. The failures are
 /// collected and reported together, by page and width.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_passes_axe_at_desktop_and_phone_widths() -> anyhow::Result<()> {
@@ -1122,6 +1317,8 @@ async fn visit_every_page(
 ) -> anyhow::Result<Vec<String>> {
     // Wide enough (30 seats a row) that the phone must scroll the map inside its box.
     let event = seated_event(shop, "Sweep Hall", 4, 30).await?;
+    // Cancelled near the end: its confirmation, its result and its page.
+    let doomed = seated_event(shop, "Sweep Storm", 2, 5).await?;
     let mut problems = Vec::new();
 
     // Signed out: the catalogue, a search, both kinds of event page, the forms, the errors.
@@ -1148,6 +1345,16 @@ async fn visit_every_page(
     visitor.goto(&shop.url("/signup")).await?;
     wait_for_text(&visitor, "Create an account").await?;
     sweep(&visitor, "signup", &mut problems).await?;
+    // Forms with errors: a summary first, each message beside its field.
+    fill(&visitor, "#username", "admin").await?;
+    fill(&visitor, "#password", "short").await?;
+    click(&visitor, "form.stack button[type=submit]").await?;
+    wait_for_text(&visitor, "2 things to fix").await?;
+    sweep(&visitor, "signup-errors", &mut problems).await?;
+    visitor.goto(&shop.url("/login")).await?;
+    click(&visitor, "form.stack button[type=submit]").await?;
+    wait_for_text(&visitor, "2 things to fix").await?;
+    sweep(&visitor, "login-errors", &mut problems).await?;
     visitor.goto(&shop.url("/no-such-page")).await?;
     wait_for_text(&visitor, "Not found").await?;
     sweep(&visitor, "error-404", &mut problems).await?;
@@ -1189,6 +1396,10 @@ async fn visit_every_page(
     wait_for_text(&buyer, "id=\"hold-banner\"").await?;
     sweep(&buyer, "home-with-hold", &mut problems).await?;
     buyer.goto(&shop.url(&checkout)).await?;
+    fill(&buyer, "#card_number", "4242 4242").await?;
+    click(&buyer, "#pay").await?;
+    wait_for_text(&buyer, "Card number: 16 digits").await?;
+    sweep(&buyer, "checkout-card-error", &mut problems).await?;
     fill(&buyer, "#card_number", "4242 4242 4242 4242").await?;
     click(&buyer, "#pay").await?;
     wait_for_text(&buyer, "Order confirmed").await?;
@@ -1200,6 +1411,11 @@ async fn visit_every_page(
     sweep(&buyer, "event-numbered", &mut problems).await?;
     let seats = seat_state_checks(&buyer).await?;
     problems.extend(seats.into_iter().map(|p| format!("event-numbered: {p}")));
+    click(&buyer, "label[data-seat=\"5\"]").await?;
+    wait_for_text(&buyer, "No seats chosen").await?;
+    click(&buyer, "#order-now").await?;
+    wait_for_text(&buyer, "Seats: choose at least one seat").await?;
+    sweep(&buyer, "event-order-error", &mut problems).await?;
     buyer.goto(&shop.url("/tickets")).await?;
     wait_for_text(&buyer, "My tickets").await?;
     sweep(&buyer, "tickets", &mut problems).await?;
@@ -1235,6 +1451,18 @@ async fn visit_every_page(
     staff.goto(&shop.url("/events/new")).await?;
     wait_for_text(&staff, "Create an event").await?;
     sweep(&staff, "event-form", &mut problems).await?;
+    fill(&staff, "#name", "Sweep Mistakes").await?;
+    fill(&staff, "#venue", "Sweep Hall").await?;
+    fill(&staff, "#lat", "95").await?;
+    fill(&staff, "#lon", "16.37").await?;
+    fill(&staff, "#price", "twelve").await?;
+    click(&staff, "input[name=kind][value=seated]").await?;
+    fill(&staff, "#rows", "x").await?;
+    fill(&staff, "#seats_per_row", "10").await?;
+    fill(&staff, "#blocked", "1, 999").await?;
+    click(&staff, "#save").await?;
+    wait_for_text(&staff, "things to fix").await?;
+    sweep(&staff, "event-form-errors", &mut problems).await?;
     staff
         .goto(&shop.url(&format!("/events/{event}/edit")))
         .await?;
@@ -1255,6 +1483,25 @@ async fn visit_every_page(
     staff.goto(&shop.url("/admin/cluster")).await?;
     wait_for_text(&staff, "Cluster status").await?;
     sweep(&staff, "cluster", &mut problems).await?;
+    staff.goto(&shop.url("/admin/users")).await?;
+    wait_for_text(&staff, "Username starts with").await?;
+    sweep(&staff, "admin-users", &mut problems).await?;
+    // Cancelling an event: the confirmation, a missing reason, the result, the event's page.
+    staff
+        .goto(&shop.url(&format!("/organizer/events/{doomed}/cancel")))
+        .await?;
+    wait_for_text(&staff, "Cancel this event?").await?;
+    sweep(&staff, "cancel-confirm", &mut problems).await?;
+    click(&staff, "#confirm-cancel").await?;
+    wait_for_text(&staff, "Reason: fill this in").await?;
+    sweep(&staff, "cancel-confirm-error", &mut problems).await?;
+    fill(&staff, "#reason", "A storm is coming; stay safe.").await?;
+    click(&staff, "#confirm-cancel").await?;
+    text_of(&staff, "#cancel-result").await?;
+    sweep(&staff, "cancel-result", &mut problems).await?;
+    staff.goto(&shop.url(&format!("/events/{doomed}"))).await?;
+    wait_for_text(&staff, "This event was cancelled by the organizer").await?;
+    sweep(&staff, "event-cancelled", &mut problems).await?;
     staff.goto(&shop.url(&staff_hold)).await?;
     wait_for_text(&staff, "Cancel and release").await?;
     // The hold is released behind the checkout's back; paying then shows the "gone" page.

@@ -124,7 +124,9 @@ async fn signup(
     // Every field first, in the user's words; the name is free if no account has it yet (the
     // log decides a race: `UsernameTaken` below).
     let mut errors = FormErrors::new();
-    let taken = errors.check("username", check_username(&username)).is_some()
+    let taken = errors
+        .check("username", check_username(&username))
+        .is_some()
         && state.node.shared.read().user_by_name(&username).is_some();
     if taken {
         errors.add("username", Problem::UsernameTaken);
@@ -155,9 +157,7 @@ async fn signup(
             // A name taken is a conflict with what exists (409, as the API answers); anything
             // typed wrong makes it 422.
             let status = match &e {
-                None if taken && errors.len() == 1 => {
-                    axum::http::StatusCode::CONFLICT
-                }
+                None if taken && errors.len() == 1 => axum::http::StatusCode::CONFLICT,
                 None => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 Some(e) => e.problem().0,
             };

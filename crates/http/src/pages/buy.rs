@@ -503,11 +503,16 @@ async fn order(
         return PageError::not_found(nav, "event").into_response();
     };
     let order_field = if numbered { "seatmap" } else { "quantity" };
-    let refused = |errors: FormErrors, status| {
-        match event_page(&state, nav.clone(), id, errors, Some(&c), &kept) {
-            Some(page) => (status, page).into_response(),
-            None => PageError::not_found(nav.clone(), "event").into_response(),
-        }
+    let refused = |errors: FormErrors, status| match event_page(
+        &state,
+        nav.clone(),
+        id,
+        errors,
+        Some(&c),
+        &kept,
+    ) {
+        Some(page) => (status, page).into_response(),
+        None => PageError::not_found(nav.clone(), "event").into_response(),
     };
     if !errors.is_empty() {
         return refused(errors, axum::http::StatusCode::UNPROCESSABLE_ENTITY);

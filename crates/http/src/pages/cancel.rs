@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tix_core::{CANCEL_REASON_CHARS_MAX, EventId};
 
-use super::staff::event_owner;
 use super::form::{self, FormErrors};
+use super::staff::event_owner;
 use super::{Nav, PageError, field, form_pairs, money, when};
 use crate::AppState;
 use crate::error::ApiError;

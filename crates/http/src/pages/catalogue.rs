@@ -258,7 +258,10 @@ impl EventForm {
         {
             errors.add("date", Problem::InThePast);
         }
-        errors.check("venue", form::text(&self.venue, true, NAME_CHARS_MAX, false));
+        errors.check(
+            "venue",
+            form::text(&self.venue, true, NAME_CHARS_MAX, false),
+        );
         let lat = errors.check(
             "lat",
             form::number(&self.lat, "48.2082", (-90.0, 90.0), ("−90", "90")),
@@ -298,7 +301,8 @@ impl EventForm {
     fn inventory(&self, errors: &mut FormErrors, capacity_max: u32) -> Option<serde_json::Value> {
         match self.kind.as_str() {
             "ga" => {
-                let capacity = errors.check("capacity", form::whole(&self.capacity, 1, capacity_max))?;
+                let capacity =
+                    errors.check("capacity", form::whole(&self.capacity, 1, capacity_max))?;
                 Some(json!({"kind": "unnumbered", "capacity": capacity}))
             }
             "seated" => {
@@ -316,8 +320,10 @@ impl EventForm {
                     None => None,
                 };
                 let blocked = errors.check("blocked", blocked_seats(&self.blocked, seats));
-                Some(json!({"kind": "numbered", "rows": rows?, "seats_per_row": per_row?,
-                            "blocked": blocked?}))
+                Some(
+                    json!({"kind": "numbered", "rows": rows?, "seats_per_row": per_row?,
+                            "blocked": blocked?}),
+                )
             }
             _ => {
                 errors.add("kind-ga", Problem::ChooseKind);

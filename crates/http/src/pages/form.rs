@@ -143,9 +143,11 @@ impl Problem {
             Problem::OneLine => format!("{label}: keep it on one line"),
             Problem::NotANumber { example } => format!("{label}: use a number like {example}"),
             Problem::OutOfRange { min, max } => format!("{label}: a number from {min} to {max}"),
-            Problem::WholeNumber { min, max } => {
-                format!("{label}: a whole number from {min} to {max}")
-            }
+            Problem::WholeNumber { min, max } => format!(
+                "{label}: a whole number from {} to {}",
+                grouped(*min),
+                grouped(*max)
+            ),
             Problem::PriceTooHigh { max } => format!("{label}: at most {max}"),
             Problem::NotADate => format!("{label}: a date like 2031-06-01"),
             Problem::NotATime => format!("{label}: a time like 20:00"),
@@ -160,9 +162,12 @@ impl Problem {
                 format!("{label}: choose general admission or numbered seats")
             }
             Problem::TooManySeats { max } => {
+                let max = grouped(u64::from(*max));
                 format!("{label}: rows × seats per row can be at most {max} seats")
             }
-            Problem::TooManyBlocked { max } => format!("{label}: at most {max} seats"),
+            Problem::TooManyBlocked { max } => {
+                format!("{label}: at most {} seats", grouped(*max as u64))
+            }
             Problem::SeatNotANumber { typed } => {
                 format!("{label}: “{typed}” is not a seat number; list numbers like 1, 2, 15")
             }
@@ -317,6 +322,19 @@ impl FormErrors {
     }
 }
 
+/// A number with its thousands grouped for reading: `1,000,000`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// The first letter in upper case (API details start in lower case).
 fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
@@ -394,7 +412,13 @@ mod tests {
         let mut errors = FormErrors::new();
         errors.add("price", Problem::NotANumber { example: "12.50" });
         errors.add("rows", Problem::WholeNumber { min: 1, max: 96 });
-        errors.add("lat", Problem::OutOfRange { min: "−90", max: "90" });
+        errors.add(
+            "lat",
+            Problem::OutOfRange {
+                min: "−90",
+                max: "90",
+            },
+        );
         assert_eq!(errors.len(), 3);
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["price", "rows", "lat"]);
@@ -434,7 +458,11 @@ mod tests {
     #[test]
     fn says_it_in_the_users_words() {
         assert_eq!(
-            Problem::NoSuchSeat { seat: 999, seats: 96 }.sentence("blocked"),
+            Problem::NoSuchSeat {
+                seat: 999,
+                seats: 96
+            }
+            .sentence("blocked"),
             "Seat 999 doesn't exist: this venue has seats 1–96"
         );
         assert_eq!(
@@ -464,10 +492,16 @@ mod tests {
     fn places_api_errors() {
         let mut errors = FormErrors::new();
         let to_form = |f: &str| (f == "venue.name").then_some("venue");
-        errors.api(&ApiError::invalid("venue.name", "must not be empty"), to_form);
+        errors.api(
+            &ApiError::invalid("venue.name", "must not be empty"),
+            to_form,
+        );
         errors.api(&ApiError::invalid("per_customer_max", "too big"), to_form);
         errors.api(&ApiError::UsernameTaken, to_form);
-        assert_eq!(errors.get("venue"), Some("Location name: must not be empty"));
+        assert_eq!(
+            errors.get("venue"),
+            Some("Location name: must not be empty")
+        );
         let whole_form: Vec<&str> = errors
             .iter()
             .filter(|e| e.field.is_empty())
@@ -489,12 +523,19 @@ mod tests {
         assert!(matches!(lat("90.1"), Err(Problem::OutOfRange { .. })));
         assert!(matches!(lat("north"), Err(Problem::NotANumber { .. })));
         assert_eq!(text(" ", true, 10, false), Err(Problem::Missing));
-        assert_eq!(text("abc", true, 2, false), Err(Problem::TooLong { max: 2 }));
+        assert_eq!(
+            text("abc", true, 2, false),
+            Err(Problem::TooLong { max: 2 })
+        );
         assert_eq!(
             text("a\u{202E}b", true, 10, false),
             Err(Problem::ControlCharacters)
         );
         assert!(text("a\nb", false, 10, true).is_ok());
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_000_000), "1,000,000");
         assert_eq!(text("a\nb", false, 10, false), Err(Problem::OneLine));
     }
 }

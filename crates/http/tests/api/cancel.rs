@@ -197,7 +197,18 @@ async fn the_cancel_pages_confirm_then_cancel_and_buyers_see_it() {
 
     let empty = organizer.post(&path, &[("reason", "  ")]).await;
     assert_eq!(empty.status, 422);
-    assert!(empty.text.contains("must not be empty"), "{}", empty.text);
+    assert!(
+        empty.text.contains("Reason: fill this in"),
+        "{}",
+        empty.text
+    );
+    assert!(
+        empty
+            .text
+            .contains("aria-invalid=\"true\" aria-describedby=\"reason-error reason-hint\""),
+        "{}",
+        empty.text
+    );
     let done = organizer
         .post(
             &path,

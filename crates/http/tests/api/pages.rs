@@ -370,7 +370,8 @@ async fn an_organizer_creates_a_seated_event_with_field_errors_first() {
     let past = b.post("/events/new", &form).await;
     assert_eq!(past.status, 422);
     assert!(
-        past.text.contains("Date: choose a date and time in the future"),
+        past.text
+            .contains("Date: choose a date and time in the future"),
         "{}",
         past.text
     );
