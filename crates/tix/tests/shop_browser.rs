@@ -846,7 +846,7 @@ async fn an_admin_changes_a_role_on_the_users_page() -> anyhow::Result<()> {
 
     fill(&admin, "#q", "admin").await?;
     click(&admin, "form.search button").await?;
-    wait_for_text(&admin, "<td>admin</td>").await?;
+    wait_for_text(&admin, "data-label=\"Username\">admin</td>").await?;
     admin
         .find(Locator::Css("#users select"))
         .await?
