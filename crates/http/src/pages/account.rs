@@ -356,3 +356,51 @@ async fn logout(State(state): State<AppState>, caller: MaybeCaller, client: Clie
         .insert(header::SET_COOKIE, session_cookie("", 0, client.secure));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The page's checks refuse what `auth`'s validators refuse, each limit from both sides.
+    #[test]
+    fn checks_names_and_passwords_like_the_api() {
+        let names = [
+            "",
+            "ab",
+            "abc",
+            &"a".repeat(32),
+            &"a".repeat(33),
+            "bad name",
+            "ok.name-1",
+        ];
+        for name in names {
+            assert_eq!(
+                check_username(name).is_ok(),
+                validate_username(name).is_ok(),
+                "{name:?}"
+            );
+        }
+        let passwords = [
+            "",
+            "short",
+            "abcdefgh",
+            "1234567890",
+            "aaaaaaaaa",
+            "carolcarol",
+            &"x1".repeat(64),
+            &"x1".repeat(65),
+        ];
+        for password in passwords {
+            assert_eq!(
+                check_password(password, "carolcarol").is_ok(),
+                validate_password(password, "carolcarol").is_ok(),
+                "{password:?}"
+            );
+        }
+        assert_eq!(
+            check_password("short", "carol"),
+            Err(Problem::TooShort { min: 8 })
+        );
+        assert_eq!(check_username("ab"), Err(Problem::TooShort { min: 3 }));
+    }
+}

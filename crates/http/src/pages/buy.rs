@@ -723,7 +723,10 @@ async fn checkout(
 /// Checks a card number (spaces and dashes allowed) as the payment provider will, in the
 /// user's words.
 fn check_card(card: &str) -> Result<(), Problem> {
-    let digits: String = card.chars().filter(|c| *c != '-').collect();
+    let digits: String = card
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .collect();
     if digits.is_empty() {
         return Err(Problem::Missing);
     }
@@ -773,6 +776,58 @@ mod calendar_tests {
             folded.replace("\r\n ", ""),
             long,
             "unfolding gives the line back"
+        );
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    // The seats of an order are checked against the map: chosen, not too many, existing, free.
+    #[test]
+    fn checks_seats_against_the_map() {
+        let map = [
+            SeatState::Free,
+            SeatState::Blocked,
+            SeatState::Free,
+            SeatState::Free,
+        ];
+        assert_eq!(check_seats(&[1, 3], &map, 2), Ok(()));
+        assert_eq!(check_seats(&[], &map, 2), Err(Problem::NoSeatChosen));
+        assert_eq!(
+            check_seats(&[1, 3, 4], &map, 2),
+            Err(Problem::TooManyTickets { max: 2 })
+        );
+        assert_eq!(
+            check_seats(&[999], &map, 2),
+            Err(Problem::NoSuchSeat {
+                seat: 999,
+                seats: 4
+            })
+        );
+        assert_eq!(
+            check_seats(&[0], &map, 2),
+            Err(Problem::NoSuchSeat { seat: 0, seats: 4 })
+        );
+        assert_eq!(
+            check_seats(&[2], &map, 2),
+            Err(Problem::SeatBlocked { seat: 2 })
+        );
+    }
+
+    // Card numbers: spaces and dashes are fine; a wrong length or a wrong check digit is
+    // told apart.
+    #[test]
+    fn checks_card_numbers() {
+        assert_eq!(check_card("4242 4242 4242 4242"), Ok(()));
+        assert_eq!(check_card("4242-4242-4242-4242"), Ok(()));
+        assert_eq!(check_card(""), Err(Problem::Missing));
+        assert_eq!(check_card("4242 4242"), Err(Problem::CardDigits));
+        assert_eq!(check_card("4242 4242 4242 424x"), Err(Problem::CardDigits));
+        assert_eq!(
+            check_card("4242 4242 4242 4243"),
+            Err(Problem::CardMistyped)
         );
     }
 }

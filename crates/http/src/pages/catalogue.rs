@@ -600,6 +600,104 @@ async fn edit(
 mod tests {
     use super::*;
 
+    /// A form as an organizer would fill it in for a seated event of 8 × 12 seats.
+    fn seated_form() -> EventForm {
+        EventForm {
+            name: "Gala".into(),
+            date: "2099-06-01".into(),
+            time: "20:00".into(),
+            venue: "Hall".into(),
+            lat: "48.2".into(),
+            lon: "16.37".into(),
+            price: "12,50".into(),
+            currency: "eur".into(),
+            kind: "seated".into(),
+            rows: "8".into(),
+            seats_per_row: "12".into(),
+            blocked: "1, 96".into(),
+            ..EventForm::default()
+        }
+    }
+
+    // Three bad fields give three errors, each under its input, in the form's order.
+    #[test]
+    fn the_event_form_reports_every_bad_field() {
+        let form = EventForm {
+            lat: "95".into(),
+            price: "twelve".into(),
+            rows: "5.5".into(),
+            ..seated_form()
+        };
+        let errors = form.check(true, 1000).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["lat", "price", "rows"]);
+        assert_eq!(errors.get("lat"), Some("Latitude: a number from −90 to 90"));
+        assert_eq!(errors.get("price"), Some("Price: use a number like 12.50"));
+        assert_eq!(
+            errors.get("rows"),
+            Some("Rows: a whole number from 1 to 1,000")
+        );
+    }
+
+    // A blocked seat outside the layout names the seat and the venue's seats; the limits of
+    // the layout are checked from both sides.
+    #[test]
+    fn the_event_form_checks_seats_against_the_layout() {
+        let body = seated_form()
+            .check(true, 96)
+            .expect("8 × 12 = 96 seats fit");
+        let details = validate_details(&body).expect("the API takes it");
+        assert_eq!(
+            (details.currency.as_str(), details.price_cents),
+            ("EUR", 1250)
+        );
+        let errors = EventForm {
+            blocked: "1, 999".into(),
+            ..seated_form()
+        }
+        .check(true, 96)
+        .unwrap_err();
+        assert_eq!(
+            errors.get("blocked"),
+            Some("Seat 999 doesn't exist: this venue has seats 1–96")
+        );
+        let errors = seated_form().check(true, 95).unwrap_err();
+        assert_eq!(
+            errors.get("rows"),
+            Some("Rows: rows × seats per row can be at most 95 seats")
+        );
+    }
+
+    // An event in the past, an unknown currency and an empty name, all at once.
+    #[test]
+    fn the_event_form_words_dates_currencies_and_names() {
+        let errors = EventForm {
+            name: " ".into(),
+            date: "2001-01-01".into(),
+            currency: "XYZ".into(),
+            ..seated_form()
+        }
+        .check(true, 1000)
+        .unwrap_err();
+        assert_eq!(errors.get("name"), Some("Event name: fill this in"));
+        assert_eq!(
+            errors.get("date"),
+            Some("Date: choose a date and time in the future")
+        );
+        assert_eq!(
+            errors.get("currency"),
+            Some("Currency: XYZ is not a currency we know; try EUR, USD or GBP")
+        );
+        // Editing checks neither the tickets nor the date's future (the API decides that).
+        let edit = EventForm {
+            date: "2001-01-01".into(),
+            rows: String::new(),
+            version: "3".into(),
+            ..seated_form()
+        };
+        assert!(edit.check(false, 0).is_ok());
+    }
+
     // Prices are typed as amounts; anything else names the price field.
     #[test]
     fn parses_prices() {
