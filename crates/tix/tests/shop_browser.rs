@@ -161,6 +161,22 @@ async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
         .await?)
 }
 
+/// Waits until the browser's address contains `needle` (a form's GET has been answered, so
+/// the elements found next belong to the new page, not the one that was left).
+async fn wait_for_url(c: &Client, needle: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let url = c.current_url().await?;
+        if url.as_str().contains(needle) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the address never contained {needle:?}; it is {url}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the page's HTML contains `needle`.
 async fn wait_for_text(c: &Client, needle: &str) -> anyhow::Result<String> {
     let deadline = Instant::now() + WAIT;
@@ -638,6 +654,7 @@ async fn an_admin_changes_a_role_on_the_users_page() -> anyhow::Result<()> {
     shot(&admin, "admin-users").await?;
     fill(&admin, "#q", "qui").await?;
     click(&admin, "form.search button").await?;
+    wait_for_url(&admin, "q=qui").await?;
     wait_for_text(&admin, "quinn").await?;
     admin
         .find(Locator::Css("#users select"))
@@ -652,6 +669,7 @@ async fn an_admin_changes_a_role_on_the_users_page() -> anyhow::Result<()> {
 
     fill(&admin, "#q", "admin").await?;
     click(&admin, "form.search button").await?;
+    wait_for_url(&admin, "q=admin").await?;
     wait_for_text(&admin, "<td>admin</td>").await?;
     admin
         .find(Locator::Css("#users select"))
