@@ -177,8 +177,6 @@
   var camera = document.getElementById("camera");
   var video = document.getElementById("camera-video");
   var status = document.getElementById("camera-status");
-  var chooser = document.getElementById("door-event");
-  if (chooser) chooser.addEventListener("change", function () { chooser.form.submit(); });
 
   var audio = null;
   function audioContext() {

@@ -532,7 +532,7 @@ async fn the_door_admits_a_ticket_once_and_refuses_forgeries() -> anyhow::Result
     click(&staff, "form.stack button").await?;
     wait_for_text(&staff, "Door check-in").await?;
     let result = door_scan(&staff, &code, 1).await?;
-    assert!(result.starts_with("Admitted"), "{result}");
+    assert!(result.starts_with("✓\nAdmitted"), "{result}");
     shot(&staff, "door-admitted").await?;
     let result = door_scan(&staff, &code, 2).await?;
     assert!(
@@ -661,6 +661,7 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
             .await?
             .select_by_value(&event.to_string())
             .await?;
+        click(&staff, "#door-event-set").await?;
         wait_for_text(&staff, "id=\"door-count\"").await?;
     }
     assert_eq!(door_count(&staff).await?, "0 / 2");
@@ -675,7 +676,7 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
     // The QR code of the buyer's ticket page, drawn at twice its size and decoded.
     let decoded = staff
         .execute_async(
-            r#"const [size, d, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+            r##"const [size, d, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
             const canvas = document.createElement("canvas");
             canvas.width = canvas.height = size * 2;
             const g = canvas.getContext("2d");
@@ -684,7 +685,7 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
             g.scale(2, 2);
             g.fillStyle = "#000";
             g.fill(new Path2D(d));
-            window.tixDoor.decode(canvas, true).then(done, e => done("failed: " + e));"#,
+            window.tixDoor.decode(canvas, true).then(done, e => done("failed: " + e));"##,
             vec![seven[1].clone(), seven[2].clone()],
         )
         .await?;
@@ -699,7 +700,7 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
     assert_eq!(submitted, json!(true));
     let admitted = door_result(&staff, 2).await?;
     assert!(
-        admitted.starts_with("Admitted") && admitted.contains("Seat 7 · row 2"),
+        admitted.starts_with("✓\nAdmitted") && admitted.contains("Seat 7 · row 2"),
         "{admitted}"
     );
     assert!(door_field_ready(&staff).await?, "the field is cleared and focused");
@@ -708,7 +709,7 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
 
     let admitted = door_scan(&staff, &old_code, 3).await?;
     assert!(
-        admitted.starts_with("Admitted") && admitted.contains("Seat 2 · row 1"),
+        admitted.starts_with("✓\nAdmitted") && admitted.contains("Seat 2 · row 1"),
         "an old hex code: {admitted}"
     );
     assert_eq!(door_count(&staff).await?, "2 / 2");

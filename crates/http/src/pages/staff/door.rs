@@ -181,13 +181,17 @@ async fn door_form(
     caller: MaybeCaller,
     Query(q): Query<DoorQuery>,
 ) -> Response {
+    let chosen = event_param(q.event.as_deref());
     let Some(c) = caller.0 else {
-        return login_first("/door");
+        return match chosen {
+            Some(id) => login_first(&format!("/door?event={id}")),
+            None => login_first("/door"),
+        };
     };
     if let Err(e) = door_only(&c) {
         return e.into_response();
     }
-    let events = door_events(&state, &c, event_param(q.event.as_deref()));
+    let events = door_events(&state, &c, chosen);
     // Only an event the caller may check in (and so is listed) can be the door's.
     let event = events.iter().find(|e| e.selected).map(|e| e.id);
     DoorPage {
