@@ -330,6 +330,7 @@
       camera.hidden = false;
       scanButton.hidden = true;
       status.textContent = "Camera on: hold a ticket's QR code in view.";
+      if (camera.scrollIntoView) camera.scrollIntoView({ block: "nearest" });
       return video.play();
     }).then(frame).catch(function (e) {
       stopCamera();
