@@ -279,10 +279,20 @@ mod tests {
     // offline with the public key, for small and the largest ids.
     #[test]
     fn a_signed_code_round_trips() {
-        for (event, ticket) in [(3, 41), (0, 0), (1, 127), (128, 16_384), (u64::MAX, u64::MAX)] {
+        for (event, ticket) in [
+            (3, 41),
+            (0, 0),
+            (1, 127),
+            (128, 16_384),
+            (u64::MAX, u64::MAX),
+        ] {
             let code = sign(&SEED, event, ticket);
             assert!(code.starts_with("TIX2-"), "{code}");
-            assert_eq!(verify_with_seed(&SEED, &code), Ok((event, ticket)), "{code}");
+            assert_eq!(
+                verify_with_seed(&SEED, &code),
+                Ok((event, ticket)),
+                "{code}"
+            );
             assert_eq!(verify(&public(), &code), Ok((event, ticket)), "offline");
             let p = parse(&code).unwrap();
             assert_eq!((p.event_id, p.ticket_id, p.version), (event, ticket, 2));
@@ -392,7 +402,10 @@ mod tests {
             );
         }
         assert_eq!(parse(&"x".repeat(500)), Err(CodeError::Malformed));
-        assert_eq!(parse(&"A".repeat(CODE_BYTES_MAX + 1)), Err(CodeError::Malformed));
+        assert_eq!(
+            parse(&"A".repeat(CODE_BYTES_MAX + 1)),
+            Err(CodeError::Malformed)
+        );
     }
 
     // The varint reader takes the largest u64 and refuses overlong, overflowing and
@@ -406,7 +419,10 @@ mod tests {
             assert_eq!(take_varint(&b), Some((n, &[][..])));
         }
         assert_eq!(take_varint(&[0x80, 0x00]), None, "overlong zero");
-        assert_eq!(take_varint(&[0xff; 9].iter().copied().chain([0x02]).collect::<Vec<_>>()), None);
+        assert_eq!(
+            take_varint(&[0xff; 9].iter().copied().chain([0x02]).collect::<Vec<_>>()),
+            None
+        );
         assert_eq!(take_varint(&[0x80]), None, "unterminated");
         for len in 0..=20 {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
@@ -422,7 +438,11 @@ mod tests {
     // (`cargo test -p tix-http ticket_code -- --nocapture`).
     #[test]
     fn the_new_code_is_shorter_and_its_qr_sparser() {
-        for (event, ticket) in [(3, 41), (1_000, 250_000), (u32::MAX as u64, u32::MAX as u64)] {
+        for (event, ticket) in [
+            (3, 41),
+            (1_000, 250_000),
+            (u32::MAX as u64, u32::MAX as u64),
+        ] {
             let (old, new) = (sign_v1(&SEED, event, ticket), sign(&SEED, event, ticket));
             let (old_qr, new_qr) = (qr_modules(&old).unwrap(), qr_modules(&new).unwrap());
             println!(

@@ -669,7 +669,10 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
 
     let refused = door_scan(&staff, "TIX2-NOTATICKET", 1).await?;
     assert!(refused.contains("Not a ticket code"), "{refused}");
-    assert!(door_field_ready(&staff).await?, "the field is cleared and focused");
+    assert!(
+        door_field_ready(&staff).await?,
+        "the field is cleared and focused"
+    );
     assert_eq!(door_count(&staff).await?, "0 / 2");
     shot(&staff, "night-door-refused").await?;
 
@@ -689,13 +692,20 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
             vec![seven[1].clone(), seven[2].clone()],
         )
         .await?;
-    assert_eq!(decoded.as_str(), Some(qr_code.as_str()), "jsQR reads the code");
+    assert_eq!(
+        decoded.as_str(),
+        Some(qr_code.as_str()),
+        "jsQR reads the code"
+    );
     let jsqr_loaded = staff
         .execute("return typeof window.jsQR === 'function';", vec![])
         .await?;
     assert_eq!(jsqr_loaded, json!(true), "loaded from /static/vendor/");
     let submitted = staff
-        .execute("return window.tixDoor.scanned(arguments[0]);", vec![decoded])
+        .execute(
+            "return window.tixDoor.scanned(arguments[0]);",
+            vec![decoded],
+        )
         .await?;
     assert_eq!(submitted, json!(true));
     let admitted = door_result(&staff, 2).await?;
@@ -703,7 +713,10 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
         admitted.starts_with("✓\nAdmitted") && admitted.contains("Seat 7 · row 2"),
         "{admitted}"
     );
-    assert!(door_field_ready(&staff).await?, "the field is cleared and focused");
+    assert!(
+        door_field_ready(&staff).await?,
+        "the field is cleared and focused"
+    );
     assert_eq!(door_count(&staff).await?, "1 / 2");
     shot(&staff, "night-door-admitted").await?;
 

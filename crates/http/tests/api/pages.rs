@@ -749,8 +749,16 @@ async fn a_logged_out_order_returns_after_sign_up_with_the_seats_still_chosen() 
 
 /// Returns the door page's count, `admitted / expected`, if it shows one.
 fn door_count(html: &str) -> Option<String> {
-    let admitted = html.split("id=\"door-admitted\">").nth(1)?.split('<').next()?;
-    let expected = html.split("id=\"door-expected\">").nth(1)?.split('<').next()?;
+    let admitted = html
+        .split("id=\"door-admitted\">")
+        .nth(1)?
+        .split('<')
+        .next()?;
+    let expected = html
+        .split("id=\"door-expected\">")
+        .nth(1)?
+        .split('<')
+        .next()?;
     Some(format!("{admitted} / {expected}"))
 }
 
@@ -800,14 +808,21 @@ async fn the_door_counts_admissions_and_names_every_refusal() {
     assert_eq!(login.status, 303, "{}", login.text);
     let form = door.get(&format!("/door?event={event}")).await;
     assert_eq!(form.status, 200, "{}", form.text);
-    assert_eq!(door_count(&form.text).as_deref(), Some("0 / 2"), "refunded not expected");
+    assert_eq!(
+        door_count(&form.text).as_deref(),
+        Some("0 / 2"),
+        "refunded not expected"
+    );
     assert!(
         form.text
             .contains(&format!("<option value=\"{event}\" selected>")),
         "the door is set to the event: {}",
         form.text
     );
-    assert!(form.text.contains("id=\"scan\" hidden"), "no camera button without JavaScript");
+    assert!(
+        form.text.contains("id=\"scan\" hidden"),
+        "no camera button without JavaScript"
+    );
     let event_field = event.to_string();
     let cleared = "id=\"code\" name=\"code\" value=\"\"";
 
@@ -836,7 +851,13 @@ async fn the_door_counts_admissions_and_names_every_refusal() {
     assert!(wrong.text.contains(cleared));
 
     let typed = door
-        .post("/door", &[("code", &new_code.to_ascii_lowercase()), ("event", &event_field)])
+        .post(
+            "/door",
+            &[
+                ("code", &new_code.to_ascii_lowercase()),
+                ("event", &event_field),
+            ],
+        )
         .await;
     assert_eq!(typed.status, 200, "typed in lower case: {}", typed.text);
     assert_eq!(door_count(&typed.text).as_deref(), Some("2 / 2"));
@@ -864,10 +885,17 @@ async fn the_door_counts_admissions_and_names_every_refusal() {
     assert!(again.text.contains("by admin"), "{}", again.text);
 
     let gone = door
-        .post("/door", &[("code", &refunded_code), ("event", &event_field)])
+        .post(
+            "/door",
+            &[("code", &refunded_code), ("event", &event_field)],
+        )
         .await;
     assert_eq!(gone.status, 409);
-    assert!(gone.text.contains("<strong>Refunded</strong>"), "{}", gone.text);
+    assert!(
+        gone.text.contains("<strong>Refunded</strong>"),
+        "{}",
+        gone.text
+    );
 
     let garbage = door
         .post("/door", &[("code", "hello"), ("event", &event_field)])
@@ -879,9 +907,21 @@ async fn the_door_counts_admissions_and_names_every_refusal() {
 
     // A door taking any event counts the last ticket's event, carried through garbage.
     let any = door
-        .post("/door", &[("code", "hello"), ("event", ""), ("last_event", &event_field)])
+        .post(
+            "/door",
+            &[
+                ("code", "hello"),
+                ("event", ""),
+                ("last_event", &event_field),
+            ],
+        )
         .await;
-    assert_eq!(door_count(&any.text).as_deref(), Some("2 / 2"), "{}", any.text);
+    assert_eq!(
+        door_count(&any.text).as_deref(),
+        Some("2 / 2"),
+        "{}",
+        any.text
+    );
     let any = door
         .post("/door", &[("code", &other_code), ("event", "")])
         .await;
@@ -907,5 +947,8 @@ async fn the_door_counts_admissions_and_names_every_refusal() {
     assert!(header("content-type").starts_with("text/javascript"));
     assert!(header("content-security-policy").contains("script-src 'self'"));
     assert!(jsqr.text().await.unwrap().contains("jsQR"));
-    assert!(form.text.contains("data-jsqr=\"/static/vendor/jsqr-1.4.0.min.js\""));
+    assert!(
+        form.text
+            .contains("data-jsqr=\"/static/vendor/jsqr-1.4.0.min.js\"")
+    );
 }

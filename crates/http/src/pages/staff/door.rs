@@ -398,7 +398,11 @@ async fn check(
                 "Event cancelled",
                 "The organizer cancelled this event; the ticket was refunded.",
             ),
-            _ => refusal(StatusCode::CONFLICT, "Not admitted", "The ticket is not valid."),
+            _ => refusal(
+                StatusCode::CONFLICT,
+                "Not admitted",
+                "The ticket is not valid.",
+            ),
         })),
         // Another organizer's event: answered here, the scanner stays open.
         Err(ApiError::Forbidden(_)) => Err(refusal(
