@@ -212,8 +212,9 @@
   var coarse = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
   function ready() {
     field.value = "";
-    // On a phone scanning with its camera, focusing the field would open the keyboard over it.
-    if (!(stream && coarse)) field.focus();
+    // On a phone scanning with its camera, focusing the field would open the keyboard over it;
+    // with the camera on, focusing must not scroll the verdict and the view away.
+    if (!(stream && coarse)) field.focus({ preventScroll: !!stream });
   }
   function swap(doc, id) {
     var here = document.getElementById(id), fresh = doc.getElementById(id);
@@ -330,7 +331,9 @@
       camera.hidden = false;
       scanButton.hidden = true;
       status.textContent = "Camera on: hold a ticket's QR code in view.";
-      if (camera.scrollIntoView) camera.scrollIntoView({ block: "nearest" });
+      // The verdict and the camera's view together at the top of the screen.
+      var live = document.getElementById("door-live");
+      if (live.scrollIntoView) live.scrollIntoView({ block: "start" });
       return video.play();
     }).then(frame).catch(function (e) {
       stopCamera();

@@ -84,8 +84,13 @@ impl Shop {
 
     /// Opens a new headless browser window (its own profile: its own cookies).
     async fn browser(&mut self) -> anyhow::Result<Client> {
+        self.browser_with(&[]).await
+    }
+
+    /// Opens a new headless browser window with these extra Chromium flags.
+    async fn browser_with(&mut self, extra: &[String]) -> anyhow::Result<Client> {
         let profile = tempfile::tempdir()?;
-        let args = vec![
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
@@ -101,6 +106,7 @@ impl Shop {
             "--use-fake-ui-for-media-stream".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        args.extend_from_slice(extra);
         self._profiles.push(profile);
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -574,6 +580,41 @@ async fn door_result(c: &Client, results: u32) -> anyhow::Result<String> {
     text_of(c, "#result").await
 }
 
+/// Writes a Y4M video (what Chromium's fake camera plays, looped) of a still 640 × 480 frame:
+/// the QR code drawn by `d` — the ticket page's SVG path, `M{x} {y}h{w}v{h}H{x}V{y}` per dark
+/// rectangle, `size` px square — in black on white, enlarged to fill the frame's height.
+fn qr_video(size: usize, d: &str, path: &Path) -> anyhow::Result<()> {
+    let (width, height) = (640usize, 480usize);
+    let scale = (height / size.max(1)).max(1);
+    anyhow::ensure!(
+        size * scale <= height,
+        "the QR code ({size} px) fits the frame"
+    );
+    let (left, top) = ((width - size * scale) / 2, (height - size * scale) / 2);
+    let mut luma = vec![235u8; width * height];
+    for rect in d.split('M').skip(1) {
+        let numbers: Vec<usize> = rect
+            .split(|c: char| c.is_ascii_alphabetic() || c == ' ')
+            .filter(|n| !n.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("a rectangle of the QR path: {rect}"))?;
+        let [x, y, w, h, ..] = numbers[..] else {
+            bail!("a rectangle of the QR path: {rect}");
+        };
+        for row in (y * scale)..((y + h) * scale) {
+            let start = (top + row) * width + left + x * scale;
+            luma[start..start + w * scale].fill(16);
+        }
+    }
+    let mut out = format!("YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n").into_bytes();
+    out.extend_from_slice(b"FRAME\n");
+    out.extend_from_slice(&luma);
+    out.extend(std::iter::repeat_n(128u8, width * height / 2));
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
 /// The door's count, `admitted / expected`.
 async fn door_count(c: &Client) -> anyhow::Result<String> {
     let count = c
@@ -611,8 +652,9 @@ fn old_format(code: &str) -> anyhow::Result<String> {
 /// scan, then a ticket's QR code — the SVG of the buyer's ticket page drawn on a canvas and
 /// decoded by the vendored jsQR through the door's own decoder (headless Chromium has no
 /// camera to point at it) and submitted as a scan — admits, the field cleared and focused and
-/// the count up by one; an old hex code still admits; a second scan says when. The camera
-/// button opens Chromium's fake camera and closes it again.
+/// the count up by one; an old hex code still admits; a second scan says when. Then the camera
+/// end to end: Chromium's fake camera plays a video of a third ticket's QR code, and the door
+/// admits it by itself, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Result<()> {
     let Some(browser) = require::chromedriver() else {
@@ -623,13 +665,13 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
     let event = seated_event(&shop, "Night Door", 2, 5).await?;
     let buyer = shop.browser().await?;
     sign_up(&shop, &buyer, "nia", false, "signup-nia").await?;
-    for seat in [2, 7] {
+    for seat in [2, 7, 9] {
         let html = buy_seat(&shop, &buyer, event, seat, "4242424242424242", "night").await?;
         assert!(html.contains("Order confirmed"), "seat {seat}");
     }
     buyer.goto(&shop.url("/tickets")).await?;
     wait_for_text(&buyer, "My tickets").await?;
-    // Newest first: the ticket for seat 7, then seat 2. Each code with its QR code's drawing.
+    // Newest first: the tickets for seats 9, 7 and 2. Each code with its QR code's drawing.
     let tickets = buyer
         .execute(
             "return Array.from(document.querySelectorAll('li.ticket')).map(li => { \
@@ -640,8 +682,8 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
         )
         .await?;
     let tickets = tickets.as_array().context("tickets")?.clone();
-    anyhow::ensure!(tickets.len() == 2, "two tickets: {tickets:?}");
-    let (seven, two) = (&tickets[0], &tickets[1]);
+    anyhow::ensure!(tickets.len() == 3, "three tickets: {tickets:?}");
+    let (nine, seven, two) = (&tickets[0], &tickets[1], &tickets[2]);
     let qr_code = seven[0].as_str().context("code")?.to_owned();
     let old_code = old_format(two[0].as_str().context("code")?)?;
     buyer.close().await?;
@@ -664,7 +706,7 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
         click(&staff, "#door-event-set").await?;
         wait_for_text(&staff, "id=\"door-count\"").await?;
     }
-    assert_eq!(door_count(&staff).await?, "0 / 2");
+    assert_eq!(door_count(&staff).await?, "0 / 3");
     shot(&staff, "night-door").await?;
 
     let refused = door_scan(&staff, "TIX2-NOTATICKET", 1).await?;
@@ -673,7 +715,7 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
         door_field_ready(&staff).await?,
         "the field is cleared and focused"
     );
-    assert_eq!(door_count(&staff).await?, "0 / 2");
+    assert_eq!(door_count(&staff).await?, "0 / 3");
     shot(&staff, "night-door-refused").await?;
 
     // The QR code of the buyer's ticket page, drawn at twice its size and decoded.
@@ -717,7 +759,7 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
         door_field_ready(&staff).await?,
         "the field is cleared and focused"
     );
-    assert_eq!(door_count(&staff).await?, "1 / 2");
+    assert_eq!(door_count(&staff).await?, "1 / 3");
     shot(&staff, "night-door-admitted").await?;
 
     let admitted = door_scan(&staff, &old_code, 3).await?;
@@ -725,17 +767,55 @@ async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Res
         admitted.starts_with("✓\nAdmitted") && admitted.contains("Seat 2 · row 1"),
         "an old hex code: {admitted}"
     );
-    assert_eq!(door_count(&staff).await?, "2 / 2");
+    assert_eq!(door_count(&staff).await?, "2 / 3");
     let again = door_scan(&staff, &qr_code, 4).await?;
     assert!(again.contains("Already checked in at"), "{again}");
     assert!(door_field_ready(&staff).await?);
-    assert_eq!(door_count(&staff).await?, "2 / 2");
+    assert_eq!(door_count(&staff).await?, "2 / 3");
     shot(&staff, "night-door-second-scan").await?;
 
-    // The camera: Chromium's fake one, a test pattern with no QR code in it.
+    staff.close().await?;
+
+    // The camera, end to end: Chromium's fake camera plays a video of the seat 9 ticket's QR
+    // code; the door's scanner reads it and admits the ticket on its own.
+    let video = tempfile::Builder::new().suffix(".y4m").tempfile()?;
+    let size = nine[1].as_f64().context("size")? as usize;
+    qr_video(size, nine[2].as_str().context("path")?, video.path())?;
+    let camera = format!(
+        "--use-file-for-fake-video-capture={}",
+        video.path().display()
+    );
+    let staff = shop.browser_with(&[camera]).await?;
+    staff
+        .goto(&shop.url(&format!("/login?next=/door%3Fevent%3D{event}")))
+        .await?;
+    fill(&staff, "#username", "admin").await?;
+    fill(&staff, "#password", ADMIN_PASSWORD).await?;
+    click(&staff, "form.stack button").await?;
+    wait_for_text(&staff, "Door check-in").await?;
+    assert_eq!(door_count(&staff).await?, "2 / 3");
     click(&staff, "#scan").await?;
     wait_for_text(&staff, "Camera on").await?;
+    let admitted = door_result(&staff, 1).await?;
+    assert!(
+        admitted.starts_with("✓\nAdmitted") && admitted.contains("Seat 9 · row 2"),
+        "scanned by the camera: {admitted}"
+    );
+    assert_eq!(door_count(&staff).await?, "3 / 3");
     shot(&staff, "night-door-camera").await?;
+    // The same ticket stays in view: it is not submitted again at once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let results = staff
+        .execute(
+            "return document.getElementById('door').getAttribute('data-results');",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        results,
+        json!("1"),
+        "one scan while the ticket stays in view"
+    );
     click(&staff, "#scan-stop").await?;
     wait_for_text(&staff, "Camera off").await?;
     let scan_shown = staff
