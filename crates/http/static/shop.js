@@ -291,13 +291,15 @@
       return found ? found.data : null;
     });
   }
-  // A decoded code is submitted as if typed; the same code again within 4 s is the same
-  // ticket still in front of the camera, not a second scan.
+  // A decoded code is submitted as if typed. The same code seen again less than 4 s after it
+  // was last seen is the same ticket still in front of the camera, not a second scan: a ticket
+  // held in view is submitted once, however long it stays there.
   var lastCode = "", lastAt = 0;
   function scanned(code) {
     code = (code || "").trim();
     var now = Date.now();
-    if (!code || busy || (code === lastCode && now - lastAt < 4000)) return false;
+    if (code && code === lastCode && now - lastAt < 4000) { lastAt = now; return false; }
+    if (!code || busy) return false;
     lastCode = code;
     lastAt = now;
     field.value = code;

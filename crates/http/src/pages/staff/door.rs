@@ -232,7 +232,10 @@ fn seat_words(inventory: &Inventory, seat: Option<u32>) -> String {
                 layout: Some(l), ..
             },
         ) if l.seats_per_row > 0 => {
-            format!("Seat {n} · row {}", (n - 1) / l.seats_per_row + 1)
+            format!(
+                "Seat {n} · row {}",
+                n.saturating_sub(1) / l.seats_per_row + 1
+            )
         }
         (Some(n), _) => format!("Seat {n}"),
     }
