@@ -7,6 +7,7 @@
 pub mod chaos;
 pub mod charts;
 pub mod failover;
+pub mod generate;
 pub mod markdown;
 pub mod nginx;
 pub mod noop;

@@ -186,7 +186,7 @@ async fn measure(
     let event = api
         .create_event(
             "overload",
-            json!({"kind": "unnumbered", "capacity": 100_000_000}),
+            json!({"kind": "unnumbered", "capacity": 1_000_000}),
         )
         .await?;
     let seconds = Duration::from_secs(args.seconds);

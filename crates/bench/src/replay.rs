@@ -190,9 +190,10 @@ pub async fn wait_for_sales(
             .filter_map(|e| e["id"].as_u64())
             .max();
         if let Some(event_id) = newest {
-            sold = api.availability(event_id).await?["sold"]
-                .as_u64()
-                .unwrap_or(0);
+            // A linearizable read answers 503 while an election is under way: poll again.
+            if let Ok(availability) = api.availability(event_id).await {
+                sold = availability["sold"].as_u64().unwrap_or(0);
+            }
             if sold >= sold_at_least {
                 return Ok(());
             }

@@ -894,10 +894,11 @@ async fn seats(
 
 /// The public key that verifies this event's ticket codes
 ///
-/// Ticket codes (what a ticket's QR code carries) have the form
-/// `TIX1-<event_id>-<ticket_id>-<signature>`, where the signature is Ed25519 (hex) by the
-/// event's key over the bytes `tix ticket v1\0` followed by the event id and the ticket id as
-/// big-endian u64. A door scanner can verify a code offline with this public key; whether the
+/// Ticket codes (what a ticket's QR code carries) have the form `TIX2-<base32>`: RFC 4648
+/// base32 (no padding) of the event id and the ticket id as LEB128 varints followed by a 64-byte
+/// Ed25519 signature by the event's key over the bytes `tix ticket v1\0` followed by the event
+/// id and the ticket id as big-endian u64. Codes issued earlier,
+/// `TIX1-<event_id>-<ticket_id>-<hex signature>`, carry the same signature. A door scanner can verify a code offline with this public key; whether the
 /// ticket is still valid (not refunded, not yet admitted) is checked at the door.
 #[utoipa::path(get, path = "/api/v1/events/{id}/ticket-key", tag = "events",
     operation_id = "ticketKey",
@@ -918,6 +919,6 @@ async fn ticket_key(
         event_id: id,
         algorithm: "Ed25519".into(),
         public_key_hex: crate::ticket_code::public_key_hex(&seed),
-        code_format: "TIX1-<event_id>-<ticket_id>-<hex signature over \"tix ticket v1\\0\" || event_id (u64 BE) || ticket_id (u64 BE)>".into(),
+        code_format: "TIX2-<base32 (RFC 4648, no padding) of LEB128 event_id || LEB128 ticket_id || Ed25519 signature over \"tix ticket v1\\0\" || event_id (u64 BE) || ticket_id (u64 BE)>; earlier codes: TIX1-<event_id>-<ticket_id>-<hex signature>".into(),
     }))
 }

@@ -162,3 +162,194 @@
   }
   bindChat();
 })();
+// The door: each scan is posted in the background and the verdict and the count are replaced
+// in place (the camera keeps running), with a beep — two rising tones for admitted, two low
+// buzzes for refused — and the field emptied and focused after every result. "Scan with
+// camera" reads QR codes with the browser's BarcodeDetector, or else with the vendored jsQR,
+// loaded from this host on first use. Without JavaScript the form posts and the page answers
+// the same (the camera button stays hidden).
+(function () {
+  var form = document.getElementById("door-form");
+  if (!form) return;
+  var door = document.getElementById("door");
+  var field = document.getElementById("code");
+  var scanButton = document.getElementById("scan");
+  var camera = document.getElementById("camera");
+  var video = document.getElementById("camera-video");
+  var status = document.getElementById("camera-status");
+
+  var audio = null;
+  function audioContext() {
+    var A = window.AudioContext || window.webkitAudioContext;
+    if (!A) return null;
+    if (!audio) { try { audio = new A(); } catch (e) { return null; } }
+    if (audio.state === "suspended") audio.resume();
+    return audio;
+  }
+  // Browsers let a page play sound only after a gesture: the first click or key opens it.
+  document.addEventListener("pointerdown", audioContext, { once: true });
+  document.addEventListener("keydown", audioContext, { once: true });
+  function beep(admitted) {
+    var ctx = audioContext();
+    if (!ctx) return;
+    var tones = admitted ? [[880, 0, 0.12], [1320, 0.13, 0.16]] : [[196, 0, 0.2], [196, 0.28, 0.2]];
+    tones.forEach(function (t) {
+      var osc = ctx.createOscillator(), gain = ctx.createGain();
+      var start = ctx.currentTime + t[1];
+      osc.type = admitted ? "sine" : "square";
+      osc.frequency.value = t[0];
+      gain.gain.setValueAtTime(0.0001, start);
+      gain.gain.exponentialRampToValueAtTime(0.3, start + 0.01);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + t[2]);
+      osc.connect(gain);
+      gain.connect(ctx.destination);
+      osc.start(start);
+      osc.stop(start + t[2] + 0.02);
+    });
+  }
+
+  var stream = null, busy = false, results = 0;
+  var coarse = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
+  function ready() {
+    field.value = "";
+    // On a phone scanning with its camera, focusing the field would open the keyboard over it;
+    // with the camera on, focusing must not scroll the verdict and the view away.
+    if (!(stream && coarse)) field.focus({ preventScroll: !!stream });
+  }
+  function swap(doc, id) {
+    var here = document.getElementById(id), fresh = doc.getElementById(id);
+    if (here && fresh) here.innerHTML = fresh.innerHTML;
+    else if (here) here.parentNode.removeChild(here);
+    else if (fresh) document.getElementById("door-live").appendChild(document.importNode(fresh, true));
+  }
+  function submit() {
+    if (busy) return;
+    busy = true;
+    var body = new URLSearchParams(new FormData(form));
+    fetch(form.action, { method: "POST", body: body, credentials: "same-origin" })
+      .then(function (r) { return r.text().then(function (t) { return { url: r.url, html: t }; }); })
+      .then(function (res) {
+        var doc = new DOMParser().parseFromString(res.html, "text/html");
+        if (!doc.getElementById("door-live")) { window.location = res.url; return; }
+        swap(doc, "door-verdict");
+        swap(doc, "door-count");
+        var last = doc.querySelector("input[name=last_event]");
+        form.querySelector("input[name=last_event]").value = last ? last.value : "";
+        var result = document.getElementById("result");
+        beep(!!result && result.getAttribute("data-outcome") === "admitted");
+        results += 1;
+        door.setAttribute("data-results", String(results));
+        busy = false;
+        ready();
+      })
+      .catch(function () { busy = false; form.submit(); });
+  }
+  form.addEventListener("submit", function (e) {
+    if (!window.fetch || !window.DOMParser || !window.URLSearchParams) return;
+    e.preventDefault();
+    submit();
+  });
+
+  // Decoding: BarcodeDetector where it reads QR codes, else jsQR on a downscaled frame.
+  var detector = null, loading = null, canvas = null;
+  function loadJsQR() {
+    if (window.jsQR) return Promise.resolve(window.jsQR);
+    if (!loading) {
+      loading = new Promise(function (resolve, reject) {
+        var s = document.createElement("script");
+        s.src = door.getAttribute("data-jsqr");
+        s.onload = function () { if (window.jsQR) resolve(window.jsQR); else reject(new Error("no decoder")); };
+        s.onerror = function () { loading = null; reject(new Error("the QR decoder did not load")); };
+        document.head.appendChild(s);
+      });
+    }
+    return loading;
+  }
+  function nativeDetector() {
+    if (!("BarcodeDetector" in window) || !window.BarcodeDetector.getSupportedFormats) return Promise.resolve(null);
+    return window.BarcodeDetector.getSupportedFormats().then(function (formats) {
+      return formats.indexOf("qr_code") >= 0 ? new window.BarcodeDetector({ formats: ["qr_code"] }) : null;
+    }, function () { return null; });
+  }
+  // Returns (a promise of) the text of the QR code in a video, image or canvas, or null.
+  // `useJsQR` skips BarcodeDetector (tests; browsers whose detector misreads).
+  function decode(source, useJsQR) {
+    if (detector && !useJsQR) {
+      return detector.detect(source).then(function (found) { return found.length ? found[0].rawValue : null; });
+    }
+    return loadJsQR().then(function (jsQR) {
+      var w = source.videoWidth || source.width, h = source.videoHeight || source.height;
+      if (!w || !h) return null;
+      var scale = Math.min(1, 800 / Math.max(w, h));
+      canvas = canvas || document.createElement("canvas");
+      canvas.width = Math.round(w * scale);
+      canvas.height = Math.round(h * scale);
+      var g = canvas.getContext("2d", { willReadFrequently: true });
+      g.drawImage(source, 0, 0, canvas.width, canvas.height);
+      var img = g.getImageData(0, 0, canvas.width, canvas.height);
+      var found = jsQR(img.data, img.width, img.height, { inversionAttempts: "dontInvert" });
+      return found ? found.data : null;
+    });
+  }
+  // A decoded code is submitted as if typed. The same code seen again less than 4 s after it
+  // was last seen is the same ticket still in front of the camera, not a second scan: a ticket
+  // held in view is submitted once, however long it stays there.
+  var lastCode = "", lastAt = 0;
+  function scanned(code) {
+    code = (code || "").trim();
+    var now = Date.now();
+    if (code && code === lastCode && now - lastAt < 4000) { lastAt = now; return false; }
+    if (!code || busy) return false;
+    lastCode = code;
+    lastAt = now;
+    field.value = code;
+    submit();
+    return true;
+  }
+  var timer = null;
+  function frame() {
+    if (!stream) return;
+    if (busy || video.readyState < 2) { timer = setTimeout(frame, 150); return; }
+    decode(video).then(function (code) { if (code) scanned(code); }, function () {})
+      .then(function () { if (stream) timer = setTimeout(frame, 120); });
+  }
+  function stopCamera() {
+    if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+    stream = null;
+    clearTimeout(timer);
+    video.srcObject = null;
+    camera.hidden = true;
+    scanButton.hidden = false;
+    ready();
+  }
+  function startCamera() {
+    status.textContent = "Opening the camera…";
+    nativeDetector().then(function (d) {
+      detector = d;
+      return navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+    }).then(function (s) {
+      stream = s;
+      video.srcObject = s;
+      camera.hidden = false;
+      scanButton.hidden = true;
+      status.textContent = "Camera on: hold a ticket's QR code in view.";
+      // The verdict and the camera's view together at the top of the screen.
+      var live = document.getElementById("door-live");
+      if (live.scrollIntoView) live.scrollIntoView({ block: "start" });
+      return video.play();
+    }).then(frame).catch(function (e) {
+      stopCamera();
+      status.textContent = "The camera could not be opened (" + ((e && e.name) || e) + "). Type or scan the code instead.";
+    });
+  }
+  if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+    scanButton.hidden = false;
+    scanButton.addEventListener("click", startCamera);
+    document.getElementById("scan-stop").addEventListener("click", function () {
+      stopCamera();
+      status.textContent = "Camera off.";
+    });
+  }
+  // For the browser tests, which have no camera: decode an image, and scan a decoded code.
+  window.tixDoor = { decode: decode, scanned: scanned };
+})();

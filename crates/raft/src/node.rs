@@ -350,6 +350,13 @@ impl Node {
                     leader: f.leader_id.zip(f.leader_node),
                 })
             }
+            // A quorum did not answer this round's heartbeats in time (a loaded follower, a
+            // slow fsync): a read is always safe to try again, so it is retried like a missing
+            // leader, up to `leader_wait`, instead of answering 503 at once.
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                tracing::debug!(error = %e, "read index: no quorum this round");
+                Err(ProposeError::NotLeader { leader: None })
+            }
             Err(e) => Err(ProposeError::Unavailable(e.to_string())),
         }
     }

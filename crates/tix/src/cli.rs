@@ -66,6 +66,8 @@ enum BenchSub {
     /// Offers several times what a node takes and measures goodput, latency and refusals
     /// (load shedding), with and without the in-flight cap.
     Overload(tix_bench::overload::OverloadArgs),
+    /// Writes a workload file from a model, a size and a seed (regenerates `benchmarks/`).
+    Gen(tix_bench::generate::GenArgs),
 }
 
 /// Options of `tix nginx-config`.
@@ -321,6 +323,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             sub: Some(BenchSub::Overload(args)),
             ..
         })) => tix_bench::overload::run(args).await,
+        Some(Command::Bench(BenchCommand {
+            sub: Some(BenchSub::Gen(args)),
+            ..
+        })) => tix_bench::generate::run(args),
         Some(Command::Worker(args)) => crate::worker::run(args).await,
         Some(Command::BenchNoop { http_addr }) => tix_bench::noop::serve(&http_addr).await,
         Some(Command::NginxConfig(args)) => {

@@ -84,8 +84,13 @@ impl Shop {
 
     /// Opens a new headless browser window (its own profile: its own cookies).
     async fn browser(&mut self) -> anyhow::Result<Client> {
+        self.browser_with(&[]).await
+    }
+
+    /// Opens a new headless browser window with these extra Chromium flags.
+    async fn browser_with(&mut self, extra: &[String]) -> anyhow::Result<Client> {
         let profile = tempfile::tempdir()?;
-        let args = vec![
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
@@ -96,8 +101,12 @@ impl Shop {
             "--disable-sync".into(),
             "--disable-dev-shm-usage".into(),
             "--window-size=1280,900".into(),
+            // A camera for the door's scanner: a generated test pattern, allowed without asking.
+            "--use-fake-device-for-media-stream".into(),
+            "--use-fake-ui-for-media-stream".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        args.extend_from_slice(extra);
         self._profiles.push(profile);
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -159,6 +168,22 @@ async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
         .with_context(|| css.to_owned())?
         .text()
         .await?)
+}
+
+/// Waits until the browser's address contains `needle` (a form's GET has been answered, so
+/// the elements found next belong to the new page, not the one that was left).
+async fn wait_for_url(c: &Client, needle: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let url = c.current_url().await?;
+        if url.as_str().contains(needle) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the address never contained {needle:?}; it is {url}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until the page's HTML contains `needle`.
@@ -334,7 +359,7 @@ async fn sign_up_search_buy_general_admission_and_see_the_qr_ticket() -> anyhow:
         2,
         "two tickets with QR codes"
     );
-    assert_eq!(html.matches("TIX1-").count(), 2);
+    assert_eq!(html.matches("TIX2-").count(), 2);
     shot(&c, "my-tickets").await?;
     c.set_window_size(390, 844).await?;
     c.goto(&shop.url("/")).await?;
@@ -708,7 +733,11 @@ async fn the_door_admits_a_ticket_once_and_refuses_forgeries() -> anyhow::Result
     assert!(html.contains("Order confirmed"));
     buyer.goto(&shop.url("/tickets")).await?;
     let code = text_of(&buyer, ".code code").await?;
-    assert!(code.starts_with(&format!("TIX1-{event}-")), "{code}");
+    let parsed = tix_http::ticket_code::parse(&code);
+    assert!(
+        code.starts_with("TIX2-") && parsed.is_ok_and(|p| p.event_id == event),
+        "{code}"
+    );
     buyer.close().await?;
 
     let staff = shop.browser().await?;
@@ -718,28 +747,291 @@ async fn the_door_admits_a_ticket_once_and_refuses_forgeries() -> anyhow::Result
     shot(&staff, "login").await?;
     click(&staff, "form.stack button").await?;
     wait_for_text(&staff, "Door check-in").await?;
-    fill(&staff, "#code", &code).await?;
-    click(&staff, "#check").await?;
-    let result = text_of(&staff, "#result").await?;
-    assert!(result.starts_with("Admitted"), "{result}");
+    let result = door_scan(&staff, &code, 1).await?;
+    assert!(result.starts_with("✓\nAdmitted"), "{result}");
     shot(&staff, "door-admitted").await?;
-    fill(&staff, "#code", &code).await?;
-    click(&staff, "#check").await?;
-    wait_for_text(&staff, "Already admitted at").await?;
-    let result = text_of(&staff, "#result").await?;
-    assert!(result.contains("by admin"), "{result}");
+    let result = door_scan(&staff, &code, 2).await?;
+    assert!(
+        result.contains("Already checked in at") && result.contains("by admin"),
+        "{result}"
+    );
     shot(&staff, "door-second-scan").await?;
+    // One base32 character of the signature changed: well formed, wrongly signed.
     let mut forged = code.clone();
-    let last = forged.pop().unwrap_or('0');
-    forged.push(if last == '0' { '1' } else { '0' });
-    fill(&staff, "#code", &forged).await?;
-    click(&staff, "#check").await?;
-    wait_for_text(&staff, "Forged code").await?;
+    let at = forged.len() - 3;
+    let swapped = if &forged[at..=at] == "A" { "B" } else { "A" };
+    forged.replace_range(at..=at, swapped);
+    let result = door_scan(&staff, &forged, 3).await?;
+    assert!(result.contains("Forged code"), "{result}");
     shot(&staff, "door-forged").await?;
     staff.goto(&shop.url("/admin/cluster")).await?;
     let html = wait_for_text(&staff, "Cluster status").await?;
     assert!(html.contains("leader"), "{html}");
     shot(&staff, "cluster").await?;
+    staff.close().await?;
+    Ok(())
+}
+
+/// Types `code` into the door's field and checks it in; waits for the page's script to show
+/// its `results`-th verdict in place (no reload) and returns the verdict's text.
+async fn door_scan(c: &Client, code: &str, results: u32) -> anyhow::Result<String> {
+    fill(c, "#code", code).await?;
+    click(c, "#check").await?;
+    door_result(c, results).await
+}
+
+/// Waits for the door's `results`-th verdict shown in place; returns its text.
+async fn door_result(c: &Client, results: u32) -> anyhow::Result<String> {
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&format!("#door[data-results=\"{results}\"]")))
+        .await
+        .with_context(|| format!("the door's verdict number {results}"))?;
+    text_of(c, "#result").await
+}
+
+/// Writes a Y4M video (what Chromium's fake camera plays, looped) of a still 640 × 480 frame:
+/// the QR code drawn by `d` — the ticket page's SVG path, `M{x} {y}h{w}v{h}H{x}V{y}` per dark
+/// rectangle, `size` px square — in black on white, enlarged to fill the frame's height.
+fn qr_video(size: usize, d: &str, path: &Path) -> anyhow::Result<()> {
+    let (width, height) = (640usize, 480usize);
+    let scale = (height / size.max(1)).max(1);
+    anyhow::ensure!(
+        size * scale <= height,
+        "the QR code ({size} px) fits the frame"
+    );
+    let (left, top) = ((width - size * scale) / 2, (height - size * scale) / 2);
+    let mut luma = vec![235u8; width * height];
+    for rect in d.split('M').skip(1) {
+        let numbers: Vec<usize> = rect
+            .split(|c: char| c.is_ascii_alphabetic() || c == ' ')
+            .filter(|n| !n.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("a rectangle of the QR path: {rect}"))?;
+        let [x, y, w, h, ..] = numbers[..] else {
+            bail!("a rectangle of the QR path: {rect}");
+        };
+        for row in (y * scale)..((y + h) * scale) {
+            let start = (top + row) * width + left + x * scale;
+            luma[start..start + w * scale].fill(16);
+        }
+    }
+    let mut out = format!("YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n").into_bytes();
+    out.extend_from_slice(b"FRAME\n");
+    out.extend_from_slice(&luma);
+    out.extend(std::iter::repeat_n(128u8, width * height / 2));
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+/// The door's count, `admitted / expected`.
+async fn door_count(c: &Client) -> anyhow::Result<String> {
+    let count = c
+        .execute(
+            "const a = document.getElementById('door-admitted'), \
+             e = document.getElementById('door-expected'); \
+             return a && e ? a.textContent + ' / ' + e.textContent : '';",
+            vec![],
+        )
+        .await?;
+    Ok(count.as_str().unwrap_or_default().to_owned())
+}
+
+/// Whether the door's code field is empty and has the focus, as after every verdict.
+async fn door_field_ready(c: &Client) -> anyhow::Result<bool> {
+    let ready = c
+        .execute(
+            "const f = document.getElementById('code'); \
+             return f.value === '' && document.activeElement === f;",
+            vec![],
+        )
+        .await?;
+    Ok(ready.as_bool() == Some(true))
+}
+
+/// The code of a base32 ticket code written in the hex format tickets sold before it carry (the
+/// same Ed25519 signature, so the same ticket).
+fn old_format(code: &str) -> anyhow::Result<String> {
+    let p = tix_http::ticket_code::parse(code).map_err(|e| anyhow::anyhow!("{e}: {code}"))?;
+    let hex: String = p.signature.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("TIX1-{}-{}-{hex}", p.event_id, p.ticket_id))
+}
+
+/// The door all night: set to one event, it counts admitted over expected tickets; a refused
+/// scan, then a ticket's QR code — the SVG of the buyer's ticket page drawn on a canvas and
+/// decoded by the vendored jsQR through the door's own decoder (headless Chromium has no
+/// camera to point at it) and submitted as a scan — admits, the field cleared and focused and
+/// the count up by one; an old hex code still admits; a second scan says when. Then the camera
+/// end to end: Chromium's fake camera plays a video of a third ticket's QR code, and the door
+/// admits it by itself, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_door_decodes_a_qr_code_counts_and_admits_old_codes() -> anyhow::Result<()> {
+    let Some(browser) = require::chromedriver() else {
+        return Ok(());
+    };
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start(browser).await?;
+    let event = seated_event(&shop, "Night Door", 2, 5).await?;
+    let buyer = shop.browser().await?;
+    sign_up(&shop, &buyer, "nia", false, "signup-nia").await?;
+    for seat in [2, 7, 9] {
+        let html = buy_seat(&shop, &buyer, event, seat, "4242424242424242", "night").await?;
+        assert!(html.contains("Order confirmed"), "seat {seat}");
+    }
+    buyer.goto(&shop.url("/tickets")).await?;
+    wait_for_text(&buyer, "My tickets").await?;
+    // Newest first: the tickets for seats 9, 7 and 2. Each code with its QR code's drawing.
+    let tickets = buyer
+        .execute(
+            "return Array.from(document.querySelectorAll('li.ticket')).map(li => { \
+               const svg = li.querySelector('.qr svg'); \
+               return [li.querySelector('.code code').textContent, \
+                       svg.viewBox.baseVal.width, svg.querySelector('path').getAttribute('d')]; });",
+            vec![],
+        )
+        .await?;
+    let tickets = tickets.as_array().context("tickets")?.clone();
+    anyhow::ensure!(tickets.len() == 3, "three tickets: {tickets:?}");
+    let (nine, seven, two) = (&tickets[0], &tickets[1], &tickets[2]);
+    let qr_code = seven[0].as_str().context("code")?.to_owned();
+    let old_code = old_format(two[0].as_str().context("code")?)?;
+    buyer.close().await?;
+
+    let staff = shop.browser().await?;
+    staff
+        .goto(&shop.url(&format!("/login?next=/door%3Fevent%3D{event}")))
+        .await?;
+    fill(&staff, "#username", "admin").await?;
+    fill(&staff, "#password", ADMIN_PASSWORD).await?;
+    click(&staff, "form.stack button").await?;
+    wait_for_text(&staff, "Door check-in").await?;
+    if door_count(&staff).await?.is_empty() {
+        // The login page may not carry the query through: set the door's event on the page.
+        staff
+            .find(Locator::Css("#door-event"))
+            .await?
+            .select_by_value(&event.to_string())
+            .await?;
+        click(&staff, "#door-event-set").await?;
+        wait_for_text(&staff, "id=\"door-count\"").await?;
+    }
+    assert_eq!(door_count(&staff).await?, "0 / 3");
+    shot(&staff, "night-door").await?;
+
+    let refused = door_scan(&staff, "TIX2-NOTATICKET", 1).await?;
+    assert!(refused.contains("Not a ticket code"), "{refused}");
+    assert!(
+        door_field_ready(&staff).await?,
+        "the field is cleared and focused"
+    );
+    assert_eq!(door_count(&staff).await?, "0 / 3");
+    shot(&staff, "night-door-refused").await?;
+
+    // The QR code of the buyer's ticket page, drawn at twice its size and decoded.
+    let decoded = staff
+        .execute_async(
+            r##"const [size, d, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+            const canvas = document.createElement("canvas");
+            canvas.width = canvas.height = size * 2;
+            const g = canvas.getContext("2d");
+            g.fillStyle = "#fff";
+            g.fillRect(0, 0, canvas.width, canvas.height);
+            g.scale(2, 2);
+            g.fillStyle = "#000";
+            g.fill(new Path2D(d));
+            window.tixDoor.decode(canvas, true).then(done, e => done("failed: " + e));"##,
+            vec![seven[1].clone(), seven[2].clone()],
+        )
+        .await?;
+    assert_eq!(
+        decoded.as_str(),
+        Some(qr_code.as_str()),
+        "jsQR reads the code"
+    );
+    let jsqr_loaded = staff
+        .execute("return typeof window.jsQR === 'function';", vec![])
+        .await?;
+    assert_eq!(jsqr_loaded, json!(true), "loaded from /static/vendor/");
+    let submitted = staff
+        .execute(
+            "return window.tixDoor.scanned(arguments[0]);",
+            vec![decoded],
+        )
+        .await?;
+    assert_eq!(submitted, json!(true));
+    let admitted = door_result(&staff, 2).await?;
+    assert!(
+        admitted.starts_with("✓\nAdmitted") && admitted.contains("Seat 7 · row 2"),
+        "{admitted}"
+    );
+    assert!(
+        door_field_ready(&staff).await?,
+        "the field is cleared and focused"
+    );
+    assert_eq!(door_count(&staff).await?, "1 / 3");
+    shot(&staff, "night-door-admitted").await?;
+
+    let admitted = door_scan(&staff, &old_code, 3).await?;
+    assert!(
+        admitted.starts_with("✓\nAdmitted") && admitted.contains("Seat 2 · row 1"),
+        "an old hex code: {admitted}"
+    );
+    assert_eq!(door_count(&staff).await?, "2 / 3");
+    let again = door_scan(&staff, &qr_code, 4).await?;
+    assert!(again.contains("Already checked in at"), "{again}");
+    assert!(door_field_ready(&staff).await?);
+    assert_eq!(door_count(&staff).await?, "2 / 3");
+    shot(&staff, "night-door-second-scan").await?;
+
+    staff.close().await?;
+
+    // The camera, end to end: Chromium's fake camera plays a video of the seat 9 ticket's QR
+    // code; the door's scanner reads it and admits the ticket on its own.
+    let video = tempfile::Builder::new().suffix(".y4m").tempfile()?;
+    let size = nine[1].as_f64().context("size")? as usize;
+    qr_video(size, nine[2].as_str().context("path")?, video.path())?;
+    let camera = format!(
+        "--use-file-for-fake-video-capture={}",
+        video.path().display()
+    );
+    let staff = shop.browser_with(&[camera]).await?;
+    staff
+        .goto(&shop.url(&format!("/login?next=/door%3Fevent%3D{event}")))
+        .await?;
+    fill(&staff, "#username", "admin").await?;
+    fill(&staff, "#password", ADMIN_PASSWORD).await?;
+    click(&staff, "form.stack button").await?;
+    wait_for_text(&staff, "Door check-in").await?;
+    assert_eq!(door_count(&staff).await?, "2 / 3");
+    click(&staff, "#scan").await?;
+    wait_for_text(&staff, "Camera on").await?;
+    let admitted = door_result(&staff, 1).await?;
+    assert!(
+        admitted.starts_with("✓\nAdmitted") && admitted.contains("Seat 9 · row 2"),
+        "scanned by the camera: {admitted}"
+    );
+    assert_eq!(door_count(&staff).await?, "3 / 3");
+    shot(&staff, "night-door-camera").await?;
+    // The same ticket stays in view: it is not submitted again at once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let results = staff
+        .execute(
+            "return document.getElementById('door').getAttribute('data-results');",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        results,
+        json!("1"),
+        "one scan while the ticket stays in view"
+    );
+    click(&staff, "#scan-stop").await?;
+    wait_for_text(&staff, "Camera off").await?;
+    let scan_shown = staff
+        .execute("return !document.getElementById('scan').hidden;", vec![])
+        .await?;
+    assert_eq!(scan_shown, json!(true));
     staff.close().await?;
     Ok(())
 }
@@ -832,6 +1124,7 @@ async fn an_admin_changes_a_role_on_the_users_page() -> anyhow::Result<()> {
     shot(&admin, "admin-users").await?;
     fill(&admin, "#q", "qui").await?;
     click(&admin, "form.search button").await?;
+    wait_for_url(&admin, "q=qui").await?;
     wait_for_text(&admin, "quinn").await?;
     admin
         .find(Locator::Css("#users select"))
@@ -846,6 +1139,7 @@ async fn an_admin_changes_a_role_on_the_users_page() -> anyhow::Result<()> {
 
     fill(&admin, "#q", "admin").await?;
     click(&admin, "form.search button").await?;
+    wait_for_url(&admin, "q=admin").await?;
     wait_for_text(&admin, "data-label=\"Username\">admin</td>").await?;
     admin
         .find(Locator::Css("#users select"))
@@ -1476,10 +1770,18 @@ async fn visit_every_page(
     staff.goto(&shop.url("/door")).await?;
     wait_for_text(&staff, "Door check-in").await?;
     sweep(&staff, "door", &mut problems).await?;
-    fill(&staff, "#code", "TIX1-1-1-00").await?;
-    click(&staff, "#check").await?;
-    text_of(&staff, "#result").await?;
+    door_scan(&staff, "TIX1-1-1-00", 1).await?;
     sweep(&staff, "door-refused", &mut problems).await?;
+    // Scanning: the camera's view and its status under the form (Chromium's fake camera).
+    click(&staff, "#scan").await?;
+    wait_for_text(&staff, "Camera on").await?;
+    sweep(&staff, "door-scanning", &mut problems).await?;
+    click(&staff, "#scan-stop").await?;
+    staff
+        .goto(&shop.url(&format!("/door?event={event}")))
+        .await?;
+    wait_for_text(&staff, "id=\"door-count\"").await?;
+    sweep(&staff, "door-event", &mut problems).await?;
     staff.goto(&shop.url("/admin/cluster")).await?;
     wait_for_text(&staff, "Cluster status").await?;
     sweep(&staff, "cluster", &mut problems).await?;

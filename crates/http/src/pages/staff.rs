@@ -1,32 +1,31 @@
 //! The organizer's and the door's pages: the list of one's events, a dashboard per event
 //! (sold / held / available, revenue, sales over time as an inline SVG chart, a CSV export),
-//! door check-in by signed ticket code (admitted once; a second scan says when and by whom;
-//! forged codes refused), and the admin's cluster status.
+//! door check-in by signed ticket code (`door`: admitted once, a second scan says when and by
+//! whom, forged codes refused; camera scanning and a count of admitted tickets), and the admin's
+//! cluster status.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tix_core::{EventId, Role, TicketId};
+use tix_core::EventId;
 
-use super::{Nav, PageError, field, form_pairs, login_first, money, when};
+use super::{Nav, PageError, login_first, money, when};
 use crate::AppState;
-use crate::error::ApiError;
 use crate::extract::{Caller, MaybeCaller};
-use crate::shop::admit;
-use crate::ticket_code;
+
+mod door;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/organizer", get(my_events))
         .route("/organizer/events/{id}", get(dashboard))
         .route("/organizer/events/{id}/sales.csv", get(sales_csv))
-        .route("/door", get(door_form).post(door_check))
         .route("/admin/cluster", get(cluster))
+        .merge(door::routes())
 }
 
 /// An event in the organizer's list.
@@ -290,168 +289,6 @@ async fn sales_csv(
         csv,
     )
         .into_response()
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/door.html")]
-struct DoorPage {
-    nav: Nav,
-    code: String,
-    /// `admitted`, `refused` or empty.
-    outcome: String,
-    headline: String,
-    detail: String,
-}
-
-fn door_only(c: &Caller) -> Result<(), PageError> {
-    if c.role == Role::Attendee {
-        Err(PageError::forbidden(
-            Nav::of(Some(c)),
-            "Check-in is for door staff and organizers.",
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-async fn door_form(caller: MaybeCaller) -> Response {
-    let Some(c) = caller.0 else {
-        return login_first("/door");
-    };
-    if let Err(e) = door_only(&c) {
-        return e.into_response();
-    }
-    DoorPage {
-        nav: Nav::of(Some(&c)),
-        code: String::new(),
-        outcome: String::new(),
-        headline: String::new(),
-        detail: String::new(),
-    }
-    .into_response()
-}
-
-/// The most characters of a refused code repeated in the result.
-const SHOWN_CODE_CHARS_MAX: usize = 48;
-
-async fn door_check(State(state): State<AppState>, caller: MaybeCaller, body: Bytes) -> Response {
-    let Some(c) = caller.0 else {
-        return login_first("/door");
-    };
-    if let Err(e) = door_only(&c) {
-        return e.into_response();
-    }
-    let form = form_pairs(&body);
-    let code = field(&form, "code").trim().to_owned();
-    // After every result the field is empty (and focused), so the next scan is not appended to
-    // the last one; a refused code is repeated in the result instead.
-    let refused = |headline: &str, detail: String, status: StatusCode| {
-        let shown: String = code.chars().take(SHOWN_CODE_CHARS_MAX).collect();
-        let detail = if shown.is_empty() {
-            detail
-        } else {
-            format!("{detail} (scanned: {shown})")
-        };
-        let page = DoorPage {
-            nav: Nav::of(Some(&c)),
-            code: String::new(),
-            outcome: "refused".into(),
-            headline: headline.into(),
-            detail,
-        };
-        (status, page).into_response()
-    };
-    let parsed = ticket_code::parse(&code);
-    let Ok((event_id, ticket_id, _)) = parsed else {
-        return refused(
-            "Not a ticket code",
-            "This is not a tix ticket code. Type it again, or scan the QR code.".into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    };
-    let checks = state
-        .read_fresh(|s| {
-            let e = s.event(EventId(event_id))?;
-            Some((e.ticket_key_seed, e.details.name.clone()))
-        })
-        .await;
-    let ticket = match state
-        .read_fresh_history(|h| h.ticket(TicketId(ticket_id)))
-        .await
-    {
-        Ok(t) => t.map(|t| (t.event_id.0, t.seat)),
-        Err(e) => return PageError::from_api(Nav::of(Some(&c)), e).into_response(),
-    };
-    let checks = checks.map(|(seed, name)| (seed, name, ticket));
-    let Some((seed, event_name, ticket)) = checks else {
-        return refused(
-            "Forged code",
-            "No such event: this code was not issued by tix.".into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    };
-    if ticket_code::verify_with_seed(&seed, &code).is_err() {
-        return refused(
-            "Forged code",
-            "The signature does not match: this code was not issued by tix, or was altered.".into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    }
-    let seat = match ticket {
-        Some((e, seat)) if e == event_id => seat,
-        _ => {
-            return refused(
-                "Unknown ticket",
-                "The code is signed but no such ticket exists.".into(),
-                StatusCode::NOT_FOUND,
-            );
-        }
-    };
-    match admit(&state, &c, TicketId(ticket_id)).await {
-        Ok(_) => DoorPage {
-            nav: Nav::of(Some(&c)),
-            code: String::new(),
-            outcome: "admitted".into(),
-            headline: "Admitted".into(),
-            detail: match seat {
-                Some(n) => format!("{event_name}: ticket {ticket_id}, seat {n}."),
-                None => format!("{event_name}: ticket {ticket_id}."),
-            },
-        }
-        .into_response(),
-        Err(ApiError::CheckInRefused {
-            reason,
-            extra,
-            detail,
-        }) => {
-            let text = if reason == "already_admitted" {
-                let at = extra
-                    .get("at")
-                    .and_then(|v| v.as_str())
-                    .and_then(crate::views::parse_rfc3339);
-                let by = extra
-                    .get("by")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("someone");
-                let hhmm = at.map(when).unwrap_or_default();
-                let hhmm = hhmm.get(11..16).unwrap_or(&hhmm).to_owned();
-                format!("Already admitted at {hhmm} by {by}.")
-            } else {
-                format!("Not admitted: {detail}.")
-            };
-            refused("Not admitted", text, StatusCode::CONFLICT)
-        }
-        // Another organizer's event: answered here, the scanner stays open.
-        Err(ApiError::Forbidden(_)) => refused(
-            "Not this door",
-            format!("This ticket is for {event_name}, which you do not check in."),
-            StatusCode::FORBIDDEN,
-        ),
-        Err(e) => {
-            let message = super::message_for(&e);
-            refused("Not admitted", message, StatusCode::CONFLICT)
-        }
-    }
 }
 
 /// A node on the cluster page.

@@ -2,7 +2,8 @@
 //! `crates/tix/tests/browser_shop.rs`): sign-up errors and the session cookie, redirects to
 //! the login page, friendly 403/404 pages, a hold and checkout by form posts, the ticket's
 //! signed code verified with the published key, and door check-in (admitted once, then
-//! "already admitted", forged codes refused).
+//! "already checked in", forged codes refused, old hex codes admitted, the count of admitted
+//! tickets, every refusal in words, the vendored QR decoder served with caching headers).
 
 use std::collections::BTreeMap;
 
@@ -464,7 +465,7 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
         .split("<code>")
         .skip(1)
         .filter_map(|s| s.split("</code>").next())
-        .filter(|s| s.starts_with("TIX1-"))
+        .filter(|s| s.starts_with("TIX2-"))
         .map(str::to_owned)
         .collect();
     assert_eq!(codes.len(), 2);
@@ -502,13 +503,15 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
     let second = door.post("/door", &[("code", &codes[0])]).await;
     assert_eq!(second.status, 409);
     assert!(
-        second.text.contains("Already admitted at") && second.text.contains("by admin"),
+        second.text.contains("Already checked in at") && second.text.contains("by admin"),
         "{}",
         second.text
     );
+    // One base32 character of the signature changed: well formed, wrongly signed.
     let mut forged = codes[1].clone();
-    let last = forged.pop().unwrap();
-    forged.push(if last == 'a' { 'b' } else { 'a' });
+    let at = forged.len() - 3;
+    let swapped = if &forged[at..=at] == "A" { "B" } else { "A" };
+    forged.replace_range(at..=at, swapped);
     let refused = door.post("/door", &[("code", &forged)]).await;
     assert_eq!(refused.status, 422);
     assert!(refused.text.contains("Forged code"), "{}", refused.text);
@@ -545,7 +548,7 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
     assert!(elsewhere.text.contains("id=\"code\""), "the scanner stays");
     // Newest first: codes[0] is seat 3 (admitted above), codes[1] seat 2. Refunding it frees
     // seat 2 at once.
-    let ticket_id = codes[1].split('-').nth(2).unwrap();
+    let ticket_id = tix_http::ticket_code::parse(&codes[1]).unwrap().ticket_id;
     let ask = buyer.get(&format!("/tickets/{ticket_id}/refund")).await;
     assert!(
         ask.text.contains("Refund this ticket?") && ask.text.contains("seat 2"),
@@ -755,4 +758,210 @@ async fn a_logged_out_order_returns_after_sign_up_with_the_seats_still_chosen() 
         home.text
     );
     assert!(!b.get(&checkout).await.text.contains("id=\"hold-banner\""));
+}
+
+/// Returns the door page's count, `admitted / expected`, if it shows one.
+fn door_count(html: &str) -> Option<String> {
+    let admitted = html
+        .split("id=\"door-admitted\">")
+        .nth(1)?
+        .split('<')
+        .next()?;
+    let expected = html
+        .split("id=\"door-expected\">")
+        .nth(1)?
+        .split('<')
+        .next()?;
+    Some(format!("{admitted} / {expected}"))
+}
+
+/// The door set to one event: the count of admitted over expected tickets from the start; an
+/// old hex code (what tickets sold before the base32 codes carry) admits and the count goes up;
+/// a ticket of another event, a second scan (with its HH:MM), a refunded ticket and garbage are
+/// each refused in plain words with the field empty; the count follows the last ticket when the
+/// door takes any event; the vendored QR decoder is served from our host, cached for good.
+#[tokio::test]
+async fn the_door_counts_admissions_and_names_every_refusal() {
+    use tix_http::ticket_code;
+    let app = spawn_app().await;
+    let event = app.admin_event(&numbered(5)).await;
+    let other = app.admin_event(&numbered(5)).await;
+    let buyer = app.new_user("fay", None).await;
+    let old_ticket = app.buy_seat(&buyer.token, event, 1).await;
+    let new_ticket = app.buy_seat(&buyer.token, event, 2).await;
+    let refunded = app.buy_seat(&buyer.token, event, 3).await;
+    let elsewhere = app.buy_seat(&buyer.token, other, 1).await;
+    app.refund(Some(&app.admin_token), refunded)
+        .await
+        .expect(200);
+    let seed = |e: u64| {
+        app.node
+            .shared
+            .read()
+            .event(tix_core::EventId(e))
+            .expect("event")
+            .ticket_key_seed
+    };
+    let old_code = ticket_code::sign_v1(&seed(event), event, old_ticket);
+    assert!(old_code.starts_with("TIX1-"), "{old_code}");
+    let new_code = ticket_code::sign(&seed(event), event, new_ticket);
+    let refunded_code = ticket_code::sign(&seed(event), event, refunded);
+    let other_code = ticket_code::sign(&seed(other), other, elsewhere);
+
+    let mut door = Browser::new(&app);
+    let login = door
+        .post(
+            "/login",
+            &[
+                ("username", "admin"),
+                ("password", crate::helpers::ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(login.status, 303, "{}", login.text);
+    let form = door.get(&format!("/door?event={event}")).await;
+    assert_eq!(form.status, 200, "{}", form.text);
+    assert_eq!(
+        door_count(&form.text).as_deref(),
+        Some("0 / 2"),
+        "refunded not expected"
+    );
+    assert!(
+        form.text
+            .contains(&format!("<option value=\"{event}\" selected>")),
+        "the door is set to the event: {}",
+        form.text
+    );
+    assert!(
+        form.text.contains("id=\"scan\" hidden"),
+        "no camera button without JavaScript"
+    );
+    let event_field = event.to_string();
+    let cleared = "id=\"code\" name=\"code\" value=\"\"";
+
+    let first = door
+        .post("/door", &[("code", &old_code), ("event", &event_field)])
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert!(
+        first.text.contains("data-outcome=\"admitted\"") && first.text.contains("Seat 1"),
+        "{}",
+        first.text
+    );
+    assert_eq!(door_count(&first.text).as_deref(), Some("1 / 2"));
+    assert!(first.text.contains(cleared));
+
+    let wrong = door
+        .post("/door", &[("code", &other_code), ("event", &event_field)])
+        .await;
+    assert_eq!(wrong.status, 409, "{}", wrong.text);
+    assert!(
+        wrong.text.contains("Another event") && wrong.text.contains("data-outcome=\"refused\""),
+        "{}",
+        wrong.text
+    );
+    assert_eq!(door_count(&wrong.text).as_deref(), Some("1 / 2"));
+    assert!(wrong.text.contains(cleared));
+
+    let typed = door
+        .post(
+            "/door",
+            &[
+                ("code", &new_code.to_ascii_lowercase()),
+                ("event", &event_field),
+            ],
+        )
+        .await;
+    assert_eq!(typed.status, 200, "typed in lower case: {}", typed.text);
+    assert_eq!(door_count(&typed.text).as_deref(), Some("2 / 2"));
+
+    let again = door
+        .post("/door", &[("code", &old_code), ("event", &event_field)])
+        .await;
+    assert_eq!(again.status, 409);
+    let headline = again
+        .text
+        .split("Already checked in at ")
+        .nth(1)
+        .expect("a second scan says when")
+        .get(..5)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        headline.as_bytes()[2] == b':'
+            && headline
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| i == 2 || b.is_ascii_digit()),
+        "HH:MM: {headline}"
+    );
+    assert!(again.text.contains("by admin"), "{}", again.text);
+
+    let gone = door
+        .post(
+            "/door",
+            &[("code", &refunded_code), ("event", &event_field)],
+        )
+        .await;
+    assert_eq!(gone.status, 409);
+    assert!(
+        gone.text.contains("<strong>Refunded</strong>"),
+        "{}",
+        gone.text
+    );
+
+    let garbage = door
+        .post("/door", &[("code", "hello"), ("event", &event_field)])
+        .await;
+    assert_eq!(garbage.status, 422);
+    assert!(garbage.text.contains("Not a ticket code"));
+    assert!(garbage.text.contains(cleared));
+    assert_eq!(door_count(&garbage.text).as_deref(), Some("2 / 2"));
+
+    // A door taking any event counts the last ticket's event, carried through garbage.
+    let any = door
+        .post(
+            "/door",
+            &[
+                ("code", "hello"),
+                ("event", ""),
+                ("last_event", &event_field),
+            ],
+        )
+        .await;
+    assert_eq!(
+        door_count(&any.text).as_deref(),
+        Some("2 / 2"),
+        "{}",
+        any.text
+    );
+    let any = door
+        .post("/door", &[("code", &other_code), ("event", "")])
+        .await;
+    assert_eq!(any.status, 200, "{}", any.text);
+    assert_eq!(door_count(&any.text).as_deref(), Some("1 / 1"));
+
+    // The decoder the page's script loads: from this host, long-cached, allowed by the CSP.
+    let jsqr = app
+        .client
+        .get(format!("{}/static/vendor/jsqr-1.4.0.min.js", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jsqr.status(), 200);
+    let header = |name: &str| {
+        jsqr.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(header("cache-control").contains("immutable"));
+    assert!(header("content-type").starts_with("text/javascript"));
+    assert!(header("content-security-policy").contains("script-src 'self'"));
+    assert!(jsqr.text().await.unwrap().contains("jsQR"));
+    assert!(
+        form.text
+            .contains("data-jsqr=\"/static/vendor/jsqr-1.4.0.min.js\"")
+    );
 }
