@@ -240,9 +240,9 @@ impl EventForm {
     }
 
     /// Checks every field of the form in the user's words and builds the API body; the
-    /// errors list each bad field, not just the first. `creating` also checks the tickets
-    /// (`capacity_max` seats at most) and that the start is in the future.
-    fn check(&self, creating: bool, capacity_max: u32) -> Result<EventBody, FormErrors> {
+    /// errors list each bad field, not just the first. A new event's start must be in the
+    /// future, and so must an edited one's when the edit moves it (as the API decides).
+    fn check(&self, checking: Checking) -> Result<EventBody, FormErrors> {
         let mut errors = FormErrors::new();
         errors.check("name", form::text(&self.name, true, NAME_CHARS_MAX, false));
         errors.check(
@@ -252,8 +252,12 @@ impl EventForm {
         let date = errors.check("date", date(&self.date));
         let time = errors.check("time", time_of_day(&self.time));
         let starts_at = date.zip(time).map(|(d, t)| format!("{d}T{t}:00Z"));
-        if creating
-            && let Some(ms) = starts_at.as_deref().and_then(crate::views::parse_rfc3339)
+        let moved = |ms: i64| match checking {
+            Checking::Create { .. } => true,
+            Checking::Edit { starts_at_ms } => starts_at_ms != ms,
+        };
+        if let Some(ms) = starts_at.as_deref().and_then(crate::views::parse_rfc3339)
+            && moved(ms)
             && ms <= tix_raft::proposer::now_ms() as i64
         {
             errors.add("date", Problem::InThePast);
@@ -272,10 +276,9 @@ impl EventForm {
         );
         let price_cents = errors.check("price", price(&self.price));
         let currency = errors.check("currency", currency(&self.currency));
-        let inventory = if creating {
-            self.inventory(&mut errors, capacity_max)
-        } else {
-            None
+        let inventory = match checking {
+            Checking::Create { capacity_max } => self.inventory(&mut errors, capacity_max),
+            Checking::Edit { .. } => None,
         };
         if !errors.is_empty() {
             return Err(errors);
@@ -331,6 +334,21 @@ impl EventForm {
             }
         }
     }
+}
+
+/// What [`EventForm::check`] checks besides the fields both forms have.
+#[derive(Debug, Clone, Copy)]
+enum Checking {
+    /// A new event: its tickets too, at most `capacity_max` of them.
+    Create {
+        /// The most tickets (or seats) an event may have.
+        capacity_max: u32,
+    },
+    /// An edit of the event that starts at `starts_at_ms` (Unix ms) now.
+    Edit {
+        /// The start as stored: keeping it is fine even once it has passed.
+        starts_at_ms: i64,
+    },
 }
 
 /// Checks a date as the browser's date field sends it (`2031-06-01`).
@@ -522,7 +540,7 @@ async fn create(State(state): State<AppState>, caller: MaybeCaller, body: Bytes)
     let capacity_max = state.node.shared.read().limits().event_capacity_max;
     let result = async {
         let body = form
-            .check(true, capacity_max)
+            .check(Checking::Create { capacity_max })
             .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e))?;
         // The API's own checks have the last word (a page never allows what the API refuses).
         async {
@@ -580,7 +598,16 @@ async fn edit(
     };
     let nav = Nav::of(Some(&c));
     let form = EventForm::from_pairs(&form_pairs(&body));
-    let body = match form.check(false, 0) {
+    let stored = state
+        .node
+        .shared
+        .read()
+        .event(EventId(id))
+        .map(|e| e.details.starts_at_ms);
+    let Some(starts_at_ms) = stored else {
+        return PageError::not_found(nav, "event").into_response();
+    };
+    let body = match form.check(Checking::Edit { starts_at_ms }) {
         Ok(body) => body,
         Err(errors) => {
             let failed = (StatusCode::UNPROCESSABLE_ENTITY, errors);
@@ -628,7 +655,9 @@ mod tests {
             rows: "5.5".into(),
             ..seated_form()
         };
-        let errors = form.check(true, 1000).unwrap_err();
+        let errors = form
+            .check(Checking::Create { capacity_max: 1000 })
+            .unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["lat", "price", "rows"]);
         assert_eq!(errors.get("lat"), Some("Latitude: a number from −90 to 90"));
@@ -644,7 +673,7 @@ mod tests {
     #[test]
     fn the_event_form_checks_seats_against_the_layout() {
         let body = seated_form()
-            .check(true, 96)
+            .check(Checking::Create { capacity_max: 96 })
             .expect("8 × 12 = 96 seats fit");
         let details = validate_details(&body).expect("the API takes it");
         assert_eq!(
@@ -655,13 +684,15 @@ mod tests {
             blocked: "1, 999".into(),
             ..seated_form()
         }
-        .check(true, 96)
+        .check(Checking::Create { capacity_max: 96 })
         .unwrap_err();
         assert_eq!(
             errors.get("blocked"),
             Some("Seat 999 doesn't exist: this venue has seats 1–96")
         );
-        let errors = seated_form().check(true, 95).unwrap_err();
+        let errors = seated_form()
+            .check(Checking::Create { capacity_max: 95 })
+            .unwrap_err();
         assert_eq!(
             errors.get("rows"),
             Some("Rows: rows × seats per row can be at most 95 seats")
@@ -677,7 +708,7 @@ mod tests {
             currency: "XYZ".into(),
             ..seated_form()
         }
-        .check(true, 1000)
+        .check(Checking::Create { capacity_max: 1000 })
         .unwrap_err();
         assert_eq!(errors.get("name"), Some("Event name: fill this in"));
         assert_eq!(
@@ -688,14 +719,22 @@ mod tests {
             errors.get("currency"),
             Some("Currency: XYZ is not a currency we know; try EUR, USD or GBP")
         );
-        // Editing checks neither the tickets nor the date's future (the API decides that).
+        // An edit checks no tickets, and may keep a start that has passed, but not move to one.
         let edit = EventForm {
             date: "2001-01-01".into(),
             rows: String::new(),
             version: "3".into(),
             ..seated_form()
         };
-        assert!(edit.check(false, 0).is_ok());
+        let kept = crate::views::parse_rfc3339("2001-01-01T20:00:00Z").unwrap();
+        assert!(edit.check(Checking::Edit { starts_at_ms: kept }).is_ok());
+        let moved = edit.check(Checking::Edit {
+            starts_at_ms: kept + 60_000,
+        });
+        assert_eq!(
+            moved.unwrap_err().get("date"),
+            Some("Date: choose a date and time in the future")
+        );
     }
 
     // Prices are typed as amounts; anything else names the price field.
