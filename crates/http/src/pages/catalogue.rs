@@ -603,10 +603,16 @@ async fn edit(
         .shared
         .read()
         .event(EventId(id))
-        .map(|e| e.details.starts_at_ms);
-    let Some(starts_at_ms) = stored else {
+        .map(|e| (e.organizer, e.details.starts_at_ms));
+    let Some((organizer, starts_at_ms)) = stored else {
         return PageError::not_found(nav, "event").into_response();
     };
+    // Who may edit is answered before what is wrong with the form (`update_event` decides it
+    // again through the log).
+    if !(c.is_admin() || c.user_id == organizer) {
+        return PageError::forbidden(nav, "Only the event's organizer can edit it.")
+            .into_response();
+    }
     let body = match form.check(Checking::Edit { starts_at_ms }) {
         Ok(body) => body,
         Err(errors) => {
