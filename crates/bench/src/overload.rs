@@ -166,8 +166,9 @@ fn print_phase(label: &str, p: &Phase) {
     );
 }
 
-/// Starts a cluster with `cap`, measures both phases, checks the sold count and stops it.
-async fn measure(
+/// Starts a cluster with `cap`, measures both phases (unloaded: `args.clients`; overloaded:
+/// `offered` clients), checks the sold count and stops it.
+pub async fn measure(
     exe: &Path,
     args: &OverloadArgs,
     cap: usize,

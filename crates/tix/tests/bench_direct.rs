@@ -1,7 +1,8 @@
 //! `tix bench` end to end, direct architecture: the shared workload files replayed over
 //! keep-alive HTTP through nginx in front of a real 3-node cluster, verified against the final
 //! state; a node killed behind nginx mid-run (nginx retries its purchases elsewhere); and a
-//! malformed file refused before anything starts. Needs nginx (Debian package);
+//! malformed file refused before anything starts; a node that sheds load above its in-flight
+//! cap behind nginx. Needs nginx (Debian package);
 //! without it the test says so and skips, unless `TIX_REQUIRE_SERVICES=1`.
 
 use std::path::Path;
@@ -136,5 +137,39 @@ async fn a_node_killed_behind_nginx_mid_run_loses_nothing() -> anyhow::Result<()
         "no request was refused for another reason (e.g. a 502 from nginx): {:?}",
         report.rejections()
     );
+    Ok(())
+}
+
+/// Checks load shedding end to end through nginx with `tix bench overload`'s clients: with an
+/// in-flight cap of 4, four clients are all admitted; forty get 503s, every one with
+/// `Retry-After`, and nothing else goes wrong — the refused purchases, retried with their
+/// request ids, are sold afterwards and the node's count agrees with what the clients saw
+/// (`measure` checks that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_nginx_sheds_what_is_over_its_cap_with_retry_after() -> anyhow::Result<()> {
+    use tix_bench::overload::{OverloadArgs, measure};
+
+    if require::nginx().is_none() {
+        return Ok(());
+    }
+    let args = OverloadArgs {
+        nodes: 1,
+        clients: 4,
+        requests_in_flight_max: 4,
+        factor: 10,
+        seconds: 3,
+        no_uncapped: true,
+    };
+    let (unloaded, overloaded) =
+        measure(Path::new(env!("CARGO_BIN_EXE_tix")), &args, 4, 40).await?;
+    assert!(unloaded.sold > 0, "{unloaded:?}");
+    assert_eq!(
+        unloaded.refused, 0,
+        "4 clients fit a cap of 4: {unloaded:?}"
+    );
+    assert!(overloaded.sold > 0, "{overloaded:?}");
+    assert!(overloaded.refused > 0, "40 clients never met the cap of 4");
+    assert_eq!(overloaded.refused_without_retry_after, 0);
+    assert_eq!(overloaded.errors, 0, "{overloaded:?}");
     Ok(())
 }
