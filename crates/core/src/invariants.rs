@@ -11,10 +11,10 @@
 //! seat or counter they move (`Inventory::hold`, `sell_free`, `sell_held`), counts assert they
 //! never go below zero, and a record is never stored twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::history::{CountKey, HistoryScan};
-use crate::ids::{CustomerKey, EventId, UserId};
+use crate::ids::{CustomerKey, EventId, HoldId, UserId};
 use crate::inventory::{Inventory, SeatState};
 use crate::state::{State, TicketStatus};
 
@@ -103,7 +103,12 @@ impl State {
         }
 
         let mut holds_per_customer: BTreeMap<UserId, u32> = BTreeMap::new();
+        let mut hold_ids_by_customer: BTreeMap<UserId, BTreeSet<HoldId>> = BTreeMap::new();
         for (id, hold) in parts.holds {
+            hold_ids_by_customer
+                .entry(hold.customer)
+                .or_default()
+                .insert(*id);
             ensure!(
                 hold.expires_at_ms > parts.now_ms,
                 "hold {id} outlived its expiry"
@@ -136,6 +141,10 @@ impl State {
         ensure!(
             holds_per_customer == *parts.holds_per_customer,
             "active-hold counts disagree with holds"
+        );
+        ensure!(
+            hold_ids_by_customer == *parts.hold_ids_by_customer,
+            "the per-customer hold index disagrees with holds"
         );
 
         for (id, event) in parts.events {

@@ -246,7 +246,9 @@ struct Counters {
 }
 
 /// Everything tix knows, replicated by applying the same batches in the same order.
+/// Deserialized through [`StateWire`], which rebuilds the indexes that are not encoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StateWire")]
 pub struct State {
     limits: Limits,
     now_ms: u64,
@@ -266,9 +268,62 @@ pub struct State {
     pending: Changes,
     /// Active holds per customer, for `Limits::holds_per_customer_max`.
     holds_per_customer: BTreeMap<UserId, u32>,
+    /// The active holds of each customer, so "your hold" (every page view, every assistant
+    /// message) is a lookup, not a pass over everyone's holds. Derived from `holds`: not
+    /// encoded, rebuilt when a state is read ([`StateWire`]).
+    #[serde(skip)]
+    hold_ids_by_customer: BTreeMap<UserId, BTreeSet<HoldId>>,
     /// Cancelled events. Last, so a state encoded before cancellations existed is this
     /// encoding without its final (empty map) byte; [`State::decode`] reads both.
     cancellations: BTreeMap<EventId, Cancellation>,
+}
+
+/// The encoded fields of [`State`], in its order (the `#[serde(skip)]` ones left out): a
+/// state is read as this and completed with the indexes derived from it.
+#[derive(Deserialize)]
+struct StateWire {
+    limits: Limits,
+    now_ms: u64,
+    next: Counters,
+    users: BTreeMap<UserId, User>,
+    usernames: BTreeMap<String, UserId>,
+    sessions: BTreeMap<String, Session>,
+    session_expiry: BTreeSet<(u64, String)>,
+    events: BTreeMap<EventId, Event>,
+    holds: BTreeMap<HoldId, Hold>,
+    hold_expiry: BTreeSet<(u64, HoldId)>,
+    history_digest: u64,
+    holds_per_customer: BTreeMap<UserId, u32>,
+    cancellations: BTreeMap<EventId, Cancellation>,
+}
+
+impl From<StateWire> for State {
+    fn from(w: StateWire) -> State {
+        let mut hold_ids_by_customer = BTreeMap::<UserId, BTreeSet<HoldId>>::new();
+        for hold in w.holds.values() {
+            hold_ids_by_customer
+                .entry(hold.customer)
+                .or_default()
+                .insert(hold.id);
+        }
+        State {
+            limits: w.limits,
+            now_ms: w.now_ms,
+            next: w.next,
+            users: w.users,
+            usernames: w.usernames,
+            sessions: w.sessions,
+            session_expiry: w.session_expiry,
+            events: w.events,
+            holds: w.holds,
+            hold_expiry: w.hold_expiry,
+            history_digest: w.history_digest,
+            pending: Changes::default(),
+            holds_per_customer: w.holds_per_customer,
+            hold_ids_by_customer,
+            cancellations: w.cancellations,
+        }
+    }
 }
 
 /// The hot state as encoded before cancellations existed (store format 1 without them): read
@@ -291,7 +346,7 @@ struct StateBeforeCancellations {
 
 impl From<StateBeforeCancellations> for State {
     fn from(old: StateBeforeCancellations) -> State {
-        State {
+        StateWire {
             limits: old.limits,
             now_ms: old.now_ms,
             next: old.next,
@@ -303,10 +358,10 @@ impl From<StateBeforeCancellations> for State {
             holds: old.holds,
             hold_expiry: old.hold_expiry,
             history_digest: old.history_digest,
-            pending: Changes::default(),
             holds_per_customer: old.holds_per_customer,
             cancellations: BTreeMap::new(),
         }
+        .into()
     }
 }
 
@@ -339,6 +394,7 @@ impl State {
             history_digest: FNV_OFFSET,
             pending: Changes::default(),
             holds_per_customer: BTreeMap::new(),
+            hold_ids_by_customer: BTreeMap::new(),
             cancellations: BTreeMap::new(),
         }
     }
@@ -776,6 +832,10 @@ impl State {
         };
         self.hold_expiry.insert((expires_at_ms, hold_id));
         *self.holds_per_customer.entry(customer).or_insert(0) += 1;
+        self.hold_ids_by_customer
+            .entry(customer)
+            .or_default()
+            .insert(hold_id);
         self.count_customer(h, event_id, &customer_key, quantity, true);
         let placed = HoldPlaced {
             hold_id,
@@ -818,7 +878,7 @@ impl State {
         );
         let hold = self.holds.remove(&hold_id).expect("present");
         self.hold_expiry.remove(&(hold.expires_at_ms, hold_id));
-        self.dec_holds_per_customer(customer);
+        self.dec_holds_per_customer(customer, hold_id);
         assert!(
             self.events.contains_key(&hold.event_id),
             "a hold's event exists"
@@ -1185,12 +1245,12 @@ impl State {
             .get_mut(&hold.event_id)
             .expect("a hold's event exists");
         event.inventory.unhold(hold.quantity, &hold.seats);
-        self.dec_holds_per_customer(hold.customer);
+        self.dec_holds_per_customer(hold.customer, hold_id);
         let customer = CustomerKey::User(hold.customer);
         self.count_customer(h, hold.event_id, &customer, hold.quantity, false);
     }
 
-    fn dec_holds_per_customer(&mut self, customer: UserId) {
+    fn dec_holds_per_customer(&mut self, customer: UserId, hold_id: HoldId) {
         let count = self
             .holds_per_customer
             .get_mut(&customer)
@@ -1198,6 +1258,14 @@ impl State {
         *count -= 1;
         if *count == 0 {
             self.holds_per_customer.remove(&customer);
+        }
+        let ids = self
+            .hold_ids_by_customer
+            .get_mut(&customer)
+            .expect("indexed when placed");
+        ids.remove(&hold_id);
+        if ids.is_empty() {
+            self.hold_ids_by_customer.remove(&customer);
         }
     }
 
@@ -1389,7 +1457,11 @@ impl State {
 
     /// Returns a customer's active holds.
     pub fn holds_of(&self, customer: UserId) -> impl Iterator<Item = &Hold> {
-        self.holds.values().filter(move |h| h.customer == customer)
+        self.hold_ids_by_customer
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .map(|id| &self.holds[id])
     }
 
     /// Returns `customer`'s newest hold that has not expired by `now_ms` (the shop's "your
@@ -1473,6 +1545,7 @@ impl State {
             holds: &self.holds,
             hold_expiry: &self.hold_expiry,
             holds_per_customer: &self.holds_per_customer,
+            hold_ids_by_customer: &self.hold_ids_by_customer,
             next_ticket: self.next.ticket,
             next_order: self.next.order,
             now_ms: self.now_ms,
@@ -1487,6 +1560,7 @@ pub(crate) struct StateParts<'a> {
     pub holds: &'a BTreeMap<HoldId, Hold>,
     pub hold_expiry: &'a BTreeSet<(u64, HoldId)>,
     pub holds_per_customer: &'a BTreeMap<UserId, u32>,
+    pub hold_ids_by_customer: &'a BTreeMap<UserId, BTreeSet<HoldId>>,
     pub next_ticket: u64,
     pub next_order: u64,
     pub now_ms: u64,
