@@ -216,6 +216,22 @@ pub struct ServeArgs {
     /// may read it with their own token either way.
     #[arg(long, env = "TIX_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+    /// Run the RabbitMQ intake in this node: consume purchase requests from this broker and
+    /// propose them to the log directly (instead of `tix worker` processes).
+    #[arg(long, env = "TIX_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// The queue the intake consumes.
+    #[arg(long, default_value = defaults::AMQP_QUEUE)]
+    pub amqp_queue: String,
+    /// Unacknowledged requests the broker may send ahead to each intake consumer.
+    #[arg(long, default_value_t = defaults::AMQP_PREFETCH)]
+    pub amqp_prefetch: u16,
+    /// Intake consumers (broker channels) on this node.
+    #[arg(long, default_value_t = defaults::AMQP_CONSUMERS)]
+    pub amqp_consumers: u32,
+    /// The account the intake sells as (the events' organizer, or an admin for all events).
+    #[arg(long, default_value = defaults::AMQP_SELLER)]
+    pub amqp_seller: String,
 }
 
 impl From<ServeArgs> for Config {
@@ -261,6 +277,11 @@ impl From<ServeArgs> for Config {
             sse_send_timeout_ms,
             sse_update_interval_ms,
             metrics_token_file,
+            amqp_url,
+            amqp_queue,
+            amqp_prefetch,
+            amqp_consumers,
+            amqp_seller,
         } = args;
         Config {
             node_id,
@@ -302,6 +323,11 @@ impl From<ServeArgs> for Config {
             sse_send_timeout_ms,
             sse_update_interval_ms,
             metrics_token_file,
+            amqp_url,
+            amqp_queue,
+            amqp_prefetch,
+            amqp_consumers,
+            amqp_seller,
         }
     }
 }
