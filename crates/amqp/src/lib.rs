@@ -17,7 +17,7 @@ pub mod protocol;
 pub mod requester;
 pub mod worker;
 
-pub use protocol::{PURCHASE_QUEUE, PurchaseMessage};
 pub use consumer::{Committer, ConsumerConfig, ConsumerError};
+pub use protocol::{PURCHASE_QUEUE, PurchaseMessage};
 pub use requester::{Requester, RequesterConfig};
 pub use worker::{WorkerConfig, WorkerError};

@@ -353,10 +353,7 @@ fn settings(intake: Intake) -> std::collections::BTreeMap<String, String> {
             "one fsync per group of appended entries (redb, Durability::Immediate)".to_owned(),
         ),
         ("indirect_intake", intake.name().to_owned()),
-        (
-            "intake_reply_confirms",
-            consumer.reply_confirms.to_string(),
-        ),
+        ("intake_reply_confirms", consumer.reply_confirms.to_string()),
         ("worker_prefetch", worker.prefetch.to_string()),
         ("worker_batch_max", worker.batch_max.to_string()),
         (

@@ -93,7 +93,9 @@ impl Committer for NodeCommitter {
                     }
                     pending = retry;
                 }
-                None => tracing::warn!(seller = %self.seller, "the intake's seller account is unknown; retrying"),
+                None => {
+                    tracing::warn!(seller = %self.seller, "the intake's seller account is unknown; retrying")
+                }
             }
             if pending.is_empty() {
                 return answers;

@@ -12,15 +12,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tix_bench::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use serde_json::json;
+use tix_bench::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use tix_bench::setup::{
     WorkerLaunch, addresses_leader_first, delete_queue, intake_node_args, production_options,
     purge_queue, spawn_worker, start_cluster, wait_for_consumers,
 };
-use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 use tix_bench::workload::{Workload, parse};
 use tix_testkit::client::{ApiClient, http_client};
+use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 use tix_testkit::require;
 use tokio::sync::Mutex;
 
@@ -283,7 +283,10 @@ async fn a_rabbitmq_restart_under_the_in_node_intake_loses_nothing_and_sells_not
     let report = run.await??;
     assert_pass(&report, &workload);
     let (reconnects, _) = s.requester.counters();
-    assert!(reconnects >= 1, "the requester reconnected after the restart");
+    assert!(
+        reconnects >= 1,
+        "the requester reconnected after the restart"
+    );
     wait_for_consumers(&url, &s.launch.queue, 3, Duration::from_secs(30)).await?;
     delete_queue(&url, &s.launch.queue).await?;
     drop(s.cluster);
@@ -319,7 +322,9 @@ async fn malformed_messages_get_a_clear_error_and_the_in_node_consumer_goes_on()
     let cases: Vec<(Vec<u8>, u64, &str)> = vec![
         (b"not json".to_vec(), 400, "not a purchase request"),
         (
-            json!({"event_id": event, "client_id": "a"}).to_string().into(),
+            json!({"event_id": event, "client_id": "a"})
+                .to_string()
+                .into(),
             400,
             "request_id",
         ),
@@ -361,7 +366,10 @@ async fn malformed_messages_get_a_clear_error_and_the_in_node_consumer_goes_on()
             .await?;
         assert_eq!(reply["status"], json!(status), "{shown}: {reply}");
         let text = reply.to_string();
-        assert!(text.contains(named), "{shown}: the reply names {named}: {reply}");
+        assert!(
+            text.contains(named),
+            "{shown}: the reply names {named}: {reply}"
+        );
     }
     let sold = s
         .requester
@@ -377,7 +385,11 @@ async fn malformed_messages_get_a_clear_error_and_the_in_node_consumer_goes_on()
         .await?;
     assert_eq!(sold["status"], json!(201), "{sold}");
     assert_eq!(s.api.availability(event).await?["sold"], json!(1));
-    assert_eq!(purge_queue(&url, queue).await?, 0, "everything was acknowledged");
+    assert_eq!(
+        purge_queue(&url, queue).await?,
+        0,
+        "everything was acknowledged"
+    );
     delete_queue(&url, queue).await?;
     drop(s.cluster);
     Ok(())
