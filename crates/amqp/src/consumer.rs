@@ -24,6 +24,15 @@
 //! give, and it costs a broker round trip per batch. `reply_confirms: true` keeps the earlier
 //! behaviour (a nacked reply sends its request back to the queue).
 //!
+//! **Leader affinity.** A committer may say it is preferred ([`Committer::preferred`]: a node's
+//! intake while its node leads). The consumer then subscribes with a consumer priority
+//! (`x-priority` [`PRIORITY_PREFERRED`], else 0): the broker gives deliveries to the preferred
+//! consumer while it has room in its prefetch window, and to the others only beyond that — so
+//! requests are proposed where they commit, without a forwarding hop, and when leadership
+//! moves the consumer finishes its batches in flight and subscribes again with its new
+//! priority. Every consumer stays subscribed, so nothing waits for an election to be consumed
+//! somewhere, and any of them may take any request.
+//!
 //! Requests the committer cannot answer definitely (`None`: no leader, outcome unknown) are
 //! handed back to the broker (`basic.nack` with requeue). A lost broker connection ends the
 //! session; [`run`] reconnects with exponential backoff, and the broker redelivers whatever
@@ -39,7 +48,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -54,6 +63,9 @@ pub const BATCH_MAX_LIMIT: usize = 512;
 
 /// The most batches a consumer works on at once.
 pub const BATCHES_IN_FLIGHT_MAX_LIMIT: usize = 64;
+
+/// The consumer priority (`x-priority`) of a preferred consumer; others have 0.
+pub const PRIORITY_PREFERRED: i32 = 10;
 
 /// How long connecting to the broker may take.
 const CONNECT_TIMEOUT_MS: u64 = 10_000;
@@ -170,6 +182,12 @@ pub trait Committer: Send + Sync + 'static {
         &self,
         requests: Vec<PurchaseMessage>,
     ) -> impl Future<Output = Vec<Option<Value>>> + Send;
+
+    /// Returns whether this consumer should be preferred by the broker now, and its changes
+    /// (a node's intake: while the node leads); `None` (the default): no preference.
+    fn preferred(&self) -> Option<watch::Receiver<bool>> {
+        None
+    }
 }
 
 /// Returns `url` with any password replaced by `***`, for messages.
@@ -217,7 +235,8 @@ pub async fn run<C: Committer>(
         }
         let started = Instant::now();
         match session(&config, &committer, &mut shutdown).await {
-            Ok(()) => return Ok(()),
+            Ok(SessionEnd::Shutdown) => return Ok(()),
+            Ok(SessionEnd::Resubscribe) => backoff = backoff_first,
             Err(e @ (ConsumerError::Config(_) | ConsumerError::Task(_))) => return Err(e),
             Err(e) => {
                 if started.elapsed() > Duration::from_millis(SESSION_HEALTHY_MS) {
@@ -235,6 +254,25 @@ pub async fn run<C: Committer>(
     }
 }
 
+/// Why a session ended without an error.
+enum SessionEnd {
+    /// The consumer was shut down.
+    Shutdown,
+    /// The committer's preference changed: subscribe again with the new priority.
+    Resubscribe,
+}
+
+/// Waits until the preference changes (forever when there is none, or its sender is gone).
+async fn preference_changed(preferred: &mut Option<watch::Receiver<bool>>) -> bool {
+    match preferred {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => *rx.borrow_and_update(),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// How one delivery ended.
 enum Disposition {
     /// Replied (or no reply wanted): acknowledge.
@@ -249,8 +287,10 @@ async fn session<C: Committer>(
     config: &ConsumerConfig,
     committer: &Arc<C>,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), ConsumerError> {
+) -> Result<SessionEnd, ConsumerError> {
     let url = redact(&config.amqp_url);
+    let mut preferred = committer.preferred();
+    let preferred_now = preferred.as_mut().map(|rx| *rx.borrow_and_update());
     let broker = |source| ConsumerError::Broker {
         url: url.clone(),
         source,
@@ -280,31 +320,46 @@ async fn session<C: Committer>(
     declare_queue(&channel, &config.queue)
         .await
         .map_err(broker)?;
+    let mut arguments = FieldTable::default();
+    if let Some(preferred) = preferred_now {
+        let priority = if preferred { PRIORITY_PREFERRED } else { 0 };
+        arguments.insert("x-priority".into(), AMQPValue::LongInt(priority));
+    }
     let mut consumer = channel
         .basic_consume(
             config.queue.as_str().into(),
             "".into(),
             BasicConsumeOptions::default(),
-            FieldTable::default(),
+            arguments,
         )
         .await
         .map_err(broker)?;
     tracing::info!(broker = %url, queue = %config.queue, name = %config.connection_name,
-        "consuming purchase requests");
+        preferred = ?preferred_now, "consuming purchase requests");
 
     let mut tracker = AckTracker::new();
     let mut batches: JoinSet<Result<Vec<Disposition>, lapin::Error>> = JoinSet::new();
     let mut draining = false;
+    let mut end = SessionEnd::Shutdown;
     loop {
         if draining && batches.is_empty() {
-            let _ = channel.close(200, "consumer shutting down".into()).await;
-            let _ = connection.close(200, "consumer shutting down".into()).await;
-            return Ok(());
+            // Deliveries taken but not started go back to the queue with the channel.
+            let _ = channel.close(200, "consumer leaving".into()).await;
+            let _ = connection.close(200, "consumer leaving".into()).await;
+            return Ok(end);
         }
         let room = !draining && batches.len() < config.batches_in_flight_max;
         tokio::select! {
             _ = shutdown.changed(), if !draining => {
                 draining = true;
+                end = SessionEnd::Shutdown;
+            }
+            now = preference_changed(&mut preferred), if !draining => {
+                if Some(now) != preferred_now {
+                    tracing::info!(preferred = now, "preference changed; subscribing again");
+                    draining = true;
+                    end = SessionEnd::Resubscribe;
+                }
             }
             Some(done) = batches.join_next(), if !batches.is_empty() => {
                 let dispositions = done

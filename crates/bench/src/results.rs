@@ -66,7 +66,7 @@ pub struct RunResult {
     /// BUY lines in the file.
     pub lines: usize,
     /// Server-side workers: HTTP-serving nodes behind nginx (direct), or intake consumers
-    /// (indirect: in the nodes or `tix worker` processes, see `intake`).
+    /// (indirect: per node, or `tix worker` processes, see `intake`).
     pub workers: usize,
     /// Indirect only: where the consumers ran, `node` (`tix serve --amqp-url`) or `worker`
     /// (`tix worker` processes; also what results without this field measured).

@@ -89,8 +89,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
     /// Server-side workers of the local setup: HTTP-serving nodes behind nginx (direct,
-    /// default: all nodes) or intake consumers (indirect, default 2: spread over the nodes
-    /// with `--intake node`, `tix worker` processes with `--intake worker`).
+    /// default: all nodes) or intake consumers (indirect: per node with `--intake node`,
+    /// default 1; `tix worker` processes with `--intake worker`, default 2).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Indirect: who consumes the queue — the nodes themselves (`tix serve --amqp-url`) or
@@ -130,11 +130,13 @@ pub struct RunSpec {
     pub progress: bool,
 }
 
-/// Returns the default number of server-side workers.
-pub fn default_workers(architecture: Architecture, nodes: u64) -> usize {
-    match architecture {
-        Architecture::Direct => nodes as usize,
-        Architecture::Indirect => 2,
+/// Returns the default number of server-side workers: every node behind nginx (direct), one
+/// intake consumer per node (indirect, in-node), or two `tix worker` processes.
+pub fn default_workers(architecture: Architecture, intake: Intake, nodes: u64) -> usize {
+    match (architecture, intake) {
+        (Architecture::Direct, _) => nodes as usize,
+        (Architecture::Indirect, Intake::Node) => 1,
+        (Architecture::Indirect, Intake::Worker) => 2,
     }
 }
 
@@ -266,7 +268,8 @@ pub fn result_of(spec: &RunSpec, report: &ReplayReport) -> RunResult {
 /// Prints a run's figures and verdict.
 pub fn print_result(r: &RunResult) {
     let workers = match &r.intake {
-        Some(intake) => format!("{} consumers ({intake} intake)", r.workers),
+        Some(intake) if intake == "node" => format!("{} consumers per node", r.workers),
+        Some(_) => format!("{} workers", r.workers),
         None => format!("{} workers", r.workers),
     };
     println!(
@@ -327,7 +330,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let architecture = Architecture::from(args.architecture);
     let workers = args
         .workers
-        .unwrap_or_else(|| default_workers(architecture, args.nodes));
+        .unwrap_or_else(|| default_workers(architecture, args.intake, args.nodes));
     check_spec(architecture, args.nodes, workers, args.clients)?;
     // The whole file is checked before anything starts.
     let workload = load(&path, CONCERT_CAPACITY)?;

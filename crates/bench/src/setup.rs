@@ -33,52 +33,48 @@ pub fn production_options() -> ClusterOptions {
     }
 }
 
-/// Returns the `tix serve` arguments that spread `consumers` in-node intake consumers over
-/// nodes 1..=`nodes` round-robin (node 1, usually the first leader, gets the first): by node
-/// id, only for nodes that get at least one.
+/// Returns the `tix serve` arguments that run the in-node intake with `consumers_per_node`
+/// consumers on each of nodes 1..=`nodes`, by node id. (The broker prefers the leader's
+/// consumers; the others take the overflow and the time after a failover.)
 pub fn intake_node_args(
     amqp_url: &str,
     queue: &str,
-    consumers: usize,
+    consumers_per_node: usize,
     nodes: u64,
 ) -> BTreeMap<u64, Vec<String>> {
-    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
-    for j in 0..consumers {
-        *counts.entry(j as u64 % nodes.max(1) + 1).or_default() += 1;
-    }
-    counts
-        .into_iter()
-        .map(|(id, n)| {
+    (1..=nodes)
+        .map(|id| {
             let args = [
                 "--amqp-url",
                 amqp_url,
                 "--amqp-queue",
                 queue,
                 "--amqp-consumers",
-                &n.to_string(),
+                &consumers_per_node.to_string(),
             ];
             (id, args.map(String::from).to_vec())
         })
         .collect()
 }
 
-/// Empties `queue`, starts a benchmark cluster of `nodes` voters whose nodes run `consumers`
-/// intake consumers between them ([`intake_node_args`]), waits until all of them consume, and
-/// returns the cluster with a requester publishing to the queue.
+/// Empties `queue`, starts a benchmark cluster of `nodes` voters each running
+/// `consumers_per_node` intake consumers ([`intake_node_args`]), waits until all of them
+/// consume, and returns the cluster with a requester publishing to the queue.
 pub async fn start_intake_cluster(
     exe: &Path,
     nodes: u64,
-    consumers: usize,
+    consumers_per_node: usize,
     amqp_url: &str,
     queue: &str,
 ) -> anyhow::Result<(LocalCluster, tix_amqp::Requester)> {
     purge_queue(amqp_url, queue).await?;
     let options = ClusterOptions {
-        node_args: intake_node_args(amqp_url, queue, consumers, nodes),
+        node_args: intake_node_args(amqp_url, queue, consumers_per_node, nodes),
         ..production_options()
     };
     let cluster = LocalCluster::start(exe, nodes, options).await?;
-    wait_for_consumers(amqp_url, queue, consumers as u32, Duration::from_secs(30)).await?;
+    let consumers = (consumers_per_node as u64 * nodes) as u32;
+    wait_for_consumers(amqp_url, queue, consumers, Duration::from_secs(30)).await?;
     let requester = tix_amqp::Requester::start(tix_amqp::RequesterConfig {
         amqp_url: amqp_url.to_owned(),
         queue: queue.to_owned(),

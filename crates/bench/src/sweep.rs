@@ -53,8 +53,8 @@ pub struct SweepArgs {
     /// Worker counts for the direct architecture (HTTP-serving nodes behind nginx).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub direct_workers: Vec<usize>,
-    /// Consumer counts for the indirect architecture (spread over the nodes, or `tix worker`
-    /// processes: `--intake`).
+    /// Consumer counts for the indirect architecture (per node, or `tix worker` processes:
+    /// `--intake`).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
     pub indirect_workers: Vec<usize>,
     /// Indirect: who consumes the queue — the nodes themselves (`tix serve --amqp-url`) or

@@ -13,6 +13,11 @@
 //! seller: the broker's credentials are the intake's authentication, as they were for the
 //! workers (which log in as that account).
 //!
+//! The consumer subscribes with a higher priority while this node leads (see
+//! `tix_amqp::consumer`, "Leader affinity"), so with the intake on every node the requests are
+//! proposed on the leader, and the followers' consumers take what the leader's prefetch window
+//! cannot hold, and everything after a failover until the new leader's consumer subscribes again.
+//!
 //! The consumer acknowledges only after the outcome is committed and its reply published, so a
 //! node killed at any moment loses nothing: the broker redelivers what was unacknowledged, to
 //! another node's intake or to this one restarted, and the request id replays the recorded
@@ -44,16 +49,23 @@ pub struct NodeCommitter {
     state: AppState,
     seller: String,
     retry_ms: u64,
+    leading: watch::Receiver<bool>,
 }
 
 impl NodeCommitter {
     /// Returns a committer selling as the account `seller`, retrying unanswered items for
     /// `retry_ms`.
-    pub fn new(state: AppState, seller: String, retry_ms: u64) -> NodeCommitter {
+    pub fn new(
+        state: AppState,
+        seller: String,
+        retry_ms: u64,
+        leading: watch::Receiver<bool>,
+    ) -> NodeCommitter {
         NodeCommitter {
             state,
             seller,
             retry_ms,
+            leading,
         }
     }
 
@@ -73,6 +85,10 @@ impl NodeCommitter {
 }
 
 impl Committer for NodeCommitter {
+    fn preferred(&self) -> Option<watch::Receiver<bool>> {
+        Some(self.leading.clone())
+    }
+
     async fn commit(&self, requests: Vec<PurchaseMessage>) -> Vec<Option<Value>> {
         let deadline = Instant::now() + Duration::from_millis(self.retry_ms);
         let mut answers: Vec<Option<Value>> = vec![None; requests.len()];
@@ -123,23 +139,46 @@ fn item(m: &PurchaseMessage) -> BatchItem {
     }
 }
 
-/// The running intake: its task and the switch that stops it.
+/// Returns a watch of whether this node leads, fed from openraft's metrics by a task that
+/// ends with them (when Raft stops) or when the returned handle is aborted.
+fn leading(state: &AppState) -> (watch::Receiver<bool>, JoinHandle<()>) {
+    let id = state.node.id;
+    let mut metrics = state.node.raft.metrics();
+    let (tx, rx) = watch::channel(metrics.borrow_and_update().current_leader == Some(id));
+    let task = tokio::spawn(async move {
+        while metrics.changed().await.is_ok() {
+            let now = metrics.borrow_and_update().current_leader == Some(id);
+            tx.send_if_modified(|leading| std::mem::replace(leading, now) != now);
+        }
+    });
+    (rx, task)
+}
+
+/// The running intake: its task, the task that watches leadership, and the switch that stops
+/// it.
 pub struct Intake {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    leadership: JoinHandle<()>,
 }
 
 impl Intake {
-    /// Starts consuming with `config`, selling through `state` as `seller`.
+    /// Starts consuming with `config`, selling through `state` as `seller`; the consumer is
+    /// preferred by the broker while this node leads.
     pub fn start(config: ConsumerConfig, state: AppState, seller: String, retry_ms: u64) -> Intake {
         let (stop, stopped) = watch::channel(false);
-        let committer = Arc::new(NodeCommitter::new(state, seller, retry_ms));
+        let (leading, leadership) = leading(&state);
+        let committer = Arc::new(NodeCommitter::new(state, seller, retry_ms, leading));
         let task = tokio::spawn(async move {
             if let Err(e) = tix_amqp::consumer::run(config, committer, stopped).await {
                 tracing::error!(error = %e, "the RabbitMQ intake stopped");
             }
         });
-        Intake { stop, task }
+        Intake {
+            stop,
+            task,
+            leadership,
+        }
     }
 
     /// Stops taking deliveries, lets the batches in flight finish (committed, replied,
@@ -154,5 +193,6 @@ impl Intake {
             tracing::warn!("the RabbitMQ intake did not stop in time; abandoning its batches");
             task.abort();
         }
+        self.leadership.abort();
     }
 }

@@ -60,7 +60,7 @@ async fn setup_in_node(amqp_url: &str, queue: &str) -> anyhow::Result<Setup> {
     purge_queue(amqp_url, queue).await?;
     // The test timings (elections in seconds), so a loaded machine does not add elections.
     let options = ClusterOptions {
-        node_args: intake_node_args(amqp_url, queue, 3, 3),
+        node_args: intake_node_args(amqp_url, queue, 1, 3),
         ..ClusterOptions::default()
     };
     let cluster = LocalCluster::start(exe, 3, options).await?;
