@@ -224,7 +224,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = defaults::AMQP_QUEUE)]
     pub amqp_queue: String,
     /// Unacknowledged requests the broker may send ahead to each intake consumer.
-    #[arg(long, default_value_t = defaults::AMQP_PREFETCH)]
+    #[arg(long, env = "TIX_AMQP_PREFETCH", default_value_t = defaults::AMQP_PREFETCH)]
     pub amqp_prefetch: u16,
     /// Intake consumers (broker channels) on this node.
     #[arg(long, default_value_t = defaults::AMQP_CONSUMERS)]
