@@ -52,9 +52,11 @@ pub mod defaults {
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
     /// The queue the RabbitMQ intake consumes.
     pub const AMQP_QUEUE: &str = tix_amqp::PURCHASE_QUEUE;
-    /// Unacknowledged deliveries the broker may send ahead to one intake consumer. Measured
-    /// (docs/BENCHMARK.md, "In-node intake"): enough to fill the proposer's batches while one
-    /// is being committed.
+    /// Unacknowledged deliveries the broker may send ahead to one intake consumer. It bounds
+    /// the consumer's memory (≤ 4 KiB a message: 4 MiB) and must exceed the requests in flight
+    /// so the leader's consumer never fills and overflows to the followers' (which forward):
+    /// measured against 64 and 256 (docs/BENCHMARK.md, "In-node intake"), 1024 was as fast or
+    /// faster.
     pub const AMQP_PREFETCH: u16 = 1024;
     /// Consumers (channels) of the RabbitMQ intake on one node.
     pub const AMQP_CONSUMERS: u32 = 1;
