@@ -65,7 +65,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 40_000)]
     pub ceiling_requests: usize,
     /// The smallest sweep, for CI: the unnumbered file, direct with all nodes, indirect with 2
-    /// workers, short ceilings.
+    /// consumers (per node, or workers), short ceilings.
     #[arg(long)]
     pub quick: bool,
     /// The broker.

@@ -1,6 +1,7 @@
-//! The command line: `tix` (same as `tix serve`) runs a node; `tix worker` relays purchases
-//! from RabbitMQ; `tix cluster` administers; `tix bench`, `tix chaos` and `tix failover`
-//! measure and check; `tix assistant` scores the booking assistant.
+//! The command line: `tix` (same as `tix serve`) runs a node (with `--amqp-url`, also its
+//! RabbitMQ intake); `tix worker` relays purchases from RabbitMQ; `tix cluster` administers;
+//! `tix bench`, `tix chaos` and `tix failover` measure and check; `tix assistant` scores the
+//! booking assistant.
 
 use std::path::PathBuf;
 
@@ -23,8 +24,9 @@ enum Command {
     Serve(ServeArgs),
     /// Measures purchases per second through the HTTP API with concurrent keep-alive clients.
     BenchHttp(tix_bench::quick::QuickArgs),
-    /// Replays a flash-sale workload file (direct: REST via nginx; indirect: RabbitMQ workers)
-    /// and verifies the result; `tix bench sweep` runs, plots and reports the whole comparison.
+    /// Replays a flash-sale workload file (direct: REST via nginx; indirect: RabbitMQ, consumed
+    /// by the nodes or by workers) and verifies the result; `tix bench sweep` runs, plots and
+    /// reports the whole comparison.
     Bench(BenchCommand),
     /// Consumes purchase requests from RabbitMQ and commits them to the cluster in batches.
     Worker(crate::worker::WorkerArgs),
