@@ -732,6 +732,28 @@ mod tests {
         assert!(e.starts_with("--public-origin must be"), "{e}");
     }
 
+    // Checks the RabbitMQ intake's limits from both sides, each named by its flag.
+    #[test]
+    fn intake_limits_are_named_by_their_flags() {
+        let check = |change: fn(&mut Config)| {
+            let mut config = Config::default();
+            change(&mut config);
+            config.validate().map_err(|e| e.to_string())
+        };
+        assert!(check(|c| c.amqp_consumers = AMQP_CONSUMERS_MAX).is_ok());
+        let e = check(|c| c.amqp_consumers = AMQP_CONSUMERS_MAX + 1).unwrap_err();
+        assert!(e.starts_with("--amqp-consumers"), "{e}");
+        let e = check(|c| c.amqp_consumers = 0).unwrap_err();
+        assert!(e.starts_with("--amqp-consumers"), "{e}");
+        assert!(check(|c| c.amqp_prefetch = 1).is_ok());
+        let e = check(|c| c.amqp_prefetch = 0).unwrap_err();
+        assert!(e.contains("--amqp-prefetch"), "{e}");
+        let e = check(|c| c.amqp_queue.clear()).unwrap_err();
+        assert!(e.contains("--amqp-queue"), "{e}");
+        let e = check(|c| c.amqp_seller.clear()).unwrap_err();
+        assert!(e.starts_with("--amqp-seller"), "{e}");
+    }
+
     // Checks the hold limits from both sides.
     #[test]
     fn hold_ttl_is_checked_at_both_ends() {
