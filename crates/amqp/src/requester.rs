@@ -105,9 +105,18 @@ impl Requester {
         message: &PurchaseMessage,
         timeout: Duration,
     ) -> Result<Value, RequestError> {
+        let body = serde_json::to_vec(message).expect("a message serializes");
+        self.request_body(body, timeout).await
+    }
+
+    /// Publishes `body` as it is (tests send malformed ones) and returns the reply's JSON body.
+    pub async fn request_body(
+        &self,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Value, RequestError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let correlation = format!("c{id}");
-        let body = serde_json::to_vec(message).expect("a message serializes");
         let (reply, answer) = oneshot::channel();
         self.shared.pending.lock().expect("not poisoned").insert(
             correlation.clone(),

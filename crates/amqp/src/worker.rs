@@ -1,40 +1,28 @@
-//! `tix worker`: consumes purchase requests from [`PURCHASE_QUEUE`], commits them to the cluster
-//! in batches, replies, and acknowledges.
+//! `tix worker`: consumes purchase requests from [`PURCHASE_QUEUE`] and commits them to the
+//! cluster in batches over HTTP — [`crate::consumer`] with an HTTP [`Committer`].
 //!
-//! One session is one connection and one channel with a prefetch window. Deliveries are grouped
-//! naturally (the first one waits; every delivery already buffered joins it, up to
-//! `batch_max`), and up to `batches_in_flight_max` batches are worked on at once. A batch goes to
-//! the cluster as one `POST /api/v1/purchases/batch`, which the node turns into (usually) one
-//! log entry; the worker follows the `Tix-Leader` header so later batches skip the follower's
-//! forwarding hop. Each answer is published to its `reply_to` with publisher confirms, and only
-//! once the broker has confirmed a reply is its request acknowledged — in bulk, up to the highest
-//! delivery below which everything has finished ([`AckTracker`]).
+//! A batch goes to the cluster as one `POST /api/v1/purchases/batch`, which the node turns into
+//! (usually) one log entry; the worker follows the `Tix-Leader` header so later batches skip the
+//! follower's forwarding hop. Replies, acknowledgements, reconnects and redelivery are the
+//! consumer's (see there, also for why replies are not confirmed by default).
 //!
 //! So a worker killed at any moment loses nothing: whatever it had not acknowledged is delivered
 //! again, to it or to another worker, and the request id makes the repeat return the recorded
 //! answer instead of selling twice. Requests the cluster cannot answer now (503: no leader, the
 //! outcome unknown) are retried with backoff for `api_retry_ms`, then handed back to the broker
-//! (`basic.nack` with requeue). A lost broker connection ends the session; the worker reconnects
-//! with exponential backoff, and the broker redelivers what was unacknowledged.
+//! (`basic.nack` with requeue). A node can run the same consumer in-process instead
+//! (`tix serve --amqp-url`), saving this process and its HTTP hop.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, StreamExt};
-use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::Instrument;
 
-use crate::ack::AckTracker;
-use crate::protocol::{PURCHASE_QUEUE, PurchaseMessage, malformed_reply};
+use crate::consumer::{self, Committer, ConsumerConfig, ConsumerError};
+use crate::protocol::{PURCHASE_QUEUE, PurchaseMessage};
+
+pub use crate::consumer::{declare_queue, redact};
 
 /// How a worker connects and how much it takes on at once.
 #[derive(Debug, Clone)]
@@ -69,6 +57,8 @@ pub struct WorkerConfig {
     /// Answer every request with a fixed reply without touching the cluster: measures the
     /// broker path's ceiling.
     pub echo: bool,
+    /// Wait for the broker to confirm each reply before acknowledging its request.
+    pub reply_confirms: bool,
 }
 
 impl Default for WorkerConfig {
@@ -88,6 +78,7 @@ impl Default for WorkerConfig {
             reconnect_backoff_first_ms: 100,
             reconnect_backoff_max_ms: 5_000,
             echo: false,
+            reply_confirms: false,
         }
     }
 }
@@ -95,323 +86,87 @@ impl Default for WorkerConfig {
 impl WorkerConfig {
     /// Checks the limits before anything connects.
     pub fn validate(&self) -> Result<(), WorkerError> {
-        let bad = |what: &str| Err(WorkerError::Config(what.to_owned()));
         if self.api_urls.is_empty() && !self.echo {
-            return bad("at least one --api URL is needed");
+            return Err(WorkerError::Config(
+                "at least one --api URL is needed".to_owned(),
+            ));
         }
-        if self.prefetch == 0 {
-            return bad("--prefetch must be at least 1");
-        }
-        if !(1..=512).contains(&self.batch_max) {
-            return bad("--batch-max must be 1..=512 (the batch endpoint's limit)");
-        }
-        if !(1..=64).contains(&self.batches_in_flight_max) {
-            return bad("--batches-in-flight must be 1..=64");
-        }
-        if self.batch_wait_ms > 1000 {
-            return bad("--batch-wait-ms must be at most 1000");
-        }
-        if self.queue.is_empty() || self.queue.len() > 255 {
-            return bad("the queue name must be 1 to 255 bytes");
-        }
+        self.consumer().validate("--")?;
         Ok(())
+    }
+
+    /// Returns the consumer's part of the configuration.
+    pub fn consumer(&self) -> ConsumerConfig {
+        ConsumerConfig {
+            amqp_url: self.amqp_url.clone(),
+            queue: self.queue.clone(),
+            prefetch: self.prefetch,
+            batch_max: self.batch_max,
+            batch_wait_ms: self.batch_wait_ms,
+            batches_in_flight_max: self.batches_in_flight_max,
+            reconnect_backoff_first_ms: self.reconnect_backoff_first_ms,
+            reconnect_backoff_max_ms: self.reconnect_backoff_max_ms,
+            reply_confirms: self.reply_confirms,
+            connection_name: "tix-worker".into(),
+        }
     }
 }
 
-/// Why a worker stopped or a session ended.
+/// Why a worker stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     /// The configuration is unusable.
     #[error("invalid worker configuration: {0}")]
     Config(String),
-    /// The broker refused or dropped the connection, or a channel operation failed.
-    #[error("RabbitMQ at {url}: {source}")]
-    Broker {
-        /// The broker URL, without its password.
-        url: String,
-        /// What failed.
-        #[source]
-        source: lapin::Error,
-    },
-    /// The broker did not answer in time.
-    #[error("RabbitMQ at {0} did not answer within {1} ms")]
-    BrokerTimeout(String, u64),
-    /// The consumer was cancelled by the broker (queue deleted, node shutting down).
-    #[error("the broker cancelled the consumer")]
-    ConsumerCancelled,
+    /// The consumer stopped for a reason reconnecting cannot fix.
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
     /// Logging in to the API failed for a reason a retry will not fix.
     #[error("the tix API refused the worker's login: {0}")]
     Login(String),
 }
 
-/// Returns `url` with any password replaced by `***`, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// Runs the worker until `shutdown` turns true: sessions with reconnects in between. Returns an
 /// error only for a problem that reconnecting cannot fix.
-pub async fn run(
-    config: WorkerConfig,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), WorkerError> {
+pub async fn run(config: WorkerConfig, shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
     config.validate()?;
+    if config.echo {
+        consumer::run(config.consumer(), Arc::new(Echo), shutdown).await?;
+        return Ok(());
+    }
     let api = Arc::new(ApiTarget::new(&config)?);
-    if !config.echo {
-        api.login().await?;
-    }
-    let mut backoff = Duration::from_millis(config.reconnect_backoff_first_ms);
-    loop {
-        let started = Instant::now();
-        match session(&config, &api, &mut shutdown).await {
-            Ok(()) => return Ok(()),
-            Err(e @ (WorkerError::Config(_) | WorkerError::Login(_))) => return Err(e),
-            Err(e) => {
-                if started.elapsed() > Duration::from_secs(10) {
-                    backoff = Duration::from_millis(config.reconnect_backoff_first_ms);
-                }
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "worker session ended; reconnecting");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return Ok(()),
-                }
-                backoff = (backoff * 2).min(Duration::from_millis(config.reconnect_backoff_max_ms));
-            }
-        }
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-    }
+    api.login().await?;
+    consumer::run(config.consumer(), api, shutdown).await?;
+    Ok(())
 }
 
-/// Declares the durable purchase queue (idempotent; both sides do it).
-pub async fn declare_queue(channel: &Channel, queue: &str) -> lapin::Result<()> {
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map(|_| ())
-}
+/// Answers every request with a fixed reply without touching the cluster: the broker path's
+/// ceiling.
+struct Echo;
 
-/// How one delivery ended.
-enum Disposition {
-    /// Replied (or no reply wanted) and confirmed: acknowledge.
-    Done(u64),
-    /// Not answered: hand back to the broker for another try.
-    Requeue(u64),
-}
-
-/// One connection's life: consume, work, reply, acknowledge, until the connection fails or the
-/// worker is shut down (then in-flight batches finish first).
-async fn session(
-    config: &WorkerConfig,
-    api: &Arc<ApiTarget>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), WorkerError> {
-    let url = redact(&config.amqp_url);
-    let broker = |source| WorkerError::Broker {
-        url: url.clone(),
-        source,
-    };
-    let connect_timeout_ms = 10_000;
-    let connection = tokio::time::timeout(
-        Duration::from_millis(connect_timeout_ms),
-        Connection::connect(
-            &config.amqp_url,
-            ConnectionProperties::default().with_connection_name("tix-worker".into()),
-        ),
-    )
-    .await
-    .map_err(|_| WorkerError::BrokerTimeout(url.clone(), connect_timeout_ms))?
-    .map_err(broker)?;
-    let channel = connection.create_channel().await.map_err(broker)?;
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
-        .await
-        .map_err(broker)?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(broker)?;
-    declare_queue(&channel, &config.queue)
-        .await
-        .map_err(broker)?;
-    let mut consumer = channel
-        .basic_consume(
-            config.queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(broker)?;
-    tracing::info!(broker = %url, queue = %config.queue, echo = config.echo, "worker consuming");
-
-    let mut tracker = AckTracker::new();
-    let mut batches: JoinSet<Result<Vec<Disposition>, lapin::Error>> = JoinSet::new();
-    let mut draining = false;
-    loop {
-        if draining && batches.is_empty() {
-            let _ = channel.close(200, "worker shutting down".into()).await;
-            let _ = connection.close(200, "worker shutting down".into()).await;
-            return Ok(());
-        }
-        let room = !draining && batches.len() < config.batches_in_flight_max;
-        tokio::select! {
-            _ = shutdown.changed(), if !draining => {
-                draining = true;
-            }
-            Some(done) = batches.join_next(), if !batches.is_empty() => {
-                let dispositions = done
-                    .map_err(|e| WorkerError::Config(format!("a batch task failed: {e}")))?
-                    .map_err(broker)?;
-                for d in dispositions {
-                    match d {
-                        Disposition::Done(tag) => tracker.finished(tag),
-                        Disposition::Requeue(tag) => {
-                            channel
-                                .basic_nack(tag, BasicNackOptions { multiple: false, requeue: true })
-                                .await
-                                .map_err(broker)?;
-                            tracker.finished(tag);
-                        }
-                    }
-                }
-                if let Some(upto) = tracker.ackable() {
-                    channel
-                        .basic_ack(upto, BasicAckOptions { multiple: true })
-                        .await
-                        .map_err(broker)?;
-                }
-            }
-            first = consumer.next(), if room => {
-                let first = match first {
-                    Some(delivery) => delivery.map_err(broker)?,
-                    None => return Err(WorkerError::ConsumerCancelled),
-                };
-                let mut batch = vec![first];
-                let deadline = tokio::time::Instant::now()
-                    + Duration::from_millis(config.batch_wait_ms);
-                while batch.len() < config.batch_max {
-                    let next = if config.batch_wait_ms == 0 {
-                        match consumer.next().now_or_never() {
-                            Some(next) => next,
-                            None => break,
-                        }
-                    } else {
-                        match tokio::time::timeout_at(deadline, consumer.next()).await {
-                            Ok(next) => next,
-                            Err(_) => break,
-                        }
-                    };
-                    match next {
-                        Some(delivery) => batch.push(delivery.map_err(broker)?),
-                        None => break,
-                    }
-                }
-                for d in &batch {
-                    tracker.received(d.delivery_tag);
-                }
-                metrics_batch(batch.len());
-                let span = tracing::debug_span!("worker_step", deliveries = batch.len());
-                batches.spawn(
-                    work(config.clone(), api.clone(), channel.clone(), batch).instrument(span),
-                );
-            }
-        }
-    }
-}
-
-fn metrics_batch(len: usize) {
-    tracing::trace!(len, "batch taken");
-}
-
-/// Answers one batch: commit (or echo), publish the replies with confirms, and say how each
-/// delivery ended.
-async fn work(
-    config: WorkerConfig,
-    api: Arc<ApiTarget>,
-    channel: Channel,
-    batch: Vec<Delivery>,
-) -> Result<Vec<Disposition>, lapin::Error> {
-    // None: the cluster gave no definite answer; the delivery goes back to the broker.
-    let mut answers: Vec<Option<Value>> = vec![None; batch.len()];
-    let mut requests = Vec::new();
-    for (i, delivery) in batch.iter().enumerate() {
-        match PurchaseMessage::decode(&delivery.data) {
-            Ok(m) if config.echo => {
-                answers[i] = Some(json!({
+impl Committer for Echo {
+    async fn commit(&self, requests: Vec<PurchaseMessage>) -> Vec<Option<Value>> {
+        requests
+            .into_iter()
+            .map(|m| {
+                Some(json!({
                     "status": 201, "outcome": "echo",
                     "client_id": m.client_id, "request_id": m.request_id,
-                }));
-            }
-            Ok(m) => requests.push((i, m)),
-            Err(detail) => answers[i] = Some(malformed_reply(&detail)),
-        }
+                }))
+            })
+            .collect()
     }
-    if !requests.is_empty() {
-        for (i, answer) in api.commit(&config, &requests).await {
+}
+
+impl Committer for ApiTarget {
+    async fn commit(&self, requests: Vec<PurchaseMessage>) -> Vec<Option<Value>> {
+        let indexed: Vec<(usize, PurchaseMessage)> = requests.into_iter().enumerate().collect();
+        let mut answers = vec![None; indexed.len()];
+        for (i, answer) in self.commit_batch(&indexed).await {
             answers[i] = answer;
         }
+        answers
     }
-    let mut confirms = Vec::new();
-    let mut dispositions = Vec::with_capacity(batch.len());
-    for (delivery, answer) in batch.iter().zip(answers) {
-        let tag = delivery.delivery_tag;
-        let Some(answer) = answer else {
-            dispositions.push(Disposition::Requeue(tag));
-            continue;
-        };
-        let Some(reply_to) = delivery.properties.reply_to().clone() else {
-            dispositions.push(Disposition::Done(tag));
-            continue;
-        };
-        let mut properties =
-            BasicProperties::default().with_content_type("application/json".into());
-        if let Some(correlation) = delivery.properties.correlation_id() {
-            properties = properties.with_correlation_id(correlation.clone());
-        }
-        let body = answer.to_string();
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                reply_to,
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                properties,
-            )
-            .await?;
-        confirms.push((tag, confirm));
-        dispositions.push(Disposition::Done(tag));
-    }
-    for (tag, confirm) in confirms {
-        if matches!(confirm.await?, Confirmation::Nack(_)) {
-            // The broker lost the reply: let the request come back; the retry replays the
-            // recorded answer.
-            if let Some(d) = dispositions
-                .iter_mut()
-                .find(|d| matches!(d, Disposition::Done(t) if *t == tag))
-            {
-                *d = Disposition::Requeue(tag);
-            }
-        }
-    }
-    Ok(dispositions)
 }
 
 /// The cluster as a worker sees it: an HTTP client, the configured addresses, the leader it
@@ -421,6 +176,7 @@ struct ApiTarget {
     urls: Vec<String>,
     username: String,
     password: String,
+    api_retry_ms: u64,
     current: Mutex<ApiCurrent>,
 }
 
@@ -467,6 +223,7 @@ impl ApiTarget {
             urls,
             username: config.username.clone(),
             password: config.password.clone(),
+            api_retry_ms: config.api_retry_ms,
         })
     }
 
@@ -586,12 +343,11 @@ impl ApiTarget {
 
     /// Commits `requests` (index into the batch, message) and returns each one's answer, or
     /// `None` where the cluster gave no definite answer within `api_retry_ms`.
-    async fn commit(
+    async fn commit_batch(
         &self,
-        config: &WorkerConfig,
         requests: &[(usize, PurchaseMessage)],
     ) -> Vec<(usize, Option<Value>)> {
-        let deadline = Instant::now() + Duration::from_millis(config.api_retry_ms);
+        let deadline = Instant::now() + Duration::from_millis(self.api_retry_ms);
         let mut pending: Vec<(usize, &PurchaseMessage)> =
             requests.iter().map(|(i, m)| (*i, m)).collect();
         let mut answered = Vec::with_capacity(requests.len());
@@ -654,17 +410,6 @@ impl ApiTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // Passwords never reach a log line.
-    #[test]
-    fn redacts_the_password_only() {
-        assert_eq!(
-            redact("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(redact("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
-        assert_eq!(redact("amqp://user@host"), "amqp://user@host");
-    }
 
     // Each limit is checked with a message naming the flag.
     #[test]

@@ -65,9 +65,13 @@ pub struct RunResult {
     pub model: String,
     /// BUY lines in the file.
     pub lines: usize,
-    /// Server-side workers: HTTP-serving nodes behind nginx (direct) or `tix worker`
-    /// processes (indirect).
+    /// Server-side workers: HTTP-serving nodes behind nginx (direct), or intake consumers
+    /// (indirect: per node, or `tix worker` processes, see `intake`).
     pub workers: usize,
+    /// Indirect only: where the consumers ran, `node` (`tix serve --amqp-url`) or `worker`
+    /// (`tix worker` processes; also what results without this field measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake: Option<String>,
     /// Concurrent clients (direct) or requests in flight (indirect).
     pub clients: usize,
     /// Wall time of the load phase.
@@ -257,6 +261,7 @@ pub mod tests_support {
                         model: model.to_string(),
                         lines: *lines,
                         workers,
+                        intake: None,
                         clients: 64,
                         elapsed_s: elapsed,
                         sold: *sold,

@@ -1,5 +1,6 @@
 //! `tix bench`: replays a workload file through the direct architecture (keep-alive HTTP to
-//! nginx in front of the nodes) or the indirect one (RabbitMQ and `tix worker` processes),
+//! nginx in front of the nodes) or the indirect one (RabbitMQ, consumed by the nodes' in-node
+//! intake, `--intake node`, the default, or by `tix worker` processes, `--intake worker`),
 //! against a local setup it starts itself (a 3-node cluster with fsync on, by default) or
 //! against given addresses; prints throughput, latency percentiles, refusals by reason and the
 //! correctness verdict (PASS/FAIL, non-zero exit on FAIL). [`run_local`] is also the unit of
@@ -14,7 +15,8 @@ use tix_testkit::client::{ApiClient, http_client};
 use crate::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use crate::results::{Architecture, LatencyMs, RunResult};
 use crate::setup::{
-    WorkerLaunch, addresses_leader_first, start_cluster, start_nginx, start_workers,
+    WorkerLaunch, addresses_leader_first, start_cluster, start_intake_cluster, start_nginx,
+    start_workers,
 };
 use crate::workload::{Workload, load};
 
@@ -26,8 +28,28 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub enum ArchitectureArg {
     /// REST through nginx to the HTTP-serving nodes.
     Direct,
-    /// RabbitMQ queue consumed by `tix worker` processes.
+    /// RabbitMQ queue consumed by the nodes (or `tix worker` processes: `--intake`).
     Indirect,
+}
+
+/// `--intake`: who consumes the queue in the indirect architecture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Intake {
+    /// The nodes themselves (`tix serve --amqp-url`), proposing to the log directly.
+    #[default]
+    Node,
+    /// `tix worker` processes, committing over HTTP.
+    Worker,
+}
+
+impl Intake {
+    /// Its name in results and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Intake::Node => "node",
+            Intake::Worker => "worker",
+        }
+    }
 }
 
 impl From<ArchitectureArg> for Architecture {
@@ -67,9 +89,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
     /// Server-side workers of the local setup: HTTP-serving nodes behind nginx (direct,
-    /// default: all nodes) or `tix worker` processes (indirect, default 2).
+    /// default: all nodes) or intake consumers (indirect: per node with `--intake node`,
+    /// default 1; `tix worker` processes with `--intake worker`, default 2).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Indirect: who consumes the queue — the nodes themselves (`tix serve --amqp-url`) or
+    /// separate `tix worker` processes.
+    #[arg(long, value_enum, default_value_t = Intake::Node)]
+    pub intake: Intake,
     /// Concurrent clients (direct) or requests in flight (indirect).
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
@@ -93,6 +120,8 @@ pub struct RunSpec {
     pub nodes: u64,
     /// Server-side workers.
     pub workers: usize,
+    /// Indirect: who consumes the queue.
+    pub intake: Intake,
     /// Concurrent clients / requests in flight.
     pub clients: usize,
     /// The broker.
@@ -101,11 +130,13 @@ pub struct RunSpec {
     pub progress: bool,
 }
 
-/// Returns the default number of server-side workers.
-pub fn default_workers(architecture: Architecture, nodes: u64) -> usize {
-    match architecture {
-        Architecture::Direct => nodes as usize,
-        Architecture::Indirect => 2,
+/// Returns the default number of server-side workers: every node behind nginx (direct), one
+/// intake consumer per node (indirect, in-node), or two `tix worker` processes.
+pub fn default_workers(architecture: Architecture, intake: Intake, nodes: u64) -> usize {
+    match (architecture, intake) {
+        (Architecture::Direct, _) => nodes as usize,
+        (Architecture::Indirect, Intake::Node) => 1,
+        (Architecture::Indirect, Intake::Worker) => 2,
     }
 }
 
@@ -136,13 +167,22 @@ pub fn check_spec(
 /// Starts a fresh local setup, replays the workload through it, verifies, and tears it down.
 pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
     check_spec(spec.architecture, spec.nodes, spec.workers, spec.clients)?;
-    let cluster = start_cluster(&spec.exe, spec.nodes).await?;
+    let queue = tix_amqp::PURCHASE_QUEUE;
+    let (cluster, intake) = match (spec.architecture, spec.intake) {
+        (Architecture::Indirect, Intake::Node) => {
+            let (cluster, requester) =
+                start_intake_cluster(&spec.exe, spec.nodes, spec.workers, &spec.amqp_url, queue)
+                    .await?;
+            (cluster, Some(requester))
+        }
+        _ => (start_cluster(&spec.exe, spec.nodes).await?, None),
+    };
     let addrs = addresses_leader_first(&cluster).await?;
     let http = http_client(spec.clients)?;
     let leader_url = format!("http://{}", addrs[0]);
     let api = ApiClient::login(http.clone(), &leader_url, "admin", &cluster.admin_password).await?;
-    let report = match spec.architecture {
-        Architecture::Direct => {
+    let report = match (spec.architecture, intake) {
+        (Architecture::Direct, _) => {
             let nginx = start_nginx(addrs[..spec.workers].to_vec())?;
             let front = ApiClient {
                 base_url: nginx.url.clone(),
@@ -161,11 +201,21 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
             }
             report?
         }
-        Architecture::Indirect => {
+        (Architecture::Indirect, Some(requester)) => {
+            replay(
+                &api,
+                &Transport::Amqp(requester),
+                &spec.workload,
+                spec.clients,
+                spec.progress,
+            )
+            .await?
+        }
+        (Architecture::Indirect, None) => {
             let launch = WorkerLaunch {
                 exe: spec.exe.clone(),
                 amqp_url: spec.amqp_url.clone(),
-                queue: tix_amqp::PURCHASE_QUEUE.into(),
+                queue: queue.into(),
                 api_addrs: addrs.clone(),
                 username: "admin".into(),
                 password: cluster.admin_password.clone(),
@@ -200,6 +250,7 @@ pub fn result_of(spec: &RunSpec, report: &ReplayReport) -> RunResult {
         model: spec.workload.kind.to_string(),
         lines: spec.workload.buys.len(),
         workers: spec.workers,
+        intake: (spec.architecture == Architecture::Indirect).then(|| spec.intake.name().into()),
         clients: spec.clients,
         elapsed_s: secs,
         sold: report.sold(),
@@ -216,13 +267,17 @@ pub fn result_of(spec: &RunSpec, report: &ReplayReport) -> RunResult {
 
 /// Prints a run's figures and verdict.
 pub fn print_result(r: &RunResult) {
+    let workers = match &r.intake {
+        Some(intake) if intake == "node" => format!("{} consumers per node", r.workers),
+        Some(_) => format!("{} workers", r.workers),
+        None => format!("{} workers", r.workers),
+    };
     println!(
-        "tix bench: {} ({} {} lines), {}, {} workers, {} clients",
+        "tix bench: {} ({} {} lines), {}, {workers}, {} clients",
         r.workload,
         r.lines,
         r.model,
         r.architecture.name(),
-        r.workers,
         r.clients
     );
     println!("  elapsed_s               {:.3}", r.elapsed_s);
@@ -275,7 +330,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let architecture = Architecture::from(args.architecture);
     let workers = args
         .workers
-        .unwrap_or_else(|| default_workers(architecture, args.nodes));
+        .unwrap_or_else(|| default_workers(architecture, args.intake, args.nodes));
     check_spec(architecture, args.nodes, workers, args.clients)?;
     // The whole file is checked before anything starts.
     let workload = load(&path, CONCERT_CAPACITY)?;
@@ -286,6 +341,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         architecture,
         nodes: args.nodes,
         workers,
+        intake: args.intake,
         clients: args.clients,
         amqp_url: args.amqp_url.clone(),
         progress: true,

@@ -1,8 +1,10 @@
 //! The local setups `tix bench` starts itself: a cluster of real `tix serve` processes (fsync
-//! on, as in production) with nginx in front (direct), or with `tix worker` processes between
-//! RabbitMQ and the cluster (indirect); and the ceilings' stand-ins — `tix bench-noop` behind
-//! nginx, and `tix worker --echo`. Everything listens on 127.0.0.1 and stops when dropped.
+//! on, as in production) with nginx in front (direct), or consuming from RabbitMQ themselves
+//! (indirect, `--amqp-url`: the in-node intake) or behind `tix worker` processes (indirect, the
+//! separate intake); and the ceilings' stand-ins — `tix bench-noop` behind nginx, and
+//! `tix worker --echo`. Everything listens on 127.0.0.1 and stops when dropped.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +31,56 @@ pub fn production_options() -> ClusterOptions {
         fault_proxy: false,
         ..ClusterOptions::default()
     }
+}
+
+/// Returns the `tix serve` arguments that run the in-node intake with `consumers_per_node`
+/// consumers on each of nodes 1..=`nodes`, by node id. (The broker prefers the leader's
+/// consumers; the others take the overflow and the time after a failover.)
+pub fn intake_node_args(
+    amqp_url: &str,
+    queue: &str,
+    consumers_per_node: usize,
+    nodes: u64,
+) -> BTreeMap<u64, Vec<String>> {
+    (1..=nodes)
+        .map(|id| {
+            let args = [
+                "--amqp-url",
+                amqp_url,
+                "--amqp-queue",
+                queue,
+                "--amqp-consumers",
+                &consumers_per_node.to_string(),
+            ];
+            (id, args.map(String::from).to_vec())
+        })
+        .collect()
+}
+
+/// Empties `queue`, starts a benchmark cluster of `nodes` voters each running
+/// `consumers_per_node` intake consumers ([`intake_node_args`]), waits until all of them
+/// consume, and returns the cluster with a requester publishing to the queue.
+pub async fn start_intake_cluster(
+    exe: &Path,
+    nodes: u64,
+    consumers_per_node: usize,
+    amqp_url: &str,
+    queue: &str,
+) -> anyhow::Result<(LocalCluster, tix_amqp::Requester)> {
+    purge_queue(amqp_url, queue).await?;
+    let options = ClusterOptions {
+        node_args: intake_node_args(amqp_url, queue, consumers_per_node, nodes),
+        ..production_options()
+    };
+    let cluster = LocalCluster::start(exe, nodes, options).await?;
+    let consumers = (consumers_per_node as u64 * nodes) as u32;
+    wait_for_consumers(amqp_url, queue, consumers, Duration::from_secs(30)).await?;
+    let requester = tix_amqp::Requester::start(tix_amqp::RequesterConfig {
+        amqp_url: amqp_url.to_owned(),
+        queue: queue.to_owned(),
+        ..Default::default()
+    });
+    Ok((cluster, requester))
 }
 
 /// Returns the nodes' HTTP addresses, the leader's first (so one upstream or one worker
@@ -253,7 +305,7 @@ pub async fn wait_for_consumers(
         }
         if Instant::now() > deadline {
             bail!(
-                "only {} of {n} workers consume {queue} after {} s",
+                "only {} of {n} consumers consume {queue} after {} s",
                 q.consumer_count(),
                 timeout.as_secs()
             );

@@ -16,7 +16,7 @@ use crate::replay::{Answer, CONCERT_CAPACITY, Transport, load};
 use crate::results::{
     Architecture, CeilingResult, LatencyMs, MachineFacts, SweepConfig, SweepResults,
 };
-use crate::run::{DEFAULT_AMQP_URL, RunSpec, file_name, print_result, run_local};
+use crate::run::{DEFAULT_AMQP_URL, Intake, RunSpec, file_name, print_result, run_local};
 use crate::setup::{WorkerLaunch, spawn_noop, start_nginx, start_workers};
 use crate::workload::{Buy, load as load_workload};
 
@@ -53,14 +53,19 @@ pub struct SweepArgs {
     /// Worker counts for the direct architecture (HTTP-serving nodes behind nginx).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub direct_workers: Vec<usize>,
-    /// Worker counts for the indirect architecture (`tix worker` processes).
+    /// Consumer counts for the indirect architecture (per node, or `tix worker` processes:
+    /// `--intake`).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
     pub indirect_workers: Vec<usize>,
+    /// Indirect: who consumes the queue — the nodes themselves (`tix serve --amqp-url`) or
+    /// separate `tix worker` processes.
+    #[arg(long, value_enum, default_value_t = Intake::Node)]
+    pub intake: Intake,
     /// Requests per ceiling measurement (0: no ceilings).
     #[arg(long, default_value_t = 40_000)]
     pub ceiling_requests: usize,
     /// The smallest sweep, for CI: the unnumbered file, direct with all nodes, indirect with 2
-    /// workers, short ceilings.
+    /// consumers (per node, or workers), short ceilings.
     #[arg(long)]
     pub quick: bool,
     /// The broker.
@@ -188,7 +193,7 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
             clients: args.clients,
             direct_workers: args.direct_workers.clone(),
             indirect_workers: args.indirect_workers.clone(),
-            settings: settings(),
+            settings: settings(args.intake),
         },
         runs: Vec::new(),
         ceilings: Vec::new(),
@@ -234,6 +239,7 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
                 architecture,
                 nodes: args.nodes,
                 workers,
+                intake: args.intake,
                 clients: args.clients,
                 amqp_url: args.amqp_url.clone(),
                 progress: true,
@@ -316,8 +322,9 @@ pub async fn ceiling(
 }
 
 /// The settings that shape the figures, for the results file.
-fn settings() -> std::collections::BTreeMap<String, String> {
+fn settings(intake: Intake) -> std::collections::BTreeMap<String, String> {
     let worker = tix_amqp::WorkerConfig::default();
+    let consumer = tix_amqp::ConsumerConfig::default();
     let nginx =
         crate::nginx::NginxConfig::new("127.0.0.1:0".parse().expect("an address"), Vec::new());
     [
@@ -345,6 +352,8 @@ fn settings() -> std::collections::BTreeMap<String, String> {
             "log_fsync",
             "one fsync per group of appended entries (redb, Durability::Immediate)".to_owned(),
         ),
+        ("indirect_intake", intake.name().to_owned()),
+        ("intake_reply_confirms", consumer.reply_confirms.to_string()),
         ("worker_prefetch", worker.prefetch.to_string()),
         ("worker_batch_max", worker.batch_max.to_string()),
         (

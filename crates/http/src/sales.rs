@@ -59,8 +59,28 @@ pub struct PurchaseBody {
     pub seat: Option<u32>,
 }
 
-/// Checks that the caller may sell for this event: its organizer or an admin.
-async fn may_sell(state: &AppState, caller: &Caller, event_id: EventId) -> Result<u32, ApiError> {
+/// Who sells: the authenticated caller of the API, or the account a node's RabbitMQ intake
+/// sells as. Purchases are authorized for a seller exactly the same way on every path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seller {
+    /// The account.
+    pub user_id: tix_core::UserId,
+    /// Whether it is an admin (may sell for every event).
+    pub admin: bool,
+}
+
+impl From<&Caller> for Seller {
+    fn from(caller: &Caller) -> Seller {
+        Seller {
+            user_id: caller.user_id,
+            admin: caller.is_admin(),
+        }
+    }
+}
+
+/// Checks that the seller may sell for this event: its organizer or an admin. Returns the
+/// event's numbered seats (0 for general admission).
+async fn may_sell(state: &AppState, seller: Seller, event_id: EventId) -> Result<u32, ApiError> {
     let found = state
         .read_fresh(|s| {
             let event = s.event(event_id)?;
@@ -72,7 +92,7 @@ async fn may_sell(state: &AppState, caller: &Caller, event_id: EventId) -> Resul
         })
         .await;
     let (organizer, seats) = found.ok_or(ApiError::NotFound("event"))?;
-    if !(caller.is_admin() || organizer == caller.user_id) {
+    if !(seller.admin || organizer == seller.user_id) {
         return Err(ApiError::Forbidden(
             "only the event's organizer or an admin may sell here",
         ));
@@ -227,7 +247,7 @@ async fn purchase(
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
     let event_id = EventId(id);
-    let seats = may_sell(&state, &caller, event_id).await?;
+    let seats = may_sell(&state, Seller::from(&caller), event_id).await?;
     let key_max = state.node.shared.read().limits().key_bytes_max as usize;
     validate_purchase(&body, seats, key_max)?;
     run_purchase(&state, event_id, body).await
@@ -282,7 +302,7 @@ async fn sales(
     ApiPath(id): ApiPath,
 ) -> Result<Response, ApiError> {
     let event_id = EventId(id);
-    may_sell(&state, &caller, event_id).await?;
+    may_sell(&state, Seller::from(&caller), event_id).await?;
     state.node.ensure_linearizable().await?;
     let history = state.node.shared.history()?;
     let mut body = String::new();
@@ -384,19 +404,40 @@ async fn purchase_batch(
             format!("must hold 1 to {PURCHASE_BATCH_ITEMS_MAX} purchases (got {n})"),
         ));
     }
+    let results = purchase_items(&state, Seller::from(&caller), body.purchases).await;
+    let mut response = Json(json!({ "results": results })).into_response();
+    if let Some((_, leader)) = state.node.leader()
+        && let Ok(value) = HeaderValue::from_str(&leader.api_addr)
+    {
+        response.headers_mut().insert("tix-leader", value);
+    }
+    Ok(response)
+}
+
+/// Validates and commits many purchases for `seller`, each exactly as
+/// `POST /events/{id}/purchases` would (authorization once per distinct event, then the key's
+/// and seat's rules, then the proposer), and returns one answer per item, in order: `status`
+/// plus the body that endpoint would answer, and `replayed: true` for a recorded answer. The
+/// items go to the proposer together, so they usually share one log entry. Both
+/// `POST /purchases/batch` and a node's RabbitMQ intake sell through here.
+pub async fn purchase_items(
+    state: &AppState,
+    seller: Seller,
+    items: Vec<BatchItem>,
+) -> Vec<serde_json::Value> {
     let key_max = state.node.shared.read().limits().key_bytes_max as usize;
     // Authorization and the event's shape are checked once per distinct event.
     let mut events: std::collections::BTreeMap<u64, Result<u32, serde_json::Value>> =
         std::collections::BTreeMap::new();
-    for item in &body.purchases {
+    for item in &items {
         if let std::collections::btree_map::Entry::Vacant(slot) = events.entry(item.event_id) {
-            let check = may_sell(&state, &caller, EventId(item.event_id))
+            let check = may_sell(state, seller, EventId(item.event_id))
                 .await
                 .map_err(|e| item_error(&e));
             slot.insert(check);
         }
     }
-    let commits = body.purchases.into_iter().map(|item| {
+    let commits = items.into_iter().map(|item| {
         let check = events[&item.event_id].clone();
         let state = state.clone();
         async move {
@@ -431,12 +472,5 @@ async fn purchase_batch(
             }
         }
     });
-    let results = futures::future::join_all(commits).await;
-    let mut response = Json(json!({ "results": results })).into_response();
-    if let Some((_, leader)) = state.node.leader()
-        && let Ok(value) = HeaderValue::from_str(&leader.api_addr)
-    {
-        response.headers_mut().insert("tix-leader", value);
-    }
-    Ok(response)
+    futures::future::join_all(commits).await
 }

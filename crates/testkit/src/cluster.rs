@@ -37,6 +37,9 @@ pub struct ClusterOptions {
     pub snapshot_logs_since_last: u64,
     /// Extra `tix serve` arguments.
     pub extra_args: Vec<String>,
+    /// Extra `tix serve` arguments of one node (after `extra_args`), by node id: e.g. the
+    /// RabbitMQ intake on some nodes only.
+    pub node_args: BTreeMap<u64, Vec<String>>,
     /// Put a fault-injecting proxy in front of each Raft listener (fault tests); benchmarks
     /// turn it off so Raft traffic takes no extra hop.
     pub fault_proxy: bool,
@@ -53,6 +56,7 @@ impl Default for ClusterOptions {
             election_timeout_max_ms: 2000,
             snapshot_logs_since_last: 5000,
             extra_args: Vec::new(),
+            node_args: BTreeMap::new(),
             fault_proxy: true,
             apply_fault_hook: false,
         }
@@ -263,6 +267,7 @@ impl LocalCluster {
                 &o.snapshot_logs_since_last.to_string(),
             ])
             .args(&o.extra_args)
+            .args(o.node_args.get(&id).into_iter().flatten())
             .args(
                 o.apply_fault_hook
                     .then(|| fault_file(&self.dir, id))

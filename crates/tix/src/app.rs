@@ -31,6 +31,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::intake::Intake;
+
 /// The default of every setting, written once: [`Config::default`] and `tix serve`'s flags both
 /// use these. The node's timings and batching limits come from `tix_raft::node::defaults`, the
 /// HTTP edge's limits from `tix_http::defaults`; the rest are the node's own.
@@ -48,7 +50,25 @@ pub mod defaults {
     pub const DATA_DIR: &str = "./tix-data";
     /// How long in-flight requests may take to finish after the shutdown future resolves.
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
+    /// The queue the RabbitMQ intake consumes.
+    pub const AMQP_QUEUE: &str = tix_amqp::PURCHASE_QUEUE;
+    /// Unacknowledged deliveries the broker may send ahead to one intake consumer. It bounds
+    /// the consumer's memory (≤ 4 KiB a message: 4 MiB) and must exceed the requests in flight
+    /// so the leader's consumer never fills and overflows to the followers' (which forward):
+    /// measured against 64 and 256 (docs/BENCHMARK.md, "In-node intake"), 1024 was as fast or
+    /// faster.
+    pub const AMQP_PREFETCH: u16 = 1024;
+    /// Consumers (channels) of the RabbitMQ intake on one node.
+    pub const AMQP_CONSUMERS: u32 = 1;
+    /// The account the RabbitMQ intake sells as.
+    pub const AMQP_SELLER: &str = "admin";
+    /// How long the intake retries purchases the cluster cannot answer (no leader) before it
+    /// hands them back to the broker.
+    pub const AMQP_RETRY_MS: u64 = 30_000;
 }
+
+/// The most consumers of the RabbitMQ intake on one node.
+const AMQP_CONSUMERS_MAX: u32 = 16;
 
 /// How long [`App::build`] waits for the first leader of a bootstrapping node (and the
 /// background seeding of a joining node waits for any leader).
@@ -152,6 +172,16 @@ pub struct Config {
     pub sse_update_interval_ms: u64,
     /// A file holding the bearer token that may read `/metrics`.
     pub metrics_token_file: Option<PathBuf>,
+    /// The broker of the RabbitMQ intake; `None`: no intake.
+    pub amqp_url: Option<String>,
+    /// The queue the intake consumes.
+    pub amqp_queue: String,
+    /// Unacknowledged deliveries the broker may send ahead to each consumer.
+    pub amqp_prefetch: u16,
+    /// Consumers (channels) of the intake on this node.
+    pub amqp_consumers: u32,
+    /// The account the intake sells as (its organizer's events, or all for an admin).
+    pub amqp_seller: String,
 }
 
 impl Default for Config {
@@ -196,6 +226,11 @@ impl Default for Config {
             sse_send_timeout_ms: defaults::SSE_SEND_TIMEOUT_MS,
             sse_update_interval_ms: defaults::SSE_UPDATE_INTERVAL_MS,
             metrics_token_file: None,
+            amqp_url: None,
+            amqp_queue: defaults::AMQP_QUEUE.to_owned(),
+            amqp_prefetch: defaults::AMQP_PREFETCH,
+            amqp_consumers: defaults::AMQP_CONSUMERS,
+            amqp_seller: defaults::AMQP_SELLER.to_owned(),
         }
     }
 }
@@ -294,6 +329,18 @@ impl Config {
                  request times out)",
             );
         }
+        if !(1..=AMQP_CONSUMERS_MAX).contains(&self.amqp_consumers) {
+            return invalid("--amqp-consumers", "must be 1 to 16");
+        }
+        if self.amqp_seller.is_empty() {
+            return invalid("--amqp-seller", "must name an account");
+        }
+        self.intake_config()
+            .validate("--amqp-")
+            .map_err(|e| ConfigError::Invalid {
+                flag: "--amqp-*",
+                problem: e.to_string(),
+            })?;
         for (listener, connections_max) in [
             (Listener::Http, self.connections_max),
             (Listener::Raft, self.raft_connections_max),
@@ -352,6 +399,17 @@ impl Config {
             request_head_bytes_max: self.request_head_bytes_max,
             uri_bytes_max: self.uri_bytes_max,
             pages,
+        }
+    }
+
+    /// Returns the RabbitMQ intake's consumer configuration (the broker URL empty without one).
+    fn intake_config(&self) -> tix_amqp::ConsumerConfig {
+        tix_amqp::ConsumerConfig {
+            amqp_url: self.amqp_url.clone().unwrap_or_default(),
+            queue: self.amqp_queue.clone(),
+            prefetch: self.amqp_prefetch,
+            connection_name: format!("tix-node-{}", self.node_id),
+            ..tix_amqp::ConsumerConfig::default()
         }
     }
 
@@ -562,6 +620,20 @@ impl App {
                 }
             })
         });
+        // The intake starts once the node serves; it only proposes, like a request would.
+        let intakes: Vec<Intake> = match &config.amqp_url {
+            Some(_) => (0..config.amqp_consumers)
+                .map(|_| {
+                    Intake::start(
+                        config.intake_config(),
+                        state.clone(),
+                        config.amqp_seller.clone(),
+                        defaults::AMQP_RETRY_MS,
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let router = tix_http::router(state);
         println!(
             "tix node {} serving http://{http_addr} (Raft RPC on {raft_addr})",
@@ -580,6 +652,8 @@ impl App {
         }
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop.send(true);
+        // Batches in flight finish (committed, replied, acknowledged) while Raft still runs.
+        futures::future::join_all(intakes.into_iter().map(Intake::stop)).await;
         let drain = Duration::from_millis(config.drain_timeout_ms);
         if tokio::time::timeout(drain, http_server).await.is_err() {
             tracing::warn!(?drain, "requests still running after the drain timeout");
@@ -656,6 +730,28 @@ mod tests {
         assert!(e.contains("--election-timeout-max-ms"), "{e}");
         let e = error(|c| c.public_origin = Some("https://shop.example/path".into()));
         assert!(e.starts_with("--public-origin must be"), "{e}");
+    }
+
+    // Checks the RabbitMQ intake's limits from both sides, each named by its flag.
+    #[test]
+    fn intake_limits_are_named_by_their_flags() {
+        let check = |change: fn(&mut Config)| {
+            let mut config = Config::default();
+            change(&mut config);
+            config.validate().map_err(|e| e.to_string())
+        };
+        assert!(check(|c| c.amqp_consumers = AMQP_CONSUMERS_MAX).is_ok());
+        let e = check(|c| c.amqp_consumers = AMQP_CONSUMERS_MAX + 1).unwrap_err();
+        assert!(e.starts_with("--amqp-consumers"), "{e}");
+        let e = check(|c| c.amqp_consumers = 0).unwrap_err();
+        assert!(e.starts_with("--amqp-consumers"), "{e}");
+        assert!(check(|c| c.amqp_prefetch = 1).is_ok());
+        let e = check(|c| c.amqp_prefetch = 0).unwrap_err();
+        assert!(e.contains("--amqp-prefetch"), "{e}");
+        let e = check(|c| c.amqp_queue.clear()).unwrap_err();
+        assert!(e.contains("--amqp-queue"), "{e}");
+        let e = check(|c| c.amqp_seller.clear()).unwrap_err();
+        assert!(e.starts_with("--amqp-seller"), "{e}");
     }
 
     // Checks the hold limits from both sides.

@@ -1,6 +1,7 @@
-//! The command line: `tix` (same as `tix serve`) runs a node; `tix worker` relays purchases
-//! from RabbitMQ; `tix cluster` administers; `tix bench`, `tix chaos` and `tix failover`
-//! measure and check; `tix assistant` scores the booking assistant.
+//! The command line: `tix` (same as `tix serve`) runs a node (with `--amqp-url`, also its
+//! RabbitMQ intake); `tix worker` relays purchases from RabbitMQ; `tix cluster` administers;
+//! `tix bench`, `tix chaos` and `tix failover` measure and check; `tix assistant` scores the
+//! booking assistant.
 
 use std::path::PathBuf;
 
@@ -23,8 +24,9 @@ enum Command {
     Serve(ServeArgs),
     /// Measures purchases per second through the HTTP API with concurrent keep-alive clients.
     BenchHttp(tix_bench::quick::QuickArgs),
-    /// Replays a flash-sale workload file (direct: REST via nginx; indirect: RabbitMQ workers)
-    /// and verifies the result; `tix bench sweep` runs, plots and reports the whole comparison.
+    /// Replays a flash-sale workload file (direct: REST via nginx; indirect: RabbitMQ, consumed
+    /// by the nodes or by workers) and verifies the result; `tix bench sweep` runs, plots and
+    /// reports the whole comparison.
     Bench(BenchCommand),
     /// Consumes purchase requests from RabbitMQ and commits them to the cluster in batches.
     Worker(crate::worker::WorkerArgs),
@@ -218,6 +220,22 @@ pub struct ServeArgs {
     /// may read it with their own token either way.
     #[arg(long, env = "TIX_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+    /// Run the RabbitMQ intake in this node: consume purchase requests from this broker and
+    /// propose them to the log directly (instead of `tix worker` processes).
+    #[arg(long, env = "TIX_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// The queue the intake consumes.
+    #[arg(long, default_value = defaults::AMQP_QUEUE)]
+    pub amqp_queue: String,
+    /// Unacknowledged requests the broker may send ahead to each intake consumer.
+    #[arg(long, env = "TIX_AMQP_PREFETCH", default_value_t = defaults::AMQP_PREFETCH)]
+    pub amqp_prefetch: u16,
+    /// Intake consumers (broker channels) on this node.
+    #[arg(long, default_value_t = defaults::AMQP_CONSUMERS)]
+    pub amqp_consumers: u32,
+    /// The account the intake sells as (the events' organizer, or an admin for all events).
+    #[arg(long, default_value = defaults::AMQP_SELLER)]
+    pub amqp_seller: String,
 }
 
 impl From<ServeArgs> for Config {
@@ -263,6 +281,11 @@ impl From<ServeArgs> for Config {
             sse_send_timeout_ms,
             sse_update_interval_ms,
             metrics_token_file,
+            amqp_url,
+            amqp_queue,
+            amqp_prefetch,
+            amqp_consumers,
+            amqp_seller,
         } = args;
         Config {
             node_id,
@@ -304,6 +327,11 @@ impl From<ServeArgs> for Config {
             sse_send_timeout_ms,
             sse_update_interval_ms,
             metrics_token_file,
+            amqp_url,
+            amqp_queue,
+            amqp_prefetch,
+            amqp_consumers,
+            amqp_seller,
         }
     }
 }

@@ -56,6 +56,10 @@ pub struct WorkerArgs {
     /// Reply at once without touching the cluster (measures the broker path's ceiling).
     #[arg(long)]
     pub echo: bool,
+    /// Wait for the broker to confirm each reply before acknowledging its request (off: a
+    /// lost reply is answered again from the record when the client publishes again).
+    #[arg(long)]
+    pub reply_confirms: bool,
 }
 
 /// Runs the worker until a signal.
@@ -75,6 +79,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         batches_in_flight_max: args.batches_in_flight_max,
         api_retry_ms: args.api_retry_ms,
         echo: args.echo,
+        reply_confirms: args.reply_confirms,
         ..WorkerConfig::default()
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);

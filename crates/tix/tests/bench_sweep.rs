@@ -1,5 +1,6 @@
 //! The short benchmark CI runs: `tix bench sweep --quick` — the smallest shared file through
-//! both architectures (nginx in front of a 3-node cluster; RabbitMQ and two workers), the
+//! both architectures (nginx in front of a 3-node cluster; RabbitMQ consumed by the nodes' own
+//! intake, two consumers each), the
 //! ceilings, results, plots and the report — and its correctness verdict.
 //!
 //! Needs nginx, RabbitMQ (`TIX_AMQP_URL`) and the shared workload files; without them the test
@@ -51,6 +52,14 @@ fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
         assert!(run["answered_per_s"].as_f64().unwrap_or(0.0) > 0.0);
         assert!(run["fraction_of_ceiling"].as_f64().is_some(), "{run}");
     }
+    assert_eq!(
+        runs[1]["intake"], "node",
+        "the in-node intake is the default"
+    );
+    assert!(
+        runs[0].get("intake").is_none(),
+        "direct runs have no intake"
+    );
     let ceilings = results["ceilings"].as_array().expect("ceilings");
     assert_eq!(ceilings.len(), 2, "one ceiling per architecture");
     assert!(results["machine"]["cpus"].as_u64().unwrap_or(0) >= 1);
