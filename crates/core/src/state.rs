@@ -266,9 +266,91 @@ pub struct State {
     pending: Changes,
     /// Active holds per customer, for `Limits::holds_per_customer_max`.
     holds_per_customer: BTreeMap<UserId, u32>,
-    /// Cancelled events. Last, so a state encoded before cancellations existed is this
-    /// encoding without its final (empty map) byte; [`State::decode`] reads both.
+    /// Cancelled events. Appended after the fields above, so a state encoded before
+    /// cancellations existed is this encoding without its last three (empty collection)
+    /// bytes, and one encoded before ended holds without its last two; [`State::decode`]
+    /// reads both earlier forms.
     cancellations: BTreeMap<EventId, Cancellation>,
+    /// How recently ended holds ended (paid → which order, released, expired, the event
+    /// cancelled), so the checkout page of a finished hold can say so: kept
+    /// [`ENDED_HOLD_RETENTION_MS`] of log time and at most [`ENDED_HOLDS_MAX`], oldest first out.
+    ended_holds: BTreeMap<HoldId, EndedHold>,
+    /// `ended_holds` by when each ended, oldest first.
+    ended_hold_expiry: BTreeSet<(u64, HoldId)>,
+}
+
+/// How long, in log time, the state remembers how a hold ended.
+pub const ENDED_HOLD_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The most ended holds the state remembers (about 50 bytes each): past it the oldest goes.
+pub const ENDED_HOLDS_MAX: usize = 100_000;
+
+/// A hold that is no longer active, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedHold {
+    /// Whose hold it was.
+    pub customer: UserId,
+    /// Which event.
+    pub event_id: EventId,
+    /// When it ended, by log time.
+    pub at_ms: u64,
+    /// How.
+    pub how: HoldEnd,
+}
+
+/// How a hold ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldEnd {
+    /// Paid: it became this order.
+    Confirmed(OrderId),
+    /// Released by its customer.
+    Released,
+    /// Its time ran out unpaid.
+    Expired,
+    /// The organizer cancelled the event.
+    EventCancelled,
+}
+
+/// The hot state as encoded before ended holds were remembered: read by [`State::decode`] and
+/// completed with none.
+#[derive(Deserialize)]
+struct StateBeforeEndedHolds {
+    limits: Limits,
+    now_ms: u64,
+    next: Counters,
+    users: BTreeMap<UserId, User>,
+    usernames: BTreeMap<String, UserId>,
+    sessions: BTreeMap<String, Session>,
+    session_expiry: BTreeSet<(u64, String)>,
+    events: BTreeMap<EventId, Event>,
+    holds: BTreeMap<HoldId, Hold>,
+    hold_expiry: BTreeSet<(u64, HoldId)>,
+    history_digest: u64,
+    holds_per_customer: BTreeMap<UserId, u32>,
+    cancellations: BTreeMap<EventId, Cancellation>,
+}
+
+impl From<StateBeforeEndedHolds> for State {
+    fn from(old: StateBeforeEndedHolds) -> State {
+        State {
+            limits: old.limits,
+            now_ms: old.now_ms,
+            next: old.next,
+            users: old.users,
+            usernames: old.usernames,
+            sessions: old.sessions,
+            session_expiry: old.session_expiry,
+            events: old.events,
+            holds: old.holds,
+            hold_expiry: old.hold_expiry,
+            history_digest: old.history_digest,
+            pending: Changes::default(),
+            holds_per_customer: old.holds_per_customer,
+            cancellations: old.cancellations,
+            ended_holds: BTreeMap::new(),
+            ended_hold_expiry: BTreeSet::new(),
+        }
+    }
 }
 
 /// The hot state as encoded before cancellations existed (store format 1 without them): read
@@ -306,6 +388,8 @@ impl From<StateBeforeCancellations> for State {
             pending: Changes::default(),
             holds_per_customer: old.holds_per_customer,
             cancellations: BTreeMap::new(),
+            ended_holds: BTreeMap::new(),
+            ended_hold_expiry: BTreeSet::new(),
         }
     }
 }
@@ -340,6 +424,8 @@ impl State {
             pending: Changes::default(),
             holds_per_customer: BTreeMap::new(),
             cancellations: BTreeMap::new(),
+            ended_holds: BTreeMap::new(),
+            ended_hold_expiry: BTreeSet::new(),
         }
     }
 
@@ -355,6 +441,7 @@ impl State {
     pub fn advance_time(&mut self, time_ms: u64, h: &dyn History) {
         self.now_ms = self.now_ms.max(time_ms);
         self.expire_holds(h);
+        self.forget_ended_holds();
         self.expire_sessions();
         self.expire_records(h);
     }
@@ -797,7 +884,7 @@ impl State {
         if hold.customer != customer {
             return Err(Rejection::NotYours);
         }
-        self.drop_hold(h, hold_id);
+        self.drop_hold(h, hold_id, HoldEnd::Released);
         Ok(hold_id)
     }
 
@@ -825,6 +912,7 @@ impl State {
         );
         let order_id = OrderId(self.next.order);
         self.next.order += 1;
+        self.remember_end(&hold, HoldEnd::Confirmed(order_id));
         let units: Vec<Option<u32>> = if hold.seats.is_empty() {
             vec![None; hold.quantity as usize]
         } else {
@@ -995,7 +1083,7 @@ impl State {
             .map(|hold| hold.id)
             .collect();
         for hold_id in &holds {
-            self.drop_hold(h, *hold_id);
+            self.drop_hold(h, *hold_id, HoldEnd::EventCancelled);
         }
         let tickets = self.active_tickets_of(h, event_id);
         let mut amount_cents = 0u64;
@@ -1169,16 +1257,48 @@ impl State {
             if at > self.now_ms {
                 break;
             }
-            self.drop_hold(h, hold_id);
+            self.drop_hold(h, hold_id, HoldEnd::Expired);
+        }
+    }
+
+    /// Forgets how holds ended once [`ENDED_HOLD_RETENTION_MS`] has passed (log time).
+    fn forget_ended_holds(&mut self) {
+        while let Some((at, hold_id)) = self.ended_hold_expiry.first().copied() {
+            if at.saturating_add(ENDED_HOLD_RETENTION_MS) > self.now_ms {
+                break;
+            }
+            self.ended_hold_expiry.pop_first();
+            self.ended_holds.remove(&hold_id);
+        }
+    }
+
+    /// Remembers how a hold ended; past [`ENDED_HOLDS_MAX`] the oldest is forgotten.
+    fn remember_end(&mut self, hold: &Hold, how: HoldEnd) {
+        let ended = EndedHold {
+            customer: hold.customer,
+            event_id: hold.event_id,
+            at_ms: self.now_ms,
+            how,
+        };
+        assert!(
+            self.ended_holds.insert(hold.id, ended).is_none(),
+            "a hold ends once"
+        );
+        self.ended_hold_expiry.insert((self.now_ms, hold.id));
+        if self.ended_holds.len() > ENDED_HOLDS_MAX
+            && let Some((_, oldest)) = self.ended_hold_expiry.pop_first()
+        {
+            self.ended_holds.remove(&oldest);
         }
     }
 
     /// Removes a hold and returns its inventory to sale.
-    fn drop_hold(&mut self, h: &dyn History, hold_id: HoldId) {
+    fn drop_hold(&mut self, h: &dyn History, hold_id: HoldId, how: HoldEnd) {
         let hold = self
             .holds
             .remove(&hold_id)
             .expect("dropping a hold that exists");
+        self.remember_end(&hold, how);
         self.hold_expiry.remove(&(hold.expires_at_ms, hold_id));
         let event = self
             .events
@@ -1377,7 +1497,13 @@ impl State {
         self.events.values()
     }
 
-    /// Returns a hold.
+    /// Returns how a hold that is no longer active ended, if it ended within
+    /// [`ENDED_HOLD_RETENTION_MS`] (and among the last [`ENDED_HOLDS_MAX`]): O(log n).
+    pub fn ended_hold(&self, id: HoldId) -> Option<&EndedHold> {
+        self.ended_holds.get(&id)
+    }
+
+    /// Returns an active hold.
     pub fn hold(&self, id: HoldId) -> Option<&Hold> {
         self.holds.get(&id)
     }
@@ -1456,7 +1582,10 @@ impl State {
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
         let mut state: State = match postcard::take_from_bytes::<State>(bytes) {
             Ok((state, [])) => state,
-            _ => postcard::from_bytes::<StateBeforeCancellations>(bytes)?.into(),
+            _ => match postcard::take_from_bytes::<StateBeforeEndedHolds>(bytes) {
+                Ok((old, [])) => old.into(),
+                _ => postcard::from_bytes::<StateBeforeCancellations>(bytes)?.into(),
+            },
         };
         let mut index = BTreeMap::new();
         for user in state.users.values() {
@@ -1477,6 +1606,9 @@ impl State {
             next_order: self.next.order,
             now_ms: self.now_ms,
             cancellations: &self.cancellations,
+            ended_holds: &self.ended_holds,
+            ended_hold_expiry: &self.ended_hold_expiry,
+            next_hold: self.next.hold,
         }
     }
 }
@@ -1491,6 +1623,9 @@ pub(crate) struct StateParts<'a> {
     pub next_order: u64,
     pub now_ms: u64,
     pub cancellations: &'a BTreeMap<EventId, Cancellation>,
+    pub ended_holds: &'a BTreeMap<HoldId, EndedHold>,
+    pub ended_hold_expiry: &'a BTreeSet<(u64, HoldId)>,
+    pub next_hold: u64,
 }
 
 /// Answers a key's first request.

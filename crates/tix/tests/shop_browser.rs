@@ -347,11 +347,20 @@ async fn sign_up_search_buy_general_admission_and_see_the_qr_ticket() -> anyhow:
     click(&c, "#order-now").await?;
     wait_for_text(&c, "Your tickets are held").await?;
     shot(&c, "checkout-general-admission").await?;
+    let checkout = hold_path(&c).await?;
     fill(&c, "#card_number", "4242 4242 4242 4242").await?;
     click(&c, "#pay").await?;
     let html = wait_for_text(&c, "Order confirmed").await?;
     assert!(html.contains("2 tickets"), "{html}");
     shot(&c, "confirmation").await?;
+    // The checkout's address, reopened after paying: the order, not "back on sale".
+    c.goto(&shop.url(&checkout)).await?;
+    let html = wait_for_text(&c, "<h1>Paid — order #").await?;
+    assert!(
+        html.matches("<li>General admission</li>").count() == 2 && html.contains("/tickets"),
+        "{html}"
+    );
+    shot(&c, "checkout-paid").await?;
     click(&c, "#to-tickets").await?;
     let html = wait_for_text(&c, "My tickets").await?;
     assert_eq!(
@@ -1698,6 +1707,9 @@ async fn visit_every_page(
     click(&buyer, "#pay").await?;
     wait_for_text(&buyer, "Order confirmed").await?;
     sweep(&buyer, "confirmation", &mut problems).await?;
+    buyer.goto(&shop.url(&checkout)).await?;
+    wait_for_text(&buyer, "<h1>Paid — order #").await?;
+    sweep(&buyer, "checkout-paid", &mut problems).await?;
     buyer.goto(&shop.url(&format!("/events/{event}"))).await?;
     wait_for_text(&buyer, "Choose your seats").await?;
     click(&buyer, "label[data-seat=\"5\"]").await?;

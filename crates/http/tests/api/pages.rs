@@ -965,3 +965,96 @@ async fn the_door_counts_admissions_and_names_every_refusal() {
             .contains("data-jsqr=\"/static/vendor/jsqr-1.4.0.min.js\"")
     );
 }
+
+/// Places a hold on `seat` of `event` through the order form; returns the checkout's address.
+async fn hold_seat(browser: &mut Browser, event: u64, seat: &str) -> String {
+    let held = browser
+        .post(
+            &format!("/events/{event}/order"),
+            &[("seat", seat), ("request_id", &format!("hold-{seat}"))],
+        )
+        .await;
+    assert_eq!(held.status, 303, "{}", held.text);
+    held.location.expect("the checkout's address")
+}
+
+// A paid checkout's address shows its order (to its owner only); a released one and an
+// expired one say so plainly.
+#[tokio::test]
+async fn a_checkout_address_shows_how_its_hold_ended() {
+    let app = crate::helpers::spawn_app_with(tix_http::HttpConfig {
+        hold_ttl_ms: 3_000,
+        ..tix_http::HttpConfig::default()
+    })
+    .await;
+    let event = app.admin_event(&numbered(5)).await;
+    let mut buyer = Browser::new(&app);
+    buyer.sign_up("paula", false).await;
+    let hold_path = hold_seat(&mut buyer, event, "4").await;
+    let paid = buyer
+        .post(&format!("{hold_path}/pay"), &[("card_number", CARD_OK)])
+        .await;
+    assert!(paid.text.contains("Order confirmed"), "{}", paid.text);
+    let order = paid
+        .text
+        .split("Paid — order #")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("the order's number")
+        .to_owned();
+
+    // Reopened: the order, its ticket, the amount and the way to the tickets.
+    let again = buyer.get(&hold_path).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert!(
+        again.text.contains(&format!("<h1>Paid — order #{order}</h1>")),
+        "{}",
+        again.text
+    );
+    assert!(again.text.contains("<li>Seat 4</li>"), "{}", again.text);
+    assert!(again.text.contains("href=\"/tickets\""), "{}", again.text);
+    assert!(!again.text.contains("back on sale"), "{}", again.text);
+    // Paying again (a resubmitted form) leads to the same order, charging nothing.
+    let twice = buyer
+        .post(&format!("{hold_path}/pay"), &[("card_number", CARD_OK)])
+        .await;
+    assert_eq!(twice.status, 303, "{}", twice.text);
+    assert_eq!(twice.location.as_deref(), Some(hold_path.as_str()));
+
+    // Someone else sees nothing of it.
+    let mut other = Browser::new(&app);
+    other.sign_up("quentin", false).await;
+    let theirs = other.get(&hold_path).await;
+    assert_eq!(theirs.status, 404, "{}", theirs.text);
+    assert!(!theirs.text.contains("Seat 4"), "{}", theirs.text);
+
+    // Released by the buyer.
+    let released_path = hold_seat(&mut buyer, event, "1").await;
+    let release = buyer.post(&format!("{released_path}/release"), &[]).await;
+    assert_eq!(release.status, 303, "{}", release.text);
+    let released = buyer.get(&released_path).await;
+    assert!(
+        released.text.contains("You released this hold")
+            && released.text.contains("nothing was charged"),
+        "{}",
+        released.text
+    );
+
+    // Expired unpaid: the sweeper ends it within a moment of its time.
+    let expired_path = hold_seat(&mut buyer, event, "2").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let page = buyer.get(&expired_path).await;
+        if page.text.contains("This hold expired unpaid") {
+            assert!(page.text.contains("nothing was charged"), "{}", page.text);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hold never expired: {}",
+            page.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.assert_invariants();
+}
