@@ -20,6 +20,7 @@ use serde::Deserialize;
 use tix_core::{EventId, HoldEnd, HoldId, HoldRequest, Inventory, Rejection, SeatState};
 
 use super::form::{self, FormErrors, Problem};
+use super::receipt::Breakdown;
 use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
 use crate::AppState;
 use crate::error::ApiError;
@@ -538,9 +539,8 @@ struct CheckoutPage {
     hold_id: u64,
     event_id: u64,
     event_name: String,
-    quantity: u32,
-    seats: String,
-    total: String,
+    /// Each ticket, its price and the total.
+    breakdown: Breakdown,
     expires_at_ms: u64,
     expires_at: String,
     /// What was wrong with the last payment: the card number, or the payment as a whole.
@@ -560,17 +560,10 @@ struct ConfirmationPage {
     order_id: u64,
     event_id: u64,
     event_name: String,
-    /// Each ticket: "Seat 12" or "General admission".
-    tickets: Vec<String>,
-    total: String,
-}
-
-/// What a seat (or its absence) is called on receipts.
-fn seat_name(seat: Option<u32>) -> String {
-    match seat {
-        Some(n) => format!("Seat {n}"),
-        None => "General admission".to_owned(),
-    }
+    /// How many tickets.
+    tickets: usize,
+    /// Each ticket, its price and the total, as at checkout.
+    breakdown: Breakdown,
 }
 
 /// The order page of `order_id` for its customer `c`, read from history (its tickets: one
@@ -586,10 +579,12 @@ fn order_page(
     let Some(order) = history.order(order_id).filter(|o| o.customer == c.user_id) else {
         return Ok(None);
     };
-    let tickets = order
+    // The price each ticket was sold at (the hold's, even if the event's changed since).
+    let sold: Vec<(Option<u32>, u64)> = order
         .tickets
         .iter()
-        .map(|t| seat_name(history.ticket(*t).and_then(|t| t.seat)))
+        .filter_map(|t| history.ticket(*t))
+        .map(|t| (t.seat, t.price_cents))
         .collect();
     let s = state.node.shared.read();
     let Some(e) = s.event(order.event_id) else {
@@ -601,8 +596,8 @@ fn order_page(
         order_id: order.id.0,
         event_id: e.id.0,
         event_name: e.details.name.clone(),
-        tickets,
-        total: money(order.total_cents, &e.details.currency),
+        tickets: order.tickets.len(),
+        breakdown: Breakdown::of(&sold, &e.details.currency),
     }))
 }
 
@@ -697,14 +692,7 @@ fn checkout_view(
         hold_id,
         event_id: e.id.0,
         event_name: e.details.name.clone(),
-        quantity: h.quantity,
-        seats: h
-            .seats
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        total: money(h.price_cents * u64::from(h.quantity), &e.details.currency),
+        breakdown: Breakdown::of_hold(&h.seats, h.quantity, h.price_cents, &e.details.currency),
         expires_at_ms: h.expires_at_ms,
         expires_at: when(h.expires_at_ms as i64),
         errors,
@@ -779,7 +767,8 @@ async fn checkout(
             })
     };
     let Some((event_id, event_name, currency)) = before else {
-        // Paid already (a second click, a resubmitted form): the order's own address.
+        // Ended already — paid (a second click, a resubmitted form), released, expired: its
+        // address says how, and shows the order if it was paid.
         if let Ok(Some(_)) = ended_page(&state, nav.clone(), &c, id) {
             return see_other(&format!("/holds/{id}"));
         }
@@ -821,8 +810,12 @@ async fn checkout(
                     order_id: order.order_id.0,
                     event_id,
                     event_name,
-                    tickets: vec![String::from("Ticket"); order.tickets.len()],
-                    total: money(order.total_cents, &currency),
+                    tickets: order.tickets.len(),
+                    breakdown: Breakdown {
+                        lines: Vec::new(),
+                        total_cents: order.total_cents,
+                        total: money(order.total_cents, &currency),
+                    },
                 }
                 .into_response(),
             }

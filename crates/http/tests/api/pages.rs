@@ -1011,7 +1011,11 @@ async fn a_checkout_address_shows_how_its_hold_ended() {
         "{}",
         again.text
     );
-    assert!(again.text.contains("<li>Seat 4</li>"), "{}", again.text);
+    assert!(
+        again.text.contains("<th scope=\"row\">Seat 4</th>"),
+        "{}",
+        again.text
+    );
     assert!(again.text.contains("href=\"/tickets\""), "{}", again.text);
     assert!(!again.text.contains("back on sale"), "{}", again.text);
     // Paying again (a resubmitted form) leads to the same order, charging nothing.
@@ -1057,4 +1061,119 @@ async fn a_checkout_address_shows_how_its_hold_ended() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     app.assert_invariants();
+}
+
+/// The rows of the price breakdown on a page: (ticket, unit price, quantity, amount), and the
+/// total.
+fn receipt(html: &str) -> (Vec<[String; 4]>, String) {
+    let table = html
+        .split("id=\"receipt\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no price breakdown: {html}"));
+    // A cell's text is what follows the last `>` before its closing `</td>` or `</th>`.
+    let cells = |row: &str| -> Vec<String> {
+        row.split("</t")
+            .filter_map(|part| part.rsplit('>').next())
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let body = table.split("<tbody>").nth(1).and_then(|b| b.split("</tbody>").next());
+    let rows = body
+        .unwrap_or_default()
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let c = cells(row);
+            [c[0].clone(), c[1].clone(), c[2].clone(), c[3].clone()]
+        })
+        .collect();
+    let total = table
+        .split("id=\"receipt-total\">")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap_or_default()
+        .to_owned();
+    (rows, total)
+}
+
+// The checkout lists each ticket with its price, how many and the amount, then the total in the
+// event's currency — no fee line, since there are no fees — and the confirmation repeats it.
+#[tokio::test]
+async fn checkout_and_confirmation_break_the_price_down() {
+    let app = spawn_app().await;
+    let seated = app.admin_event(&numbered(5)).await;
+    let general = app
+        .admin_event(&crate::helpers::unnumbered(50))
+        .await;
+    let mut buyer = Browser::new(&app);
+    buyer.sign_up("rosa", false).await;
+    let price = format!(
+        "{}.{:02} EUR",
+        crate::helpers::PRICE_CENTS / 100,
+        crate::helpers::PRICE_CENTS % 100
+    );
+    let twice = format!(
+        "{}.{:02} EUR",
+        2 * crate::helpers::PRICE_CENTS / 100,
+        2 * crate::helpers::PRICE_CENTS % 100
+    );
+    let thrice = format!(
+        "{}.{:02} EUR",
+        3 * crate::helpers::PRICE_CENTS / 100,
+        3 * crate::helpers::PRICE_CENTS % 100
+    );
+
+    // Two seats: a line each.
+    let held = buyer
+        .post(
+            &format!("/events/{seated}/order"),
+            &[("seat", "2"), ("seat", "5"), ("request_id", "b1")],
+        )
+        .await;
+    let hold_path = held.location.expect("a hold");
+    let checkout = buyer.get(&hold_path).await;
+    let one = |seat: &str| [seat.to_owned(), price.clone(), "1".to_owned(), price.clone()];
+    assert_eq!(
+        receipt(&checkout.text),
+        (vec![one("Seat 2"), one("Seat 5")], twice.clone())
+    );
+    assert!(!checkout.text.to_lowercase().contains("fee"), "no fee line");
+    assert!(checkout.text.contains(&format!("Pay {twice}")));
+    let paid = buyer
+        .post(&format!("{hold_path}/pay"), &[("card_number", CARD_OK)])
+        .await;
+    assert!(paid.text.contains("Order confirmed"), "{}", paid.text);
+    assert_eq!(
+        receipt(&paid.text),
+        (vec![one("Seat 2"), one("Seat 5")], twice.clone())
+    );
+
+    // Three general-admission tickets: one line of three.
+    let held = buyer
+        .post(
+            &format!("/events/{general}/order"),
+            &[("quantity", "3"), ("request_id", "b2")],
+        )
+        .await;
+    let hold_path = held.location.expect("a hold");
+    let three = vec![[
+        "General admission".to_owned(),
+        price.clone(),
+        "3".to_owned(),
+        thrice.clone(),
+    ]];
+    let checkout = buyer.get(&hold_path).await;
+    assert_eq!(receipt(&checkout.text), (three.clone(), thrice.clone()));
+    let paid = buyer
+        .post(&format!("{hold_path}/pay"), &[("card_number", CARD_OK)])
+        .await;
+    assert_eq!(receipt(&paid.text), (three.clone(), thrice.clone()));
+    // And the paid checkout's address, reopened, repeats it.
+    assert_eq!(
+        receipt(&buyer.get(&hold_path).await.text),
+        (three, thrice)
+    );
 }
