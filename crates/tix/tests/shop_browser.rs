@@ -1780,6 +1780,15 @@ async fn visit_every_page(
         .await?;
     wait_for_text(&staff, "Tickets sold over time").await?;
     sweep(&staff, "dashboard", &mut problems).await?;
+    // The chart's numbers, opened; and the door set to this event from its link.
+    click(&staff, "details.chart-numbers summary").await?;
+    wait_for_text(&staff, "Total so far").await?;
+    sweep(&staff, "dashboard-chart-numbers", &mut problems).await?;
+    click(&staff, "#door-link").await?;
+    let door_url = staff.current_url().await?;
+    if door_url.query() != Some(format!("event={event}").as_str()) {
+        problems.push(format!("the dashboard's door link opened {door_url}"));
+    }
     staff.goto(&shop.url("/door")).await?;
     wait_for_text(&staff, "Door check-in").await?;
     sweep(&staff, "door", &mut problems).await?;

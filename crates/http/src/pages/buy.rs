@@ -597,7 +597,7 @@ fn order_page(
         event_id: e.id.0,
         event_name: e.details.name.clone(),
         tickets: order.tickets.len(),
-        breakdown: Breakdown::of(&sold, &e.details.currency),
+        breakdown: Breakdown::of(&sold, &e.inventory, &e.details.currency),
     }))
 }
 
@@ -692,7 +692,13 @@ fn checkout_view(
         hold_id,
         event_id: e.id.0,
         event_name: e.details.name.clone(),
-        breakdown: Breakdown::of_hold(&h.seats, h.quantity, h.price_cents, &e.details.currency),
+        breakdown: Breakdown::of_hold(
+            &h.seats,
+            h.quantity,
+            h.price_cents,
+            &e.inventory,
+            &e.details.currency,
+        ),
         expires_at_ms: h.expires_at_ms,
         expires_at: when(h.expires_at_ms as i64),
         errors,

@@ -1,7 +1,10 @@
 //! The price breakdown of an order, shown at checkout and repeated on the confirmation: one
-//! line per seat ("Seat 12"), or one per price for general admission, each with its unit price,
+//! line per seat ("Seat 12 · row 2", named as the door names it), or one per price for general
+//! admission, each with its unit price,
 //! quantity and amount, then the total, all in the event's currency through [`money`]. tix
 //! charges no fees, so there is no fee line: what the lines add up to is what the card pays.
+
+use tix_core::Inventory;
 
 use super::money;
 
@@ -29,23 +32,35 @@ pub struct Breakdown {
     pub total: String,
 }
 
-/// What a seat (or its absence) is called on a receipt.
-pub fn seat_name(seat: Option<u32>) -> String {
-    match seat {
-        Some(n) => format!("Seat {n}"),
-        None => "General admission".to_owned(),
+/// A seat (or its absence) in words, on receipts and at the door: with its row when the event
+/// has a layout, alone without one, "General admission" without a seat.
+pub fn seat_name(inventory: &Inventory, seat: Option<u32>) -> String {
+    match (seat, inventory) {
+        (None, _) => "General admission".into(),
+        (
+            Some(n),
+            Inventory::Numbered {
+                layout: Some(l), ..
+            },
+        ) if l.seats_per_row > 0 => {
+            format!(
+                "Seat {n} · row {}",
+                n.saturating_sub(1) / l.seats_per_row + 1
+            )
+        }
+        (Some(n), _) => format!("Seat {n}"),
     }
 }
 
 impl Breakdown {
     /// The breakdown of tickets given as `(seat, price_cents)`: a line per seat, and the
     /// general-admission tickets of one price on one line.
-    pub fn of(tickets: &[(Option<u32>, u64)], currency: &str) -> Breakdown {
+    pub fn of(tickets: &[(Option<u32>, u64)], inventory: &Inventory, currency: &str) -> Breakdown {
         let mut lines = Vec::new();
         let mut general: Vec<(u64, u32)> = Vec::new();
         for &(seat, price_cents) in tickets {
             match seat {
-                Some(_) => lines.push((seat_name(seat), price_cents, 1)),
+                Some(_) => lines.push((seat_name(inventory, seat), price_cents, 1)),
                 None => match general.iter_mut().find(|(p, _)| *p == price_cents) {
                     Some((_, n)) => *n += 1,
                     None => general.push((price_cents, 1)),
@@ -55,7 +70,7 @@ impl Breakdown {
         lines.extend(
             general
                 .into_iter()
-                .map(|(price, n)| (seat_name(None), price, n)),
+                .map(|(price, n)| (seat_name(inventory, None), price, n)),
         );
         let total_cents = lines
             .iter()
@@ -77,24 +92,62 @@ impl Breakdown {
     }
 
     /// The breakdown of a hold: `quantity` tickets at `price_cents`, on `seats` if numbered.
-    pub fn of_hold(seats: &[u32], quantity: u32, price_cents: u64, currency: &str) -> Breakdown {
+    pub fn of_hold(
+        seats: &[u32],
+        quantity: u32,
+        price_cents: u64,
+        inventory: &Inventory,
+        currency: &str,
+    ) -> Breakdown {
         let tickets: Vec<(Option<u32>, u64)> = if seats.is_empty() {
             vec![(None, price_cents); quantity as usize]
         } else {
             seats.iter().map(|s| (Some(*s), price_cents)).collect()
         };
-        Breakdown::of(&tickets, currency)
+        Breakdown::of(&tickets, inventory, currency)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tix_core::{SeatLayout, SeatState};
+
+    fn numbered(layout: Option<SeatLayout>) -> Inventory {
+        Inventory::Numbered {
+            seats: vec![SeatState::Free; 10],
+            layout,
+            sold: 0,
+            held: 0,
+            blocked: 0,
+            first_free_hint: 1,
+        }
+    }
+
+    const GENERAL: Inventory = Inventory::Unnumbered {
+        capacity: 10,
+        sold: 0,
+        held: 0,
+    };
+
+    // A seat is named with its row when the event has a layout, alone without one, and general
+    // admission without a seat.
+    #[test]
+    fn seats_are_named_with_their_row() {
+        let rows = numbered(Some(SeatLayout {
+            rows: 2,
+            seats_per_row: 5,
+        }));
+        assert_eq!(seat_name(&rows, Some(5)), "Seat 5 · row 1");
+        assert_eq!(seat_name(&rows, Some(6)), "Seat 6 · row 2");
+        assert_eq!(seat_name(&numbered(None), Some(6)), "Seat 6");
+        assert_eq!(seat_name(&rows, None), "General admission");
+    }
 
     // Seats get a line each; general admission one line per price; the total adds them up.
     #[test]
     fn lines_per_seat_and_per_general_admission_price() {
-        let seated = Breakdown::of_hold(&[3, 4], 2, 2_500, "EUR");
+        let seated = Breakdown::of_hold(&[3, 4], 2, 2_500, &numbered(None), "EUR");
         assert_eq!(
             seated.lines,
             vec![
@@ -114,7 +167,7 @@ mod tests {
         );
         assert_eq!((seated.total_cents, seated.total.as_str()), (5_000, "50.00 EUR"));
 
-        let general = Breakdown::of_hold(&[], 3, 1_250, "USD");
+        let general = Breakdown::of_hold(&[], 3, 1_250, &GENERAL, "USD");
         assert_eq!(general.lines.len(), 1);
         assert_eq!(general.lines[0].ticket, "General admission");
         assert_eq!(general.lines[0].quantity, 3);
@@ -122,7 +175,7 @@ mod tests {
         assert_eq!(general.total, "37.50 USD");
 
         // An order bought before and after a price change: two general-admission lines.
-        let mixed = Breakdown::of(&[(None, 1_000), (None, 1_200), (None, 1_000)], "EUR");
+        let mixed = Breakdown::of(&[(None, 1_000), (None, 1_200), (None, 1_000)], &GENERAL, "EUR");
         let lines: Vec<(u32, &str)> = mixed
             .lines
             .iter()
@@ -130,6 +183,6 @@ mod tests {
             .collect();
         assert_eq!(lines, vec![(2, "10.00 EUR"), (1, "12.00 EUR")]);
         assert_eq!(mixed.total, "32.00 EUR");
-        assert_eq!(Breakdown::of(&[], "EUR").total, "0.00 EUR");
+        assert_eq!(Breakdown::of(&[], &GENERAL, "EUR").total, "0.00 EUR");
     }
 }

@@ -586,6 +586,35 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
     // The organizer's dashboard and CSV.
     let dash = door.get(&format!("/organizer/events/{event}")).await;
     assert!(dash.text.contains("id=\"stat-sold\">1<"), "{}", dash.text);
+    // The chart: one image with a summary, a step line, its numbers in a table; and the door.
+    assert!(
+        dash.text.contains(&format!("href=\"/door?event={event}\""))
+            && dash.text.contains("Open the door scanner for this event"),
+        "{}",
+        dash.text
+    );
+    assert!(
+        dash.text
+            .contains("role=\"img\" aria-label=\"Tickets sold over time, a step chart: none before"),
+        "{}",
+        dash.text
+    );
+    let step = dash
+        .text
+        .split("class=\"step\"")
+        .next()
+        .and_then(|before| before.rsplit("d=\"").next())
+        .unwrap_or_default();
+    assert!(
+        step.starts_with('M') && step.contains(" V") && step.contains(" H"),
+        "a step line: {step}"
+    );
+    assert!(
+        dash.text.contains("<summary>The numbers behind the chart</summary>")
+            && dash.text.contains("id=\"chart-table\""),
+        "{}",
+        dash.text
+    );
     let csv = door
         .get(&format!("/organizer/events/{event}/sales.csv"))
         .await;
