@@ -5,10 +5,9 @@
 use tix_core::{
     Admitted, Batch, CANCEL_REASON_CHARS_MAX, CancelRejection, CheckInRejection, Command,
     CustomerKey, ENDED_HOLD_RETENTION_MS, EventCancelled, EventDetails, EventId, EventRejection,
-    HoldEnd, HoldId, HoldPlaced,
-    HoldRequest, IdempotencyKey, Inventory, InventorySpec, Limits, OrderConfirmed, Outcome,
-    PaymentRefund, Refunded, Rejection, Replayable, Replica, Role, Sale, SeatState, State,
-    TicketId, TicketStatus, UserId, UserRejection, Venue,
+    HoldEnd, HoldId, HoldPlaced, HoldRequest, IdempotencyKey, Inventory, InventorySpec, Limits,
+    OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Replica, Role, Sale,
+    SeatState, State, TicketId, TicketStatus, UserId, UserRejection, Venue,
 };
 
 /// Log time at the start of every test.

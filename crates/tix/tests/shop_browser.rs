@@ -357,8 +357,9 @@ async fn sign_up_search_buy_general_admission_and_see_the_qr_ticket() -> anyhow:
     c.goto(&shop.url(&checkout)).await?;
     let html = wait_for_text(&c, "<h1>Paid — order #").await?;
     assert!(
-        html.contains("General admission</th><td class=\"num\">45.00 EUR</td><td class=\"num\">2</td>")
-            && html.contains("/tickets"),
+        html.contains(
+            "General admission</th><td class=\"num\">45.00 EUR</td><td class=\"num\">2</td>"
+        ) && html.contains("/tickets"),
         "{html}"
     );
     shot(&c, "checkout-paid").await?;

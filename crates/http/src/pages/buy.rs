@@ -726,9 +726,14 @@ async fn checkout_page(
             (s.hold(id).is_some() || s.ended_hold(id).is_some()).then_some(())
         })
         .await;
-    if let Some(page) =
-        checkout_view(&state, nav.clone(), &c, id, FormErrors::new(), String::new())
-    {
+    if let Some(page) = checkout_view(
+        &state,
+        nav.clone(),
+        &c,
+        id,
+        FormErrors::new(),
+        String::new(),
+    ) {
         return page.into_response();
     }
     match ended_page(&state, nav.clone(), &c, id) {

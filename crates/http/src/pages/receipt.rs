@@ -165,7 +165,10 @@ mod tests {
                 },
             ]
         );
-        assert_eq!((seated.total_cents, seated.total.as_str()), (5_000, "50.00 EUR"));
+        assert_eq!(
+            (seated.total_cents, seated.total.as_str()),
+            (5_000, "50.00 EUR")
+        );
 
         let general = Breakdown::of_hold(&[], 3, 1_250, &GENERAL, "USD");
         assert_eq!(general.lines.len(), 1);
@@ -175,7 +178,11 @@ mod tests {
         assert_eq!(general.total, "37.50 USD");
 
         // An order bought before and after a price change: two general-admission lines.
-        let mixed = Breakdown::of(&[(None, 1_000), (None, 1_200), (None, 1_000)], &GENERAL, "EUR");
+        let mixed = Breakdown::of(
+            &[(None, 1_000), (None, 1_200), (None, 1_000)],
+            &GENERAL,
+            "EUR",
+        );
         let lines: Vec<(u32, &str)> = mixed
             .lines
             .iter()

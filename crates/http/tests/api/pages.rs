@@ -594,8 +594,9 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
         dash.text
     );
     assert!(
-        dash.text
-            .contains("role=\"img\" aria-label=\"Tickets sold over time, a step chart: none before"),
+        dash.text.contains(
+            "role=\"img\" aria-label=\"Tickets sold over time, a step chart: none before"
+        ),
         "{}",
         dash.text
     );
@@ -610,7 +611,8 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
         "a step line: {step}"
     );
     assert!(
-        dash.text.contains("<summary>The numbers behind the chart</summary>")
+        dash.text
+            .contains("<summary>The numbers behind the chart</summary>")
             && dash.text.contains("id=\"chart-table\""),
         "{}",
         dash.text
@@ -1036,7 +1038,9 @@ async fn a_checkout_address_shows_how_its_hold_ended() {
     let again = buyer.get(&hold_path).await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert!(
-        again.text.contains(&format!("<h1>Paid — order #{order}</h1>")),
+        again
+            .text
+            .contains(&format!("<h1>Paid — order #{order}</h1>")),
         "{}",
         again.text
     );
@@ -1109,7 +1113,10 @@ fn receipt(html: &str) -> (Vec<[String; 4]>, String) {
             .map(str::to_owned)
             .collect()
     };
-    let body = table.split("<tbody>").nth(1).and_then(|b| b.split("</tbody>").next());
+    let body = table
+        .split("<tbody>")
+        .nth(1)
+        .and_then(|b| b.split("</tbody>").next());
     let rows = body
         .unwrap_or_default()
         .split("<tr>")
@@ -1134,9 +1141,7 @@ fn receipt(html: &str) -> (Vec<[String; 4]>, String) {
 async fn checkout_and_confirmation_break_the_price_down() {
     let app = spawn_app().await;
     let seated = app.admin_event(&numbered(5)).await;
-    let general = app
-        .admin_event(&crate::helpers::unnumbered(50))
-        .await;
+    let general = app.admin_event(&crate::helpers::unnumbered(50)).await;
     let mut buyer = Browser::new(&app);
     buyer.sign_up("rosa", false).await;
     let price = format!(
@@ -1164,7 +1169,14 @@ async fn checkout_and_confirmation_break_the_price_down() {
         .await;
     let hold_path = held.location.expect("a hold");
     let checkout = buyer.get(&hold_path).await;
-    let one = |seat: &str| [seat.to_owned(), price.clone(), "1".to_owned(), price.clone()];
+    let one = |seat: &str| {
+        [
+            seat.to_owned(),
+            price.clone(),
+            "1".to_owned(),
+            price.clone(),
+        ]
+    };
     assert_eq!(
         receipt(&checkout.text),
         (vec![one("Seat 2"), one("Seat 5")], twice.clone())
@@ -1201,8 +1213,5 @@ async fn checkout_and_confirmation_break_the_price_down() {
         .await;
     assert_eq!(receipt(&paid.text), (three.clone(), thrice.clone()));
     // And the paid checkout's address, reopened, repeats it.
-    assert_eq!(
-        receipt(&buyer.get(&hold_path).await.text),
-        (three, thrice)
-    );
+    assert_eq!(receipt(&buyer.get(&hold_path).await.text), (three, thrice));
 }

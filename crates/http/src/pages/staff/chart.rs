@@ -111,7 +111,11 @@ fn utc(ms: u64) -> OffsetDateTime {
 /// `Dec 5`.
 fn day(ms: u64) -> String {
     let t = utc(ms);
-    format!("{} {}", MONTHS[usize::from(u8::from(t.month())) - 1], t.day())
+    format!(
+        "{} {}",
+        MONTHS[usize::from(u8::from(t.month())) - 1],
+        t.day()
+    )
 }
 
 /// `14:05`.
@@ -127,9 +131,9 @@ fn moment(ms: u64) -> String {
 
 /// A step length for people: `15 minutes`, `hour`, `2 days`.
 fn duration_words(ms: u64) -> String {
-    let (n, unit) = if ms % DAY_MS == 0 {
+    let (n, unit) = if ms.is_multiple_of(DAY_MS) {
         (ms / DAY_MS, "day")
-    } else if ms % HOUR_MS == 0 {
+    } else if ms.is_multiple_of(HOUR_MS) {
         (ms / HOUR_MS, "hour")
     } else {
         (ms / MINUTE_MS, "minute")
@@ -338,7 +342,14 @@ mod tests {
             assert!(chart.svg.contains(&format!(">{n}</text>")), "{n}");
         }
         // Only horizontal and vertical moves: a step line.
-        let d = chart.svg.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let d = chart
+            .svg
+            .split("d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         assert!(d.starts_with('M'));
         let moves: Vec<char> = d.chars().filter(|c| c.is_ascii_alphabetic()).collect();
         assert!(moves[1..].iter().all(|c| *c == 'H' || *c == 'V'), "{d}");
@@ -348,9 +359,21 @@ mod tests {
         assert_eq!(
             chart.periods,
             vec![
-                Period { from: "Dec 5, 14:00".into(), sold: 2, total: 2 },
-                Period { from: "Dec 5, 15:10".into(), sold: 1, total: 3 },
-                Period { from: "Dec 5, 16:30".into(), sold: 1, total: 4 },
+                Period {
+                    from: "Dec 5, 14:00".into(),
+                    sold: 2,
+                    total: 2
+                },
+                Period {
+                    from: "Dec 5, 15:10".into(),
+                    sold: 1,
+                    total: 3
+                },
+                Period {
+                    from: "Dec 5, 16:30".into(),
+                    sold: 1,
+                    total: 4
+                },
             ]
         );
     }
