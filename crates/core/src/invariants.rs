@@ -179,6 +179,33 @@ impl State {
             );
         }
 
+        // A hold ends once: an ended hold is not active, was placed, and has one expiry entry;
+        // a paid one names an order that exists.
+        ensure!(
+            parts.ended_holds.len() == parts.ended_hold_expiry.len()
+                && parts.ended_holds.len() <= crate::state::ENDED_HOLDS_MAX,
+            "ended holds: {} remembered, {} in the expiry index",
+            parts.ended_holds.len(),
+            parts.ended_hold_expiry.len()
+        );
+        for &(at, id) in parts.ended_hold_expiry {
+            let ended = parts.ended_holds.get(&id);
+            ensure!(
+                ended.is_some_and(|e| e.at_ms == at),
+                "ended hold {id}: expiry entry without its record"
+            );
+            ensure!(
+                !parts.holds.contains_key(&id) && id.0 < parts.next_hold,
+                "ended hold {id} is still active or was never placed"
+            );
+            if let Some(crate::state::HoldEnd::Confirmed(order)) = ended.map(|e| e.how) {
+                ensure!(
+                    order.0 < parts.next_order,
+                    "ended hold {id} names order {order}, never created"
+                );
+            }
+        }
+
         let mut counts_sum: u128 = 0;
         let (mut zero_rows, mut uncounted_rows) = (0u64, 0u64);
         h.for_each_count(&mut |key, count| {

@@ -38,5 +38,6 @@ pub use outcome::{
 };
 pub use replica::Replica;
 pub use state::{
-    Cancellation, Event, Hold, Order, Session, State, Ticket, TicketStatus, User, username_key,
+    Cancellation, ENDED_HOLD_RETENTION_MS, ENDED_HOLDS_MAX, EndedHold, Event, Hold, HoldEnd, Order,
+    Session, State, Ticket, TicketStatus, User, username_key,
 };

@@ -273,9 +273,91 @@ pub struct State {
     /// encoded, rebuilt when a state is read ([`StateWire`]).
     #[serde(skip)]
     hold_ids_by_customer: BTreeMap<UserId, BTreeSet<HoldId>>,
-    /// Cancelled events. Last, so a state encoded before cancellations existed is this
-    /// encoding without its final (empty map) byte; [`State::decode`] reads both.
+    /// Cancelled events. Appended after the fields above, so a state encoded before
+    /// cancellations existed is this encoding without its last three (empty collection)
+    /// bytes, and one encoded before ended holds without its last two; [`State::decode`]
+    /// reads both earlier forms.
     cancellations: BTreeMap<EventId, Cancellation>,
+    /// How recently ended holds ended (paid → which order, released, expired, the event
+    /// cancelled), so the checkout page of a finished hold can say so: kept
+    /// [`ENDED_HOLD_RETENTION_MS`] of log time and at most [`ENDED_HOLDS_MAX`], oldest first out.
+    ended_holds: BTreeMap<HoldId, EndedHold>,
+    /// `ended_holds` by when each ended, oldest first.
+    ended_hold_expiry: BTreeSet<(u64, HoldId)>,
+}
+
+/// How long, in log time, the state remembers how a hold ended.
+pub const ENDED_HOLD_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The most ended holds the state remembers (about 50 bytes each): past it the oldest goes.
+pub const ENDED_HOLDS_MAX: usize = 100_000;
+
+/// A hold that is no longer active, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedHold {
+    /// Whose hold it was.
+    pub customer: UserId,
+    /// Which event.
+    pub event_id: EventId,
+    /// When it ended, by log time.
+    pub at_ms: u64,
+    /// How.
+    pub how: HoldEnd,
+}
+
+/// How a hold ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldEnd {
+    /// Paid: it became this order.
+    Confirmed(OrderId),
+    /// Released by its customer.
+    Released,
+    /// Its time ran out unpaid.
+    Expired,
+    /// The organizer cancelled the event.
+    EventCancelled,
+}
+
+/// The hot state as encoded before ended holds were remembered: read by [`State::decode`] and
+/// completed with none.
+#[derive(Deserialize)]
+struct StateBeforeEndedHolds {
+    limits: Limits,
+    now_ms: u64,
+    next: Counters,
+    users: BTreeMap<UserId, User>,
+    usernames: BTreeMap<String, UserId>,
+    sessions: BTreeMap<String, Session>,
+    session_expiry: BTreeSet<(u64, String)>,
+    events: BTreeMap<EventId, Event>,
+    holds: BTreeMap<HoldId, Hold>,
+    hold_expiry: BTreeSet<(u64, HoldId)>,
+    history_digest: u64,
+    holds_per_customer: BTreeMap<UserId, u32>,
+    cancellations: BTreeMap<EventId, Cancellation>,
+}
+
+impl From<StateBeforeEndedHolds> for State {
+    fn from(old: StateBeforeEndedHolds) -> State {
+        StateWire {
+            limits: old.limits,
+            now_ms: old.now_ms,
+            next: old.next,
+            users: old.users,
+            usernames: old.usernames,
+            sessions: old.sessions,
+            session_expiry: old.session_expiry,
+            events: old.events,
+            holds: old.holds,
+            hold_expiry: old.hold_expiry,
+            history_digest: old.history_digest,
+            holds_per_customer: old.holds_per_customer,
+            cancellations: old.cancellations,
+            ended_holds: BTreeMap::new(),
+            ended_hold_expiry: BTreeSet::new(),
+        }
+        .into()
+    }
 }
 
 /// The encoded fields of [`State`], in its order (the `#[serde(skip)]` ones left out): a
@@ -295,6 +377,8 @@ struct StateWire {
     history_digest: u64,
     holds_per_customer: BTreeMap<UserId, u32>,
     cancellations: BTreeMap<EventId, Cancellation>,
+    ended_holds: BTreeMap<HoldId, EndedHold>,
+    ended_hold_expiry: BTreeSet<(u64, HoldId)>,
 }
 
 impl From<StateWire> for State {
@@ -322,6 +406,8 @@ impl From<StateWire> for State {
             holds_per_customer: w.holds_per_customer,
             hold_ids_by_customer,
             cancellations: w.cancellations,
+            ended_holds: w.ended_holds,
+            ended_hold_expiry: w.ended_hold_expiry,
         }
     }
 }
@@ -360,6 +446,8 @@ impl From<StateBeforeCancellations> for State {
             history_digest: old.history_digest,
             holds_per_customer: old.holds_per_customer,
             cancellations: BTreeMap::new(),
+            ended_holds: BTreeMap::new(),
+            ended_hold_expiry: BTreeSet::new(),
         }
         .into()
     }
@@ -396,6 +484,8 @@ impl State {
             holds_per_customer: BTreeMap::new(),
             hold_ids_by_customer: BTreeMap::new(),
             cancellations: BTreeMap::new(),
+            ended_holds: BTreeMap::new(),
+            ended_hold_expiry: BTreeSet::new(),
         }
     }
 
@@ -411,6 +501,7 @@ impl State {
     pub fn advance_time(&mut self, time_ms: u64, h: &dyn History) {
         self.now_ms = self.now_ms.max(time_ms);
         self.expire_holds(h);
+        self.forget_ended_holds();
         self.expire_sessions();
         self.expire_records(h);
     }
@@ -857,7 +948,7 @@ impl State {
         if hold.customer != customer {
             return Err(Rejection::NotYours);
         }
-        self.drop_hold(h, hold_id);
+        self.drop_hold(h, hold_id, HoldEnd::Released);
         Ok(hold_id)
     }
 
@@ -885,6 +976,7 @@ impl State {
         );
         let order_id = OrderId(self.next.order);
         self.next.order += 1;
+        self.remember_end(&hold, HoldEnd::Confirmed(order_id));
         let units: Vec<Option<u32>> = if hold.seats.is_empty() {
             vec![None; hold.quantity as usize]
         } else {
@@ -1055,7 +1147,7 @@ impl State {
             .map(|hold| hold.id)
             .collect();
         for hold_id in &holds {
-            self.drop_hold(h, *hold_id);
+            self.drop_hold(h, *hold_id, HoldEnd::EventCancelled);
         }
         let tickets = self.active_tickets_of(h, event_id);
         let mut amount_cents = 0u64;
@@ -1229,16 +1321,48 @@ impl State {
             if at > self.now_ms {
                 break;
             }
-            self.drop_hold(h, hold_id);
+            self.drop_hold(h, hold_id, HoldEnd::Expired);
+        }
+    }
+
+    /// Forgets how holds ended once [`ENDED_HOLD_RETENTION_MS`] has passed (log time).
+    fn forget_ended_holds(&mut self) {
+        while let Some((at, hold_id)) = self.ended_hold_expiry.first().copied() {
+            if at.saturating_add(ENDED_HOLD_RETENTION_MS) > self.now_ms {
+                break;
+            }
+            self.ended_hold_expiry.pop_first();
+            self.ended_holds.remove(&hold_id);
+        }
+    }
+
+    /// Remembers how a hold ended; past [`ENDED_HOLDS_MAX`] the oldest is forgotten.
+    fn remember_end(&mut self, hold: &Hold, how: HoldEnd) {
+        let ended = EndedHold {
+            customer: hold.customer,
+            event_id: hold.event_id,
+            at_ms: self.now_ms,
+            how,
+        };
+        assert!(
+            self.ended_holds.insert(hold.id, ended).is_none(),
+            "a hold ends once"
+        );
+        self.ended_hold_expiry.insert((self.now_ms, hold.id));
+        if self.ended_holds.len() > ENDED_HOLDS_MAX
+            && let Some((_, oldest)) = self.ended_hold_expiry.pop_first()
+        {
+            self.ended_holds.remove(&oldest);
         }
     }
 
     /// Removes a hold and returns its inventory to sale.
-    fn drop_hold(&mut self, h: &dyn History, hold_id: HoldId) {
+    fn drop_hold(&mut self, h: &dyn History, hold_id: HoldId, how: HoldEnd) {
         let hold = self
             .holds
             .remove(&hold_id)
             .expect("dropping a hold that exists");
+        self.remember_end(&hold, how);
         self.hold_expiry.remove(&(hold.expires_at_ms, hold_id));
         let event = self
             .events
@@ -1445,7 +1569,13 @@ impl State {
         self.events.values()
     }
 
-    /// Returns a hold.
+    /// Returns how a hold that is no longer active ended, if it ended within
+    /// [`ENDED_HOLD_RETENTION_MS`] (and among the last [`ENDED_HOLDS_MAX`]): O(log n).
+    pub fn ended_hold(&self, id: HoldId) -> Option<&EndedHold> {
+        self.ended_holds.get(&id)
+    }
+
+    /// Returns an active hold.
     pub fn hold(&self, id: HoldId) -> Option<&Hold> {
         self.holds.get(&id)
     }
@@ -1528,7 +1658,10 @@ impl State {
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
         let mut state: State = match postcard::take_from_bytes::<State>(bytes) {
             Ok((state, [])) => state,
-            _ => postcard::from_bytes::<StateBeforeCancellations>(bytes)?.into(),
+            _ => match postcard::take_from_bytes::<StateBeforeEndedHolds>(bytes) {
+                Ok((old, [])) => old.into(),
+                _ => postcard::from_bytes::<StateBeforeCancellations>(bytes)?.into(),
+            },
         };
         let mut index = BTreeMap::new();
         for user in state.users.values() {
@@ -1550,6 +1683,9 @@ impl State {
             next_order: self.next.order,
             now_ms: self.now_ms,
             cancellations: &self.cancellations,
+            ended_holds: &self.ended_holds,
+            ended_hold_expiry: &self.ended_hold_expiry,
+            next_hold: self.next.hold,
         }
     }
 }
@@ -1565,6 +1701,9 @@ pub(crate) struct StateParts<'a> {
     pub next_order: u64,
     pub now_ms: u64,
     pub cancellations: &'a BTreeMap<EventId, Cancellation>,
+    pub ended_holds: &'a BTreeMap<HoldId, EndedHold>,
+    pub ended_hold_expiry: &'a BTreeSet<(u64, HoldId)>,
+    pub next_hold: u64,
 }
 
 /// Answers a key's first request.

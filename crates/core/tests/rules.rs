@@ -4,10 +4,10 @@
 
 use tix_core::{
     Admitted, Batch, CANCEL_REASON_CHARS_MAX, CancelRejection, CheckInRejection, Command,
-    CustomerKey, EventCancelled, EventDetails, EventId, EventRejection, HoldId, HoldPlaced,
-    HoldRequest, IdempotencyKey, Inventory, InventorySpec, Limits, OrderConfirmed, Outcome,
-    PaymentRefund, Refunded, Rejection, Replayable, Replica, Role, Sale, SeatState, State,
-    TicketId, TicketStatus, UserId, UserRejection, Venue,
+    CustomerKey, ENDED_HOLD_RETENTION_MS, EventCancelled, EventDetails, EventId, EventRejection,
+    HoldEnd, HoldId, HoldPlaced, HoldRequest, IdempotencyKey, Inventory, InventorySpec, Limits,
+    OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Replica, Role, Sale,
+    SeatState, State, TicketId, TicketStatus, UserId, UserRejection, Venue,
 };
 
 /// Log time at the start of every test.
@@ -1481,13 +1481,70 @@ fn cancel_in_the_same_batch_as_sales_and_after_a_restore() {
     history.write(hot.take_changes());
     let bytes = hot.encode();
     assert_eq!(State::decode(&bytes).expect("decodes"), hot);
-    // A state encoded before cancellations existed lacks the final, empty map's byte.
-    assert_eq!(bytes.last(), Some(&0));
-    let legacy = &bytes[..bytes.len() - 1];
+    // A state encoded before ended holds were remembered lacks the last two (empty) bytes,
+    // one encoded before cancellations existed the last three.
+    assert_eq!(bytes[bytes.len() - 3..], [0, 0, 0]);
+    for cut in [2, 3] {
+        let legacy = &bytes[..bytes.len() - cut];
+        assert_eq!(
+            State::decode(legacy).expect("the old encoding decodes"),
+            hot,
+            "without the last {cut} bytes"
+        );
+    }
+}
+
+// A hold that ended is remembered with how: paid (its order), released, expired, or its event
+// cancelled — for its customer's checkout page — and forgotten a day of log time later.
+#[test]
+fn a_hold_remembers_how_it_ended_for_a_day() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let event = w.event(details(None), numbered(6, &[]));
+    let hold = |w: &mut World, id: &str, seat: u32| {
+        w.hold(event, alice, id, HoldRequest::Seats(vec![seat]), MINUTE_MS)
+            .expect("held")
+            .hold_id
+    };
+    let paid = hold(&mut w, "h1", 1);
+    let released = hold(&mut w, "h2", 2);
+    let expired = hold(&mut w, "h3", 3);
+    assert!(w.state.ended_hold(paid).is_none(), "active, not ended");
+    let order = w.confirm(paid, alice).expect("live hold");
+    assert_eq!(w.release(released, alice), Ok(released));
+    w.advance_to(START_MS + MINUTE_MS);
+    let how = |w: &World, id: HoldId| w.state.ended_hold(id).map(|e| (e.customer, e.how));
     assert_eq!(
-        State::decode(legacy).expect("the old encoding decodes"),
-        hot
+        how(&w, paid),
+        Some((alice, HoldEnd::Confirmed(order.order_id)))
     );
+    assert_eq!(how(&w, released), Some((alice, HoldEnd::Released)));
+    assert_eq!(how(&w, expired), Some((alice, HoldEnd::Expired)));
+    assert_eq!(
+        w.state.ended_hold(expired).map(|e| e.at_ms),
+        Some(START_MS + MINUTE_MS)
+    );
+
+    w.advance_to(START_MS + 2 * MINUTE_MS);
+    let cancelled = hold(&mut w, "h4", 4);
+    let cancel = Command::CancelEvent {
+        event_id: event,
+        key: key("user:1", "c1"),
+        by: w.organizer,
+        reason: "Storm".into(),
+    };
+    w.run(cancel);
+    assert_eq!(how(&w, cancelled), Some((alice, HoldEnd::EventCancelled)));
+    // A snapshot keeps them.
+    let restored = State::decode(&w.state.encode()).expect("decodes");
+    assert_eq!(restored.ended_hold(paid), w.state.ended_hold(paid));
+
+    // The first three ended by START_MS + a minute, the last a minute later: a day after the
+    // third, only the event's cancellation is still remembered.
+    w.advance_to(START_MS + MINUTE_MS + ENDED_HOLD_RETENTION_MS);
+    assert_eq!(how(&w, paid), None);
+    assert_eq!(how(&w, expired), None);
+    assert!(how(&w, cancelled).is_some());
 }
 
 // The admin's user list: a name prefix ignoring case, in name order, pages of `limit` after a

@@ -347,11 +347,22 @@ async fn sign_up_search_buy_general_admission_and_see_the_qr_ticket() -> anyhow:
     click(&c, "#order-now").await?;
     wait_for_text(&c, "Your tickets are held").await?;
     shot(&c, "checkout-general-admission").await?;
+    let checkout = hold_path(&c).await?;
     fill(&c, "#card_number", "4242 4242 4242 4242").await?;
     click(&c, "#pay").await?;
     let html = wait_for_text(&c, "Order confirmed").await?;
     assert!(html.contains("2 tickets"), "{html}");
     shot(&c, "confirmation").await?;
+    // The checkout's address, reopened after paying: the order, not "back on sale".
+    c.goto(&shop.url(&checkout)).await?;
+    let html = wait_for_text(&c, "<h1>Paid — order #").await?;
+    assert!(
+        html.contains(
+            "General admission</th><td class=\"num\">45.00 EUR</td><td class=\"num\">2</td>"
+        ) && html.contains("/tickets"),
+        "{html}"
+    );
+    shot(&c, "checkout-paid").await?;
     click(&c, "#to-tickets").await?;
     let html = wait_for_text(&c, "My tickets").await?;
     assert_eq!(
@@ -1698,6 +1709,9 @@ async fn visit_every_page(
     click(&buyer, "#pay").await?;
     wait_for_text(&buyer, "Order confirmed").await?;
     sweep(&buyer, "confirmation", &mut problems).await?;
+    buyer.goto(&shop.url(&checkout)).await?;
+    wait_for_text(&buyer, "<h1>Paid — order #").await?;
+    sweep(&buyer, "checkout-paid", &mut problems).await?;
     buyer.goto(&shop.url(&format!("/events/{event}"))).await?;
     wait_for_text(&buyer, "Choose your seats").await?;
     click(&buyer, "label[data-seat=\"5\"]").await?;
@@ -1767,6 +1781,15 @@ async fn visit_every_page(
         .await?;
     wait_for_text(&staff, "Tickets sold over time").await?;
     sweep(&staff, "dashboard", &mut problems).await?;
+    // The chart's numbers, opened; and the door set to this event from its link.
+    click(&staff, "details.chart-numbers summary").await?;
+    wait_for_text(&staff, "Total so far").await?;
+    sweep(&staff, "dashboard-chart-numbers", &mut problems).await?;
+    click(&staff, "#door-link").await?;
+    let door_url = staff.current_url().await?;
+    if door_url.query() != Some(format!("event={event}").as_str()) {
+        problems.push(format!("the dashboard's door link opened {door_url}"));
+    }
     staff.goto(&shop.url("/door")).await?;
     wait_for_text(&staff, "Door check-in").await?;
     sweep(&staff, "door", &mut problems).await?;
@@ -1806,7 +1829,7 @@ async fn visit_every_page(
     sweep(&staff, "event-cancelled", &mut problems).await?;
     staff.goto(&shop.url(&staff_hold)).await?;
     wait_for_text(&staff, "Cancel and release").await?;
-    // The hold is released behind the checkout's back; paying then shows the "gone" page.
+    // The hold is released behind the checkout's back; paying then shows how it ended.
     staff
         .execute_async(
             r#"const done = arguments[arguments.length - 1];
@@ -1818,7 +1841,7 @@ async fn visit_every_page(
         .await?;
     fill(&staff, "#card_number", "4242 4242 4242 4242").await?;
     click(&staff, "#pay").await?;
-    wait_for_text(&staff, "This hold is gone").await?;
+    wait_for_text(&staff, "You released this hold").await?;
     sweep(&staff, "released", &mut problems).await?;
     Ok(problems)
 }

@@ -17,9 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
 use serde::Deserialize;
-use tix_core::{EventId, HoldId, HoldRequest, Inventory, Rejection, SeatState};
+use tix_core::{EventId, HoldEnd, HoldId, HoldRequest, Inventory, Rejection, SeatState};
 
 use super::form::{self, FormErrors, Problem};
+use super::receipt::Breakdown;
 use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
 use crate::AppState;
 use crate::error::ApiError;
@@ -538,9 +539,8 @@ struct CheckoutPage {
     hold_id: u64,
     event_id: u64,
     event_name: String,
-    quantity: u32,
-    seats: String,
-    total: String,
+    /// Each ticket, its price and the total.
+    breakdown: Breakdown,
     expires_at_ms: u64,
     expires_at: String,
     /// What was wrong with the last payment: the card number, or the payment as a whole.
@@ -549,14 +549,120 @@ struct CheckoutPage {
     card_number: String,
 }
 
+/// An order shown after payment: right after it, and whenever its checkout address is opened
+/// again.
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/confirmation.html")]
 struct ConfirmationPage {
     nav: Nav,
+    /// "Order confirmed" right after paying, "Paid — order #N" when the checkout is reopened.
+    heading: String,
     order_id: u64,
+    event_id: u64,
     event_name: String,
+    /// How many tickets.
     tickets: usize,
-    total: String,
+    /// Each ticket, its price and the total, as at checkout.
+    breakdown: Breakdown,
+}
+
+/// The order page of `order_id` for its customer `c`, read from history (its tickets: one
+/// point read each) and the local state (the event's name and currency).
+fn order_page(
+    state: &AppState,
+    nav: Nav,
+    c: &crate::extract::Caller,
+    order_id: tix_core::OrderId,
+    heading: Option<String>,
+) -> Result<Option<ConfirmationPage>, ApiError> {
+    let history = state.node.shared.history()?;
+    let Some(order) = history.order(order_id).filter(|o| o.customer == c.user_id) else {
+        return Ok(None);
+    };
+    // The price each ticket was sold at (the hold's, even if the event's changed since).
+    let sold: Vec<(Option<u32>, u64)> = order
+        .tickets
+        .iter()
+        .filter_map(|t| history.ticket(*t))
+        .map(|t| (t.seat, t.price_cents))
+        .collect();
+    let s = state.node.shared.read();
+    let Some(e) = s.event(order.event_id) else {
+        return Ok(None);
+    };
+    Ok(Some(ConfirmationPage {
+        nav,
+        heading: heading.unwrap_or_else(|| format!("Paid — order #{}", order.id.0)),
+        order_id: order.id.0,
+        event_id: e.id.0,
+        event_name: e.details.name.clone(),
+        tickets: order.tickets.len(),
+        breakdown: Breakdown::of(&sold, &e.inventory, &e.details.currency),
+    }))
+}
+
+/// The checkout address of a hold that is no longer active, for its customer: the order it
+/// became, or how it ended unpaid. `None` when this node does not remember the hold ending
+/// (long ago, never, or someone else's).
+fn ended_page(
+    state: &AppState,
+    nav: Nav,
+    c: &crate::extract::Caller,
+    hold_id: u64,
+) -> Result<Option<Response>, ApiError> {
+    let ended = {
+        let s = state.node.shared.read();
+        s.ended_hold(HoldId(hold_id))
+            .filter(|e| e.customer == c.user_id)
+            .map(|e| {
+                let name = s
+                    .event(e.event_id)
+                    .map(|ev| ev.details.name.clone())
+                    .unwrap_or_default();
+                (e.clone(), name)
+            })
+    };
+    let Some((ended, event_name)) = ended else {
+        return Ok(None);
+    };
+    let (headline, message) = match ended.how {
+        HoldEnd::Confirmed(order_id) => {
+            return Ok(order_page(state, nav, c, order_id, None)?.map(IntoResponse::into_response));
+        }
+        HoldEnd::Expired => (
+            "This hold expired unpaid",
+            format!(
+                "Time ran out at {} before it was paid: nothing was charged, and the tickets \
+                 for {event_name} went back on sale.",
+                when(ended.at_ms as i64)
+            ),
+        ),
+        HoldEnd::Released => (
+            "You released this hold",
+            format!(
+                "You cancelled it at {} before paying: nothing was charged, and the tickets for \
+                 {event_name} went back on sale.",
+                when(ended.at_ms as i64)
+            ),
+        ),
+        HoldEnd::EventCancelled => (
+            "This event was cancelled",
+            format!(
+                "The organizer cancelled {event_name} at {} before this hold was paid: nothing \
+                 was charged.",
+                when(ended.at_ms as i64)
+            ),
+        ),
+    };
+    Ok(Some(
+        ReleasedPage {
+            nav,
+            event_id: ended.event_id.0,
+            headline: headline.into(),
+            message,
+        }
+        .into_response(),
+    ))
 }
 
 #[derive(Template, WebTemplate)]
@@ -586,14 +692,13 @@ fn checkout_view(
         hold_id,
         event_id: e.id.0,
         event_name: e.details.name.clone(),
-        quantity: h.quantity,
-        seats: h
-            .seats
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        total: money(h.price_cents * u64::from(h.quantity), &e.details.currency),
+        breakdown: Breakdown::of_hold(
+            &h.seats,
+            h.quantity,
+            h.price_cents,
+            &e.inventory,
+            &e.details.currency,
+        ),
         expires_at_ms: h.expires_at_ms,
         expires_at: when(h.expires_at_ms as i64),
         errors,
@@ -614,16 +719,35 @@ async fn checkout_page(
         hold: None,
         ..Nav::of(Some(&c))
     };
-    let _ = state.read_fresh(|s| s.hold(HoldId(id)).map(|_| ())).await;
-    match checkout_view(&state, nav.clone(), &c, id, FormErrors::new(), String::new()) {
-        Some(page) => page.into_response(),
-        None => PageError {
+    // Fresh: the hold, or how it ended (a payment confirmed on another node, say).
+    let _ = state
+        .read_fresh(|s| {
+            let id = HoldId(id);
+            (s.hold(id).is_some() || s.ended_hold(id).is_some()).then_some(())
+        })
+        .await;
+    if let Some(page) = checkout_view(
+        &state,
+        nav.clone(),
+        &c,
+        id,
+        FormErrors::new(),
+        String::new(),
+    ) {
+        return page.into_response();
+    }
+    match ended_page(&state, nav.clone(), &c, id) {
+        Ok(Some(page)) => page,
+        Ok(None) => PageError {
             status: axum::http::StatusCode::NOT_FOUND,
             title: "Hold not found".into(),
-            message: "This hold has expired or was released; the seats are back on sale. Order again from the event page.".into(),
+            message: "There is no open hold of yours at this address. If you paid for it, the \
+                      order is under My orders; otherwise order again from the event page."
+                .into(),
             nav,
         }
         .into_response(),
+        Err(e) => PageError::from_api(nav, e).into_response(),
     }
 }
 
@@ -654,6 +778,11 @@ async fn checkout(
             })
     };
     let Some((event_id, event_name, currency)) = before else {
+        // Ended already — paid (a second click, a resubmitted form), released, expired: its
+        // address says how, and shows the order if it was paid.
+        if let Ok(Some(_)) = ended_page(&state, nav.clone(), &c, id) {
+            return see_other(&format!("/holds/{id}"));
+        }
         return ReleasedPage {
             nav,
             event_id: 0,
@@ -676,14 +805,32 @@ async fn checkout(
         };
     }
     match pay(&state, &c, HoldId(id), &card).await {
-        Ok(order) => ConfirmationPage {
-            nav,
-            order_id: order.order_id.0,
-            event_name,
-            tickets: order.tickets.len(),
-            total: money(order.total_cents, &currency),
+        Ok(order) => {
+            match order_page(
+                &state,
+                nav.clone(),
+                &c,
+                order.order_id,
+                Some("Order confirmed".into()),
+            ) {
+                Ok(Some(page)) => page.into_response(),
+                // Applied elsewhere and not here yet: what the answer says.
+                _ => ConfirmationPage {
+                    nav,
+                    heading: "Order confirmed".into(),
+                    order_id: order.order_id.0,
+                    event_id,
+                    event_name,
+                    tickets: order.tickets.len(),
+                    breakdown: Breakdown {
+                        lines: Vec::new(),
+                        total_cents: order.total_cents,
+                        total: money(order.total_cents, &currency),
+                    },
+                }
+                .into_response(),
+            }
         }
-        .into_response(),
         // The hold stays: the checkout again, to try another card.
         Err(ApiError::PaymentDeclined(why)) => {
             errors.add_form(format!(

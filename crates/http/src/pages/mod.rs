@@ -17,6 +17,7 @@ mod buy;
 mod cancel;
 mod catalogue;
 mod form;
+mod receipt;
 mod staff;
 mod tickets;
 

@@ -586,6 +586,37 @@ async fn buy_by_form_then_the_code_verifies_and_the_door_admits_once() {
     // The organizer's dashboard and CSV.
     let dash = door.get(&format!("/organizer/events/{event}")).await;
     assert!(dash.text.contains("id=\"stat-sold\">1<"), "{}", dash.text);
+    // The chart: one image with a summary, a step line, its numbers in a table; and the door.
+    assert!(
+        dash.text.contains(&format!("href=\"/door?event={event}\""))
+            && dash.text.contains("Open the door scanner for this event"),
+        "{}",
+        dash.text
+    );
+    assert!(
+        dash.text.contains(
+            "role=\"img\" aria-label=\"Tickets sold over time, a step chart: none before"
+        ),
+        "{}",
+        dash.text
+    );
+    let step = dash
+        .text
+        .split("class=\"step\"")
+        .next()
+        .and_then(|before| before.rsplit("d=\"").next())
+        .unwrap_or_default();
+    assert!(
+        step.starts_with('M') && step.contains(" V") && step.contains(" H"),
+        "a step line: {step}"
+    );
+    assert!(
+        dash.text
+            .contains("<summary>The numbers behind the chart</summary>")
+            && dash.text.contains("id=\"chart-table\""),
+        "{}",
+        dash.text
+    );
     let csv = door
         .get(&format!("/organizer/events/{event}/sales.csv"))
         .await;
@@ -964,4 +995,223 @@ async fn the_door_counts_admissions_and_names_every_refusal() {
         form.text
             .contains("data-jsqr=\"/static/vendor/jsqr-1.4.0.min.js\"")
     );
+}
+
+/// Places a hold on `seat` of `event` through the order form; returns the checkout's address.
+async fn hold_seat(browser: &mut Browser, event: u64, seat: &str) -> String {
+    let held = browser
+        .post(
+            &format!("/events/{event}/order"),
+            &[("seat", seat), ("request_id", &format!("hold-{seat}"))],
+        )
+        .await;
+    assert_eq!(held.status, 303, "{}", held.text);
+    held.location.expect("the checkout's address")
+}
+
+// A paid checkout's address shows its order (to its owner only); a released one and an
+// expired one say so plainly.
+#[tokio::test]
+async fn a_checkout_address_shows_how_its_hold_ended() {
+    let app = crate::helpers::spawn_app_with(tix_http::HttpConfig {
+        hold_ttl_ms: 3_000,
+        ..tix_http::HttpConfig::default()
+    })
+    .await;
+    let event = app.admin_event(&numbered(5)).await;
+    let mut buyer = Browser::new(&app);
+    buyer.sign_up("paula", false).await;
+    let hold_path = hold_seat(&mut buyer, event, "4").await;
+    let paid = buyer
+        .post(&format!("{hold_path}/pay"), &[("card_number", CARD_OK)])
+        .await;
+    assert!(paid.text.contains("Order confirmed"), "{}", paid.text);
+    let order = paid
+        .text
+        .split("Paid — order #")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("the order's number")
+        .to_owned();
+
+    // Reopened: the order, its ticket, the amount and the way to the tickets.
+    let again = buyer.get(&hold_path).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert!(
+        again
+            .text
+            .contains(&format!("<h1>Paid — order #{order}</h1>")),
+        "{}",
+        again.text
+    );
+    assert!(
+        again.text.contains("<th scope=\"row\">Seat 4</th>"),
+        "{}",
+        again.text
+    );
+    assert!(again.text.contains("href=\"/tickets\""), "{}", again.text);
+    assert!(!again.text.contains("back on sale"), "{}", again.text);
+    // Paying again (a resubmitted form) leads to the same order, charging nothing.
+    let twice = buyer
+        .post(&format!("{hold_path}/pay"), &[("card_number", CARD_OK)])
+        .await;
+    assert_eq!(twice.status, 303, "{}", twice.text);
+    assert_eq!(twice.location.as_deref(), Some(hold_path.as_str()));
+
+    // Someone else sees nothing of it.
+    let mut other = Browser::new(&app);
+    other.sign_up("quentin", false).await;
+    let theirs = other.get(&hold_path).await;
+    assert_eq!(theirs.status, 404, "{}", theirs.text);
+    assert!(!theirs.text.contains("Seat 4"), "{}", theirs.text);
+
+    // Released by the buyer.
+    let released_path = hold_seat(&mut buyer, event, "1").await;
+    let release = buyer.post(&format!("{released_path}/release"), &[]).await;
+    assert_eq!(release.status, 303, "{}", release.text);
+    let released = buyer.get(&released_path).await;
+    assert!(
+        released.text.contains("You released this hold")
+            && released.text.contains("nothing was charged"),
+        "{}",
+        released.text
+    );
+
+    // Expired unpaid: the sweeper ends it within a moment of its time.
+    let expired_path = hold_seat(&mut buyer, event, "2").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let page = buyer.get(&expired_path).await;
+        if page.text.contains("This hold expired unpaid") {
+            assert!(page.text.contains("nothing was charged"), "{}", page.text);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hold never expired: {}",
+            page.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.assert_invariants();
+}
+
+/// The rows of the price breakdown on a page: (ticket, unit price, quantity, amount), and the
+/// total.
+fn receipt(html: &str) -> (Vec<[String; 4]>, String) {
+    let table = html
+        .split("id=\"receipt\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no price breakdown: {html}"));
+    // A cell's text is what follows the last `>` before its closing `</td>` or `</th>`.
+    let cells = |row: &str| -> Vec<String> {
+        row.split("</t")
+            .filter_map(|part| part.rsplit('>').next())
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let body = table
+        .split("<tbody>")
+        .nth(1)
+        .and_then(|b| b.split("</tbody>").next());
+    let rows = body
+        .unwrap_or_default()
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let c = cells(row);
+            [c[0].clone(), c[1].clone(), c[2].clone(), c[3].clone()]
+        })
+        .collect();
+    let total = table
+        .split("id=\"receipt-total\">")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap_or_default()
+        .to_owned();
+    (rows, total)
+}
+
+// The checkout lists each ticket with its price, how many and the amount, then the total in the
+// event's currency — no fee line, since there are no fees — and the confirmation repeats it.
+#[tokio::test]
+async fn checkout_and_confirmation_break_the_price_down() {
+    let app = spawn_app().await;
+    let seated = app.admin_event(&numbered(5)).await;
+    let general = app.admin_event(&crate::helpers::unnumbered(50)).await;
+    let mut buyer = Browser::new(&app);
+    buyer.sign_up("rosa", false).await;
+    let price = format!(
+        "{}.{:02} EUR",
+        crate::helpers::PRICE_CENTS / 100,
+        crate::helpers::PRICE_CENTS % 100
+    );
+    let twice = format!(
+        "{}.{:02} EUR",
+        2 * crate::helpers::PRICE_CENTS / 100,
+        2 * crate::helpers::PRICE_CENTS % 100
+    );
+    let thrice = format!(
+        "{}.{:02} EUR",
+        3 * crate::helpers::PRICE_CENTS / 100,
+        3 * crate::helpers::PRICE_CENTS % 100
+    );
+
+    // Two seats: a line each.
+    let held = buyer
+        .post(
+            &format!("/events/{seated}/order"),
+            &[("seat", "2"), ("seat", "5"), ("request_id", "b1")],
+        )
+        .await;
+    let hold_path = held.location.expect("a hold");
+    let checkout = buyer.get(&hold_path).await;
+    let one = |seat: &str| {
+        [
+            seat.to_owned(),
+            price.clone(),
+            "1".to_owned(),
+            price.clone(),
+        ]
+    };
+    assert_eq!(
+        receipt(&checkout.text),
+        (vec![one("Seat 2"), one("Seat 5")], twice.clone())
+    );
+    assert!(!checkout.text.to_lowercase().contains("fee"), "no fee line");
+    assert!(checkout.text.contains(&format!("Pay {twice}")));
+    let paid = buyer
+        .post(&format!("{hold_path}/pay"), &[("card_number", CARD_OK)])
+        .await;
+    assert!(paid.text.contains("Order confirmed"), "{}", paid.text);
+    assert_eq!(
+        receipt(&paid.text),
+        (vec![one("Seat 2"), one("Seat 5")], twice.clone())
+    );
+
+    // Three general-admission tickets: one line of three.
+    let held = buyer
+        .post(
+            &format!("/events/{general}/order"),
+            &[("quantity", "3"), ("request_id", "b2")],
+        )
+        .await;
+    let hold_path = held.location.expect("a hold");
+    let three = vec![[
+        "General admission".to_owned(),
+        price.clone(),
+        "3".to_owned(),
+        thrice.clone(),
+    ]];
+    let checkout = buyer.get(&hold_path).await;
+    assert_eq!(receipt(&checkout.text), (three.clone(), thrice.clone()));
+    let paid = buyer
+        .post(&format!("{hold_path}/pay"), &[("card_number", CARD_OK)])
+        .await;
+    assert_eq!(receipt(&paid.text), (three.clone(), thrice.clone()));
+    // And the paid checkout's address, reopened, repeats it.
+    assert_eq!(receipt(&buyer.get(&hold_path).await.text), (three, thrice));
 }

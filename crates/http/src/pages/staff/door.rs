@@ -21,8 +21,9 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tix_core::{Event, EventId, Inventory, Role, TicketId};
+use tix_core::{Event, EventId, Role, TicketId};
 
+use super::super::receipt::seat_name;
 use super::super::{Nav, PageError, field, form_pairs, login_first, when};
 use crate::AppState;
 use crate::error::ApiError;
@@ -222,25 +223,6 @@ fn refusal(status: StatusCode, headline: &str, detail: impl Into<String>) -> Ref
     }
 }
 
-/// The seat of an admitted ticket in words.
-fn seat_words(inventory: &Inventory, seat: Option<u32>) -> String {
-    match (seat, inventory) {
-        (None, _) => "General admission".into(),
-        (
-            Some(n),
-            Inventory::Numbered {
-                layout: Some(l), ..
-            },
-        ) if l.seats_per_row > 0 => {
-            format!(
-                "Seat {n} · row {}",
-                n.saturating_sub(1) / l.seats_per_row + 1
-            )
-        }
-        (Some(n), _) => format!("Seat {n}"),
-    }
-}
-
 async fn door_check(State(state): State<AppState>, caller: MaybeCaller, body: Bytes) -> Response {
     let Some(c) = caller.0 else {
         return login_first("/door");
@@ -368,7 +350,7 @@ async fn check(
             Verdict {
                 admitted: true,
                 headline: "Admitted".into(),
-                seat: seat_words(&inventory, seat),
+                seat: seat_name(&inventory, seat),
                 detail: format!("{event_name}: ticket {ticket_id}."),
             },
             event_id,
@@ -423,32 +405,4 @@ async fn check(
 
 fn message(e: &ApiError) -> String {
     super::super::message_for(e)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tix_core::{SeatLayout, SeatState};
-
-    // An admitted ticket's seat is named with its row when the event has a layout, alone
-    // without one, and general admission without a seat.
-    #[test]
-    fn seats_are_named_with_their_row() {
-        let numbered = |layout| Inventory::Numbered {
-            seats: vec![SeatState::Free; 10],
-            layout,
-            sold: 0,
-            held: 0,
-            blocked: 0,
-            first_free_hint: 1,
-        };
-        let rows = numbered(Some(SeatLayout {
-            rows: 2,
-            seats_per_row: 5,
-        }));
-        assert_eq!(seat_words(&rows, Some(5)), "Seat 5 · row 1");
-        assert_eq!(seat_words(&rows, Some(6)), "Seat 6 · row 2");
-        assert_eq!(seat_words(&numbered(None), Some(6)), "Seat 6");
-        assert_eq!(seat_words(&rows, None), "General admission");
-    }
 }
