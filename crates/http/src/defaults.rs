@@ -9,9 +9,12 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// How long a shop hold lasts.
 pub const HOLD_TTL_MS: u64 = 10 * 60 * 1000;
 /// Requests one node works on at once; more are answered 503 + `Retry-After` unread (see
-/// [`crate::shed`]). About what one node on a small machine commits in 10–20 ms: enough to keep
-/// the proposer's batches full, short enough that an admitted purchase does not queue long.
-pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
+/// [`crate::shed`]). About what one node on a small machine commits in 10 ms: enough to keep
+/// the proposer's batches full (64 clients already reach the unloaded maximum), short enough
+/// that an admitted purchase does not queue long. Measured with `tix bench overload` on 2 cores
+/// at 5× the cap: 128 kept admitted p99 at 17 ms with goodput 1.02 of unloaded; 256 let it grow
+/// to 92 ms (docs/PERFORMANCE.md). Raise it on machines that commit more per millisecond.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 128;
 /// Live-availability streams one node serves at once.
 pub const SSE_SUBSCRIBERS_MAX: u32 = 4096;
 /// Live streams one client may hold at once.
