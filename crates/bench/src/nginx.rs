@@ -148,7 +148,8 @@ mod tests {
     use super::*;
 
     // The generated configuration names every upstream with passive health checks, keeps
-    // upstream connections alive, retries POSTs on the next upstream, and forwards the Host
+    // enough upstream connections alive for a crowd, retries POSTs on the next upstream (but not
+    // a 503: shedding), and forwards the Host
     // (with port), the client's address and the scheme.
     #[test]
     fn renders_balancing_keepalive_and_retries() {
@@ -157,7 +158,11 @@ mod tests {
             NginxConfig::new(listen, vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()]).render();
         assert!(conf.contains("server 127.0.0.1:1 max_fails=3 fail_timeout=5s;"));
         assert!(conf.contains("server 127.0.0.1:2 max_fails=3 fail_timeout=5s;"));
-        assert!(conf.contains("keepalive 256;"));
+        assert!(conf.contains("keepalive 2048;"));
+        assert!(
+            conf.contains("proxy_next_upstream error timeout http_502 http_504 non_idempotent;"),
+            "a shed 503 is passed on, never retried or counted as a failure"
+        );
         assert!(conf.contains("proxy_http_version 1.1;"));
         assert!(conf.contains("proxy_set_header Connection \"\";"));
         assert!(conf.contains("non_idempotent"));
