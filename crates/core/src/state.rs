@@ -318,10 +318,12 @@ pub enum HoldEnd {
     EventCancelled,
 }
 
-/// The hot state as encoded before ended holds were remembered: read by [`State::decode`] and
-/// completed with none.
+/// The fields every encoding of the state has had, in order (store format 1 before
+/// cancellations). postcard writes a nested struct's fields inline, with no framing, so the
+/// nestings below read exactly the flat encoding [`State`] writes, and each older encoding is
+/// the newer one without its last fields.
 #[derive(Deserialize)]
-struct StateBeforeEndedHolds {
+struct WireBase {
     limits: Limits,
     now_ms: u64,
     next: Counters,
@@ -334,122 +336,75 @@ struct StateBeforeEndedHolds {
     hold_expiry: BTreeSet<(u64, HoldId)>,
     history_digest: u64,
     holds_per_customer: BTreeMap<UserId, u32>,
-    cancellations: BTreeMap<EventId, Cancellation>,
 }
 
-impl From<StateBeforeEndedHolds> for State {
-    fn from(old: StateBeforeEndedHolds) -> State {
-        StateWire {
-            limits: old.limits,
-            now_ms: old.now_ms,
-            next: old.next,
-            users: old.users,
-            usernames: old.usernames,
-            sessions: old.sessions,
-            session_expiry: old.session_expiry,
-            events: old.events,
-            holds: old.holds,
-            hold_expiry: old.hold_expiry,
-            history_digest: old.history_digest,
-            holds_per_customer: old.holds_per_customer,
-            cancellations: old.cancellations,
-            ended_holds: BTreeMap::new(),
-            ended_hold_expiry: BTreeSet::new(),
-        }
-        .into()
-    }
+/// The encoding before ended holds were remembered: [`WireBase`] and cancellations.
+#[derive(Deserialize)]
+struct WireWithCancellations {
+    base: WireBase,
+    cancellations: BTreeMap<EventId, Cancellation>,
 }
 
 /// The encoded fields of [`State`], in its order (the `#[serde(skip)]` ones left out): a
 /// state is read as this and completed with the indexes derived from it.
 #[derive(Deserialize)]
 struct StateWire {
-    limits: Limits,
-    now_ms: u64,
-    next: Counters,
-    users: BTreeMap<UserId, User>,
-    usernames: BTreeMap<String, UserId>,
-    sessions: BTreeMap<String, Session>,
-    session_expiry: BTreeSet<(u64, String)>,
-    events: BTreeMap<EventId, Event>,
-    holds: BTreeMap<HoldId, Hold>,
-    hold_expiry: BTreeSet<(u64, HoldId)>,
-    history_digest: u64,
-    holds_per_customer: BTreeMap<UserId, u32>,
-    cancellations: BTreeMap<EventId, Cancellation>,
+    earlier: WireWithCancellations,
     ended_holds: BTreeMap<HoldId, EndedHold>,
     ended_hold_expiry: BTreeSet<(u64, HoldId)>,
 }
 
+impl From<WireBase> for WireWithCancellations {
+    fn from(base: WireBase) -> Self {
+        WireWithCancellations {
+            base,
+            cancellations: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<WireWithCancellations> for StateWire {
+    fn from(earlier: WireWithCancellations) -> Self {
+        StateWire {
+            earlier,
+            ended_holds: BTreeMap::new(),
+            ended_hold_expiry: BTreeSet::new(),
+        }
+    }
+}
+
 impl From<StateWire> for State {
     fn from(w: StateWire) -> State {
+        let WireWithCancellations {
+            base: b,
+            cancellations,
+        } = w.earlier;
         let mut hold_ids_by_customer = BTreeMap::<UserId, BTreeSet<HoldId>>::new();
-        for hold in w.holds.values() {
+        for hold in b.holds.values() {
             hold_ids_by_customer
                 .entry(hold.customer)
                 .or_default()
                 .insert(hold.id);
         }
         State {
-            limits: w.limits,
-            now_ms: w.now_ms,
-            next: w.next,
-            users: w.users,
-            usernames: w.usernames,
-            sessions: w.sessions,
-            session_expiry: w.session_expiry,
-            events: w.events,
-            holds: w.holds,
-            hold_expiry: w.hold_expiry,
-            history_digest: w.history_digest,
+            limits: b.limits,
+            now_ms: b.now_ms,
+            next: b.next,
+            users: b.users,
+            usernames: b.usernames,
+            sessions: b.sessions,
+            session_expiry: b.session_expiry,
+            events: b.events,
+            holds: b.holds,
+            hold_expiry: b.hold_expiry,
+            history_digest: b.history_digest,
             pending: Changes::default(),
-            holds_per_customer: w.holds_per_customer,
+            holds_per_customer: b.holds_per_customer,
             hold_ids_by_customer,
-            cancellations: w.cancellations,
+            cancellations,
             ended_holds: w.ended_holds,
             ended_hold_expiry: w.ended_hold_expiry,
         }
-    }
-}
-
-/// The hot state as encoded before cancellations existed (store format 1 without them): read
-/// by [`State::decode`] and completed with no cancellations.
-#[derive(Deserialize)]
-struct StateBeforeCancellations {
-    limits: Limits,
-    now_ms: u64,
-    next: Counters,
-    users: BTreeMap<UserId, User>,
-    usernames: BTreeMap<String, UserId>,
-    sessions: BTreeMap<String, Session>,
-    session_expiry: BTreeSet<(u64, String)>,
-    events: BTreeMap<EventId, Event>,
-    holds: BTreeMap<HoldId, Hold>,
-    hold_expiry: BTreeSet<(u64, HoldId)>,
-    history_digest: u64,
-    holds_per_customer: BTreeMap<UserId, u32>,
-}
-
-impl From<StateBeforeCancellations> for State {
-    fn from(old: StateBeforeCancellations) -> State {
-        StateWire {
-            limits: old.limits,
-            now_ms: old.now_ms,
-            next: old.next,
-            users: old.users,
-            usernames: old.usernames,
-            sessions: old.sessions,
-            session_expiry: old.session_expiry,
-            events: old.events,
-            holds: old.holds,
-            hold_expiry: old.hold_expiry,
-            history_digest: old.history_digest,
-            holds_per_customer: old.holds_per_customer,
-            cancellations: BTreeMap::new(),
-            ended_holds: BTreeMap::new(),
-            ended_hold_expiry: BTreeSet::new(),
-        }
-        .into()
     }
 }
 
@@ -1658,9 +1613,12 @@ impl State {
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
         let mut state: State = match postcard::take_from_bytes::<State>(bytes) {
             Ok((state, [])) => state,
-            _ => match postcard::take_from_bytes::<StateBeforeEndedHolds>(bytes) {
-                Ok((old, [])) => old.into(),
-                _ => postcard::from_bytes::<StateBeforeCancellations>(bytes)?.into(),
+            _ => match postcard::take_from_bytes::<WireWithCancellations>(bytes) {
+                Ok((old, [])) => StateWire::from(old).into(),
+                _ => {
+                    let old = postcard::from_bytes::<WireBase>(bytes)?;
+                    StateWire::from(WireWithCancellations::from(old)).into()
+                }
             },
         };
         let mut index = BTreeMap::new();
