@@ -76,6 +76,20 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// Nothing measured yet, for `clients` clients.
+    fn empty(clients: usize) -> Phase {
+        Phase {
+            clients,
+            elapsed: Duration::ZERO,
+            sold: 0,
+            refused: 0,
+            refused_without_retry_after: 0,
+            errors: 0,
+            admitted_us: histogram(),
+            refused_us: histogram(),
+        }
+    }
+
     /// Purchases sold per second.
     pub fn goodput(&self) -> f64 {
         self.sold as f64 / self.elapsed.as_secs_f64()
@@ -224,16 +238,7 @@ async fn phase(
         let next = next.clone();
         tasks.spawn(async move { client_loop(api, event, client, deadline, next).await });
     }
-    let mut total = Phase {
-        clients,
-        elapsed: Duration::ZERO,
-        sold: 0,
-        refused: 0,
-        refused_without_retry_after: 0,
-        errors: 0,
-        admitted_us: histogram(),
-        refused_us: histogram(),
-    };
+    let mut total = Phase::empty(clients);
     while let Some(joined) = tasks.join_next().await {
         let p = joined??;
         total.sold += p.sold;
@@ -260,16 +265,7 @@ async fn client_loop(
     deadline: Instant,
     next: Arc<AtomicU64>,
 ) -> anyhow::Result<Phase> {
-    let mut p = Phase {
-        clients: 1,
-        elapsed: Duration::ZERO,
-        sold: 0,
-        refused: 0,
-        refused_without_retry_after: 0,
-        errors: 0,
-        admitted_us: histogram(),
-        refused_us: histogram(),
-    };
+    let mut p = Phase::empty(1);
     let url = format!("{}/api/v1/events/{event}/purchases", api.base_url);
     let client_id = format!("overload-{client}");
     let mut jitter = client as u64 * 7919;
