@@ -105,19 +105,21 @@ impl Writer {
     /// Waits `pause`, or less: returns as soon as this node knows a leader other than `tried`
     /// (the leader the last attempt went to, `None` when none was known).
     pub async fn pause_for_leader(&self, tried: Option<NodeId>, pause: Duration) {
-        let mut metrics = self.raft.metrics();
-        let new_leader = async move {
-            loop {
-                let leader = metrics.borrow_and_update().current_leader;
-                if leader.is_some() && leader != tried {
-                    return;
-                }
-                if metrics.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
+        let new_leader = self.leader_becomes(move |leader| leader.is_some() && leader != tried);
         let _ = tokio::time::timeout(pause, new_leader).await;
+    }
+
+    /// Returns once this node's view of the leader satisfies `wanted` (never, if Raft stops).
+    async fn leader_becomes(&self, wanted: impl Fn(Option<NodeId>) -> bool) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if wanted(metrics.borrow_and_update().current_leader) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Forwards a batch to `leader`, giving up as soon as this node sees another leader (or
@@ -130,17 +132,7 @@ impl Writer {
         node: &TixNode,
         commands: &[Command],
     ) -> Result<Result<(Vec<Outcome>, u64), ProposeError>, CallError> {
-        let mut metrics = self.raft.metrics();
-        let leader_changed = async move {
-            loop {
-                if metrics.borrow_and_update().current_leader != Some(leader) {
-                    return;
-                }
-                if metrics.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
+        let leader_changed = self.leader_becomes(|current| current != Some(leader));
         tokio::select! {
             result = self.client.propose(leader, &node.raft_addr, commands) => result,
             () = leader_changed => Err(CallError::Unknown(format!(
