@@ -11,6 +11,7 @@
 //! [`State::check_invariants`] reports it.
 
 pub mod command;
+pub mod extensions;
 pub mod history;
 pub mod ids;
 pub mod invariants;

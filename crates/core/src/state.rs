@@ -24,6 +24,7 @@ use crate::history::{
     Changes, CountKey, History, Record, RecordChange, RecordKey, RecordedAnswer, hash64,
 };
 use crate::ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
+use crate::extensions::Extensions;
 use crate::inventory::{Inventory, SeatState};
 use crate::limits::Limits;
 use crate::outcome::{
@@ -284,6 +285,8 @@ pub struct State {
     ended_holds: BTreeMap<HoldId, EndedHold>,
     /// `ended_holds` by when each ended, oldest first.
     ended_hold_expiry: BTreeSet<(u64, HoldId)>,
+    /// Everything added since: tagged sections, so a new collection needs no new encoding.
+    ext: Extensions,
 }
 
 /// How long, in log time, the state remembers how a hold ended.
@@ -345,13 +348,21 @@ struct WireWithCancellations {
     cancellations: BTreeMap<EventId, Cancellation>,
 }
 
-/// The encoded fields of [`State`], in its order (the `#[serde(skip)]` ones left out): a
-/// state is read as this and completed with the indexes derived from it.
+/// The encoding before the tagged sections: [`WireWithCancellations`] and ended holds.
 #[derive(Deserialize)]
-struct StateWire {
+struct WireWithEndedHolds {
     earlier: WireWithCancellations,
     ended_holds: BTreeMap<HoldId, EndedHold>,
     ended_hold_expiry: BTreeSet<(u64, HoldId)>,
+}
+
+/// The encoded fields of [`State`], in its order (the `#[serde(skip)]` ones left out): a
+/// state is read as this and completed with the indexes derived from it. Nothing is appended
+/// after `ext` any more: new collections are sections of [`Extensions`].
+#[derive(Deserialize)]
+struct StateWire {
+    earlier: WireWithEndedHolds,
+    ext: Extensions,
 }
 
 impl From<WireBase> for WireWithCancellations {
@@ -363,9 +374,9 @@ impl From<WireBase> for WireWithCancellations {
     }
 }
 
-impl From<WireWithCancellations> for StateWire {
+impl From<WireWithCancellations> for WireWithEndedHolds {
     fn from(earlier: WireWithCancellations) -> Self {
-        StateWire {
+        WireWithEndedHolds {
             earlier,
             ended_holds: BTreeMap::new(),
             ended_hold_expiry: BTreeSet::new(),
@@ -373,8 +384,18 @@ impl From<WireWithCancellations> for StateWire {
     }
 }
 
+impl From<WireWithEndedHolds> for StateWire {
+    fn from(earlier: WireWithEndedHolds) -> Self {
+        StateWire {
+            earlier,
+            ext: Extensions::default(),
+        }
+    }
+}
+
 impl From<StateWire> for State {
-    fn from(w: StateWire) -> State {
+    fn from(wire: StateWire) -> State {
+        let StateWire { earlier: w, ext } = wire;
         let WireWithCancellations {
             base: b,
             cancellations,
@@ -404,6 +425,7 @@ impl From<StateWire> for State {
             cancellations,
             ended_holds: w.ended_holds,
             ended_hold_expiry: w.ended_hold_expiry,
+            ext,
         }
     }
 }
@@ -441,6 +463,7 @@ impl State {
             cancellations: BTreeMap::new(),
             ended_holds: BTreeMap::new(),
             ended_hold_expiry: BTreeSet::new(),
+            ext: Extensions::default(),
         }
     }
 
@@ -1613,12 +1636,18 @@ impl State {
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
         let mut state: State = match postcard::take_from_bytes::<State>(bytes) {
             Ok((state, [])) => state,
-            _ => match postcard::take_from_bytes::<WireWithCancellations>(bytes) {
+            _ => match postcard::take_from_bytes::<WireWithEndedHolds>(bytes) {
                 Ok((old, [])) => StateWire::from(old).into(),
-                _ => {
-                    let old = postcard::from_bytes::<WireBase>(bytes)?;
-                    StateWire::from(WireWithCancellations::from(old)).into()
-                }
+                _ => match postcard::take_from_bytes::<WireWithCancellations>(bytes) {
+                    Ok((old, [])) => StateWire::from(WireWithEndedHolds::from(old)).into(),
+                    _ => {
+                        let old = postcard::from_bytes::<WireBase>(bytes)?;
+                        StateWire::from(WireWithEndedHolds::from(WireWithCancellations::from(
+                            old,
+                        )))
+                        .into()
+                    }
+                },
             },
         };
         let mut index = BTreeMap::new();

@@ -1481,10 +1481,11 @@ fn cancel_in_the_same_batch_as_sales_and_after_a_restore() {
     history.write(hot.take_changes());
     let bytes = hot.encode();
     assert_eq!(State::decode(&bytes).expect("decodes"), hot);
-    // A state encoded before ended holds were remembered lacks the last two (empty) bytes,
-    // one encoded before cancellations existed the last three.
-    assert_eq!(bytes[bytes.len() - 3..], [0, 0, 0]);
-    for cut in [2, 3] {
+    // A state encoded before the tagged sections lacks the last (empty list) byte, one before
+    // ended holds were remembered the last three (empty) bytes, one encoded before
+    // cancellations existed the last four.
+    assert_eq!(bytes[bytes.len() - 4..], [0, 0, 0, 0]);
+    for cut in [1, 3, 4] {
         let legacy = &bytes[..bytes.len() - cut];
         assert_eq!(
             State::decode(legacy).expect("the old encoding decodes"),

@@ -1,0 +1,61 @@
+//! The state's tagged sections: what the state has gained since its encoding stopped being a
+//! plain list of fields.
+//!
+//! [`State`](crate::State) is encoded with postcard, which writes fields by position: every new
+//! field used to mean one more "older encoding" to read. Everything added since lives in
+//! [`Extensions`] instead, written as a list of `(tag, bytes)` sections, each section the
+//! postcard encoding of one collection. A section that is missing (a state written before the
+//! feature existed) reads as empty; a tag this build does not know is an error, never silently
+//! dropped (a node must not forget what a newer node wrote). To add a collection: a field here,
+//! a new tag, one line in [`Extensions::sections`] and one in [`Extensions::read_section`].
+
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The collections added to the state after its field list was frozen, each with its own tag.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extensions {}
+
+/// One encoded section: its tag and the postcard bytes of its collection.
+type Section = (u16, Vec<u8>);
+
+#[allow(dead_code)] // until the first section exists
+fn section<T: Serialize>(tag: u16, value: &T) -> Result<Section, postcard::Error> {
+    Ok((tag, postcard::to_stdvec(value)?))
+}
+
+impl Extensions {
+    /// Every section, in tag order.
+    fn sections(&self) -> Result<Vec<Section>, postcard::Error> {
+        Ok(vec![])
+    }
+
+    /// Fills the collection of `tag` from its bytes; false for a tag this build does not know.
+    fn read_section(&mut self, tag: u16, bytes: &[u8]) -> Result<bool, postcard::Error> {
+        let _ = (tag, bytes);
+        Ok(false)
+    }
+}
+
+impl Serialize for Extensions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.sections().map_err(S::Error::custom)?.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Extensions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let sections = Vec::<Section>::deserialize(d)?;
+        let mut ext = Extensions::default();
+        for (tag, bytes) in sections {
+            let known = ext.read_section(tag, &bytes).map_err(D::Error::custom)?;
+            if !known {
+                return Err(D::Error::custom(format!(
+                    "state section {tag} is unknown to this build (written by a newer tix)"
+                )));
+            }
+        }
+        Ok(ext)
+    }
+}
