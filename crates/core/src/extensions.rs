@@ -13,14 +13,21 @@ use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::waiting::WaitingRooms;
+
+/// Section tag of [`Extensions::waiting_rooms`].
+const TAG_WAITING_ROOMS: u16 = 1;
+
 /// The collections added to the state after its field list was frozen, each with its own tag.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Extensions {}
+pub struct Extensions {
+    /// Every event's waiting room.
+    pub waiting_rooms: WaitingRooms,
+}
 
 /// One encoded section: its tag and the postcard bytes of its collection.
 type Section = (u16, Vec<u8>);
 
-#[allow(dead_code)] // until the first section exists
 fn section<T: Serialize>(tag: u16, value: &T) -> Result<Section, postcard::Error> {
     Ok((tag, postcard::to_stdvec(value)?))
 }
@@ -28,13 +35,20 @@ fn section<T: Serialize>(tag: u16, value: &T) -> Result<Section, postcard::Error
 impl Extensions {
     /// Every section, in tag order.
     fn sections(&self) -> Result<Vec<Section>, postcard::Error> {
-        Ok(vec![])
+        let mut sections = Vec::new();
+        if !self.waiting_rooms.is_empty() {
+            sections.push(section(TAG_WAITING_ROOMS, &self.waiting_rooms)?);
+        }
+        Ok(sections)
     }
 
     /// Fills the collection of `tag` from its bytes; false for a tag this build does not know.
     fn read_section(&mut self, tag: u16, bytes: &[u8]) -> Result<bool, postcard::Error> {
-        let _ = (tag, bytes);
-        Ok(false)
+        match tag {
+            TAG_WAITING_ROOMS => self.waiting_rooms = postcard::from_bytes(bytes)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 

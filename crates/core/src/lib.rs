@@ -20,6 +20,7 @@ pub mod limits;
 pub mod outcome;
 pub mod replica;
 pub mod state;
+pub mod waiting;
 
 pub use command::{
     Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue,
@@ -41,4 +42,7 @@ pub use replica::Replica;
 pub use state::{
     Cancellation, ENDED_HOLD_RETENTION_MS, ENDED_HOLDS_MAX, EndedHold, Event, Hold, HoldEnd, Order,
     Session, State, Ticket, TicketStatus, User, username_key,
+};
+pub use waiting::{
+    Joined, PlaceTimes, QueueRejection, QueueStanding, WaitingRoom, WaitingRoomSpec, WaitingRooms,
 };

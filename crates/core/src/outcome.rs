@@ -28,6 +28,10 @@ pub enum Outcome {
     CheckIn(Result<Admitted, CheckInRejection>),
     /// Answer to `CancelEvent`.
     Cancel(Replayable<Result<EventCancelled, CancelRejection>>),
+    /// Answer to `SetWaitingRoom`.
+    WaitingRoom(Result<(), crate::waiting::QueueRejection>),
+    /// Answer to `JoinQueue`.
+    Queue(Result<crate::waiting::Joined, crate::waiting::QueueRejection>),
 }
 
 /// An answer that may have been recorded earlier under the same idempotency key.
