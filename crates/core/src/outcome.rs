@@ -225,6 +225,8 @@ answers! {
     Refund => Result<Refunded, Rejection>,
     CheckIn => Result<Admitted, CheckInRejection>,
     Cancel => Replayable<Result<EventCancelled, CancelRejection>>,
+    WaitingRoom => Result<(), crate::waiting::QueueRejection>,
+    Queue => Result<crate::waiting::Joined, crate::waiting::QueueRejection>,
 }
 
 impl Rejection {

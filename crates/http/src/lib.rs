@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod payments;
+pub mod queue;
 pub mod peer;
 pub mod request_id;
 pub mod sales;
@@ -273,6 +274,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(sales::routes())
         .merge(shop::routes())
+        .merge(queue::routes())
         .merge(assistant::routes());
     Router::new()
         .nest("/api/v1", api)

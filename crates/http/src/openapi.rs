@@ -28,7 +28,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::{assistant, auth, cluster, events, ops, sales, shop, views};
+use crate::{assistant, auth, cluster, events, ops, queue, sales, shop, views};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -53,6 +53,10 @@ pub const BEARER: &str = "bearerAuth";
         (name = "shop", description = "Holds, checkout, orders, tickets and refunds for signed-in \
             customers."),
         (name = "door", description = "Admitting tickets at the entrance."),
+        (name = "waiting room", description = "An on-sale's fair front door: the organizer sets \
+            when the sale opens and how many are admitted per minute; visitors join a queue \
+            (drawn at the opening for early arrivals, first come first served after) and buy \
+            with their admission token."),
         (name = "operations", description = "Health, cluster status and metrics."),
         (name = "assistant", description = "The booking assistant: book, find and refund \
             tickets by chatting, in English or German."),
@@ -64,6 +68,7 @@ pub const BEARER: &str = "bearerAuth";
         sales::purchase, sales::availability, sales::sales, sales::purchase_batch,
         shop::place_hold, shop::get_hold, shop::release_hold, shop::checkout, shop::my_orders,
         shop::my_tickets, shop::get_ticket, shop::refund, shop::check_in,
+        queue::join, queue::room_info, queue::set_room, queue::remove_room,
         cluster::status,
         ops::healthz, ops::metrics,
         assistant::message,
@@ -80,7 +85,8 @@ pub const BEARER: &str = "bearerAuth";
             HoldNotFound, PaymentDeclined, HoldExpired, CheckoutInvalid, TicketNotFound,
             RefundRefused, DoorOnly, CheckInRefused, CheckInInvalid, MetricsNotFound,
             TooManyMessages, AssistantMessageInvalid, CancelOwnerOnly, AlreadyCancelled,
-            CancelInvalid,
+            CancelInvalid, QueueRefused, QueueInvalid, RoomInvalid, WaitingRoomNotFound,
+            AdmissionRefused,
         ),
     ),
     modifiers(&BearerScheme, &AnyOperation, &ClosedVariants),
@@ -593,6 +599,44 @@ problem_responses! {
         "empty" ("No reason") => invalid("reason", "must not be empty"),
         "too_long" ("Too long") =>
             invalid("reason", "at most 500 characters (this one has 612)"),
+    }
+    /// Refused by the waiting room: `no_waiting_room` (the event has none: buy directly),
+    /// `waiting_room_open` (the sale has opened: the settings are fixed; only removing the room
+    /// is possible), `queue_full`, `event_cancelled`.
+    QueueRefused [] {
+        "no_waiting_room" ("No waiting room") =>
+            ApiError::Queue(tix_core::QueueRejection::NoWaitingRoom),
+        "waiting_room_open" ("Already open") =>
+            ApiError::Queue(tix_core::QueueRejection::AlreadyOpen),
+    }
+    /// `client_id` is empty, over 128 bytes or has control characters, or an unknown field was
+    /// sent (`invalid_field`, with `field`).
+    QueueInvalid [] {
+        "bad_client" ("Empty client_id") => invalid("client_id", "must be 1 to 128 bytes"),
+    }
+    /// A setting is missing or out of range (`invalid_field`, with `field`): `opens_at` not RFC
+    /// 3339, `admit_per_min` not 1 to 1,000,000, `window_s` not 60 to 86,400, or an unknown
+    /// field.
+    RoomInvalid [] {
+        "bad_rate" ("Rate zero") => invalid("admit_per_min", "admit_per_min must be 1 to 1000000"),
+        "bad_time" ("Not RFC 3339") =>
+            invalid("opens_at", "must be an RFC 3339 time like 2030-06-01T10:00:00Z"),
+    }
+    /// Not found (`not_found`): no such event, or it has no waiting room.
+    WaitingRoomNotFound [] {
+        "not_found" ("No waiting room") => ApiError::NotFound("waiting room"),
+    }
+    /// Not admitted by the event's waiting room (`reason`): `waiting_room_not_open` (the sale
+    /// opens later), `not_in_queue` (join first), `not_admitted_yet` (your turn comes at
+    /// `admit_at`; `Retry-After` says when), `admission_expired` (your buying window closed),
+    /// `admission_invalid` (the `Tix-Admission` token is not this room's for this buyer).
+    /// Sellers may pass with `Tix-Waiting-Room: bypass`.
+    AdmissionRefused [] {
+        "not_yet" ("Not your turn yet") => ApiError::Admission(
+            crate::queue::AdmissionRefused::NotYet { admit_at_ms: 1_900_000_000_000, retry_after_s: 42 },
+        ),
+        "not_in_queue" ("Not in the queue") =>
+            ApiError::Admission(crate::queue::AdmissionRefused::NotInQueue),
     }
     /// Not found (`not_found`): no such event.
     EventNotFound [] {

@@ -55,14 +55,26 @@ pub(crate) struct HoldBody {
 }
 
 /// Places a hold for a signed-in customer; shared with the pages. The flag is true when the
-/// answer is the recorded one of an earlier request with the same request id.
+/// answer is the recorded one of an earlier request with the same request id. When the event
+/// has a waiting room the customer must be admitted: by `admission` (their token) when given,
+/// else by their account's place in the queue.
 pub async fn hold(
     state: &AppState,
     caller: &Caller,
     event_id: EventId,
     request_id: String,
     request: HoldRequest,
+    admission: Option<&str>,
 ) -> Result<(tix_core::HoldPlaced, bool), ApiError> {
+    let visitor = tix_core::waiting::account_visitor(caller.user_id);
+    crate::queue::admit(
+        state,
+        event_id,
+        crate::queue::Pass::Visitor {
+            visitor: &visitor,
+            token: admission,
+        },
+    )?;
     let key = IdempotencyKey::new(format!("user:{}", caller.user_id), request_id);
     let command = Command::PlaceHold {
         event_id,
@@ -122,6 +134,7 @@ pub async fn hold(
 async fn place_hold(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> Result<Response, ApiError> {
@@ -138,7 +151,16 @@ async fn place_hold(
     if body.request_id.is_empty() || body.request_id.len() > 128 {
         return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
     }
-    let (placed, replayed) = hold(&state, &caller, EventId(id), body.request_id, request).await?;
+    let admission = crate::queue::admission_header(&headers)?;
+    let (placed, replayed) = hold(
+        &state,
+        &caller,
+        EventId(id),
+        body.request_id,
+        request,
+        admission,
+    )
+    .await?;
     let body = match state.node.shared.read().hold(placed.hold_id) {
         Some(h) => views::PlacedHold::Active(views::hold(h)),
         // A replay of a hold that was since paid for, released or expired.

@@ -523,8 +523,10 @@ async fn order(
         "" => format!("page-{}", rand::random::<u64>()),
         r => r.chars().take(64).collect(),
     };
-    match hold(&state, &c, EventId(id), request_id, request).await {
+    match hold(&state, &c, EventId(id), request_id, request, None).await {
         Ok((placed, _)) => see_other(&format!("/holds/{}", placed.hold_id.0)),
+        // Not admitted by the event's waiting room: its page says where the buyer stands.
+        Err(ApiError::Admission(_)) => see_other(&format!("/events/{id}/queue")),
         Err(e) => {
             order_refused(&mut errors, order_field, &e);
             refused(errors, e.problem().0)
