@@ -86,7 +86,7 @@ pub const BEARER: &str = "bearerAuth";
             RefundRefused, DoorOnly, CheckInRefused, CheckInInvalid, MetricsNotFound,
             TooManyMessages, AssistantMessageInvalid, CancelOwnerOnly, AlreadyCancelled,
             CancelInvalid, QueueRefused, QueueInvalid, RoomInvalid, WaitingRoomNotFound,
-            AdmissionRefused,
+            AdmissionRefused, SaleForbidden,
         ),
     ),
     modifiers(&BearerScheme, &AnyOperation, &ClosedVariants),
@@ -319,6 +319,32 @@ pub struct EventIdParam(
     #[allow(dead_code)]
     u64,
 );
+
+/// How a sale passes an event's waiting room (headers).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct AdmissionHeaders {
+    /// The buyer's admission token from `POST /events/{id}/queue`, when the event has a
+    /// waiting room.
+    #[param(rename = "Tix-Admission", max_length = 200)]
+    tix_admission: Option<String>,
+    /// `bypass`: a seller (the event's organizer, an admin) sells past the waiting room. Any
+    /// other value is a 422.
+    #[param(rename = "Tix-Waiting-Room", pattern = "^[Bb][Yy][Pp][Aa][Ss][Ss]$")]
+    tix_waiting_room: Option<String>,
+}
+
+/// Only the admission token (holds: the buyer is the account).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct AdmissionHeader {
+    /// Your admission token from `POST /events/{id}/queue`, when the event has a waiting room
+    /// (without it your account's place in the queue is looked up).
+    #[param(rename = "Tix-Admission", max_length = 200)]
+    tix_admission: Option<String>,
+}
 
 /// The hold id. Anything but a non-negative integer names no hold: 404.
 #[derive(IntoParams)]
@@ -674,6 +700,16 @@ problem_responses! {
     /// The event is general admission and has no seats (`seat_not_applicable`).
     NoSeatMap [] {
         "seat_not_applicable" ("General admission") => Rejection::SeatNotApplicable.into(),
+    }
+    /// Not allowed: `forbidden` (only the event's organizer or an admin may sell here), or not
+    /// admitted by the event's waiting room (`reason`: `waiting_room_not_open`, `not_in_queue`,
+    /// `not_admitted_yet` with `Retry-After`, `admission_expired`, `admission_invalid`).
+    SaleForbidden [] {
+        "forbidden" ("Not the organizer") =>
+            ApiError::Forbidden("only the event's organizer or an admin may sell here"),
+        "not_yet" ("Not the buyer's turn yet") => ApiError::Admission(
+            crate::queue::AdmissionRefused::NotYet { admit_at_ms: 1_900_000_000_000, retry_after_s: 42 },
+        ),
     }
     /// Not allowed (`forbidden`): only the event's organizer or an admin may sell here.
     SellerOnly [] {

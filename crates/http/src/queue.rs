@@ -223,10 +223,7 @@ pub fn admit(state: &AppState, event_id: EventId, pass: Pass<'_>) -> Result<(), 
 /// Reads how a box-office request passes the waiting room: `Tix-Waiting-Room: bypass`, or the
 /// `Tix-Admission` token of the customer `client_id`. Any other value of the bypass header is
 /// a 422 naming it.
-pub fn box_office_pass<'a>(
-    headers: &'a HeaderMap,
-    visitor: &'a str,
-) -> Result<Pass<'a>, ApiError> {
+pub fn box_office_pass<'a>(headers: &'a HeaderMap, visitor: &'a str) -> Result<Pass<'a>, ApiError> {
     if let Some(value) = headers.get(BYPASS_HEADER) {
         return match value.to_str() {
             Ok(v) if v.eq_ignore_ascii_case("bypass") => Ok(Pass::Bypass),
@@ -319,10 +316,7 @@ pub fn status_of(
     let event = state.event(event_id)?;
     let tickets_left = event.inventory.available();
     let sold_out = tickets_left == 0 && event.inventory.held() == 0;
-    let admitted = room
-        .spec
-        .admitted_by(now_ms)
-        .min(u64::from(room.places()));
+    let admitted = room.spec.admitted_by(now_ms).min(u64::from(room.places()));
     let mut status = QueueStatus {
         event_id: event_id.0,
         visitor: visitor.to_owned(),
@@ -343,10 +337,9 @@ pub fn status_of(
         status.admit_until = Some(views::rfc3339(t.until_ms as i64));
         status.token = Some(token(&room.seed, event_id, visitor, &t));
         status.wait_s = Some(t.admit_at_ms.saturating_sub(now_ms).div_ceil(1000));
-        status.position = Some(
-            (u64::from(t.slot) + 1).saturating_sub(room.spec.admitted_by(now_ms)),
-        )
-        .filter(|p| *p > 0);
+        status.position =
+            Some((u64::from(t.slot) + 1).saturating_sub(room.spec.admitted_by(now_ms)))
+                .filter(|p| *p > 0);
         status.status = match may_buy(&t, now_ms) {
             Ok(()) => "admitted",
             Err(AdmissionRefused::Expired { .. }) => "expired",
@@ -525,10 +518,7 @@ pub fn room_view(state: &tix_core::State, event_id: EventId, now_ms: u64) -> Opt
         window_s: room.spec.window_ms / 1000,
         open: room.drawn(),
         visitors: room.visitors() as u64,
-        admitted: room
-            .spec
-            .admitted_by(now_ms)
-            .min(u64::from(room.places())),
+        admitted: room.spec.admitted_by(now_ms).min(u64::from(room.places())),
         tickets_left: event.inventory.available(),
     })
 }
@@ -660,6 +650,9 @@ mod tests {
         assert!(verify(&seed, EventId(1), "client:a", &format!("{tok}.x")).is_none());
         assert_eq!(may_buy(&back, 999).unwrap_err().code(), "not_admitted_yet");
         assert!(may_buy(&back, 1_000).is_ok());
-        assert_eq!(may_buy(&back, 2_000).unwrap_err().code(), "admission_expired");
+        assert_eq!(
+            may_buy(&back, 2_000).unwrap_err().code(),
+            "admission_expired"
+        );
     }
 }

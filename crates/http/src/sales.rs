@@ -83,7 +83,11 @@ impl From<&Caller> for Seller {
 
 /// Checks that the seller may sell for this event: its organizer or an admin. Returns the
 /// event's numbered seats (0 for general admission).
-pub(crate) async fn may_sell(state: &AppState, seller: Seller, event_id: EventId) -> Result<u32, ApiError> {
+pub(crate) async fn may_sell(
+    state: &AppState,
+    seller: Seller,
+    event_id: EventId,
+) -> Result<u32, ApiError> {
     let found = state
         .read_fresh(|s| {
             let event = s.event(event_id)?;
@@ -213,7 +217,7 @@ pub async fn run_purchase(
 #[utoipa::path(post, path = "/api/v1/events/{id}/purchases", tag = "box office",
     operation_id = "purchase",
     security(("bearerAuth" = [])),
-    params(api_doc::EventIdParam),
+    params(api_doc::EventIdParam, api_doc::AdmissionHeaders),
     request_body(content = PurchaseBody,
         description = "Who buys, the idempotency key, and optionally the seat.",
         examples(
@@ -236,7 +240,7 @@ pub async fn run_purchase(
                 Absent on a fresh answer."))),
         (status = 400, response = api_doc::MalformedJson),
         (status = 401, response = api_doc::Unauthenticated),
-        (status = 403, response = api_doc::SellerOnly),
+        (status = 403, response = api_doc::SaleForbidden),
         (status = 404, response = api_doc::EventNotFound),
         (status = 409, response = api_doc::PurchaseRefused),
         (status = 413, response = api_doc::PayloadTooLarge),
@@ -255,7 +259,11 @@ async fn purchase(
     let key_max = state.node.shared.read().limits().key_bytes_max as usize;
     validate_purchase(&body, seats, key_max)?;
     let visitor = client_visitor(&body.client_id);
-    queue::admit(&state, event_id, queue::box_office_pass(&headers, &visitor)?)?;
+    queue::admit(
+        &state,
+        event_id,
+        queue::box_office_pass(&headers, &visitor)?,
+    )?;
     run_purchase(&state, event_id, body).await
 }
 
@@ -390,6 +398,7 @@ fn item_error(e: &ApiError) -> serde_json::Value {
 #[utoipa::path(post, path = "/api/v1/purchases/batch", tag = "box office",
     operation_id = "purchaseBatch",
     security(("bearerAuth" = [])),
+    params(api_doc::AdmissionHeaders),
     request_body(content = BatchBody,
         example = json!({"purchases": [
             {"event_id": 1, "client_id": "alice", "request_id": "r1", "seat": 17},

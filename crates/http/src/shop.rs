@@ -101,7 +101,7 @@ pub async fn hold(
 /// remembered for 24 hours of log time.
 #[utoipa::path(post, path = "/api/v1/events/{id}/holds", tag = "shop", operation_id = "placeHold",
     security(("bearerAuth" = [])),
-    params(api_doc::EventIdParam),
+    params(api_doc::EventIdParam, api_doc::AdmissionHeader),
     request_body(content = api_doc::HoldRequest, description = "What to reserve.",
         examples(
             ("seats" = (summary = "Chosen seats",
@@ -125,6 +125,7 @@ pub async fn hold(
                 since have been paid for, released or expired; then `active` is false)."))),
         (status = 400, response = api_doc::MalformedJson),
         (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::AdmissionRefused),
         (status = 404, response = api_doc::HoldEventNotFound),
         (status = 409, response = api_doc::HoldRefused),
         (status = 413, response = api_doc::PayloadTooLarge),

@@ -16,6 +16,7 @@
 //! - `csrf` replays the probe's cross-site form posts and cookie-only API calls.
 //! - `assistant` books, pays and refunds by chat, and checks what it must refuse.
 //! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
+//! - `waiting_room` sets an on-sale's waiting room, joins it, and buys with admission tokens.
 
 mod assistant;
 mod authz;
@@ -31,3 +32,4 @@ mod races;
 mod request_ids;
 mod shop;
 mod validation;
+mod waiting_room;
