@@ -223,6 +223,9 @@ pub fn label(field: &str) -> &str {
         "seatmap" => "Seats",
         "quantity" => "Tickets",
         "reason" => "Reason",
+        "opens_at" => "Sale opens",
+        "admit_per_min" => "Visitors admitted per minute",
+        "window_min" => "Minutes to buy",
         other => other,
     }
 }

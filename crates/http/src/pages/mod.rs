@@ -17,6 +17,7 @@ mod buy;
 mod cancel;
 mod catalogue;
 mod form;
+pub mod queue;
 mod receipt;
 mod staff;
 mod tickets;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .merge(staff::routes())
         .merge(cancel::routes())
         .merge(admin::routes())
+        .merge(queue::routes())
 }
 
 async fn css() -> Response {
@@ -67,7 +69,7 @@ async fn favicon() -> Response {
     static_asset("image/svg+xml", include_str!("../../static/favicon.svg"))
 }
 
-fn static_asset(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) fn static_asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

@@ -43,6 +43,16 @@ impl TestApp {
     }
 }
 
+fn now_ms() -> u64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64
+}
+
+fn parse_time_ms(s: &str) -> u64 {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    (t.unix_timestamp_nanos() / 1_000_000) as u64
+}
+
 fn rfc3339_in(ms: u64) -> String {
     let t = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(ms as i64);
     t.format(&time::format_description::well_known::Rfc3339)
@@ -271,4 +281,140 @@ async fn a_waiting_room_admits_visitors_in_drawn_order_with_signed_tokens() {
         .problem(409);
     assert_eq!(problem_kind(&problem), "no_waiting_room");
     app.assert_invariants();
+}
+
+/// The shop's side: the organizer sets the room with the dashboard's form (errors beside their
+/// fields), a buyer sees "join the queue" instead of the order form, joins (one place however
+/// often), watches the queue page, and once admitted orders from the event page.
+#[tokio::test]
+async fn the_shop_shows_the_waiting_room_and_lets_the_buyer_order_on_their_turn() {
+    use crate::pages::Browser;
+    let app = spawn_app().await;
+    let mut org = Browser::new(&app);
+    org.sign_up("roomshop-org", true).await;
+    let organizer_token = app
+        .login("roomshop-org", crate::helpers::USER_PASSWORD)
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event = app.event_as(&organizer_token, &unnumbered(5)).await;
+    let form_path = format!("/organizer/events/{event}/waiting-room");
+
+    let page = org.get(&form_path).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let bad = org
+        .post(
+            &form_path,
+            &[
+                ("opens_at", "tomorrow"),
+                ("admit_per_min", "0"),
+                ("window_min", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("id=\"opens_at-error\""), "{}", bad.text);
+    assert!(
+        bad.text.contains("id=\"admit_per_min-error\""),
+        "{}",
+        bad.text
+    );
+    let opens = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let opens_local = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}",
+        opens.year(),
+        u8::from(opens.month()),
+        opens.day(),
+        opens.hour(),
+        opens.minute()
+    );
+    // The form takes minutes: the opening is at most a minute away; seconds do not matter
+    // here, only that the buyer waits for it.
+    let saved = org
+        .post(
+            &form_path,
+            &[
+                ("opens_at", &opens_local),
+                ("admit_per_min", "600"),
+                ("window_min", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let page = org.get(&form_path).await;
+    assert!(
+        page.text.contains("600 per minute, 10 minutes each"),
+        "{}",
+        page.text
+    );
+
+    let mut buyer = Browser::new(&app);
+    buyer.sign_up("roomshop-buyer", false).await;
+    let event_page = buyer.get(&format!("/events/{event}")).await;
+    assert!(
+        event_page.text.contains("id=\"room-join\""),
+        "{}",
+        event_page.text
+    );
+    assert!(!event_page.text.contains("id=\"order-form\""));
+    for _ in 0..2 {
+        let joined = buyer.post(&format!("/events/{event}/queue"), &[]).await;
+        assert_eq!(joined.status, 303, "{}", joined.text);
+    }
+    let queue = buyer.get(&format!("/events/{event}/queue")).await;
+    assert!(
+        queue.text.contains("You are in the waiting room")
+            || queue.text.contains("in line")
+            || queue.text.contains("It is your turn"),
+        "{}",
+        queue.text
+    );
+    let info = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/events/{event}/waiting-room"),
+            None,
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(info["visitors"], 1, "one place however often one joins");
+
+    // Wait for the opening (at most a minute: the form's resolution), then the turn.
+    let opens_ms = parse_time_ms(info["opens_at"].as_str().unwrap());
+    let now_ms = now_ms();
+    tokio::time::sleep(Duration::from_millis(opens_ms.saturating_sub(now_ms) + 300)).await;
+    let queue = buyer.get(&format!("/events/{event}/queue")).await;
+    assert!(queue.text.contains("It is your turn"), "{}", queue.text);
+    let event_page = buyer.get(&format!("/events/{event}")).await;
+    assert!(
+        event_page.text.contains("id=\"room-turn\""),
+        "{}",
+        event_page.text
+    );
+    let ordered = buyer
+        .post(
+            &format!("/events/{event}/order"),
+            &[("quantity", "2"), ("request_id", "o1")],
+        )
+        .await;
+    assert_eq!(ordered.status, 303, "{}", ordered.text);
+    assert!(ordered.location.unwrap_or_default().starts_with("/holds/"));
+
+    // Someone who never joined is sent to the queue page instead of holding.
+    let mut late = Browser::new(&app);
+    late.sign_up("roomshop-late", false).await;
+    let refused = late
+        .post(
+            &format!("/events/{event}/order"),
+            &[("quantity", "1"), ("request_id", "o2")],
+        )
+        .await;
+    assert_eq!(refused.status, 303);
+    assert_eq!(
+        refused.location.as_deref(),
+        Some(format!("/events/{event}/queue").as_str())
+    );
 }
