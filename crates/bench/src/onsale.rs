@@ -88,6 +88,11 @@ pub struct OnsaleArgs {
     /// The whole run's time limit, seconds.
     #[arg(long, default_value_t = 900)]
     pub time_limit_s: u64,
+    /// The most requests the simulated visitors have in flight at once (each needs a
+    /// connection: this machine's open-file limit and nginx's `worker_connections` bound
+    /// it); the rest wait in the client, and that wait counts in their time to ticket.
+    #[arg(long, default_value_t = 3_000)]
+    pub connections_max: usize,
 }
 
 /// The longest one request may take before the visitor treats it as failed and retries.
@@ -155,6 +160,8 @@ struct Sim {
     opens_at_ms: u64,
     window_s: u64,
     timeline: Timeline,
+    /// The visitors' connections at once (`--connections-max`).
+    connections: tokio::sync::Semaphore,
     /// Every 5xx or transport error a visitor retried past.
     retried_5xx: AtomicU64,
     retried_transport: AtomicU64,
@@ -201,7 +208,9 @@ impl Sim {
             if let Some(token) = admission {
                 request = request.header("Tix-Admission", token);
             }
-            let wait = match request.send().await {
+            let permit = self.connections.acquire().await;
+            let sent = request.send().await;
+            let wait = match sent {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     Timeline::add(&self.timeline.answered, self.since_open_ms() / 1000);
@@ -211,6 +220,7 @@ impl Sim {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok());
                     let value: Value = response.json().await.unwrap_or(Value::Null);
+                    drop(permit);
                     if status < 500 {
                         return Ok((status, value));
                     }
@@ -230,6 +240,7 @@ impl Sim {
                     }
                 }
                 Err(e) => {
+                    drop(permit);
                     self.retried_transport.fetch_add(1, Ordering::Relaxed);
                     if started.elapsed() > STEP_DEADLINE {
                         return Err(format!("transport: {e}"));
@@ -506,6 +517,10 @@ pub async fn run(args: OnsaleArgs) -> anyhow::Result<()> {
         "--tickets-per-visitor-max must be 1 to 10 (a hold's most)"
     );
     anyhow::ensure!(args.pre_queue_s >= 1, "--pre-queue-s must be at least 1");
+    anyhow::ensure!(
+        (1..=100_000).contains(&args.connections_max),
+        "--connections-max must be 1 to 100,000"
+    );
     let limit = Duration::from_secs(args.time_limit_s);
     match tokio::time::timeout(limit, run_inner(&args)).await {
         Ok(result) => result,
@@ -527,7 +542,7 @@ async fn run_inner(args: &OnsaleArgs) -> anyhow::Result<()> {
         .collect();
     let nginx = start_nginx(upstreams)?;
     let front = nginx.url.clone();
-    let pool = (args.visitors as usize / 10).clamp(64, 4_096);
+    let pool = args.connections_max.clamp(64, 4_096);
     let http = http_client(pool)?;
     let api =
         ApiClient::login(http, &cluster.url(leader), "admin", &cluster.admin_password).await?;
@@ -597,6 +612,7 @@ async fn run_inner(args: &OnsaleArgs) -> anyhow::Result<()> {
         opens_at_ms,
         window_s: args.window_s,
         timeline: Timeline::default(),
+        connections: tokio::sync::Semaphore::new(args.connections_max),
         retried_5xx: AtomicU64::new(0),
         retried_transport: AtomicU64::new(0),
     });
@@ -638,7 +654,12 @@ async fn run_inner(args: &OnsaleArgs) -> anyhow::Result<()> {
     if args.kill_after_s >= 0.0 {
         sim.sleep_until_unix_ms(opens_at_ms + (args.kill_after_s * 1000.0) as u64)
             .await;
-        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await?;
+        // Asking who leads takes a few round trips that a saturated machine may not answer in
+        // time (500 ms each); then the leader from before the sale is the one killed.
+        let leader = match cluster.wait_for_leader(Duration::from_secs(5)).await {
+            Ok(now) => now,
+            Err(_) => leader,
+        };
         cluster.kill(leader)?;
         let at = sim.since_open_ms();
         println!(
@@ -1039,6 +1060,7 @@ mod tests {
             seed: 7,
             out: PathBuf::from("unused"),
             time_limit_s: 60,
+            connections_max: 100,
         };
         let early = plans(&args).iter().filter(|p| p.arrival_ms < 0).count();
         assert!((2_700..3_300).contains(&early), "{early} early of 10,000");
