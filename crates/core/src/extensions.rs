@@ -13,14 +13,18 @@ use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::account_mail::AccountMail;
+
 /// The collections added to the state after its field list was frozen, each with its own tag.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Extensions {}
+pub struct Extensions {
+    /// Tag 2: email addresses of accounts and open password resets.
+    pub(crate) mail: AccountMail,
+}
 
 /// One encoded section: its tag and the postcard bytes of its collection.
 type Section = (u16, Vec<u8>);
 
-#[allow(dead_code)] // until the first section exists
 fn section<T: Serialize>(tag: u16, value: &T) -> Result<Section, postcard::Error> {
     Ok((tag, postcard::to_stdvec(value)?))
 }
@@ -28,13 +32,24 @@ fn section<T: Serialize>(tag: u16, value: &T) -> Result<Section, postcard::Error
 impl Extensions {
     /// Every section, in tag order.
     fn sections(&self) -> Result<Vec<Section>, postcard::Error> {
-        Ok(vec![])
+        let mut sections = vec![];
+        // Written only when it holds something, so a state without addresses encodes as before.
+        if !self.mail.is_empty() {
+            sections.push(section(2, &self.mail)?);
+        }
+        Ok(sections)
     }
 
     /// Fills the collection of `tag` from its bytes; false for a tag this build does not know.
     fn read_section(&mut self, tag: u16, bytes: &[u8]) -> Result<bool, postcard::Error> {
-        let _ = (tag, bytes);
-        Ok(false)
+        match tag {
+            2 => {
+                self.mail = postcard::from_bytes(bytes)?;
+                self.mail.rebuild();
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 
