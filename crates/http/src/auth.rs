@@ -51,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/me", get(me))
+        .route("/me/email", put(set_my_email))
         .route("/users/{id}/role", put(set_role))
 }
 
@@ -72,6 +73,22 @@ struct SignupBody {
     #[serde(default)]
     #[schema(schema_with = api_doc::signup_role)]
     role: Option<String>,
+    /// An email address for order confirmations with PDF tickets and password resets: one `@`,
+    /// no spaces or control characters, at most 254 bytes. Optional; never shown to others.
+    #[serde(default)]
+    #[schema(max_length = 254, example = "alice@example.org")]
+    email: Option<String>,
+}
+
+/// A new email address for the caller's account.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "alice@example.org"}))]
+struct EmailBody {
+    /// The address (one `@`, no spaces or control characters, at most 254 bytes); `null` or
+    /// an empty string removes it.
+    #[schema(max_length = 254)]
+    email: Option<String>,
 }
 
 /// Credentials.
@@ -260,9 +277,15 @@ async fn signup(
             ));
         }
     };
+    let email = crate::notify::validate_email(body.email.as_deref().unwrap_or(""))?;
     admit_signup(&state, client.ip)?;
     let id = create_user(&state, &body.username, &body.password, role).await?;
-    let body = json!({"id": id, "username": body.username, "role": views::role_name(role)});
+    if email.is_some() {
+        crate::notify::set_email(&state, id, email.clone()).await?;
+    }
+    let body = json!({
+        "id": id, "username": body.username, "role": views::role_name(role), "email": email,
+    });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -313,7 +336,7 @@ pub async fn open_session(
 }
 
 /// Returns a new 256-bit random token, hex encoded.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
     hex::encode(bytes)
@@ -379,12 +402,52 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusC
         (status = 200, description = "The account.", body = views::User),
         (status = 401, response = api_doc::Unauthenticated),
     ))]
-async fn me(caller: Caller) -> Json<serde_json::Value> {
+async fn me(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
+    let email = state
+        .node
+        .shared
+        .read()
+        .account_mail()
+        .email(caller.user_id)
+        .map(str::to_owned);
     Json(json!({
         "id": caller.user_id,
         "username": caller.username,
         "role": views::role_name(caller.role),
+        "email": email,
     }))
+}
+
+/// Set the current account's email address
+///
+/// Sets (or, with `null` or `""`, removes) the address order confirmations with PDF tickets,
+/// cancellation notices and password reset links are sent to.
+#[utoipa::path(put, path = "/api/v1/me/email", tag = "accounts", operation_id = "setMyEmail",
+    security(("bearerAuth" = [])),
+    request_body(content = EmailBody, description = "The new address."),
+    responses(
+        (status = 200, description = "The account with its address.", body = views::User,
+            example = json!({"id": 5, "username": "alice", "role": "attendee",
+                "email": "alice@example.org"})),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::EmailInvalid),
+    ))]
+async fn set_my_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let email = crate::notify::validate_email(body.email.as_deref().unwrap_or(""))?;
+    crate::notify::set_email(&state, caller.user_id, email.clone()).await?;
+    Ok(Json(json!({
+        "id": caller.user_id,
+        "username": caller.username,
+        "role": views::role_name(caller.role),
+        "email": email,
+    })))
 }
 
 /// Changes an account's role for an admin; shared with the admin's users page. The only admin

@@ -124,6 +124,10 @@ pub enum Problem {
     PasswordWeak,
     /// The same as the username.
     PasswordIsUsername,
+    /// Not an email address (no `@`, two of them, spaces or control characters).
+    EmailShape,
+    /// The two new passwords differ.
+    PasswordsDiffer,
     /// A sentence of the API's own, for a check the page does not make itself.
     Said(String),
 }
@@ -195,6 +199,10 @@ impl Problem {
             Problem::PasswordIsUsername => {
                 format!("{label}: must not be your username")
             }
+            Problem::EmailShape => {
+                format!("{label}: use an address like name@example.org (one @, no spaces)")
+            }
+            Problem::PasswordsDiffer => format!("{label}: type the same password twice"),
             Problem::Said(detail) => format!("{label}: {detail}"),
         }
     }
@@ -223,6 +231,9 @@ pub fn label(field: &str) -> &str {
         "seatmap" => "Seats",
         "quantity" => "Tickets",
         "reason" => "Reason",
+        "email" => "Email",
+        "who" => "Username or email",
+        "confirm" => "Repeat the password",
         other => other,
     }
 }

@@ -17,6 +17,8 @@ mod buy;
 mod cancel;
 mod catalogue;
 mod form;
+mod password;
+mod profile;
 mod receipt;
 mod staff;
 mod tickets;
@@ -47,6 +49,8 @@ pub fn routes() -> Router<AppState> {
         .merge(staff::routes())
         .merge(cancel::routes())
         .merge(admin::routes())
+        .merge(password::routes())
+        .merge(profile::routes())
 }
 
 async fn css() -> Response {
