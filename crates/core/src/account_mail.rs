@@ -100,6 +100,13 @@ impl AccountMail {
         self.resets.get(token_hash)
     }
 
+    /// Returns the account's open reset, if it has one.
+    pub fn open_reset_of(&self, user_id: UserId) -> Option<&PasswordReset> {
+        self.reset_by_user
+            .get(&user_id)
+            .and_then(|hash| self.resets.get(hash))
+    }
+
     /// Sets or clears an account's address (the caller checked the account exists).
     pub(crate) fn set_email(&mut self, user_id: UserId, email: Option<&str>) {
         if let Some(old) = self.emails.remove(&user_id) {

@@ -236,6 +236,20 @@ pub struct ServeArgs {
     /// The account the intake sells as (the events' organizer, or an admin for all events).
     #[arg(long, default_value = defaults::AMQP_SELLER)]
     pub amqp_seller: String,
+    /// The SMTP server order confirmations, cancellation notices and password resets are sent
+    /// to: `smtp://host[:port]` (unauthenticated, no TLS: a relay on this host or a private
+    /// network). Without it, mail is written as `.eml` files to the outbox folder.
+    #[arg(long, env = "TIX_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The folder mail is written to when no `--smtp-url` is given (default: DATA_DIR/outbox).
+    #[arg(long, env = "TIX_OUTBOX_DIR")]
+    pub outbox_dir: Option<PathBuf>,
+    /// The sender of tix's mail (`From:`).
+    #[arg(long, env = "TIX_MAIL_FROM", default_value = defaults::MAIL_FROM)]
+    pub mail_from: String,
+    /// Send no mail at all (no SMTP, no outbox).
+    #[arg(long)]
+    pub no_mail: bool,
 }
 
 impl From<ServeArgs> for Config {
@@ -286,6 +300,10 @@ impl From<ServeArgs> for Config {
             amqp_prefetch,
             amqp_consumers,
             amqp_seller,
+            smtp_url,
+            outbox_dir,
+            mail_from,
+            no_mail,
         } = args;
         Config {
             node_id,
@@ -332,6 +350,10 @@ impl From<ServeArgs> for Config {
             amqp_prefetch,
             amqp_consumers,
             amqp_seller,
+            smtp_url,
+            outbox_dir,
+            mail_from,
+            mail: !no_mail,
         }
     }
 }
