@@ -22,9 +22,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tix_core::{
-    AccountRejection, Command, CustomerKey, EventId, OrderConfirmed, TicketId, UserId,
-};
+use tix_core::{AccountRejection, Command, CustomerKey, EventId, OrderConfirmed, TicketId, UserId};
 use tix_mail::{
     CancellationNotice, Email, MailConfig, Mailer, OrderSummary, PasswordResetLink, TicketInfo,
 };
@@ -140,7 +138,8 @@ async fn send_all(mailer: Arc<Mailer>, mut rx: mpsc::Receiver<Outgoing>) {
     while let Some(message) = rx.recv().await {
         let email = match message {
             Outgoing::Order { to, summary } => {
-                let render = tokio::task::spawn_blocking(move || tix_mail::order_email(&to, &summary));
+                let render =
+                    tokio::task::spawn_blocking(move || tix_mail::order_email(&to, &summary));
                 match render.await {
                     Ok(email) => email,
                     Err(e) => {
@@ -237,14 +236,20 @@ fn order_summary(
     let mut tickets = Vec::new();
     let mut currency = String::new();
     for id in &order.tickets {
-        let Some(t) = history.ticket(*id) else { continue };
-        let Some(e) = s.event(t.event_id) else { continue };
+        let Some(t) = history.ticket(*id) else {
+            continue;
+        };
+        let Some(e) = s.event(t.event_id) else {
+            continue;
+        };
         currency.clone_from(&e.details.currency);
         let seat = seat_name(t.seat);
         lines.push(format!(
             "Ticket #{}{}: {}",
             t.id,
-            seat.as_deref().map(|s| format!(", {s}")).unwrap_or_default(),
+            seat.as_deref()
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default(),
             money(t.price_cents, &e.details.currency)
         ));
         tickets.push(ticket_info(e, t.id, t.seat, &user.username));
@@ -330,11 +335,7 @@ pub fn event_cancelled(
 /// Asks for a password reset of the account named `who` (a username or an address). Answers
 /// the same whether or not an account exists or has an address; `Err` only when the client's
 /// address has asked too often (the wait).
-pub async fn request_reset(
-    state: &AppState,
-    client: IpAddr,
-    who: &str,
-) -> Result<(), Duration> {
+pub async fn request_reset(state: &AppState, client: IpAddr, who: &str) -> Result<(), Duration> {
     state.notifier.resets.attempt(client, Instant::now())?;
     if !state.notifier.is_on() {
         return Ok(());
@@ -346,7 +347,10 @@ pub async fn request_reset(
         let ids = if who.contains('@') {
             mail.users_with_email(who.trim(), ACCOUNTS_PER_ADDRESS_MAX)
         } else {
-            s.user_by_name(who.trim()).map(|u| u.id).into_iter().collect()
+            s.user_by_name(who.trim())
+                .map(|u| u.id)
+                .into_iter()
+                .collect()
         };
         ids.into_iter()
             .filter_map(|id| {
@@ -381,7 +385,10 @@ pub async fn request_reset(
         }
         let link = PasswordResetLink {
             username,
-            link: format!("{}/password/reset?token={token}", state.notifier.link_origin),
+            link: format!(
+                "{}/password/reset?token={token}",
+                state.notifier.link_origin
+            ),
             valid_minutes: state.notifier.reset_ttl_ms / 60_000,
         };
         let email = tix_mail::password_reset_email(&to, &link);

@@ -142,7 +142,9 @@ async fn serve(
                 b"250 OK\r\n"
             }
             "DATA" => {
-                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                write
+                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
                 let data = read_data(&mut read).await?;
                 let message = Captured {
                     from: std::mem::take(&mut from),
@@ -171,9 +173,7 @@ fn path_of(command: &str) -> String {
 }
 
 /// Reads a message up to the line holding only `.`, undoing dot-stuffing.
-async fn read_data(
-    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-) -> anyhow::Result<String> {
+async fn read_data(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> anyhow::Result<String> {
     let mut data = String::new();
     let mut line = String::new();
     loop {
@@ -369,6 +369,9 @@ mod tests {
         assert_eq!(got.header("subject").as_deref(), Some("Hi"));
         assert_eq!(got.text().unwrap(), "link?token=abcd\r\n.dot");
         let (name, bytes) = got.attachment("application/pdf").unwrap();
-        assert_eq!((name.as_str(), bytes.as_slice()), ("t.pdf", b"%PDF-".as_slice()));
+        assert_eq!(
+            (name.as_str(), bytes.as_slice()),
+            ("t.pdf", b"%PDF-".as_slice())
+        );
     }
 }

@@ -459,12 +459,14 @@ impl Config {
     /// Returns the HTTP edge's configuration; links in mail point at the `--public-origin`, else
     /// at `api_addr`, this node's advertised address.
     fn http_config(&self, metrics_token: Option<MetricsToken>, api_addr: &str) -> HttpConfig {
-        let mail = self.mail_config().map(|mailer| tix_http::notify::MailSettings {
-            mailer,
-            link_origin: (self.public_origin.clone())
-                .unwrap_or_else(|| format!("http://{api_addr}")),
-            reset_ttl_ms: tix_http::notify::RESET_TTL_MS,
-        });
+        let mail = self
+            .mail_config()
+            .map(|mailer| tix_http::notify::MailSettings {
+                mailer,
+                link_origin: (self.public_origin.clone())
+                    .unwrap_or_else(|| format!("http://{api_addr}")),
+                reset_ttl_ms: tix_http::notify::RESET_TTL_MS,
+            });
         HttpConfig {
             mail,
             request_body_bytes_max: self.request_body_bytes_max,

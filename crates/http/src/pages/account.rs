@@ -429,8 +429,14 @@ mod tests {
         );
         assert_eq!(check_username("ab"), Err(Problem::TooShort { min: 3 }));
         let longest = format!("{}@example.org", "a".repeat(tix_core::EMAIL_BYTES_MAX - 12));
-        let addresses = ["", " ", "a@b", "ab", "a@b@c", "a b@c.d", "a\u{7}@b", &longest];
-        for email in addresses.iter().copied().chain([format!("a{longest}").as_str()]) {
+        let addresses = [
+            "", " ", "a@b", "ab", "a@b@c", "a b@c.d", "a\u{7}@b", &longest,
+        ];
+        for email in addresses
+            .iter()
+            .copied()
+            .chain([format!("a{longest}").as_str()])
+        {
             assert_eq!(
                 check_email(email).is_ok(),
                 crate::notify::validate_email(email).is_ok(),

@@ -143,7 +143,11 @@ async fn reset_form(
     let (csrf, set_cookie) = presession(&headers, client.secure);
     let page = ResetPage {
         nav: Nav::of(caller.0.as_ref()),
-        token: if found.is_some() { q.token } else { String::new() },
+        token: if found.is_some() {
+            q.token
+        } else {
+            String::new()
+        },
         username: found.map(|(_, name)| name),
         errors: FormErrors::new(),
         csrf,

@@ -38,7 +38,9 @@ async fn ticket_pdf(
         return login_first(&format!("/tickets/{file}"));
     };
     let nav = Nav::of(Some(&c));
-    let id = file.strip_suffix(".pdf").and_then(|id| id.parse::<u64>().ok());
+    let id = file
+        .strip_suffix(".pdf")
+        .and_then(|id| id.parse::<u64>().ok());
     let Some(id) = id else {
         return PageError::not_found(nav, "ticket").into_response();
     };
@@ -64,7 +66,10 @@ async fn ticket_pdf(
     match pdf {
         Ok(pdf) => (
             [
-                (axum::http::header::CONTENT_TYPE, "application/pdf".to_owned()),
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/pdf".to_owned(),
+                ),
                 (
                     axum::http::header::CONTENT_DISPOSITION,
                     format!("inline; filename=\"ticket-{id}.pdf\""),
