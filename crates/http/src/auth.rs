@@ -86,7 +86,7 @@ struct SignupBody {
 #[schema(example = json!({"email": "alice@example.org"}))]
 struct EmailBody {
     /// The address (one `@`, no spaces or control characters, at most 254 bytes); `null` or
-    /// an empty string removes it.
+    /// an empty string removes it (the answer then has no `email`).
     #[schema(max_length = 254)]
     email: Option<String>,
 }
@@ -283,9 +283,7 @@ async fn signup(
     if email.is_some() {
         crate::notify::set_email(&state, id, email.clone()).await?;
     }
-    let body = json!({
-        "id": id, "username": body.username, "role": views::role_name(role), "email": email,
-    });
+    let body = account_json(id, &body.username, role, email);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -410,12 +408,26 @@ async fn me(State(state): State<AppState>, caller: Caller) -> Json<serde_json::V
         .account_mail()
         .email(caller.user_id)
         .map(str::to_owned);
-    Json(json!({
-        "id": caller.user_id,
-        "username": caller.username,
-        "role": views::role_name(caller.role),
-        "email": email,
-    }))
+    Json(account_json(
+        caller.user_id,
+        &caller.username,
+        caller.role,
+        email,
+    ))
+}
+
+/// An account as its owner sees it: `views::User`, with the address only when there is one.
+fn account_json(
+    id: UserId,
+    username: &str,
+    role: Role,
+    email: Option<String>,
+) -> serde_json::Value {
+    let mut account = json!({"id": id, "username": username, "role": views::role_name(role)});
+    if let Some(email) = email {
+        account["email"] = json!(email);
+    }
+    account
 }
 
 /// Set the current account's email address
@@ -442,12 +454,12 @@ async fn set_my_email(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let email = crate::notify::validate_email(body.email.as_deref().unwrap_or(""))?;
     crate::notify::set_email(&state, caller.user_id, email.clone()).await?;
-    Ok(Json(json!({
-        "id": caller.user_id,
-        "username": caller.username,
-        "role": views::role_name(caller.role),
-        "email": email,
-    })))
+    Ok(Json(account_json(
+        caller.user_id,
+        &caller.username,
+        caller.role,
+        email,
+    )))
 }
 
 /// Changes an account's role for an admin; shared with the admin's users page. The only admin
