@@ -44,8 +44,9 @@ pub fn tickets_pdf(tickets: &[TicketInfo]) -> Vec<u8> {
     let tree_id = Ref::new(2);
     let font_id = Ref::new(3);
     let bold_id = Ref::new(4);
+    let mono_id = Ref::new(5);
     let page_ids: Vec<Ref> = (0..tickets.len())
-        .map(|i| Ref::new(5 + 2 * i as i32))
+        .map(|i| Ref::new(6 + 2 * i as i32))
         .collect();
     let mut pdf = Pdf::new();
     pdf.catalog(catalog_id).pages(tree_id);
@@ -58,6 +59,9 @@ pub fn tickets_pdf(tickets: &[TicketInfo]) -> Vec<u8> {
     pdf.type1_font(bold_id)
         .base_font(Name(b"Helvetica-Bold"))
         .encoding_predefined(Name(b"WinAnsiEncoding"));
+    pdf.type1_font(mono_id)
+        .base_font(Name(b"Courier"))
+        .encoding_predefined(Name(b"WinAnsiEncoding"));
     for (ticket, page_id) in tickets.iter().zip(&page_ids) {
         let content_id = Ref::new(page_id.get() + 1);
         let mut page = pdf.page(*page_id);
@@ -67,7 +71,8 @@ pub fn tickets_pdf(tickets: &[TicketInfo]) -> Vec<u8> {
         page.resources()
             .fonts()
             .pair(Name(b"F1"), font_id)
-            .pair(Name(b"F2"), bold_id);
+            .pair(Name(b"F2"), bold_id)
+            .pair(Name(b"F3"), mono_id);
         drop(page);
         pdf.stream(content_id, &page_content(ticket));
     }
@@ -78,8 +83,11 @@ pub fn tickets_pdf(tickets: &[TicketInfo]) -> Vec<u8> {
 fn page_content(ticket: &TicketInfo) -> Vec<u8> {
     let mut c = Content::new();
     let mut y = PAGE_HEIGHT - MARGIN - 24.0;
-    text(&mut c, "F2", 24.0, MARGIN, y, &ticket.event_name);
-    y -= 34.0;
+    for line in wrap(&ticket.event_name, TITLE_CHARS_PER_LINE, TITLE_LINES_MAX) {
+        text(&mut c, "F2", 24.0, MARGIN, y, &line);
+        y -= 30.0;
+    }
+    y -= 4.0;
     let mut lines = vec![
         format!("When: {}", ticket.starts_at),
         format!("Where: {}", ticket.venue),
@@ -94,8 +102,8 @@ fn page_content(ticket: &TicketInfo) -> Vec<u8> {
         "Ticket #{} for {}",
         ticket.ticket_id, ticket.holder
     ));
-    for line in &lines {
-        text(&mut c, "F1", 14.0, MARGIN, y, line);
+    for line in lines.iter().flat_map(|l| wrap(l, LINE_CHARS, 2)) {
+        text(&mut c, "F1", 14.0, MARGIN, y, &line);
         y -= 20.0;
     }
     let qr_top = y - 20.0;
@@ -103,7 +111,12 @@ fn page_content(ticket: &TicketInfo) -> Vec<u8> {
         y = qr_top - drawn_side - 24.0;
     }
     text(&mut c, "F1", 10.0, MARGIN, y, "Show this code at the door:");
-    text(&mut c, "F1", 10.0, MARGIN, y - 14.0, &ticket.code);
+    // Courier at 9 pt is 5.4 pt a character: a code line fits the page with room to spare.
+    let code: Vec<char> = ticket.code.chars().collect();
+    for (i, chunk) in code.chunks(CODE_CHARS_PER_LINE).enumerate() {
+        let line: String = chunk.iter().collect();
+        text(&mut c, "F3", 9.0, MARGIN, y - 14.0 - 12.0 * i as f32, &line);
+    }
     text(
         &mut c,
         "F1",
@@ -113,6 +126,43 @@ fn page_content(ticket: &TicketInfo) -> Vec<u8> {
         "One admission per ticket; the code is checked once at the door.",
     );
     c.finish().to_vec()
+}
+
+/// Characters of the 24 pt title per line (a conservative average for Helvetica-Bold).
+const TITLE_CHARS_PER_LINE: usize = 32;
+/// Lines of title at most; the rest is cut with an ellipsis.
+const TITLE_LINES_MAX: usize = 3;
+/// Characters of 14 pt text per line.
+const LINE_CHARS: usize = 62;
+/// Characters of the ticket code per line.
+const CODE_CHARS_PER_LINE: usize = 60;
+
+/// Breaks `text` into at most `lines_max` lines of about `width` characters at spaces (a word
+/// longer than a line is cut), the last one ending in `...` when text is left over.
+fn wrap(text: &str, width: usize, lines_max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        let word: String = word.chars().take(width).collect();
+        let len = current.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(&word);
+    }
+    if !current.is_empty() || lines.is_empty() {
+        lines.push(current);
+    }
+    if lines.len() > lines_max {
+        lines.truncate(lines_max);
+        let last = &mut lines[lines_max - 1];
+        let kept: String = last.chars().take(width.saturating_sub(3)).collect();
+        *last = format!("{kept}...");
+    }
+    lines
 }
 
 /// Writes one line of text with its baseline at (`x`, `y`).
@@ -204,10 +254,21 @@ mod tests {
         assert!(text.starts_with("%PDF-"));
         assert!(text.contains("/Count 2"));
         assert!(text.contains("(TIX2-AAAA)") && text.contains("(TIX2-BBBB)"));
+        assert!(text.contains("/Courier"));
         assert_eq!(text.matches(&format!("/{QR_MARK} BMC")).count(), 2);
         // Non-ASCII lines are hex strings: "Zo", ë (0xEB) in WinAnsi, "'s".
         assert!(text.contains("<5A6FEB27"), "ë in WinAnsi");
         assert!(!text.contains('✓'));
+    }
+
+    /// Wrapping keeps words whole, cuts a word longer than a line, and ends a text that does not
+    /// fit with an ellipsis.
+    #[test]
+    fn wrapping() {
+        assert_eq!(wrap("a bb ccc", 4, 3), ["a bb", "ccc"]);
+        assert_eq!(wrap("abcdefgh", 4, 3), ["abcd"]);
+        assert_eq!(wrap("aaaa bbbb cccc dddd", 5, 2), ["aaaa", "bb..."]);
+        assert_eq!(wrap("", 4, 2), [""]);
     }
 
     /// Runs cover exactly the dark modules, including one that reaches the row's end.
