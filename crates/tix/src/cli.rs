@@ -18,6 +18,8 @@ pub struct Cli {
     serve: ServeArgs,
 }
 
+// Parsed once at startup: the size of the serve flags' variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs a node: the shop and API on --http-addr, Raft RPC on --raft-addr (the default).
