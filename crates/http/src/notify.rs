@@ -333,24 +333,31 @@ pub fn event_cancelled(
 }
 
 /// Asks for a password reset of the account named `who` (a username or an address). Answers
-/// the same whether or not an account exists or has an address; `Err` only when the client's
-/// address has asked too often (the wait).
-pub async fn request_reset(state: &AppState, client: IpAddr, who: &str) -> Result<(), Duration> {
+/// the same, and as fast, whether or not an account exists or has an address: the resets are
+/// opened and mailed by a task of their own, which the request does not wait for (committing a
+/// log entry only for real accounts would otherwise show in the response time). `Err` only when
+/// the client's address has asked too often (the wait).
+pub fn request_reset(state: &AppState, client: IpAddr, who: &str) -> Result<(), Duration> {
     state.notifier.resets.attempt(client, Instant::now())?;
     if !state.notifier.is_on() {
         return Ok(());
     }
+    let (state, who) = (state.clone(), who.trim().to_owned());
+    // Bounded by the per-address limit above; it ends after at most a few proposals.
+    tokio::spawn(async move { open_resets(&state, &who).await });
+    Ok(())
+}
+
+/// Opens and mails a reset for each account `who` names that has an address.
+async fn open_resets(state: &AppState, who: &str) {
     let now_ms = tix_raft::proposer::now_ms();
     let accounts: Vec<(UserId, String, String)> = {
         let s = state.node.shared.read();
         let mail = s.account_mail();
         let ids = if who.contains('@') {
-            mail.users_with_email(who.trim(), ACCOUNTS_PER_ADDRESS_MAX)
+            mail.users_with_email(who, ACCOUNTS_PER_ADDRESS_MAX)
         } else {
-            s.user_by_name(who.trim())
-                .map(|u| u.id)
-                .into_iter()
-                .collect()
+            s.user_by_name(who).map(|u| u.id).into_iter().collect()
         };
         ids.into_iter()
             .filter_map(|id| {
@@ -394,7 +401,6 @@ pub async fn request_reset(state: &AppState, client: IpAddr, who: &str) -> Resul
         let email = tix_mail::password_reset_email(&to, &link);
         state.notifier.queue(Outgoing::Ready(email));
     }
-    Ok(())
 }
 
 /// Whether the account's open reset was made less than [`RESET_MAIL_INTERVAL_MS`] ago.

@@ -809,6 +809,37 @@ mod tests {
     }
 
     // Checks the hold limits from both sides.
+    // Mail settings are checked at startup, named by their flags; without --smtp-url the outbox
+    // is DATA_DIR/outbox, and --no-mail sends nothing.
+    #[test]
+    fn mail_settings_are_checked_and_default_to_the_outbox() {
+        let check = |change: fn(&mut Config)| {
+            let mut config = Config::default();
+            change(&mut config);
+            config.validate().map_err(|e| e.to_string())
+        };
+        assert!(check(|c| c.smtp_url = Some("smtp://127.0.0.1:2525".into())).is_ok());
+        let e = check(|c| c.smtp_url = Some("smtps://mail.example".into())).unwrap_err();
+        assert!(e.contains("--smtp-url"), "{e}");
+        let e = check(|c| c.mail_from = "not an address".into()).unwrap_err();
+        assert!(e.contains("--mail-from"), "{e}");
+        assert!(
+            check(|c| {
+                c.mail = false;
+                c.mail_from = "not an address".into();
+            })
+            .is_ok()
+        );
+        let config = Config::default();
+        let outbox = tix_mail::Transport::Outbox(config.data_dir.join("outbox"));
+        assert_eq!(config.mail_config().map(|m| m.transport), Some(outbox));
+        let off = Config {
+            mail: false,
+            ..Config::default()
+        };
+        assert!(off.mail_config().is_none());
+    }
+
     #[test]
     fn hold_ttl_is_checked_at_both_ends() {
         for (hold_ttl_ms, ok) in [

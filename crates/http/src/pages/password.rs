@@ -74,7 +74,7 @@ async fn forgot(
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     let mut sent = false;
     if errors.is_empty() {
-        match crate::notify::request_reset(&state, client.ip, &who).await {
+        match crate::notify::request_reset(&state, client.ip, &who) {
             Ok(()) => {
                 sent = true;
                 status = StatusCode::OK;
