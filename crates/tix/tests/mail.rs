@@ -9,6 +9,7 @@
 //!   link sets a new password under the sign-up rule, once; the old password and the sessions
 //!   from before stop working.
 //! - Without `--smtp-url` the same order mail lands in `DATA_DIR/outbox` as an `.eml` file.
+//! - A mail server that refuses connections leaves the sale answered as usual.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -169,6 +170,28 @@ async fn sign_up(base: &str, username: &str, password: &str, email: &str) -> any
 
 /// Holds `quantity` tickets of `event` and pays; returns the order's ticket ids.
 async fn buy(api: &ApiClient, event: u64, quantity: u32) -> anyhow::Result<Vec<u64>> {
+    let (tickets, _) = buy_with_hold(api, event, quantity).await?;
+    Ok(tickets)
+}
+
+/// Pays for a hold (again): returns the status.
+async fn checkout(api: &ApiClient, hold_id: u64) -> anyhow::Result<u16> {
+    let response = api
+        .http
+        .post(format!("{}/api/v1/holds/{hold_id}/checkout", api.base_url))
+        .bearer_auth(&api.token)
+        .json(&json!({"card_number": GOOD_CARD}))
+        .send()
+        .await?;
+    Ok(response.status().as_u16())
+}
+
+/// Holds and pays; returns the order's ticket ids and the hold.
+async fn buy_with_hold(
+    api: &ApiClient,
+    event: u64,
+    quantity: u32,
+) -> anyhow::Result<(Vec<u64>, u64)> {
     let hold: Value = api
         .http
         .post(format!("{}/api/v1/events/{event}/holds", api.base_url))
@@ -193,10 +216,11 @@ async fn buy(api: &ApiClient, event: u64, quantity: u32) -> anyhow::Result<Vec<u
     let tickets = order["tickets"]
         .as_array()
         .with_context(|| format!("order: {order}"))?;
-    Ok(tickets
+    let ids = tickets
         .iter()
         .filter_map(|t| t.as_u64().or_else(|| t["id"].as_u64()))
-        .collect())
+        .collect();
+    Ok((ids, hold_id))
 }
 
 /// Recovers and decodes every QR code of a ticket PDF: the modules drawn inside each
@@ -296,8 +320,10 @@ async fn order_mail_carries_a_pdf_whose_qr_the_door_admits() -> anyhow::Result<(
     .json()
     .await?;
     assert_eq!(me["email"], "Buyer@Example.org");
-    let tickets = buy(&buyer, event, 2).await?;
+    let (tickets, hold) = buy_with_hold(&buyer, event, 2).await?;
     assert_eq!(tickets.len(), 2);
+    // Paying the same hold again is refused and mails nothing (checked by the count below).
+    assert_ne!(checkout(&buyer, hold).await?, 200);
 
     let mail = sink
         .wait_for(MAIL_WAIT, |m| m.to == ["Buyer@Example.org"])
@@ -526,5 +552,42 @@ async fn without_smtp_the_order_mail_goes_to_the_outbox() -> anyhow::Result<()> 
     let message = std::fs::read_to_string(&eml)?;
     assert!(message.contains("To: outboxer@example.org"), "{message}");
     assert!(message.contains("Content-Type: application/pdf"));
+    Ok(())
+}
+
+/// A mail server that refuses connections never turns a sale into an error: the order is
+/// answered as usual, and the failed send is logged and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_mail_server_does_not_fail_the_sale() -> anyhow::Result<()> {
+    let dead = format!("smtp://127.0.0.1:{}", tix_testkit::spawn::free_port()?);
+    let server = ServerProcess::start(exe(), ADMIN_PASSWORD, &["--smtp-url", &dead])?;
+    let base = server.base_url.clone();
+    let http = plain_http()?;
+    let admin = ApiClient::login(http.clone(), &base, "admin", ADMIN_PASSWORD).await?;
+    let event = admin
+        .create_event("No Mail", json!({"kind": "unnumbered", "capacity": 5}))
+        .await?;
+    sign_up(
+        &base,
+        "unlucky",
+        "unlucky-password-1",
+        "unlucky@example.org",
+    )
+    .await?;
+    let buyer = ApiClient::login(http.clone(), &base, "unlucky", "unlucky-password-1").await?;
+    let tickets = buy(&buyer, event, 1).await?;
+    assert_eq!(tickets.len(), 1, "the sale went through");
+    let deadline = Instant::now() + MAIL_WAIT;
+    let failed = r#"tix_mail_total{result="failed"}"#;
+    loop {
+        let metrics = admin.metrics_text().await?;
+        if tix_testkit::client::metric_value(&metrics, failed) == Some(1.0) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("no failed send counted:\n{metrics}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
