@@ -73,10 +73,11 @@ struct SignupBody {
     #[serde(default)]
     #[schema(schema_with = api_doc::signup_role)]
     role: Option<String>,
-    /// An email address for order confirmations with PDF tickets and password resets: one `@`,
-    /// no spaces or control characters, at most 254 bytes. Optional; never shown to others.
+    /// An email address for order confirmations with PDF tickets and password resets: printable
+    /// ASCII, one `@`, no spaces, at most 254 characters. Optional; never shown to others.
     #[serde(default)]
-    #[schema(max_length = 254, example = "alice@example.org")]
+    #[schema(max_length = 254, pattern = "^(?:[!-?A-~]+@[!-?A-~]+)?$")]
+    #[schema(example = "alice@example.org")]
     email: Option<String>,
 }
 
@@ -85,9 +86,9 @@ struct SignupBody {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "alice@example.org"}))]
 struct EmailBody {
-    /// The address (one `@`, no spaces or control characters, at most 254 bytes); `null` or
-    /// an empty string removes it (the answer then has no `email`).
-    #[schema(max_length = 254)]
+    /// The address (printable ASCII, one `@`, no spaces, at most 254 characters); `null` or an
+    /// empty string removes it (the answer then has no `email`).
+    #[schema(max_length = 254, pattern = "^(?:[!-?A-~]+@[!-?A-~]+)?$")]
     email: Option<String>,
 }
 
@@ -521,6 +522,15 @@ async fn set_role(
 #[cfg(test)]
 mod password_rule_tests {
     use super::*;
+
+    /// The documented address pattern is the one the handlers use.
+    #[test]
+    fn the_documented_email_pattern_is_the_checked_one() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&crate::openapi::document_json()).expect("JSON");
+        let pattern = &doc["components"]["schemas"]["EmailBody"]["properties"]["email"]["pattern"];
+        assert_eq!(pattern, crate::notify::EMAIL_PATTERN);
+    }
 
     #[test]
     fn the_shown_rule_is_the_checked_one() {

@@ -163,10 +163,11 @@ async fn send_all(mailer: Arc<Mailer>, mut rx: mpsc::Receiver<Outgoing>) {
     }
 }
 
-/// Checks an email address as typed: trimmed; empty means none. The rule is the core's
-/// ([`tix_core::email_is_valid`]), worded for people.
+/// Checks an email address as the API takes it: empty means none; otherwise the core's rule
+/// ([`tix_core::email_is_valid`]) and, at the edge, printable ASCII only (no spaces), so that
+/// the documented pattern (`EMAIL_PATTERN`) and the byte limit say exactly what is accepted.
+/// The pages trim what was typed first.
 pub fn validate_email(email: &str) -> Result<Option<String>, ApiError> {
-    let email = email.trim();
     if email.is_empty() {
         return Ok(None);
     }
@@ -176,7 +177,8 @@ pub fn validate_email(email: &str) -> Result<Option<String>, ApiError> {
             format!("too long: at most {} characters", tix_core::EMAIL_BYTES_MAX),
         ));
     }
-    if !tix_core::email_is_valid(email) {
+    let printable = email.bytes().all(|b| b.is_ascii_graphic());
+    if !printable || !tix_core::email_is_valid(email) {
         return Err(ApiError::invalid(
             "email",
             "must look like name@example.org: one @, no spaces",
@@ -184,6 +186,10 @@ pub fn validate_email(email: &str) -> Result<Option<String>, ApiError> {
     }
     Ok(Some(email.to_owned()))
 }
+
+/// The address rule as a JSON Schema pattern (the OpenAPI document's): empty, or printable
+/// ASCII without spaces around exactly one `@`.
+pub const EMAIL_PATTERN: &str = "^(?:[!-?A-~]+@[!-?A-~]+)?$";
 
 /// Sets or clears an account's address through the log.
 pub async fn set_email(
