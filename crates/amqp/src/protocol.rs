@@ -25,6 +25,10 @@ pub struct PurchaseMessage {
     /// The seat, for a numbered event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat: Option<u32>,
+    /// The buyer's admission token, when the event has a waiting room (from joining its
+    /// queue; see `POST /api/v1/events/{id}/queue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<String>,
 }
 
 impl PurchaseMessage {

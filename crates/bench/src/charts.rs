@@ -20,7 +20,7 @@ use plotters::prelude::*;
 
 use crate::results::{Architecture, RunResult, SweepResults};
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (1000, 620);
 const DIRECT: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
 const INDIRECT: RGBColor = RGBColor(0xd6, 0x27, 0x28);
@@ -31,7 +31,7 @@ const GREYS: [RGBColor; 4] = [
     RGBColor(0x25, 0x25, 0x25),
 ];
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");

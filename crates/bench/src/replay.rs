@@ -256,6 +256,7 @@ async fn buy_over_amqp(requester: &Requester, event_id: u64, buy: &Buy) -> Answe
         client_id: buy.client_id.clone(),
         request_id: buy.request_id.clone(),
         seat: buy.seat,
+        admission: None,
     };
     match requester.request(&message, AMQP_REPLY_TIMEOUT).await {
         Ok(reply) => answer_of(reply["status"].as_u64().unwrap_or(0), &reply)

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, HoldId, IdempotencyKey, TicketId, UserId};
+use crate::waiting::WaitingRoomSpec;
 
 /// A group of commands proposed as one Raft log entry, stamped with the leader's clock.
 ///
@@ -219,6 +220,24 @@ pub enum Command {
         /// Why, shown to buyers on the event page; 1 to [`CANCEL_REASON_CHARS_MAX`] characters.
         reason: String,
     },
+    /// Gives an event a waiting room, changes it before it opens, or removes it (`spec: None`).
+    SetWaitingRoom {
+        /// Which event.
+        event_id: EventId,
+        /// The event's organizer or an admin (checked here, in the core).
+        by: UserId,
+        /// The settings; `None` removes the room (everyone may buy directly).
+        spec: Option<WaitingRoomSpec>,
+        /// The room's secret seed, drawn at the edge; kept when an existing room is changed.
+        seed: [u8; 32],
+    },
+    /// Puts a visitor in an event's waiting room; the same visitor again keeps their place.
+    JoinQueue {
+        /// Which event.
+        event_id: EventId,
+        /// Who: [`crate::waiting::account_visitor`] or [`crate::waiting::client_visitor`].
+        visitor: String,
+    },
     /// Sets or clears an account's email address (`crate::account_mail`). The edge checked the
     /// caller may; the core refuses an address that fails [`crate::email_is_valid`].
     SetEmail {
@@ -256,7 +275,9 @@ impl Command {
             Command::UpdateEvent { event_id, .. }
             | Command::Purchase { event_id, .. }
             | Command::PlaceHold { event_id, .. }
-            | Command::CancelEvent { event_id, .. } => Some(*event_id),
+            | Command::CancelEvent { event_id, .. }
+            | Command::SetWaitingRoom { event_id, .. }
+            | Command::JoinQueue { event_id, .. } => Some(*event_id),
             _ => None,
         }
     }

@@ -14,11 +14,20 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::account_mail::AccountMail;
+use crate::waiting::WaitingRooms;
+
+/// Section tag of [`Extensions::waiting_rooms`].
+const TAG_WAITING_ROOMS: u16 = 1;
+
+/// Section tag of [`Extensions::mail`].
+const TAG_ACCOUNT_MAIL: u16 = 2;
 
 /// The collections added to the state after its field list was frozen, each with its own tag.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extensions {
-    /// Tag 2: email addresses of accounts and open password resets.
+    /// Every event's waiting room.
+    pub waiting_rooms: WaitingRooms,
+    /// Email addresses of accounts and open password resets.
     pub(crate) mail: AccountMail,
 }
 
@@ -32,10 +41,13 @@ fn section<T: Serialize>(tag: u16, value: &T) -> Result<Section, postcard::Error
 impl Extensions {
     /// Every section, in tag order.
     fn sections(&self) -> Result<Vec<Section>, postcard::Error> {
-        let mut sections = vec![];
+        let mut sections = Vec::new();
+        if !self.waiting_rooms.is_empty() {
+            sections.push(section(TAG_WAITING_ROOMS, &self.waiting_rooms)?);
+        }
         // Written only when it holds something, so a state without addresses encodes as before.
         if !self.mail.is_empty() {
-            sections.push(section(2, &self.mail)?);
+            sections.push(section(TAG_ACCOUNT_MAIL, &self.mail)?);
         }
         Ok(sections)
     }
@@ -43,7 +55,8 @@ impl Extensions {
     /// Fills the collection of `tag` from its bytes; false for a tag this build does not know.
     fn read_section(&mut self, tag: u16, bytes: &[u8]) -> Result<bool, postcard::Error> {
         match tag {
-            2 => {
+            TAG_WAITING_ROOMS => self.waiting_rooms = postcard::from_bytes(bytes)?,
+            TAG_ACCOUNT_MAIL => {
                 self.mail = postcard::from_bytes(bytes)?;
                 self.mail.rebuild();
             }

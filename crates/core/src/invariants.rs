@@ -182,6 +182,26 @@ impl State {
             );
         }
 
+        // Waiting rooms: each place given once, the pre-queue drawn exactly when due.
+        if let Err(problem) = parts.waiting_rooms.check() {
+            return Err(InvariantViolation(format!("waiting room: {problem}")));
+        }
+        for room in parts.waiting_rooms.iter() {
+            ensure!(
+                parts.events.contains_key(&room.event_id),
+                "waiting room of missing event {}",
+                room.event_id
+            );
+            ensure!(
+                room.drawn() == (parts.now_ms >= room.spec.opens_at_ms),
+                "waiting room of event {} drawn={} at log time {} (opens {})",
+                room.event_id,
+                room.drawn(),
+                parts.now_ms,
+                room.spec.opens_at_ms
+            );
+        }
+
         // A hold ends once: an ended hold is not active, was placed, and has one expiry entry;
         // a paid one names an order that exists.
         ensure!(

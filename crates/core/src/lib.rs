@@ -21,6 +21,7 @@ pub mod limits;
 pub mod outcome;
 pub mod replica;
 pub mod state;
+pub mod waiting;
 
 pub use account_mail::{AccountMail, EMAIL_BYTES_MAX, PasswordReset, email_is_valid, email_key};
 pub use command::{
@@ -43,4 +44,7 @@ pub use replica::Replica;
 pub use state::{
     Cancellation, ENDED_HOLD_RETENTION_MS, ENDED_HOLDS_MAX, EndedHold, Event, Hold, HoldEnd, Order,
     Session, State, Ticket, TicketStatus, User, username_key,
+};
+pub use waiting::{
+    Joined, PlaceTimes, QueueRejection, QueueStanding, WaitingRoom, WaitingRoomSpec, WaitingRooms,
 };

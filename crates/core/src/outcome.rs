@@ -28,6 +28,10 @@ pub enum Outcome {
     CheckIn(Result<Admitted, CheckInRejection>),
     /// Answer to `CancelEvent`.
     Cancel(Replayable<Result<EventCancelled, CancelRejection>>),
+    /// Answer to `SetWaitingRoom`.
+    WaitingRoom(Result<(), crate::waiting::QueueRejection>),
+    /// Answer to `JoinQueue`.
+    Queue(Result<crate::waiting::Joined, crate::waiting::QueueRejection>),
     /// Answer to `SetEmail`, `CreatePasswordReset` and `ResetPassword`: the account changed.
     Account(Result<UserId, AccountRejection>),
 }
@@ -223,6 +227,8 @@ answers! {
     Refund => Result<Refunded, Rejection>,
     CheckIn => Result<Admitted, CheckInRejection>,
     Cancel => Replayable<Result<EventCancelled, CancelRejection>>,
+    WaitingRoom => Result<(), crate::waiting::QueueRejection>,
+    Queue => Result<crate::waiting::Joined, crate::waiting::QueueRejection>,
     Account => Result<UserId, AccountRejection>,
 }
 

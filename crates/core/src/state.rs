@@ -33,6 +33,7 @@ use crate::outcome::{
     HoldPlaced, OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Sale,
     UserRejection,
 };
+use crate::waiting::{Joined, QueueRejection, WaitingRoom, WaitingRoomSpec};
 
 /// Returns the key that makes usernames unique: the name in ASCII lower case. Only ASCII is
 /// folded — Unicode case tables change between releases, and every replica of every version must
@@ -480,6 +481,7 @@ impl State {
     /// Moves log time forward (never back) and expires holds, sessions and records that are due.
     pub fn advance_time(&mut self, time_ms: u64, h: &dyn History) {
         self.now_ms = self.now_ms.max(time_ms);
+        self.ext.waiting_rooms.draw_due(self.now_ms);
         self.expire_holds(h);
         self.forget_ended_holds();
         self.expire_sessions();
@@ -567,6 +569,15 @@ impl State {
                 by,
                 reason,
             } => Outcome::Cancel(self.cancel_event(h, *event_id, key, *by, reason)),
+            Command::SetWaitingRoom {
+                event_id,
+                by,
+                spec,
+                seed,
+            } => Outcome::WaitingRoom(self.set_waiting_room(*event_id, *by, *spec, *seed)),
+            Command::JoinQueue { event_id, visitor } => {
+                Outcome::Queue(self.join_queue(*event_id, visitor))
+            }
             Command::SetEmail { user_id, email } => {
                 Outcome::Account(self.set_email(*user_id, email.as_deref()))
             }
@@ -580,6 +591,46 @@ impl State {
                 password_hash,
             } => Outcome::Account(self.reset_password(token_hash, password_hash)),
         }
+    }
+
+    // ----- waiting rooms -----
+
+    fn set_waiting_room(
+        &mut self,
+        event_id: EventId,
+        by: UserId,
+        spec: Option<WaitingRoomSpec>,
+        seed: [u8; 32],
+    ) -> Result<(), QueueRejection> {
+        let event = self
+            .events
+            .get(&event_id)
+            .ok_or(QueueRejection::EventNotFound)?;
+        let is_admin = self.users.get(&by).is_some_and(|u| u.role == Role::Admin);
+        if event.organizer != by && !is_admin {
+            return Err(QueueRejection::NotOrganizer);
+        }
+        if self.cancellations.contains_key(&event_id) {
+            return Err(QueueRejection::EventCancelled);
+        }
+        self.ext
+            .waiting_rooms
+            .set(event_id, spec, seed, self.now_ms)
+    }
+
+    fn join_queue(&mut self, event_id: EventId, visitor: &str) -> Result<Joined, QueueRejection> {
+        if !self.events.contains_key(&event_id) {
+            return Err(QueueRejection::EventNotFound);
+        }
+        if self.cancellations.contains_key(&event_id) {
+            return Err(QueueRejection::EventCancelled);
+        }
+        self.ext.waiting_rooms.join(event_id, visitor, self.now_ms)
+    }
+
+    /// The waiting room of an event, if it has one.
+    pub fn waiting_room(&self, event_id: EventId) -> Option<&WaitingRoom> {
+        self.ext.waiting_rooms.get(event_id)
     }
 
     // ----- accounts -----
@@ -1692,7 +1743,14 @@ impl State {
             .values()
             .map(|c| size_of::<Cancellation>() + c.reason.len() + 2 * 128 + ENTRY_BYTES)
             .sum();
-        (size_of::<State>() + users + sessions + events + holds + cancellations) as u64
+        // A visitor: the id (about 12 bytes), its place and a map entry.
+        let visitors: usize = self
+            .ext
+            .waiting_rooms
+            .iter()
+            .map(|r| r.visitors() * (12 + 16 + ENTRY_BYTES))
+            .sum();
+        (size_of::<State>() + users + sessions + events + holds + cancellations + visitors) as u64
     }
 
     /// Returns a 64-bit digest of the whole state, history included (through
@@ -1758,6 +1816,7 @@ impl State {
             ended_holds: &self.ended_holds,
             ended_hold_expiry: &self.ended_hold_expiry,
             next_hold: self.next.hold,
+            waiting_rooms: &self.ext.waiting_rooms,
         }
     }
 }
@@ -1776,6 +1835,7 @@ pub(crate) struct StateParts<'a> {
     pub ended_holds: &'a BTreeMap<HoldId, EndedHold>,
     pub ended_hold_expiry: &'a BTreeSet<(u64, HoldId)>,
     pub next_hold: u64,
+    pub waiting_rooms: &'a crate::waiting::WaitingRooms,
 }
 
 /// Answers a key's first request.

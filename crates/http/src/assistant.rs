@@ -750,7 +750,7 @@ async fn hold(
     } else {
         HoldRequest::Quantity(quantity)
     };
-    match crate::shop::hold(state, caller, EventId(event), key.to_owned(), request).await {
+    match crate::shop::hold(state, caller, EventId(event), key.to_owned(), request, None).await {
         Ok((placed, _)) => {
             let s = state.node.shared.read();
             let currency = s

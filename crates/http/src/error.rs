@@ -141,6 +141,12 @@ pub enum ApiError {
     /// refused before the request was read, so nothing of it was done.
     #[error("this node is at capacity and did not start on your request; try again in a second")]
     Overloaded,
+    /// The waiting room refused a change or a join.
+    #[error("{0}")]
+    Queue(tix_core::QueueRejection),
+    /// A sale was refused at the event's waiting room (no place, not yet, window over).
+    #[error("{}", .0.detail())]
+    Admission(crate::queue::AdmissionRefused),
     /// A bug or storage failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -167,6 +173,7 @@ impl ApiError {
             }
             ApiError::LiveFull(_) => Some(LIVE_RETRY_AFTER_S),
             ApiError::Overloaded => Some(OVERLOADED_RETRY_AFTER_S),
+            ApiError::Admission(r) => r.retry_after_s(),
             _ => None,
         }
     }
@@ -200,6 +207,8 @@ impl ApiError {
             | ApiError::ClusterUnavailable { .. }
             | ApiError::LiveFull(_)
             | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Queue(q) => queue_status(q),
+            ApiError::Admission(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -234,6 +243,8 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::ClusterUnavailable { .. } => "unavailable",
             ApiError::LiveFull(_) => "live_full",
             ApiError::Overloaded => "overloaded",
+            ApiError::Queue(q) => queue_kind(q),
+            ApiError::Admission(r) => r.code(),
             ApiError::Internal(_) => "internal",
         }
     }
@@ -270,8 +281,35 @@ impl ApiError {
             }
             ApiError::LiveFull(_) => "Too many live subscribers",
             ApiError::Overloaded => "Too busy right now",
+            ApiError::Queue(_) => "Waiting room",
+            ApiError::Admission(_) => "Not admitted yet",
             ApiError::Internal(_) => "Internal error",
         }
+    }
+}
+
+/// The status of a waiting-room refusal.
+fn queue_status(q: &tix_core::QueueRejection) -> StatusCode {
+    use tix_core::QueueRejection as Q;
+    match q {
+        Q::EventNotFound => StatusCode::NOT_FOUND,
+        Q::NotOrganizer => StatusCode::FORBIDDEN,
+        Q::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Q::NoWaitingRoom | Q::AlreadyOpen | Q::Full | Q::EventCancelled => StatusCode::CONFLICT,
+    }
+}
+
+/// The stable name of a waiting-room refusal.
+fn queue_kind(q: &tix_core::QueueRejection) -> &'static str {
+    use tix_core::QueueRejection as Q;
+    match q {
+        Q::EventNotFound => "not_found",
+        Q::NotOrganizer => "forbidden",
+        Q::Invalid(_) => "invalid_field",
+        Q::NoWaitingRoom => "no_waiting_room",
+        Q::AlreadyOpen => "waiting_room_open",
+        Q::Full => "queue_full",
+        Q::EventCancelled => "event_cancelled",
     }
 }
 
@@ -411,6 +449,19 @@ impl ApiError {
             ApiError::CheckInRefused { reason, extra, .. } => {
                 body.insert("reason".into(), json!(reason));
                 body.extend(extra.clone());
+            }
+            ApiError::Queue(tix_core::QueueRejection::Invalid(_)) => {
+                body.insert("field".into(), json!("waiting_room"));
+            }
+            ApiError::Admission(r) => {
+                body.insert("reason".into(), json!(r.code()));
+                body.insert(
+                    "join".into(),
+                    json!("join the event's queue with POST /api/v1/events/<event id>/queue, then send its token as Tix-Admission"),
+                );
+                if let Some(s) = r.retry_after_s() {
+                    body.insert("retry_after_s".into(), json!(s));
+                }
             }
             _ => {}
         }

@@ -24,6 +24,7 @@ pub mod ops;
 pub mod pages;
 pub mod payments;
 pub mod peer;
+pub mod queue;
 pub mod request_id;
 pub mod sales;
 pub mod seed;
@@ -281,6 +282,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(sales::routes())
         .merge(shop::routes())
+        .merge(queue::routes())
         .merge(assistant::routes());
     Router::new()
         .nest("/api/v1", api)

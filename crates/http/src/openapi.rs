@@ -28,7 +28,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::{assistant, auth, cluster, events, ops, sales, shop, views};
+use crate::{assistant, auth, cluster, events, ops, queue, sales, shop, views};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -53,6 +53,10 @@ pub const BEARER: &str = "bearerAuth";
         (name = "shop", description = "Holds, checkout, orders, tickets and refunds for signed-in \
             customers."),
         (name = "door", description = "Admitting tickets at the entrance."),
+        (name = "waiting room", description = "An on-sale's fair front door: the organizer sets \
+            when the sale opens and how many are admitted per minute; visitors join a queue \
+            (drawn at the opening for early arrivals, first come first served after) and buy \
+            with their admission token."),
         (name = "operations", description = "Health, cluster status and metrics."),
         (name = "assistant", description = "The booking assistant: book, find and refund \
             tickets by chatting, in English or German."),
@@ -64,6 +68,7 @@ pub const BEARER: &str = "bearerAuth";
         sales::purchase, sales::availability, sales::sales, sales::purchase_batch,
         shop::place_hold, shop::get_hold, shop::release_hold, shop::checkout, shop::my_orders,
         shop::my_tickets, shop::get_ticket, shop::refund, shop::check_in,
+        queue::join, queue::room_info, queue::set_room, queue::remove_room,
         cluster::status,
         ops::healthz, ops::metrics,
         assistant::message,
@@ -80,7 +85,8 @@ pub const BEARER: &str = "bearerAuth";
             HoldNotFound, PaymentDeclined, HoldExpired, CheckoutInvalid, TicketNotFound,
             RefundRefused, DoorOnly, CheckInRefused, CheckInInvalid, MetricsNotFound,
             TooManyMessages, AssistantMessageInvalid, CancelOwnerOnly, AlreadyCancelled,
-            CancelInvalid, EmailInvalid,
+            CancelInvalid, QueueRefused, QueueInvalid, RoomInvalid, WaitingRoomNotFound,
+            AdmissionRefused, SaleForbidden, EmailInvalid,
         ),
     ),
     modifiers(&BearerScheme, &AnyOperation, &ClosedVariants),
@@ -313,6 +319,32 @@ pub struct EventIdParam(
     #[allow(dead_code)]
     u64,
 );
+
+/// How a sale passes an event's waiting room (headers).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct AdmissionHeaders {
+    /// The buyer's admission token from `POST /events/{id}/queue`, when the event has a
+    /// waiting room.
+    #[param(rename = "Tix-Admission", max_length = 200)]
+    tix_admission: Option<String>,
+    /// `bypass`: a seller (the event's organizer, an admin) sells past the waiting room. Any
+    /// other value is a 422.
+    #[param(rename = "Tix-Waiting-Room", pattern = "^[Bb][Yy][Pp][Aa][Ss][Ss]$")]
+    tix_waiting_room: Option<String>,
+}
+
+/// Only the admission token (holds: the buyer is the account).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct AdmissionHeader {
+    /// Your admission token from `POST /events/{id}/queue`, when the event has a waiting room
+    /// (without it your account's place in the queue is looked up).
+    #[param(rename = "Tix-Admission", max_length = 200)]
+    tix_admission: Option<String>,
+}
 
 /// The hold id. Anything but a non-negative integer names no hold: 404.
 #[derive(IntoParams)]
@@ -601,6 +633,44 @@ problem_responses! {
         "too_long" ("Too long") =>
             invalid("reason", "at most 500 characters (this one has 612)"),
     }
+    /// Refused by the waiting room: `no_waiting_room` (the event has none: buy directly),
+    /// `waiting_room_open` (the sale has opened: the settings are fixed; only removing the room
+    /// is possible), `queue_full`, `event_cancelled`.
+    QueueRefused [] {
+        "no_waiting_room" ("No waiting room") =>
+            ApiError::Queue(tix_core::QueueRejection::NoWaitingRoom),
+        "waiting_room_open" ("Already open") =>
+            ApiError::Queue(tix_core::QueueRejection::AlreadyOpen),
+    }
+    /// `client_id` is empty, over 128 bytes or has control characters, or an unknown field was
+    /// sent (`invalid_field`, with `field`).
+    QueueInvalid [] {
+        "bad_client" ("Empty client_id") => invalid("client_id", "must be 1 to 128 bytes"),
+    }
+    /// A setting is missing or out of range (`invalid_field`, with `field`): `opens_at` not RFC
+    /// 3339, `admit_per_min` not 1 to 1,000,000, `window_s` not 60 to 86,400, or an unknown
+    /// field.
+    RoomInvalid [] {
+        "bad_rate" ("Rate zero") => invalid("admit_per_min", "admit_per_min must be 1 to 1000000"),
+        "bad_time" ("Not RFC 3339") =>
+            invalid("opens_at", "must be an RFC 3339 time like 2030-06-01T10:00:00Z"),
+    }
+    /// Not found (`not_found`): no such event, or it has no waiting room.
+    WaitingRoomNotFound [] {
+        "not_found" ("No waiting room") => ApiError::NotFound("waiting room"),
+    }
+    /// Not admitted by the event's waiting room (`reason`): `waiting_room_not_open` (the sale
+    /// opens later), `not_in_queue` (join first), `not_admitted_yet` (your turn comes at
+    /// `admit_at`; `Retry-After` says when), `admission_expired` (your buying window closed),
+    /// `admission_invalid` (the `Tix-Admission` token is not this room's for this buyer).
+    /// Sellers may pass with `Tix-Waiting-Room: bypass`.
+    AdmissionRefused [] {
+        "not_yet" ("Not your turn yet") => ApiError::Admission(
+            crate::queue::AdmissionRefused::NotYet { admit_at_ms: 1_900_000_000_000, retry_after_s: 42 },
+        ),
+        "not_in_queue" ("Not in the queue") =>
+            ApiError::Admission(crate::queue::AdmissionRefused::NotInQueue),
+    }
     /// Not found (`not_found`): no such event.
     EventNotFound [] {
         "not_found" ("No such event") => ApiError::NotFound("event"),
@@ -637,6 +707,16 @@ problem_responses! {
     /// The event is general admission and has no seats (`seat_not_applicable`).
     NoSeatMap [] {
         "seat_not_applicable" ("General admission") => Rejection::SeatNotApplicable.into(),
+    }
+    /// Not allowed: `forbidden` (only the event's organizer or an admin may sell here), or not
+    /// admitted by the event's waiting room (`reason`: `waiting_room_not_open`, `not_in_queue`,
+    /// `not_admitted_yet` with `Retry-After`, `admission_expired`, `admission_invalid`).
+    SaleForbidden [] {
+        "forbidden" ("Not the organizer") =>
+            ApiError::Forbidden("only the event's organizer or an admin may sell here"),
+        "not_yet" ("Not the buyer's turn yet") => ApiError::Admission(
+            crate::queue::AdmissionRefused::NotYet { admit_at_ms: 1_900_000_000_000, retry_after_s: 42 },
+        ),
     }
     /// Not allowed (`forbidden`): only the event's organizer or an admin may sell here.
     SellerOnly [] {

@@ -2,7 +2,7 @@
 //! sales export used to verify a benchmark run.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,10 +10,13 @@ use serde::Deserialize;
 use serde_json::json;
 use tix_core::{Command, CustomerKey, EventId, IdempotencyKey, Rejection, Replayable, Sale};
 
+use tix_core::waiting::client_visitor;
+
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::openapi as api_doc;
+use crate::queue;
 use crate::views;
 
 /// Routes under `/api/v1`.
@@ -80,7 +83,11 @@ impl From<&Caller> for Seller {
 
 /// Checks that the seller may sell for this event: its organizer or an admin. Returns the
 /// event's numbered seats (0 for general admission).
-async fn may_sell(state: &AppState, seller: Seller, event_id: EventId) -> Result<u32, ApiError> {
+pub(crate) async fn may_sell(
+    state: &AppState,
+    seller: Seller,
+    event_id: EventId,
+) -> Result<u32, ApiError> {
     let found = state
         .read_fresh(|s| {
             let event = s.event(event_id)?;
@@ -210,7 +217,7 @@ pub async fn run_purchase(
 #[utoipa::path(post, path = "/api/v1/events/{id}/purchases", tag = "box office",
     operation_id = "purchase",
     security(("bearerAuth" = [])),
-    params(api_doc::EventIdParam),
+    params(api_doc::EventIdParam, api_doc::AdmissionHeaders),
     request_body(content = PurchaseBody,
         description = "Who buys, the idempotency key, and optionally the seat.",
         examples(
@@ -233,7 +240,7 @@ pub async fn run_purchase(
                 Absent on a fresh answer."))),
         (status = 400, response = api_doc::MalformedJson),
         (status = 401, response = api_doc::Unauthenticated),
-        (status = 403, response = api_doc::SellerOnly),
+        (status = 403, response = api_doc::SaleForbidden),
         (status = 404, response = api_doc::EventNotFound),
         (status = 409, response = api_doc::PurchaseRefused),
         (status = 413, response = api_doc::PayloadTooLarge),
@@ -243,6 +250,7 @@ pub async fn run_purchase(
 async fn purchase(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
@@ -250,6 +258,12 @@ async fn purchase(
     let seats = may_sell(&state, Seller::from(&caller), event_id).await?;
     let key_max = state.node.shared.read().limits().key_bytes_max as usize;
     validate_purchase(&body, seats, key_max)?;
+    let visitor = client_visitor(&body.client_id);
+    queue::admit(
+        &state,
+        event_id,
+        queue::box_office_pass(&headers, &visitor)?,
+    )?;
     run_purchase(&state, event_id, body).await
 }
 
@@ -353,6 +367,12 @@ pub struct BatchItem {
     #[serde(default)]
     #[schema(maximum = 4294967295_u64, format = Int64)]
     pub seat: Option<u32>,
+    /// The buyer's admission token, for an event with a waiting room (the `token` from
+    /// `POST /events/{id}/queue` for this `client_id`); not needed with
+    /// `Tix-Waiting-Room: bypass` on the request.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub admission: Option<String>,
 }
 
 /// Renders an error as a batch item: its problem body plus `status`.
@@ -378,6 +398,7 @@ fn item_error(e: &ApiError) -> serde_json::Value {
 #[utoipa::path(post, path = "/api/v1/purchases/batch", tag = "box office",
     operation_id = "purchaseBatch",
     security(("bearerAuth" = [])),
+    params(api_doc::AdmissionHeaders),
     request_body(content = BatchBody,
         example = json!({"purchases": [
             {"event_id": 1, "client_id": "alice", "request_id": "r1", "seat": 17},
@@ -395,6 +416,7 @@ fn item_error(e: &ApiError) -> serde_json::Value {
 async fn purchase_batch(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Response, ApiError> {
     let n = body.purchases.len();
@@ -404,7 +426,9 @@ async fn purchase_batch(
             format!("must hold 1 to {PURCHASE_BATCH_ITEMS_MAX} purchases (got {n})"),
         ));
     }
-    let results = purchase_items(&state, Seller::from(&caller), body.purchases).await;
+    // The bypass header holds for every item; without it each item passes on its own token.
+    let bypass = matches!(queue::box_office_pass(&headers, "")?, queue::Pass::Bypass);
+    let results = purchase_items(&state, Seller::from(&caller), body.purchases, bypass).await;
     let mut response = Json(json!({ "results": results })).into_response();
     if let Some((_, leader)) = state.node.leader()
         && let Ok(value) = HeaderValue::from_str(&leader.api_addr)
@@ -424,6 +448,7 @@ pub async fn purchase_items(
     state: &AppState,
     seller: Seller,
     items: Vec<BatchItem>,
+    bypass_waiting_room: bool,
 ) -> Vec<serde_json::Value> {
     let key_max = state.node.shared.read().limits().key_bytes_max as usize;
     // Authorization and the event's shape are checked once per distinct event.
@@ -452,6 +477,18 @@ pub async fn purchase_items(
                 seat: item.seat,
             };
             if let Err(e) = validate_purchase(&body, seats, key_max) {
+                return item_error(&e);
+            }
+            let visitor = client_visitor(&body.client_id);
+            let pass = if bypass_waiting_room {
+                queue::Pass::Bypass
+            } else {
+                queue::Pass::Visitor {
+                    visitor: &visitor,
+                    token: item.admission.as_deref(),
+                }
+            };
+            if let Err(e) = queue::admit(&state, event_id, pass) {
                 return item_error(&e);
             }
             match commit_purchase(&state, event_id, &body).await {

@@ -55,14 +55,26 @@ pub(crate) struct HoldBody {
 }
 
 /// Places a hold for a signed-in customer; shared with the pages. The flag is true when the
-/// answer is the recorded one of an earlier request with the same request id.
+/// answer is the recorded one of an earlier request with the same request id. When the event
+/// has a waiting room the customer must be admitted: by `admission` (their token) when given,
+/// else by their account's place in the queue.
 pub async fn hold(
     state: &AppState,
     caller: &Caller,
     event_id: EventId,
     request_id: String,
     request: HoldRequest,
+    admission: Option<&str>,
 ) -> Result<(tix_core::HoldPlaced, bool), ApiError> {
+    let visitor = tix_core::waiting::account_visitor(caller.user_id);
+    crate::queue::admit(
+        state,
+        event_id,
+        crate::queue::Pass::Visitor {
+            visitor: &visitor,
+            token: admission,
+        },
+    )?;
     let key = IdempotencyKey::new(format!("user:{}", caller.user_id), request_id);
     let command = Command::PlaceHold {
         event_id,
@@ -89,7 +101,7 @@ pub async fn hold(
 /// remembered for 24 hours of log time.
 #[utoipa::path(post, path = "/api/v1/events/{id}/holds", tag = "shop", operation_id = "placeHold",
     security(("bearerAuth" = [])),
-    params(api_doc::EventIdParam),
+    params(api_doc::EventIdParam, api_doc::AdmissionHeader),
     request_body(content = api_doc::HoldRequest, description = "What to reserve.",
         examples(
             ("seats" = (summary = "Chosen seats",
@@ -113,6 +125,7 @@ pub async fn hold(
                 since have been paid for, released or expired; then `active` is false)."))),
         (status = 400, response = api_doc::MalformedJson),
         (status = 401, response = api_doc::Unauthenticated),
+        (status = 403, response = api_doc::AdmissionRefused),
         (status = 404, response = api_doc::HoldEventNotFound),
         (status = 409, response = api_doc::HoldRefused),
         (status = 413, response = api_doc::PayloadTooLarge),
@@ -122,6 +135,7 @@ pub async fn hold(
 async fn place_hold(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> Result<Response, ApiError> {
@@ -138,7 +152,16 @@ async fn place_hold(
     if body.request_id.is_empty() || body.request_id.len() > 128 {
         return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
     }
-    let (placed, replayed) = hold(&state, &caller, EventId(id), body.request_id, request).await?;
+    let admission = crate::queue::admission_header(&headers)?;
+    let (placed, replayed) = hold(
+        &state,
+        &caller,
+        EventId(id),
+        body.request_id,
+        request,
+        admission,
+    )
+    .await?;
     let body = match state.node.shared.read().hold(placed.hold_id) {
         Some(h) => views::PlacedHold::Active(views::hold(h)),
         // A replay of a hold that was since paid for, released or expired.

@@ -87,6 +87,11 @@ impl NodeProcess {
         format!("http://{}", self.http_addr)
     }
 
+    /// Returns the process id while the node runs (for reading its `/proc` entries).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Returns true if the process is running (possibly paused).
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

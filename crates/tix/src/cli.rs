@@ -45,6 +45,9 @@ enum Command {
     Chaos(tix_bench::chaos::ChaosArgs),
     /// Measures failover time after kill -9 of the leader, and elections under sustained load.
     Failover(tix_bench::failover::FailoverArgs),
+    /// Simulates an on-sale: a local cluster with a waiting room, many visitors arriving on a
+    /// spike, a leader kill mid-sale; checks sales, fairness and what visitors saw.
+    Onsale(tix_bench::onsale::OnsaleArgs),
     /// Cluster administration: init, add-node, remove-node, status, and a local supervisor (up).
     #[command(subcommand)]
     Cluster(crate::cluster::ClusterCommand),
@@ -391,6 +394,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Chaos(args)) => tix_bench::chaos::run(args).await,
         Some(Command::Cluster(command)) => crate::cluster::run(command).await,
         Some(Command::Failover(args)) => tix_bench::failover::run(args).await,
+        Some(Command::Onsale(args)) => tix_bench::onsale::run(args).await,
         Some(Command::Assistant(command)) => crate::assistant::run(command),
     }
 }

@@ -98,7 +98,7 @@ impl Committer for NodeCommitter {
             match self.seller().await {
                 Some(seller) => {
                     let items = pending.iter().map(|&i| item(&requests[i])).collect();
-                    let results = purchase_items(&self.state, seller, items).await;
+                    let results = purchase_items(&self.state, seller, items, false).await;
                     let mut retry = Vec::new();
                     for (i, result) in pending.into_iter().zip(results) {
                         if result["status"].as_u64() == Some(503) {
@@ -136,6 +136,7 @@ fn item(m: &PurchaseMessage) -> BatchItem {
         client_id: m.client_id.clone(),
         request_id: m.request_id.clone(),
         seat: m.seat,
+        admission: m.admission.clone(),
     }
 }
 

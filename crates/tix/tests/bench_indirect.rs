@@ -379,6 +379,7 @@ async fn malformed_messages_get_a_clear_error_and_the_in_node_consumer_goes_on()
                 client_id: "a".into(),
                 request_id: "good".into(),
                 seat: None,
+                admission: None,
             },
             Duration::from_secs(20),
         )

@@ -161,6 +161,10 @@ struct EventPage {
     cancelled: Option<CancelledBanner>,
     /// The quantity chosen before a detour through the login (general admission).
     chosen_quantity: u32,
+    /// The event's waiting room as this visitor stands in it, if it has one.
+    room: Option<super::queue::RoomPanel>,
+    /// Whether the waiting room's panel replaces the order form (not the visitor's turn).
+    room_blocks: bool,
 }
 
 /// The banner of a cancelled event.
@@ -245,6 +249,7 @@ fn event_page(
     user: Option<&crate::extract::Caller>,
     chosen: &Chosen,
 ) -> Option<EventPage> {
+    let room = super::queue::panel(state, EventId(id), user.map(|c| c.user_id));
     let s = state.node.shared.read();
     let e = s.event(EventId(id))?;
     let a = crate::views::availability(e);
@@ -279,6 +284,8 @@ fn event_page(
             reason: c.reason.clone(),
         }),
         chosen_quantity: chosen.quantity.unwrap_or(1).clamp(1, ORDER_QUANTITY_MAX),
+        room_blocks: room.as_ref().is_some_and(|r| !r.may_buy),
+        room,
     })
 }
 
@@ -523,8 +530,10 @@ async fn order(
         "" => format!("page-{}", rand::random::<u64>()),
         r => r.chars().take(64).collect(),
     };
-    match hold(&state, &c, EventId(id), request_id, request).await {
+    match hold(&state, &c, EventId(id), request_id, request, None).await {
         Ok((placed, _)) => see_other(&format!("/holds/{}", placed.hold_id.0)),
+        // Not admitted by the event's waiting room: its page says where the buyer stands.
+        Err(ApiError::Admission(_)) => see_other(&format!("/events/{id}/queue")),
         Err(e) => {
             order_refused(&mut errors, order_field, &e);
             refused(errors, e.problem().0)

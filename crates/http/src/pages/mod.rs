@@ -19,6 +19,7 @@ mod catalogue;
 mod form;
 mod password;
 mod profile;
+pub mod queue;
 mod receipt;
 mod staff;
 mod tickets;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .merge(staff::routes())
         .merge(cancel::routes())
         .merge(admin::routes())
+        .merge(queue::routes())
         .merge(password::routes())
         .merge(profile::routes())
 }
@@ -71,7 +73,7 @@ async fn favicon() -> Response {
     static_asset("image/svg+xml", include_str!("../../static/favicon.svg"))
 }
 
-fn static_asset(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) fn static_asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

@@ -645,7 +645,7 @@ impl TestApp {
 }
 
 /// Reads a whole response.
-async fn read(response: reqwest::Response) -> Reply {
+pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.expect("body read");

@@ -17,6 +17,7 @@
 //! - `assistant` books, pays and refunds by chat, and checks what it must refuse.
 //! - `account_mail` sets email addresses (API and pages) and asks for password resets.
 //! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
+//! - `waiting_room` sets an on-sale's waiting room, joins it, and buys with admission tokens.
 
 mod account_mail;
 mod assistant;
@@ -33,3 +34,4 @@ mod races;
 mod request_ids;
 mod shop;
 mod validation;
+mod waiting_room;
