@@ -65,6 +65,9 @@ enum Outgoing {
     Order { to: String, summary: OrderSummary },
     /// A message ready to send.
     Ready(Email),
+    /// Every notice of one cancellation, as one item: an arena's thousands of buyers must not
+    /// overflow the queue, which is bounded in items.
+    Cancellation(Vec<(String, CancellationNotice)>),
 }
 
 /// The node's mail queue and its limits; without mail settings every call is a no-op.
@@ -136,29 +139,35 @@ impl Notifier {
 /// The mail task: renders and sends each queued message in turn, logging failures.
 async fn send_all(mailer: Arc<Mailer>, mut rx: mpsc::Receiver<Outgoing>) {
     while let Some(message) = rx.recv().await {
-        let email = match message {
+        match message {
             Outgoing::Order { to, summary } => {
                 let render =
                     tokio::task::spawn_blocking(move || tix_mail::order_email(&to, &summary));
                 match render.await {
-                    Ok(email) => email,
-                    Err(e) => {
-                        tracing::error!(error = %e, "rendering an order mail failed");
-                        continue;
-                    }
+                    Ok(email) => send_one(&mailer, &email).await,
+                    Err(e) => tracing::error!(error = %e, "rendering an order mail failed"),
                 }
             }
-            Outgoing::Ready(email) => email,
-        };
-        match mailer.send(&email).await {
-            Ok(_) => {
-                metrics::counter!("tix_mail_total", "result" => "sent").increment(1);
-                tracing::debug!(subject = %email.subject, "mail sent");
+            Outgoing::Ready(email) => send_one(&mailer, &email).await,
+            Outgoing::Cancellation(notices) => {
+                for (to, notice) in notices {
+                    send_one(&mailer, &tix_mail::cancellation_email(&to, &notice)).await;
+                }
             }
-            Err(e) => {
-                metrics::counter!("tix_mail_total", "result" => "failed").increment(1);
-                tracing::warn!(error = %e, subject = %email.subject, "mail not sent");
-            }
+        }
+    }
+}
+
+/// Sends one message, logging and counting the result.
+async fn send_one(mailer: &Mailer, email: &Email) {
+    match mailer.send(email).await {
+        Ok(_) => {
+            metrics::counter!("tix_mail_total", "result" => "sent").increment(1);
+            tracing::debug!(subject = %email.subject, "mail sent");
+        }
+        Err(e) => {
+            metrics::counter!("tix_mail_total", "result" => "failed").increment(1);
+            tracing::warn!(error = %e, subject = %email.subject, "mail not sent");
         }
     }
 }
@@ -322,19 +331,23 @@ pub fn event_cancelled(
     }
     let s = state.node.shared.read();
     let Some(e) = s.event(event_id) else { return };
-    for (user, count) in buyers {
-        let (Some(to), Some(u)) = (s.account_mail().email(*user), s.user(*user)) else {
-            continue;
-        };
-        let notice = CancellationNotice {
-            username: u.username.clone(),
-            event_name: e.details.name.clone(),
-            starts_at: when(e.details.starts_at_ms),
-            reason: reason.to_owned(),
-            tickets_refunded: *count,
-        };
-        let email = tix_mail::cancellation_email(to, &notice);
-        state.notifier.queue(Outgoing::Ready(email));
+    let notices: Vec<(String, CancellationNotice)> = buyers
+        .iter()
+        .filter_map(|(user, count)| {
+            let to = s.account_mail().email(*user)?;
+            let u = s.user(*user)?;
+            let notice = CancellationNotice {
+                username: u.username.clone(),
+                event_name: e.details.name.clone(),
+                starts_at: when(e.details.starts_at_ms),
+                reason: reason.to_owned(),
+                tickets_refunded: *count,
+            };
+            Some((to.to_owned(), notice))
+        })
+        .collect();
+    if !notices.is_empty() {
+        state.notifier.queue(Outgoing::Cancellation(notices));
     }
 }
 
