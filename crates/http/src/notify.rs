@@ -75,6 +75,7 @@ pub struct Notifier {
     queue: Option<mpsc::Sender<Outgoing>>,
     /// Where links point.
     link_origin: String,
+    /// How long a reset link works.
     reset_ttl_ms: u64,
     /// Reset requests per client address.
     resets: crate::throttle::SignupLimiter,
@@ -190,7 +191,7 @@ pub fn validate_email(email: &str) -> Result<Option<String>, ApiError> {
     if !printable || !tix_core::email_is_valid(email) {
         return Err(ApiError::invalid(
             "email",
-            "must look like name@example.org: one @, no spaces",
+            "must look like name@example.org: one @, no spaces, no accented letters",
         ));
     }
     Ok(Some(email.to_owned()))

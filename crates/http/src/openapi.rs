@@ -574,7 +574,7 @@ problem_responses! {
     /// sent.
     EmailInvalid [] {
         "bad_email" ("Not an address") =>
-            invalid("email", "must look like name@example.org: one @, no spaces"),
+            invalid("email", "must look like name@example.org: one @, no spaces, no accented letters"),
     }
     /// A field is missing or of the wrong type, or an unknown field was sent (`invalid_field`).
     LoginInvalid [] {

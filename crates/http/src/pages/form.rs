@@ -200,7 +200,9 @@ impl Problem {
                 format!("{label}: must not be your username")
             }
             Problem::EmailShape => {
-                format!("{label}: use an address like name@example.org (one @, no spaces)")
+                format!(
+                    "{label}: use an address like name@example.org (one @, no spaces, no accented letters)"
+                )
             }
             Problem::PasswordsDiffer => format!("{label}: type the same password twice"),
             Problem::Said(detail) => format!("{label}: {detail}"),
