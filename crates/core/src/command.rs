@@ -238,6 +238,31 @@ pub enum Command {
         /// Who: [`crate::waiting::account_visitor`] or [`crate::waiting::client_visitor`].
         visitor: String,
     },
+    /// Sets or clears an account's email address (`crate::account_mail`). The edge checked the
+    /// caller may; the core refuses an address that fails [`crate::email_is_valid`].
+    SetEmail {
+        /// Whose address.
+        user_id: UserId,
+        /// The new address, or `None` to remove it.
+        email: Option<String>,
+    },
+    /// Opens a password reset: the token was drawn and mailed at the edge, only its hash is
+    /// kept. Replaces the account's earlier open reset.
+    CreatePasswordReset {
+        /// Hex SHA-256 of the reset token.
+        token_hash: String,
+        /// Whose password the token may set.
+        user_id: UserId,
+        /// When the token stops working, by log time.
+        expires_at_ms: u64,
+    },
+    /// Uses a password reset, once: sets the account's password and ends its sessions.
+    ResetPassword {
+        /// Hex SHA-256 of the reset token.
+        token_hash: String,
+        /// PHC-format argon2id hash of the new password, computed at the edge.
+        password_hash: String,
+    },
 }
 
 /// The longest cancellation reason, in characters (it is kept in the hot state forever).

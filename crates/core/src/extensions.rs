@@ -13,16 +13,22 @@ use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::account_mail::AccountMail;
 use crate::waiting::WaitingRooms;
 
 /// Section tag of [`Extensions::waiting_rooms`].
 const TAG_WAITING_ROOMS: u16 = 1;
+
+/// Section tag of [`Extensions::mail`].
+const TAG_ACCOUNT_MAIL: u16 = 2;
 
 /// The collections added to the state after its field list was frozen, each with its own tag.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extensions {
     /// Every event's waiting room.
     pub waiting_rooms: WaitingRooms,
+    /// Email addresses of accounts and open password resets.
+    pub(crate) mail: AccountMail,
 }
 
 /// One encoded section: its tag and the postcard bytes of its collection.
@@ -39,6 +45,10 @@ impl Extensions {
         if !self.waiting_rooms.is_empty() {
             sections.push(section(TAG_WAITING_ROOMS, &self.waiting_rooms)?);
         }
+        // Written only when it holds something, so a state without addresses encodes as before.
+        if !self.mail.is_empty() {
+            sections.push(section(TAG_ACCOUNT_MAIL, &self.mail)?);
+        }
         Ok(sections)
     }
 
@@ -46,6 +56,10 @@ impl Extensions {
     fn read_section(&mut self, tag: u16, bytes: &[u8]) -> Result<bool, postcard::Error> {
         match tag {
             TAG_WAITING_ROOMS => self.waiting_rooms = postcard::from_bytes(bytes)?,
+            TAG_ACCOUNT_MAIL => {
+                self.mail = postcard::from_bytes(bytes)?;
+                self.mail.rebuild();
+            }
             _ => return Ok(false),
         }
         Ok(true)

@@ -46,7 +46,9 @@ impl State {
     /// - no hold outlives its expiry and every hold is in the expiry index;
     /// - per-customer counts (of events that keep them, and only those) and active-hold counts
     ///   match the holds and tickets;
-    /// - a cancelled event exists and has no active ticket and no hold.
+    /// - a cancelled event exists and has no active ticket and no hold;
+    /// - every stored email address is valid and belongs to an account, every open password
+    ///   reset belongs to an account and has not outlived its expiry, one per account.
     ///
     /// Pending changes must have been written to `h` first.
     pub fn check_invariants(&self, h: &dyn HistoryScan) -> Result<(), InvariantViolation> {
@@ -55,6 +57,7 @@ impl State {
             "checking with history changes not written out"
         );
         let parts = self.parts();
+        self.check_account_mail().map_err(InvariantViolation)?;
         let counted = |e: EventId| parts.events.get(&e).is_some_and(|e| e.counts_customers);
         let mut sold: BTreeMap<EventId, u32> = BTreeMap::new();
         let mut held: BTreeMap<EventId, u32> = BTreeMap::new();

@@ -10,6 +10,7 @@
 //! "sold out" are [`Outcome`]s, not errors; a broken invariant is a bug and
 //! [`State::check_invariants`] reports it.
 
+pub mod account_mail;
 pub mod command;
 pub mod extensions;
 pub mod history;
@@ -22,6 +23,7 @@ pub mod replica;
 pub mod state;
 pub mod waiting;
 
+pub use account_mail::{AccountMail, EMAIL_BYTES_MAX, PasswordReset, email_is_valid, email_key};
 pub use command::{
     Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue,
 };
@@ -34,9 +36,9 @@ pub use invariants::InvariantViolation;
 pub use inventory::{Inventory, SeatLayout, SeatState};
 pub use limits::Limits;
 pub use outcome::{
-    Admitted, Answer, CancelRejection, CheckInRejection, EventCancelled, EventRejection,
-    HoldPlaced, OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Sale,
-    UserRejection,
+    AccountRejection, Admitted, Answer, CancelRejection, CheckInRejection, EventCancelled,
+    EventRejection, HoldPlaced, OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection,
+    Replayable, Sale, UserRejection,
 };
 pub use replica::Replica;
 pub use state::{

@@ -32,6 +32,8 @@ pub enum Outcome {
     WaitingRoom(Result<(), crate::waiting::QueueRejection>),
     /// Answer to `JoinQueue`.
     Queue(Result<crate::waiting::Joined, crate::waiting::QueueRejection>),
+    /// Answer to `SetEmail`, `CreatePasswordReset` and `ResetPassword`: the account changed.
+    Account(Result<UserId, AccountRejection>),
 }
 
 /// An answer that may have been recorded earlier under the same idempotency key.
@@ -227,6 +229,7 @@ answers! {
     Cancel => Replayable<Result<EventCancelled, CancelRejection>>,
     WaitingRoom => Result<(), crate::waiting::QueueRejection>,
     Queue => Result<crate::waiting::Joined, crate::waiting::QueueRejection>,
+    Account => Result<UserId, AccountRejection>,
 }
 
 impl Rejection {
@@ -266,6 +269,19 @@ pub enum UserRejection {
     UnknownUser,
     /// The account is the only admin; demoting it would leave nobody able to grant roles.
     LastAdmin,
+}
+
+/// Why a change of an account's address or password was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountRejection {
+    /// No such account.
+    UnknownUser,
+    /// The address fails [`crate::email_is_valid`].
+    BadEmail,
+    /// No open reset has this token: never opened, already used, replaced or expired.
+    UnknownResetToken,
+    /// The reset's expiry is not after the log's time.
+    ResetExpired,
 }
 
 /// Why an event change was refused.

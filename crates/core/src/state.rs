@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::account_mail::{AccountMail, email_is_valid};
 use crate::command::{
     Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role,
 };
@@ -28,8 +29,9 @@ use crate::ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId
 use crate::inventory::{Inventory, SeatState};
 use crate::limits::Limits;
 use crate::outcome::{
-    Admitted, CancelRejection, CheckInRejection, EventCancelled, EventRejection, HoldPlaced,
-    OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Sale, UserRejection,
+    AccountRejection, Admitted, CancelRejection, CheckInRejection, EventCancelled, EventRejection,
+    HoldPlaced, OrderConfirmed, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Sale,
+    UserRejection,
 };
 use crate::waiting::{Joined, QueueRejection, WaitingRoom, WaitingRoomSpec};
 
@@ -483,6 +485,7 @@ impl State {
         self.expire_holds(h);
         self.forget_ended_holds();
         self.expire_sessions();
+        self.ext.mail.expire_resets(self.now_ms);
         self.expire_records(h);
     }
 
@@ -575,6 +578,18 @@ impl State {
             Command::JoinQueue { event_id, visitor } => {
                 Outcome::Queue(self.join_queue(*event_id, visitor))
             }
+            Command::SetEmail { user_id, email } => {
+                Outcome::Account(self.set_email(*user_id, email.as_deref()))
+            }
+            Command::CreatePasswordReset {
+                token_hash,
+                user_id,
+                expires_at_ms,
+            } => Outcome::Account(self.create_password_reset(token_hash, *user_id, *expires_at_ms)),
+            Command::ResetPassword {
+                token_hash,
+                password_hash,
+            } => Outcome::Account(self.reset_password(token_hash, password_hash)),
         }
     }
 
@@ -685,6 +700,66 @@ impl State {
             self.session_expiry
                 .remove(&(old.expires_at_ms, token_hash.to_owned()));
         }
+    }
+
+    fn set_email(
+        &mut self,
+        user_id: UserId,
+        email: Option<&str>,
+    ) -> Result<UserId, AccountRejection> {
+        if !self.users.contains_key(&user_id) {
+            return Err(AccountRejection::UnknownUser);
+        }
+        if email.is_some_and(|e| !email_is_valid(e)) {
+            return Err(AccountRejection::BadEmail);
+        }
+        self.ext.mail.set_email(user_id, email);
+        Ok(user_id)
+    }
+
+    fn create_password_reset(
+        &mut self,
+        token_hash: &str,
+        user_id: UserId,
+        expires_at_ms: u64,
+    ) -> Result<UserId, AccountRejection> {
+        if !self.users.contains_key(&user_id) {
+            return Err(AccountRejection::UnknownUser);
+        }
+        if expires_at_ms <= self.now_ms {
+            return Err(AccountRejection::ResetExpired);
+        }
+        self.ext.mail.open_reset(token_hash, user_id, expires_at_ms);
+        Ok(user_id)
+    }
+
+    /// Uses a reset once: the new password, and every session of the account ends (a pass over
+    /// the sessions; a reset is rare, and whoever knew the old password must be logged out).
+    fn reset_password(
+        &mut self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<UserId, AccountRejection> {
+        let reset = self
+            .ext
+            .mail
+            .remove_reset(token_hash)
+            .ok_or(AccountRejection::UnknownResetToken)?;
+        let user = self
+            .users
+            .get_mut(&reset.user_id)
+            .expect("a reset's account exists");
+        user.password_hash = password_hash.to_owned();
+        let ended: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user_id == reset.user_id)
+            .map(|(hash, _)| hash.clone())
+            .collect();
+        for hash in ended {
+            self.end_session(&hash);
+        }
+        Ok(reset.user_id)
     }
 
     fn expire_sessions(&mut self) {
@@ -1570,6 +1645,11 @@ impl State {
             .collect()
     }
 
+    /// Returns the email addresses and open password resets of the accounts.
+    pub fn account_mail(&self) -> &AccountMail {
+        &self.ext.mail
+    }
+
     /// Returns the number of accounts.
     pub fn user_count(&self) -> usize {
         self.users.len()
@@ -1715,6 +1795,13 @@ impl State {
     }
 
     // Crate-internal access for the invariant checker.
+    /// Checks the account mail section against the accounts and log time (for the invariants).
+    pub(crate) fn check_account_mail(&self) -> Result<(), String> {
+        self.ext
+            .mail
+            .check(self.now_ms, |id| self.users.contains_key(&id))
+    }
+
     pub(crate) fn parts(&self) -> StateParts<'_> {
         StateParts {
             events: &self.events,

@@ -51,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/me", get(me))
+        .route("/me/email", put(set_my_email))
         .route("/users/{id}/role", put(set_role))
 }
 
@@ -72,6 +73,23 @@ struct SignupBody {
     #[serde(default)]
     #[schema(schema_with = api_doc::signup_role)]
     role: Option<String>,
+    /// An email address for order confirmations with PDF tickets and password resets: printable
+    /// ASCII, one `@`, no spaces, at most 254 characters. Optional; never shown to others.
+    #[serde(default)]
+    #[schema(max_length = 254, pattern = "^(?:[!-?A-~]+@[!-?A-~]+)?$")]
+    #[schema(example = "alice@example.org")]
+    email: Option<String>,
+}
+
+/// A new email address for the caller's account.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "alice@example.org"}))]
+struct EmailBody {
+    /// The address (printable ASCII, one `@`, no spaces, at most 254 characters); `null` or an
+    /// empty string removes it (the answer then has no `email`).
+    #[schema(max_length = 254, pattern = "^(?:[!-?A-~]+@[!-?A-~]+)?$")]
+    email: Option<String>,
 }
 
 /// Credentials.
@@ -260,9 +278,13 @@ async fn signup(
             ));
         }
     };
+    let email = crate::notify::validate_email(body.email.as_deref().unwrap_or(""))?;
     admit_signup(&state, client.ip)?;
     let id = create_user(&state, &body.username, &body.password, role).await?;
-    let body = json!({"id": id, "username": body.username, "role": views::role_name(role)});
+    if email.is_some() {
+        crate::notify::set_email(&state, id, email.clone()).await?;
+    }
+    let body = account_json(id, &body.username, role, email);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -313,7 +335,7 @@ pub async fn open_session(
 }
 
 /// Returns a new 256-bit random token, hex encoded.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
     hex::encode(bytes)
@@ -379,12 +401,66 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusC
         (status = 200, description = "The account.", body = views::User),
         (status = 401, response = api_doc::Unauthenticated),
     ))]
-async fn me(caller: Caller) -> Json<serde_json::Value> {
-    Json(json!({
-        "id": caller.user_id,
-        "username": caller.username,
-        "role": views::role_name(caller.role),
-    }))
+async fn me(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
+    let email = state
+        .node
+        .shared
+        .read()
+        .account_mail()
+        .email(caller.user_id)
+        .map(str::to_owned);
+    Json(account_json(
+        caller.user_id,
+        &caller.username,
+        caller.role,
+        email,
+    ))
+}
+
+/// An account as its owner sees it: `views::User`, with the address only when there is one.
+fn account_json(
+    id: UserId,
+    username: &str,
+    role: Role,
+    email: Option<String>,
+) -> serde_json::Value {
+    let mut account = json!({"id": id, "username": username, "role": views::role_name(role)});
+    if let Some(email) = email {
+        account["email"] = json!(email);
+    }
+    account
+}
+
+/// Set the current account's email address
+///
+/// Sets (or, with `null` or `""`, removes) the address order confirmations with PDF tickets,
+/// cancellation notices and password reset links are sent to.
+#[utoipa::path(put, path = "/api/v1/me/email", tag = "accounts", operation_id = "setMyEmail",
+    security(("bearerAuth" = [])),
+    request_body(content = EmailBody, description = "The new address."),
+    responses(
+        (status = 200, description = "The account with its address.", body = views::User,
+            example = json!({"id": 5, "username": "alice", "role": "attendee",
+                "email": "alice@example.org"})),
+        (status = 400, response = api_doc::MalformedJson),
+        (status = 401, response = api_doc::Unauthenticated),
+        (status = 413, response = api_doc::PayloadTooLarge),
+        (status = 415, response = api_doc::UnsupportedMediaType),
+        (status = 422, response = api_doc::EmailInvalid),
+    ))]
+async fn set_my_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let email = crate::notify::validate_email(body.email.as_deref().unwrap_or(""))?;
+    crate::notify::set_email(&state, caller.user_id, email.clone()).await?;
+    Ok(Json(account_json(
+        caller.user_id,
+        &caller.username,
+        caller.role,
+        email,
+    )))
 }
 
 /// Changes an account's role for an admin; shared with the admin's users page. The only admin
@@ -446,6 +522,15 @@ async fn set_role(
 #[cfg(test)]
 mod password_rule_tests {
     use super::*;
+
+    /// The documented address pattern is the one the handlers use.
+    #[test]
+    fn the_documented_email_pattern_is_the_checked_one() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&crate::openapi::document_json()).expect("JSON");
+        let pattern = &doc["components"]["schemas"]["EmailBody"]["properties"]["email"]["pattern"];
+        assert_eq!(pattern, crate::notify::EMAIL_PATTERN);
+    }
 
     #[test]
     fn the_shown_rule_is_the_checked_one() {

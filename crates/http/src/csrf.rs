@@ -167,7 +167,11 @@ fn body_not_json(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Checks a form's token: the double-submit cookie on the login and sign-up forms, the
+/// The forms posted without a session (log in, sign up, forgotten password, new password): they
+/// carry the double-submit pre-session token.
+const PRESESSION_FORMS: [&str; 4] = ["/login", "/signup", "/password/forgot", "/password/reset"];
+
+/// Checks a form's token: the double-submit cookie on the pre-session forms, the
 /// session's token wherever a session cookie is sent.
 fn check_form_token(
     path: &str,
@@ -176,7 +180,7 @@ fn check_form_token(
     secure: bool,
 ) -> Result<(), Refusal> {
     let sent = field(form, FIELD);
-    let expected = if path == "/login" || path == "/signup" {
+    let expected = if PRESESSION_FORMS.contains(&path) {
         cookie(headers, presession_cookie_name(secure))
             .filter(|v| is_token(v))
             .map(str::to_owned)

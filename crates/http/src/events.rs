@@ -604,6 +604,8 @@ pub async fn cancel_event(
         Some(false) => return Err(ApiError::Forbidden(CANCEL_OWNER_ONLY)),
         Some(true) => {}
     }
+    // Read before: once cancelled, the event has no active tickets to find its buyers by.
+    let buyers = crate::notify::buyers_of(state, id);
     let command = Command::CancelEvent {
         event_id: id,
         key: IdempotencyKey::new(format!("user:{}", caller.user_id), request_id),
@@ -641,6 +643,16 @@ pub async fn cancel_event(
     });
     if let Err(e) = paying_back.await {
         tracing::error!(error = %e, "paying back a cancelled event's orders stopped; settle by hand");
+    }
+    if !answer.replayed {
+        let reason = state
+            .node
+            .shared
+            .read()
+            .cancellation(id)
+            .map(|c| c.reason.clone())
+            .unwrap_or_default();
+        crate::notify::event_cancelled(state, id, &reason, &buyers);
     }
     Ok((cancelled, answer.replayed))
 }

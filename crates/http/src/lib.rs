@@ -18,6 +18,7 @@ pub mod extract;
 pub mod headers;
 pub mod listener;
 pub mod live;
+pub mod notify;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -98,6 +99,8 @@ pub struct HttpConfig {
     pub metrics_token: Option<ops::MetricsToken>,
     /// The booking assistant's conversation limits.
     pub assistant: assistant::AssistantLimits,
+    /// How this node sends mail; `None`: it sends none.
+    pub mail: Option<notify::MailSettings>,
 }
 
 impl Default for HttpConfig {
@@ -125,6 +128,7 @@ impl Default for HttpConfig {
             sse_update_interval_ms: defaults::SSE_UPDATE_INTERVAL_MS,
             metrics_token: None,
             assistant: assistant::AssistantLimits::default(),
+            mail: None,
         }
     }
 }
@@ -170,6 +174,8 @@ pub struct AppInner {
     pub assistant: assistant::AssistantHub,
     /// The cap on requests in progress (load shedding).
     pub in_flight: shed::InFlight,
+    /// The mail queue (order confirmations, cancellation notices, password resets).
+    pub notifier: notify::Notifier,
 }
 
 impl std::ops::Deref for AppState {
@@ -201,7 +207,9 @@ impl AppState {
         });
         let assistant = assistant::AssistantHub::new(config.assistant.clone());
         let in_flight = shed::InFlight::new(config.requests_in_flight_max);
+        let notifier = notify::Notifier::new(config.mail.as_ref(), config.throttle_entries_max);
         AppState(Arc::new(AppInner {
+            notifier,
             assistant,
             in_flight,
             node,

@@ -62,7 +62,7 @@ pub const BEARER: &str = "bearerAuth";
             tickets by chatting, in English or German."),
     ),
     paths(
-        auth::signup, auth::login, auth::logout, auth::me, auth::set_role,
+        auth::signup, auth::login, auth::logout, auth::me, auth::set_my_email, auth::set_role,
         events::list, events::create, events::detail, events::update, events::seats,
         events::ticket_key, events::cancel,
         sales::purchase, sales::availability, sales::sales, sales::purchase_batch,
@@ -86,7 +86,7 @@ pub const BEARER: &str = "bearerAuth";
             RefundRefused, DoorOnly, CheckInRefused, CheckInInvalid, MetricsNotFound,
             TooManyMessages, AssistantMessageInvalid, CancelOwnerOnly, AlreadyCancelled,
             CancelInvalid, QueueRefused, QueueInvalid, RoomInvalid, WaitingRoomNotFound,
-            AdmissionRefused, SaleForbidden,
+            AdmissionRefused, SaleForbidden, EmailInvalid,
         ),
     ),
     modifiers(&BearerScheme, &AnyOperation, &ClosedVariants),
@@ -562,12 +562,19 @@ problem_responses! {
         "username_taken" ("Taken") => ApiError::UsernameTaken,
     }
     /// A field is missing or breaks a rule (`invalid_field`, with `field`): username length or
-    /// characters, a weak password, an unknown role, or an unknown field.
+    /// characters, a weak password, an unknown role, an address that is not one, or an unknown
+    /// field.
     SignupInvalid [] {
         "weak_password" ("Weak password") =>
             invalid("password", "too short: at least 8 characters"),
         "bad_role" ("Role not self-service") =>
             invalid("role", "must be \"attendee\" or \"organizer\""),
+    }
+    /// The address breaks the rule (`invalid_field`, `field` = `email`), or an unknown field was
+    /// sent.
+    EmailInvalid [] {
+        "bad_email" ("Not an address") =>
+            invalid("email", "must look like name@example.org: one @, no spaces, no accented letters"),
     }
     /// A field is missing or of the wrong type, or an unknown field was sent (`invalid_field`).
     LoginInvalid [] {

@@ -299,7 +299,11 @@ pub async fn pay(
         .propose_for::<Result<OrderConfirmed, Rejection>>(command)
         .await
     {
-        Ok(Ok(order)) => Ok(order),
+        Ok(Ok(order)) => {
+            // Committed: the confirmation mail is queued, never waited for.
+            crate::notify::order_confirmed(state, caller.user_id, &order);
+            Ok(order)
+        }
         Ok(Err(rejection)) => {
             if let Err(e) = state.payments.refund(&payment_ref, amount).await {
                 tracing::error!(%payment_ref, error = %e, "refund after a failed confirm failed");

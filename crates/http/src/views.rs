@@ -81,6 +81,10 @@ pub struct User {
     pub username: String,
     /// What the account may do.
     pub role: Role,
+    /// The account's email address (only its owner sees it; absent elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "alice@example.org")]
+    pub email: Option<String>,
 }
 
 /// An account as JSON (what `auth::open_session` hands the API and the pages).
@@ -89,6 +93,7 @@ pub fn user(u: &tix_core::User) -> Value {
         id: u.id.0,
         username: u.username.clone(),
         role: u.role.into(),
+        email: None,
     })
 }
 

@@ -93,10 +93,10 @@ mod tests {
         StorageIOError, StoredMembership, Vote,
     };
     use tix_core::{
-        Admitted, Batch, CancelRejection, CheckInRejection, Command, CustomerKey, EventCancelled,
-        EventDetails, EventId, EventRejection, HoldId, HoldPlaced, HoldRequest, IdempotencyKey,
-        InventorySpec, OrderConfirmed, OrderId, Outcome, PaymentRefund, Refunded, Rejection,
-        Replayable, Role, Sale, TicketId, UserId, UserRejection, Venue,
+        AccountRejection, Admitted, Batch, CancelRejection, CheckInRejection, Command, CustomerKey,
+        EventCancelled, EventDetails, EventId, EventRejection, HoldId, HoldPlaced, HoldRequest,
+        IdempotencyKey, InventorySpec, OrderConfirmed, OrderId, Outcome, PaymentRefund, Refunded,
+        Rejection, Replayable, Role, Sale, TicketId, UserId, UserRejection, Venue,
     };
 
     use super::*;
@@ -303,6 +303,23 @@ mod tests {
                 by: UserId(1),
                 reason: "The venue flooded — sorry.".into(),
             },
+            Command::SetEmail {
+                user_id: UserId(2),
+                email: Some("zoë@example.org".into()),
+            },
+            Command::SetEmail {
+                user_id: UserId(2),
+                email: None,
+            },
+            Command::CreatePasswordReset {
+                token_hash: "ab".repeat(32),
+                user_id: UserId(2),
+                expires_at_ms: u64::MAX,
+            },
+            Command::ResetPassword {
+                token_hash: "ab".repeat(32),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            },
         ];
         round_trip(&Batch {
             time_ms: u64::MAX,
@@ -330,6 +347,8 @@ mod tests {
             .collect();
         outcomes.extend([
             Outcome::User(Err(UserRejection::UsernameTaken)),
+            Outcome::Account(Ok(UserId(2))),
+            Outcome::Account(Err(AccountRejection::UnknownResetToken)),
             Outcome::Session,
             Outcome::Event(Ok((EventId(1), 2))),
             Outcome::Event(Err(EventRejection::BadInventory {

@@ -62,6 +62,10 @@ pub mod defaults {
     pub const AMQP_CONSUMERS: u32 = 1;
     /// The account the RabbitMQ intake sells as.
     pub const AMQP_SELLER: &str = "admin";
+    /// The sender of tix's mail.
+    pub const MAIL_FROM: &str = "tix <tix@localhost>";
+    /// How long one SMTP conversation may take.
+    pub const SMTP_TIMEOUT_MS: u64 = 10_000;
     /// How long the intake retries purchases the cluster cannot answer (no leader) before it
     /// hands them back to the broker.
     pub const AMQP_RETRY_MS: u64 = 30_000;
@@ -182,6 +186,14 @@ pub struct Config {
     pub amqp_consumers: u32,
     /// The account the intake sells as (its organizer's events, or all for an admin).
     pub amqp_seller: String,
+    /// The SMTP server mail goes to (`smtp://host[:port]`); `None`: the outbox folder.
+    pub smtp_url: Option<String>,
+    /// The outbox folder when there is no SMTP server; `None`: `data_dir/outbox`.
+    pub outbox_dir: Option<PathBuf>,
+    /// The sender of tix's mail.
+    pub mail_from: String,
+    /// Whether this node sends mail at all.
+    pub mail: bool,
 }
 
 impl Default for Config {
@@ -231,6 +243,10 @@ impl Default for Config {
             amqp_prefetch: defaults::AMQP_PREFETCH,
             amqp_consumers: defaults::AMQP_CONSUMERS,
             amqp_seller: defaults::AMQP_SELLER.to_owned(),
+            smtp_url: None,
+            outbox_dir: None,
+            mail_from: defaults::MAIL_FROM.to_owned(),
+            mail: true,
         }
     }
 }
@@ -335,6 +351,15 @@ impl Config {
         if self.amqp_seller.is_empty() {
             return invalid("--amqp-seller", "must name an account");
         }
+        if let Some(mail) = self.mail_config() {
+            let flag = match &mail.transport {
+                tix_mail::Transport::Smtp(_) => "--smtp-url / --mail-from",
+                tix_mail::Transport::Outbox(_) => "--mail-from",
+            };
+            if let Err(e) = tix_mail::Mailer::new(&mail) {
+                return invalid(flag, &e.to_string());
+            }
+        }
         self.intake_config()
             .validate("--amqp-")
             .map_err(|e| ConfigError::Invalid {
@@ -413,9 +438,37 @@ impl Config {
         }
     }
 
-    /// Returns the HTTP edge's configuration.
-    fn http_config(&self, metrics_token: Option<MetricsToken>) -> HttpConfig {
+    /// Returns how mail is sent, or `None` with `--no-mail`.
+    fn mail_config(&self) -> Option<tix_mail::MailConfig> {
+        if !self.mail {
+            return None;
+        }
+        let transport = match &self.smtp_url {
+            Some(url) => tix_mail::Transport::Smtp(url.clone()),
+            None => tix_mail::Transport::Outbox(
+                (self.outbox_dir.clone()).unwrap_or_else(|| self.data_dir.join("outbox")),
+            ),
+        };
+        Some(tix_mail::MailConfig {
+            from: self.mail_from.clone(),
+            transport,
+            smtp_timeout: Duration::from_millis(defaults::SMTP_TIMEOUT_MS),
+        })
+    }
+
+    /// Returns the HTTP edge's configuration; links in mail point at the `--public-origin`, else
+    /// at `api_addr`, this node's advertised address.
+    fn http_config(&self, metrics_token: Option<MetricsToken>, api_addr: &str) -> HttpConfig {
+        let mail = self
+            .mail_config()
+            .map(|mailer| tix_http::notify::MailSettings {
+                mailer,
+                link_origin: (self.public_origin.clone())
+                    .unwrap_or_else(|| format!("http://{api_addr}")),
+                reset_ttl_ms: tix_http::notify::RESET_TTL_MS,
+            });
         HttpConfig {
+            mail,
             request_body_bytes_max: self.request_body_bytes_max,
             request_timeout_ms: self.request_timeout_ms,
             hold_ttl_ms: self.hold_ttl_ms,
@@ -539,6 +592,7 @@ impl App {
         let (raft_listener, raft_addr) = bind("Raft RPC", &config.raft_addr).await?;
         let (http_listener, http_addr) = bind("HTTP", &config.http_addr).await?;
         node_config.api_addr = advertised(&config.http_addr, http_addr);
+        let api_addr = node_config.api_addr.clone();
         if config.raft_advertise_addr.is_none() {
             node_config.raft_addr = advertised(&config.raft_addr, raft_addr);
         }
@@ -553,7 +607,7 @@ impl App {
         ));
         let state = AppState::new(
             node.clone(),
-            config.http_config(metrics_token),
+            config.http_config(metrics_token, &api_addr),
             Arc::new(TestPayments::default()),
             metrics,
         );
@@ -755,6 +809,37 @@ mod tests {
     }
 
     // Checks the hold limits from both sides.
+    // Mail settings are checked at startup, named by their flags; without --smtp-url the outbox
+    // is DATA_DIR/outbox, and --no-mail sends nothing.
+    #[test]
+    fn mail_settings_are_checked_and_default_to_the_outbox() {
+        let check = |change: fn(&mut Config)| {
+            let mut config = Config::default();
+            change(&mut config);
+            config.validate().map_err(|e| e.to_string())
+        };
+        assert!(check(|c| c.smtp_url = Some("smtp://127.0.0.1:2525".into())).is_ok());
+        let e = check(|c| c.smtp_url = Some("smtps://mail.example".into())).unwrap_err();
+        assert!(e.contains("--smtp-url"), "{e}");
+        let e = check(|c| c.mail_from = "not an address".into()).unwrap_err();
+        assert!(e.contains("--mail-from"), "{e}");
+        assert!(
+            check(|c| {
+                c.mail = false;
+                c.mail_from = "not an address".into();
+            })
+            .is_ok()
+        );
+        let config = Config::default();
+        let outbox = tix_mail::Transport::Outbox(config.data_dir.join("outbox"));
+        assert_eq!(config.mail_config().map(|m| m.transport), Some(outbox));
+        let off = Config {
+            mail: false,
+            ..Config::default()
+        };
+        assert!(off.mail_config().is_none());
+    }
+
     #[test]
     fn hold_ttl_is_checked_at_both_ends() {
         for (hold_ttl_ms, ok) in [

@@ -18,6 +18,8 @@ pub struct Cli {
     serve: ServeArgs,
 }
 
+// Parsed once at startup: the size of the serve flags' variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs a node: the shop and API on --http-addr, Raft RPC on --raft-addr (the default).
@@ -239,6 +241,20 @@ pub struct ServeArgs {
     /// The account the intake sells as (the events' organizer, or an admin for all events).
     #[arg(long, default_value = defaults::AMQP_SELLER)]
     pub amqp_seller: String,
+    /// The SMTP server order confirmations, cancellation notices and password resets are sent
+    /// to: `smtp://host[:port]` (unauthenticated, no TLS: a relay on this host or a private
+    /// network). Without it, mail is written as `.eml` files to the outbox folder.
+    #[arg(long, env = "TIX_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The folder mail is written to when no `--smtp-url` is given (default: DATA_DIR/outbox).
+    #[arg(long, env = "TIX_OUTBOX_DIR")]
+    pub outbox_dir: Option<PathBuf>,
+    /// The sender of tix's mail (`From:`).
+    #[arg(long, env = "TIX_MAIL_FROM", default_value = defaults::MAIL_FROM)]
+    pub mail_from: String,
+    /// Send no mail at all (no SMTP, no outbox).
+    #[arg(long)]
+    pub no_mail: bool,
 }
 
 impl From<ServeArgs> for Config {
@@ -289,6 +305,10 @@ impl From<ServeArgs> for Config {
             amqp_prefetch,
             amqp_consumers,
             amqp_seller,
+            smtp_url,
+            outbox_dir,
+            mail_from,
+            no_mail,
         } = args;
         Config {
             node_id,
@@ -335,6 +355,10 @@ impl From<ServeArgs> for Config {
             amqp_prefetch,
             amqp_consumers,
             amqp_seller,
+            smtp_url,
+            outbox_dir,
+            mail_from,
+            mail: !no_mail,
         }
     }
 }

@@ -1660,6 +1660,21 @@ async fn visit_every_page(
     click(&visitor, "form.stack button[type=submit]").await?;
     wait_for_text(&visitor, "2 things to fix").await?;
     sweep(&visitor, "login-errors", &mut problems).await?;
+    // Forgotten password: the form, its errors, the answer, a link that no longer works.
+    visitor.goto(&shop.url("/password/forgot")).await?;
+    wait_for_text(&visitor, "Forgot your password?").await?;
+    sweep(&visitor, "password-forgot", &mut problems).await?;
+    click(&visitor, "form.stack button[type=submit]").await?;
+    wait_for_text(&visitor, "One thing to fix").await?;
+    sweep(&visitor, "password-forgot-errors", &mut problems).await?;
+    fill(&visitor, "#who", "sweeper@example.org").await?;
+    click(&visitor, "form.stack button[type=submit]").await?;
+    wait_for_text(&visitor, "id=\"reset-sent\"").await?;
+    sweep(&visitor, "password-forgot-sent", &mut problems).await?;
+    let expired = format!("/password/reset?token={}", "0".repeat(64));
+    visitor.goto(&shop.url(&expired)).await?;
+    wait_for_text(&visitor, "no longer works").await?;
+    sweep(&visitor, "password-reset-invalid", &mut problems).await?;
     visitor.goto(&shop.url("/no-such-page")).await?;
     wait_for_text(&visitor, "Not found").await?;
     sweep(&visitor, "error-404", &mut problems).await?;
@@ -1736,6 +1751,18 @@ async fn visit_every_page(
     buyer.goto(&shop.url("/orders")).await?;
     wait_for_text(&buyer, "My orders").await?;
     sweep(&buyer, "orders", &mut problems).await?;
+    // The account page: the address, an error beside it, saved.
+    buyer.goto(&shop.url("/account")).await?;
+    wait_for_text(&buyer, "Your account").await?;
+    sweep(&buyer, "account", &mut problems).await?;
+    fill(&buyer, "#email", "not an address").await?;
+    click(&buyer, "form.stack button[type=submit]").await?;
+    wait_for_text(&buyer, "One thing to fix").await?;
+    sweep(&buyer, "account-errors", &mut problems).await?;
+    fill(&buyer, "#email", "sweeper@example.org").await?;
+    click(&buyer, "form.stack button[type=submit]").await?;
+    wait_for_text(&buyer, "id=\"account-saved\"").await?;
+    sweep(&buyer, "account-saved", &mut problems).await?;
     buyer.goto(&shop.url("/assistant")).await?;
     wait_for_text(&buyer, "Booking assistant").await?;
     sweep(&buyer, "assistant", &mut problems).await?;

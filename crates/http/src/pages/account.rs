@@ -40,6 +40,8 @@ pub fn routes() -> Router<AppState> {
 struct SignupPage {
     nav: Nav,
     username: String,
+    /// The address typed (optional).
+    email: String,
     organizer: bool,
     /// Every bad field of the last submission.
     errors: FormErrors,
@@ -79,7 +81,7 @@ fn safe_next(next: &str) -> String {
 }
 
 /// Answers `page` with `status`, storing a new pre-session cookie when there is one.
-fn with_cookie(
+pub(super) fn with_cookie(
     status: axum::http::StatusCode,
     set_cookie: Option<HeaderValue>,
     page: impl IntoResponse,
@@ -101,6 +103,7 @@ async fn signup_form(
     let page = SignupPage {
         nav: Nav::of(caller.0.as_ref()),
         username: String::new(),
+        email: String::new(),
         organizer: false,
         errors: FormErrors::new(),
         csrf,
@@ -119,6 +122,7 @@ async fn signup(
     let form = form_pairs(&body);
     let username = field(&form, "username").trim().to_owned();
     let password = field(&form, "password").to_owned();
+    let email = field(&form, "email").trim().to_owned();
     let organizer = field(&form, "organizer") == "on";
     let next = safe_next(field(&form, "next"));
     // Every field first, in the user's words; the name is free if no account has it yet (the
@@ -132,6 +136,7 @@ async fn signup(
         errors.add("username", Problem::UsernameTaken);
     }
     errors.check("password", check_password(&password, &username));
+    errors.check("email", check_email(&email));
     let result = async {
         if !errors.is_empty() {
             return Err(None);
@@ -139,13 +144,17 @@ async fn signup(
         let created = async {
             validate_username(&username)?;
             validate_password(&password, &username)?;
+            let address = crate::notify::validate_email(&email)?;
             let role = if organizer {
                 Role::Organizer
             } else {
                 Role::Attendee
             };
             admit_signup(&state, client.ip)?;
-            create_user(&state, &username, &password, role).await?;
+            let id = create_user(&state, &username, &password, role).await?;
+            if address.is_some() {
+                crate::notify::set_email(&state, id, address).await?;
+            }
             open_session(&state, client.ip, &username, &password).await
         };
         created.await.map_err(Some)
@@ -170,6 +179,7 @@ async fn signup(
                 Some(other) => errors.api(other, |f| match f {
                     "username" => Some("username"),
                     "password" => Some("password"),
+                    "email" => Some("email"),
                     _ => None,
                 }),
             }
@@ -177,6 +187,7 @@ async fn signup(
             let page = SignupPage {
                 nav: Nav::default(),
                 username,
+                email,
                 organizer,
                 errors,
                 csrf,
@@ -217,8 +228,24 @@ fn check_username(username: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Checks an optional email address as [`crate::notify::validate_email`] does, in the user's
+/// words (empty is fine: no address).
+pub(super) fn check_email(email: &str) -> Result<(), Problem> {
+    let email = email.trim();
+    if email.len() > tix_core::EMAIL_BYTES_MAX {
+        return Err(Problem::TooLong {
+            max: tix_core::EMAIL_BYTES_MAX,
+        });
+    }
+    let printable = email.bytes().all(|b| b.is_ascii_graphic());
+    if !email.is_empty() && (!printable || !tix_core::email_is_valid(email)) {
+        return Err(Problem::EmailShape);
+    }
+    Ok(())
+}
+
 /// Checks a new password as [`validate_password`] does, in the user's words.
-fn check_password(password: &str, username: &str) -> Result<(), Problem> {
+pub(super) fn check_password(password: &str, username: &str) -> Result<(), Problem> {
     let n = password.chars().count();
     if n == 0 {
         return Err(Problem::Missing);
@@ -402,5 +429,20 @@ mod tests {
             Err(Problem::TooShort { min: 8 })
         );
         assert_eq!(check_username("ab"), Err(Problem::TooShort { min: 3 }));
+        let longest = format!("{}@example.org", "a".repeat(tix_core::EMAIL_BYTES_MAX - 12));
+        let addresses = [
+            "", " ", " a@b ", "a@b", "ab", "a@b@c", "a b@c.d", "a\u{7}@b", "zoë@x.y", &longest,
+        ];
+        for email in addresses
+            .iter()
+            .copied()
+            .chain([format!("a{longest}").as_str()])
+        {
+            assert_eq!(
+                check_email(email).is_ok(),
+                crate::notify::validate_email(email.trim()).is_ok(),
+                "{email:?} (the page trims what was typed)"
+            );
+        }
     }
 }

@@ -124,6 +124,10 @@ pub enum Problem {
     PasswordWeak,
     /// The same as the username.
     PasswordIsUsername,
+    /// Not an email address (no `@`, two of them, spaces or control characters).
+    EmailShape,
+    /// The two new passwords differ.
+    PasswordsDiffer,
     /// A sentence of the API's own, for a check the page does not make itself.
     Said(String),
 }
@@ -195,6 +199,12 @@ impl Problem {
             Problem::PasswordIsUsername => {
                 format!("{label}: must not be your username")
             }
+            Problem::EmailShape => {
+                format!(
+                    "{label}: use an address like name@example.org (one @, no spaces, no accented letters)"
+                )
+            }
+            Problem::PasswordsDiffer => format!("{label}: type the same password twice"),
             Problem::Said(detail) => format!("{label}: {detail}"),
         }
     }
@@ -226,6 +236,9 @@ pub fn label(field: &str) -> &str {
         "opens_at" => "Sale opens",
         "admit_per_min" => "Visitors admitted per minute",
         "window_min" => "Minutes to buy",
+        "email" => "Email",
+        "who" => "Username or email",
+        "confirm" => "Repeat the password",
         other => other,
     }
 }

@@ -17,6 +17,8 @@ mod buy;
 mod cancel;
 mod catalogue;
 mod form;
+mod password;
+mod profile;
 pub mod queue;
 mod receipt;
 mod staff;
@@ -49,6 +51,8 @@ pub fn routes() -> Router<AppState> {
         .merge(cancel::routes())
         .merge(admin::routes())
         .merge(queue::routes())
+        .merge(password::routes())
+        .merge(profile::routes())
 }
 
 async fn css() -> Response {

@@ -23,6 +23,63 @@ pub fn routes() -> Router<AppState> {
         .route("/tickets", get(my_tickets))
         .route("/orders", get(my_orders))
         .route("/tickets/{id}/refund", get(confirm_refund).post(refund))
+        .route("/tickets/{id}", get(ticket_pdf))
+}
+
+/// The printable ticket, `/tickets/{id}.pdf`: one A4 page with the event, the seat and the QR
+/// code of the ticket's signed code (the one the door admits), for its owner only (404 for
+/// anyone else, as for a ticket that does not exist) and only while it is valid.
+async fn ticket_pdf(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(file): Path<String>,
+) -> Response {
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/tickets/{file}"));
+    };
+    let nav = Nav::of(Some(&c));
+    let id = file
+        .strip_suffix(".pdf")
+        .and_then(|id| id.parse::<u64>().ok());
+    let Some(id) = id else {
+        return PageError::not_found(nav, "ticket").into_response();
+    };
+    let history = match state.node.shared.history() {
+        Ok(history) => history,
+        Err(e) => return PageError::from_api(nav, e.into()).into_response(),
+    };
+    let info = {
+        let s = state.node.shared.read();
+        history
+            .ticket(TicketId(id))
+            .filter(|t| t.customer == tix_core::CustomerKey::User(c.user_id))
+            .filter(|t| t.status == TicketStatus::Active)
+            .and_then(|t| {
+                let e = s.event(t.event_id)?;
+                Some(crate::notify::ticket_info(e, t.id, t.seat, &c.username))
+            })
+    };
+    let Some(info) = info else {
+        return PageError::not_found(nav, "ticket").into_response();
+    };
+    let pdf = tokio::task::spawn_blocking(move || tix_mail::tickets_pdf(&[info])).await;
+    match pdf {
+        Ok(pdf) => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/pdf".to_owned(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"ticket-{id}.pdf\""),
+                ),
+            ],
+            pdf,
+        )
+            .into_response(),
+        Err(e) => PageError::from_api(nav, ApiError::Internal(e.to_string())).into_response(),
+    }
 }
 
 /// A ticket as shown.

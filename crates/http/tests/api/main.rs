@@ -15,9 +15,11 @@
 //! - `fail_stop` injects a panic into apply and checks the replica stops serving.
 //! - `csrf` replays the probe's cross-site form posts and cookie-only API calls.
 //! - `assistant` books, pays and refunds by chat, and checks what it must refuse.
+//! - `account_mail` sets email addresses (API and pages) and asks for password resets.
 //! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
 //! - `waiting_room` sets an on-sale's waiting room, joins it, and buys with admission tokens.
 
+mod account_mail;
 mod assistant;
 mod authz;
 mod box_office;

@@ -129,7 +129,7 @@ impl Browser {
     /// Returns the CSRF token a page of this site would put into a form posted to `path`: the
     /// login or sign-up form's own, or the session's (read from the page header's log-out form).
     pub(crate) async fn token_for(&mut self, path: &str) -> Option<String> {
-        let page = if path == "/login" || path == "/signup" {
+        let page = if ["/login", "/signup", "/password/forgot"].contains(&path) {
             path
         } else if self.cookies.contains_key("tix_session") {
             "/"
