@@ -9,18 +9,29 @@
 //! dropped (a node must not forget what a newer node wrote). To add a collection: a field here,
 //! a new tag, one line in [`Extensions::sections`] and one in [`Extensions::read_section`].
 
+use std::collections::BTreeMap;
+
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::ids::EventId;
+use crate::layout::VenueLayout;
+
+/// The tag of [`Extensions::layouts`].
+const TAG_LAYOUTS: u16 = 3;
+
 /// The collections added to the state after its field list was frozen, each with its own tag.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Extensions {}
+pub struct Extensions {
+    /// Tag 3: the venue layouts (named sections) of the events created with one; an event
+    /// without a layout reads as one unnamed section.
+    pub layouts: BTreeMap<EventId, VenueLayout>,
+}
 
 /// One encoded section: its tag and the postcard bytes of its collection.
 type Section = (u16, Vec<u8>);
 
-#[allow(dead_code)] // until the first section exists
 fn section<T: Serialize>(tag: u16, value: &T) -> Result<Section, postcard::Error> {
     Ok((tag, postcard::to_stdvec(value)?))
 }
@@ -28,13 +39,20 @@ fn section<T: Serialize>(tag: u16, value: &T) -> Result<Section, postcard::Error
 impl Extensions {
     /// Every section, in tag order.
     fn sections(&self) -> Result<Vec<Section>, postcard::Error> {
-        Ok(vec![])
+        let mut out = vec![];
+        if !self.layouts.is_empty() {
+            out.push(section(TAG_LAYOUTS, &self.layouts)?);
+        }
+        Ok(out)
     }
 
     /// Fills the collection of `tag` from its bytes; false for a tag this build does not know.
     fn read_section(&mut self, tag: u16, bytes: &[u8]) -> Result<bool, postcard::Error> {
-        let _ = (tag, bytes);
-        Ok(false)
+        match tag {
+            TAG_LAYOUTS => self.layouts = postcard::from_bytes(bytes)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 

@@ -167,6 +167,25 @@ impl State {
             );
             check_seats(*id, inv)?;
         }
+        // Each seat is in exactly one section, row and place: the layout's sections cover the
+        // event's seats `1..=N` one after another, so their sizes add up to N.
+        for (id, layout) in parts.layouts {
+            let event = parts.events.get(id);
+            ensure!(
+                event.is_some(),
+                "layout of event {id}, which does not exist"
+            );
+            let seats = event.map_or(0, |e| e.inventory.seat_states().len());
+            let covered: u64 = layout
+                .sections
+                .iter()
+                .map(|s| u64::from(s.rows) * u64::from(s.seats_per_row))
+                .sum();
+            ensure!(
+                seats > 0 && covered == seats as u64,
+                "event {id}: the layout covers {covered} seats of {seats}"
+            );
+        }
         for id in parts.cancellations.keys() {
             let event = parts.events.get(id);
             ensure!(event.is_some(), "cancelled event {id} does not exist");

@@ -16,13 +16,15 @@ pub mod history;
 pub mod ids;
 pub mod invariants;
 pub mod inventory;
+pub mod layout;
 pub mod limits;
 pub mod outcome;
 pub mod replica;
 pub mod state;
 
 pub use command::{
-    Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue,
+    Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role,
+    SectionSpec, Venue,
 };
 pub use history::{
     Changes, CountKey, History, HistoryScan, MemoryHistory, Record, RecordChange, RecordKey,
@@ -31,6 +33,7 @@ pub use history::{
 pub use ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
 pub use invariants::InvariantViolation;
 pub use inventory::{Inventory, SeatLayout, SeatState};
+pub use layout::{MapSection, SeatMap, SeatPlace, VenueLayout};
 pub use limits::Limits;
 pub use outcome::{
     Admitted, Answer, CancelRejection, CheckInRejection, EventCancelled, EventRejection,
