@@ -61,8 +61,8 @@ pub fn arena_sections() -> Vec<SectionSpec> {
 }
 
 /// Creates the demo organizer and events when there are no events yet: a general-admission
-/// festival and a numbered concert with a seat layout, and an arena in
-/// named blocks. /// Returns how many events were created.
+/// festival, a numbered concert with a seat layout and an arena in named blocks. Returns how
+/// many events were created.
 pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, ApiError> {
     if state.node.shared.read().events().next().is_some() {
         return Ok(0);

@@ -18,6 +18,7 @@ mod cancel;
 mod catalogue;
 mod form;
 mod receipt;
+mod seatmap;
 mod staff;
 mod tickets;
 
