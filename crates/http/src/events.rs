@@ -436,7 +436,10 @@ fn validate_sections(sections: &[SectionBody], capacity_max: u32) -> Result<u32,
             ));
         }
         if !(1..=capacity_max).contains(&s.rows) {
-            return Err(ApiError::invalid(&field("rows"), format!("must be between 1 and {capacity_max}")));
+            return Err(ApiError::invalid(
+                &field("rows"),
+                format!("must be between 1 and {capacity_max}"),
+            ));
         }
         if !(1..=capacity_max).contains(&s.seats_per_row) {
             return Err(ApiError::invalid(
@@ -445,7 +448,10 @@ fn validate_sections(sections: &[SectionBody], capacity_max: u32) -> Result<u32,
             ));
         }
         if s.price_cents > price_max {
-            return Err(ApiError::invalid(&field("price_cents"), format!("at most {price_max}")));
+            return Err(ApiError::invalid(
+                &field("price_cents"),
+                format!("at most {price_max}"),
+            ));
         }
         total += u64::from(s.rows) * u64::from(s.seats_per_row);
     }
@@ -839,7 +845,8 @@ async fn detail(
     let event = state
         .read_fresh(|s| {
             let id = EventId(id);
-            s.event(id).map(|e| views::event(e, s.cancellation(id), s.layout(id)))
+            s.event(id)
+                .map(|e| views::event(e, s.cancellation(id), s.layout(id)))
         })
         .await;
     Ok(Json(event.ok_or(ApiError::NotFound("event"))?))

@@ -74,7 +74,11 @@ pub(crate) struct BestAvailableBody {
 
 /// Turns a hold body into the domain's request, resolving a section name against the event's
 /// layout (fixed at creation, so the local state knows it once the event is known here).
-fn hold_request(state: &AppState, event_id: EventId, body: HoldBody) -> Result<HoldRequest, ApiError> {
+fn hold_request(
+    state: &AppState,
+    event_id: EventId,
+    body: HoldBody,
+) -> Result<HoldRequest, ApiError> {
     match (body.quantity, body.seats, body.best_available) {
         (Some(q), None, None) => Ok(HoldRequest::Quantity(q)),
         (None, Some(seats), None) => Ok(HoldRequest::Seats(seats)),
@@ -113,7 +117,10 @@ pub(crate) fn section_index(
         } else {
             format!("the sections are: {}", names.join(", "))
         };
-        ApiError::invalid("best_available.section", format!("no section named that; {known}"))
+        ApiError::invalid(
+            "best_available.section",
+            format!("no section named that; {known}"),
+        )
     })
 }
 

@@ -186,18 +186,12 @@ fn order_refused(errors: &mut FormErrors, field: &str, e: &ApiError, name: impl 
                     seats: *seats,
                 },
             ),
-            Rejection::SeatTaken { seat } => errors.add(
-                field,
-                Problem::SeatTaken {
-                    seat: name(*seat),
-                },
-            ),
-            Rejection::SeatBlocked { seat } => errors.add(
-                field,
-                Problem::SeatBlocked {
-                    seat: name(*seat),
-                },
-            ),
+            Rejection::SeatTaken { seat } => {
+                errors.add(field, Problem::SeatTaken { seat: name(*seat) })
+            }
+            Rejection::SeatBlocked { seat } => {
+                errors.add(field, Problem::SeatBlocked { seat: name(*seat) })
+            }
             Rejection::NoAdjacentSeats { quantity } => errors.add(
                 field,
                 Problem::NotTogether {
@@ -229,7 +223,13 @@ fn event_page(
     let plan = s.seat_map(e).map(|map| {
         let seats = e.inventory.seat_states();
         let asked = chosen.section.as_deref();
-        seatmap::plan(&map, seats, &e.details.currency, asked, &chosen.seat_numbers())
+        seatmap::plan(
+            &map,
+            seats,
+            &e.details.currency,
+            asked,
+            &chosen.seat_numbers(),
+        )
     });
     let price = super::ticket_price(e.details.price_cents, &e.details.currency);
     let price = match &plan {
@@ -566,11 +566,16 @@ async fn best(
             }
         },
     };
-    let refused = |errors: FormErrors, status| {
-        match event_page(&state, nav.clone(), id, errors, Some(&c), &kept) {
-            Some(page) => (status, page).into_response(),
-            None => PageError::not_found(nav.clone(), "event").into_response(),
-        }
+    let refused = |errors: FormErrors, status| match event_page(
+        &state,
+        nav.clone(),
+        id,
+        errors,
+        Some(&c),
+        &kept,
+    ) {
+        Some(page) => (status, page).into_response(),
+        None => PageError::not_found(nav.clone(), "event").into_response(),
     };
     let Some(quantity) = q.filter(|_| errors.is_empty()) else {
         return refused(errors, axum::http::StatusCode::UNPROCESSABLE_ENTITY);

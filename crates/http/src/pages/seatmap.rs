@@ -110,7 +110,12 @@ pub fn plan(
     let overview = map.sections.len() > 1 || map.seats() > SEATS_WITHOUT_OVERVIEW_MAX;
     let index = asked
         .and_then(|name| map.section_named(name))
-        .or_else(|| chosen.first().and_then(|&n| map.place(n)).map(|p| p.section))
+        .or_else(|| {
+            chosen
+                .first()
+                .and_then(|&n| map.place(n))
+                .map(|p| p.section)
+        })
         .or((!overview).then_some(0));
     let title = |name: &str| {
         if name.is_empty() {
@@ -124,7 +129,8 @@ pub fn plan(
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let range = &seats[s.first_seat as usize - 1..(s.first_seat + s.seats()) as usize - 1];
+                let range =
+                    &seats[s.first_seat as usize - 1..(s.first_seat + s.seats()) as usize - 1];
                 Block {
                     name: title(s.name),
                     href: format!("?section={}", url_encode(s.name)),
@@ -154,7 +160,10 @@ pub fn plan(
     Plan {
         blocks,
         shown,
-        prices_differ: map.sections.iter().any(|s| Some(s.price_cents) != first_price),
+        prices_differ: map
+            .sections
+            .iter()
+            .any(|s| Some(s.price_cents) != first_price),
     }
 }
 

@@ -15,6 +15,7 @@
 //! - `fail_stop` injects a panic into apply and checks the replica stops serving.
 //! - `csrf` replays the probe's cross-site form posts and cookie-only API calls.
 //! - `assistant` books, pays and refunds by chat, and checks what it must refuse.
+//! - `sections` covers venues in named sections and "N together, best available".
 //! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
 
 mod assistant;
@@ -29,5 +30,6 @@ mod login_abuse;
 mod pages;
 mod races;
 mod request_ids;
+mod sections;
 mod shop;
 mod validation;
