@@ -670,7 +670,7 @@ fn order_page(
         event_id: e.id.0,
         event_name: e.details.name.clone(),
         tickets: order.tickets.len(),
-        breakdown: Breakdown::of(&sold, &e.inventory, &e.details.currency),
+        breakdown: Breakdown::of(&sold, &e.inventory, s.layout(e.id), &e.details.currency),
     }))
 }
 
@@ -770,6 +770,7 @@ fn checkout_view(
             h.quantity,
             h.price_cents,
             &e.inventory,
+            s.layout(e.id),
             &e.details.currency,
         ),
         expires_at_ms: h.expires_at_ms,
