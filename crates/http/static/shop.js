@@ -180,6 +180,88 @@
       });
     });
   }
+  // The seat grid is one tab stop: the seats are a roving tabindex (the chosen or first free
+  // seat takes Tab; the others -1), Left/Right move along the row and Up/Down to the nearest
+  // free seat of the row in front or behind, Home/End to the row's ends. Taken seats are
+  // skipped (they are disabled). Called again after live updates change which seats are free.
+  function roving(grid) {
+    var rows = Array.prototype.map.call(grid.querySelectorAll(".seatrow"), function (r) {
+      return Array.prototype.slice.call(r.querySelectorAll("input"));
+    });
+    var all = [].concat.apply([], rows);
+    var current = all.filter(function (i) { return i.tabIndex === 0 && !i.disabled; })[0] ||
+      all.filter(function (i) { return i.checked; })[0] ||
+      all.filter(function (i) { return !i.disabled; })[0];
+    all.forEach(function (i) { i.tabIndex = i === current ? 0 : -1; });
+    if (grid.getAttribute("data-roving")) return;
+    grid.setAttribute("data-roving", "1");
+    function at(input) {
+      for (var r = 0; r < rows.length; r++) { var c = rows[r].indexOf(input); if (c >= 0) return [r, c]; }
+      return null;
+    }
+    function nearestIn(row, c) {
+      var best = null;
+      row.forEach(function (i, k) { if (!i.disabled && (best === null || Math.abs(k - c) < Math.abs(best - c))) best = k; });
+      return best === null ? null : row[best];
+    }
+    function move(from, to) {
+      if (!to) return;
+      from.tabIndex = -1; to.tabIndex = 0; to.focus();
+    }
+    grid.addEventListener("keydown", function (e) {
+      var input = e.target;
+      if (input.tagName !== "INPUT") return;
+      rows = Array.prototype.map.call(grid.querySelectorAll(".seatrow"), function (r) {
+        return Array.prototype.slice.call(r.querySelectorAll("input"));
+      });
+      var p = at(input); if (!p) return;
+      var row = rows[p[0]], k, target = null;
+      if (e.key === "ArrowRight") { for (k = p[1] + 1; k < row.length && !target; k++) if (!row[k].disabled) target = row[k]; }
+      else if (e.key === "ArrowLeft") { for (k = p[1] - 1; k >= 0 && !target; k--) if (!row[k].disabled) target = row[k]; }
+      else if (e.key === "ArrowDown") { for (k = p[0] + 1; k < rows.length && !target; k++) target = nearestIn(rows[k], p[1]); }
+      else if (e.key === "ArrowUp") { for (k = p[0] - 1; k >= 0 && !target; k--) target = nearestIn(rows[k], p[1]); }
+      else if (e.key === "Home") { target = nearestIn(row, 0); }
+      else if (e.key === "End") { target = nearestIn(row, row.length - 1); }
+      else return;
+      e.preventDefault();
+      move(input, target);
+    });
+    grid.addEventListener("focusin", function (e) {
+      if (e.target.tagName !== "INPUT") return;
+      Array.prototype.forEach.call(grid.querySelectorAll("input[tabindex='0']"), function (i) { if (i !== e.target) i.tabIndex = -1; });
+      e.target.tabIndex = 0;
+    });
+  }
+  // Zoom: three seat sizes (26, 34 and 44 px; the smallest is still a 24 px touch target).
+  var zoom = document.getElementById("zoom");
+  var grid = document.getElementById("seatmap");
+  if (zoom && grid) {
+    var level = 1;
+    zoom.hidden = false;
+    zoom.addEventListener("click", function (e) {
+      var step = parseInt(e.target.getAttribute("data-zoom") || "0", 10);
+      if (!step) return;
+      level = Math.max(1, Math.min(3, level + step));
+      grid.classList.remove("zoom-2", "zoom-3");
+      if (level > 1) grid.classList.add("zoom-" + level);
+    });
+  }
+  // Pan by dragging the map's background with a mouse (touch screens scroll it natively).
+  var box = document.getElementById("seatmap-scroll");
+  if (box) {
+    var drag = null;
+    box.addEventListener("pointerdown", function (e) {
+      if (e.pointerType !== "mouse" || e.target.tagName === "INPUT" || e.target.tagName === "LABEL") return;
+      drag = { x: e.clientX, y: e.clientY, left: box.scrollLeft, top: box.scrollTop };
+      box.classList.add("panning");
+    });
+    window.addEventListener("pointermove", function (e) {
+      if (!drag) return;
+      box.scrollLeft = drag.left - (e.clientX - drag.x);
+      box.scrollTop = drag.top - (e.clientY - drag.y);
+    });
+    window.addEventListener("pointerup", function () { drag = null; box.classList.remove("panning"); });
+  }
   bindChat();
 })();
 // The door: each scan is posted in the background and the verdict and the count are replaced
@@ -372,87 +454,4 @@
   }
   // For the browser tests, which have no camera: decode an image, and scan a decoded code.
   window.tixDoor = { decode: decode, scanned: scanned };
-
-  // The seat grid is one tab stop: the seats are a roving tabindex (the chosen or first free
-  // seat takes Tab; the others -1), Left/Right move along the row and Up/Down to the nearest
-  // free seat of the row in front or behind, Home/End to the row's ends. Taken seats are
-  // skipped (they are disabled). Called again after live updates change which seats are free.
-  function roving(grid) {
-    var rows = Array.prototype.map.call(grid.querySelectorAll(".seatrow"), function (r) {
-      return Array.prototype.slice.call(r.querySelectorAll("input"));
-    });
-    var all = [].concat.apply([], rows);
-    var current = all.filter(function (i) { return i.tabIndex === 0 && !i.disabled; })[0] ||
-      all.filter(function (i) { return i.checked; })[0] ||
-      all.filter(function (i) { return !i.disabled; })[0];
-    all.forEach(function (i) { i.tabIndex = i === current ? 0 : -1; });
-    if (grid.getAttribute("data-roving")) return;
-    grid.setAttribute("data-roving", "1");
-    function at(input) {
-      for (var r = 0; r < rows.length; r++) { var c = rows[r].indexOf(input); if (c >= 0) return [r, c]; }
-      return null;
-    }
-    function nearestIn(row, c) {
-      var best = null;
-      row.forEach(function (i, k) { if (!i.disabled && (best === null || Math.abs(k - c) < Math.abs(best - c))) best = k; });
-      return best === null ? null : row[best];
-    }
-    function move(from, to) {
-      if (!to) return;
-      from.tabIndex = -1; to.tabIndex = 0; to.focus();
-    }
-    grid.addEventListener("keydown", function (e) {
-      var input = e.target;
-      if (input.tagName !== "INPUT") return;
-      rows = Array.prototype.map.call(grid.querySelectorAll(".seatrow"), function (r) {
-        return Array.prototype.slice.call(r.querySelectorAll("input"));
-      });
-      var p = at(input); if (!p) return;
-      var row = rows[p[0]], k, target = null;
-      if (e.key === "ArrowRight") { for (k = p[1] + 1; k < row.length && !target; k++) if (!row[k].disabled) target = row[k]; }
-      else if (e.key === "ArrowLeft") { for (k = p[1] - 1; k >= 0 && !target; k--) if (!row[k].disabled) target = row[k]; }
-      else if (e.key === "ArrowDown") { for (k = p[0] + 1; k < rows.length && !target; k++) target = nearestIn(rows[k], p[1]); }
-      else if (e.key === "ArrowUp") { for (k = p[0] - 1; k >= 0 && !target; k--) target = nearestIn(rows[k], p[1]); }
-      else if (e.key === "Home") { target = nearestIn(row, 0); }
-      else if (e.key === "End") { target = nearestIn(row, row.length - 1); }
-      else return;
-      e.preventDefault();
-      move(input, target);
-    });
-    grid.addEventListener("focusin", function (e) {
-      if (e.target.tagName !== "INPUT") return;
-      Array.prototype.forEach.call(grid.querySelectorAll("input[tabindex='0']"), function (i) { if (i !== e.target) i.tabIndex = -1; });
-      e.target.tabIndex = 0;
-    });
-  }
-  // Zoom: three seat sizes (26, 34 and 44 px; the smallest is still a 24 px touch target).
-  var zoom = document.getElementById("zoom");
-  var grid = document.getElementById("seatmap");
-  if (zoom && grid) {
-    var level = 1;
-    zoom.hidden = false;
-    zoom.addEventListener("click", function (e) {
-      var step = parseInt(e.target.getAttribute("data-zoom") || "0", 10);
-      if (!step) return;
-      level = Math.max(1, Math.min(3, level + step));
-      grid.classList.remove("zoom-2", "zoom-3");
-      if (level > 1) grid.classList.add("zoom-" + level);
-    });
-  }
-  // Pan by dragging the map's background with a mouse (touch screens scroll it natively).
-  var box = document.getElementById("seatmap-scroll");
-  if (box) {
-    var drag = null;
-    box.addEventListener("pointerdown", function (e) {
-      if (e.pointerType !== "mouse" || e.target.tagName === "INPUT" || e.target.tagName === "LABEL") return;
-      drag = { x: e.clientX, y: e.clientY, left: box.scrollLeft, top: box.scrollTop };
-      box.classList.add("panning");
-    });
-    window.addEventListener("pointermove", function (e) {
-      if (!drag) return;
-      box.scrollLeft = drag.left - (e.clientX - drag.x);
-      box.scrollTop = drag.top - (e.clientY - drag.y);
-    });
-    window.addEventListener("pointerup", function () { drag = null; box.classList.remove("panning"); });
-  }
 })();
