@@ -106,7 +106,7 @@ impl World {
         self.requests += 1;
         let command = Command::PlaceHold {
             event_id,
-            key: IdempotencyKey::new("buyer", &format!("r{}", self.requests)),
+            key: IdempotencyKey::new("buyer", format!("r{}", self.requests)),
             customer: self.buyer,
             request,
             ttl_ms: MINUTE_MS,

@@ -1934,7 +1934,14 @@ async fn arena_checks(shop: &Shop, windows: &[Client; 2]) -> anyhow::Result<Vec<
     let page = format!("/events/{id}");
     for (i, (width, height, label)) in SWEEP_WINDOWS.into_iter().enumerate() {
         let c = &windows[i];
-        sign_up(shop, c, &format!("arena-{label}"), false, &format!("arena-signup-{label}")).await?;
+        sign_up(
+            shop,
+            c,
+            &format!("arena-{label}"),
+            false,
+            &format!("arena-signup-{label}"),
+        )
+        .await?;
         set_viewport(c, width, height).await?;
         c.goto(&shop.url(&page)).await?;
         wait_for_text(c, "Sections — choose one").await?;
@@ -1945,7 +1952,10 @@ async fn arena_checks(shop: &Shop, windows: &[Client; 2]) -> anyhow::Result<Vec<
                 vec![],
             )
             .await?;
-        anyhow::ensure!(counts == json!([23, 0]), "blocks and seats on the overview: {counts}");
+        anyhow::ensure!(
+            counts == json!([23, 0]),
+            "blocks and seats on the overview: {counts}"
+        );
         full_shot(c, &format!("arena-overview-{label}"), width, height).await?;
         if i == 0 {
             sweep(c, "arena-overview", &mut problems).await?;
@@ -1963,11 +1973,13 @@ async fn arena_checks(shop: &Shop, windows: &[Client; 2]) -> anyhow::Result<Vec<
                 .await?;
             for pair in seats.as_array().context("a list")? {
                 let name = pair[0].as_str().unwrap_or_default();
-                let want = sections
-                    .iter()
-                    .find(|s| s["name"] == name)
-                    .map(|s| s["rows"].as_u64().unwrap_or(0) * s["seats_per_row"].as_u64().unwrap_or(0));
-                anyhow::ensure!(Some(pair[1].as_u64().unwrap_or(0)) == want, "{name}: {pair}");
+                let want = sections.iter().find(|s| s["name"] == name).map(|s| {
+                    s["rows"].as_u64().unwrap_or(0) * s["seats_per_row"].as_u64().unwrap_or(0)
+                });
+                anyhow::ensure!(
+                    Some(pair[1].as_u64().unwrap_or(0)) == want,
+                    "{name}: {pair}"
+                );
             }
         }
 
@@ -2014,16 +2026,25 @@ async fn arena_checks(shop: &Shop, windows: &[Client; 2]) -> anyhow::Result<Vec<
         c.goto(&shop.url(&format!("{page}?section={}", keyed.replace(' ', "%20"))))
             .await?;
         wait_for_text(c, &format!("{keyed}, Row 1, Seat 1")).await?;
-        c.execute("document.querySelector('#zoom [data-zoom=\"1\"]').focus();", vec![])
-            .await?;
+        c.execute(
+            "document.querySelector('#zoom [data-zoom=\"1\"]').focus();",
+            vec![],
+        )
+        .await?;
         press(c, TAB).await?;
         let (name, in_grid) = focused_seat(c).await?;
-        anyhow::ensure!(in_grid && name == format!("{keyed}, Row 1, Seat 1"), "{name}");
+        anyhow::ensure!(
+            in_grid && name == format!("{keyed}, Row 1, Seat 1"),
+            "{name}"
+        );
         for key in [DOWN, DOWN, RIGHT, RIGHT, LEFT] {
             press(c, key).await?;
         }
         let (name, _) = focused_seat(c).await?;
-        anyhow::ensure!(name == format!("{keyed}, Row 3, Seat 2"), "after the arrows: {name}");
+        anyhow::ensure!(
+            name == format!("{keyed}, Row 3, Seat 2"),
+            "after the arrows: {name}"
+        );
         press(c, LEFT).await?;
         press(c, SPACE).await?;
         wait_for_text(c, &format!("Chosen: {keyed}, Row 3, Seat 1.")).await?;
@@ -2073,7 +2094,9 @@ async fn arena_checks(shop: &Shop, windows: &[Client; 2]) -> anyhow::Result<Vec<
         anyhow::ensure!(
             held.len() == 3
                 && held.windows(2).all(|w| w[1] == w[0] + 1)
-                && held.iter().all(|s| (s - first) / 50 == (held[0] - first) / 50),
+                && held
+                    .iter()
+                    .all(|s| (s - first) / 50 == (held[0] - first) / 50),
             "3 together in {together} held {held:?}"
         );
         // Front row, centre: places 24–26 of 50.
