@@ -105,6 +105,12 @@ pub(crate) fn section_index(
     event_id: EventId,
     name: &str,
 ) -> Result<u32, ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "best_available.section",
+            "name a section, or leave section out for anywhere",
+        ));
+    }
     let s = state.node.shared.read();
     let event = s.event(event_id).ok_or(ApiError::NotFound("event"))?;
     let map = s

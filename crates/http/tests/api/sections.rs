@@ -182,6 +182,9 @@ async fn best_available_refusals_are_clear() {
             .unwrap()
             .contains("Block A, Block B, Block C")
     );
+    let blank = json!({"request_id": "y", "best_available": {"quantity": 1, "section": " "}});
+    let problem = app.hold(token, event, &blank).await.problem(422);
+    assert_eq!(problem["field"], "best_available.section");
     let mixed = json!({"request_id": "m", "seats": [10, 11]});
     let problem = app.hold(token, event, &mixed).await.problem(422);
     assert_eq!(problem["reason"], "mixed_prices");
