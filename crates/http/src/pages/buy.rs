@@ -54,6 +54,9 @@ pub struct Chosen {
     /// The section whose seats are shown, by name.
     #[serde(default)]
     section: Option<String>,
+    /// Which page of a large section is shown, from 1.
+    #[serde(default)]
+    page: Option<u32>,
 }
 
 impl Chosen {
@@ -75,18 +78,28 @@ impl Chosen {
             seats: (!seats.is_empty()).then(|| list.join(",")),
             quantity,
             section: None,
+            page: None,
         }
     }
 
     /// The query string that carries this choice (seats, else a quantity), or "" for none.
     fn query(&self) -> String {
-        let section = self.section.as_deref().filter(|s| !s.is_empty());
-        match (&self.seats, self.quantity, section) {
-            (Some(seats), _, _) => format!("?seats={seats}"),
-            (None, Some(q), Some(s)) => format!("?quantity={q}&section={}", super::url_encode(s)),
-            (None, Some(q), None) => format!("?quantity={q}"),
-            (None, None, Some(s)) => format!("?section={}", super::url_encode(s)),
-            (None, None, None) => String::new(),
+        if let Some(seats) = &self.seats {
+            return format!("?seats={seats}");
+        }
+        let mut params = Vec::new();
+        if let Some(q) = self.quantity {
+            params.push(format!("quantity={q}"));
+        }
+        if let Some(s) = &self.section {
+            params.push(format!("section={}", super::url_encode(s)));
+        }
+        if let Some(p) = self.page {
+            params.push(format!("page={p}"));
+        }
+        match params.is_empty() {
+            true => String::new(),
+            false => format!("?{}", params.join("&")),
         }
     }
 }
@@ -222,7 +235,7 @@ fn event_page(
     let a = crate::views::availability(e);
     let plan = s.seat_map(e).map(|map| {
         let seats = e.inventory.seat_states();
-        let asked = chosen.section.as_deref();
+        let asked = (chosen.section.as_deref(), chosen.page);
         seatmap::plan(
             &map,
             seats,
@@ -459,6 +472,7 @@ async fn order(
     // meanwhile, say).
     let mut kept = Chosen::of(&seats, field(&form, "quantity").parse().ok());
     kept.section = Some(field(&form, "section").to_owned()).filter(|s| !s.is_empty());
+    kept.page = field(&form, "page").parse().ok();
     let Some(c) = caller.0 else {
         // Back to the event page after logging in (or signing up), the choice still made.
         return login_first(&format!("/events/{id}{}", kept.query()));
@@ -541,6 +555,7 @@ async fn best(
         seats: None,
         quantity: quantity.parse().ok(),
         section: Some(section.clone()).filter(|s| !s.is_empty()),
+        page: field(&form, "page").parse().ok(),
     };
     let Some(c) = caller.0 else {
         return login_first(&format!("/events/{id}{}", kept.query()));

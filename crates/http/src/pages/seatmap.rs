@@ -3,14 +3,12 @@
 //! each named "Block A, Row 3, Seat 8" — so a 20,000-seat arena is two dozen links and a few
 //! hundred seats on the page, never 20,000 controls. The section is chosen by `?section=name`
 //! (server-rendered, works without script); a small venue of one unnamed section shows its
-//! seats at once, as before.
+//! seats at once, as before. A section of more than [`PAGE_SEATS_MAX`] seats (an arena created
+//! as plain rows, say) is shown in pages of rows, each a block of the overview (`&page=`).
 
 use tix_core::{SeatMap, SeatState};
 
 use super::{money, url_encode};
-
-/// A venue with more seats than this, or with more than one section, opens on the overview.
-pub const SEATS_WITHOUT_OVERVIEW_MAX: u32 = 1_000;
 
 /// One seat on the map.
 pub struct Seat {
@@ -60,7 +58,9 @@ pub struct Shown {
     pub index: u32,
     /// Its name ("" for an unnamed section): the value of the best-available form's field.
     pub name: String,
-    /// Its heading: "Block A" or "All seats".
+    /// Its page, from 1, when the section is shown in pages.
+    pub page: Option<u32>,
+    /// Its heading: "Block A", "All seats", or the page's rows ("Rows 11–20").
     pub title: String,
     /// One seat's price, for people.
     pub price: String,
@@ -98,62 +98,175 @@ fn spoken_state(state: &str) -> &'static str {
     }
 }
 
-/// Builds the plan: the overview (unless the venue is one small section) and the section asked
-/// for by name — else the section of the first chosen seat, else none (or the only one).
+/// The most seats one page of the map shows: a larger section is shown in pages of whole rows
+/// (or, for rows longer than this, of parts of a row), each a block of the overview; a venue
+/// with more seats than this, or with more than one section, opens on the overview.
+pub const PAGE_SEATS_MAX: u32 = 1_000;
+
+/// One page of a section: a range of its rows and of places in them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    /// The section's index.
+    section: u32,
+    /// First and last row, from 1.
+    rows: (u32, u32),
+    /// First and last place in each row, from 1.
+    places: (u32, u32),
+}
+
+/// The pages of section `index`: the whole section when it has at most [`PAGE_SEATS_MAX`]
+/// seats, else runs of whole rows, else (rows longer than that) parts of one row.
+fn spans(map: &SeatMap, index: u32) -> Vec<Span> {
+    let s = &map.sections[index as usize];
+    let per_row = s.seats_per_row;
+    if s.seats() <= PAGE_SEATS_MAX {
+        return vec![Span {
+            section: index,
+            rows: (1, s.rows),
+            places: (1, per_row),
+        }];
+    }
+    if per_row <= PAGE_SEATS_MAX {
+        let rows_per_page = PAGE_SEATS_MAX / per_row;
+        return (1..=s.rows)
+            .step_by(rows_per_page as usize)
+            .map(|first| Span {
+                section: index,
+                rows: (first, (first + rows_per_page - 1).min(s.rows)),
+                places: (1, per_row),
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for row in 1..=s.rows {
+        for first in (1..=per_row).step_by(PAGE_SEATS_MAX as usize) {
+            out.push(Span {
+                section: index,
+                rows: (row, row),
+                places: (first, (first + PAGE_SEATS_MAX - 1).min(per_row)),
+            });
+        }
+    }
+    out
+}
+
+impl Span {
+    /// The first and last seat numbers of the page (its seats are consecutive numbers).
+    fn seat_range(&self, map: &SeatMap) -> (u32, u32) {
+        let s = &map.sections[self.section as usize];
+        (
+            s.seat_at(self.rows.0, self.places.0),
+            s.seat_at(self.rows.1, self.places.1),
+        )
+    }
+
+    /// What the page is called: "Block A", "Rows 11–20", "Block A · rows 11–20" or
+    /// "Row 1 · seats 1001–2000".
+    fn title(&self, map: &SeatMap, whole: bool) -> String {
+        let s = &map.sections[self.section as usize];
+        let part = if self.rows.0 != self.rows.1 || self.places == (1, s.seats_per_row) {
+            match self.rows.0 == self.rows.1 {
+                true => format!("row {}", self.rows.0),
+                false => format!("rows {}–{}", self.rows.0, self.rows.1),
+            }
+        } else {
+            format!(
+                "row {} · seats {}–{}",
+                self.rows.0, self.places.0, self.places.1
+            )
+        };
+        match (s.name.is_empty(), whole) {
+            (true, true) => "All seats".to_owned(),
+            (false, true) => s.name.to_owned(),
+            (true, false) => capitalized(&part),
+            (false, false) => format!("{} · {part}", s.name),
+        }
+    }
+}
+
+/// `part` with its first letter in upper case.
+fn capitalized(part: &str) -> String {
+    let mut chars = part.chars();
+    chars.next().map_or(String::new(), |c| {
+        c.to_uppercase().collect::<String>() + chars.as_str()
+    })
+}
+
+/// Builds the plan: the overview (unless the venue is one small section) with a block per
+/// page, and the page asked for — by section name and page number, else the page of the first
+/// chosen seat, else none (or the only one).
 pub fn plan(
     map: &SeatMap,
     seats: &[SeatState],
     currency: &str,
-    asked: Option<&str>,
+    (asked, page): (Option<&str>, Option<u32>),
     chosen: &[u32],
 ) -> Plan {
-    let overview = map.sections.len() > 1 || map.seats() > SEATS_WITHOUT_OVERVIEW_MAX;
-    let index = asked
-        .and_then(|name| map.section_named(name))
+    let overview = map.sections.len() > 1 || map.seats() > PAGE_SEATS_MAX;
+    let pages: Vec<(Span, usize, usize)> = (0..map.sections.len() as u32)
+        .flat_map(|i| {
+            let spans = spans(map, i);
+            let count = spans.len();
+            spans
+                .into_iter()
+                .enumerate()
+                .map(move |(k, s)| (s, k, count))
+        })
+        .collect();
+    let by_name = asked.and_then(|name| map.section_named(name)).or_else(|| {
+        // A lone unnamed section's pages are asked for by number only.
+        (page.is_some() && map.sections.len() == 1).then_some(0)
+    });
+    let wanted = by_name
+        .and_then(|i| {
+            let k = page.unwrap_or(1).max(1) as usize - 1;
+            pages.iter().position(|(s, n, _)| s.section == i && *n == k)
+        })
         .or_else(|| {
-            chosen
-                .first()
-                .and_then(|&n| map.place(n))
-                .map(|p| p.section)
+            let n = *chosen.first()?;
+            pages.iter().position(|(s, _, _)| {
+                let (first, last) = s.seat_range(map);
+                (first..=last).contains(&n)
+            })
         })
         .or((!overview).then_some(0));
-    let title = |name: &str| {
-        if name.is_empty() {
-            "All seats".to_owned()
-        } else {
-            name.to_owned()
-        }
-    };
     let blocks = if overview {
-        map.sections
+        pages
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                let range =
-                    &seats[s.first_seat as usize - 1..(s.first_seat + s.seats()) as usize - 1];
+            .map(|(i, (span, k, count))| {
+                let sec = &map.sections[span.section as usize];
+                let (first, last) = span.seat_range(map);
+                let range = &seats[first as usize - 1..last as usize];
+                let mut href = format!("?section={}", url_encode(sec.name));
+                if *count > 1 {
+                    href.push_str(&format!("&page={}", k + 1));
+                }
                 Block {
-                    name: title(s.name),
-                    href: format!("?section={}", url_encode(s.name)),
-                    price: money(s.price_cents, currency),
+                    name: span.title(map, *count == 1),
+                    href,
+                    price: money(sec.price_cents, currency),
                     free: range.iter().filter(|s| **s == SeatState::Free).count() as u32,
-                    seats: s.seats(),
-                    first: s.first_seat,
-                    last: s.first_seat + s.seats() - 1,
-                    current: index == Some(i as u32),
+                    seats: last - first + 1,
+                    first,
+                    last,
+                    current: wanted == Some(i),
                 }
             })
             .collect()
     } else {
         Vec::new()
     };
-    let shown = index.map(|i| {
-        let s = &map.sections[i as usize];
+    let shown = wanted.map(|i| {
+        let (span, k, count) = pages[i];
+        let s = &map.sections[span.section as usize];
         Shown {
-            index: i,
+            index: span.section,
             name: s.name.to_owned(),
-            title: title(s.name),
+            page: (count > 1).then_some(k as u32 + 1),
+            title: span.title(map, count == 1),
             price: money(s.price_cents, currency),
-            rows: rows(map, i, seats, chosen),
+            rows: rows(map, span, seats, chosen),
         }
     });
     let first_price = map.sections.first().map(|s| s.price_cents);
@@ -167,13 +280,13 @@ pub fn plan(
     }
 }
 
-/// The rows of section `index`, each seat named and stated.
-fn rows(map: &SeatMap, index: u32, seats: &[SeatState], chosen: &[u32]) -> Vec<Row> {
-    let s = &map.sections[index as usize];
-    (1..=s.rows)
+/// The rows of a page, each seat named and stated.
+fn rows(map: &SeatMap, span: Span, seats: &[SeatState], chosen: &[u32]) -> Vec<Row> {
+    let s = &map.sections[span.section as usize];
+    (span.rows.0..=span.rows.1)
         .map(|row| Row {
             label: row,
-            seats: (1..=s.seats_per_row)
+            seats: (span.places.0..=span.places.1)
                 .map(|place| {
                     let number = s.seat_at(row, place);
                     let state = seat_state(&seats[number as usize - 1]);
@@ -199,7 +312,7 @@ mod tests {
     fn arena() -> (Inventory, VenueLayout) {
         let section = |name: &str| SectionSpec {
             name: name.into(),
-            rows: 30,
+            rows: 20,
             seats_per_row: 40,
             price_cents: 100,
         };
@@ -207,7 +320,7 @@ mod tests {
             sections: vec![section("Block A"), section("Block B")],
         };
         let inventory = Inventory::Numbered {
-            seats: vec![SeatState::Free; 2_400],
+            seats: vec![SeatState::Free; 1_600],
             layout: None,
             sold: 0,
             held: 0,
@@ -224,15 +337,55 @@ mod tests {
         let (inventory, layout) = arena();
         let map = SeatMap::of(&inventory, Some(&layout), 0).expect("numbered");
         let seats = inventory.seat_states();
-        let plan0 = plan(&map, seats, "EUR", None, &[]);
+        let plan0 = plan(&map, seats, "EUR", (None, None), &[]);
         assert_eq!(plan0.blocks.len(), 2);
         assert!(plan0.shown.is_none());
         assert_eq!(plan0.blocks[1].href, "?section=Block%20B");
-        let b = plan(&map, seats, "EUR", Some("block b"), &[]);
+        let b = plan(&map, seats, "EUR", (Some("block b"), None), &[]);
         let shown = b.shown.expect("Block B shown");
-        assert_eq!(shown.rows.len(), 30);
+        assert_eq!(shown.rows.len(), 20);
         assert_eq!(shown.rows[2].seats[7].label, "Block B, Row 3, Seat 8");
-        let by_seat = plan(&map, seats, "EUR", None, &[1_300]);
+        let by_seat = plan(&map, seats, "EUR", (None, None), &[1_300]);
         assert_eq!(by_seat.shown.expect("shown").index, 1);
+    }
+
+    // A large venue of one unnamed section (an arena created as plain rows, or as one long
+    // row) is shown in pages of at most 1,000 seats: whole rows, else parts of a row.
+    #[test]
+    fn a_large_unnamed_section_is_shown_in_pages() {
+        let numbered = |rows: Option<tix_core::SeatLayout>| Inventory::Numbered {
+            seats: vec![SeatState::Free; 20_000],
+            layout: rows,
+            sold: 0,
+            held: 0,
+            blocked: 0,
+            first_free_hint: 1,
+        };
+        let rows = numbered(Some(tix_core::SeatLayout {
+            rows: 200,
+            seats_per_row: 100,
+        }));
+        let map = SeatMap::of(&rows, None, 0).expect("numbered");
+        let overview = plan(&map, rows.seat_states(), "EUR", (None, None), &[]);
+        assert_eq!(overview.blocks.len(), 20);
+        assert_eq!(overview.blocks[1].name, "Rows 11–20");
+        assert_eq!(overview.blocks[1].href, "?section=&page=2");
+        assert!(overview.shown.is_none());
+        let second = plan(&map, rows.seat_states(), "EUR", (Some(""), Some(2)), &[]);
+        let shown = second.shown.expect("page 2");
+        assert_eq!((shown.rows.len(), shown.rows[0].label), (10, 11));
+        assert_eq!(shown.rows[0].seats[0].label, "Row 11, Seat 1");
+        let by_number = plan(&map, rows.seat_states(), "EUR", (None, Some(3)), &[]);
+        assert_eq!(by_number.shown.expect("page 3").rows[0].label, 21);
+
+        let long = numbered(None);
+        let map = SeatMap::of(&long, None, 0).expect("numbered");
+        let overview = plan(&map, long.seat_states(), "EUR", (None, None), &[]);
+        assert_eq!(overview.blocks.len(), 20);
+        assert_eq!(overview.blocks[19].name, "Row 1 · seats 19001–20000");
+        let chosen = plan(&map, long.seat_states(), "EUR", (None, None), &[4_817]);
+        let shown = chosen.shown.expect("the page of seat 4817");
+        assert_eq!(shown.rows[0].seats.len(), 1_000);
+        assert_eq!(shown.rows[0].seats[0].number, 4_001);
     }
 }

@@ -71,7 +71,9 @@ fn tickets_of(state: &AppState, user: tix_core::UserId) -> Result<Vec<TicketView
                 when: when(e.details.starts_at_ms),
                 venue: e.details.venue.name.clone(),
                 seat: t.seat.map(|n| match s.layout(e.id) {
-                    Some(_) => s.seat_map(e).map_or(format!("seat {n}"), |m| m.seat_name(n)),
+                    Some(_) => s
+                        .seat_map(e)
+                        .map_or(format!("seat {n}"), |m| m.seat_name(n)),
                     None => format!("seat {n}"),
                 }),
                 price: money(t.price_cents, &e.details.currency),
@@ -119,7 +121,10 @@ async fn my_tickets(
                     t.id,
                     t.event,
                     t.when,
-                    t.seat.as_ref().map(|s| format!(", {s}")).unwrap_or_default(),
+                    t.seat
+                        .as_ref()
+                        .map(|s| format!(", {s}"))
+                        .unwrap_or_default(),
                     t.price
                 ))
             });
