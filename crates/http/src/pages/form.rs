@@ -228,6 +228,7 @@ pub fn label(field: &str) -> &str {
         "rows" => "Rows",
         "seats_per_row" => "Seats per row",
         "blocked" => "Blocked seats",
+        "sections" => "Sections",
         "username" => "Username",
         "password" => "Password",
         "card_number" => "Card number",
