@@ -109,9 +109,10 @@ pub enum InventoryBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SectionBody {
-    /// Its name, unique in the venue ignoring case, 1 to 60 characters after trimming; no
-    /// control or text-direction characters.
-    #[schema(example = "Block A", min_length = 1, max_length = 60)]
+    /// Its name, unique in the venue ignoring case, 1 to 60 characters after trimming white
+    /// space (which is dropped); no control or text-direction characters (the pattern says
+    /// exactly that).
+    #[schema(example = "Block A")]
     #[schema(
         pattern = r"^[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,58}[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     )]
