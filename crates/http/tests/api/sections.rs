@@ -1,7 +1,8 @@
 //! Venues in named sections over HTTP: the event JSON takes and gives the sections (today's
 //! shapes unchanged), holds take `best_available` by section name, bad sections and bad
-//! requests are 4xx problems naming the field, and the shop's page shows an overview of
-//! sections with one section's seats at a time and books "N together" by form post.
+//! requests are 4xx problems naming the field, the shop's page shows an overview of sections
+//! with one section's seats at a time and books "N together" by form post, and the event form
+//! takes a venue in sections.
 
 use serde_json::{Value, json};
 
@@ -291,4 +292,40 @@ async fn the_page_shows_one_section_and_books_seats_together() {
         refused.text
     );
     app.assert_invariants();
+}
+
+// An organizer describes a venue in sections on the event form, one per line; a bad line is
+// named beside the field, the rest of the form kept; the created event opens on its overview.
+#[tokio::test]
+async fn the_event_form_creates_a_venue_in_sections() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    b.sign_up("venues", true).await;
+    let mut form = vec![
+        ("name", "Arena Night"),
+        ("description", "Blocks"),
+        ("date", "2030-05-01"),
+        ("time", "20:00"),
+        ("venue", "Arena"),
+        ("lat", "48.2"),
+        ("lon", "16.37"),
+        ("price", "30.00"),
+        ("currency", "EUR"),
+        ("kind", "sections"),
+        ("sections", "Floor A; 2; 10; 99.00\nBlock 101; x; 10; 30.00"),
+        ("blocked", ""),
+    ];
+    let bad = b.post("/events/new", &form).await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(
+        bad.text.contains("Sections: line 2: rows: a whole number"),
+        "{}",
+        bad.text
+    );
+    form[10] = ("sections", "Floor A; 2; 10; 99.00\nBlock 101; 3; 10; 30,00");
+    let created = b.post("/events/new", &form).await;
+    assert_eq!(created.status, 303, "{}", created.text);
+    let page = b.get(&created.location.expect("the event")).await;
+    assert_eq!(page.text.matches("<a class=\"block").count(), 2, "{}", page.text);
+    assert!(page.text.contains("30.00 EUR") && page.text.contains("99.00 EUR"));
 }
