@@ -126,6 +126,15 @@ impl State {
             }
             let event = parts.events.get(&hold.event_id);
             ensure!(event.is_some(), "hold {id} without event");
+            // A hold has one price: on a venue in sections, every seat's section costs it.
+            if let (Some(e), Some(layout)) = (event, parts.layouts.get(&hold.event_id)) {
+                let map = crate::layout::SeatMap::of(&e.inventory, Some(layout), 0);
+                let priced = |s: &u32| map.as_ref().and_then(|m| m.price_of(*s));
+                ensure!(
+                    hold.seats.iter().all(|s| priced(s) == Some(hold.price_cents)),
+                    "hold {id}: a seat's section price differs from the hold's price"
+                );
+            }
             for seat in &hold.seats {
                 let state = event.and_then(|e| e.inventory.seat(*seat));
                 ensure!(

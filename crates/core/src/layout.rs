@@ -352,8 +352,9 @@ mod tests {
 
     #[test]
     fn together_prefers_the_front_row_and_its_centre() {
-        // A row of 10 with seat 5 taken: the centre pair 5–6 is gone, 6–7 is as close as 4–5
-        // is not (4–5 includes 5), so 6–7 wins over 3–4.
+        // Two rows of 10 with seat 5 blocked: the centre pair 5–6 is gone, and of the pairs
+        // left 6–7 is closest to the centre; five together fit only in 6–10; six need row 2,
+        // where 13–18 is centred; eleven fit nowhere.
         let layout = VenueLayout {
             sections: vec![spec("A", 2, 10, 0)],
         };
