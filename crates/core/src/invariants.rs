@@ -131,7 +131,9 @@ impl State {
                 let map = crate::layout::SeatMap::of(&e.inventory, Some(layout), 0);
                 let priced = |s: &u32| map.as_ref().and_then(|m| m.price_of(*s));
                 ensure!(
-                    hold.seats.iter().all(|s| priced(s) == Some(hold.price_cents)),
+                    hold.seats
+                        .iter()
+                        .all(|s| priced(s) == Some(hold.price_cents)),
                     "hold {id}: a seat's section price differs from the hold's price"
                 );
             }

@@ -326,6 +326,11 @@ async fn the_event_form_creates_a_venue_in_sections() {
     let created = b.post("/events/new", &form).await;
     assert_eq!(created.status, 303, "{}", created.text);
     let page = b.get(&created.location.expect("the event")).await;
-    assert_eq!(page.text.matches("<a class=\"block").count(), 2, "{}", page.text);
+    assert_eq!(
+        page.text.matches("<a class=\"block").count(),
+        2,
+        "{}",
+        page.text
+    );
     assert!(page.text.contains("30.00 EUR") && page.text.contains("99.00 EUR"));
 }
