@@ -109,7 +109,8 @@ pub struct SectionSpec {
 /// What a hold asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldRequest {
-    /// Any `n` tickets; on a numbered event the best available (lowest numbered) seats.
+    /// Any `n` tickets; on a numbered event the best available (lowest numbered) seats — on a
+    /// venue in sections, of one price (the first, in the sections' order, with `n` free).
     Quantity(u32),
     /// These exact seats.
     Seats(Vec<u32>),

@@ -266,6 +266,35 @@ impl<'a> SeatMap<'a> {
     }
 }
 
+impl SeatMap<'_> {
+    /// Returns the `quantity` lowest-numbered free seats of one price: of the first price (in
+    /// the sections' order) that has that many free seats across its sections. `None` when no
+    /// price has enough (the caller knows whether that is sold out or only split by price).
+    pub fn lowest_free_of_one_price(
+        &self,
+        states: &[SeatState],
+        quantity: u32,
+    ) -> Option<Vec<u32>> {
+        let mut prices: Vec<u64> = Vec::new();
+        for s in &self.sections {
+            if !prices.contains(&s.price_cents) {
+                prices.push(s.price_cents);
+            }
+        }
+        prices.into_iter().find_map(|price| {
+            let picked: Vec<u32> = self
+                .sections
+                .iter()
+                .filter(|s| s.price_cents == price)
+                .flat_map(|s| s.first_seat..s.first_seat + s.seats())
+                .filter(|&n| states[n as usize - 1] == SeatState::Free)
+                .take(quantity as usize)
+                .collect();
+            (picked.len() == quantity as usize).then_some(picked)
+        })
+    }
+}
+
 /// The first seat of the best run of `quantity` free seats in one row of `s`, if any.
 fn best_in_section(s: &MapSection, states: &[SeatState], quantity: u32) -> Option<u32> {
     if quantity == 0 || quantity > s.seats_per_row {

@@ -899,7 +899,7 @@ impl State {
                 event.inventory.check_seats_free(seats)?;
                 seats.clone()
             }
-            (true, HoldRequest::Quantity(n)) => event.inventory.best_available(*n)?,
+            (true, HoldRequest::Quantity(n)) => self.lowest_free(event, *n)?,
             (true, HoldRequest::BestAvailable { quantity, section }) => {
                 self.best_together(event, *quantity, *section)?
             }
@@ -959,6 +959,21 @@ impl State {
                 },
                 TogetherRefusal::NoAdjacentSeats => Rejection::NoAdjacentSeats { quantity },
             })
+    }
+
+    /// Returns the `n` lowest-numbered free seats; on a venue in sections, of one price (the
+    /// first, in the sections' order, that has `n` free), since a hold has one price.
+    fn lowest_free(&self, event: &Event, n: u32) -> Result<Vec<u32>, Rejection> {
+        let Some(layout) = self.ext.layouts.get(&event.id) else {
+            return event.inventory.best_available(n);
+        };
+        if event.inventory.available() < n {
+            return Err(Rejection::SoldOut);
+        }
+        let map = SeatMap::of(&event.inventory, Some(layout), event.details.price_cents)
+            .expect("a layout belongs to a numbered event");
+        map.lowest_free_of_one_price(event.inventory.seat_states(), n)
+            .ok_or(Rejection::MixedPrices)
     }
 
     /// Returns the one price of `seats` (their sections' price; the event's price for general

@@ -237,6 +237,38 @@ fn one_hold_one_price() {
     assert_eq!(w.confirm(&placed).total_cents, 4_000);
 }
 
+// "Any n seats" on a venue in sections takes the lowest-numbered free seats of one price: the
+// first price with room, never seats of two prices in one hold.
+#[test]
+fn any_seats_are_of_one_price() {
+    let mut w = World::new();
+    let event = w.event(
+        vec![
+            section("A", 1, 2, 5_000),
+            section("B", 1, 2, 2_000),
+            section("C", 1, 2, 5_000),
+        ],
+        &[2],
+    );
+    // A has one free seat (1), and C two more at A's price: 1 and 5 are the lowest of one price.
+    let placed = w
+        .hold(event, HoldRequest::Quantity(2))
+        .expect("room at 50.00");
+    assert_eq!(placed.seats, vec![1, 5]);
+    let placed = w
+        .hold(event, HoldRequest::Quantity(2))
+        .expect("room at 20.00");
+    assert_eq!(placed.seats, vec![3, 4]);
+    assert_eq!(
+        w.hold(event, HoldRequest::Quantity(2)),
+        Err(Rejection::SoldOut)
+    );
+    assert_eq!(
+        w.hold(event, HoldRequest::Quantity(1)).map(|p| p.seats),
+        Ok(vec![6])
+    );
+}
+
 // A group is never split: with no row holding N adjacent free seats the answer is
 // NoAdjacentSeats, an unknown section is UnknownSection, and general admission refuses it.
 #[test]

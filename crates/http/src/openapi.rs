@@ -1008,7 +1008,8 @@ impl utoipa::PartialSchema for HoldRequest {
             .item(exactly_one)
             .description(Some(
                 "What to reserve: exactly one of `quantity` (any tickets; for a numbered event \
-                 the lowest-numbered free seats), `seats` (these numbered seats) or \
+                 the lowest-numbered free seats, of one price on a venue in sections — 422 \
+                 `mixed_prices` when no price has that many), `seats` (these numbered seats) or \
                  `best_available` (that many seats side by side in one row, in a section or \
                  anywhere: front rows first, then the row's centre; never split — 409 \
                  `no_adjacent_seats` when no row has room). At most 10 tickets per hold. \

@@ -35,8 +35,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// What to reserve: give exactly one of `quantity` (any tickets; for a numbered event the
-/// lowest-numbered free seats) or `seats` (these numbered seats). At most 10 tickets per hold.
-/// Unknown fields are refused.
+/// lowest-numbered free seats, of one price on a venue in sections), `seats` (these numbered
+/// seats) or `best_available` (that many side by side). At most 10 tickets per hold. Unknown
+/// fields are refused.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HoldBody {
