@@ -426,4 +426,19 @@ mod tests {
             Ok(100)
         );
     }
+
+    // The section limits from both sides: 100 sections and 60-character names pass, one more
+    // of either is refused.
+    #[test]
+    fn section_limits_from_both_sides() {
+        let many = |n: usize| -> Vec<SectionSpec> {
+            (0..n).map(|i| spec(&format!("S{i}"), 1, 1, 0)).collect()
+        };
+        assert_eq!(VenueLayout::check(&many(SECTIONS_MAX), 1_000, 0), Ok(100));
+        assert!(VenueLayout::check(&many(SECTIONS_MAX + 1), 1_000, 0).is_err());
+        let long = "x".repeat(SECTION_NAME_CHARS_MAX);
+        assert!(VenueLayout::check(&[spec(&long, 1, 1, 0)], 10, 0).is_ok());
+        let longer = "x".repeat(SECTION_NAME_CHARS_MAX + 1);
+        assert!(VenueLayout::check(&[spec(&longer, 1, 1, 0)], 10, 0).is_err());
+    }
 }
