@@ -46,7 +46,8 @@
         var free = 0;
         for (var n = first; n <= last; n++) if (letters[n] === "F") free++;
         var el = b.querySelector(".free-count");
-        if (el && el.textContent !== String(free)) el.textContent = free;
+        var text = free.toLocaleString("en-US");
+        if (el && el.textContent !== text) el.textContent = text;
       });
     }
     function paint(n, letter) {

@@ -40,10 +40,10 @@ pub struct Block {
     pub href: String,
     /// One seat's price, for people.
     pub price: String,
-    /// Seats free now.
-    pub free: u32,
-    /// Seats in all.
-    pub seats: u32,
+    /// Seats free now, for people: "997".
+    pub free_text: String,
+    /// Seats in all, for people: "1,000".
+    pub seats_text: String,
     /// Its first and last seat numbers (for the live counts in the script).
     pub first: u32,
     /// Its last seat number.
@@ -184,6 +184,19 @@ impl Span {
     }
 }
 
+/// A count with its thousands grouped: `1,000`.
+fn grouped(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// `part` with its first letter in upper case.
 fn capitalized(part: &str) -> String {
     let mut chars = part.chars();
@@ -246,8 +259,10 @@ pub fn plan(
                     name: span.title(map, *count == 1),
                     href,
                     price: money(sec.price_cents, currency),
-                    free: range.iter().filter(|s| **s == SeatState::Free).count() as u32,
-                    seats: last - first + 1,
+                    free_text: grouped(
+                        range.iter().filter(|s| **s == SeatState::Free).count() as u32
+                    ),
+                    seats_text: grouped(last - first + 1),
                     first,
                     last,
                     current: wanted == Some(i),
