@@ -66,6 +66,9 @@ pub struct Shown {
     pub price: String,
     /// Its rows.
     pub rows: Vec<Row>,
+    /// Whether any of its seats is free (else the scrolling box itself takes the focus, so a
+    /// keyboard can still scroll it).
+    pub any_free: bool,
 }
 
 /// What the event page shows of a numbered event's seats.
@@ -282,6 +285,10 @@ pub fn plan(
             title: span.title(map, count == 1),
             price: money(s.price_cents, currency),
             rows: rows(map, span, seats, chosen),
+            any_free: {
+                let (first, last) = span.seat_range(map);
+                seats[first as usize - 1..last as usize].contains(&SeatState::Free)
+            },
         }
     });
     let first_price = map.sections.first().map(|s| s.price_cents);
