@@ -83,15 +83,46 @@ pub enum InventorySpec {
         /// Seats that are never sold (pillars, technical positions).
         blocked: Vec<u32>,
     },
+    /// Numbered seats in named sections of rows, each section at its own price: section `i`'s
+    /// seats follow section `i - 1`'s, row by row, so the seats are still `1..=N` (see
+    /// [`crate::layout`]). Appended last: the earlier variants keep their encoding.
+    Sections {
+        /// The sections, in the organizer's order (best first for "best available anywhere").
+        sections: Vec<SectionSpec>,
+        /// Seats that are never sold, by number.
+        blocked: Vec<u32>,
+    },
+}
+
+/// One section of a venue: named rows of equal length at one price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionSpec {
+    /// Its name, unique in the venue ignoring ASCII case: "Block A".
+    pub name: String,
+    /// Rows, front first.
+    pub rows: u32,
+    /// Seats in each row.
+    pub seats_per_row: u32,
+    /// What one of its seats costs, in minor units of the event's currency.
+    pub price_cents: u64,
 }
 
 /// What a hold asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldRequest {
-    /// Any `n` tickets; on a numbered event the best available (lowest numbered) seats.
+    /// Any `n` tickets; on a numbered event the best available (lowest numbered) seats — on a
+    /// venue in sections, of one price (the first, in the sections' order, with `n` free).
     Quantity(u32),
     /// These exact seats.
     Seats(Vec<u32>),
+    /// `quantity` adjacent seats in one row, the best available (front rows first, then the
+    /// row's centre) in one section or anywhere; never split. Appended last.
+    BestAvailable {
+        /// How many seats, side by side.
+        quantity: u32,
+        /// The section's index in the layout; `None` is anywhere.
+        section: Option<u32>,
+    },
 }
 
 /// One change to the state.

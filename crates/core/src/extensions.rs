@@ -9,6 +9,8 @@
 //! dropped (a node must not forget what a newer node wrote). To add a collection: a field here,
 //! a new tag, one line in [`Extensions::sections`] and one in [`Extensions::read_section`].
 
+use std::collections::BTreeMap;
+
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -21,6 +23,11 @@ const TAG_WAITING_ROOMS: u16 = 1;
 
 /// Section tag of [`Extensions::mail`].
 const TAG_ACCOUNT_MAIL: u16 = 2;
+use crate::ids::EventId;
+use crate::layout::VenueLayout;
+
+/// Section tag of [`Extensions::layouts`].
+const TAG_LAYOUTS: u16 = 3;
 
 /// The collections added to the state after its field list was frozen, each with its own tag.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +36,9 @@ pub struct Extensions {
     pub waiting_rooms: WaitingRooms,
     /// Email addresses of accounts and open password resets.
     pub(crate) mail: AccountMail,
+    /// Tag 3: the venue layouts (named sections) of the events created with one; an event
+    /// without a layout reads as one unnamed section.
+    pub layouts: BTreeMap<EventId, VenueLayout>,
 }
 
 /// One encoded section: its tag and the postcard bytes of its collection.
@@ -49,6 +59,9 @@ impl Extensions {
         if !self.mail.is_empty() {
             sections.push(section(TAG_ACCOUNT_MAIL, &self.mail)?);
         }
+        if !self.layouts.is_empty() {
+            sections.push(section(TAG_LAYOUTS, &self.layouts)?);
+        }
         Ok(sections)
     }
 
@@ -60,6 +73,7 @@ impl Extensions {
                 self.mail = postcard::from_bytes(bytes)?;
                 self.mail.rebuild();
             }
+            TAG_LAYOUTS => self.layouts = postcard::from_bytes(bytes)?,
             _ => return Ok(false),
         }
         Ok(true)

@@ -129,6 +129,17 @@ impl State {
             }
             let event = parts.events.get(&hold.event_id);
             ensure!(event.is_some(), "hold {id} without event");
+            // A hold has one price: on a venue in sections, every seat's section costs it.
+            if let (Some(e), Some(layout)) = (event, parts.layouts.get(&hold.event_id)) {
+                let map = crate::layout::SeatMap::of(&e.inventory, Some(layout), 0);
+                let priced = |s: &u32| map.as_ref().and_then(|m| m.price_of(*s));
+                ensure!(
+                    hold.seats
+                        .iter()
+                        .all(|s| priced(s) == Some(hold.price_cents)),
+                    "hold {id}: a seat's section price differs from the hold's price"
+                );
+            }
             for seat in &hold.seats {
                 let state = event.and_then(|e| e.inventory.seat(*seat));
                 ensure!(
@@ -169,6 +180,25 @@ impl State {
                 "event {id}: sold + held + available != capacity"
             );
             check_seats(*id, inv)?;
+        }
+        // Each seat is in exactly one section, row and place: the layout's sections cover the
+        // event's seats `1..=N` one after another, so their sizes add up to N.
+        for (id, layout) in parts.layouts {
+            let event = parts.events.get(id);
+            ensure!(
+                event.is_some(),
+                "layout of event {id}, which does not exist"
+            );
+            let seats = event.map_or(0, |e| e.inventory.seat_states().len());
+            let covered: u64 = layout
+                .sections
+                .iter()
+                .map(|s| u64::from(s.rows) * u64::from(s.seats_per_row))
+                .sum();
+            ensure!(
+                seats > 0 && covered == seats as u64,
+                "event {id}: the layout covers {covered} seats of {seats}"
+            );
         }
         for id in parts.cancellations.keys() {
             let event = parts.events.get(id);

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::InventorySpec;
 use crate::ids::{HoldId, TicketId};
+use crate::layout::VenueLayout;
 use crate::outcome::Rejection;
 
 /// The state of one numbered seat.
@@ -94,28 +95,12 @@ impl Inventory {
                         seats_per_row: *per_row,
                     }),
                 };
-                let mut states = vec![SeatState::Free; *seats as usize];
-                let mut blocked_count = 0;
-                for seat in blocked {
-                    if *seat == 0 || seat > seats {
-                        return Err(format!("blocked seat {seat} is not in 1..={seats}"));
-                    }
-                    if states[*seat as usize - 1] == SeatState::Free {
-                        states[*seat as usize - 1] = SeatState::Blocked;
-                        blocked_count += 1;
-                    }
-                }
-                if blocked_count == *seats {
-                    return Err("every seat is blocked".into());
-                }
-                Ok(Inventory::Numbered {
-                    seats: states,
-                    layout,
-                    sold: 0,
-                    held: 0,
-                    blocked: blocked_count,
-                    first_free_hint: 1,
-                })
+                numbered(*seats, layout, blocked)
+            }
+            InventorySpec::Sections { sections, blocked } => {
+                // Section prices are checked against the limits by the state (`BadPrice`).
+                let seats = VenueLayout::check(sections, capacity_max, u64::MAX)?;
+                numbered(seats, None, blocked)
             }
         }
     }
@@ -157,6 +142,14 @@ impl Inventory {
         match self {
             Inventory::Numbered { seats, .. } if n >= 1 => seats.get(n as usize - 1).copied(),
             _ => None,
+        }
+    }
+
+    /// Returns the per-seat states of a numbered inventory (empty for general admission).
+    pub fn seat_states(&self) -> &[SeatState] {
+        match self {
+            Inventory::Numbered { seats, .. } => seats,
+            Inventory::Unnumbered { .. } => &[],
         }
     }
 
@@ -332,6 +325,32 @@ impl Inventory {
             _ => panic!("seat presence does not match inventory kind"),
         }
     }
+}
+
+/// Builds a numbered inventory of `seats` free seats but the `blocked` ones.
+fn numbered(seats: u32, layout: Option<SeatLayout>, blocked: &[u32]) -> Result<Inventory, String> {
+    let mut states = vec![SeatState::Free; seats as usize];
+    let mut blocked_count = 0;
+    for &seat in blocked {
+        if seat == 0 || seat > seats {
+            return Err(format!("blocked seat {seat} is not in 1..={seats}"));
+        }
+        if states[seat as usize - 1] == SeatState::Free {
+            states[seat as usize - 1] = SeatState::Blocked;
+            blocked_count += 1;
+        }
+    }
+    if blocked_count == seats {
+        return Err("every seat is blocked".into());
+    }
+    Ok(Inventory::Numbered {
+        seats: states,
+        layout,
+        sold: 0,
+        held: 0,
+        blocked: blocked_count,
+        first_free_hint: 1,
+    })
 }
 
 /// Moves the hint past seats that are no longer free, so best-available scans stay short.

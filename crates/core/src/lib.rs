@@ -17,6 +17,7 @@ pub mod history;
 pub mod ids;
 pub mod invariants;
 pub mod inventory;
+pub mod layout;
 pub mod limits;
 pub mod outcome;
 pub mod replica;
@@ -25,7 +26,8 @@ pub mod waiting;
 
 pub use account_mail::{AccountMail, EMAIL_BYTES_MAX, PasswordReset, email_is_valid, email_key};
 pub use command::{
-    Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role, Venue,
+    Batch, CANCEL_REASON_CHARS_MAX, Command, EventDetails, HoldRequest, InventorySpec, Role,
+    SectionSpec, Venue,
 };
 pub use history::{
     Changes, CountKey, History, HistoryScan, MemoryHistory, Record, RecordChange, RecordKey,
@@ -34,6 +36,7 @@ pub use history::{
 pub use ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
 pub use invariants::InvariantViolation;
 pub use inventory::{Inventory, SeatLayout, SeatState};
+pub use layout::{MapSection, SeatMap, SeatPlace, VenueLayout};
 pub use limits::Limits;
 pub use outcome::{
     AccountRejection, Admitted, Answer, CancelRejection, CheckInRejection, EventCancelled,

@@ -194,6 +194,20 @@ pub enum Rejection {
     NotRefundable,
     /// The organizer cancelled the event: nothing more is held or sold for it.
     EventCancelled,
+    /// "N together": no row (of the section, or anywhere) has this many adjacent free seats.
+    /// The group is never split; the buyer may ask for fewer or pick seats.
+    NoAdjacentSeats {
+        /// How many were asked for.
+        quantity: u32,
+    },
+    /// The section asked for does not exist on this event.
+    UnknownSection {
+        /// The index asked for.
+        section: u32,
+    },
+    /// The seats of one hold span sections with different prices; a hold has one price per
+    /// ticket, so seats of different price categories are held separately.
+    MixedPrices,
 }
 
 /// The answer one kind of command gets, taken out of the [`Outcome`] that carries it. Callers
@@ -256,6 +270,9 @@ impl Rejection {
             Rejection::AlreadyCheckedIn => "already_checked_in",
             Rejection::NotRefundable => "not_refundable",
             Rejection::EventCancelled => "event_cancelled",
+            Rejection::NoAdjacentSeats { .. } => "no_adjacent_seats",
+            Rejection::UnknownSection { .. } => "unknown_section",
+            Rejection::MixedPrices => "mixed_prices",
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::history::{
 };
 use crate::ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
 use crate::inventory::{Inventory, SeatState};
+use crate::layout::{SeatMap, TogetherRefusal, VenueLayout};
 use crate::limits::Limits;
 use crate::outcome::{
     AccountRejection, Admitted, CancelRejection, CheckInRejection, EventCancelled, EventRejection,
@@ -226,6 +227,11 @@ impl Fingerprint<'_> {
                     HoldRequest::Seats(seats) => {
                         let numbers = seats.iter().flat_map(|s| s.to_le_bytes());
                         [1u8].into_iter().chain(numbers).collect()
+                    }
+                    HoldRequest::BestAvailable { quantity, section } => {
+                        let section =
+                            section.map_or(vec![0], |s| [&[1u8][..], &s.to_le_bytes()].concat());
+                        [&[2u8][..], &quantity.to_le_bytes(), &section].concat()
                     }
                 };
                 let c = customer(&CustomerKey::User(*c));
@@ -784,8 +790,23 @@ impl State {
         self.check_price(details)?;
         let inventory = Inventory::from_spec(spec, self.limits.event_capacity_max)
             .map_err(|detail| EventRejection::BadInventory { detail })?;
+        let layout = match spec {
+            InventorySpec::Sections { sections, .. } => {
+                let max_cents = self.limits.price_cents_max;
+                if sections.iter().any(|s| s.price_cents > max_cents) {
+                    return Err(EventRejection::BadPrice { max_cents });
+                }
+                Some(VenueLayout {
+                    sections: sections.clone(),
+                })
+            }
+            _ => None,
+        };
         let id = EventId(self.next.event);
         self.next.event += 1;
+        if let Some(layout) = layout {
+            self.ext.layouts.insert(id, layout);
+        }
         let event = Event {
             id,
             organizer,
@@ -927,7 +948,7 @@ impl State {
             (true, None) => Some(event.inventory.best_available(1)?[0]),
         };
         self.check_customer_cap(h, event_id, customer, 1)?;
-        let price_cents = event.details.price_cents;
+        let price_cents = self.price_of_seats(event, seat.as_slice())?;
         let owner = customer.clone();
         let ticket_id = self.issue_ticket(event_id, seat, owner, None, Some(key), price_cents);
         let event = self.events.get_mut(&event_id).expect("checked above");
@@ -984,13 +1005,16 @@ impl State {
         let quantity = match request {
             HoldRequest::Quantity(n) => *n,
             HoldRequest::Seats(seats) => seats.len() as u32,
+            HoldRequest::BestAvailable { quantity, .. } => *quantity,
         };
         let max = self.limits.seats_per_order_max;
         if quantity == 0 || quantity > max {
             return Err(Rejection::BadQuantity { quantity, max });
         }
         let seats = match (event.inventory.is_numbered(), request) {
-            (false, HoldRequest::Seats(_)) => return Err(Rejection::SeatNotApplicable),
+            (false, HoldRequest::Seats(_) | HoldRequest::BestAvailable { .. }) => {
+                return Err(Rejection::SeatNotApplicable);
+            }
             (false, HoldRequest::Quantity(n)) => {
                 if event.inventory.available() < *n {
                     return Err(Rejection::SoldOut);
@@ -1001,8 +1025,12 @@ impl State {
                 event.inventory.check_seats_free(seats)?;
                 seats.clone()
             }
-            (true, HoldRequest::Quantity(n)) => event.inventory.best_available(*n)?,
+            (true, HoldRequest::Quantity(n)) => self.lowest_free(event, *n)?,
+            (true, HoldRequest::BestAvailable { quantity, section }) => {
+                self.best_together(event, *quantity, *section)?
+            }
         };
+        let price_cents = self.price_of_seats(event, &seats)?;
         let holds_max = self.limits.holds_per_customer_max;
         if self.holds_per_customer.get(&customer).copied().unwrap_or(0) >= holds_max {
             return Err(Rejection::CustomerLimit { max: holds_max });
@@ -1015,7 +1043,6 @@ impl State {
         let expires_at_ms = self.now_ms + ttl_ms;
         let event = self.events.get_mut(&event_id).expect("checked above");
         event.inventory.hold(hold_id, quantity, &seats);
-        let price_cents = event.details.price_cents;
         let hold = Hold {
             id: hold_id,
             event_id,
@@ -1040,6 +1067,57 @@ impl State {
         };
         self.holds.insert(hold_id, hold);
         Ok(placed)
+    }
+
+    /// Returns `quantity` adjacent free seats in one row ([`SeatMap::best_together`]).
+    fn best_together(
+        &self,
+        event: &Event,
+        quantity: u32,
+        section: Option<u32>,
+    ) -> Result<Vec<u32>, Rejection> {
+        let map = self.seat_map(event).ok_or(Rejection::SeatNotApplicable)?;
+        let states = event.inventory.seat_states();
+        map.best_together(states, quantity, section)
+            .map_err(|refusal| match refusal {
+                TogetherRefusal::UnknownSection => Rejection::UnknownSection {
+                    section: section.unwrap_or(0),
+                },
+                TogetherRefusal::NoAdjacentSeats => Rejection::NoAdjacentSeats { quantity },
+            })
+    }
+
+    /// Returns the `n` lowest-numbered free seats; on a venue in sections, of one price (the
+    /// first, in the sections' order, that has `n` free), since a hold has one price.
+    fn lowest_free(&self, event: &Event, n: u32) -> Result<Vec<u32>, Rejection> {
+        let Some(layout) = self.ext.layouts.get(&event.id) else {
+            return event.inventory.best_available(n);
+        };
+        if event.inventory.available() < n {
+            return Err(Rejection::SoldOut);
+        }
+        let map = SeatMap::of(&event.inventory, Some(layout), event.details.price_cents)
+            .expect("a layout belongs to a numbered event");
+        map.lowest_free_of_one_price(event.inventory.seat_states(), n)
+            .ok_or(Rejection::MixedPrices)
+    }
+
+    /// Returns the one price of `seats` (their sections' price; the event's price for general
+    /// admission or an event without a layout), or `MixedPrices` when they differ.
+    fn price_of_seats(&self, event: &Event, seats: &[u32]) -> Result<u64, Rejection> {
+        let Some(layout) = self.ext.layouts.get(&event.id) else {
+            return Ok(event.details.price_cents);
+        };
+        let map = SeatMap::of(&event.inventory, Some(layout), event.details.price_cents)
+            .expect("a layout belongs to a numbered event");
+        let mut prices = seats
+            .iter()
+            .map(|&s| map.price_of(s).expect("checked seat"));
+        let first = prices.next().unwrap_or(event.details.price_cents);
+        if prices.any(|p| p != first) {
+            return Err(Rejection::MixedPrices);
+        }
+        Ok(first)
     }
 
     fn release_hold(
@@ -1663,7 +1741,19 @@ impl State {
             .filter(|s| s.expires_at_ms > now_ms.max(self.now_ms))
     }
 
-    /// Returns an event.
+    /// Returns an event's venue layout, if it was created with named sections.
+    pub fn layout(&self, id: EventId) -> Option<&VenueLayout> {
+        self.ext.layouts.get(&id)
+    }
+
+    /// Returns a numbered event's seats as sections × rows × places (its layout, or one
+    /// unnamed section); `None` for general admission.
+    pub fn seat_map<'a>(&'a self, event: &Event) -> Option<SeatMap<'a>> {
+        let layout = self.ext.layouts.get(&event.id);
+        SeatMap::of(&event.inventory, layout, event.details.price_cents)
+    }
+
+    /// Returns an event by id.
     pub fn event(&self, id: EventId) -> Option<&Event> {
         self.events.get(&id)
     }
@@ -1817,6 +1907,7 @@ impl State {
             ended_hold_expiry: &self.ended_hold_expiry,
             next_hold: self.next.hold,
             waiting_rooms: &self.ext.waiting_rooms,
+            layouts: &self.ext.layouts,
         }
     }
 }
@@ -1834,6 +1925,7 @@ pub(crate) struct StateParts<'a> {
     pub cancellations: &'a BTreeMap<EventId, Cancellation>,
     pub ended_holds: &'a BTreeMap<HoldId, EndedHold>,
     pub ended_hold_expiry: &'a BTreeSet<(u64, HoldId)>,
+    pub layouts: &'a BTreeMap<EventId, VenueLayout>,
     pub next_hold: u64,
     pub waiting_rooms: &'a crate::waiting::WaitingRooms,
 }

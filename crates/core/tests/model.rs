@@ -878,6 +878,8 @@ impl Model {
         let quantity = match request {
             HoldRequest::Quantity(n) => *n,
             HoldRequest::Seats(seats) => seats.len() as u32,
+            // "N together" has its own properties in tests/sections.rs.
+            HoldRequest::BestAvailable { .. } => panic!("the model generates no BestAvailable"),
         };
         if quantity == 0 || quantity > SEATS_PER_ORDER_MAX {
             return Err(Rejection::BadQuantity {
@@ -902,6 +904,7 @@ impl Model {
                 }
                 free[..*n as usize].to_vec()
             }
+            (_, HoldRequest::BestAvailable { .. }) => unreachable!("refused above"),
         };
         let active_holds = self
             .holds

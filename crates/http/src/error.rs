@@ -326,7 +326,9 @@ fn rejection_status(r: &Rejection) -> StatusCode {
         | Rejection::BadQuantity { .. }
         | Rejection::KeyReused
         | Rejection::BadKey
-        | Rejection::BadTtl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        | Rejection::BadTtl { .. }
+        | Rejection::UnknownSection { .. }
+        | Rejection::MixedPrices => StatusCode::UNPROCESSABLE_ENTITY,
         Rejection::SoldOut
         | Rejection::SeatTaken { .. }
         | Rejection::SeatBlocked { .. }
@@ -335,7 +337,8 @@ fn rejection_status(r: &Rejection) -> StatusCode {
         | Rejection::AlreadyRefunded
         | Rejection::AlreadyCheckedIn
         | Rejection::NotRefundable
-        | Rejection::EventCancelled => StatusCode::CONFLICT,
+        | Rejection::EventCancelled
+        | Rejection::NoAdjacentSeats { .. } => StatusCode::CONFLICT,
     }
 }
 
@@ -372,6 +375,16 @@ pub fn rejection_detail(r: &Rejection) -> String {
         Rejection::EventCancelled => {
             "event cancelled: the organizer cancelled this event and refunded every ticket".into()
         }
+        Rejection::NoAdjacentSeats { quantity } => format!(
+            "no row has {quantity} free seats side by side; ask for fewer together or choose \
+             seats one by one"
+        ),
+        Rejection::UnknownSection { section } => {
+            format!("section {section} does not exist on this event")
+        }
+        Rejection::MixedPrices => "the seats are in sections with different prices; a hold has \
+             one price per ticket, so hold each price category separately"
+            .into(),
     }
 }
 

@@ -11,7 +11,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tix_core::{
     CANCEL_REASON_CHARS_MAX, CancelRejection, Command, Event, EventCancelled, EventDetails,
-    EventId, EventRejection, IdempotencyKey, InventorySpec, Rejection, Replayable, Venue,
+    EventId, EventRejection, IdempotencyKey, InventorySpec, Rejection, Replayable, SectionSpec,
+    Venue,
 };
 
 use crate::AppState;
@@ -90,6 +91,42 @@ pub enum InventoryBody {
         #[schema(schema_with = api_doc::blocked_seats)]
         blocked: Vec<u32>,
     },
+    /// Numbered seats in named sections (blocks, tiers), each rows × seats per row at its own
+    /// price. Seats are numbered on from section to section in the order given, row by row:
+    /// the first section's row 1 starts at seat 1. At most 100 sections, 1,000,000 seats.
+    Sections {
+        /// The sections, best first ("best available anywhere" tries them in this order).
+        #[schema(min_items = 1, max_items = 100)]
+        sections: Vec<SectionBody>,
+        /// Seats that are never sold, by seat number (see above); at most 10,000.
+        #[serde(default)]
+        #[schema(schema_with = api_doc::blocked_seats)]
+        blocked: Vec<u32>,
+    },
+}
+
+/// One section of a venue: rows of equal length at one price.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SectionBody {
+    /// Its name, unique in the venue ignoring case, 1 to 60 characters after trimming white
+    /// space (which is dropped); no control or text-direction characters (the pattern says
+    /// exactly that).
+    #[schema(example = "Block A")]
+    #[schema(
+        pattern = r"^[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069](?:[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,58}[^\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069])?[ \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
+    pub name: String,
+    /// Rows, front first.
+    #[schema(minimum = 1, maximum = 1000000, example = 20)]
+    pub rows: u32,
+    /// Seats in each row.
+    #[schema(minimum = 1, maximum = 1000000, example = 25)]
+    pub seats_per_row: u32,
+    /// What one seat of this section costs, in minor units of the event's currency, at most
+    /// 10,000,000,000.
+    #[schema(maximum = 10000000000_u64, example = 6500)]
+    pub price_cents: u64,
 }
 
 /// The editable fields of an event: the body of `POST /events` (with `inventory`) and of
@@ -338,7 +375,94 @@ pub fn validate_inventory(
                 blocked: blocked.clone(),
             })
         }
+        InventoryBody::Sections { sections, blocked } => {
+            let seats = validate_sections(sections, capacity_max)?;
+            if blocked.len() > BLOCKED_SEATS_MAX {
+                return Err(ApiError::invalid(
+                    "inventory.blocked",
+                    format!("at most {BLOCKED_SEATS_MAX} blocked seats"),
+                ));
+            }
+            if let Some(bad) = blocked.iter().find(|s| **s == 0 || **s > seats) {
+                return Err(ApiError::invalid(
+                    "inventory.blocked",
+                    format!("seat {bad} is not in 1..={seats}"),
+                ));
+            }
+            Ok(InventorySpec::Sections {
+                sections: sections
+                    .iter()
+                    .map(|s| SectionSpec {
+                        name: s.name.trim().to_owned(),
+                        rows: s.rows,
+                        seats_per_row: s.seats_per_row,
+                        price_cents: s.price_cents,
+                    })
+                    .collect(),
+                blocked: blocked.clone(),
+            })
+        }
     }
+}
+
+/// Checks a venue's sections field by field (the core checks them again) and returns how many
+/// seats they hold.
+fn validate_sections(sections: &[SectionBody], capacity_max: u32) -> Result<u32, ApiError> {
+    if sections.is_empty() || sections.len() > tix_core::layout::SECTIONS_MAX {
+        return Err(ApiError::invalid(
+            "inventory.sections",
+            format!("give 1 to {} sections", tix_core::layout::SECTIONS_MAX),
+        ));
+    }
+    let price_max = tix_core::Limits::default().price_cents_max;
+    let mut total: u64 = 0;
+    for (i, s) in sections.iter().enumerate() {
+        let field = |name: &str| format!("inventory.sections[{i}].{name}");
+        let name = s.name.trim();
+        let chars_max = tix_core::layout::SECTION_NAME_CHARS_MAX;
+        if name.is_empty() || name.chars().count() > chars_max {
+            return Err(ApiError::invalid(
+                &field("name"),
+                format!("must be 1 to {chars_max} characters"),
+            ));
+        }
+        text::check_text(&field("name"), name, false)?;
+        if sections[..i]
+            .iter()
+            .any(|o| o.name.trim().eq_ignore_ascii_case(name))
+        {
+            return Err(ApiError::invalid(
+                &field("name"),
+                format!("two sections are named \"{name}\""),
+            ));
+        }
+        if !(1..=capacity_max).contains(&s.rows) {
+            return Err(ApiError::invalid(
+                &field("rows"),
+                format!("must be between 1 and {capacity_max}"),
+            ));
+        }
+        if !(1..=capacity_max).contains(&s.seats_per_row) {
+            return Err(ApiError::invalid(
+                &field("seats_per_row"),
+                format!("must be between 1 and {capacity_max}"),
+            ));
+        }
+        if s.price_cents > price_max {
+            return Err(ApiError::invalid(
+                &field("price_cents"),
+                format!("at most {price_max}"),
+            ));
+        }
+        total += u64::from(s.rows) * u64::from(s.seats_per_row);
+    }
+    if total > u64::from(capacity_max) {
+        return Err(ApiError::invalid(
+            "inventory.sections",
+            format!("the sections hold {total} seats; at most {capacity_max}"),
+        ));
+    }
+    Ok(total as u32)
 }
 
 /// Creates an event through the log for `organizer`; returns its id.
@@ -432,7 +556,7 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [("location", location)],
-        Json(views::event(event, None)),
+        Json(views::event(event, None, s.layout(id))),
     )
         .into_response())
 }
@@ -477,6 +601,7 @@ async fn update(
     Ok(Json(views::event(
         s.event(id).ok_or(ApiError::NotFound("event"))?,
         s.cancellation(id),
+        s.layout(id),
     )))
 }
 
@@ -733,7 +858,8 @@ async fn detail(
     let event = state
         .read_fresh(|s| {
             let id = EventId(id);
-            s.event(id).map(|e| views::event(e, s.cancellation(id)))
+            s.event(id)
+                .map(|e| views::event(e, s.cancellation(id), s.layout(id)))
         })
         .await;
     Ok(Json(event.ok_or(ApiError::NotFound("event"))?))
@@ -864,7 +990,7 @@ async fn list(
         events: page
             .events
             .iter()
-            .map(|e| views::event(e, s.cancellation(e.id)))
+            .map(|e| views::event(e, s.cancellation(e.id), s.layout(e.id)))
             .collect(),
         total: page.total as u64,
         page: page.page,
@@ -894,11 +1020,13 @@ async fn seats(
     let tix_core::Inventory::Numbered { seats, layout, .. } = &event.inventory else {
         return Err(ApiError::Rejected(tix_core::Rejection::SeatNotApplicable));
     };
+    let map = s.seat_map(event).expect("numbered");
     Ok(Json(views::SeatMap {
         event_id: id,
         seats: seats.len() as u32,
         rows: layout.map(|l| l.rows),
         seats_per_row: layout.map(|l| l.seats_per_row),
+        sections: views::sections(&map),
         map: views::seat_letters(seats),
         applied_index: state.node.shared.last_applied().map(|l| l.index),
     }))

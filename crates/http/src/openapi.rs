@@ -217,12 +217,15 @@ pub struct Problem {
     /// On `seat_out_of_range`: the highest seat number of the event.
     #[schema(required = false)]
     pub seats: u32,
-    /// On `bad_quantity`: how many tickets were asked for.
+    /// On `bad_quantity` and `no_adjacent_seats`: how many tickets were asked for.
     #[schema(required = false, format = Int64, maximum = 4294967295_u64)]
     pub quantity: u32,
     /// On `bad_quantity` and `customer_limit`: the limit that applies.
     #[schema(required = false, format = Int64, maximum = 4294967295_u64)]
     pub max: u32,
+    /// On `unknown_section`: the section's index.
+    #[schema(required = false, format = Int64, maximum = 4294967295_u64)]
+    pub section: u32,
     /// On `bad_ttl`: the longest hold allowed, in milliseconds.
     #[schema(required = false)]
     pub max_ms: u64,
@@ -256,9 +259,10 @@ pub enum RejectedOutcome {
 
 /// Why the box office or the door refused. 409: `sold_out`, `seat_taken`, `seat_blocked`,
 /// `customer_limit`, `hold_expired`, `already_refunded`, `already_checked_in`,
-/// `not_refundable`, `event_cancelled`, `already_admitted`, `refunded`. 422: `seat_out_of_range`,
-/// `seat_not_applicable`, `duplicate_seat`, `bad_quantity`, `idempotency_key_reused`,
-/// `bad_idempotency_key`, `bad_ttl`. 404: `unknown_event`, `unknown_hold`, `unknown_ticket`.
+/// `not_refundable`, `event_cancelled`, `already_admitted`, `refunded`, `no_adjacent_seats`.
+/// 422: `seat_out_of_range`, `seat_not_applicable`, `duplicate_seat`, `bad_quantity`,
+/// `idempotency_key_reused`, `bad_idempotency_key`, `bad_ttl`, `unknown_section`,
+/// `mixed_prices`. 404: `unknown_event`, `unknown_hold`, `unknown_ticket`.
 /// 403: `not_yours`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -309,6 +313,12 @@ pub enum RefusalReason {
     Refunded,
     /// The organizer cancelled the event: nothing more is held, sold or admitted.
     EventCancelled,
+    /// No row has that many free seats side by side (a group is never split).
+    NoAdjacentSeats,
+    /// No such section.
+    UnknownSection,
+    /// The seats of one hold are in sections with different prices.
+    MixedPrices,
 }
 
 /// The event id. Anything but a non-negative integer names no event: 404.
@@ -765,16 +775,22 @@ problem_responses! {
         "sold_out" ("Sold out") => Rejection::SoldOut.into(),
         "seat_taken" ("Seat taken") => Rejection::SeatTaken { seat: 17 }.into(),
         "customer_limit" ("Too many holds") => Rejection::CustomerLimit { max: 5 }.into(),
+        "no_adjacent_seats" ("Not together") =>
+            Rejection::NoAdjacentSeats { quantity: 4 }.into(),
     }
-    /// Invalid request: `invalid_field` (neither or both of `quantity` and `seats`;
+    /// Invalid request: `invalid_field` (not exactly one of `quantity`, `seats` and
+    /// `best_available`; a `best_available.section` the event does not have;
     /// `request_id` empty or over 128 bytes of UTF-8; an unknown field), `bad_quantity` (0 or
     /// more than 10 tickets), `seat_out_of_range`, `duplicate_seat`, `seat_not_applicable`
-    /// (seats for a general-admission event), or `idempotency_key_reused`.
+    /// (seats for a general-admission event), `mixed_prices` (seats of sections with different
+    /// prices in one hold), or `idempotency_key_reused`.
     HoldInvalid [] {
-        "either" ("Quantity or seats") => invalid("quantity", "give either quantity or seats"),
+        "either" ("One way to choose") => invalid("quantity",
+            "give exactly one of quantity, seats and best_available"),
         "bad_quantity" ("Too many") => Rejection::BadQuantity { quantity: 11, max: 10 }.into(),
         "seat_out_of_range" ("No such seat") =>
             Rejection::SeatOutOfRange { seat: 900, seats: 300 }.into(),
+        "mixed_prices" ("Mixed prices") => Rejection::MixedPrices.into(),
     }
     /// Not found (`not_found`): no such hold (or it is not yours, was paid, released or has
     /// expired).
@@ -1072,20 +1088,29 @@ impl utoipa::PartialSchema for HoldRequest {
         };
         let exactly_one = OneOfBuilder::new()
             .item(given("quantity", Type::Integer))
-            .item(given("seats", Type::Array));
+            .item(given("seats", Type::Array))
+            .item(given("best_available", Type::Object));
         AllOfBuilder::new()
             .item(<shop::HoldBody as utoipa::PartialSchema>::schema())
             .item(exactly_one)
             .description(Some(
                 "What to reserve: exactly one of `quantity` (any tickets; for a numbered event \
-                 the lowest-numbered free seats) or `seats` (these numbered seats). At most 10 \
-                 tickets per hold. Unknown fields are refused.",
+                 the lowest-numbered free seats, of one price on a venue in sections — 422 \
+                 `mixed_prices` when no price has that many), `seats` (these numbered seats) or \
+                 `best_available` (that many seats side by side in one row, in a section or \
+                 anywhere: front rows first, then the row's centre; never split — 409 \
+                 `no_adjacent_seats` when no row has room). At most 10 tickets per hold. \
+                 Unknown fields are refused.",
             ))
             .into()
     }
 }
 
-impl ToSchema for HoldRequest {}
+impl ToSchema for HoldRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <shop::HoldBody as ToSchema>::schemas(schemas);
+    }
+}
 
 /// The document as pretty-printed JSON: the same bytes on every build (maps keep the order the
 /// derives give them).

@@ -2,7 +2,7 @@
 //! any other change so that every replica has them.
 
 use rand::RngExt;
-use tix_core::{EventDetails, InventorySpec, Role, Venue};
+use tix_core::{EventDetails, InventorySpec, Role, SectionSpec, Venue};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -45,8 +45,24 @@ pub fn generate_password() -> String {
         .collect()
 }
 
+/// The demo arena's 20,000 seats: four floor blocks in front (800 seats each, the dearest),
+/// eight lower-tier blocks (1,000 each) and eleven upper-tier blocks (800 each), best first.
+pub fn arena_sections() -> Vec<SectionSpec> {
+    let block = |name: String, rows, seats_per_row, price_cents| SectionSpec {
+        name,
+        rows,
+        seats_per_row,
+        price_cents,
+    };
+    let floor = ["A", "B", "C", "D"].map(|b| block(format!("Floor {b}"), 20, 40, 12_900));
+    let lower = (101..=108).map(|n| block(format!("Block {n}"), 20, 50, 8_900));
+    let upper = (201..=211).map(|n| block(format!("Block {n}"), 20, 40, 5_900));
+    floor.into_iter().chain(lower).chain(upper).collect()
+}
+
 /// Creates the demo organizer and events when there are no events yet: a general-admission
-/// festival and a numbered concert with a seat layout. Returns how many events were created.
+/// festival, a numbered concert with a seat layout and an arena in named blocks. Returns how
+/// many events were created.
 pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, ApiError> {
     if state.node.shared.read().events().next().is_some() {
         return Ok(0);
@@ -97,17 +113,16 @@ pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, Ap
         ),
         (
             "Flash Sale Arena Concert",
-            "The benchmark concert: 20,000 numbered seats that sell out in seconds.",
+            "The benchmark concert: 20,000 numbered seats in 23 blocks that sell out in seconds.",
             now + 60 * day_ms,
             Venue {
                 name: "Merkur Spiel-Arena, Düsseldorf".into(),
                 lat: 51.2617,
                 lon: 6.7331,
             },
-            8_900,
-            InventorySpec::Numbered {
-                seats: 20_000,
-                seats_per_row: Some(100),
+            5_900,
+            InventorySpec::Sections {
+                sections: arena_sections(),
                 blocked: vec![],
             },
         ),

@@ -35,8 +35,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// What to reserve: give exactly one of `quantity` (any tickets; for a numbered event the
-/// lowest-numbered free seats) or `seats` (these numbered seats). At most 10 tickets per hold.
-/// Unknown fields are refused.
+/// lowest-numbered free seats, of one price on a venue in sections), `seats` (these numbered
+/// seats) or `best_available` (that many side by side). At most 10 tickets per hold. Unknown
+/// fields are refused.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HoldBody {
@@ -52,6 +53,82 @@ pub(crate) struct HoldBody {
     #[serde(default)]
     #[schema(schema_with = api_doc::hold_seats)]
     seats: Option<Vec<u32>>,
+    /// That many seats side by side in one row, the best available (numbered events only).
+    #[serde(default)]
+    best_available: Option<BestAvailableBody>,
+}
+
+/// "N together, best available": adjacent free seats in one row of a section (or anywhere),
+/// front rows first, then closest to the row's centre; never split.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BestAvailableBody {
+    /// How many seats, side by side.
+    #[schema(minimum = 1, maximum = 10, example = 2)]
+    quantity: u32,
+    /// The section's name as the event lists it (case-insensitive); omitted or `null` is
+    /// anywhere (the sections in the event's order).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 60, example = "Block A")]
+    section: Option<String>,
+}
+
+/// Turns a hold body into the domain's request, resolving a section name against the event's
+/// layout (fixed at creation, so the local state knows it once the event is known here).
+fn hold_request(
+    state: &AppState,
+    event_id: EventId,
+    body: HoldBody,
+) -> Result<HoldRequest, ApiError> {
+    match (body.quantity, body.seats, body.best_available) {
+        (Some(q), None, None) => Ok(HoldRequest::Quantity(q)),
+        (None, Some(seats), None) => Ok(HoldRequest::Seats(seats)),
+        (None, None, Some(best)) => {
+            let section = match best.section {
+                None => None,
+                Some(name) => Some(section_index(state, event_id, &name)?),
+            };
+            Ok(HoldRequest::BestAvailable {
+                quantity: best.quantity,
+                section,
+            })
+        }
+        _ => Err(ApiError::invalid(
+            "quantity",
+            "give exactly one of quantity, seats and best_available",
+        )),
+    }
+}
+
+/// Returns the index of the event's section named `name`, or a 422 naming the field.
+pub(crate) fn section_index(
+    state: &AppState,
+    event_id: EventId,
+    name: &str,
+) -> Result<u32, ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "best_available.section",
+            "name a section, or leave section out for anywhere",
+        ));
+    }
+    let s = state.node.shared.read();
+    let event = s.event(event_id).ok_or(ApiError::NotFound("event"))?;
+    let map = s
+        .seat_map(event)
+        .ok_or(ApiError::Rejected(Rejection::SeatNotApplicable))?;
+    map.section_named(name).ok_or_else(|| {
+        let names: Vec<&str> = map.sections.iter().map(|s| s.name).collect();
+        let known = if names == [""] {
+            "this event has one unnamed section; leave section out".to_owned()
+        } else {
+            format!("the sections are: {}", names.join(", "))
+        };
+        ApiError::invalid(
+            "best_available.section",
+            format!("no section named that; {known}"),
+        )
+    })
 }
 
 /// Places a hold for a signed-in customer; shared with the pages. The flag is true when the
@@ -108,6 +185,9 @@ pub async fn hold(
                 value = json!({"request_id": "hold-1", "seats": [17, 18]}))),
             ("quantity" = (summary = "Any two tickets",
                 value = json!({"request_id": "hold-2", "quantity": 2}))),
+            ("best_available" = (summary = "Two together, best available in Block A",
+                value = json!({"request_id": "hold-3",
+                    "best_available": {"quantity": 2, "section": "Block A"}}))),
         )),
     responses(
         (status = 201, description = "Held (or the hold placed earlier by the same request).",
@@ -137,31 +217,16 @@ async fn place_hold(
     caller: Caller,
     headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath,
-    ApiJson(body): ApiJson<HoldBody>,
+    ApiJson(mut body): ApiJson<HoldBody>,
 ) -> Result<Response, ApiError> {
-    let request = match (body.quantity, body.seats) {
-        (Some(q), None) => HoldRequest::Quantity(q),
-        (None, Some(seats)) => HoldRequest::Seats(seats),
-        _ => {
-            return Err(ApiError::invalid(
-                "quantity",
-                "give either quantity or seats",
-            ));
-        }
-    };
     if body.request_id.is_empty() || body.request_id.len() > 128 {
         return Err(ApiError::invalid("request_id", "must be 1 to 128 bytes"));
     }
+    let request_id = std::mem::take(&mut body.request_id);
+    let request = hold_request(&state, EventId(id), body)?;
     let admission = crate::queue::admission_header(&headers)?;
-    let (placed, replayed) = hold(
-        &state,
-        &caller,
-        EventId(id),
-        body.request_id,
-        request,
-        admission,
-    )
-    .await?;
+    let (placed, replayed) =
+        hold(&state, &caller, EventId(id), request_id, request, admission).await?;
     let body = match state.node.shared.read().hold(placed.hold_id) {
         Some(h) => views::PlacedHold::Active(views::hold(h)),
         // A replay of a hold that was since paid for, released or expired.

@@ -177,6 +177,60 @@ pub enum Inventory {
         /// Seats never sold, ascending.
         blocked: Vec<u32>,
     },
+    /// Numbered seats 1 to `seats` in named sections, numbered on from section to section.
+    Sections {
+        /// How many seats, blocked ones included.
+        seats: u32,
+        /// The sections, in the organizer's order.
+        sections: Vec<Section>,
+        /// Seats never sold, ascending.
+        blocked: Vec<u32>,
+    },
+}
+
+/// One section of a venue, and where its seats are in the event's numbering.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"name": "Block A", "rows": 20, "seats_per_row": 25,
+    "price_cents": 6500, "first_seat": 1, "last_seat": 500}))]
+pub struct Section {
+    /// Its name; empty for the one section of an event without named sections.
+    pub name: String,
+    /// Rows, front first.
+    pub rows: u32,
+    /// Seats in each row.
+    pub seats_per_row: u32,
+    /// What one of its seats costs, in minor units of the event's currency.
+    pub price_cents: u64,
+    /// The number of its first seat (row 1, seat 1); row r, seat p is
+    /// `first_seat + (r-1) × seats_per_row + (p-1)`.
+    pub first_seat: u32,
+    /// The number of its last seat.
+    pub last_seat: u32,
+}
+
+/// Returns the sections of a seat map as the API shows them.
+pub fn sections(map: &tix_core::SeatMap) -> Vec<Section> {
+    map.sections
+        .iter()
+        .map(|s| Section {
+            name: s.name.to_owned(),
+            rows: s.rows,
+            seats_per_row: s.seats_per_row,
+            price_cents: s.price_cents,
+            first_seat: s.first_seat,
+            last_seat: s.first_seat + s.seats() - 1,
+        })
+        .collect()
+}
+
+/// Returns the numbers of the blocked seats, ascending.
+fn blocked_seats(seats: &[SeatState]) -> Vec<u32> {
+    seats
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s == SeatState::Blocked)
+        .map(|(i, _)| i as u32 + 1)
+        .collect()
 }
 
 /// An event with its inventory shape and current availability.
@@ -276,22 +330,30 @@ pub fn cancellation(
 }
 
 /// Returns an event as the API shows it, with its cancellation if it has one.
-pub fn event(e: &tix_core::Event, cancelled: Option<&tix_core::Cancellation>) -> Event {
+pub fn event(
+    e: &tix_core::Event,
+    cancelled: Option<&tix_core::Cancellation>,
+    venue_layout: Option<&tix_core::VenueLayout>,
+) -> Event {
     let d = &e.details;
-    let inventory = match &e.inventory {
-        DomainInventory::Unnumbered { capacity, .. } => Inventory::Unnumbered {
+    let inventory = match (&e.inventory, venue_layout) {
+        (DomainInventory::Unnumbered { capacity, .. }, _) => Inventory::Unnumbered {
             capacity: *capacity,
         },
-        DomainInventory::Numbered { seats, layout, .. } => Inventory::Numbered {
+        (DomainInventory::Numbered { seats, .. }, Some(venue_layout)) => {
+            let map = tix_core::SeatMap::of(&e.inventory, Some(venue_layout), d.price_cents)
+                .expect("numbered");
+            Inventory::Sections {
+                seats: seats.len() as u32,
+                sections: sections(&map),
+                blocked: blocked_seats(seats),
+            }
+        }
+        (DomainInventory::Numbered { seats, layout, .. }, None) => Inventory::Numbered {
             seats: seats.len() as u32,
             rows: layout.map(|l| l.rows),
             seats_per_row: layout.map(|l| l.seats_per_row),
-            blocked: seats
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| **s == SeatState::Blocked)
-                .map(|(i, _)| i as u32 + 1)
-                .collect(),
+            blocked: blocked_seats(seats),
         },
     };
     Event {
@@ -346,6 +408,9 @@ pub struct SeatMap {
     pub rows: Option<u32>,
     /// Seats per row, or `null`.
     pub seats_per_row: Option<u32>,
+    /// The sections, in order: the named sections of a venue, or one unnamed section (its
+    /// rows, or one row of every seat) for an event without them.
+    pub sections: Vec<Section>,
     /// One letter per seat, seat 1 first: `F` free, `H` held in a shop hold, `S` sold, `B`
     /// blocked. Split it into rows of `seats_per_row` to draw the hall.
     #[schema(pattern = "^[FHSB]*$", example = "BBFFFFSSHHFF")]

@@ -1,4 +1,5 @@
-// tix shop: live availability and seat map (Server-Sent Events), seat selection summary,
+// tix shop: live availability and seat map (Server-Sent Events), seat selection summary, the
+// seat grid's roving tabindex (arrow keys), zoom and drag-to-pan, live counts per section,
 // a request id per order form (a double submit places one hold), and the hold countdown.
 // Everything works without JavaScript too, only less live.
 (function () {
@@ -10,27 +11,43 @@
   var page = document.querySelector("[data-event]");
   if (page) {
     var id = page.getAttribute("data-event");
-    var rid = document.getElementById("request_id");
-    if (rid && window.crypto && crypto.getRandomValues) {
+    // Every form of the page gets its own request id, so a double submit places one hold.
+    Array.prototype.forEach.call(document.querySelectorAll("input[name=request_id]"), function (rid) {
+      if (!(window.crypto && crypto.getRandomValues)) return;
       var b = new Uint32Array(2); crypto.getRandomValues(b);
       rid.value = "page-" + b[0].toString(16) + b[1].toString(16);
-    }
+    });
     var chosen = document.getElementById("chosen");
     var names = { F: "free", H: "held", S: "sold", B: "blocked" };
+    var spoken = { held: ", on hold", sold: ", sold", blocked: ", not for sale" };
     function summary() {
       if (!chosen) return;
       var picked = Array.prototype.map.call(
-        document.querySelectorAll("#seatmap input:checked"), function (i) { return i.value; });
-      chosen.textContent = picked.length ? "Chosen: seat" + (picked.length > 1 ? "s " : " ") + picked.join(", ") : "No seats chosen.";
+        document.querySelectorAll("#seatmap input:checked"),
+        function (i) { return i.parentNode.getAttribute("data-name"); });
+      chosen.textContent = picked.length ? "Chosen: " + picked.join("; ") + "." : "No seats chosen.";
     }
     var map = document.getElementById("seatmap");
     if (map) map.addEventListener("change", summary);
     // Live messages: the first of each connection has every seat ("seats", one letter each),
     // later ones only the seats that changed ("seats_changed": [[seat number, letter], ...]).
+    // Only the shown section's seats are on the page; the overview's counts come from all.
     var labels = [];
     if (map) {
       Array.prototype.forEach.call(map.querySelectorAll("label.seat"), function (label) {
         labels[parseInt(label.getAttribute("data-seat"), 10)] = label;
+      });
+    }
+    var letters = [];
+    var blocks = document.querySelectorAll("a.block[data-first]");
+    function recount() {
+      Array.prototype.forEach.call(blocks, function (b) {
+        var first = parseInt(b.getAttribute("data-first"), 10), last = parseInt(b.getAttribute("data-last"), 10);
+        var free = 0;
+        for (var n = first; n <= last; n++) if (letters[n] === "F") free++;
+        var el = b.querySelector(".free-count");
+        var text = free.toLocaleString("en-US");
+        if (el && el.textContent !== text) el.textContent = text;
       });
     }
     function paint(n, letter) {
@@ -41,8 +58,11 @@
       if (state !== "free" && input.checked) { input.checked = false; }
       label.className = "seat " + state;
       input.disabled = state !== "free";
-      input.setAttribute("aria-label", "Seat " + n + (state === "free" ? "" : ", " + (state === "held" ? "on hold" : state)));
+      var name = label.getAttribute("data-name") + (spoken[state] || "");
+      input.setAttribute("aria-label", name);
+      label.title = name;
     }
+    if (map) roving(map);
     function apply(d) {
       ["available", "sold", "held"].forEach(function (k) {
         // Only a change is written: the counts are a polite live region.
@@ -51,11 +71,12 @@
       var button = document.getElementById("order-now");
       if (button) { button.disabled = d.available === 0; button.textContent = d.available === 0 ? "Sold out" : "Order now"; }
       if (typeof d.seats === "string") {
-        for (var n = 1; n < labels.length; n++) paint(n, d.seats.charAt(n - 1));
+        for (var n = 1; n <= d.seats.length; n++) letters[n] = d.seats.charAt(n - 1);
+        for (var m = 1; m < labels.length; m++) if (labels[m]) paint(m, letters[m]);
       } else if (d.seats_changed) {
-        d.seats_changed.forEach(function (c) { paint(c[0], c[1]); });
+        d.seats_changed.forEach(function (c) { letters[c[0]] = c[1]; paint(c[0], c[1]); });
       }
-      if (d.seats || d.seats_changed) summary();
+      if (d.seats || d.seats_changed) { summary(); recount(); if (map) roving(map); }
     }
     // The browser reconnects by itself after a dropped stream (and gets the full state
     // again); a refused one (the server is at its cap) is retried here, later each time.
@@ -159,6 +180,88 @@
         sendChat(f);
       });
     });
+  }
+  // The seat grid is one tab stop: the seats are a roving tabindex (the chosen or first free
+  // seat takes Tab; the others -1), Left/Right move along the row and Up/Down to the nearest
+  // free seat of the row in front or behind, Home/End to the row's ends. Taken seats are
+  // skipped (they are disabled). Called again after live updates change which seats are free.
+  function roving(grid) {
+    var rows = Array.prototype.map.call(grid.querySelectorAll(".seatrow"), function (r) {
+      return Array.prototype.slice.call(r.querySelectorAll("input"));
+    });
+    var all = [].concat.apply([], rows);
+    var current = all.filter(function (i) { return i.tabIndex === 0 && !i.disabled; })[0] ||
+      all.filter(function (i) { return i.checked; })[0] ||
+      all.filter(function (i) { return !i.disabled; })[0];
+    all.forEach(function (i) { i.tabIndex = i === current ? 0 : -1; });
+    if (grid.getAttribute("data-roving")) return;
+    grid.setAttribute("data-roving", "1");
+    function at(input) {
+      for (var r = 0; r < rows.length; r++) { var c = rows[r].indexOf(input); if (c >= 0) return [r, c]; }
+      return null;
+    }
+    function nearestIn(row, c) {
+      var best = null;
+      row.forEach(function (i, k) { if (!i.disabled && (best === null || Math.abs(k - c) < Math.abs(best - c))) best = k; });
+      return best === null ? null : row[best];
+    }
+    function move(from, to) {
+      if (!to) return;
+      from.tabIndex = -1; to.tabIndex = 0; to.focus();
+    }
+    grid.addEventListener("keydown", function (e) {
+      var input = e.target;
+      if (input.tagName !== "INPUT") return;
+      rows = Array.prototype.map.call(grid.querySelectorAll(".seatrow"), function (r) {
+        return Array.prototype.slice.call(r.querySelectorAll("input"));
+      });
+      var p = at(input); if (!p) return;
+      var row = rows[p[0]], k, target = null;
+      if (e.key === "ArrowRight") { for (k = p[1] + 1; k < row.length && !target; k++) if (!row[k].disabled) target = row[k]; }
+      else if (e.key === "ArrowLeft") { for (k = p[1] - 1; k >= 0 && !target; k--) if (!row[k].disabled) target = row[k]; }
+      else if (e.key === "ArrowDown") { for (k = p[0] + 1; k < rows.length && !target; k++) target = nearestIn(rows[k], p[1]); }
+      else if (e.key === "ArrowUp") { for (k = p[0] - 1; k >= 0 && !target; k--) target = nearestIn(rows[k], p[1]); }
+      else if (e.key === "Home") { target = nearestIn(row, 0); }
+      else if (e.key === "End") { target = nearestIn(row, row.length - 1); }
+      else return;
+      e.preventDefault();
+      move(input, target);
+    });
+    grid.addEventListener("focusin", function (e) {
+      if (e.target.tagName !== "INPUT") return;
+      Array.prototype.forEach.call(grid.querySelectorAll("input[tabindex='0']"), function (i) { if (i !== e.target) i.tabIndex = -1; });
+      e.target.tabIndex = 0;
+    });
+  }
+  // Zoom: three seat sizes (26, 34 and 44 px; the smallest is still a 24 px touch target).
+  var zoom = document.getElementById("zoom");
+  var grid = document.getElementById("seatmap");
+  if (zoom && grid) {
+    var level = 1;
+    zoom.hidden = false;
+    zoom.addEventListener("click", function (e) {
+      var step = parseInt(e.target.getAttribute("data-zoom") || "0", 10);
+      if (!step) return;
+      level = Math.max(1, Math.min(3, level + step));
+      grid.classList.remove("zoom-2", "zoom-3");
+      if (level > 1) grid.classList.add("zoom-" + level);
+    });
+  }
+  // Pan by dragging the map's background with a mouse (touch screens scroll it natively).
+  var box = document.getElementById("seatmap-scroll");
+  if (box) {
+    var drag = null;
+    box.addEventListener("pointerdown", function (e) {
+      if (e.pointerType !== "mouse" || e.target.tagName === "INPUT" || e.target.tagName === "LABEL") return;
+      drag = { x: e.clientX, y: e.clientY, left: box.scrollLeft, top: box.scrollTop };
+      box.classList.add("panning");
+    });
+    window.addEventListener("pointermove", function (e) {
+      if (!drag) return;
+      box.scrollLeft = drag.left - (e.clientX - drag.x);
+      box.scrollTop = drag.top - (e.clientY - drag.y);
+    });
+    window.addEventListener("pointerup", function () { drag = null; box.classList.remove("panning"); });
   }
   bindChat();
 })();

@@ -286,7 +286,7 @@ async fn buy_seat(
     c.goto(&shop.url(&format!("/events/{event}"))).await?;
     wait_for_text(c, "Choose your seats").await?;
     click(c, &format!("label[data-seat=\"{seat}\"]")).await?;
-    wait_for_text(c, &format!("Chosen: seat {seat}")).await?;
+    wait_for_text(c, "Chosen: ").await?;
     shot(c, &format!("{prefix}-seat-chosen")).await?;
     click(c, "#order-now").await?;
     wait_for_text(c, "Checkout").await?;
@@ -1707,7 +1707,7 @@ async fn visit_every_page(
     wait_for_text(&buyer, "Choose your seats").await?;
     click(&buyer, "label[data-seat=\"3\"]").await?;
     click(&buyer, "label[data-seat=\"4\"]").await?;
-    wait_for_text(&buyer, "Chosen: seats 3, 4").await?;
+    wait_for_text(&buyer, "Chosen: Row 1, Seat 3; Row 1, Seat 4.").await?;
     click(&buyer, "#order-now").await?;
     wait_for_text(&buyer, "Checkout").await?;
     sweep(&buyer, "checkout", &mut problems).await?;
@@ -1730,7 +1730,7 @@ async fn visit_every_page(
     buyer.goto(&shop.url(&format!("/events/{event}"))).await?;
     wait_for_text(&buyer, "Choose your seats").await?;
     click(&buyer, "label[data-seat=\"5\"]").await?;
-    wait_for_text(&buyer, "Chosen: seat 5").await?;
+    wait_for_text(&buyer, "Chosen: Row 1, Seat 5.").await?;
     sweep(&buyer, "event-numbered", &mut problems).await?;
     let seats = seat_state_checks(&buyer).await?;
     problems.extend(seats.into_iter().map(|p| format!("event-numbered: {p}")));
@@ -1870,5 +1870,264 @@ async fn visit_every_page(
     click(&staff, "#pay").await?;
     wait_for_text(&staff, "You released this hold").await?;
     sweep(&staff, "released", &mut problems).await?;
+    Ok(problems)
+}
+
+/// Presses one key where the focus is (WebDriver's code point: Tab `\u{E004}`, Enter
+/// `\u{E007}`, Space `\u{E00D}`, arrows `\u{E012}`–`\u{E015}`).
+async fn press(c: &Client, key: char) -> anyhow::Result<()> {
+    c.perform_actions(
+        KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The accessible name of the focused element, and whether it is a seat of the grid.
+async fn focused_seat(c: &Client) -> anyhow::Result<(String, bool)> {
+    let v = c
+        .execute(
+            "const e = document.activeElement;
+             return [e ? (e.getAttribute('aria-label') || e.outerHTML.slice(0, 120)) : '',
+                     !!(e && e.closest('#seatmap'))];",
+            vec![],
+        )
+        .await?;
+    Ok((
+        v[0].as_str().unwrap_or_default().to_owned(),
+        v[1].as_bool().unwrap_or(false),
+    ))
+}
+
+const TAB: char = '\u{E004}';
+const ENTER: char = '\u{E007}';
+const SPACE: char = '\u{E00D}';
+const LEFT: char = '\u{E012}';
+const RIGHT: char = '\u{E014}';
+const DOWN: char = '\u{E015}';
+
+/// The demo arena (20,000 seats in 23 named blocks) at 1366 and 390 px: the event page is an
+/// overview with one link per block and no seats; every block's page has its seats, and a block
+/// opens from the keyboard; the far-left seat of a row is inside the window after scrolling its
+/// box and is booked by a click; the grid is one Tab stop whose arrow keys move by seat and by
+/// row, and a seat chosen with Space is booked with Enter; "3 together" holds three adjacent
+/// seats of one row; axe-core finds nothing on the overview and a block's page at both widths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arena_is_bookable_by_click_keyboard_and_best_available() -> anyhow::Result<()> {
+    let Some(browser) = require::chromedriver() else {
+        return Ok(());
+    };
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut shop = Shop::start(browser).await?;
+    // One window (and buyer) per width: each places three holds.
+    let windows = [shop.browser().await?, shop.browser().await?];
+    let result = arena_checks(&shop, &windows).await;
+    for c in windows {
+        let _ = c.close().await;
+    }
+    let problems = result?;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
+/// The checks of [`the_arena_is_bookable_by_click_keyboard_and_best_available`]; returns what
+/// axe-core and the page checks found.
+async fn arena_checks(shop: &Shop, windows: &[Client; 2]) -> anyhow::Result<Vec<String>> {
+    let api = shop.admin_api().await?;
+    let listed: Value = api
+        .http
+        .get(shop.url("/api/v1/events?q=Arena"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let arena = &listed["events"][0];
+    let id = arena["id"].as_u64().context("the demo arena")?;
+    let sections = arena["inventory"]["sections"]
+        .as_array()
+        .context("the arena has sections")?
+        .clone();
+    anyhow::ensure!(sections.len() == 23, "{sections:?}");
+    let first_seat = |name: &str| {
+        sections
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["first_seat"].as_u64())
+            .unwrap_or(0) as u32
+    };
+    let mut problems = Vec::new();
+    let page = format!("/events/{id}");
+    for (i, (width, height, label)) in SWEEP_WINDOWS.into_iter().enumerate() {
+        let c = &windows[i];
+        sign_up(
+            shop,
+            c,
+            &format!("arena-{label}"),
+            false,
+            &format!("arena-signup-{label}"),
+        )
+        .await?;
+        set_viewport(c, width, height).await?;
+        c.goto(&shop.url(&page)).await?;
+        wait_for_text(c, "Sections — choose one").await?;
+        let counts = c
+            .execute(
+                "return [document.querySelectorAll('a.block').length,
+                         document.querySelectorAll('#seatmap input').length];",
+                vec![],
+            )
+            .await?;
+        anyhow::ensure!(
+            counts == json!([23, 0]),
+            "blocks and seats on the overview: {counts}"
+        );
+        full_shot(c, &format!("arena-overview-{label}"), width, height).await?;
+        if i == 0 {
+            sweep(c, "arena-overview", &mut problems).await?;
+            // Every block's link leads to a page with exactly its seats.
+            let seats = c
+                .execute_async(
+                    r#"const done = arguments[arguments.length - 1];
+                    Promise.all(Array.from(document.querySelectorAll("a.block")).map(a =>
+                      fetch(a.href).then(r => r.text()).then(t =>
+                        [a.querySelector(".block-name").textContent,
+                         (t.match(/name="seat"/g) || []).length])))
+                      .then(done, e => done(String(e)));"#,
+                    vec![],
+                )
+                .await?;
+            for pair in seats.as_array().context("a list")? {
+                let name = pair[0].as_str().unwrap_or_default();
+                let want = sections.iter().find(|s| s["name"] == name).map(|s| {
+                    s["rows"].as_u64().unwrap_or(0) * s["seats_per_row"].as_u64().unwrap_or(0)
+                });
+                anyhow::ensure!(
+                    Some(pair[1].as_u64().unwrap_or(0)) == want,
+                    "{name}: {pair}"
+                );
+            }
+        }
+
+        // A block opened from the keyboard; the far-left seat of its third row, by click.
+        let clicked = ["Block 101", "Block 105"][i];
+        c.execute(
+            "document.querySelector(`a.block[href*='${arguments[0]}']`).focus();",
+            vec![json!(clicked.replace(' ', "%20"))],
+        )
+        .await?;
+        press(c, ENTER).await?;
+        wait_for_url(c, &format!("section={}", clicked.replace(' ', "%20"))).await?;
+        wait_for_text(c, &format!("{clicked}, Row 3, Seat 1")).await?;
+        let seat = first_seat(clicked) + 2 * 50;
+        let inside = c
+            .execute(
+                "const l = document.querySelector(`label[data-seat='${arguments[0]}']`);
+                 l.scrollIntoView({block: 'center', inline: 'nearest'});
+                 const r = l.getBoundingClientRect();
+                 return [r.left >= 0 && r.right <= window.innerWidth, r.width >= 24 && r.height >= 24,
+                         document.documentElement.scrollWidth <= window.innerWidth];",
+                vec![json!(seat)],
+            )
+            .await?;
+        anyhow::ensure!(
+            inside == json!([true, true, true]),
+            "{clicked} row 3 seat 1 at {label}: in the window, 24 px, page not wider: {inside}"
+        );
+        click(c, &format!("label[data-seat=\"{seat}\"]")).await?;
+        wait_for_text(c, &format!("Chosen: {clicked}, Row 3, Seat 1.")).await?;
+        shot(c, &format!("arena-section-chosen-{label}")).await?;
+        if i == 0 {
+            sweep(c, "arena-section", &mut problems).await?;
+        }
+        click(c, "#order-now").await?;
+        wait_for_text(c, "Checkout").await?;
+        wait_for_text(c, &format!("{clicked}, Row 3, Seat 1")).await?;
+        shot(c, &format!("arena-checkout-click-{label}")).await?;
+
+        // The keyboard: one Tab from the zoom buttons enters the grid at its first free seat;
+        // Down twice is row 3, Right and Left move along it; Space chooses; the next Tab
+        // leaves the grid; Enter on "Order now" holds the seat.
+        let keyed = ["Block 102", "Block 106"][i];
+        c.goto(&shop.url(&format!("{page}?section={}", keyed.replace(' ', "%20"))))
+            .await?;
+        wait_for_text(c, &format!("{keyed}, Row 1, Seat 1")).await?;
+        c.execute(
+            "document.querySelector('#zoom [data-zoom=\"1\"]').focus();",
+            vec![],
+        )
+        .await?;
+        press(c, TAB).await?;
+        let (name, in_grid) = focused_seat(c).await?;
+        anyhow::ensure!(
+            in_grid && name == format!("{keyed}, Row 1, Seat 1"),
+            "{name}"
+        );
+        for key in [DOWN, DOWN, RIGHT, RIGHT, LEFT] {
+            press(c, key).await?;
+        }
+        let (name, _) = focused_seat(c).await?;
+        anyhow::ensure!(
+            name == format!("{keyed}, Row 3, Seat 2"),
+            "after the arrows: {name}"
+        );
+        press(c, LEFT).await?;
+        press(c, SPACE).await?;
+        wait_for_text(c, &format!("Chosen: {keyed}, Row 3, Seat 1.")).await?;
+        shot(c, &format!("arena-keyboard-{label}")).await?;
+        press(c, TAB).await?;
+        let (name, in_grid) = focused_seat(c).await?;
+        anyhow::ensure!(!in_grid, "one Tab leaves the grid, not {name}");
+        c.execute("document.getElementById('order-now').focus();", vec![])
+            .await?;
+        press(c, ENTER).await?;
+        wait_for_text(c, "Checkout").await?;
+        wait_for_text(c, &format!("{keyed}, Row 3, Seat 1")).await?;
+
+        // "3 together, best available" in a block: three adjacent seats in one row.
+        let together = ["Block 103", "Block 104"][i];
+        let before: Value = api
+            .http
+            .get(shop.url(&format!("/api/v1/events/{id}/seats")))
+            .send()
+            .await?
+            .json()
+            .await?;
+        c.goto(&shop.url(&format!("{page}?section={}", together.replace(' ', "%20"))))
+            .await?;
+        wait_for_text(c, &format!("Best available seats together in {together}")).await?;
+        c.execute("document.getElementById('together').value = '3';", vec![])
+            .await?;
+        click(c, "#best-form button[type=submit]").await?;
+        wait_for_text(c, "Checkout").await?;
+        shot(c, &format!("arena-checkout-together-{label}")).await?;
+        let after: Value = api
+            .http
+            .get(shop.url(&format!("/api/v1/events/{id}/seats")))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let (before, after) = (
+            before["map"].as_str().unwrap_or_default().as_bytes(),
+            after["map"].as_str().unwrap_or_default().as_bytes(),
+        );
+        let held: Vec<u32> = (0..after.len())
+            .filter(|&n| after[n] == b'H' && before[n] != b'H')
+            .map(|n| n as u32 + 1)
+            .collect();
+        let first = first_seat(together);
+        anyhow::ensure!(
+            held.len() == 3
+                && held.windows(2).all(|w| w[1] == w[0] + 1)
+                && held
+                    .iter()
+                    .all(|s| (s - first) / 50 == (held[0] - first) / 50),
+            "3 together in {together} held {held:?}"
+        );
+        // Front row, centre: places 24–26 of 50.
+        anyhow::ensure!(held[0] == first + 23, "{held:?} from {first}");
+    }
     Ok(problems)
 }

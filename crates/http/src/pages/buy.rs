@@ -21,6 +21,7 @@ use tix_core::{EventId, HoldEnd, HoldId, HoldRequest, Inventory, Rejection, Seat
 
 use super::form::{self, FormErrors, Problem};
 use super::receipt::Breakdown;
+use super::seatmap::{self, Plan};
 use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
 use crate::AppState;
 use crate::error::ApiError;
@@ -34,18 +35,10 @@ pub fn routes() -> Router<AppState> {
         .route("/events/{id}/live", get(live))
         .route("/events/{id}/calendar.ics", get(calendar))
         .route("/events/{id}/order", post(order))
+        .route("/events/{id}/best", post(best))
         .route("/holds/{id}", get(checkout_page))
         .route("/holds/{id}/pay", post(checkout))
         .route("/holds/{id}/release", post(cancel))
-}
-
-/// One seat on the map.
-pub struct Seat {
-    pub number: u32,
-    /// `free`, `held`, `sold` or `blocked`.
-    pub state: &'static str,
-    /// Chosen before a detour (log in, sign up) and still free: shown ticked.
-    pub checked: bool,
 }
 
 /// What a buyer had chosen on the event page before logging in: carried through the login
@@ -58,6 +51,12 @@ pub struct Chosen {
     /// How many tickets (general admission).
     #[serde(default)]
     quantity: Option<u32>,
+    /// The section whose seats are shown, by name.
+    #[serde(default)]
+    section: Option<String>,
+    /// Which page of a large section is shown, from 1.
+    #[serde(default)]
+    page: Option<u32>,
 }
 
 impl Chosen {
@@ -78,61 +77,31 @@ impl Chosen {
         Chosen {
             seats: (!seats.is_empty()).then(|| list.join(",")),
             quantity,
+            section: None,
+            page: None,
         }
     }
 
     /// The query string that carries this choice (seats, else a quantity), or "" for none.
     fn query(&self) -> String {
-        match (&self.seats, self.quantity) {
-            (Some(seats), _) => format!("?seats={seats}"),
-            (None, Some(q)) => format!("?quantity={q}"),
-            (None, None) => String::new(),
+        if let Some(seats) = &self.seats {
+            return format!("?seats={seats}");
+        }
+        let mut params = Vec::new();
+        if let Some(q) = self.quantity {
+            params.push(format!("quantity={q}"));
+        }
+        if let Some(s) = &self.section {
+            params.push(format!("section={}", super::url_encode(s)));
+        }
+        if let Some(p) = self.page {
+            params.push(format!("page={p}"));
+        }
+        match params.is_empty() {
+            true => String::new(),
+            false => format!("?{}", params.join("&")),
         }
     }
-}
-
-/// A row of seats.
-pub struct Row {
-    pub label: u32,
-    pub seats: Vec<Seat>,
-}
-
-fn seat_state(s: &SeatState) -> &'static str {
-    match s {
-        SeatState::Free => "free",
-        SeatState::Held(_) => "held",
-        SeatState::Sold(_) => "sold",
-        SeatState::Blocked => "blocked",
-    }
-}
-
-/// The seat map as rows (a single row of all seats when the event has no layout).
-fn rows(seats: &[SeatState], layout: Option<tix_core::SeatLayout>, chosen: &[u32]) -> Vec<Row> {
-    let per_row = layout
-        .map(|l| l.seats_per_row as usize)
-        .filter(|n| *n > 0)
-        .unwrap_or(20)
-        .max(1);
-    seats
-        .chunks(per_row)
-        .enumerate()
-        .map(|(r, chunk)| Row {
-            label: r as u32 + 1,
-            seats: chunk
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let number = (r * per_row + i) as u32 + 1;
-                    let state = seat_state(s);
-                    Seat {
-                        number,
-                        state,
-                        checked: state == "free" && chosen.contains(&number),
-                    }
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 #[derive(Template, WebTemplate)]
@@ -151,8 +120,8 @@ struct EventPage {
     sold: u32,
     held: u32,
     available: u32,
-    numbered: bool,
-    rows: Vec<Row>,
+    /// The seat map: the overview of sections and the seats of the section shown.
+    plan: Option<Plan>,
     per_customer_max: u32,
     can_edit: bool,
     /// What was wrong with the last order: the seats or the quantity, or the order as a whole.
@@ -165,6 +134,8 @@ struct EventPage {
     room: Option<super::queue::RoomPanel>,
     /// Whether the waiting room's panel replaces the order form (not the visitor's turn).
     room_blocks: bool,
+    /// The "seats together" chosen before a detour (2 unless said otherwise).
+    chosen_together: u32,
 }
 
 /// The banner of a cancelled event.
@@ -190,7 +161,12 @@ fn order_max(e: &tix_core::Event, limit: u32) -> u32 {
 
 /// Checks the seats of an order against the seat map as this node sees it, in the user's
 /// words: each seat exists and is free, and there are not more than `max`.
-fn check_seats(chosen: &[u32], seats: &[SeatState], max: u32) -> Result<(), Problem> {
+fn check_seats(
+    chosen: &[u32],
+    seats: &[SeatState],
+    max: u32,
+    name: impl Fn(u32) -> String,
+) -> Result<(), Problem> {
     if chosen.is_empty() {
         return Err(Problem::NoSeatChosen);
     }
@@ -207,9 +183,9 @@ fn check_seats(chosen: &[u32], seats: &[SeatState], max: u32) -> Result<(), Prob
                 });
             }
             Some(SeatState::Free) => {}
-            Some(SeatState::Blocked) => return Err(Problem::SeatBlocked { seat }),
+            Some(SeatState::Blocked) => return Err(Problem::SeatBlocked { seat: name(seat) }),
             Some(SeatState::Held(_) | SeatState::Sold(_)) => {
-                return Err(Problem::SeatTaken { seat });
+                return Err(Problem::SeatTaken { seat: name(seat) });
             }
         }
     }
@@ -217,7 +193,7 @@ fn check_seats(chosen: &[u32], seats: &[SeatState], max: u32) -> Result<(), Prob
 }
 
 /// What a refused hold means for the order form's `field` (the seat map or the quantity).
-fn order_refused(errors: &mut FormErrors, field: &str, e: &ApiError) {
+fn order_refused(errors: &mut FormErrors, field: &str, e: &ApiError, name: impl Fn(u32) -> String) {
     match e {
         ApiError::Rejected(r) => match r {
             Rejection::SeatOutOfRange { seat, seats } => errors.add(
@@ -227,10 +203,19 @@ fn order_refused(errors: &mut FormErrors, field: &str, e: &ApiError) {
                     seats: *seats,
                 },
             ),
-            Rejection::SeatTaken { seat } => errors.add(field, Problem::SeatTaken { seat: *seat }),
-            Rejection::SeatBlocked { seat } => {
-                errors.add(field, Problem::SeatBlocked { seat: *seat })
+            Rejection::SeatTaken { seat } => {
+                errors.add(field, Problem::SeatTaken { seat: name(*seat) })
             }
+            Rejection::SeatBlocked { seat } => {
+                errors.add(field, Problem::SeatBlocked { seat: name(*seat) })
+            }
+            Rejection::NoAdjacentSeats { quantity } => errors.add(
+                field,
+                Problem::NotTogether {
+                    quantity: *quantity,
+                    within: String::new(),
+                },
+            ),
             Rejection::BadQuantity { max, .. } | Rejection::CustomerLimit { max } => {
                 errors.add(field, Problem::TooManyTickets { max: *max })
             }
@@ -253,11 +238,21 @@ fn event_page(
     let s = state.node.shared.read();
     let e = s.event(EventId(id))?;
     let a = crate::views::availability(e);
-    let (numbered, rows) = match &e.inventory {
-        Inventory::Numbered { seats, layout, .. } => {
-            (true, rows(seats, *layout, &chosen.seat_numbers()))
-        }
-        Inventory::Unnumbered { .. } => (false, Vec::new()),
+    let plan = s.seat_map(e).map(|map| {
+        let seats = e.inventory.seat_states();
+        let asked = (chosen.section.as_deref(), chosen.page);
+        seatmap::plan(
+            &map,
+            seats,
+            &e.details.currency,
+            asked,
+            &chosen.seat_numbers(),
+        )
+    });
+    let price = super::ticket_price(e.details.price_cents, &e.details.currency);
+    let price = match &plan {
+        Some(p) if p.prices_differ => format!("from {price}"),
+        _ => price,
     };
     let limit = s.limits().seats_per_order_max;
     Some(EventPage {
@@ -269,13 +264,12 @@ fn event_page(
         venue: e.details.venue.name.clone(),
         lat: e.details.venue.lat,
         lon: e.details.venue.lon,
-        price: super::ticket_price(e.details.price_cents, &e.details.currency),
+        price,
         refundable: e.details.refundable,
         sold: a.sold,
         held: a.held,
         available: a.available,
-        numbered,
-        rows,
+        plan,
         per_customer_max: order_max(e, limit),
         can_edit: user.is_some_and(|c| c.is_admin() || c.user_id == e.organizer),
         errors,
@@ -286,6 +280,7 @@ fn event_page(
         chosen_quantity: chosen.quantity.unwrap_or(1).clamp(1, ORDER_QUANTITY_MAX),
         room_blocks: room.as_ref().is_some_and(|r| !r.may_buy),
         room,
+        chosen_together: chosen.quantity.unwrap_or(2).clamp(1, order_max(e, limit)),
     })
 }
 
@@ -482,7 +477,9 @@ async fn order(
         .collect();
     // Carried through a login, and kept on the page if the hold is refused (one seat taken
     // meanwhile, say).
-    let kept = Chosen::of(&seats, field(&form, "quantity").parse().ok());
+    let mut kept = Chosen::of(&seats, field(&form, "quantity").parse().ok());
+    kept.section = Some(field(&form, "section").to_owned()).filter(|s| !s.is_empty());
+    kept.page = field(&form, "page").parse().ok();
     let Some(c) = caller.0 else {
         // Back to the event page after logging in (or signing up), the choice still made.
         return login_first(&format!("/events/{id}{}", kept.query()));
@@ -495,8 +492,10 @@ async fn order(
         s.event(EventId(id)).map(|e| {
             let max = order_max(e, s.limits().seats_per_order_max);
             match &e.inventory {
-                Inventory::Numbered { seats: map, .. } => {
-                    errors.check("seatmap", check_seats(&seats, map, max));
+                Inventory::Numbered { seats: states, .. } => {
+                    let map = s.seat_map(e).expect("numbered");
+                    let name = |n: u32| map.seat_name(n);
+                    errors.check("seatmap", check_seats(&seats, states, max, name));
                     (true, HoldRequest::Seats(seats.clone()))
                 }
                 Inventory::Unnumbered { .. } => {
@@ -535,7 +534,98 @@ async fn order(
         // Not admitted by the event's waiting room: its page says where the buyer stands.
         Err(ApiError::Admission(_)) => see_other(&format!("/events/{id}/queue")),
         Err(e) => {
-            order_refused(&mut errors, order_field, &e);
+            order_refused(&mut errors, order_field, &e, |n| seat_name(&state, id, n));
+            refused(errors, e.problem().0)
+        }
+    }
+}
+
+/// Returns a seat's name for people as this node's state has it ("Block A, Row 3, Seat 8").
+fn seat_name(state: &AppState, event_id: u64, seat: u32) -> String {
+    let s = state.node.shared.read();
+    s.event(EventId(event_id))
+        .and_then(|e| s.seat_map(e).map(|map| map.seat_name(seat)))
+        .unwrap_or_else(|| format!("Seat {seat}"))
+}
+
+/// "N together, best available" from the event page: the core picks adjacent free seats in one
+/// row of the section the form names (or anywhere), then the buyer goes to the checkout like
+/// after choosing seats. A refusal (no such run, too many) comes back beside the form's field.
+async fn best(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Response {
+    let form = form_pairs(&body);
+    let section = field(&form, "section").trim().to_owned();
+    let quantity = field(&form, "together");
+    let kept = Chosen {
+        seats: None,
+        quantity: quantity.parse().ok(),
+        section: Some(section.clone()).filter(|s| !s.is_empty()),
+        page: field(&form, "page").parse().ok(),
+    };
+    let Some(c) = caller.0 else {
+        return login_first(&format!("/events/{id}{}", kept.query()));
+    };
+    let nav = Nav::of(Some(&c));
+    let max = {
+        let s = state.node.shared.read();
+        s.event(EventId(id))
+            .map(|e| order_max(e, s.limits().seats_per_order_max))
+    };
+    let Some(max) = max else {
+        return PageError::not_found(nav, "event").into_response();
+    };
+    let mut errors = FormErrors::new();
+    let q = errors.check("together", form::whole(quantity, 1, max));
+    let index = match section.as_str() {
+        "" => None,
+        name => match crate::shop::section_index(&state, EventId(id), name) {
+            Ok(index) => Some(index),
+            Err(e) => {
+                errors.api(&e, |_| Some("together"));
+                None
+            }
+        },
+    };
+    let refused = |errors: FormErrors, status| match event_page(
+        &state,
+        nav.clone(),
+        id,
+        errors,
+        Some(&c),
+        &kept,
+    ) {
+        Some(page) => (status, page).into_response(),
+        None => PageError::not_found(nav.clone(), "event").into_response(),
+    };
+    let Some(quantity) = q.filter(|_| errors.is_empty()) else {
+        return refused(errors, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    };
+    let request_id = match field(&form, "request_id") {
+        "" => format!("page-{}", rand::random::<u64>()),
+        r => r.chars().take(64).collect(),
+    };
+    let request = HoldRequest::BestAvailable {
+        quantity,
+        section: index,
+    };
+    match hold(&state, &c, EventId(id), request_id, request, None).await {
+        Ok((placed, _)) => see_other(&format!("/holds/{}", placed.hold_id.0)),
+        // Not admitted by the event's waiting room: its page says where the buyer stands.
+        Err(ApiError::Admission(_)) => see_other(&format!("/events/{id}/queue")),
+        Err(ApiError::Rejected(Rejection::NoAdjacentSeats { quantity })) => {
+            let within = match section.as_str() {
+                "" => String::new(),
+                name => format!(" in {name}"),
+            };
+            errors.add("together", Problem::NotTogether { quantity, within });
+            refused(errors, axum::http::StatusCode::CONFLICT)
+        }
+        Err(e) => {
+            order_refused(&mut errors, "together", &e, |n| seat_name(&state, id, n));
             refused(errors, e.problem().0)
         }
     }
@@ -606,7 +696,7 @@ fn order_page(
         event_id: e.id.0,
         event_name: e.details.name.clone(),
         tickets: order.tickets.len(),
-        breakdown: Breakdown::of(&sold, &e.inventory, &e.details.currency),
+        breakdown: Breakdown::of(&sold, &e.inventory, s.layout(e.id), &e.details.currency),
     }))
 }
 
@@ -706,6 +796,7 @@ fn checkout_view(
             h.quantity,
             h.price_cents,
             &e.inventory,
+            s.layout(e.id),
             &e.details.currency,
         ),
         expires_at_ms: h.expires_at_ms,
@@ -949,26 +1040,29 @@ mod order_tests {
             SeatState::Free,
             SeatState::Free,
         ];
-        assert_eq!(check_seats(&[1, 3], &map, 2), Ok(()));
-        assert_eq!(check_seats(&[], &map, 2), Err(Problem::NoSeatChosen));
+        let name = |n: u32| format!("Row 1, Seat {n}");
+        assert_eq!(check_seats(&[1, 3], &map, 2, name), Ok(()));
+        assert_eq!(check_seats(&[], &map, 2, name), Err(Problem::NoSeatChosen));
         assert_eq!(
-            check_seats(&[1, 3, 4], &map, 2),
+            check_seats(&[1, 3, 4], &map, 2, name),
             Err(Problem::TooManyTickets { max: 2 })
         );
         assert_eq!(
-            check_seats(&[999], &map, 2),
+            check_seats(&[999], &map, 2, name),
             Err(Problem::NoSuchSeat {
                 seat: 999,
                 seats: 4
             })
         );
         assert_eq!(
-            check_seats(&[0], &map, 2),
+            check_seats(&[0], &map, 2, name),
             Err(Problem::NoSuchSeat { seat: 0, seats: 4 })
         );
         assert_eq!(
-            check_seats(&[2], &map, 2),
-            Err(Problem::SeatBlocked { seat: 2 })
+            check_seats(&[2], &map, 2, name),
+            Err(Problem::SeatBlocked {
+                seat: "Row 1, Seat 2".into()
+            })
         );
     }
 

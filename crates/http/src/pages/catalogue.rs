@@ -189,6 +189,8 @@ pub struct EventForm {
     pub rows: String,
     pub seats_per_row: String,
     pub blocked: String,
+    /// Seats in named sections: one per line, "name; rows; seats per row; price".
+    pub sections: String,
     pub refundable: bool,
     pub version: String,
 }
@@ -211,6 +213,7 @@ impl EventForm {
             rows: f("rows"),
             seats_per_row: f("seats_per_row"),
             blocked: f("blocked"),
+            sections: f("sections"),
             refundable: field(pairs, "refundable") == "on",
             version: f("version"),
         }
@@ -328,12 +331,63 @@ impl EventForm {
                             "blocked": blocked?}),
                 )
             }
+            "sections" => {
+                let sections = errors.check("sections", sections(&self.sections, capacity_max));
+                let seats = sections.as_ref().map(|(_, seats)| *seats);
+                let blocked = errors.check("blocked", blocked_seats(&self.blocked, seats));
+                Some(json!({"kind": "sections", "sections": sections?.0, "blocked": blocked?}))
+            }
             _ => {
                 errors.add("kind-ga", Problem::ChooseKind);
                 None
             }
         }
     }
+}
+
+/// Checks the sections of a venue, one per line as "name; rows; seats per row; price" (a tab
+/// may stand for each `;`, so a spreadsheet's rows paste in), into the API's sections and
+/// their number of seats. The first bad line is named.
+fn sections(value: &str, capacity_max: u32) -> Result<(serde_json::Value, u32), Problem> {
+    let lines: Vec<(usize, &str)> = value
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return Err(Problem::Missing);
+    }
+    let sections_max = tix_core::layout::SECTIONS_MAX;
+    if lines.len() > sections_max {
+        return Err(Problem::Said(format!("at most {sections_max} sections")));
+    }
+    let mut out = Vec::with_capacity(lines.len());
+    let mut total: u64 = 0;
+    for (i, line) in lines {
+        let n = i + 1;
+        let bad = |what: &str| Problem::Said(format!("line {n}: {what}"));
+        let parts: Vec<&str> = line.split([';', '\t']).map(str::trim).collect();
+        let [name, rows, per_row, cost] = parts[..] else {
+            return Err(bad(
+                "write name; rows; seats per row; price, like Block A; 20; 40; 65.00",
+            ));
+        };
+        let chars_max = tix_core::layout::SECTION_NAME_CHARS_MAX;
+        if name.is_empty() || name.chars().count() > chars_max {
+            return Err(bad(&format!("a name of 1 to {chars_max} characters")));
+        }
+        let rows = form::whole(rows, 1, capacity_max).map_err(|_| bad("rows: a whole number"))?;
+        let per_row = form::whole(per_row, 1, capacity_max)
+            .map_err(|_| bad("seats per row: a whole number"))?;
+        let price_cents = price(cost).map_err(|_| bad("price: a number like 12.50"))?;
+        total += u64::from(rows) * u64::from(per_row);
+        out.push(json!({"name": name, "rows": rows, "seats_per_row": per_row,
+            "price_cents": price_cents}));
+    }
+    if total > u64::from(capacity_max) {
+        return Err(Problem::TooManySeats { max: capacity_max });
+    }
+    Ok((serde_json::Value::Array(out), total as u32))
 }
 
 /// What [`EventForm::check`] checks besides the fields both forms have.
@@ -466,6 +520,7 @@ fn form_field(api_field: &str) -> Option<&'static str> {
         "inventory.seats" | "inventory.rows" => "rows",
         "inventory.seats_per_row" => "seats_per_row",
         "inventory.blocked" => "blocked",
+        f if f.starts_with("inventory.sections") => "sections",
         "inventory" => "kind-ga",
         _ => return None,
     })
@@ -765,5 +820,38 @@ mod tests {
         ] {
             assert!(parse_price(bad).is_err(), "{bad}");
         }
+    }
+
+    // A venue in sections, typed one per line: the API body lists them (prices with a comma or
+    // a point, tabs as separators); a bad line is named, and blocked seats count every section.
+    #[test]
+    fn sections_are_typed_one_per_line() {
+        let form = EventForm {
+            kind: "sections".into(),
+            sections: "Floor A; 2; 10; 129,00\n\nBlock 101\t3\t5\t59.00".into(),
+            blocked: "25".into(),
+            ..seated_form()
+        };
+        let body = form.check(Checking::Create { capacity_max: 1000 });
+        assert!(body.is_ok(), "{:?}", body.err());
+        let (typed, seats) = sections("Floor A; 2; 10; 129,00\nB; 3; 5; 59", 1000).unwrap();
+        assert_eq!(seats, 35);
+        assert_eq!(typed[0]["price_cents"], 12_900);
+        assert_eq!(typed[1]["name"], "B");
+        assert_eq!(
+            sections("A; 2; 10; 1\nB; two; 5; 1", 1000),
+            Err(Problem::Said("line 2: rows: a whole number".into()))
+        );
+        assert_eq!(sections(" ", 1000), Err(Problem::Missing));
+        let too_big = EventForm {
+            kind: "sections".into(),
+            sections: "A; 2; 10; 1".into(),
+            blocked: "21".into(),
+            ..seated_form()
+        };
+        let errors = too_big
+            .check(Checking::Create { capacity_max: 1000 })
+            .unwrap_err();
+        assert!(errors.has("blocked"), "{errors:?}");
     }
 }

@@ -95,13 +95,20 @@ pub enum Problem {
     },
     /// A seat sold or held by someone else meanwhile.
     SeatTaken {
-        /// The seat.
-        seat: u32,
+        /// The seat's name: "Block A, Row 3, Seat 8".
+        seat: String,
     },
     /// A seat the organizer does not sell.
     SeatBlocked {
-        /// The seat.
-        seat: u32,
+        /// The seat's name.
+        seat: String,
+    },
+    /// No row has this many free seats side by side (where: " in Block A", or "").
+    NotTogether {
+        /// How many were asked for.
+        quantity: u32,
+        /// " in Block A", or "" for anywhere.
+        within: String,
     },
     /// No seat was chosen on the map.
     NoSeatChosen,
@@ -179,9 +186,13 @@ impl Problem {
                 format!("Seat {seat} doesn't exist: this venue has seats 1–{seats}")
             }
             Problem::SeatTaken { seat } => {
-                format!("Seat {seat} was just taken by someone else: choose another")
+                format!("{seat} was just taken by someone else: choose another")
             }
-            Problem::SeatBlocked { seat } => format!("Seat {seat} is not for sale"),
+            Problem::SeatBlocked { seat } => format!("{seat} is not for sale"),
+            Problem::NotTogether { quantity, within } => format!(
+                "{label}: no {quantity} free seats side by side{within}; choose fewer, another \
+                 section, or pick seats on the map"
+            ),
             Problem::NoSeatChosen => format!("{label}: choose at least one seat on the map"),
             Problem::TooManyTickets { max } => format!("{label}: at most {max} per order"),
             Problem::NotEnoughLeft => format!("{label}: not that many are left; choose fewer"),
@@ -227,11 +238,13 @@ pub fn label(field: &str) -> &str {
         "rows" => "Rows",
         "seats_per_row" => "Seats per row",
         "blocked" => "Blocked seats",
+        "sections" => "Sections",
         "username" => "Username",
         "password" => "Password",
         "card_number" => "Card number",
         "seatmap" => "Seats",
         "quantity" => "Tickets",
+        "together" => "Seats together",
         "reason" => "Reason",
         "opens_at" => "Sale opens",
         "admit_per_min" => "Visitors admitted per minute",

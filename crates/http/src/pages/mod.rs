@@ -21,6 +21,7 @@ mod password;
 mod profile;
 pub mod queue;
 mod receipt;
+mod seatmap;
 mod staff;
 mod tickets;
 

@@ -4,7 +4,7 @@
 //! quantity and amount, then the total, all in the event's currency through [`money`]. tix
 //! charges no fees, so there is no fee line: what the lines add up to is what the card pays.
 
-use tix_core::Inventory;
+use tix_core::{Inventory, SeatMap, VenueLayout};
 
 use super::money;
 
@@ -32,9 +32,15 @@ pub struct Breakdown {
     pub total: String,
 }
 
-/// A seat (or its absence) in words, on receipts and at the door: with its row when the event
-/// has a layout, alone without one, "General admission" without a seat.
-pub fn seat_name(inventory: &Inventory, seat: Option<u32>) -> String {
+/// A seat (or its absence) in words, on receipts and at the door: by section, row and seat
+/// ("Block A, Row 3, Seat 8") when the event has named sections, with its row when it has
+/// rows, alone without, "General admission" without a seat.
+pub fn seat_name(inventory: &Inventory, venue: Option<&VenueLayout>, seat: Option<u32>) -> String {
+    if let (Some(n), Some(venue)) = (seat, venue)
+        && let Some(map) = SeatMap::of(inventory, Some(venue), 0)
+    {
+        return map.seat_name(n);
+    }
     match (seat, inventory) {
         (None, _) => "General admission".into(),
         (
@@ -55,12 +61,17 @@ pub fn seat_name(inventory: &Inventory, seat: Option<u32>) -> String {
 impl Breakdown {
     /// The breakdown of tickets given as `(seat, price_cents)`: a line per seat, and the
     /// general-admission tickets of one price on one line.
-    pub fn of(tickets: &[(Option<u32>, u64)], inventory: &Inventory, currency: &str) -> Breakdown {
+    pub fn of(
+        tickets: &[(Option<u32>, u64)],
+        inventory: &Inventory,
+        venue: Option<&VenueLayout>,
+        currency: &str,
+    ) -> Breakdown {
         let mut lines = Vec::new();
         let mut general: Vec<(u64, u32)> = Vec::new();
         for &(seat, price_cents) in tickets {
             match seat {
-                Some(_) => lines.push((seat_name(inventory, seat), price_cents, 1)),
+                Some(_) => lines.push((seat_name(inventory, venue, seat), price_cents, 1)),
                 None => match general.iter_mut().find(|(p, _)| *p == price_cents) {
                     Some((_, n)) => *n += 1,
                     None => general.push((price_cents, 1)),
@@ -70,7 +81,7 @@ impl Breakdown {
         lines.extend(
             general
                 .into_iter()
-                .map(|(price, n)| (seat_name(inventory, None), price, n)),
+                .map(|(price, n)| (seat_name(inventory, venue, None), price, n)),
         );
         let total_cents = lines
             .iter()
@@ -97,6 +108,7 @@ impl Breakdown {
         quantity: u32,
         price_cents: u64,
         inventory: &Inventory,
+        venue: Option<&VenueLayout>,
         currency: &str,
     ) -> Breakdown {
         let tickets: Vec<(Option<u32>, u64)> = if seats.is_empty() {
@@ -104,7 +116,7 @@ impl Breakdown {
         } else {
             seats.iter().map(|s| (Some(*s), price_cents)).collect()
         };
-        Breakdown::of(&tickets, inventory, currency)
+        Breakdown::of(&tickets, inventory, venue, currency)
     }
 }
 
@@ -138,16 +150,16 @@ mod tests {
             rows: 2,
             seats_per_row: 5,
         }));
-        assert_eq!(seat_name(&rows, Some(5)), "Seat 5 · row 1");
-        assert_eq!(seat_name(&rows, Some(6)), "Seat 6 · row 2");
-        assert_eq!(seat_name(&numbered(None), Some(6)), "Seat 6");
-        assert_eq!(seat_name(&rows, None), "General admission");
+        assert_eq!(seat_name(&rows, None, Some(5)), "Seat 5 · row 1");
+        assert_eq!(seat_name(&rows, None, Some(6)), "Seat 6 · row 2");
+        assert_eq!(seat_name(&numbered(None), None, Some(6)), "Seat 6");
+        assert_eq!(seat_name(&rows, None, None), "General admission");
     }
 
     // Seats get a line each; general admission one line per price; the total adds them up.
     #[test]
     fn lines_per_seat_and_per_general_admission_price() {
-        let seated = Breakdown::of_hold(&[3, 4], 2, 2_500, &numbered(None), "EUR");
+        let seated = Breakdown::of_hold(&[3, 4], 2, 2_500, &numbered(None), None, "EUR");
         assert_eq!(
             seated.lines,
             vec![
@@ -170,7 +182,7 @@ mod tests {
             (5_000, "50.00 EUR")
         );
 
-        let general = Breakdown::of_hold(&[], 3, 1_250, &GENERAL, "USD");
+        let general = Breakdown::of_hold(&[], 3, 1_250, &GENERAL, None, "USD");
         assert_eq!(general.lines.len(), 1);
         assert_eq!(general.lines[0].ticket, "General admission");
         assert_eq!(general.lines[0].quantity, 3);
@@ -181,6 +193,7 @@ mod tests {
         let mixed = Breakdown::of(
             &[(None, 1_000), (None, 1_200), (None, 1_000)],
             &GENERAL,
+            None,
             "EUR",
         );
         let lines: Vec<(u32, &str)> = mixed
@@ -190,6 +203,6 @@ mod tests {
             .collect();
         assert_eq!(lines, vec![(2, "10.00 EUR"), (1, "12.00 EUR")]);
         assert_eq!(mixed.total, "32.00 EUR");
-        assert_eq!(Breakdown::of(&[], &GENERAL, "EUR").total, "0.00 EUR");
+        assert_eq!(Breakdown::of(&[], &GENERAL, None, "EUR").total, "0.00 EUR");
     }
 }

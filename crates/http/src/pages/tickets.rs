@@ -89,7 +89,8 @@ pub struct TicketView {
     pub event: String,
     pub when: String,
     pub venue: String,
-    pub seat: Option<u32>,
+    /// The seat in words: "seat 17", or "Block A, Row 3, Seat 8" in a venue of sections.
+    pub seat: Option<String>,
     pub price: String,
     pub active: bool,
     /// Refunded because the organizer cancelled the event.
@@ -126,7 +127,12 @@ fn tickets_of(state: &AppState, user: tix_core::UserId) -> Result<Vec<TicketView
                 event: e.details.name.clone(),
                 when: when(e.details.starts_at_ms),
                 venue: e.details.venue.name.clone(),
-                seat: t.seat,
+                seat: t.seat.map(|n| match s.layout(e.id) {
+                    Some(_) => s
+                        .seat_map(e)
+                        .map_or(format!("seat {n}"), |m| m.seat_name(n)),
+                    None => format!("seat {n}"),
+                }),
                 price: money(t.price_cents, &e.details.currency),
                 active,
                 cancelled: matches!(t.status, TicketStatus::Cancelled { .. }),
@@ -172,7 +178,10 @@ async fn my_tickets(
                     t.id,
                     t.event,
                     t.when,
-                    t.seat.map(|s| format!(", seat {s}")).unwrap_or_default(),
+                    t.seat
+                        .as_ref()
+                        .map(|s| format!(", {s}"))
+                        .unwrap_or_default(),
                     t.price
                 ))
             });

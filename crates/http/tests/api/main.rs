@@ -16,6 +16,7 @@
 //! - `csrf` replays the probe's cross-site form posts and cookie-only API calls.
 //! - `assistant` books, pays and refunds by chat, and checks what it must refuse.
 //! - `account_mail` sets email addresses (API and pages) and asks for password resets.
+//! - `sections` covers venues in named sections and "N together, best available".
 //! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
 //! - `waiting_room` sets an on-sale's waiting room, joins it, and buys with admission tokens.
 
@@ -32,6 +33,7 @@ mod login_abuse;
 mod pages;
 mod races;
 mod request_ids;
+mod sections;
 mod shop;
 mod validation;
 mod waiting_room;

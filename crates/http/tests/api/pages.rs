@@ -764,13 +764,13 @@ async fn a_logged_out_order_returns_after_sign_up_with_the_seats_still_chosen() 
     for seat in [2, 3] {
         assert!(
             back.text.contains(&format!(
-                "value=\"{seat}\"  checked aria-label=\"Seat {seat}\""
+                "value=\"{seat}\" checked aria-label=\"Row 1, Seat {seat}\""
             )),
             "seat {seat} still chosen: {}",
             back.text
         );
     }
-    assert!(!back.text.contains("value=\"1\"  checked"));
+    assert!(!back.text.contains("value=\"1\" checked"));
 
     // With a hold open, every page but its checkout shows a banner leading back to it.
     let held = b

@@ -294,11 +294,11 @@ async fn check(
                 e.ticket_key_seed,
                 e.details.name.clone(),
                 when(e.details.starts_at_ms),
-                e.inventory.clone(),
+                (e.inventory.clone(), s.layout(e.id).cloned()),
             ))
         })
         .await;
-    let Some((seed, event_name, event_when, inventory)) = event else {
+    let Some((seed, event_name, event_when, (inventory, layout))) = event else {
         return Err(refusal(
             unprocessable,
             "Forged code",
@@ -350,7 +350,7 @@ async fn check(
             Verdict {
                 admitted: true,
                 headline: "Admitted".into(),
-                seat: seat_name(&inventory, seat),
+                seat: seat_name(&inventory, layout.as_ref(), seat),
                 detail: format!("{event_name}: ticket {ticket_id}."),
             },
             event_id,
