@@ -88,10 +88,13 @@ impl NginxConfig {
 # Start the nodes with --trusted-proxy <this nginx's address> so that they count logins and
 # sign-ups per client (X-Forwarded-For, last hop) rather than all as this proxy.
 worker_processes {workers};
+# Each proxied request holds two connections (client and upstream): an on-sale's thousands of
+# clients at once need more than the default's 512, and as many open files.
+worker_rlimit_nofile 20000;
 pid logs/nginx.pid;
 error_log logs/error.log warn;
 events {{
-    worker_connections 4096;
+    worker_connections 8192;
     multi_accept on;
 }}
 http {{

@@ -19,8 +19,8 @@
 //! arrivals, place vs the order visitors were served), goodput over time, what visitors saw,
 //! and each node's peak memory and file descriptors. PASS needs: exactly capacity sold (never
 //! more) when demand exceeds it, every visitor with tickets, a clear "sold out" or an
-//! abandonment of their own choosing, no visitor-visible error, early arrivals shuffled and
-//! late ones first come first served.
+//! abandonment of their own choosing, no visitor-visible error, early arrivals shuffled
+//! (|ρ| ≤ 0.1) and places served in the queue's order (ρ ≥ 0.9).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -89,8 +89,9 @@ pub struct OnsaleArgs {
     #[arg(long, default_value_t = 900)]
     pub time_limit_s: u64,
     /// The most requests the simulated visitors have in flight at once (each needs a
-    /// connection: this machine's open-file limit and nginx's `worker_connections` bound
-    /// it); the rest wait in the client, and that wait counts in their time to ticket.
+    /// connection, and two at nginx: this machine's open-file limit and nginx's
+    /// `worker_connections` of 8,192 bound it); the rest wait in the client, and that wait
+    /// counts in their time to ticket.
     #[arg(long, default_value_t = 3_000)]
     pub connections_max: usize,
 }
@@ -841,12 +842,13 @@ impl Report {
                 fmt(rho_early)
             ));
         }
-        // Later arrivals within one admission interval of each other are admitted in the order
-        // their joins reached the log, which a busy network reorders a little.
-        if rho_late.is_some_and(|r| r < 0.9) {
+        // The queue's order is the order joins reach the log; a visitor shed during the spike
+        // retries a second later, behind some who arrived after it, so arrival vs place is
+        // reported, not required. What is required: places are served in order.
+        if rho_served.is_none_or(|r| r < 0.9) {
             failures.push(format!(
-                "later arrivals not in order: ρ = {}",
-                fmt(rho_late)
+                "places not served in order: ρ = {}",
+                fmt(rho_served)
             ));
         }
 
@@ -865,14 +867,14 @@ impl Report {
             elapsed.as_secs_f64()
         ));
         if let Some((node, at)) = killed {
-            let gap = sold
-                .range(at / 1000..)
-                .take_while(|(_, n)| **n == 0)
-                .count();
+            let second = at / 1000;
+            let around = |from: i64, to: i64| sold.range(from..to).map(|(_, n)| n).sum::<u64>();
             lines.push(format!(
-                "leader kill: node {node} at {:.1} s after the opening; seconds without a sale \
-                 right after: {gap}",
-                at as f64 / 1000.0
+                "leader kill: node {node} at {:.1} s after the opening; tickets sold in the 2 s \
+                 before it {}, in the 2 s after it {}",
+                at as f64 / 1000.0,
+                around(second - 2, second),
+                around(second + 1, second + 3)
             ));
         }
         for (id, p) in peaks {
