@@ -15,12 +15,12 @@
 //!
 //! It prints and writes (`--out`, a markdown report and an SVG plot): tickets sold against
 //! capacity (checked against the sales export and the linearizable counters), visitors served,
-//! time-to-ticket percentiles, fairness (rank correlations: arrival vs place for early and late
-//! arrivals, place vs the order visitors were served), goodput over time, what visitors saw,
+//! time-to-ticket percentiles, fairness (rank correlation of arrival order vs admission order,
+//! for early and for later arrivals), goodput over time, what visitors saw,
 //! and each node's peak memory and file descriptors. PASS needs: exactly capacity sold (never
 //! more) when demand exceeds it, every visitor with tickets, a clear "sold out" or an
 //! abandonment of their own choosing, no visitor-visible error, early arrivals shuffled
-//! (|ρ| ≤ 0.1) and places served in the queue's order (ρ ≥ 0.9).
+//! (|ρ| ≤ 0.1) and later arrivals admitted in their order of arrival (ρ ≥ 0.9).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -125,8 +125,6 @@ struct Visit {
     early: bool,
     /// Its admission slot order (from `admit_at`), once placed.
     admit_at_ms: Option<u64>,
-    /// When it sent its first purchase, ms since the opening.
-    first_buy_ms: Option<i64>,
     /// When its first ticket was sold, ms since its arrival.
     time_to_ticket_ms: Option<u64>,
     /// Tickets it got.
@@ -314,7 +312,6 @@ async fn visit(sim: Arc<Sim>, i: u32, plan: Plan, seed: u64) -> Visit {
         arrival_ms: plan.arrival_ms,
         early: false,
         admit_at_ms: None,
-        first_buy_ms: None,
         time_to_ticket_ms: None,
         tickets: 0,
         outcome: Outcome::Error,
@@ -368,7 +365,6 @@ async fn visit(sim: Arc<Sim>, i: u32, plan: Plan, seed: u64) -> Visit {
         }
     }
     sim.sleep_until_unix_ms(admit_at_ms + plan.think_ms).await;
-    v.first_buy_ms = Some(sim.since_open_ms());
     let path = format!("/api/v1/events/{}/purchases", sim.event);
     for t in 0..plan.wants {
         let body = json!({"client_id": visitor, "request_id": format!("{visitor}-t{t}")});
@@ -815,26 +811,13 @@ impl Report {
         };
         let (n_early, rho_early) = corr(&|v| v.early);
         let (n_late, rho_late) = corr(&|v| !v.early && v.arrival_ms > 500);
-        let served: Vec<&&Visit> = placed.iter().filter(|v| v.first_buy_ms.is_some()).collect();
-        let rho_served = spearman(
-            &served
-                .iter()
-                .map(|v| v.admit_at_ms.unwrap_or(0) as f64)
-                .collect::<Vec<_>>(),
-            &served
-                .iter()
-                .map(|v| v.first_buy_ms.unwrap_or(0) as f64)
-                .collect::<Vec<_>>(),
-        );
         let fmt = |r: Option<f64>| r.map_or("n/a".into(), |r| format!("{r:.3}"));
         lines.push(format!(
-            "fairness: arrival vs place, early arrivals (drawn) ρ = {} over {n_early}; later \
-             arrivals (first come first served) ρ = {} over {n_late}; place vs when served \
-             ρ = {} over {}",
+            "fairness (Spearman ρ of arrival order vs admission order): early arrivals (drawn \
+             at the opening) ρ = {} over {n_early}; later arrivals (first come first served) \
+             ρ = {} over {n_late}",
             fmt(rho_early),
             fmt(rho_late),
-            fmt(rho_served),
-            served.len()
         ));
         if rho_early.is_some_and(|r| r.abs() > 0.1) {
             failures.push(format!(
@@ -842,13 +825,14 @@ impl Report {
                 fmt(rho_early)
             ));
         }
-        // The queue's order is the order joins reach the log; a visitor shed during the spike
-        // retries a second later, behind some who arrived after it, so arrival vs place is
-        // reported, not required. What is required: places are served in order.
-        if rho_served.is_none_or(|r| r < 0.9) {
+        // Fairness as the issue defines it: after the opening, the order of arrival is the
+        // order of admission (first come first served); before it, arrival says nothing. A
+        // visitor shed during the spike retries a second later, behind some who arrived after
+        // it: that is the price of shedding, and it is counted here, not hidden.
+        if rho_late.is_none_or(|r| r < 0.9) {
             failures.push(format!(
-                "places not served in order: ρ = {}",
-                fmt(rho_served)
+                "later arrivals not in order: ρ = {}",
+                fmt(rho_late)
             ));
         }
 

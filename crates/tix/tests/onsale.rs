@@ -3,7 +3,7 @@
 //! it), the leader killed with SIGKILL mid-sale and restarted. The run must PASS: exactly the
 //! capacity sold and acknowledged (export, counters and visitors agree), every visitor with
 //! tickets, "sold out" or gone of their own accord, no visitor-visible error, early arrivals
-//! shuffled (|ρ| ≤ 0.1) and places served in the order of the queue (ρ ≥ 0.9); the report and plot
+//! shuffled (|ρ| ≤ 0.1) and later ones admitted in order of arrival (ρ ≥ 0.9); the report and plot
 //! are written.
 
 use std::process::Command;
