@@ -1817,6 +1817,33 @@ async fn visit_every_page(
     if door_url.query() != Some(format!("event={event}").as_str()) {
         problems.push(format!("the dashboard's door link opened {door_url}"));
     }
+    // The waiting room: the organizer's form (set, then with an error), the event page's
+    // "join the queue" instead of the order form, and the queue page before the opening.
+    let queued = seated_event(shop, "Sweep Queue", 2, 5).await?;
+    let api = shop.admin_api().await?;
+    let room = api
+        .http
+        .put(format!("{}/api/v1/events/{queued}/waiting-room", api.base_url))
+        .bearer_auth(&api.token)
+        .json(&json!({"opens_at": "2031-01-01T10:00:00Z", "admit_per_min": 600}))
+        .send()
+        .await?;
+    anyhow::ensure!(room.status().as_u16() == 200, "setting the room: {}", room.status());
+    staff
+        .goto(&shop.url(&format!("/organizer/events/{queued}/waiting-room")))
+        .await?;
+    wait_for_text(&staff, "600 per minute").await?;
+    sweep(&staff, "waiting-room-form", &mut problems).await?;
+    fill(&staff, "#admit_per_min", "0").await?;
+    click(&staff, "#room-save").await?;
+    wait_for_text(&staff, "One thing to fix").await?;
+    sweep(&staff, "waiting-room-form-errors", &mut problems).await?;
+    buyer.goto(&shop.url(&format!("/events/{queued}"))).await?;
+    wait_for_text(&buyer, "id=\"room-join\"").await?;
+    sweep(&buyer, "event-waiting-room", &mut problems).await?;
+    click(&buyer, "#room-join").await?;
+    wait_for_text(&buyer, "You are in the waiting room").await?;
+    sweep(&buyer, "queue-pre-queue", &mut problems).await?;
     staff.goto(&shop.url("/door")).await?;
     wait_for_text(&staff, "Door check-in").await?;
     sweep(&staff, "door", &mut problems).await?;

@@ -296,6 +296,8 @@ struct RoomFormPage {
     current: Option<crate::queue::RoomInfo>,
     /// Whether the settings may still change (no room, or it has not opened).
     editable: bool,
+    /// The current opening, for people.
+    opens: String,
     opens_at: String,
     admit_per_min: String,
     window_min: String,
@@ -337,6 +339,11 @@ fn room_form_page(
                 .map_or("10".into(), |r| (r.window_s / 60).to_string()),
         ),
         editable: current.as_ref().is_none_or(|r| !r.open),
+        opens: current
+            .as_ref()
+            .and_then(|r| crate::views::parse_rfc3339(&r.opens_at))
+            .map(when)
+            .unwrap_or_default(),
         current,
     })
 }
