@@ -528,9 +528,34 @@ async fn bind(listener: &'static str, addr: &str) -> Result<(TcpListener, Socket
         addr: addr.to_owned(),
         source,
     };
-    let socket = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let socket = listen(addr).await.map_err(bind_error)?;
     let bound = socket.local_addr().map_err(bind_error)?;
     Ok((socket, bound))
+}
+
+/// The listen backlog asked for: room for an on-sale's burst of new connections (the kernel
+/// clamps it to `net.core.somaxconn`). With the default of 1,024 a burst overflowed the accept
+/// queue and the dropped handshakes came back a second later (the SYN retransmission timeout).
+pub const LISTEN_BACKLOG: u32 = 8_192;
+
+/// Binds `addr` (a host name or an address, with a port) and listens with [`LISTEN_BACKLOG`].
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    }))
 }
 
 /// Raises the open-files limit and clamps the connection caps to it, printing what is in force.
