@@ -37,3 +37,7 @@ pub const RAFT_CONNECTIONS_MAX: usize = 256;
 pub const REQUEST_HEAD_BYTES_MAX: usize = 64 * 1024;
 /// The longest request target (path and query).
 pub const URI_BYTES_MAX: usize = 8 * 1024;
+
+/// Joins of a waiting room that may wait for their turn at one node (beyond the ones being
+/// proposed); past it a join is refused with 503 + `Retry-After`. About 1 KiB each while waiting.
+pub const JOINS_WAITING_MAX: usize = 20_000;

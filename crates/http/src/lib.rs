@@ -174,6 +174,8 @@ pub struct AppInner {
     pub assistant: assistant::AssistantHub,
     /// The cap on requests in progress (load shedding).
     pub in_flight: shed::InFlight,
+    /// The waiting rooms' front door: joins in line instead of shed.
+    pub joins: shed::JoinGate,
     /// The mail queue (order confirmations, cancellation notices, password resets).
     pub notifier: notify::Notifier,
 }
@@ -207,11 +209,13 @@ impl AppState {
         });
         let assistant = assistant::AssistantHub::new(config.assistant.clone());
         let in_flight = shed::InFlight::new(config.requests_in_flight_max);
+        let joins = shed::JoinGate::new(config.requests_in_flight_max, defaults::JOINS_WAITING_MAX);
         let notifier = notify::Notifier::new(config.mail.as_ref(), config.throttle_entries_max);
         AppState(Arc::new(AppInner {
             notifier,
             assistant,
             in_flight,
+            joins,
             node,
             config,
             payments,

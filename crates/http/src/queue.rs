@@ -378,6 +378,8 @@ pub async fn place_of(
         }
         _ => {}
     }
+    // A new place (or a draw this node has not applied): wait for a turn at the log, in line.
+    let _turn = state.joins.turn().await?;
     let joined: Result<Joined, QueueRejection> = state
         .propose_for(Command::JoinQueue {
             event_id,

@@ -8,7 +8,11 @@
 //!
 //! Health checks, metrics, static files and live streams are not counted: the first two must
 //! answer under load, static files are cheap, and live streams are long-lived and have their
-//! own caps (see [`crate::live`]).
+//! own caps (see [`crate::live`]). Joining a waiting room is not counted either: its order *is*
+//! the product, and a join shed in an on-sale's spike would come back a second later behind
+//! visitors who arrived after it. Joins wait their turn in [`JoinGate`] instead (first in,
+//! first out; a place already held is a local read and does not wait at all), which has its
+//! own bound.
 
 use std::sync::Arc;
 
@@ -47,6 +51,49 @@ fn exempt(path: &str) -> bool {
         || path == "/favicon.ico"
         || path.starts_with("/static/")
         || (path.starts_with("/events/") && path.ends_with("/live"))
+        || (path.starts_with("/api/v1/events/") && path.ends_with("/queue"))
+}
+
+/// The front door of the waiting rooms: at most `in_flight_max` joins are proposed at once and
+/// up to `waiting_max` more wait for their turn in arrival order (tokio's semaphore is fair);
+/// past that a join is refused like any request over the cap (503 + `Retry-After`).
+#[derive(Debug, Clone)]
+pub struct JoinGate {
+    permits: Arc<Semaphore>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    waiting_max: usize,
+}
+
+/// A join's turn at the log; dropping it lets the next one go.
+pub struct JoinTurn(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl JoinGate {
+    /// A gate proposing `in_flight_max` joins at once, with `waiting_max` more in line.
+    pub fn new(in_flight_max: usize, waiting_max: usize) -> JoinGate {
+        JoinGate {
+            permits: Arc::new(Semaphore::new(in_flight_max.max(1))),
+            waiting: Arc::default(),
+            waiting_max,
+        }
+    }
+
+    /// Waits for a join's turn, in arrival order; `Overloaded` when the line is full.
+    pub async fn turn(&self) -> Result<JoinTurn, ApiError> {
+        use std::sync::atomic::Ordering;
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(JoinTurn(permit));
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.waiting_max {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("tix_http_shed_total").increment(1);
+            return Err(ApiError::Overloaded);
+        }
+        let permit = self.permits.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        permit
+            .map(JoinTurn)
+            .map_err(|_| ApiError::Unavailable("shutting down".into()))
+    }
 }
 
 /// Admits a request when the node has room for it, else answers `503` with `Retry-After`
@@ -86,6 +133,7 @@ mod tests {
             "/favicon.ico",
             "/static/shop.css",
             "/events/7/live",
+            "/api/v1/events/7/queue",
         ] {
             assert!(exempt(path), "{path}");
         }
@@ -96,8 +144,34 @@ mod tests {
             "/events/7/order",
             "/api/v1/healthz",
             "/live",
+            "/api/v1/events/7/waiting-room",
         ] {
             assert!(!exempt(path), "{path}");
         }
+    }
+
+    #[tokio::test]
+    async fn joins_wait_in_order_and_past_the_line_are_refused() {
+        let gate = JoinGate::new(1, 2);
+        let first = gate.turn().await.expect("a free turn");
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..2 {
+            let (gate, order) = (gate.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _turn = gate.turn().await.expect("in line");
+                order.lock().unwrap().push(i);
+            }));
+            // Let each waiter queue before the next.
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(matches!(gate.turn().await, Err(ApiError::Overloaded)), "the line is full");
+        drop(first);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1], "first in, first out");
+        assert!(gate.turn().await.is_ok(), "free again");
     }
 }
