@@ -139,7 +139,8 @@ pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, Ap
             refundable: true,
             per_customer_max: None,
         };
-        crate::events::create_event(state, organizer, details, inventory).await?;
+        crate::events::create_event(state, organizer, details, inventory, tix_core::ZONE_DEFAULT)
+            .await?;
     }
     Ok(count)
 }
