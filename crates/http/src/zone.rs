@@ -175,6 +175,10 @@ mod tests {
             "Europe/Vienna"
         );
         assert_eq!(validate("time_zone", "UTC").unwrap(), "UTC");
+        assert_eq!(
+            validate("time_zone", "europe/vienna").unwrap(),
+            "Europe/Vienna"
+        );
         for bad in ["Europe/Atlantis", "", "Mars/Olympus", "Europe/Vienna;drop"] {
             assert!(validate("time_zone", bad).is_err(), "{bad:?}");
         }
