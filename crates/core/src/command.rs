@@ -294,6 +294,17 @@ pub enum Command {
         /// PHC-format argon2id hash of the new password, computed at the edge.
         password_hash: String,
     },
+    /// Sets the IANA time zone an event's times are entered and shown in (`crate::zone`).
+    /// The event's organizer or an admin (checked here, in the core); the core checks only the
+    /// name's shape, the edge checked it against its zone database. Appended last.
+    SetEventZone {
+        /// Which event.
+        event_id: EventId,
+        /// Who sets it.
+        by: UserId,
+        /// The zone's IANA name, such as `Europe/Vienna`; `UTC` removes the stored zone.
+        zone: String,
+    },
 }
 
 /// The longest cancellation reason, in characters (it is kept in the hot state forever).
@@ -308,7 +319,8 @@ impl Command {
             | Command::PlaceHold { event_id, .. }
             | Command::CancelEvent { event_id, .. }
             | Command::SetWaitingRoom { event_id, .. }
-            | Command::JoinQueue { event_id, .. } => Some(*event_id),
+            | Command::JoinQueue { event_id, .. }
+            | Command::SetEventZone { event_id, .. } => Some(*event_id),
             _ => None,
         }
     }

@@ -29,6 +29,9 @@ use crate::layout::VenueLayout;
 /// Section tag of [`Extensions::layouts`].
 const TAG_LAYOUTS: u16 = 3;
 
+/// Section tag of [`Extensions::zones`].
+const TAG_ZONES: u16 = 4;
+
 /// The collections added to the state after its field list was frozen, each with its own tag.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extensions {
@@ -39,6 +42,9 @@ pub struct Extensions {
     /// Tag 3: the venue layouts (named sections) of the events created with one; an event
     /// without a layout reads as one unnamed section.
     pub layouts: BTreeMap<EventId, VenueLayout>,
+    /// Tag 4: the IANA time-zone names of the events that have one (`crate::zone`); an event
+    /// missing here is UTC.
+    pub zones: BTreeMap<EventId, String>,
 }
 
 /// One encoded section: its tag and the postcard bytes of its collection.
@@ -62,6 +68,9 @@ impl Extensions {
         if !self.layouts.is_empty() {
             sections.push(section(TAG_LAYOUTS, &self.layouts)?);
         }
+        if !self.zones.is_empty() {
+            sections.push(section(TAG_ZONES, &self.zones)?);
+        }
         Ok(sections)
     }
 
@@ -74,6 +83,7 @@ impl Extensions {
                 self.mail.rebuild();
             }
             TAG_LAYOUTS => self.layouts = postcard::from_bytes(bytes)?,
+            TAG_ZONES => self.zones = postcard::from_bytes(bytes)?,
             _ => return Ok(false),
         }
         Ok(true)

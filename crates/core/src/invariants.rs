@@ -48,7 +48,8 @@ impl State {
     ///   match the holds and tickets;
     /// - a cancelled event exists and has no active ticket and no hold;
     /// - every stored email address is valid and belongs to an account, every open password
-    ///   reset belongs to an account and has not outlived its expiry, one per account.
+    ///   reset belongs to an account and has not outlived its expiry, one per account;
+    /// - every stored time zone belongs to an event and is a valid name other than `UTC`.
     ///
     /// Pending changes must have been written to `h` first.
     pub fn check_invariants(&self, h: &dyn HistoryScan) -> Result<(), InvariantViolation> {
@@ -180,6 +181,17 @@ impl State {
                 "event {id}: sold + held + available != capacity"
             );
             check_seats(*id, inv)?;
+        }
+        // Every stored zone belongs to an event and has a valid name; UTC is never stored.
+        for (id, zone) in parts.zones {
+            ensure!(
+                parts.events.contains_key(id),
+                "zone of event {id}, which does not exist"
+            );
+            ensure!(
+                crate::zone::zone_name_is_valid(zone) && zone != crate::zone::ZONE_DEFAULT,
+                "event {id}: stored zone {zone:?} is not a valid, non-default name"
+            );
         }
         // Each seat is in exactly one section, row and place: the layout's sections cover the
         // event's seats `1..=N` one after another, so their sizes add up to N.

@@ -23,6 +23,7 @@ pub mod outcome;
 pub mod replica;
 pub mod state;
 pub mod waiting;
+pub mod zone;
 
 pub use account_mail::{AccountMail, EMAIL_BYTES_MAX, PasswordReset, email_is_valid, email_key};
 pub use command::{
@@ -51,3 +52,4 @@ pub use state::{
 pub use waiting::{
     Joined, PlaceTimes, QueueRejection, QueueStanding, WaitingRoom, WaitingRoomSpec, WaitingRooms,
 };
+pub use zone::{ZONE_DEFAULT, ZONE_NAME_BYTES_MAX, ZoneRejection, zone_name_is_valid};

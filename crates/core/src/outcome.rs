@@ -34,6 +34,8 @@ pub enum Outcome {
     Queue(Result<crate::waiting::Joined, crate::waiting::QueueRejection>),
     /// Answer to `SetEmail`, `CreatePasswordReset` and `ResetPassword`: the account changed.
     Account(Result<UserId, AccountRejection>),
+    /// The answer of `SetEventZone`. Appended last.
+    Zone(Result<(), crate::zone::ZoneRejection>),
 }
 
 /// An answer that may have been recorded earlier under the same idempotency key.
@@ -244,6 +246,7 @@ answers! {
     WaitingRoom => Result<(), crate::waiting::QueueRejection>,
     Queue => Result<crate::waiting::Joined, crate::waiting::QueueRejection>,
     Account => Result<UserId, AccountRejection>,
+    Zone => Result<(), crate::zone::ZoneRejection>,
 }
 
 impl Rejection {

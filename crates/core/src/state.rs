@@ -596,7 +596,50 @@ impl State {
                 token_hash,
                 password_hash,
             } => Outcome::Account(self.reset_password(token_hash, password_hash)),
+            Command::SetEventZone { event_id, by, zone } => {
+                Outcome::Zone(self.set_event_zone(*event_id, *by, zone))
+            }
         }
+    }
+
+    // ----- time zones -----
+
+    fn set_event_zone(
+        &mut self,
+        event_id: EventId,
+        by: UserId,
+        zone: &str,
+    ) -> Result<(), crate::zone::ZoneRejection> {
+        use crate::zone::{ZONE_DEFAULT, ZoneRejection, zone_name_is_valid};
+        let event = self
+            .events
+            .get(&event_id)
+            .ok_or(ZoneRejection::UnknownEvent)?;
+        let is_admin = self.users.get(&by).is_some_and(|u| u.role == Role::Admin);
+        if event.organizer != by && !is_admin {
+            return Err(ZoneRejection::NotYourEvent);
+        }
+        if self.cancellations.contains_key(&event_id) {
+            return Err(ZoneRejection::Cancelled);
+        }
+        if !zone_name_is_valid(zone) {
+            return Err(ZoneRejection::BadZone);
+        }
+        // UTC is the default, so it is not stored: a state without zones encodes as before.
+        if zone == ZONE_DEFAULT {
+            self.ext.zones.remove(&event_id);
+        } else {
+            self.ext.zones.insert(event_id, zone.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Returns an event's IANA time-zone name; `UTC` when none was set.
+    pub fn event_zone(&self, id: EventId) -> &str {
+        self.ext
+            .zones
+            .get(&id)
+            .map_or(crate::zone::ZONE_DEFAULT, String::as_str)
     }
 
     // ----- waiting rooms -----
@@ -1908,6 +1951,7 @@ impl State {
             next_hold: self.next.hold,
             waiting_rooms: &self.ext.waiting_rooms,
             layouts: &self.ext.layouts,
+            zones: &self.ext.zones,
         }
     }
 }
@@ -1926,6 +1970,7 @@ pub(crate) struct StateParts<'a> {
     pub ended_holds: &'a BTreeMap<HoldId, EndedHold>,
     pub ended_hold_expiry: &'a BTreeSet<(u64, HoldId)>,
     pub layouts: &'a BTreeMap<EventId, VenueLayout>,
+    pub zones: &'a BTreeMap<EventId, String>,
     pub next_hold: u64,
     pub waiting_rooms: &'a crate::waiting::WaitingRooms,
 }

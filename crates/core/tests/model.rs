@@ -22,6 +22,7 @@ use tix_core::{
     EventDetails, EventId, EventRejection, HoldId, HoldPlaced, HoldRequest, IdempotencyKey,
     InventorySpec, Limits, MemoryHistory, OrderConfirmed, OrderId, Outcome, PaymentRefund,
     Refunded, Rejection, Replayable, Replica, Role, Sale, State, TicketId, UserId, Venue,
+    ZoneRejection,
 };
 
 /// Log time of the setup batch.
@@ -36,6 +37,8 @@ const KEY_BYTES_MAX: u32 = 8;
 const UNKNOWN_EVENT: u64 = 9;
 /// Session token hashes the steps draw from.
 const TOKENS: [&str; 3] = ["t0", "t1", "t2"];
+/// Time-zone names the steps draw from: the default, two real ones and a malformed one.
+const ZONES: [&str; 4] = ["UTC", "Europe/Vienna", "America/New_York", "Bad Zone"];
 
 fn limits() -> Limits {
     Limits {
@@ -135,6 +138,13 @@ enum Step {
         client: u8,
         request: u8,
         reason_ok: bool,
+    },
+    /// `organizer`: sent by the events' organizer, else by attendee `user` (refused).
+    SetZone {
+        event: u64,
+        organizer: bool,
+        user: u8,
+        zone: u8,
     },
 }
 
@@ -263,6 +273,9 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(event, organizer, user, client, request, reason_ok)| {
                 Step::CancelEvent { event, organizer, user, client, request, reason_ok }
             }),
+        1 => (event_ref(), prop::bool::weighted(0.8), 1..4u8, 0..4u8).prop_map(
+            |(event, organizer, user, zone)| Step::SetZone { event, organizer, user, zone }
+        ),
     ]
 }
 
@@ -337,6 +350,8 @@ struct View {
     inventory: Vec<(EventId, u32, u32, u32)>,
     sessions: Vec<Option<(UserId, u64)>>,
     record_count: usize,
+    /// Per event: its time zone.
+    zones: Vec<(EventId, String)>,
 }
 
 /// The obviously-correct version of the rules: plain maps, everything recomputed by scanning.
@@ -351,6 +366,8 @@ struct Model {
     sessions: BTreeMap<String, (UserId, u64)>,
     /// Cancelled events: the cancelling key and the first answer.
     cancelled: BTreeMap<EventId, (IdempotencyKey, EventCancelled)>,
+    /// Events with a time zone other than UTC.
+    zones: BTreeMap<EventId, String>,
     /// Every purchase and hold sent so far, for retries.
     keyed: Vec<Command>,
     next_hold: u64,
@@ -382,6 +399,7 @@ impl Model {
             records: BTreeMap::new(),
             sessions: BTreeMap::new(),
             cancelled: BTreeMap::new(),
+            zones: BTreeMap::new(),
             keyed: Vec::new(),
             next_hold: 1,
             next_order: 1,
@@ -414,6 +432,16 @@ impl Model {
                 .map(|t| self.sessions.get(*t).copied())
                 .collect(),
             record_count: self.records.len(),
+            zones: self
+                .events
+                .keys()
+                .map(|id| {
+                    (
+                        *id,
+                        self.zones.get(id).map_or("UTC", String::as_str).to_owned(),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -582,6 +610,20 @@ impl Model {
                 } else {
                     " ".into()
                 },
+            },
+            Step::SetZone {
+                event,
+                organizer,
+                user,
+                zone,
+            } => Command::SetEventZone {
+                event_id: EventId(*event),
+                by: if *organizer {
+                    self.users[0]
+                } else {
+                    self.user(*user)
+                },
+                zone: ZONES[*zone as usize].into(),
             },
         }
     }
@@ -775,6 +817,9 @@ impl Model {
                 by,
                 reason,
             } => Outcome::Cancel(self.cancel(*event_id, key, *by, reason)),
+            Command::SetEventZone { event_id, by, zone } => {
+                Outcome::Zone(self.set_zone(*event_id, *by, zone))
+            }
             other => panic!("the model does not generate {other:?}"),
         }
     }
@@ -1093,6 +1138,27 @@ impl Model {
         }
     }
 
+    fn set_zone(&mut self, event_id: EventId, by: UserId, zone: &str) -> Result<(), ZoneRejection> {
+        if !self.events.contains_key(&event_id) {
+            return Err(ZoneRejection::UnknownEvent);
+        }
+        if by != self.users[0] {
+            return Err(ZoneRejection::NotYourEvent);
+        }
+        if self.cancelled.contains_key(&event_id) {
+            return Err(ZoneRejection::Cancelled);
+        }
+        if zone.contains(' ') {
+            return Err(ZoneRejection::BadZone);
+        }
+        if zone == "UTC" {
+            self.zones.remove(&event_id);
+        } else {
+            self.zones.insert(event_id, zone.to_owned());
+        }
+        Ok(())
+    }
+
     fn cancel_fresh(
         &mut self,
         event_id: EventId,
@@ -1311,6 +1377,10 @@ fn view(state: &Replica) -> View {
         inventory: inventory.collect(),
         sessions: sessions.collect(),
         record_count: state.record_count(),
+        zones: state
+            .events()
+            .map(|e| (e.id, state.event_zone(e.id).to_owned()))
+            .collect(),
     }
 }
 

@@ -12,14 +12,14 @@ use serde::Deserialize;
 use tix_core::{
     CANCEL_REASON_CHARS_MAX, CancelRejection, Command, Event, EventCancelled, EventDetails,
     EventId, EventRejection, IdempotencyKey, InventorySpec, Rejection, Replayable, SectionSpec,
-    Venue,
+    Venue, ZoneRejection,
 };
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::openapi as api_doc;
-use crate::{text, views};
+use crate::{text, views, zone};
 
 /// What `CreateEvent` and `UpdateEvent` are answered: the event and its new version.
 type EventAnswer = Result<(EventId, u64), EventRejection>;
@@ -150,9 +150,21 @@ pub struct EventBody {
         pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]*$"
     )]
     description: String,
-    /// Start time, RFC 3339 with an offset, e.g. `2030-06-01T20:00:00Z`.
-    #[schema(format = DateTime, example = "2030-06-01T20:00:00Z")]
+    /// Start time: RFC 3339 with an offset (`2030-06-01T20:00:00Z`), or a local date and time
+    /// without one (`2030-06-01T20:00`), read in `time_zone` (daylight saving time included; a
+    /// local time skipped when the clocks jump forward is refused with 422).
+    #[schema(example = "2030-06-01T20:00:00Z")]
     starts_at: String,
+    /// The venue's IANA time zone (`Europe/Vienna`): pages show the event's times in it and a
+    /// local `starts_at` is read in it. Omitted on create: `UTC`; omitted on update: unchanged.
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9/_+-]{1,64}$",
+        example = "Europe/Vienna"
+    )]
+    time_zone: Option<String>,
     /// Where.
     venue: VenueBody,
     /// Price of one ticket in minor units of `currency` (5000 = 50.00 EUR), at most
@@ -186,8 +198,17 @@ fn default_true() -> bool {
     true
 }
 
-/// Validates the editable fields into domain details, naming the first bad field.
-pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
+/// Validates the editable fields into domain details and the event's time-zone name, naming
+/// the first bad field. `current_zone` is the zone the event has (`UTC` for a new one): it
+/// applies when the body names none.
+pub fn validate_details(
+    body: &EventBody,
+    current_zone: &str,
+) -> Result<(EventDetails, String), ApiError> {
+    let zone_name = match &body.time_zone {
+        Some(name) => zone::validate("time_zone", name)?,
+        None => current_zone.to_owned(),
+    };
     let name = body.name.trim();
     if name.is_empty() {
         return Err(ApiError::invalid("name", "must not be empty"));
@@ -207,12 +228,19 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
             format!("at most {DESCRIPTION_CHARS_MAX} characters"),
         ));
     }
-    let starts_at_ms = views::parse_rfc3339(&body.starts_at).ok_or_else(|| {
-        ApiError::invalid(
-            "starts_at",
-            "must be an RFC 3339 time like 2030-06-01T20:00:00Z",
-        )
-    })?;
+    let starts_at_ms = match views::parse_rfc3339(&body.starts_at) {
+        Some(ms) => ms,
+        None => match zone::local_to_ms(&body.starts_at, &zone::of_name(&zone_name)) {
+            Ok(ms) => ms,
+            Err(zone::LocalTimeError::Malformed) => {
+                return Err(ApiError::invalid(
+                    "starts_at",
+                    "must be an RFC 3339 time like 2030-06-01T20:00:00Z, or a local time like 2030-06-01T20:00 in time_zone",
+                ));
+            }
+            Err(gap) => return Err(ApiError::invalid("starts_at", gap.to_string())),
+        },
+    };
     let venue = body.venue.name.trim();
     if venue.is_empty() {
         return Err(ApiError::invalid("venue.name", "must not be empty"));
@@ -263,7 +291,7 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
             "must be at least 1 (or omitted)",
         ));
     }
-    Ok(EventDetails {
+    let details = EventDetails {
         name: name.to_owned(),
         description: body.description.clone(),
         starts_at_ms,
@@ -276,7 +304,8 @@ pub fn validate_details(body: &EventBody) -> Result<EventDetails, ApiError> {
         currency: currency.clone(),
         refundable: body.refundable,
         per_customer_max: body.per_customer_max,
-    })
+    };
+    Ok((details, zone_name))
 }
 
 /// Refuses a start time that is not in the future (by this node's clock): an event in the past
@@ -471,6 +500,7 @@ pub async fn create_event(
     organizer: tix_core::UserId,
     details: EventDetails,
     inventory: InventorySpec,
+    zone: &str,
 ) -> Result<EventId, ApiError> {
     check_upcoming(details.starts_at_ms)?;
     let command = Command::CreateEvent {
@@ -480,7 +510,10 @@ pub async fn create_event(
         ticket_key_seed: rand::random(),
     };
     match state.propose_for::<EventAnswer>(command).await? {
-        Ok((id, _)) => Ok(id),
+        Ok((id, _)) => {
+            set_zone(state, id, organizer, zone).await?;
+            Ok(id)
+        }
         Err(EventRejection::BadInventory { detail }) => Err(ApiError::invalid("inventory", detail)),
         Err(EventRejection::BadPrice { max_cents }) => Err(ApiError::invalid(
             "price_cents",
@@ -489,6 +522,40 @@ pub async fn create_event(
         Err(other) => Err(ApiError::Internal(format!(
             "create event refused: {other:?}"
         ))),
+    }
+}
+
+/// Sets an event's time zone through the log after its create or update has committed; does
+/// nothing when the zone is already the event's. Two entries, not one: a failure between them
+/// leaves the event in its old zone, which a retried edit fixes.
+pub async fn set_zone(
+    state: &AppState,
+    event_id: EventId,
+    by: tix_core::UserId,
+    zone: &str,
+) -> Result<(), ApiError> {
+    if state.node.shared.read().event_zone(event_id) == zone {
+        return Ok(());
+    }
+    let command = Command::SetEventZone {
+        event_id,
+        by,
+        zone: zone.to_owned(),
+    };
+    match state
+        .propose_for::<Result<(), ZoneRejection>>(command)
+        .await?
+    {
+        Ok(()) => Ok(()),
+        Err(ZoneRejection::BadZone) => Err(ApiError::invalid(
+            "time_zone",
+            "must be an IANA time zone name like Europe/Vienna",
+        )),
+        Err(ZoneRejection::Cancelled) => Err(Rejection::EventCancelled.into()),
+        Err(ZoneRejection::NotYourEvent) => Err(ApiError::Forbidden(
+            "only the event's organizer or an admin may edit it",
+        )),
+        Err(ZoneRejection::UnknownEvent) => Err(ApiError::NotFound("event")),
     }
 }
 
@@ -540,14 +607,14 @@ async fn create(
             "unknown field on create: a new event starts at version 1",
         ));
     }
-    let details = validate_details(&body)?;
+    let (details, zone) = validate_details(&body, tix_core::ZONE_DEFAULT)?;
     let inventory = body
         .inventory
         .as_ref()
         .ok_or_else(|| ApiError::invalid("inventory", "missing"))?;
     let capacity_max = state.node.shared.read().limits().event_capacity_max;
     let spec = validate_inventory(inventory, capacity_max)?;
-    let id = create_event(&state, caller.user_id, details, spec).await?;
+    let id = create_event(&state, caller.user_id, details, spec, &zone).await?;
     let s = state.node.shared.read();
     let event = s
         .event(id)
@@ -556,7 +623,7 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [("location", location)],
-        Json(views::event(event, None, s.layout(id))),
+        Json(views::event(event, None, s.layout(id), s.event_zone(id))),
     )
         .into_response())
 }
@@ -602,6 +669,7 @@ async fn update(
         s.event(id).ok_or(ApiError::NotFound("event"))?,
         s.cancellation(id),
         s.layout(id),
+        s.event_zone(id),
     )))
 }
 
@@ -628,7 +696,8 @@ pub async fn update_event(
     let expected_version = body
         .version
         .ok_or_else(|| ApiError::invalid("version", "missing: send the version you read"))?;
-    let details = validate_details(body)?;
+    let current_zone = state.node.shared.read().event_zone(id).to_owned();
+    let (details, zone) = validate_details(body, &current_zone)?;
     // Moving an event into the past is refused; an event that has started keeps its time
     // while its other details are edited.
     let current_start = state
@@ -646,7 +715,7 @@ pub async fn update_event(
         details,
     };
     match state.propose_for::<EventAnswer>(command).await? {
-        Ok(_) => Ok(()),
+        Ok(_) => set_zone(state, id, caller.user_id, &zone).await,
         Err(EventRejection::VersionConflict { current_version }) => {
             Err(ApiError::VersionConflict { current_version })
         }
@@ -859,7 +928,7 @@ async fn detail(
         .read_fresh(|s| {
             let id = EventId(id);
             s.event(id)
-                .map(|e| views::event(e, s.cancellation(id), s.layout(id)))
+                .map(|e| views::event(e, s.cancellation(id), s.layout(id), s.event_zone(id)))
         })
         .await;
     Ok(Json(event.ok_or(ApiError::NotFound("event"))?))
@@ -990,7 +1059,7 @@ async fn list(
         events: page
             .events
             .iter()
-            .map(|e| views::event(e, s.cancellation(e.id), s.layout(e.id)))
+            .map(|e| views::event(e, s.cancellation(e.id), s.layout(e.id), s.event_zone(e.id)))
             .collect(),
         total: page.total as u64,
         page: page.page,

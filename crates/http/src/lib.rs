@@ -34,6 +34,7 @@ pub mod text;
 pub mod throttle;
 pub mod ticket_code;
 pub mod views;
+pub mod zone;
 
 use std::net::IpAddr;
 use std::sync::Arc;

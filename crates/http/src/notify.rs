@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::token_hash;
-use crate::pages::{money, when};
+use crate::pages::{money, when_local};
 use crate::ticket_code;
 
 /// Messages waiting for the mail task; past it new ones are dropped (and counted).
@@ -268,7 +268,13 @@ fn order_summary(
                 .unwrap_or_default(),
             money(t.price_cents, &e.details.currency)
         ));
-        tickets.push(ticket_info(e, t.id, t.seat, &user.username));
+        tickets.push(ticket_info(
+            e,
+            s.event_zone(e.id),
+            t.id,
+            t.seat,
+            &user.username,
+        ));
     }
     let total_cents = stored.map_or(0, |o| o.total_cents);
     let summary = OrderSummary {
@@ -285,6 +291,7 @@ fn order_summary(
 /// Returns what a ticket's PDF page shows, with its signed code.
 pub fn ticket_info(
     e: &tix_core::Event,
+    zone: &str,
     ticket: TicketId,
     seat: Option<u32>,
     holder: &str,
@@ -292,7 +299,7 @@ pub fn ticket_info(
     TicketInfo {
         ticket_id: ticket.0,
         event_name: e.details.name.clone(),
-        starts_at: when(e.details.starts_at_ms),
+        starts_at: when_local(e.details.starts_at_ms, zone),
         venue: e.details.venue.name.clone(),
         seat: seat_name(seat),
         holder: holder.to_owned(),
@@ -340,7 +347,7 @@ pub fn event_cancelled(
             let notice = CancellationNotice {
                 username: u.username.clone(),
                 event_name: e.details.name.clone(),
-                starts_at: when(e.details.starts_at_ms),
+                starts_at: when_local(e.details.starts_at_ms, s.event_zone(e.id)),
                 reason: reason.to_owned(),
                 tickets_refunded: *count,
             };

@@ -686,7 +686,9 @@ problem_responses! {
         "not_found" ("No such event") => ApiError::NotFound("event"),
     }
     /// A field is missing or invalid (`invalid_field`, with its JSON path in `field`): empty
-    /// or too long names, control characters, a time that is not RFC 3339, coordinates out of
+    /// or too long names, control characters, a time that is not RFC 3339 (nor a local time),
+    /// a `time_zone` the IANA database does not know, a local `starts_at` that does not exist
+    /// in `time_zone` (skipped when the clocks jump forward), coordinates out of
     /// range, a currency that is not three upper-case letters, a price over the limit,
     /// `per_customer_max` of 0, a missing or inconsistent inventory (`rows × seats_per_row`
     /// must equal `seats`, `seats_per_row` must divide it, blocked seats must exist), or an
@@ -695,7 +697,11 @@ problem_responses! {
         "bad_lat" ("Latitude out of range") =>
             invalid("venue.lat", "latitude must be between -90 and 90"),
         "bad_time" ("Not RFC 3339") =>
-            invalid("starts_at", "must be an RFC 3339 time like 2030-06-01T20:00:00Z"),
+            invalid("starts_at", "must be an RFC 3339 time like 2030-06-01T20:00:00Z, or a local time like 2030-06-01T20:00 in time_zone"),
+        "bad_zone" ("Unknown time zone") =>
+            invalid("time_zone", "\"Europe/Atlantis\" is not a known IANA time zone (like Europe/Vienna or UTC)"),
+        "no_such_local_time" ("Local time skipped by daylight saving time") =>
+            invalid("starts_at", "2027-03-28 02:30 does not exist in Europe/Vienna: the clocks jump forward there that night; choose a time outside the gap"),
         "no_inventory" ("Inventory missing") =>
             invalid("inventory", "missing field `inventory` at line 1 column 200"),
         "bad_layout" ("Rows do not fit") =>
@@ -950,7 +956,8 @@ impl utoipa::PartialSchema for EventUpdateRequest {
             "inventory",
             "The new details of an event: a full replacement. Optional fields that are omitted \
              take their defaults (`description` empty, `refundable` true, `per_customer_max` \
-             none), so send everything you read. The inventory cannot be changed (sending it is \
+             none; `time_zone` omitted keeps the event's zone), so send everything you read. \
+             The inventory cannot be changed (sending it is \
              a 422). Unknown fields are refused.",
         )
     }

@@ -12,6 +12,9 @@ pub const ADMIN_USERNAME: &str = "admin";
 /// The demo organizer's username.
 pub const DEMO_ORGANIZER: &str = "demo-organizer";
 
+/// The time zone of the demo events (their venues are in Düsseldorf).
+pub const DEMO_ZONE: &str = "Europe/Berlin";
+
 /// Creates the `admin` account if it does not exist. Returns the password when one was
 /// generated (so it can be printed once); `None` when the account existed or the password came
 /// from the caller.
@@ -139,7 +142,7 @@ pub async fn ensure_demo_data(state: &AppState, now_ms: u64) -> Result<usize, Ap
             refundable: true,
             per_customer_max: None,
         };
-        crate::events::create_event(state, organizer, details, inventory).await?;
+        crate::events::create_event(state, organizer, details, inventory, DEMO_ZONE).await?;
     }
     Ok(count)
 }

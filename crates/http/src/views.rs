@@ -237,7 +237,8 @@ fn blocked_seats(seats: &[SeatState]) -> Vec<u32> {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 2, "name": "Chamber Concert", "description": "Strings by candlelight.",
-    "starts_at": "2030-06-01T20:00:00Z",
+    "starts_at": "2030-06-01T20:00:00Z", "time_zone": "Europe/Vienna",
+    "starts_at_local": "2030-06-01T22:00:00+02:00",
     "venue": {"name": "Old Hall", "lat": 51.26, "lon": 6.73},
     "price_cents": 5000, "currency": "EUR", "refundable": true, "per_customer_max": 4,
     "organizer_id": 2, "version": 1,
@@ -257,6 +258,12 @@ pub struct Event {
     /// Start time, UTC.
     #[schema(format = DateTime)]
     pub starts_at: String,
+    /// The venue's IANA time zone; `UTC` unless the organizer set one.
+    #[schema(example = "Europe/Vienna")]
+    pub time_zone: String,
+    /// The start in `time_zone`, with that zone's offset then.
+    #[schema(format = DateTime, example = "2030-06-01T22:00:00+02:00")]
+    pub starts_at_local: String,
     /// Where.
     pub venue: Venue,
     /// Price of one ticket in minor units of `currency`.
@@ -334,6 +341,7 @@ pub fn event(
     e: &tix_core::Event,
     cancelled: Option<&tix_core::Cancellation>,
     venue_layout: Option<&tix_core::VenueLayout>,
+    time_zone: &str,
 ) -> Event {
     let d = &e.details;
     let inventory = match (&e.inventory, venue_layout) {
@@ -361,6 +369,11 @@ pub fn event(
         name: d.name.clone(),
         description: d.description.clone(),
         starts_at: rfc3339(d.starts_at_ms),
+        time_zone: time_zone.to_owned(),
+        starts_at_local: crate::zone::rfc3339_local(
+            d.starts_at_ms,
+            &crate::zone::of_name(time_zone),
+        ),
         venue: Venue {
             name: d.venue.name.clone(),
             lat: d.venue.lat,

@@ -320,6 +320,11 @@ mod tests {
                 token_hash: "ab".repeat(32),
                 password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
             },
+            Command::SetEventZone {
+                event_id: EventId(7),
+                by: UserId(1),
+                zone: "America/Argentina/Buenos_Aires".into(),
+            },
         ];
         round_trip(&Batch {
             time_ms: u64::MAX,
@@ -349,6 +354,8 @@ mod tests {
             Outcome::User(Err(UserRejection::UsernameTaken)),
             Outcome::Account(Ok(UserId(2))),
             Outcome::Account(Err(AccountRejection::UnknownResetToken)),
+            Outcome::Zone(Ok(())),
+            Outcome::Zone(Err(tix_core::ZoneRejection::BadZone)),
             Outcome::Session,
             Outcome::Event(Ok((EventId(1), 2))),
             Outcome::Event(Err(EventRejection::BadInventory {

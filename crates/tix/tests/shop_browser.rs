@@ -1823,12 +1823,19 @@ async fn visit_every_page(
     let api = shop.admin_api().await?;
     let room = api
         .http
-        .put(format!("{}/api/v1/events/{queued}/waiting-room", api.base_url))
+        .put(format!(
+            "{}/api/v1/events/{queued}/waiting-room",
+            api.base_url
+        ))
         .bearer_auth(&api.token)
         .json(&json!({"opens_at": "2031-01-01T10:00:00Z", "admit_per_min": 600}))
         .send()
         .await?;
-    anyhow::ensure!(room.status().as_u16() == 200, "setting the room: {}", room.status());
+    anyhow::ensure!(
+        room.status().as_u16() == 200,
+        "setting the room: {}",
+        room.status()
+    );
     staff
         .goto(&shop.url(&format!("/organizer/events/{queued}/waiting-room")))
         .await?;

@@ -15,7 +15,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use tix_assistant::Card;
 
-use super::{Nav, PageError, field, form_pairs, money, see_other, url_encode, when};
+use super::{Nav, PageError, field, form_pairs, money, see_other, url_encode, when, when_local};
 use crate::AppState;
 use crate::assistant::{Line, converse};
 use crate::error::ApiError;
@@ -83,10 +83,11 @@ async fn page(
         Some(t) => (t.id, t.lines, t.login_needed),
         None => (String::new(), Vec::new(), false),
     };
-    render(nav, conversation, &lines, login_needed, None)
+    render(&state, nav, conversation, &lines, login_needed, None)
 }
 
 fn render(
+    state: &AppState,
     nav: Nav,
     conversation: String,
     lines: &[Line],
@@ -104,7 +105,7 @@ fn render(
         .map(|(i, l)| LineView {
             mine: l.from == "user",
             text: l.text.clone(),
-            cards: l.cards.iter().map(card_view).collect(),
+            cards: l.cards.iter().map(|c| card_view(state, c)).collect(),
             choices: if i == last {
                 l.choices.clone()
             } else {
@@ -123,7 +124,8 @@ fn render(
     .into_response()
 }
 
-fn card_view(card: &Card) -> CardView {
+/// A card as shown; an event's start is in its venue's time zone (read from the local state).
+fn card_view(state: &AppState, card: &Card) -> CardView {
     match card {
         Card::Event {
             id,
@@ -135,7 +137,14 @@ fn card_view(card: &Card) -> CardView {
             currency,
             tickets_left,
         } => {
-            let mut detail = format!("{} · {venue}, {city}", when(*starts_at_ms));
+            let zone = state
+                .node
+                .shared
+                .read()
+                .event_zone(tix_core::EventId(*id))
+                .to_owned();
+            let starts = when_local(*starts_at_ms, &zone);
+            let mut detail = format!("{starts} · {venue}, {city}");
             if let (Some(p), Some(c)) = (price_cents, currency) {
                 detail.push_str(&format!(" · {}", money(*p, c)));
             }
@@ -261,7 +270,14 @@ async fn send(State(state): State<AppState>, caller: MaybeCaller, body: Bytes) -
                     super::message_for(&e)
                 ),
             };
-            let mut response = render(nav, conversation, &lines, login_needed, Some(message));
+            let mut response = render(
+                &state,
+                nav,
+                conversation,
+                &lines,
+                login_needed,
+                Some(message),
+            );
             *response.status_mut() = e.problem().0;
             response
         }

@@ -22,7 +22,7 @@ use tix_core::{EventId, HoldEnd, HoldId, HoldRequest, Inventory, Rejection, Seat
 use super::form::{self, FormErrors, Problem};
 use super::receipt::Breakdown;
 use super::seatmap::{self, Plan};
-use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when};
+use super::{Nav, PageError, field, form_pairs, login_first, money, see_other, when, when_local};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, MaybeCaller};
@@ -260,7 +260,7 @@ fn event_page(
         id,
         name: e.details.name.clone(),
         description: e.details.description.clone(),
-        when: when(e.details.starts_at_ms),
+        when: when_local(e.details.starts_at_ms, s.event_zone(e.id)),
         venue: e.details.venue.name.clone(),
         lat: e.details.venue.lat,
         lon: e.details.venue.lon,

@@ -17,7 +17,7 @@ use tix_core::{CANCEL_REASON_CHARS_MAX, EventId};
 
 use super::form::{self, FormErrors};
 use super::staff::event_owner;
-use super::{Nav, PageError, field, form_pairs, money, when};
+use super::{Nav, PageError, field, form_pairs, money, when, when_local};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::events::{cancel_event, fresh_request_id};
@@ -86,7 +86,7 @@ fn confirm(
     Ok(ConfirmPage {
         id,
         name: e.details.name.clone(),
-        when: when(e.details.starts_at_ms),
+        when: when_local(e.details.starts_at_ms, s.event_zone(e.id)),
         tickets: a.sold,
         amount: money(amount_cents, &e.details.currency),
         held: a.held,

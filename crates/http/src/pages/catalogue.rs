@@ -15,7 +15,7 @@ use serde_json::json;
 use tix_core::{EventId, Inventory};
 
 use super::form::{self, FormErrors, Problem};
-use super::{Nav, PageError, field, form_pairs, login_first, see_other, when};
+use super::{Nav, PageError, field, form_pairs, login_first, see_other, when_local};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::events::{
@@ -49,7 +49,7 @@ pub struct Card {
 
 impl Card {
     /// A card for the listing; a cancelled event is listed as cancelled, with nothing left.
-    fn of(e: &tix_core::Event, cancelled: bool) -> Card {
+    fn of(e: &tix_core::Event, cancelled: bool, zone: &str) -> Card {
         let a = crate::views::availability(e);
         let capacity = a.sold + a.held + a.available;
         let available = if cancelled { 0 } else { a.available };
@@ -66,7 +66,7 @@ impl Card {
         Card {
             id: e.id.0,
             name: e.details.name.clone(),
-            when: when(e.details.starts_at_ms),
+            when: when_local(e.details.starts_at_ms, zone),
             venue: e.details.venue.name.clone(),
             price: super::ticket_price(e.details.price_cents, &e.details.currency),
             available,
@@ -132,7 +132,7 @@ async fn home(
             found
                 .events
                 .iter()
-                .map(|e| Card::of(e, s.cancellation(e.id).is_some()))
+                .map(|e| Card::of(e, s.cancellation(e.id).is_some(), s.event_zone(e.id)))
                 .collect(),
             found.total,
             None,
@@ -179,6 +179,8 @@ pub struct EventForm {
     pub description: String,
     pub date: String,
     pub time: String,
+    /// The venue's IANA time zone; the date and time are read in it.
+    pub time_zone: String,
     pub venue: String,
     pub lat: String,
     pub lon: String,
@@ -203,6 +205,7 @@ impl EventForm {
             description: f("description"),
             date: f("date"),
             time: f("time"),
+            time_zone: f("time_zone"),
             venue: f("venue"),
             lat: f("lat"),
             lon: f("lon"),
@@ -219,14 +222,16 @@ impl EventForm {
         }
     }
 
-    fn of_event(e: &tix_core::Event) -> EventForm {
+    fn of_event(e: &tix_core::Event, zone: &str) -> EventForm {
         let d = &e.details;
-        let t = crate::views::rfc3339(d.starts_at_ms);
+        let (date, time) =
+            crate::zone::local_date_time(d.starts_at_ms, &crate::zone::of_name(zone));
         EventForm {
             name: d.name.clone(),
             description: d.description.clone(),
-            date: t.get(0..10).unwrap_or("").to_owned(),
-            time: t.get(11..16).unwrap_or("").to_owned(),
+            date,
+            time,
+            time_zone: zone.to_owned(),
             venue: d.venue.name.clone(),
             lat: d.venue.lat.to_string(),
             lon: d.venue.lon.to_string(),
@@ -254,12 +259,20 @@ impl EventForm {
         );
         let date = errors.check("date", date(&self.date));
         let time = errors.check("time", time_of_day(&self.time));
-        let starts_at = date.zip(time).map(|(d, t)| format!("{d}T{t}:00Z"));
+        let zone = errors.check("time_zone", time_zone(&self.time_zone));
+        let starts_ms = match (date.zip(time), &zone) {
+            (Some((d, t)), Some((_, tz))) => {
+                errors.check("time", local_start(&format!("{d}T{t}"), tz))
+            }
+            _ => None,
+        };
+        // The API gets the instant (UTC) and the zone's name.
+        let starts_at = starts_ms.map(crate::views::rfc3339);
         let moved = |ms: i64| match checking {
             Checking::Create { .. } => true,
             Checking::Edit { starts_at_ms } => starts_at_ms != ms,
         };
-        if let Some(ms) = starts_at.as_deref().and_then(crate::views::parse_rfc3339)
+        if let Some(ms) = starts_ms
             && moved(ms)
             && ms <= tix_raft::proposer::now_ms() as i64
         {
@@ -290,6 +303,7 @@ impl EventForm {
             "name": self.name,
             "description": self.description,
             "starts_at": starts_at,
+            "time_zone": zone.map(|(name, _)| name),
             "venue": {"name": self.venue, "lat": lat, "lon": lon},
             "price_cents": price_cents,
             "currency": currency,
@@ -429,6 +443,28 @@ fn time_of_day(value: &str) -> Result<&str, Problem> {
         .ok_or(Problem::NotATime)
 }
 
+/// Checks a time zone as chosen or typed (empty is UTC) into its canonical name and zone.
+fn time_zone(value: &str) -> Result<(String, jiff::tz::TimeZone), Problem> {
+    let value = if value.is_empty() { "UTC" } else { value };
+    let name = crate::zone::validate("time_zone", value).map_err(|_| {
+        Problem::Said(format!(
+            "“{value}” is not a time zone we know; choose one from the list or type a name like \
+             Europe/Vienna"
+        ))
+    })?;
+    let zone = crate::zone::of_name(&name);
+    Ok((name, zone))
+}
+
+/// Reads the local start (`2031-06-01T20:00`) in the event's zone; a time the clocks skip
+/// (the night daylight saving time starts) is refused in words.
+fn local_start(local: &str, zone: &jiff::tz::TimeZone) -> Result<i64, Problem> {
+    crate::zone::local_to_ms(local, zone).map_err(|e| match e {
+        crate::zone::LocalTimeError::Malformed => Problem::NotATime,
+        gap => Problem::Said(gap.to_string()),
+    })
+}
+
 /// Checks a price as typed into cents, within the largest price.
 fn price(value: &str) -> Result<u64, Problem> {
     if value.trim().is_empty() {
@@ -511,6 +547,7 @@ fn form_field(api_field: &str) -> Option<&'static str> {
         "name" => "name",
         "description" => "description",
         "starts_at" => "date",
+        "time_zone" => "time_zone",
         "venue.name" => "venue",
         "venue.lat" => "lat",
         "venue.lon" => "lon",
@@ -547,6 +584,8 @@ struct EventFormPage {
     editing: Option<u64>,
     /// Every bad field of the last submission.
     errors: FormErrors,
+    /// The zones the time-zone field suggests.
+    zones: &'static [&'static str],
 }
 
 fn form_page(
@@ -561,6 +600,7 @@ fn form_page(
         form,
         editing,
         errors,
+        zones: crate::zone::COMMON_ZONES,
     };
     (status, page).into_response()
 }
@@ -577,6 +617,7 @@ async fn new_form(caller: MaybeCaller) -> Response {
         currency: "EUR".into(),
         kind: "ga".into(),
         time: "20:00".into(),
+        time_zone: tix_core::ZONE_DEFAULT.into(),
         refundable: true,
         ..EventForm::default()
     };
@@ -599,13 +640,13 @@ async fn create(State(state): State<AppState>, caller: MaybeCaller, body: Bytes)
             .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e))?;
         // The API's own checks have the last word (a page never allows what the API refuses).
         async {
-            let details = validate_details(&body)?;
+            let (details, zone) = validate_details(&body, tix_core::ZONE_DEFAULT)?;
             let inventory = body
                 .inventory
                 .as_ref()
                 .ok_or_else(|| ApiError::invalid("inventory", "missing"))?;
             let spec = validate_inventory(inventory, capacity_max)?;
-            create_event(&state, c.user_id, details, spec).await
+            create_event(&state, c.user_id, details, spec, &zone).await
         }
         .await
         .map_err(|e| api_errors(&e))
@@ -629,7 +670,7 @@ async fn edit_form(
     let found = state
         .read_fresh(|s| {
             s.event(EventId(id))
-                .map(|e| (e.organizer, EventForm::of_event(e)))
+                .map(|e| (e.organizer, EventForm::of_event(e, s.event_zone(e.id))))
         })
         .await;
     let Some((organizer, form)) = found else {
@@ -736,7 +777,7 @@ mod tests {
         let body = seated_form()
             .check(Checking::Create { capacity_max: 96 })
             .expect("8 × 12 = 96 seats fit");
-        let details = validate_details(&body).expect("the API takes it");
+        let (details, _) = validate_details(&body, "UTC").expect("the API takes it");
         assert_eq!(
             (details.currency.as_str(), details.price_cents),
             ("EUR", 1250)

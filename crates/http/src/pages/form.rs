@@ -228,6 +228,7 @@ pub fn label(field: &str) -> &str {
         "description" => "Description",
         "date" => "Date",
         "time" => "Time",
+        "time_zone" => "Time zone",
         "venue" => "Location name",
         "lat" => "Latitude",
         "lon" => "Longitude",

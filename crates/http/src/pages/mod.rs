@@ -301,6 +301,12 @@ pub fn when(ms: i64) -> String {
     }
 }
 
+/// Formats an event's start for people, in the venue's time zone with the weekday and the
+/// zone's abbreviation: `Tue 12 Jan 2027, 19:30 CET` (see [`crate::zone::when_local`]).
+pub fn when_local(ms: i64, zone: &str) -> String {
+    crate::zone::when_local(ms, zone)
+}
+
 /// Whether `path` belongs to the pages (HTML) rather than the JSON API or the cluster endpoints.
 pub fn is_page_path(path: &str) -> bool {
     !(path.starts_with("/api/") || path.starts_with("/cluster/"))

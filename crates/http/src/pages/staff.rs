@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tix_core::EventId;
 
-use super::{Nav, PageError, login_first, money, when};
+use super::{Nav, PageError, login_first, money, when, when_local};
 use crate::AppState;
 use crate::extract::{Caller, MaybeCaller};
 
@@ -77,7 +77,7 @@ async fn my_events(State(state): State<AppState>, caller: MaybeCaller) -> Respon
             EventRow {
                 id: e.id.0,
                 name: e.details.name.clone(),
-                when: when(e.details.starts_at_ms),
+                when: when_local(e.details.starts_at_ms, s.event_zone(e.id)),
                 sold: a.sold,
                 available: a.available,
                 cancelled: s.cancellation(e.id).is_some(),
@@ -184,7 +184,7 @@ async fn dashboard(
         nav,
         id,
         name: e.details.name.clone(),
-        when: when(e.details.starts_at_ms),
+        when: when_local(e.details.starts_at_ms, s.event_zone(e.id)),
         sold: a.sold,
         held: a.held,
         available: a.available,

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tix_core::{TicketId, TicketStatus};
 
-use super::{Nav, PageError, login_first, money, see_other, when};
+use super::{Nav, PageError, login_first, money, see_other, when, when_local};
 use crate::AppState;
 use crate::extract::MaybeCaller;
 use crate::shop::refund_ticket;
@@ -56,7 +56,13 @@ async fn ticket_pdf(
             .filter(|t| t.status == TicketStatus::Active)
             .and_then(|t| {
                 let e = s.event(t.event_id)?;
-                Some(crate::notify::ticket_info(e, t.id, t.seat, &c.username))
+                Some(crate::notify::ticket_info(
+                    e,
+                    s.event_zone(e.id),
+                    t.id,
+                    t.seat,
+                    &c.username,
+                ))
             })
     };
     let Some(info) = info else {
@@ -125,7 +131,7 @@ fn tickets_of(state: &AppState, user: tix_core::UserId) -> Result<Vec<TicketView
                 id: t.id.0,
                 event_id: e.id.0,
                 event: e.details.name.clone(),
-                when: when(e.details.starts_at_ms),
+                when: when_local(e.details.starts_at_ms, s.event_zone(e.id)),
                 venue: e.details.venue.name.clone(),
                 seat: t.seat.map(|n| match s.layout(e.id) {
                     Some(_) => s
@@ -246,7 +252,7 @@ async fn my_orders(State(state): State<AppState>, caller: MaybeCaller) -> Respon
                 id: o.id.0,
                 event_id: e.id.0,
                 event: e.details.name.clone(),
-                when: when(e.details.starts_at_ms),
+                when: when_local(e.details.starts_at_ms, s.event_zone(e.id)),
                 paid_at: when(o.confirmed_at_ms as i64),
                 tickets: o.tickets.len(),
                 refunded,

@@ -19,6 +19,7 @@
 //! - `sections` covers venues in named sections and "N together, best available".
 //! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
 //! - `waiting_room` sets an on-sale's waiting room, joins it, and buys with admission tokens.
+//! - `zones` sets event time zones (API and form) and reads local times, DST included.
 
 mod account_mail;
 mod assistant;
@@ -37,3 +38,4 @@ mod sections;
 mod shop;
 mod validation;
 mod waiting_room;
+mod zones;

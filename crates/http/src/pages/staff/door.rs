@@ -24,7 +24,7 @@ use axum::routing::get;
 use tix_core::{Event, EventId, Role, TicketId};
 
 use super::super::receipt::seat_name;
-use super::super::{Nav, PageError, field, form_pairs, login_first, when};
+use super::super::{Nav, PageError, field, form_pairs, login_first, when, when_local};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Caller, MaybeCaller};
@@ -140,7 +140,11 @@ fn door_events(state: &AppState, c: &Caller, chosen: Option<u64>) -> Vec<DoorEve
         .take(DOOR_EVENTS_MAX)
         .map(|e| DoorEvent {
             id: e.id.0,
-            label: format!("{} — {}", e.details.name, when(e.details.starts_at_ms)),
+            label: format!(
+                "{} — {}",
+                e.details.name,
+                when_local(e.details.starts_at_ms, s.event_zone(e.id))
+            ),
             selected: Some(e.id.0) == chosen,
         })
         .collect()
@@ -293,7 +297,7 @@ async fn check(
             Some((
                 e.ticket_key_seed,
                 e.details.name.clone(),
-                when(e.details.starts_at_ms),
+                when_local(e.details.starts_at_ms, s.event_zone(e.id)),
                 (e.inventory.clone(), s.layout(e.id).cloned()),
             ))
         })
