@@ -98,7 +98,13 @@ impl Nginx {
 
     /// Returns the error log so far (to explain a failed run).
     pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self._prefix.path().join("logs/error.log")).unwrap_or_default()
+        self.log("error.log")
+    }
+
+    /// Returns what nginx has written so far to `logs/<name>` in its prefix directory (empty
+    /// when there is no such file), e.g. an access log the configuration asked for.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self._prefix.path().join("logs").join(name)).unwrap_or_default()
     }
 }
 
