@@ -35,10 +35,20 @@ pub enum CatalogError {
     BadText {
         /// The event.
         id: u64,
-        /// "name", "venue" or "city".
+        /// "name", "venue" or "city" ("zone_label" may be empty).
         field: &'static str,
     },
+    /// An offset from UTC beyond ±18 hours (no zone has one).
+    #[error("catalog: event {id}: utc_offset_s must be within ±{UTC_OFFSET_S_MAX}")]
+    BadOffset {
+        /// The event.
+        id: u64,
+    },
 }
+
+/// The largest offset from UTC a catalog event may have, in seconds (±18 h, as RFC 3339 and
+/// every zone database allow).
+pub const UTC_OFFSET_S_MAX: i32 = 18 * 3_600;
 
 /// One event as the assistant knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +63,15 @@ pub struct CatalogEvent {
     pub city: String,
     /// When it starts, in Unix milliseconds (UTC).
     pub starts_at_ms: i64,
+    /// The venue's offset from UTC at the start, in seconds (`3600` for 19:30 CET): replies say
+    /// the time people read on the venue's clocks, and "on Friday" means the venue's Friday.
+    /// Absent in older catalogs: UTC.
+    #[serde(default)]
+    pub utc_offset_s: i32,
+    /// The venue's zone as people write it at the start ("CET"), said after the time; empty
+    /// for none (the time is then the venue's without a label).
+    #[serde(default)]
+    pub zone_label: String,
     /// Whether seats are numbered (written `"kind": "numbered"`, else `"general_admission"`).
     #[serde(
         rename = "kind",
@@ -60,6 +79,15 @@ pub struct CatalogEvent {
         deserialize_with = "kind_in"
     )]
     pub numbered: bool,
+}
+
+impl CatalogEvent {
+    /// The start as a venue-local clock reading, in milliseconds since the Unix epoch (to take
+    /// the day and the time of day from, never to compare with instants).
+    pub fn local_start_ms(&self) -> i64 {
+        self.starts_at_ms
+            .saturating_add(i64::from(self.utc_offset_s) * 1_000)
+    }
 }
 
 fn kind_out<S: Serializer>(numbered: &bool, serializer: S) -> Result<S::Ok, S::Error> {
@@ -154,13 +182,23 @@ impl Catalog {
                     });
                 }
             }
+            if event.zone_label.chars().count() > NAME_CHARS_MAX {
+                return Err(CatalogError::BadText {
+                    id: event.id,
+                    field: "zone_label",
+                });
+            }
+            if event.utc_offset_s.abs() > UTC_OFFSET_S_MAX {
+                return Err(CatalogError::BadOffset { id: event.id });
+            }
         }
         let index = CatalogIndex::build(&events);
         Ok(Catalog { events, index })
     }
 
     /// Reads a catalog from JSON: `{"events": [{"id", "name", "venue", "city", "starts_at_ms",
-    /// "kind"}]}` (other fields are ignored).
+    /// "kind"}]}`, optionally with `utc_offset_s` and `zone_label` (UTC without them; other
+    /// fields are ignored).
     pub fn from_json(json: &str) -> Result<Catalog, CatalogError> {
         let file: CatalogFile = serde_json::from_str(json)?;
         Catalog::new(file.events)
@@ -318,6 +356,8 @@ mod tests {
             venue: "V".to_string(),
             city: "C".to_string(),
             starts_at_ms: 0,
+            utc_offset_s: 0,
+            zone_label: String::new(),
             numbered: false,
         };
         assert!(matches!(
@@ -327,6 +367,14 @@ mod tests {
         assert!(matches!(
             Catalog::new(vec![event(1, "")]),
             Err(CatalogError::BadText { .. })
+        ));
+        let far = CatalogEvent {
+            utc_offset_s: UTC_OFFSET_S_MAX + 1,
+            ..event(1, "A")
+        };
+        assert!(matches!(
+            Catalog::new(vec![far]),
+            Err(CatalogError::BadOffset { id: 1 })
         ));
         let long = "x".repeat(NAME_CHARS_MAX + 1);
         assert!(Catalog::new(vec![event(1, &long)]).is_err());

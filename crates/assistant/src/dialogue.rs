@@ -456,7 +456,7 @@ fn pick_event(offered: &[u64], u: &Understanding, ctx: &Context) -> Option<Resul
 }
 
 fn fits_place_and_date(event: &CatalogEvent, slots: &Slots) -> bool {
-    let day = crate::dates::today(event.starts_at_ms);
+    let day = crate::dates::today(event.local_start_ms());
     slots.city.as_ref().is_none_or(|c| *c == event.city)
         && slots.venue.as_ref().is_none_or(|v| *v == event.venue)
         && slots.date_from.is_none_or(|from: Date| day >= from)

@@ -267,7 +267,7 @@ fn narrow(catalog: &Catalog, top: Vec<EventMatch>, slots: &Slots, now_ms: i64) -
     let events = catalog.events();
     let fits = |m: &EventMatch| {
         let event = &events[m.position];
-        let day = crate::dates::today(event.starts_at_ms);
+        let day = crate::dates::today(event.local_start_ms());
         slots.city.as_ref().is_none_or(|c| *c == event.city)
             && slots.venue.as_ref().is_none_or(|v| *v == event.venue)
             && slots.date_from.is_none_or(|from| day >= from)

@@ -341,7 +341,8 @@ fn two_digits(value: u8) -> String {
     format!("{value:02}")
 }
 
-/// Returns a date and time as the language writes it ("Fri 15 Jan 2027, 19:30"), in UTC.
+/// Returns a date and time as the language writes it ("Fri 15 Jan 2027, 19:30"), read as UTC
+/// (pass a venue-local clock reading for the venue's time).
 pub(crate) fn format_when(lang: Lang, at_ms: i64) -> String {
     let Ok(at) = OffsetDateTime::from_unix_timestamp(at_ms.div_euclid(1_000)) else {
         return "?".to_string();
@@ -429,7 +430,8 @@ pub(crate) struct EventView {
     pub name: String,
     pub venue: String,
     pub city: String,
-    pub starts_at_ms: Option<i64>,
+    /// The start on the venue's clock (see [`CatalogEvent::local_start_ms`]) and its zone label.
+    pub local_start: Option<(i64, String)>,
 }
 
 impl EventView {
@@ -438,7 +440,7 @@ impl EventView {
             name: event.name.clone(),
             venue: event.venue.clone(),
             city: event.city.clone(),
-            starts_at_ms: Some(event.starts_at_ms),
+            local_start: Some((event.local_start_ms(), event.zone_label.clone())),
         }
     }
 
@@ -449,15 +451,17 @@ impl EventView {
                 name: format!("#{id}"),
                 venue: String::new(),
                 city: String::new(),
-                starts_at_ms: None,
+                local_start: None,
             },
         }
     }
 
     pub fn when(&self, lang: Lang) -> String {
-        self.starts_at_ms
-            .map(|ms| format_when(lang, ms))
-            .unwrap_or_default()
+        match &self.local_start {
+            Some((ms, label)) if label.is_empty() => format_when(lang, *ms),
+            Some((ms, label)) => format!("{} {label}", format_when(lang, *ms)),
+            None => String::new(),
+        }
     }
 
     /// "Beethoven Night: Fri 15 Jan 2027, 19:30, Tonhalle, Düsseldorf".
@@ -497,7 +501,7 @@ pub(crate) fn event_choice(lang: Lang, ctx: &Context, event: &CatalogEvent) -> C
         .filter(|e| e.name == event.name)
         .count();
     let send = if twins > 1 {
-        let date = crate::dates::today(event.starts_at_ms);
+        let date = crate::dates::today(event.local_start_ms());
         format!(
             "{} {:02}.{:02}.{}",
             event.name,
@@ -628,7 +632,10 @@ pub fn render(lang: Lang, action: &Action, result: &ActionResult, ctx: &Context)
                     ("city", &view.city),
                     ("seats", &seats_text),
                     ("total", &format_money(lang, *total_cents, currency)),
-                    ("expires", &format_time(lang, *expires_at_ms)),
+                    (
+                        "expires",
+                        &format!("{} UTC", format_time(lang, *expires_at_ms)),
+                    ),
                 ],
             );
             let card = Card::Hold {
@@ -973,6 +980,38 @@ mod tests {
     const CATALOG: &str = include_str!("../eval/catalog.json");
     const NOW_MS: i64 = 1_799_229_600_000;
 
+    /// Event starts are said on the venue's clock with its zone, and the venue's day counts:
+    /// 23:30 UTC on a Thursday is Friday 00:30 in Berlin.
+    #[test]
+    fn event_starts_are_said_in_the_venues_time() {
+        let event = CatalogEvent {
+            id: 1,
+            name: "Late Show".into(),
+            venue: "Tempodrom".into(),
+            city: "Berlin".into(),
+            // 2027-01-14T23:30:00Z, a Thursday.
+            starts_at_ms: 1_799_969_400_000,
+            utc_offset_s: 3_600,
+            zone_label: "CET".into(),
+            numbered: false,
+        };
+        assert_eq!(
+            EventView::of(&event).when(Lang::EN),
+            "Fri 15 Jan 2027, 00:30 CET"
+        );
+        assert_eq!(
+            crate::dates::today(event.local_start_ms()),
+            crate::dates::today(1_800_041_400_000)
+        );
+        // An older catalog without a zone reads as UTC, unlabelled.
+        let utc = CatalogEvent {
+            utc_offset_s: 0,
+            zone_label: String::new(),
+            ..event
+        };
+        assert_eq!(EventView::of(&utc).when(Lang::EN), "Thu 14 Jan 2027, 23:30");
+    }
+
     /// Dates and money are written the way each language writes them.
     #[test]
     fn formats_dates_and_money() {
@@ -1039,7 +1078,7 @@ mod tests {
         let en = render(Lang::EN, &action, &result, &ctx);
         assert_eq!(
             en.text,
-            "Held 2 tickets for Beethoven Night (Fri 15 Jan 2027, 19:30, Tonhalle, Düsseldorf), seats 48 and 49: 178.00 EUR. The hold expires at 10:15."
+            "Held 2 tickets for Beethoven Night (Fri 15 Jan 2027, 19:30, Tonhalle, Düsseldorf), seats 48 and 49: 178.00 EUR. The hold expires at 10:15 UTC."
         );
         assert_eq!(en.choices.len(), 2);
         assert!(matches!(
@@ -1053,7 +1092,7 @@ mod tests {
         let de = render(Lang::DE, &action, &result, &ctx);
         assert_eq!(
             de.text,
-            "Reserviert: 2 Tickets für Beethoven Night (Fr. 15. Jan. 2027, 19:30, Tonhalle, Düsseldorf), Plätze 48 und 49: 178,00 EUR. Die Reservierung läuft um 10:15 ab."
+            "Reserviert: 2 Tickets für Beethoven Night (Fr. 15. Jan. 2027, 19:30, Tonhalle, Düsseldorf), Plätze 48 und 49: 178,00 EUR. Die Reservierung läuft um 10:15 UTC ab."
         );
         assert_eq!(de.choices[0].send, "bezahlen");
     }

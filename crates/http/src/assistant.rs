@@ -517,12 +517,16 @@ fn catalog(state: &AppState, now_ms: i64) -> engine::Catalog {
         .filter(|e| s.cancellation(e.id).is_none())
         .map(|e| {
             let (venue, city) = venue_and_city(&e.details.venue.name);
+            let (utc_offset_s, zone_label) =
+                crate::zone::offset_and_label(e.details.starts_at_ms, s.event_zone(e.id));
             engine::CatalogEvent {
                 id: e.id.0,
                 name: clip(&e.details.name),
                 venue,
                 city,
                 starts_at_ms: e.details.starts_at_ms,
+                utc_offset_s,
+                zone_label,
                 numbered: e.inventory.is_numbered(),
             }
         })

@@ -150,13 +150,29 @@ pub fn when_local(ms: i64, zone_name: &str) -> String {
         return String::new();
     };
     let z = t.to_zoned(zone.clone());
+    format!("{} {}", z.strftime("%a %-d %b %Y, %H:%M"), label(&z))
+}
+
+/// Returns a zone's offset from UTC at an instant, in seconds, and how people name the zone
+/// there and then ("CET"), for the booking assistant, which formats its own sentences.
+pub fn offset_and_label(ms: i64, zone_name: &str) -> (i32, String) {
+    let zone = of_name(zone_name);
+    let Ok(t) = Timestamp::from_millisecond(ms) else {
+        return (0, "UTC".to_owned());
+    };
+    let z = t.to_zoned(zone);
+    (z.offset().seconds(), label(&z))
+}
+
+/// The zone's abbreviation at a zoned instant, or its name where the abbreviation is only an
+/// offset ("+04").
+fn label(z: &jiff::Zoned) -> String {
     let abbreviation = z.strftime("%Z").to_string();
-    let label = if abbreviation.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    if abbreviation.starts_with(|c: char| c.is_ascii_alphabetic()) {
         abbreviation
     } else {
-        zone.iana_name().unwrap_or("UTC").to_owned()
-    };
-    format!("{} {label}", z.strftime("%a %-d %b %Y, %H:%M"))
+        z.time_zone().iana_name().unwrap_or("UTC").to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +254,17 @@ mod tests {
         assert_eq!(
             local_date_time(ms, &vienna()),
             ("2027-01-12".into(), "19:30".into())
+        );
+        // What the assistant is given: the offset there and then, and the same label.
+        assert_eq!(offset_and_label(ms, "Europe/Vienna"), (3_600, "CET".into()));
+        assert_eq!(
+            offset_and_label(summer, "Europe/Vienna"),
+            (7_200, "CEST".into())
+        );
+        assert_eq!(offset_and_label(ms, "UTC"), (0, "UTC".into()));
+        assert_eq!(
+            offset_and_label(ms, "America/Sao_Paulo"),
+            (-10_800, "America/Sao_Paulo".into())
         );
     }
 }
