@@ -9,9 +9,10 @@
 //! request with the same request id (honouring `Retry-After`) as a well-made client does. The
 //! leader is killed with SIGKILL `--kill-after-s` seconds after the opening and restarted.
 //!
-//! When `--admit-per-min` is 0 the rate is derived from measured capacity: a short closed-loop
-//! calibration through nginx measures purchases per second, and visitors are admitted at the
-//! rate whose purchases take half of it.
+//! When `--admit-per-min` is 0 the rate is left to tix, as an organizer may leave it: a short
+//! closed-loop calibration through nginx shows the cluster what it can commit, and the waiting
+//! room is set without a rate, which the node derives from the busiest second it has applied
+//! (`tix_http::queue::derived_admit_per_min`).
 //!
 //! It prints and writes (`--out`, a markdown report and an SVG plot): tickets sold against
 //! capacity (checked against the sales export and the linearizable counters), visitors served,
@@ -50,7 +51,8 @@ pub struct OnsaleArgs {
     /// Nodes in the cluster (nginx balances over all of them).
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
-    /// Visitors admitted per minute; 0 derives it from a calibration of this cluster.
+    /// Visitors admitted per minute; 0 leaves it to tix, which derives it from what a short
+    /// calibration load showed the cluster can commit.
     #[arg(long, default_value_t = 0)]
     pub admit_per_min: u32,
     /// Each admitted visitor's time to buy, seconds.
@@ -554,18 +556,17 @@ async fn run_inner(args: &OnsaleArgs) -> anyhow::Result<()> {
         )
         .await?;
 
-    let avg_wants = (1.0 + f64::from(args.tickets_per_visitor_max)) / 2.0;
-    let (admit_per_min, calibrated) = if args.admit_per_min > 0 {
-        (args.admit_per_min, None)
+    let calibrated = if args.admit_per_min > 0 {
+        None
     } else {
-        let per_s = calibrate(&api, 3, 64).await?;
-        let rate = ((per_s * 0.5 / avg_wants) * 60.0).max(60.0) as u32;
-        (rate, Some(per_s))
+        Some(calibrate(&api, 3, 64).await?)
     };
     let opens_at_ms = unix_ms() + args.pre_queue_s * 1000 + 1_000;
+    // Without a rate of our own the node derives one (null), as for an organizer who leaves
+    // the field empty.
     let room = json!({
         "opens_at": rfc3339(opens_at_ms),
-        "admit_per_min": admit_per_min,
+        "admit_per_min": (args.admit_per_min > 0).then_some(args.admit_per_min),
         "window_s": args.window_s,
     });
     let set = api
@@ -582,13 +583,15 @@ async fn run_inner(args: &OnsaleArgs) -> anyhow::Result<()> {
             set.text().await?
         );
     }
-    // The room's opening as the cluster recorded it (a time already past would mean now).
-    let opens_at_ms = parse_rfc3339_ms(
-        set.json::<Value>().await?["opens_at"]
-            .as_str()
-            .context("room without opens_at")?,
-    )
-    .context("opens_at unreadable")?;
+    // The room as the cluster recorded it: its opening (a time already past would mean now)
+    // and the admission rate (derived by the node when we gave none).
+    let room: Value = set.json().await?;
+    let opens_at_ms = parse_rfc3339_ms(room["opens_at"].as_str().context("room without opens_at")?)
+        .context("opens_at unreadable")?;
+    let admit_per_min = room["admit_per_min"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .context("room without admit_per_min")?;
     println!(
         "on-sale: {} visitors for {} tickets on {} nodes behind nginx; opens at {}; admitting \
          {admit_per_min}/min{}; window {} s",
@@ -597,8 +600,7 @@ async fn run_inner(args: &OnsaleArgs) -> anyhow::Result<()> {
         args.nodes,
         rfc3339(opens_at_ms),
         calibrated.map_or(String::new(), |c| format!(
-            " (derived: calibration sold {c:.0}/s; visitors want {avg_wants:.1} tickets on \
-             average; half of capacity)"
+            " (derived by tix after a calibration that sold {c:.0} purchases/s)"
         )),
         args.window_s
     );
@@ -903,8 +905,8 @@ impl Report {
         ));
         if let Some(c) = calibrated {
             md.push_str(&format!(
-                "Admission rate derived from a 3 s calibration ({c:.0} purchases/s through \
-                 nginx).\n\n"
+                "Admission rate derived by tix (the waiting room was set without one) after a 3 s \
+                 calibration that sold {c:.0} purchases/s through nginx.\n\n"
             ));
         }
         for l in &self.lines {

@@ -41,3 +41,14 @@ pub const URI_BYTES_MAX: usize = 8 * 1024;
 /// Joins of a waiting room that may wait for their turn at one node (beyond the ones being
 /// proposed); past it a join is refused with 503 + `Retry-After`. About 1 KiB each while waiting.
 pub const JOINS_WAITING_MAX: usize = 20_000;
+
+/// A waiting room without an organizer's admission rate admits visitors at a rate derived from
+/// the busiest second of commands the cluster has applied (`tix_raft::meter`): this share of it
+/// goes to admitted visitors, the rest is headroom for retries, joins and everyone else.
+pub const DERIVED_ADMISSION_SHARE_OF_PEAK: f64 = 0.5;
+/// Commands an admitted visitor sends, for the derived rate: their join, a hold and its payment
+/// (the shop's flow; an API purchase is one).
+pub const COMMANDS_PER_ADMITTED_VISITOR: u64 = 3;
+/// The derived rate when the cluster has not yet shown more (a node just started, no sales
+/// yet): 10 visitors a second, which every deployment we measured serves with ease.
+pub const DERIVED_ADMIT_PER_MIN_MIN: u32 = 600;

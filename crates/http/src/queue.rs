@@ -24,6 +24,7 @@ use tix_core::{
 };
 
 use crate::AppState;
+use crate::defaults;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::openapi as api_doc;
@@ -471,17 +472,39 @@ pub struct RoomBody {
     pub opens_at: String,
     /// Visitors admitted per minute, 1 to 1,000,000. Each admitted visitor usually sends a few
     /// requests within a minute: choose it below what the cluster serves (see
-    /// docs/PERFORMANCE.md).
+    /// docs/PERFORMANCE.md). Omitted or null: tix derives it from what this cluster has shown
+    /// it can commit — half of the busiest second of commands it has applied since the node
+    /// answering started, over 3 commands per admitted visitor (a join, a hold, a payment), and
+    /// at least 600 (the response says the rate chosen).
+    #[serde(default)]
     #[schema(minimum = 1, maximum = 1000000, example = 600)]
-    pub admit_per_min: u32,
+    pub admit_per_min: Option<u32>,
     /// How long an admitted visitor may buy, in seconds (60 to 86,400; default 600).
     #[serde(default)]
     #[schema(minimum = 60, maximum = 86400, example = 600)]
     pub window_s: Option<u64>,
 }
 
-/// Checks a room body into its domain spec; the error names the field.
-pub fn validate_room(body: &RoomBody) -> Result<WaitingRoomSpec, ApiError> {
+/// The admission rate tix chooses when the organizer leaves it open, from the most commands
+/// the cluster has applied in one second ([`tix_raft::meter::ThroughputMeter::peak_per_s`]):
+/// [`defaults::DERIVED_ADMISSION_SHARE_OF_PEAK`] of it, spread over
+/// [`defaults::COMMANDS_PER_ADMITTED_VISITOR`], per minute, never below
+/// [`defaults::DERIVED_ADMIT_PER_MIN_MIN`] nor above the largest rate a room takes.
+pub fn derived_admit_per_min(peak_commands_per_s: u64) -> u32 {
+    let per_min = peak_commands_per_s as f64 * defaults::DERIVED_ADMISSION_SHARE_OF_PEAK * 60.0
+        / defaults::COMMANDS_PER_ADMITTED_VISITOR as f64;
+    (per_min as u64).clamp(
+        u64::from(defaults::DERIVED_ADMIT_PER_MIN_MIN),
+        u64::from(tix_core::waiting::ADMIT_PER_MIN_MAX),
+    ) as u32
+}
+
+/// Checks a room body into its domain spec, deriving the admission rate from
+/// `peak_commands_per_s` when the body leaves it open; the error names the field.
+pub fn validate_room(
+    body: &RoomBody,
+    peak_commands_per_s: u64,
+) -> Result<WaitingRoomSpec, ApiError> {
     let opens_at_ms = views::parse_rfc3339(&body.opens_at).ok_or_else(|| {
         ApiError::invalid(
             "opens_at",
@@ -491,7 +514,9 @@ pub fn validate_room(body: &RoomBody) -> Result<WaitingRoomSpec, ApiError> {
     let window_s = body.window_s.unwrap_or(WINDOW_S_DEFAULT);
     let spec = WaitingRoomSpec {
         opens_at_ms: u64::try_from(opens_at_ms).unwrap_or(0),
-        admit_per_min: body.admit_per_min,
+        admit_per_min: body
+            .admit_per_min
+            .unwrap_or_else(|| derived_admit_per_min(peak_commands_per_s)),
         window_ms: window_s.saturating_mul(1000),
     };
     spec.validate().map_err(|e| match e {
@@ -595,7 +620,16 @@ async fn set_room(
     ApiJson(body): ApiJson<RoomBody>,
 ) -> Result<Json<RoomInfo>, ApiError> {
     let event_id = EventId(id);
-    let spec = validate_room(&body)?;
+    let peak = state.node.shared.throughput.peak_per_s();
+    let spec = validate_room(&body, peak)?;
+    if body.admit_per_min.is_none() {
+        tracing::info!(
+            event = id,
+            peak_commands_per_s = peak,
+            admit_per_min = spec.admit_per_min,
+            "waiting room: admission rate derived from the busiest second applied"
+        );
+    }
     propose_room(&state, event_id, caller.user_id, Some(spec)).await?;
     let now_ms = tix_raft::proposer::now_ms();
     let shared = state.node.shared.read();
@@ -630,6 +664,39 @@ async fn remove_room(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_derived_rate_is_half_the_busiest_second_over_three_commands_a_visitor() {
+        // Nothing measured yet (or a quiet cluster): the floor.
+        assert_eq!(
+            derived_admit_per_min(0),
+            defaults::DERIVED_ADMIT_PER_MIN_MIN
+        );
+        assert_eq!(
+            derived_admit_per_min(50),
+            defaults::DERIVED_ADMIT_PER_MIN_MIN
+        );
+        // 6,000 commands/s shown: 3,000/s for admitted visitors, 1,000 visitors/s.
+        assert_eq!(derived_admit_per_min(6_000), 60_000);
+        assert_eq!(
+            derived_admit_per_min(u64::MAX),
+            tix_core::waiting::ADMIT_PER_MIN_MAX
+        );
+        // An explicit rate is kept; an absent one is derived.
+        let body = |admit_per_min| RoomBody {
+            opens_at: "2030-06-01T10:00:00Z".into(),
+            admit_per_min,
+            window_s: None,
+        };
+        assert_eq!(
+            validate_room(&body(Some(42)), 6_000).unwrap().admit_per_min,
+            42
+        );
+        assert_eq!(
+            validate_room(&body(None), 6_000).unwrap().admit_per_min,
+            60_000
+        );
+    }
 
     #[test]
     fn a_token_holds_only_for_its_room_event_and_visitor() {

@@ -19,6 +19,7 @@ pub mod cluster;
 mod codec;
 pub mod history_store;
 pub mod log_store;
+pub mod meter;
 pub mod network;
 pub mod node;
 pub mod peer_auth;

@@ -101,6 +101,8 @@ pub struct SharedState {
     failure: OnceLock<String>,
     /// What happens when it does.
     fail_stop: FailStop,
+    /// Commands applied per second (the sale rate this cluster has shown it can commit).
+    pub throughput: crate::meter::ThroughputMeter,
 }
 
 /// The exit code of a replica that stopped itself (`EX_SOFTWARE`): apply panicked, an invariant
@@ -324,6 +326,7 @@ impl StateMachineStore {
             db_path: data_dir.join("state.redb"),
             failure: OnceLock::new(),
             fail_stop: options.fail_stop,
+            throughput: crate::meter::ThroughputMeter::new(),
         });
         Ok(StateMachineStore {
             shared,
@@ -389,6 +392,7 @@ impl StateMachineStore {
             );
         }
         let mut applied = self.shared.applied_position();
+        let mut commands = 0;
         {
             let mut tables = WriteTables::open(&txn, &mut self.index)?;
             for entry in entries {
@@ -396,6 +400,7 @@ impl StateMachineStore {
                 match entry.payload {
                     EntryPayload::Blank => replies.push(Vec::new()),
                     EntryPayload::Normal(batch) => {
+                        commands += batch.commands.len();
                         replies.push(state.apply_batch(&batch, &tables.view))
                     }
                     EntryPayload::Membership(m) => {
@@ -416,6 +421,7 @@ impl StateMachineStore {
         *self.shared.write_applied() = applied;
         drop(state);
         self.shared.applied_index.send_replace(index);
+        self.shared.throughput.record(commands);
         metrics::histogram!("tix_apply_group_seconds").record(started.elapsed().as_secs_f64());
         Ok(replies)
     }

@@ -50,6 +50,11 @@ fn a_small_on_sale_with_a_leader_kill_sells_exactly_capacity_fairly() {
         "{text}"
     );
     assert!(text.contains("killed the leader"), "{text}");
+    // No rate given: the node derived it from what the calibration showed it can commit.
+    assert!(
+        text.contains("(derived by tix after a calibration that sold"),
+        "{text}"
+    );
     assert!(text.contains("saw an error 0"), "{text}");
     let report = std::fs::read_to_string(out.path().join("onsale.md")).unwrap();
     assert!(

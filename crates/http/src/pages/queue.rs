@@ -300,6 +300,8 @@ struct RoomFormPage {
     opens: String,
     opens_at: String,
     admit_per_min: String,
+    /// What an empty rate would be now.
+    derived_admit_per_min: u32,
     window_min: String,
 }
 
@@ -330,7 +332,10 @@ fn room_form_page(
             "admit_per_min",
             current
                 .as_ref()
-                .map_or("600".into(), |r| r.admit_per_min.to_string()),
+                .map_or(String::new(), |r| r.admit_per_min.to_string()),
+        ),
+        derived_admit_per_min: crate::queue::derived_admit_per_min(
+            state.node.shared.throughput.peak_per_s(),
         ),
         window_min: field(
             "window_min",
@@ -410,11 +415,12 @@ async fn set_room(
                 Problem::Said("a date and time like 2030-06-01 10:00".into()),
             );
         }
+        // Empty: tix derives the rate from what the cluster has shown it can commit.
         let admit_per_min = get("admit_per_min")
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=1_000_000).contains(n));
-        if admit_per_min.is_none() {
+        if admit_per_min.is_none() && !get("admit_per_min").is_empty() {
             errors.add(
                 "admit_per_min",
                 Problem::WholeNumber {
@@ -438,10 +444,11 @@ async fn set_room(
         }
         let body = crate::queue::RoomBody {
             opens_at,
-            admit_per_min: admit_per_min.unwrap_or(1),
+            admit_per_min,
             window_s: window_min.map(|m| m * 60),
         };
-        match crate::queue::validate_room(&body) {
+        let peak = state.node.shared.throughput.peak_per_s();
+        match crate::queue::validate_room(&body, peak) {
             Ok(spec) => {
                 crate::queue::propose_room(&state, EventId(id), c.user_id, Some(spec)).await
             }

@@ -60,6 +60,41 @@ fn rfc3339_in(ms: u64) -> String {
 }
 
 #[tokio::test]
+async fn an_admission_rate_left_open_is_derived_by_tix() {
+    let app = spawn_app().await;
+    let organizer = app.new_user("rateorg", Some("organizer")).await;
+    let event = app.event_as(&organizer.token, &unnumbered(10)).await;
+    let room_path = format!("/api/v1/events/{event}/waiting-room");
+    // Omitted or null: derived from the busiest second this node has applied; a quiet node
+    // gets the floor.
+    for room in [
+        json!({"opens_at": rfc3339_in(60_000)}),
+        json!({"opens_at": rfc3339_in(60_000), "admit_per_min": null}),
+    ] {
+        let info = app
+            .request(Method::PUT, &room_path, Some(&organizer.token), Some(&room))
+            .await
+            .expect(200);
+        assert_eq!(
+            info["admit_per_min"],
+            tix_http::defaults::DERIVED_ADMIT_PER_MIN_MIN,
+            "{info}"
+        );
+    }
+    // A rate given is kept as given.
+    let info = app
+        .request(
+            Method::PUT,
+            &room_path,
+            Some(&organizer.token),
+            Some(&json!({"opens_at": rfc3339_in(60_000), "admit_per_min": 7})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(info["admit_per_min"], 7);
+}
+
+#[tokio::test]
 async fn a_waiting_room_admits_visitors_in_drawn_order_with_signed_tokens() {
     let app = spawn_app().await;
     let organizer = app.new_user("roomorg", Some("organizer")).await;
@@ -337,7 +372,9 @@ async fn the_shop_shows_the_waiting_room_and_lets_the_buyer_order_on_their_turn(
             &form_path,
             &[
                 ("opens_at", &opens_local),
-                ("admit_per_min", "600"),
+                // Empty: tix derives the rate; a quiet test node has shown nothing above the
+                // floor of 600 a minute.
+                ("admit_per_min", ""),
                 ("window_min", "10"),
             ],
         )
