@@ -302,6 +302,8 @@ struct RoomFormPage {
     admit_per_min: String,
     /// What an empty rate would be now.
     derived_admit_per_min: u32,
+    /// The event's time zone, in which the opening is entered.
+    zone: String,
     window_min: String,
 }
 
@@ -318,9 +320,17 @@ fn room_form_page(
     let current = crate::queue::room_view(&s, EventId(id), now_ms);
     let field =
         |name: &str, default: String| form.and_then(|f| f.get(name).cloned()).unwrap_or(default);
-    let opens_default = current
+    // The opening is entered and shown on the venue's clock (its event's time zone).
+    let zone_name = s.event_zone(EventId(id)).to_owned();
+    let zone = crate::zone::of_name(&zone_name);
+    let opens_at_ms = current
         .as_ref()
-        .map(|r| r.opens_at.trim_end_matches('Z').chars().take(16).collect())
+        .and_then(|r| crate::views::parse_rfc3339(&r.opens_at));
+    let opens_default = opens_at_ms
+        .map(|ms| {
+            let (date, time) = crate::zone::local_date_time(ms, &zone);
+            format!("{date}T{time}")
+        })
         .unwrap_or_default();
     Some(RoomFormPage {
         nav,
@@ -344,11 +354,10 @@ fn room_form_page(
                 .map_or("10".into(), |r| (r.window_s / 60).to_string()),
         ),
         editable: current.as_ref().is_none_or(|r| !r.open),
-        opens: current
-            .as_ref()
-            .and_then(|r| crate::views::parse_rfc3339(&r.opens_at))
-            .map(when)
+        opens: opens_at_ms
+            .map(|ms| crate::zone::when_local(ms, &zone_name))
             .unwrap_or_default(),
+        zone: zone_name,
         current,
     })
 }
@@ -407,14 +416,23 @@ async fn set_room(
         crate::queue::propose_room(&state, EventId(id), c.user_id, None).await
     } else {
         let mut errors = FormErrors::new();
-        // The form's local date and time are UTC (shown as such beside the field).
-        let opens_at = format!("{}:00Z", get("opens_at"));
-        if crate::views::parse_rfc3339(&opens_at).is_none() {
-            errors.add(
-                "opens_at",
-                Problem::Said("a date and time like 2030-06-01 10:00".into()),
-            );
-        }
+        // The form's date and time are the venue's (its event's time zone, named beside the
+        // field).
+        let zone = crate::zone::of_name(state.node.shared.read().event_zone(EventId(id)));
+        let opens_at = match crate::zone::local_to_ms(get("opens_at"), &zone) {
+            Ok(ms) => crate::views::rfc3339(ms),
+            Err(crate::zone::LocalTimeError::Malformed) => {
+                errors.add(
+                    "opens_at",
+                    Problem::Said("a date and time like 2030-06-01 10:00".into()),
+                );
+                String::new()
+            }
+            Err(gap) => {
+                errors.add("opens_at", Problem::Said(gap.to_string()));
+                String::new()
+            }
+        };
         // Empty: tix derives the rate from what the cluster has shown it can commit.
         let admit_per_min = get("admit_per_min")
             .parse::<u32>()

@@ -455,3 +455,62 @@ async fn the_shop_shows_the_waiting_room_and_lets_the_buyer_order_on_their_turn(
         Some(format!("/events/{event}/queue").as_str())
     );
 }
+
+#[tokio::test]
+async fn the_room_form_takes_the_opening_on_the_venues_clock() {
+    use crate::pages::Browser;
+    let app = spawn_app().await;
+    let mut org = Browser::new(&app);
+    org.sign_up("roomzone-org", true).await;
+    let token = app
+        .login("roomzone-org", crate::helpers::USER_PASSWORD)
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Tokyo has no daylight saving time: 10:00 there is 01:00 UTC all year.
+    let mut body = unnumbered(5);
+    body["time_zone"] = json!("Asia/Tokyo");
+    let event = app.event_as(&token, &body).await;
+    let form_path = format!("/organizer/events/{event}/waiting-room");
+    let page = org.get(&form_path).await;
+    assert!(
+        page.text.contains("Sale opens (Asia/Tokyo time)"),
+        "{}",
+        page.text
+    );
+    let saved = org
+        .post(
+            &form_path,
+            &[
+                ("opens_at", "2031-01-01T10:00"),
+                ("admit_per_min", "60"),
+                ("window_min", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let room = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/events/{event}/waiting-room"),
+            None,
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(room["opens_at"], "2031-01-01T01:00:00Z", "{room}");
+    // Shown back on the same clock, in the field and for people.
+    let page = org.get(&form_path).await;
+    assert!(
+        page.text.contains("value=\"2031-01-01T10:00\""),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("Wed 1 Jan 2031, 10:00 JST"),
+        "{}",
+        page.text
+    );
+}
