@@ -166,7 +166,10 @@ mod tests {
             tokio::task::yield_now().await;
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        assert!(matches!(gate.turn().await, Err(ApiError::Overloaded)), "the line is full");
+        assert!(
+            matches!(gate.turn().await, Err(ApiError::Overloaded)),
+            "the line is full"
+        );
         drop(first);
         for w in waiters {
             w.await.unwrap();
