@@ -350,6 +350,19 @@ fn every_error() -> Vec<ApiError> {
             detail: "refunded".into(),
             extra: Default::default(),
         },
+        ApiError::Image(tix_core::ImageProblem::Empty),
+        ApiError::Image(tix_core::ImageProblem::TooLarge {
+            bytes_max: tix_core::EVENT_IMAGE_BYTES_MAX as u32,
+        }),
+        ApiError::Image(tix_core::ImageProblem::Svg),
+        ApiError::Image(tix_core::ImageProblem::UnsupportedType),
+        ApiError::Image(tix_core::ImageProblem::Malformed),
+        ApiError::Image(tix_core::ImageProblem::Animated),
+        ApiError::Image(tix_core::ImageProblem::TooManyPixels {
+            width: 9000,
+            height: 10,
+        }),
+        ApiError::ImageContentType,
         ApiError::Unavailable("no leader".into()),
         ApiError::ClusterUnavailable {
             cause: "internal".into(),
