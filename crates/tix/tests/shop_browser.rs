@@ -292,11 +292,20 @@ fn poster_png(width: u32, height: u32) -> Vec<u8> {
 
 /// Stores `png` as event `event`'s image through the API as `api`'s account.
 async fn set_image(api: &ApiClient, event: u64, png: Vec<u8>, alt: &str) -> anyhow::Result<()> {
+    let alt: String = alt
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
     let r = api
         .http
-        .put(format!("{}/api/v1/events/{event}/image", api.base_url))
+        .put(format!(
+            "{}/api/v1/events/{event}/image?alt={alt}",
+            api.base_url
+        ))
         .bearer_auth(&api.token)
-        .query(&[("alt", alt)])
         .header("content-type", "image/png")
         .body(png)
         .send()
