@@ -682,14 +682,11 @@ pub fn unnumbered(capacity: u32) -> Value {
 /// A real PNG of `width` × `height` in one colour (8-bit RGB, uncompressed deflate blocks), as
 /// a browser would decode it.
 pub fn png(width: u32, height: u32) -> Vec<u8> {
-    let row = 1 + 3 * width as usize;
-    let mut raw = Vec::with_capacity(row * height as usize);
-    for _ in 0..height {
-        raw.push(0); // filter: none
-        for _ in 0..width {
-            raw.extend_from_slice(&[0x2a, 0x6f, 0xdb]);
-        }
-    }
+    // Each row: filter byte 0 (none), then the pixels.
+    let row: Vec<u8> = std::iter::once(0)
+        .chain([0x2a, 0x6f, 0xdb].repeat(width as usize))
+        .collect();
+    let raw = row.repeat(height as usize);
     let mut zlib = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
     for (i, block) in blocks.iter().enumerate() {
