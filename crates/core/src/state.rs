@@ -1936,7 +1936,15 @@ impl State {
             .iter()
             .map(|r| r.visitors() * (12 + 16 + ENTRY_BYTES))
             .sum();
-        (size_of::<State>() + users + sessions + events + holds + cancellations + visitors) as u64
+        // Image descriptors only: the bytes are history.
+        let images: usize = self
+            .ext
+            .images
+            .values()
+            .map(|i| size_of::<crate::image::EventImage>() + i.alt.len() + ENTRY_BYTES)
+            .sum();
+        let parts = users + sessions + events + holds + cancellations + visitors + images;
+        (size_of::<State>() + parts) as u64
     }
 
     /// Returns a 64-bit digest of the whole state, history included (through

@@ -125,14 +125,13 @@ pub fn validate_alt(alt: &str) -> Result<String, ApiError> {
     Ok(alt.to_owned())
 }
 
-/// Who may change an event's image: its organizer or an admin. Answers before a body is read.
-fn check_owner(state: &AppState, caller: &Caller, event_id: EventId) -> Result<(), ApiError> {
+/// Who may change an event's image: its organizer or an admin. Answers before a body is read
+/// (the core decides it again through the log); an event not found locally is looked up again
+/// after a linearizable read.
+async fn check_owner(state: &AppState, caller: &Caller, event_id: EventId) -> Result<(), ApiError> {
     let organizer = state
-        .node
-        .shared
-        .read()
-        .event(event_id)
-        .map(|e| e.organizer);
+        .read_fresh(|s| s.event(event_id).map(|e| e.organizer))
+        .await;
     let organizer = organizer.ok_or(ApiError::NotFound("event"))?;
     if !(caller.is_admin() || caller.user_id == organizer) {
         return Err(ApiError::Forbidden(
@@ -242,7 +241,7 @@ async fn put_image(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let event_id = EventId(id);
-    check_owner(&state, &caller, event_id)?;
+    check_owner(&state, &caller, event_id).await?;
     let alt = validate_alt(query.alt.as_deref().unwrap_or(""))?;
     check_declared_type(&headers)?;
     let bytes = read_upload(&headers, body).await?;
@@ -280,7 +279,7 @@ async fn delete_image(
     ApiPath(id): ApiPath,
 ) -> Result<StatusCode, ApiError> {
     let event_id = EventId(id);
-    check_owner(&state, &caller, event_id)?;
+    check_owner(&state, &caller, event_id).await?;
     set_image(&state, event_id, caller.user_id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -516,6 +516,10 @@ fn documented_limits_are_the_enforced_ones() {
             "/paths/~1api~1v1~1events/get/parameters/4/schema/maximum".to_owned(),
             u64::from(tix_http::events::PER_PAGE_MAX),
         ),
+        (
+            "/paths/~1api~1v1~1events~1{id}~1image/put/parameters/1/schema/maxLength".to_owned(),
+            tix_core::IMAGE_ALT_CHARS_MAX as u64,
+        ),
     ];
     for (pointer, enforced) in checks {
         assert_eq!(number_at(&doc, &pointer), enforced, "{pointer}");
