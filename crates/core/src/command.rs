@@ -305,6 +305,17 @@ pub enum Command {
         /// The zone's IANA name, such as `Europe/Vienna`; `UTC` removes the stored zone.
         zone: String,
     },
+    /// Sets or removes an event's image (`crate::image`): the event's organizer or an admin,
+    /// checked here, as are the bytes (type by magic bytes, size, pixels) and the alt text.
+    /// The bytes go to history; the hot state keeps a descriptor. Appended last.
+    SetEventImage {
+        /// Which event.
+        event_id: EventId,
+        /// Who sets it.
+        by: UserId,
+        /// The new image, or `None` to remove the event's image.
+        image: Option<crate::image::ImageUpload>,
+    },
 }
 
 /// The longest cancellation reason, in characters (it is kept in the hot state forever).
@@ -320,7 +331,8 @@ impl Command {
             | Command::CancelEvent { event_id, .. }
             | Command::SetWaitingRoom { event_id, .. }
             | Command::JoinQueue { event_id, .. }
-            | Command::SetEventZone { event_id, .. } => Some(*event_id),
+            | Command::SetEventZone { event_id, .. }
+            | Command::SetEventImage { event_id, .. } => Some(*event_id),
             _ => None,
         }
     }

@@ -24,6 +24,7 @@ const TAG_WAITING_ROOMS: u16 = 1;
 /// Section tag of [`Extensions::mail`].
 const TAG_ACCOUNT_MAIL: u16 = 2;
 use crate::ids::EventId;
+use crate::image::EventImage;
 use crate::layout::VenueLayout;
 
 /// Section tag of [`Extensions::layouts`].
@@ -31,6 +32,9 @@ const TAG_LAYOUTS: u16 = 3;
 
 /// Section tag of [`Extensions::zones`].
 const TAG_ZONES: u16 = 4;
+
+/// Section tag of [`Extensions::images`].
+const TAG_IMAGES: u16 = 5;
 
 /// The collections added to the state after its field list was frozen, each with its own tag.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,6 +49,8 @@ pub struct Extensions {
     /// Tag 4: the IANA time-zone names of the events that have one (`crate::zone`); an event
     /// missing here is UTC.
     pub zones: BTreeMap<EventId, String>,
+    /// Tag 5: the descriptors of the events' images (`crate::image`); the bytes are history.
+    pub images: BTreeMap<EventId, EventImage>,
 }
 
 /// One encoded section: its tag and the postcard bytes of its collection.
@@ -71,6 +77,9 @@ impl Extensions {
         if !self.zones.is_empty() {
             sections.push(section(TAG_ZONES, &self.zones)?);
         }
+        if !self.images.is_empty() {
+            sections.push(section(TAG_IMAGES, &self.images)?);
+        }
         Ok(sections)
     }
 
@@ -84,6 +93,7 @@ impl Extensions {
             }
             TAG_LAYOUTS => self.layouts = postcard::from_bytes(bytes)?,
             TAG_ZONES => self.zones = postcard::from_bytes(bytes)?,
+            TAG_IMAGES => self.images = postcard::from_bytes(bytes)?,
             _ => return Ok(false),
         }
         Ok(true)

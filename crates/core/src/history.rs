@@ -1,5 +1,6 @@
 //! History: what tix remembers but a sale does not decide — tickets, orders, idempotency
-//! records and per-customer counts — kept out of the in-memory [`State`](crate::State).
+//! records, per-customer counts and the bytes of event images — kept out of the in-memory
+//! [`State`](crate::State).
 //!
 //! The core stays pure: it reads history through the [`History`] trait and writes it as
 //! [`Changes`], an overlay the state collects while it applies commands. Reads see the overlay
@@ -137,6 +138,9 @@ pub struct Changes {
     pub records: BTreeMap<RecordKey, RecordChange>,
     /// Per-customer counts (tickets plus held units) of events that keep them; 0 deletes the row.
     pub counts: BTreeMap<CountKey, u32>,
+    /// Event images stored (their bytes) or removed (`None`); the hot state keeps their
+    /// descriptors (`crate::image`).
+    pub images: BTreeMap<EventId, Option<Vec<u8>>>,
 }
 
 impl Changes {
@@ -146,6 +150,7 @@ impl Changes {
             && self.orders.is_empty()
             && self.records.is_empty()
             && self.counts.is_empty()
+            && self.images.is_empty()
     }
 }
 
@@ -176,6 +181,8 @@ pub trait HistoryScan: History {
     fn for_each_order(&self, f: &mut dyn FnMut(&Order));
     /// Calls `f` for every per-customer count row.
     fn for_each_count(&self, f: &mut dyn FnMut(CountKey, u32));
+    /// Calls `f` for every stored event image, in event order.
+    fn for_each_image(&self, f: &mut dyn FnMut(EventId, &[u8]));
 }
 
 /// History in memory: the reference implementation (tests, the model, tools).
@@ -186,6 +193,7 @@ pub struct MemoryHistory {
     records: BTreeMap<RecordKey, Record>,
     record_times: BTreeSet<(u64, RecordKey)>,
     counts: BTreeMap<CountKey, u32>,
+    images: BTreeMap<EventId, Vec<u8>>,
 }
 
 impl MemoryHistory {
@@ -217,6 +225,17 @@ impl MemoryHistory {
                 self.counts.insert(key, count);
             }
         }
+        for (event_id, image) in changes.images {
+            match image {
+                Some(bytes) => self.images.insert(event_id, bytes),
+                None => self.images.remove(&event_id),
+            };
+        }
+    }
+
+    /// Returns the bytes of an event's image.
+    pub fn image(&self, event_id: EventId) -> Option<&[u8]> {
+        self.images.get(&event_id).map(Vec::as_slice)
     }
 
     /// Returns how many idempotency records are kept.
@@ -293,6 +312,12 @@ impl HistoryScan for MemoryHistory {
     fn for_each_count(&self, f: &mut dyn FnMut(CountKey, u32)) {
         for (key, count) in &self.counts {
             f(*key, *count);
+        }
+    }
+
+    fn for_each_image(&self, f: &mut dyn FnMut(EventId, &[u8])) {
+        for (event_id, bytes) in &self.images {
+            f(*event_id, bytes);
         }
     }
 }

@@ -49,7 +49,10 @@ impl State {
     /// - a cancelled event exists and has no active ticket and no hold;
     /// - every stored email address is valid and belongs to an account, every open password
     ///   reset belongs to an account and has not outlived its expiry, one per account;
-    /// - every stored time zone belongs to an event and is a valid name other than `UTC`.
+    /// - every stored time zone belongs to an event and is a valid name other than `UTC`;
+    /// - every image descriptor belongs to an event, has valid alt text and matches the bytes
+    ///   stored in history (size, SHA-256, format and dimensions read again), and every stored
+    ///   image has a descriptor.
     ///
     /// Pending changes must have been written to `h` first.
     pub fn check_invariants(&self, h: &dyn HistoryScan) -> Result<(), InvariantViolation> {
@@ -193,6 +196,8 @@ impl State {
                 "event {id}: stored zone {zone:?} is not a valid, non-default name"
             );
         }
+        // An event's image descriptor matches its stored bytes, and every stored image has one.
+        check_images(&parts, h)?;
         // Each seat is in exactly one section, row and place: the layout's sections cover the
         // event's seats `1..=N` one after another, so their sizes add up to N.
         for (id, layout) in parts.layouts {
@@ -347,6 +352,48 @@ fn check_seats(event_id: EventId, inv: &Inventory) -> Result<(), InvariantViolat
     ensure!(
         sold_seen == *sold && held_seen == *held,
         "event {event_id}: seat map counts disagree with counters"
+    );
+    Ok(())
+}
+
+/// Invariant 19: the hot state's image descriptors and history's image bytes agree one to one.
+fn check_images(
+    parts: &crate::state::StateParts<'_>,
+    h: &dyn HistoryScan,
+) -> Result<(), InvariantViolation> {
+    for (id, image) in parts.images {
+        ensure!(
+            parts.events.contains_key(id),
+            "image of event {id}, which does not exist"
+        );
+        ensure!(
+            crate::image::alt_is_valid(&image.alt)
+                && image.bytes as usize <= crate::image::EVENT_IMAGE_BYTES_MAX,
+            "event {id}: image descriptor out of its limits"
+        );
+    }
+    let mut stored = 0usize;
+    let mut problem: Option<InvariantViolation> = None;
+    h.for_each_image(&mut |id, bytes| {
+        stored += 1;
+        if problem.is_some() {
+            return;
+        }
+        let matches = parts.images.get(&id).is_some_and(|i| i.matches(bytes));
+        if !matches {
+            problem = Some(InvariantViolation(format!(
+                "event {id}: stored image of {} bytes without a matching descriptor",
+                bytes.len()
+            )));
+        }
+    });
+    if let Some(problem) = problem {
+        return Err(problem);
+    }
+    ensure!(
+        stored == parts.images.len(),
+        "{} image descriptors, {stored} stored images",
+        parts.images.len()
     );
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod command;
 pub mod extensions;
 pub mod history;
 pub mod ids;
+pub mod image;
 pub mod invariants;
 pub mod inventory;
 pub mod layout;
@@ -35,6 +36,11 @@ pub use history::{
     RecordedAnswer,
 };
 pub use ids::{CustomerKey, EventId, HoldId, IdempotencyKey, OrderId, TicketId, UserId};
+pub use image::{
+    EVENT_IMAGE_BYTES_MAX, EVENT_IMAGE_PIXELS_MAX, EVENT_IMAGE_SIDE_PIXELS_MAX, EventImage,
+    IMAGE_ALT_CHARS_MAX, ImageFormat, ImageInfo, ImageProblem, ImageRejection, ImageUpload,
+    alt_is_valid, image_sha256, inspect as inspect_image,
+};
 pub use invariants::InvariantViolation;
 pub use inventory::{Inventory, SeatLayout, SeatState};
 pub use layout::{MapSection, SeatMap, SeatPlace, VenueLayout};

@@ -34,8 +34,10 @@ pub enum Outcome {
     Queue(Result<crate::waiting::Joined, crate::waiting::QueueRejection>),
     /// Answer to `SetEmail`, `CreatePasswordReset` and `ResetPassword`: the account changed.
     Account(Result<UserId, AccountRejection>),
-    /// The answer of `SetEventZone`. Appended last.
+    /// The answer of `SetEventZone`.
     Zone(Result<(), crate::zone::ZoneRejection>),
+    /// The answer of `SetEventImage`. Appended last.
+    Image(Result<(), crate::image::ImageRejection>),
 }
 
 /// An answer that may have been recorded earlier under the same idempotency key.
@@ -247,6 +249,7 @@ answers! {
     Queue => Result<crate::waiting::Joined, crate::waiting::QueueRejection>,
     Account => Result<UserId, AccountRejection>,
     Zone => Result<(), crate::zone::ZoneRejection>,
+    Image => Result<(), crate::image::ImageRejection>,
 }
 
 impl Rejection {

@@ -8,7 +8,7 @@
 //!
 //! `State` is the **hot set**: what a sale decides (accounts, sessions, events with their
 //! counters and seat maps, active holds), small and in memory. Tickets, orders, idempotency
-//! records and per-customer counts are **history**: read through [`History`] and written as
+//! records, per-customer counts and the bytes of event images are **history**: read through [`History`] and written as
 //! [`Changes`] that the state collects in `pending` until the caller takes them
 //! ([`State::take_changes`]) and writes them out. `history_digest` folds every change into the
 //! state, so [`State::digest`] covers history without reading it.
@@ -599,7 +599,60 @@ impl State {
             Command::SetEventZone { event_id, by, zone } => {
                 Outcome::Zone(self.set_event_zone(*event_id, *by, zone))
             }
+            Command::SetEventImage {
+                event_id,
+                by,
+                image,
+            } => Outcome::Image(self.set_event_image(*event_id, *by, image.as_ref())),
         }
+    }
+
+    // ----- event images -----
+
+    /// Stores (or with `None` removes) an event's image: the bytes as a history change, the
+    /// descriptor in the hot state. Removing an image the event does not have changes nothing.
+    fn set_event_image(
+        &mut self,
+        event_id: EventId,
+        by: UserId,
+        upload: Option<&crate::image::ImageUpload>,
+    ) -> Result<(), crate::image::ImageRejection> {
+        use crate::image::{EventImage, ImageRejection, alt_is_valid, inspect};
+        let event = self
+            .events
+            .get(&event_id)
+            .ok_or(ImageRejection::UnknownEvent)?;
+        let is_admin = self.users.get(&by).is_some_and(|u| u.role == Role::Admin);
+        if event.organizer != by && !is_admin {
+            return Err(ImageRejection::NotYourEvent);
+        }
+        if self.cancellations.contains_key(&event_id) {
+            return Err(ImageRejection::Cancelled);
+        }
+        let Some(upload) = upload else {
+            if self.ext.images.remove(&event_id).is_some() {
+                self.fold_digest(&(event_id, None::<[u8; 32]>));
+                self.pending.images.insert(event_id, None);
+            }
+            return Ok(());
+        };
+        let info = inspect(&upload.bytes).map_err(ImageRejection::Bad)?;
+        if !alt_is_valid(&upload.alt) {
+            return Err(ImageRejection::BadAlt);
+        }
+        let image = EventImage::of(upload, info, self.now_ms);
+        // The descriptor's SHA-256 (in the hot state, so in the digest) stands for the bytes.
+        self.fold_digest(&(event_id, Some(image.sha256)));
+        self.pending
+            .images
+            .insert(event_id, Some(upload.bytes.clone()));
+        self.ext.images.insert(event_id, image);
+        Ok(())
+    }
+
+    /// Returns the descriptor of an event's image, if it has one (the bytes are in history).
+    pub fn event_image(&self, id: EventId) -> Option<&crate::image::EventImage> {
+        self.ext.images.get(&id)
     }
 
     // ----- time zones -----
@@ -1883,7 +1936,15 @@ impl State {
             .iter()
             .map(|r| r.visitors() * (12 + 16 + ENTRY_BYTES))
             .sum();
-        (size_of::<State>() + users + sessions + events + holds + cancellations + visitors) as u64
+        // Image descriptors only: the bytes are history.
+        let images: usize = self
+            .ext
+            .images
+            .values()
+            .map(|i| size_of::<crate::image::EventImage>() + i.alt.len() + ENTRY_BYTES)
+            .sum();
+        let parts = users + sessions + events + holds + cancellations + visitors + images;
+        (size_of::<State>() + parts) as u64
     }
 
     /// Returns a 64-bit digest of the whole state, history included (through
@@ -1952,6 +2013,7 @@ impl State {
             waiting_rooms: &self.ext.waiting_rooms,
             layouts: &self.ext.layouts,
             zones: &self.ext.zones,
+            images: &self.ext.images,
         }
     }
 }
@@ -1971,6 +2033,7 @@ pub(crate) struct StateParts<'a> {
     pub ended_hold_expiry: &'a BTreeSet<(u64, HoldId)>,
     pub layouts: &'a BTreeMap<EventId, VenueLayout>,
     pub zones: &'a BTreeMap<EventId, String>,
+    pub images: &'a BTreeMap<EventId, crate::image::EventImage>,
     pub next_hold: u64,
     pub waiting_rooms: &'a crate::waiting::WaitingRooms,
 }

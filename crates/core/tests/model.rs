@@ -20,9 +20,9 @@ use proptest::sample::Index;
 use tix_core::{
     Admitted, Batch, CancelRejection, CheckInRejection, Command, CustomerKey, EventCancelled,
     EventDetails, EventId, EventRejection, HoldId, HoldPlaced, HoldRequest, IdempotencyKey,
-    InventorySpec, Limits, MemoryHistory, OrderConfirmed, OrderId, Outcome, PaymentRefund,
-    Refunded, Rejection, Replayable, Replica, Role, Sale, State, TicketId, UserId, Venue,
-    ZoneRejection,
+    ImageProblem, ImageRejection, ImageUpload, InventorySpec, Limits, MemoryHistory,
+    OrderConfirmed, OrderId, Outcome, PaymentRefund, Refunded, Rejection, Replayable, Replica,
+    Role, Sale, State, TicketId, UserId, Venue, ZoneRejection,
 };
 
 /// Log time of the setup batch.
@@ -39,6 +39,32 @@ const UNKNOWN_EVENT: u64 = 9;
 const TOKENS: [&str; 3] = ["t0", "t1", "t2"];
 /// Time-zone names the steps draw from: the default, two real ones and a malformed one.
 const ZONES: [&str; 4] = ["UTC", "Europe/Vienna", "America/New_York", "Bad Zone"];
+/// Images the steps draw from: none (remove), two PNGs and an SVG (refused).
+const IMAGES: usize = 4;
+
+/// The image of a `SetImage` step: `None` removes; 3 is an SVG document.
+fn image_of(n: u8) -> Option<Vec<u8>> {
+    match n {
+        0 => None,
+        1 => Some(png(4, 3)),
+        2 => Some(png(16, 9)),
+        _ => Some(b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec()),
+    }
+}
+
+/// The header of a PNG of `width` × `height`: signature, IHDR and an empty IDAT.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    b.extend_from_slice(&13u32.to_be_bytes());
+    b.extend_from_slice(b"IHDR");
+    b.extend_from_slice(&width.to_be_bytes());
+    b.extend_from_slice(&height.to_be_bytes());
+    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(b"IDAT");
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b
+}
 
 fn limits() -> Limits {
     Limits {
@@ -145,6 +171,14 @@ enum Step {
         organizer: bool,
         user: u8,
         zone: u8,
+    },
+    /// `organizer`: sent by the events' organizer, else by attendee `user` (refused).
+    /// `image`: see [`image_of`].
+    SetImage {
+        event: u64,
+        organizer: bool,
+        user: u8,
+        image: u8,
     },
 }
 
@@ -276,6 +310,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (event_ref(), prop::bool::weighted(0.8), 1..4u8, 0..4u8).prop_map(
             |(event, organizer, user, zone)| Step::SetZone { event, organizer, user, zone }
         ),
+        1 => (event_ref(), prop::bool::weighted(0.8), 1..4u8, 0..IMAGES as u8).prop_map(
+            |(event, organizer, user, image)| Step::SetImage { event, organizer, user, image }
+        ),
     ]
 }
 
@@ -352,6 +389,8 @@ struct View {
     record_count: usize,
     /// Per event: its time zone.
     zones: Vec<(EventId, String)>,
+    /// Per event: its image's bytes, as history holds them.
+    images: Vec<(EventId, Option<Vec<u8>>)>,
 }
 
 /// The obviously-correct version of the rules: plain maps, everything recomputed by scanning.
@@ -368,6 +407,8 @@ struct Model {
     cancelled: BTreeMap<EventId, (IdempotencyKey, EventCancelled)>,
     /// Events with a time zone other than UTC.
     zones: BTreeMap<EventId, String>,
+    /// Events with an image: its bytes.
+    images: BTreeMap<EventId, Vec<u8>>,
     /// Every purchase and hold sent so far, for retries.
     keyed: Vec<Command>,
     next_hold: u64,
@@ -400,6 +441,7 @@ impl Model {
             sessions: BTreeMap::new(),
             cancelled: BTreeMap::new(),
             zones: BTreeMap::new(),
+            images: BTreeMap::new(),
             keyed: Vec::new(),
             next_hold: 1,
             next_order: 1,
@@ -441,6 +483,11 @@ impl Model {
                         self.zones.get(id).map_or("UTC", String::as_str).to_owned(),
                     )
                 })
+                .collect(),
+            images: self
+                .events
+                .keys()
+                .map(|id| (*id, self.images.get(id).cloned()))
                 .collect(),
         }
     }
@@ -624,6 +671,23 @@ impl Model {
                     self.user(*user)
                 },
                 zone: ZONES[*zone as usize].into(),
+            },
+            Step::SetImage {
+                event,
+                organizer,
+                user,
+                image,
+            } => Command::SetEventImage {
+                event_id: EventId(*event),
+                by: if *organizer {
+                    self.users[0]
+                } else {
+                    self.user(*user)
+                },
+                image: image_of(*image).map(|bytes| ImageUpload {
+                    bytes,
+                    alt: "The poster".into(),
+                }),
             },
         }
     }
@@ -820,6 +884,11 @@ impl Model {
             Command::SetEventZone { event_id, by, zone } => {
                 Outcome::Zone(self.set_zone(*event_id, *by, zone))
             }
+            Command::SetEventImage {
+                event_id,
+                by,
+                image,
+            } => Outcome::Image(self.set_image(*event_id, *by, image.as_ref())),
             other => panic!("the model does not generate {other:?}"),
         }
     }
@@ -1159,6 +1228,35 @@ impl Model {
         Ok(())
     }
 
+    fn set_image(
+        &mut self,
+        event_id: EventId,
+        by: UserId,
+        image: Option<&ImageUpload>,
+    ) -> Result<(), ImageRejection> {
+        if !self.events.contains_key(&event_id) {
+            return Err(ImageRejection::UnknownEvent);
+        }
+        if by != self.users[0] {
+            return Err(ImageRejection::NotYourEvent);
+        }
+        if self.cancelled.contains_key(&event_id) {
+            return Err(ImageRejection::Cancelled);
+        }
+        match image {
+            None => {
+                self.images.remove(&event_id);
+            }
+            Some(upload) if upload.bytes.starts_with(b"<svg") => {
+                return Err(ImageRejection::Bad(ImageProblem::Svg));
+            }
+            Some(upload) => {
+                self.images.insert(event_id, upload.bytes.clone());
+            }
+        }
+        Ok(())
+    }
+
     fn cancel_fresh(
         &mut self,
         event_id: EventId,
@@ -1380,6 +1478,10 @@ fn view(state: &Replica) -> View {
         zones: state
             .events()
             .map(|e| (e.id, state.event_zone(e.id).to_owned()))
+            .collect(),
+        images: state
+            .events()
+            .map(|e| (e.id, state.history().image(e.id).map(<[u8]>::to_vec)))
             .collect(),
     }
 }

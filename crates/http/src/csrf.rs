@@ -152,6 +152,13 @@ fn is_own_origin(
     scheme_ok && authority.eq_ignore_ascii_case(host.trim())
 }
 
+/// `/api/v1/events/{id}/image`: the one API route whose body is not JSON.
+fn images_path(path: &str) -> bool {
+    path.strip_prefix("/api/v1/events/")
+        .and_then(|rest| rest.strip_suffix("/image"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
 /// True when the request has a body or a `Content-Type` that is not JSON.
 fn body_not_json(headers: &HeaderMap) -> bool {
     match headers.get(CONTENT_TYPE) {
@@ -228,25 +235,54 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         return refuse(api, why);
     }
     if api {
-        if body_not_json(request.headers()) {
+        // An event image is uploaded as its raw bytes, not JSON; an image type is not one a
+        // cross-site form or simple request can send, and the API still wants a bearer token.
+        // (Other methods on the path pass too, to be answered 405 by the router.)
+        let raw_upload = images_path(request.uri().path());
+        if !raw_upload && body_not_json(request.headers()) {
             return ApiError::UnsupportedMediaType.into_response();
         }
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, state.config.request_body_bytes_max).await {
+    let path = parts.uri.path();
+    // The event form carries an image: a larger body, for signed-in users only.
+    let image_form =
+        crate::pages::takes_image(path) && cookie(&parts.headers, SESSION_COOKIE).is_some();
+    let body_max = if image_form {
+        crate::pages::EVENT_FORM_BYTES_MAX.max(state.config.request_body_bytes_max)
+    } else {
+        state.config.request_body_bytes_max
+    };
+    let bytes: Bytes = match axum::body::to_bytes(body, body_max).await {
         Ok(bytes) => bytes,
         Err(_) => {
+            let message = if image_form {
+                format!(
+                    "The form is larger than this server accepts. An event's image may be at \
+                     most {} KiB: go back and choose a smaller one.",
+                    tix_core::EVENT_IMAGE_BYTES_MAX / 1024
+                )
+            } else {
+                "The form is larger than this server accepts.".to_owned()
+            };
             return PageError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 title: "Form too large".into(),
-                message: "The form is larger than this server accepts.".into(),
+                message,
                 nav: Nav::default(),
             }
             .into_response();
         }
     };
-    let form = form_pairs(&bytes);
+    // A multipart form (with a file) carries its token as a text part.
+    let form = match crate::multipart::boundary(&parts.headers) {
+        Some(Ok(boundary)) => crate::multipart::parse(&bytes, &boundary)
+            .map(|form| crate::multipart::text_pairs(&form))
+            .unwrap_or_default(),
+        Some(Err(_)) => Vec::new(),
+        None => form_pairs(&bytes),
+    };
     if let Err(why) = check_form_token(parts.uri.path(), &parts.headers, &form, secure) {
         return refuse(false, why);
     }

@@ -147,6 +147,15 @@ pub enum ApiError {
     /// A sale was refused at the event's waiting room (no place, not yet, window over).
     #[error("{}", .0.detail())]
     Admission(crate::queue::AdmissionRefused),
+    /// An uploaded event image was refused: too large (413), not an image tix takes (415), or
+    /// an image it does not store (422).
+    #[error("{}", image_detail(.0))]
+    Image(tix_core::ImageProblem),
+    /// An image upload whose `Content-Type` is not an image type (or octet-stream).
+    #[error(
+        "send the image's bytes as the body with Content-Type image/png, image/jpeg or image/webp"
+    )]
+    ImageContentType,
     /// A bug or storage failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -209,6 +218,8 @@ impl ApiError {
             | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Queue(q) => queue_status(q),
             ApiError::Admission(_) => StatusCode::FORBIDDEN,
+            ApiError::Image(p) => image_status(p),
+            ApiError::ImageContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -245,6 +256,8 @@ impl ApiError {
             ApiError::Overloaded => "overloaded",
             ApiError::Queue(q) => queue_kind(q),
             ApiError::Admission(r) => r.code(),
+            ApiError::Image(p) => image_kind(p),
+            ApiError::ImageContentType => "unsupported_image_type",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -283,8 +296,63 @@ impl ApiError {
             ApiError::Overloaded => "Too busy right now",
             ApiError::Queue(_) => "Waiting room",
             ApiError::Admission(_) => "Not admitted yet",
+            ApiError::Image(_) | ApiError::ImageContentType => "Image refused",
             ApiError::Internal(_) => "Internal error",
         }
+    }
+}
+
+/// The status of a refused image: too large 413, not an image tix takes 415, otherwise 422.
+fn image_status(p: &tix_core::ImageProblem) -> StatusCode {
+    use tix_core::ImageProblem as P;
+    match p {
+        P::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        P::Svg | P::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        P::Empty | P::Malformed | P::Animated | P::TooManyPixels { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
+}
+
+/// The stable name of a refused image's problem.
+fn image_kind(p: &tix_core::ImageProblem) -> &'static str {
+    use tix_core::ImageProblem as P;
+    match p {
+        P::Empty => "image_empty",
+        P::TooLarge { .. } => "image_too_large",
+        P::Svg => "svg_refused",
+        P::UnsupportedType => "unsupported_image_type",
+        P::Malformed => "image_malformed",
+        P::Animated => "image_animated",
+        P::TooManyPixels { .. } => "image_too_many_pixels",
+    }
+}
+
+/// Says what is wrong with an image and what to do, for the API and the event form.
+pub fn image_detail(p: &tix_core::ImageProblem) -> String {
+    use tix_core::ImageProblem as P;
+    match p {
+        P::Empty => "the image is empty; choose a PNG, JPEG or WebP file".into(),
+        P::TooLarge { bytes_max } => format!(
+            "the image is larger than {} KiB; save it smaller (a poster of 1600 × 900 pixels as \
+             JPEG or WebP is usually 150–400 KiB)",
+            bytes_max / 1024
+        ),
+        P::Svg => {
+            "SVG images are not accepted (they can carry script); use PNG, JPEG or WebP".into()
+        }
+        P::UnsupportedType => {
+            "not a PNG, JPEG or WebP image (the type is read from the file itself)".into()
+        }
+        P::Malformed => "the image file is damaged or cut short; export it again".into(),
+        P::Animated => "animated images are not accepted (an animation cannot be paused on \
+             the page); use a still image"
+            .into(),
+        P::TooManyPixels { width, height } => format!(
+            "the image is {width} × {height} pixels; at most {} pixels a side and {} megapixels",
+            tix_core::EVENT_IMAGE_SIDE_PIXELS_MAX,
+            tix_core::EVENT_IMAGE_PIXELS_MAX / (1024 * 1024)
+        ),
     }
 }
 
@@ -462,6 +530,9 @@ impl ApiError {
             ApiError::CheckInRefused { reason, extra, .. } => {
                 body.insert("reason".into(), json!(reason));
                 body.extend(extra.clone());
+            }
+            ApiError::Image(tix_core::ImageProblem::TooLarge { bytes_max }) => {
+                body.insert("bytes_max".into(), json!(bytes_max));
             }
             ApiError::Queue(tix_core::QueueRejection::Invalid(_)) => {
                 body.insert("field".into(), json!("waiting_room"));

@@ -623,7 +623,7 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [("location", location)],
-        Json(views::event(event, None, s.layout(id), s.event_zone(id))),
+        Json(views::event(event, &s)),
     )
         .into_response())
 }
@@ -667,9 +667,7 @@ async fn update(
     let s = state.node.shared.read();
     Ok(Json(views::event(
         s.event(id).ok_or(ApiError::NotFound("event"))?,
-        s.cancellation(id),
-        s.layout(id),
-        s.event_zone(id),
+        &s,
     )))
 }
 
@@ -927,8 +925,7 @@ async fn detail(
     let event = state
         .read_fresh(|s| {
             let id = EventId(id);
-            s.event(id)
-                .map(|e| views::event(e, s.cancellation(id), s.layout(id), s.event_zone(id)))
+            s.event(id).map(|e| views::event(e, s))
         })
         .await;
     Ok(Json(event.ok_or(ApiError::NotFound("event"))?))
@@ -1056,11 +1053,7 @@ async fn list(
     let s = state.node.shared.read();
     let page = search(s.events(), &query)?;
     Ok(Json(views::EventPage {
-        events: page
-            .events
-            .iter()
-            .map(|e| views::event(e, s.cancellation(e.id), s.layout(e.id), s.event_zone(e.id)))
-            .collect(),
+        events: page.events.iter().map(|e| views::event(e, &s)).collect(),
         total: page.total as u64,
         page: page.page,
         per_page: page.per_page,

@@ -8,7 +8,9 @@
 //!   (for browsers that predate `frame-ancestors`).
 //! - `Cache-Control: no-store` on everything but the static assets, unless a handler chose
 //!   otherwise: pages carry ticket codes, sessions and live availability, none of which a shared
-//!   or browser cache should keep.
+//!   or browser cache should keep. Event images (`GET /api/v1/events/{id}/image`, public) set
+//!   their own `Cache-Control: public` with an `ETag` (`images.rs`); their refusals keep
+//!   `no-store`.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};

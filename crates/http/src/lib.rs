@@ -16,8 +16,10 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod headers;
+pub mod images;
 pub mod listener;
 pub mod live;
+pub mod multipart;
 pub mod notify;
 pub mod openapi;
 pub mod ops;
@@ -179,6 +181,9 @@ pub struct AppInner {
     pub joins: shed::JoinGate,
     /// The mail queue (order confirmations, cancellation notices, password resets).
     pub notifier: notify::Notifier,
+    /// Image uploads being proposed on this node (`images::UPLOADS_AT_ONCE_MAX`), so that one
+    /// log entry carries few images.
+    pub image_uploads: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for AppState {
@@ -213,6 +218,7 @@ impl AppState {
         let joins = shed::JoinGate::new(config.requests_in_flight_max, defaults::JOINS_WAITING_MAX);
         let notifier = notify::Notifier::new(config.mail.as_ref(), config.throttle_entries_max);
         AppState(Arc::new(AppInner {
+            image_uploads: tokio::sync::Semaphore::new(images::UPLOADS_AT_ONCE_MAX),
             notifier,
             assistant,
             in_flight,
@@ -288,6 +294,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sales::routes())
         .merge(shop::routes())
         .merge(queue::routes())
+        .merge(images::routes())
         .merge(assistant::routes());
     Router::new()
         .nest("/api/v1", api)

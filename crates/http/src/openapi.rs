@@ -28,7 +28,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::{assistant, auth, cluster, events, ops, queue, sales, shop, views};
+use crate::{assistant, auth, cluster, events, images, ops, queue, sales, shop, views};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -65,6 +65,7 @@ pub const BEARER: &str = "bearerAuth";
         auth::signup, auth::login, auth::logout, auth::me, auth::set_my_email, auth::set_role,
         events::list, events::create, events::detail, events::update, events::seats,
         events::ticket_key, events::cancel,
+        images::put_image, images::get_image, images::delete_image,
         sales::purchase, sales::availability, sales::sales, sales::purchase_batch,
         shop::place_hold, shop::get_hold, shop::release_hold, shop::checkout, shop::my_orders,
         shop::my_tickets, shop::get_ticket, shop::refund, shop::check_in,
@@ -86,7 +87,8 @@ pub const BEARER: &str = "bearerAuth";
             RefundRefused, DoorOnly, CheckInRefused, CheckInInvalid, MetricsNotFound,
             TooManyMessages, AssistantMessageInvalid, CancelOwnerOnly, AlreadyCancelled,
             CancelInvalid, QueueRefused, QueueInvalid, RoomInvalid, WaitingRoomNotFound,
-            AdmissionRefused, SaleForbidden, EmailInvalid,
+            AdmissionRefused, SaleForbidden, EmailInvalid, ImageOwnerOnly, ImageEventCancelled,
+            ImageTooLarge, ImageUnsupportedType, ImageInvalid, ImageNotFound,
         ),
     ),
     modifiers(&BearerScheme, &AnyOperation, &ClosedVariants),
@@ -180,7 +182,9 @@ pub struct Problem {
     /// `too_many_attempts`, `too_many_signups`, `cross_origin`, `unsupported_media_type`,
     /// `payload_too_large`, `method_not_allowed`, `forbidden`, `live_full`,
     /// `not_found`, `username_taken`, `last_admin`, `version_conflict`, `already_cancelled`,
-    /// `payment_declined`,
+    /// `payment_declined`, the image refusals (`image_too_large`, `unsupported_image_type`,
+    /// `svg_refused`, `image_empty`, `image_malformed`, `image_animated`,
+    /// `image_too_many_pixels`),
     /// `unavailable`, `internal`, or the `reason` of a refusal (`sold_out`, `seat_taken`,
     /// `already_admitted`...). The URI identifies; it does not resolve.
     #[serde(rename = "type")]
@@ -235,6 +239,9 @@ pub struct Problem {
     /// On `already_admitted`: the username of who admitted it (`null` if the account is gone).
     #[schema(required = false)]
     pub by: Option<String>,
+    /// On `image_too_large` (413): the largest image accepted, in bytes.
+    #[schema(required = false)]
+    pub bytes_max: u32,
     /// On `too_many_attempts` and `too_many_signups` (429): seconds until a retry is accepted,
     /// as in `Retry-After`.
     #[schema(required = false)]
@@ -680,6 +687,47 @@ problem_responses! {
         ),
         "not_in_queue" ("Not in the queue") =>
             ApiError::Admission(crate::queue::AdmissionRefused::NotInQueue),
+    }
+    /// Not allowed (`forbidden`): only the event's organizer or an admin may change its image.
+    ImageOwnerOnly [] {
+        "forbidden" ("Not the organizer") => ApiError::Forbidden(
+            "only the event's organizer or an admin may change its image",
+        ),
+    }
+    /// The event was cancelled (`event_cancelled`): its image no longer changes.
+    ImageEventCancelled [] {
+        "event_cancelled" ("Cancelled") => Rejection::EventCancelled.into(),
+    }
+    /// The image is larger than 512 KiB (`image_too_large`, with `bytes_max`).
+    ImageTooLarge [] {
+        "image_too_large" ("Too large") => ApiError::Image(tix_core::ImageProblem::TooLarge {
+            bytes_max: tix_core::EVENT_IMAGE_BYTES_MAX as u32,
+        }),
+    }
+    /// Not an image tix takes: the bytes are not PNG, JPEG or WebP (`unsupported_image_type`;
+    /// the type is read from the bytes), they are SVG (`svg_refused`: SVG can carry script), or
+    /// the declared `Content-Type` is not `image/png`, `image/jpeg`, `image/webp` or
+    /// `application/octet-stream` (`unsupported_image_type`).
+    ImageUnsupportedType [] {
+        "unsupported_image_type" ("Not PNG, JPEG or WebP") =>
+            ApiError::Image(tix_core::ImageProblem::UnsupportedType),
+        "svg_refused" ("SVG") => ApiError::Image(tix_core::ImageProblem::Svg),
+        "content_type" ("Not an image type") => ApiError::ImageContentType,
+    }
+    /// The image cannot be stored: empty (`image_empty`), its header damaged or cut short
+    /// (`image_malformed`), animated (`image_animated`), more than 8,192 pixels a side or 16
+    /// megapixels (`image_too_many_pixels`); or `alt` is longer than 300 characters or has
+    /// control characters (`invalid_field`, `field` = `alt`).
+    ImageInvalid [] {
+        "image_malformed" ("Damaged") => ApiError::Image(tix_core::ImageProblem::Malformed),
+        "image_too_many_pixels" ("Too many pixels") =>
+            ApiError::Image(tix_core::ImageProblem::TooManyPixels { width: 10000, height: 200 }),
+        "bad_alt" ("Alt text too long") =>
+            invalid("alt", "at most 300 characters (this one has 312)"),
+    }
+    /// Not found (`not_found`): no such event, or the event has no image.
+    ImageNotFound [] {
+        "not_found" ("No image") => ApiError::NotFound("image"),
     }
     /// Not found (`not_found`): no such event.
     EventNotFound [] {

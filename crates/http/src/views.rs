@@ -245,7 +245,12 @@ fn blocked_seats(seats: &[SeatState]) -> Vec<u32> {
     "inventory": {"kind": "numbered", "seats": 300, "rows": 15, "seats_per_row": 20,
                   "blocked": [1, 2]},
     "availability": {"event_id": 2, "capacity": 298, "sold": 10, "held": 2, "available": 286},
-    "cancelled": null
+    "cancelled": null,
+    "image_url": "/api/v1/events/2/image?v=9f86d081884c7d65",
+    "image": {"url": "/api/v1/events/2/image?v=9f86d081884c7d65", "content_type": "image/jpeg",
+              "bytes": 182731, "width": 1600, "height": 900,
+              "alt": "The string quartet on the Old Hall's stage",
+              "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 }))]
 pub struct Event {
     /// The event id.
@@ -287,6 +292,60 @@ pub struct Event {
     pub availability: Availability,
     /// When and why it was cancelled, or `null` while it is on.
     pub cancelled: Option<EventCancellation>,
+    /// Where its image is (`GET`, public, cacheable; the `v` parameter changes with the
+    /// image), or `null` when it has none.
+    #[schema(example = "/api/v1/events/2/image?v=9f86d081884c7d65")]
+    pub image_url: Option<String>,
+    /// Its image's description, or `null` when it has none.
+    pub image: Option<EventImage>,
+}
+
+/// An event's image: what it is; the bytes are at `url`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"url": "/api/v1/events/2/image?v=9f86d081884c7d65",
+    "content_type": "image/jpeg", "bytes": 182731, "width": 1600, "height": 900,
+    "alt": "The string quartet on the Old Hall's stage",
+    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}))]
+pub struct EventImage {
+    /// Where the image is: its `v` parameter changes with the image, so this URL may be cached
+    /// for good.
+    pub url: String,
+    /// Its media type, read from its bytes.
+    #[schema(example = "image/jpeg")]
+    pub content_type: String,
+    /// Its size in bytes.
+    pub bytes: u32,
+    /// Width in pixels.
+    #[schema(minimum = 1)]
+    pub width: u32,
+    /// Height in pixels.
+    #[schema(minimum = 1)]
+    pub height: u32,
+    /// What it shows, as the organizer described it; empty when they did not (pages then use
+    /// the event's name).
+    pub alt: String,
+    /// SHA-256 of its bytes, hex; its `ETag` is this in quotes.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub sha256: String,
+}
+
+/// Returns the URL of an event's image: versioned by the first 16 hex digits of its SHA-256.
+pub fn image_url(event_id: u64, image: &tix_core::EventImage) -> String {
+    let version = hex::encode(&image.sha256[..8]);
+    format!("/api/v1/events/{event_id}/image?v={version}")
+}
+
+/// Returns an event's image as the API shows it.
+pub fn event_image(event_id: u64, image: &tix_core::EventImage) -> EventImage {
+    EventImage {
+        url: image_url(event_id, image),
+        content_type: image.format.content_type().to_owned(),
+        bytes: image.bytes,
+        width: image.width,
+        height: image.height,
+        alt: image.alt.clone(),
+        sha256: hex::encode(image.sha256),
+    }
 }
 
 /// When and why an event was cancelled.
@@ -336,13 +395,13 @@ pub fn cancellation(
     }
 }
 
-/// Returns an event as the API shows it, with its cancellation if it has one.
-pub fn event(
-    e: &tix_core::Event,
-    cancelled: Option<&tix_core::Cancellation>,
-    venue_layout: Option<&tix_core::VenueLayout>,
-    time_zone: &str,
-) -> Event {
+/// Returns an event as the API shows it, with what the state keeps beside it: its
+/// cancellation, venue layout, time zone and image.
+pub fn event(e: &tix_core::Event, s: &tix_core::State) -> Event {
+    let cancelled = s.cancellation(e.id);
+    let venue_layout = s.layout(e.id);
+    let time_zone = s.event_zone(e.id);
+    let image = s.event_image(e.id);
     let d = &e.details;
     let inventory = match (&e.inventory, venue_layout) {
         (DomainInventory::Unnumbered { capacity, .. }, _) => Inventory::Unnumbered {
@@ -391,6 +450,8 @@ pub fn event(
             at: rfc3339(c.at_ms as i64),
             reason: c.reason.clone(),
         }),
+        image_url: image.map(|i| image_url(e.id.0, i)),
+        image: image.map(|i| event_image(e.id.0, i)),
     }
 }
 

@@ -350,6 +350,19 @@ fn every_error() -> Vec<ApiError> {
             detail: "refunded".into(),
             extra: Default::default(),
         },
+        ApiError::Image(tix_core::ImageProblem::Empty),
+        ApiError::Image(tix_core::ImageProblem::TooLarge {
+            bytes_max: tix_core::EVENT_IMAGE_BYTES_MAX as u32,
+        }),
+        ApiError::Image(tix_core::ImageProblem::Svg),
+        ApiError::Image(tix_core::ImageProblem::UnsupportedType),
+        ApiError::Image(tix_core::ImageProblem::Malformed),
+        ApiError::Image(tix_core::ImageProblem::Animated),
+        ApiError::Image(tix_core::ImageProblem::TooManyPixels {
+            width: 9000,
+            height: 10,
+        }),
+        ApiError::ImageContentType,
         ApiError::Unavailable("no leader".into()),
         ApiError::ClusterUnavailable {
             cause: "internal".into(),
@@ -502,6 +515,10 @@ fn documented_limits_are_the_enforced_ones() {
         (
             "/paths/~1api~1v1~1events/get/parameters/4/schema/maximum".to_owned(),
             u64::from(tix_http::events::PER_PAGE_MAX),
+        ),
+        (
+            "/paths/~1api~1v1~1events~1{id}~1image/put/parameters/1/schema/maxLength".to_owned(),
+            tix_core::IMAGE_ALT_CHARS_MAX as u64,
         ),
     ];
     for (pointer, enforced) in checks {

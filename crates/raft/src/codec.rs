@@ -325,6 +325,19 @@ mod tests {
                 by: UserId(1),
                 zone: "America/Argentina/Buenos_Aires".into(),
             },
+            Command::SetEventImage {
+                event_id: EventId(7),
+                by: UserId(1),
+                image: Some(tix_core::ImageUpload {
+                    bytes: (0..=255u8).cycle().take(70_000).collect(),
+                    alt: "The hall by night — ünïcode".into(),
+                }),
+            },
+            Command::SetEventImage {
+                event_id: EventId(7),
+                by: UserId(1),
+                image: None,
+            },
         ];
         round_trip(&Batch {
             time_ms: u64::MAX,
@@ -356,6 +369,14 @@ mod tests {
             Outcome::Account(Err(AccountRejection::UnknownResetToken)),
             Outcome::Zone(Ok(())),
             Outcome::Zone(Err(tix_core::ZoneRejection::BadZone)),
+            Outcome::Image(Ok(())),
+            Outcome::Image(Err(tix_core::ImageRejection::NotYourEvent)),
+            Outcome::Image(Err(tix_core::ImageRejection::Bad(
+                tix_core::ImageProblem::TooManyPixels {
+                    width: 9_000,
+                    height: 1,
+                },
+            ))),
             Outcome::Session,
             Outcome::Event(Ok((EventId(1), 2))),
             Outcome::Event(Err(EventRejection::BadInventory {

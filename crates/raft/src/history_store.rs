@@ -7,7 +7,9 @@
 //! transaction. Rows are postcard: tickets and orders by id, idempotency records by
 //! `(recorded_at_ms, key hash)` — time first, so records are appended at the end of their table
 //! and expire from its front, never scattered by their random hashes — with a [`RecordIndex`] in
-//! memory (hash → time) to find one, per-customer counts by `(event, customer hash)`. Secondary
+//! memory (hash → time) to find one, per-customer counts by `(event, customer hash)`, and the
+//! bytes of event images by event (raw, not postcard: the edge serves them as they are; the hot
+//! state keeps their descriptors). Secondary
 //! indexes serve listings: an event's active tickets in sale order (`/sales`, dashboards), a
 //! user's tickets and orders.
 //!
@@ -35,6 +37,8 @@ use tix_core::{
 pub(crate) const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
 /// Orders by id.
 pub(crate) const ORDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("orders");
+/// Event images by event id: the image's bytes as uploaded.
+pub(crate) const EVENT_IMAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("event_images");
 /// Idempotency records by `(recorded_at_ms, key hash)`.
 pub(crate) const RECORDS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("records");
 
@@ -73,7 +77,7 @@ pub(crate) const USER_TICKETS: TableDefinition<(u64, u64), ()> =
 pub(crate) const USER_ORDERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("user_orders");
 
 /// Every history table, for creating, wiping and copying them.
-pub(crate) const ALL_U64_BYTES: [TableDefinition<u64, &[u8]>; 2] = [TICKETS, ORDERS];
+pub(crate) const ALL_U64_BYTES: [TableDefinition<u64, &[u8]>; 3] = [TICKETS, ORDERS, EVENT_IMAGES];
 /// The index tables keyed by two u64s.
 pub(crate) const ALL_PAIR_INDEXES: [TableDefinition<(u64, u64), ()>; 3] =
     [EVENT_TICKETS, USER_TICKETS, USER_ORDERS];
@@ -109,15 +113,16 @@ pub(crate) fn encode(value: &impl serde::Serialize) -> Vec<u8> {
     postcard::to_stdvec(value).expect("history rows serialize")
 }
 
-/// Reads history through five tables of one transaction. `History` cannot return errors (the
+/// Reads history through six tables of one transaction. `History` cannot return errors (the
 /// core is pure), so a read failure panics: a replica that cannot read its own history must
 /// stop rather than decide a sale without it.
-pub(crate) struct HistoryView<T, O, R, C, E, Ix> {
+pub(crate) struct HistoryView<T, O, R, C, E, G, Ix> {
     pub tickets: T,
     pub orders: O,
     pub records: R,
     pub counts: C,
     pub event_tickets: E,
+    pub images: G,
     pub index: Ix,
 }
 
@@ -141,13 +146,14 @@ where
     guard.map(|g| decode(what, g.value())).transpose()
 }
 
-impl<T, O, R, C, E, Ix> History for HistoryView<T, O, R, C, E, Ix>
+impl<T, O, R, C, E, G, Ix> History for HistoryView<T, O, R, C, E, G, Ix>
 where
     T: ReadableTable<u64, &'static [u8]>,
     O: ReadableTable<u64, &'static [u8]>,
     R: ReadableTable<(u64, u128), &'static [u8]>,
     C: ReadableTable<(u64, u128), u32>,
     E: ReadableTable<(u64, u64), ()>,
+    G: ReadableTable<u64, &'static [u8]>,
     Ix: RecordLocator,
 {
     fn ticket(&self, id: TicketId) -> Option<Ticket> {
@@ -205,13 +211,14 @@ where
     }
 }
 
-impl<T, O, R, C, E, Ix> HistoryScan for HistoryView<T, O, R, C, E, Ix>
+impl<T, O, R, C, E, G, Ix> HistoryScan for HistoryView<T, O, R, C, E, G, Ix>
 where
     T: ReadableTable<u64, &'static [u8]>,
     O: ReadableTable<u64, &'static [u8]>,
     R: ReadableTable<(u64, u128), &'static [u8]>,
     C: ReadableTable<(u64, u128), u32>,
     E: ReadableTable<(u64, u64), ()>,
+    G: ReadableTable<u64, &'static [u8]>,
     Ix: RecordLocator,
 {
     fn for_each_ticket(&self, f: &mut dyn FnMut(&Ticket)) {
@@ -242,6 +249,14 @@ where
             f(key, v.value());
         }
     }
+
+    fn for_each_image(&self, f: &mut dyn FnMut(EventId, &[u8])) {
+        let rows = must("images", self.images.iter().map_err(db_err));
+        for row in rows {
+            let (k, v) = must("an image", row.map_err(db_err));
+            f(EventId(k.value()), v.value());
+        }
+    }
 }
 
 /// The history tables of a write transaction, as the core reads them.
@@ -251,6 +266,7 @@ pub(crate) type WriteView<'t> = HistoryView<
     Table<'t, (u64, u128), &'static [u8]>,
     Table<'t, (u64, u128), u32>,
     Table<'t, (u64, u64), ()>,
+    Table<'t, u64, &'static [u8]>,
     &'t mut RecordIndex,
 >;
 
@@ -275,6 +291,7 @@ impl<'t> WriteTables<'t> {
                 records: txn.open_table(RECORDS).map_err(db_err)?,
                 counts: txn.open_table(COUNTS).map_err(db_err)?,
                 event_tickets: txn.open_table(EVENT_TICKETS).map_err(db_err)?,
+                images: txn.open_table(EVENT_IMAGES).map_err(db_err)?,
                 index,
             },
             user_tickets: txn.open_table(USER_TICKETS).map_err(db_err)?,
@@ -307,6 +324,20 @@ impl<'t> WriteTables<'t> {
                 self.view.counts.insert(row, count).map_err(db_err)?;
             }
         }
+        for (event_id, image) in changes.images {
+            match image {
+                Some(bytes) => self.put_image(event_id.0, &bytes)?,
+                None => {
+                    self.view.images.remove(event_id.0).map_err(db_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores an event's image bytes (applied, or as they come from a snapshot).
+    pub fn put_image(&mut self, event_id: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.view.images.insert(event_id, bytes).map_err(db_err)?;
         Ok(())
     }
 
@@ -391,6 +422,7 @@ pub(crate) type ReadView = HistoryView<
     ReadOnlyTable<(u64, u128), &'static [u8]>,
     ReadOnlyTable<(u64, u128), u32>,
     ReadOnlyTable<(u64, u64), ()>,
+    ReadOnlyTable<u64, &'static [u8]>,
     NoIndex,
 >;
 
@@ -412,6 +444,7 @@ impl HistoryReader {
                 records: txn.open_table(RECORDS).map_err(db_err)?,
                 counts: txn.open_table(COUNTS).map_err(db_err)?,
                 event_tickets: txn.open_table(EVENT_TICKETS).map_err(db_err)?,
+                images: txn.open_table(EVENT_IMAGES).map_err(db_err)?,
                 index: NoIndex,
             },
             user_tickets: txn.open_table(USER_TICKETS).map_err(db_err)?,
@@ -427,6 +460,13 @@ impl HistoryReader {
     /// Returns an order.
     pub fn order(&self, id: OrderId) -> Option<Order> {
         self.view.order(id)
+    }
+
+    /// Returns the bytes of an event's image, if it has one. Read it after taking the state
+    /// (`SharedState::read`) that gave its descriptor, so that both are of one applied index.
+    pub fn event_image(&self, event_id: EventId) -> Option<Vec<u8>> {
+        let got = self.view.images.get(event_id.0).map_err(db_err);
+        must("an image", got).map(|g| g.value().to_vec())
     }
 
     /// Returns a shop user's tickets (active and refunded), oldest first.

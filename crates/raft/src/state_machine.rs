@@ -87,7 +87,15 @@ enum Frame {
     End {
         rows: u64,
     },
+    /// Event images, `(event id, bytes)`: few to a frame (an image is up to
+    /// `tix_core::EVENT_IMAGE_BYTES_MAX`). Appended after `End` so that the earlier frames keep
+    /// their encoding and a snapshot without images reads as before.
+    Images(Vec<(u64, Vec<u8>)>),
 }
+
+/// Images per frame of a snapshot file: at most 16 × 512 KiB = 8 MiB, well below
+/// [`FRAME_BYTES_MAX`].
+const IMAGES_PER_FRAME: usize = 16;
 
 /// The applied state and what Raft knows about it, shared between the state machine and readers.
 pub struct SharedState {
@@ -646,6 +654,7 @@ fn write_snapshot_file(
         |k, v| (k, v),
         Frame::Counts,
     )?;
+    bytes += copy_images(&mut out, &mut rows, view.images.iter().map_err(db_err)?)?;
     bytes += write_sized(&mut out, &Frame::End { rows })?;
     let file = out.into_inner().map_err(db_err)?;
     file.sync_all().map_err(db_err)?;
@@ -677,6 +686,28 @@ where
     }
     if !chunk.is_empty() {
         bytes += write_sized(out, &frame(chunk))?;
+    }
+    Ok(bytes)
+}
+
+/// Copies the event images into frames of [`IMAGES_PER_FRAME`].
+fn copy_images(
+    out: &mut impl Write,
+    rows: &mut u64,
+    range: redb::Range<'_, u64, &'static [u8]>,
+) -> Result<u64, StoreError> {
+    let mut bytes = 0;
+    let mut chunk = Vec::with_capacity(IMAGES_PER_FRAME);
+    for item in range {
+        let (k, v) = item.map_err(db_err)?;
+        chunk.push((k.value(), v.value().to_vec()));
+        *rows += 1;
+        if chunk.len() == IMAGES_PER_FRAME {
+            bytes += write_sized(out, &Frame::Images(std::mem::take(&mut chunk)))?;
+        }
+    }
+    if !chunk.is_empty() {
+        bytes += write_sized(out, &Frame::Images(chunk))?;
     }
     Ok(bytes)
 }
@@ -730,6 +761,12 @@ fn install_from_file(
                 Frame::Counts(list) => {
                     for (key, count) in list {
                         tables.view.counts.insert(key, count).map_err(db_err)?;
+                        rows += 1;
+                    }
+                }
+                Frame::Images(list) => {
+                    for (event_id, bytes) in list {
+                        tables.put_image(event_id, &bytes)?;
                         rows += 1;
                     }
                 }

@@ -103,6 +103,14 @@ fn batches(seed: u64, n: usize) -> Vec<Batch> {
                 commands: capped.collect(),
             });
         }
+        if i == n / 4 || i == n / 2 + 3 || i == 3 * n / 5 {
+            // Images: both events get one (event 1 a large one) before the snapshot at half
+            // way; after it event 2's is replaced and event 1's removed.
+            out.push(Batch {
+                time_ms: now,
+                commands: image_commands(i * 5 / n),
+            });
+        }
         if i == 2 * n / 3 {
             // Event 1 is cancelled: its active tickets (through the store's per-event index and
             // the pending group) refunded, its holds released; it refuses everything after.
@@ -128,6 +136,42 @@ fn batches(seed: u64, n: usize) -> Vec<Batch> {
         });
     }
     out
+}
+
+/// A PNG header of `width` × `height` (signature, IHDR, an empty IDAT), padded to `bytes`.
+fn png(width: u32, height: u32, bytes: usize) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    b.extend_from_slice(&13u32.to_be_bytes());
+    b.extend_from_slice(b"IHDR");
+    b.extend_from_slice(&width.to_be_bytes());
+    b.extend_from_slice(&height.to_be_bytes());
+    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(b"IDAT");
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.resize(bytes.max(b.len()), 0xA5);
+    b
+}
+
+/// The image commands of step `k` (1: both events get one; 2: event 2's replaced; 3: event
+/// 1's removed).
+fn image_commands(k: usize) -> Vec<Command> {
+    let set = |event: u64, bytes: Option<Vec<u8>>| Command::SetEventImage {
+        event_id: EventId(event),
+        by: UserId(1),
+        image: bytes.map(|bytes| tix_core::ImageUpload {
+            bytes,
+            alt: format!("Poster {event}"),
+        }),
+    };
+    match k {
+        1 => vec![
+            set(1, Some(png(1600, 900, 300_000))),
+            set(2, Some(png(40, 30, 0))),
+        ],
+        2 => vec![set(2, Some(png(80, 60, 5_000)))],
+        _ => vec![set(1, None)],
+    }
 }
 
 fn command(rng: &mut Rng) -> Command {
@@ -304,6 +348,16 @@ async fn redb_history_matches_the_reference_through_snapshot_install_and_reopen(
             .check_invariants()
             .expect("invariants hold");
         let history = reopened.shared().history().expect("history");
+        for event in [EventId(1), EventId(2)] {
+            assert_eq!(
+                history.event_image(event).as_deref(),
+                replica.history().image(event),
+                "seed {seed}: event {event}'s image"
+            );
+        }
+        assert!(history.event_image(EventId(2)).is_some());
+        let images = count(&|o| matches!(o, Outcome::Image(Ok(()))));
+        assert_eq!(images, 4, "seed {seed}: image commands answered");
         assert_eq!(
             history.sales(EventId(1)).count() as u32 + history.sales(EventId(2)).count() as u32,
             replica.events().map(|e| e.inventory.sold()).sum::<u32>()

@@ -238,6 +238,102 @@ async fn sign_up(
     Ok(())
 }
 
+/// A poster-like PNG of `width` × `height`: a diagonal gradient with bands (8-bit RGB, stored
+/// deflate blocks, so no encoder is needed), about 3 bytes a pixel.
+fn poster_png(width: u32, height: u32) -> Vec<u8> {
+    let mut raw = Vec::with_capacity((1 + 3 * width as usize) * height as usize);
+    for y in 0..height {
+        raw.push(0);
+        for x in 0..width {
+            let t = (x + y) * 255 / (width + height);
+            let band = if (x / 24 + y / 24) % 2 == 0 { 0 } else { 40 };
+            raw.extend_from_slice(&[(40 + t / 2) as u8, (60 + band) as u8, (200 - t / 2) as u8]);
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in &raw {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [(b"IHDR", ihdr), (b"IDAT", zlib), (b"IEND", Vec::new())] {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(&data);
+        let mut crc = 0xFFFF_FFFFu32;
+        for byte in &out[start..] {
+            crc ^= u32::from(*byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        out.extend_from_slice(&(!crc).to_be_bytes());
+    }
+    out
+}
+
+/// Stores `png` as event `event`'s image through the API as `api`'s account.
+async fn set_image(api: &ApiClient, event: u64, png: Vec<u8>, alt: &str) -> anyhow::Result<()> {
+    let alt: String = alt
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let r = api
+        .http
+        .put(format!(
+            "{}/api/v1/events/{event}/image?alt={alt}",
+            api.base_url
+        ))
+        .bearer_auth(&api.token)
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().as_u16() == 200, "set image: {}", r.text().await?);
+    Ok(())
+}
+
+/// Whether the image `css` finds has loaded and decoded: its natural width, 0 when not.
+async fn image_width(c: &Client, css: &str) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let width = c
+            .execute(
+                "const i = document.querySelector(arguments[0]); \
+                 return i && i.complete ? i.naturalWidth : 0;",
+                vec![json!(css)],
+            )
+            .await?
+            .as_u64()
+            .unwrap_or(0);
+        if width > 0 || Instant::now() > deadline {
+            return Ok(width);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Creates a numbered event through the API; returns its id.
 async fn seated_event(shop: &Shop, name: &str, rows: u32, per_row: u32) -> anyhow::Result<u64> {
     let api = shop.admin_api().await?;
@@ -505,18 +601,52 @@ async fn an_organizer_creates_a_seated_event_and_an_attendee_gets_403() -> anyho
     fill(&c, "#rows", "5").await?;
     fill(&c, "#seats_per_row", "10").await?;
     fill(&c, "#blocked", "1, 10").await?;
+    // An image for the event: a file chosen in the form, described for screen readers.
+    let poster = screenshots_dir().join("upload-poster.png");
+    std::fs::write(&poster, poster_png(480, 270))?;
+    let choose = |c: Client| {
+        let path = poster.display().to_string();
+        async move {
+            let input = c.find(Locator::Css("#image")).await?;
+            input.send_keys(&path).await?;
+            anyhow::Ok(())
+        }
+    };
+    choose(c.clone()).await?;
+    fill(&c, "#image_alt", "The opera house lit up at night").await?;
     shot(&c, "create-event-form").await?;
     click(&c, "#save").await?;
     let html = wait_for_text(&c, "Latitude: a number from −90 to 90").await?;
     assert!(html.contains("aria-invalid=\"true\""));
+    // A form sent back keeps no file: the page says to choose it again, beside the field.
+    assert!(html.contains("Image: choose the file again"), "{html}");
     shot(&c, "create-event-error").await?;
     fill(&c, "#lat", "48.2").await?;
+    choose(c.clone()).await?;
     click(&c, "#save").await?;
     let html = wait_for_text(&c, "Choose your seats").await?;
     assert_eq!(html.matches("class=\"seat blocked\" title=").count(), 2);
+    assert!(
+        html.contains("alt=\"The opera house lit up at night\" width=\"480\" height=\"270\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("property=\"og:image\""),
+        "a link preview image"
+    );
+    assert_eq!(
+        image_width(&c, "#event-image").await?,
+        480,
+        "the image shows"
+    );
     shot(&c, "created-event").await?;
     c.goto(&shop.url("/")).await?;
-    wait_for_text(&c, "Browser Made Gala").await?;
+    let html = wait_for_text(&c, "Browser Made Gala").await?;
+    assert!(
+        html.contains("class=\"card-thumb\""),
+        "a thumbnail in the listing"
+    );
+    assert!(html.contains("loading=\"lazy\""));
     shot(&c, "home-with-new-event").await?;
     c.goto(&shop.url("/organizer")).await?;
     click(&c, "table a[href^=\"/organizer/events/\"]").await?;
@@ -1622,6 +1752,21 @@ async fn visit_every_page(
 ) -> anyhow::Result<Vec<String>> {
     // Wide enough (30 seats a row) that the phone must scroll the map inside its box.
     let event = seated_event(shop, "Sweep Hall", 4, 30).await?;
+    // Images: a portrait poster on it, a landscape photo on the demo's open-air festival (the
+    // catalogue's cards, the search and the general-admission page show it).
+    let api = shop.admin_api().await?;
+    set_image(&api, event, poster_png(270, 400), "Sweep Hall's poster").await?;
+    let festival: Value = api
+        .http
+        .get(format!("{}/api/v1/events?q=open+air", shop.server.base_url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let festival = festival["events"][0]["id"]
+        .as_u64()
+        .context("the festival")?;
+    set_image(&api, festival, poster_png(480, 270), "").await?;
     // Cancelled near the end: its confirmation, its result and its page.
     let doomed = seated_event(shop, "Sweep Storm", 2, 5).await?;
     let mut problems = Vec::new();
@@ -1643,6 +1788,9 @@ async fn visit_every_page(
     sweep(&visitor, "search", &mut problems).await?;
     click(&visitor, ".card-link").await?;
     wait_for_text(&visitor, "show on map").await?;
+    if image_width(&visitor, "#event-image").await? != 480 {
+        problems.push("event-general-admission: its image did not load".into());
+    }
     sweep(&visitor, "event-general-admission", &mut problems).await?;
     visitor.goto(&shop.url("/login")).await?;
     wait_for_text(&visitor, "Log in").await?;
@@ -1731,6 +1879,9 @@ async fn visit_every_page(
     wait_for_text(&buyer, "Choose your seats").await?;
     click(&buyer, "label[data-seat=\"5\"]").await?;
     wait_for_text(&buyer, "Chosen: Row 1, Seat 5.").await?;
+    if image_width(&buyer, "#event-image").await? != 270 {
+        problems.push("event-numbered: its image did not load".into());
+    }
     sweep(&buyer, "event-numbered", &mut problems).await?;
     let seats = seat_state_checks(&buyer).await?;
     problems.extend(seats.into_iter().map(|p| format!("event-numbered: {p}")));

@@ -136,6 +136,41 @@ struct EventPage {
     room_blocks: bool,
     /// The "seats together" chosen before a detour (2 unless said otherwise).
     chosen_together: u32,
+    /// The event's image, if it has one.
+    image: Option<PageImage>,
+    /// The image's absolute URL for link previews (`og:image`), on the page a link opens.
+    og_image: Option<String>,
+}
+
+/// An event's image on a page.
+#[derive(Debug, Clone)]
+pub struct PageImage {
+    /// Where it is (versioned: cached for good).
+    pub url: String,
+    /// What it shows: the organizer's words, else the event's name.
+    pub alt: String,
+    /// Width in pixels (the `width` attribute: no layout shift while it loads).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl PageImage {
+    /// The image of event `e`, if it has one.
+    pub fn of(s: &tix_core::State, e: &tix_core::Event) -> Option<PageImage> {
+        let image = s.event_image(e.id)?;
+        let alt = if image.alt.is_empty() {
+            e.details.name.clone()
+        } else {
+            image.alt.clone()
+        };
+        Some(PageImage {
+            url: crate::views::image_url(e.id.0, image),
+            alt,
+            width: image.width,
+            height: image.height,
+        })
+    }
 }
 
 /// The banner of a cancelled event.
@@ -281,12 +316,15 @@ fn event_page(
         room_blocks: room.as_ref().is_some_and(|r| !r.may_buy),
         room,
         chosen_together: chosen.quantity.unwrap_or(2).clamp(1, order_max(e, limit)),
+        image: PageImage::of(&s, e),
+        og_image: None,
     })
 }
 
 async fn detail(
     State(state): State<AppState>,
     caller: MaybeCaller,
+    headers: axum::http::HeaderMap,
     Path(id): Path<u64>,
     Query(chosen): Query<Chosen>,
 ) -> Response {
@@ -295,7 +333,11 @@ async fn detail(
     let _ = state.read_fresh(|s| s.event(EventId(id)).map(|_| ())).await;
     let errors = FormErrors::new();
     match event_page(&state, nav.clone(), id, errors, caller.0.as_ref(), &chosen) {
-        Some(page) => page.into_response(),
+        Some(mut page) => {
+            let origin = super::site_origin(&state.config, &headers);
+            page.og_image = page.image.as_ref().map(|i| format!("{origin}{}", i.url));
+            page.into_response()
+        }
         None => PageError::not_found(nav, "event").into_response(),
     }
 }
@@ -314,16 +356,7 @@ async fn calendar(
     let Some(d) = found else {
         return PageError::not_found(Nav::of(caller.0.as_ref()), "event").into_response();
     };
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    let origin = state
-        .config
-        .public_origin
-        .clone()
-        .unwrap_or_else(|| format!("http://{host}"));
+    let origin = super::site_origin(&state.config, &headers);
     let stamp = |ms: i64| {
         crate::views::rfc3339(ms)
             .replace(['-', ':'], "")

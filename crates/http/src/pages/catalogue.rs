@@ -7,15 +7,17 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tix_core::{EventId, Inventory};
 
+use super::event_image::{self, ImageChange, Posted};
 use super::form::{self, FormErrors, Problem};
-use super::{Nav, PageError, field, form_pairs, login_first, see_other, when_local};
+use super::{EVENT_FORM_BYTES_MAX, Nav, PageError, field, login_first, see_other, when_local};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::events::{
@@ -27,8 +29,18 @@ use crate::extract::{MaybeCaller, parse_json};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/events/new", get(new_form).post(create))
-        .route("/events/{id}/edit", get(edit_form).post(edit))
+        .route(
+            "/events/new",
+            get(new_form)
+                .post(create)
+                .layer(DefaultBodyLimit::max(EVENT_FORM_BYTES_MAX)),
+        )
+        .route(
+            "/events/{id}/edit",
+            get(edit_form)
+                .post(edit)
+                .layer(DefaultBodyLimit::max(EVENT_FORM_BYTES_MAX)),
+        )
 }
 
 /// "few left" below this share of the capacity.
@@ -45,11 +57,15 @@ pub struct Card {
     pub badge: Option<&'static str>,
     /// `sold` or `few`, for the badge's colour.
     pub badge_class: &'static str,
+    /// The event's image as a thumbnail (decorative here: the card's heading names the event).
+    pub image: Option<super::buy::PageImage>,
 }
 
 impl Card {
     /// A card for the listing; a cancelled event is listed as cancelled, with nothing left.
-    fn of(e: &tix_core::Event, cancelled: bool, zone: &str) -> Card {
+    fn of(s: &tix_core::State, e: &tix_core::Event) -> Card {
+        let cancelled = s.cancellation(e.id).is_some();
+        let zone = s.event_zone(e.id);
         let a = crate::views::availability(e);
         let capacity = a.sold + a.held + a.available;
         let available = if cancelled { 0 } else { a.available };
@@ -72,6 +88,7 @@ impl Card {
             available,
             badge_class: if available == 0 { "sold" } else { "few" },
             badge,
+            image: super::buy::PageImage::of(s, e),
         }
     }
 }
@@ -129,11 +146,7 @@ async fn home(
     };
     let (cards, total, error) = match found {
         Ok(found) => (
-            found
-                .events
-                .iter()
-                .map(|e| Card::of(e, s.cancellation(e.id).is_some(), s.event_zone(e.id)))
-                .collect(),
+            found.events.iter().map(|e| Card::of(&s, e)).collect(),
             found.total,
             None,
         ),
@@ -195,6 +208,12 @@ pub struct EventForm {
     pub sections: String,
     pub refundable: bool,
     pub version: String,
+    /// The image's description, as typed (or as stored, on the edit form).
+    pub image_alt: String,
+    /// "Remove the image" was ticked.
+    pub remove_image: bool,
+    /// The event's image now (the edit form shows it).
+    pub image: Option<super::buy::PageImage>,
 }
 
 impl EventForm {
@@ -219,10 +238,14 @@ impl EventForm {
             sections: f("sections"),
             refundable: field(pairs, "refundable") == "on",
             version: f("version"),
+            image_alt: f("image_alt"),
+            remove_image: field(pairs, "remove_image") == "on",
+            image: None,
         }
     }
 
-    fn of_event(e: &tix_core::Event, zone: &str) -> EventForm {
+    fn of_event(s: &tix_core::State, e: &tix_core::Event) -> EventForm {
+        let zone = s.event_zone(e.id);
         let d = &e.details;
         let (date, time) =
             crate::zone::local_date_time(d.starts_at_ms, &crate::zone::of_name(zone));
@@ -243,8 +266,30 @@ impl EventForm {
             },
             refundable: d.refundable,
             version: e.version.to_string(),
+            image_alt: s
+                .event_image(e.id)
+                .map(|i| i.alt.clone())
+                .unwrap_or_default(),
+            image: super::buy::PageImage::of(s, e),
             ..EventForm::default()
         }
+    }
+
+    /// Checks the image fields against the event's image now (`current_alt`: its description,
+    /// when it has one) into the change asked for, adding to `errors`.
+    fn check_image(
+        &self,
+        file: Option<&[u8]>,
+        current_alt: Option<&str>,
+        errors: &mut FormErrors,
+    ) -> ImageChange {
+        event_image::check(
+            file,
+            &self.image_alt,
+            self.remove_image,
+            current_alt,
+            errors,
+        )
     }
 
     /// Checks every field of the form in the user's words and builds the API body; the
@@ -559,6 +604,7 @@ fn form_field(api_field: &str) -> Option<&'static str> {
         "inventory.blocked" => "blocked",
         f if f.starts_with("inventory.sections") => "sections",
         "inventory" => "kind-ga",
+        "alt" => "image_alt",
         _ => return None,
     })
 }
@@ -571,6 +617,9 @@ fn api_errors(e: &ApiError) -> (StatusCode, FormErrors) {
             "Someone else changed this event while you were editing it. Reload the page to see \
              their version, then make your change again.",
         ),
+        ApiError::Image(problem) => {
+            errors.add("image", Problem::Said(crate::error::image_detail(problem)))
+        }
         other => errors.api(other, form_field),
     }
     (e.problem().0, errors)
@@ -624,7 +673,12 @@ async fn new_form(caller: MaybeCaller) -> Response {
     form_page(nav, form, None, None)
 }
 
-async fn create(State(state): State<AppState>, caller: MaybeCaller, body: Bytes) -> Response {
+async fn create(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(c) = caller.0 else {
         return login_first("/events/new");
     };
@@ -632,12 +686,22 @@ async fn create(State(state): State<AppState>, caller: MaybeCaller, body: Bytes)
     if !c.can_organize() {
         return PageError::forbidden(nav, "Only organizers can create events.").into_response();
     }
-    let form = EventForm::from_pairs(&form_pairs(&body));
+    let Some(posted) = Posted::read(&headers, &body) else {
+        return malformed(nav);
+    };
+    let form = EventForm::from_pairs(&posted.pairs);
     let capacity_max = state.node.shared.read().limits().event_capacity_max;
+    let mut image_errors = FormErrors::new();
+    let image = form.check_image(posted.file.as_deref(), None, &mut image_errors);
     let result = async {
-        let body = form
-            .check(Checking::Create { capacity_max })
-            .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e))?;
+        let body = match form.check(Checking::Create { capacity_max }) {
+            Ok(body) if image_errors.is_empty() => body,
+            Ok(_) => return Err((StatusCode::UNPROCESSABLE_ENTITY, image_errors)),
+            Err(errors) => {
+                let errors = with_image_errors(errors, image_errors, &image);
+                return Err((StatusCode::UNPROCESSABLE_ENTITY, errors));
+            }
+        };
         // The API's own checks have the last word (a page never allows what the API refuses).
         async {
             let (details, zone) = validate_details(&body, tix_core::ZONE_DEFAULT)?;
@@ -652,10 +716,67 @@ async fn create(State(state): State<AppState>, caller: MaybeCaller, body: Bytes)
         .map_err(|e| api_errors(&e))
     }
     .await;
-    match result {
-        Ok(id) => see_other(&format!("/events/{id}")),
-        Err(failed) => form_page(nav, form, None, Some(failed)),
+    let id = match result {
+        Ok(id) => id,
+        Err(failed) => return form_page(nav, form, None, Some(failed)),
+    };
+    match event_image::apply(&state, id, c.user_id, image).await {
+        Ok(()) => see_other(&format!("/events/{id}")),
+        // The event exists; its edit form says what became of the image.
+        Err(e) => image_failed(&state, nav, id, &e, "created"),
     }
+}
+
+/// The edit form of an event just created or saved (`done`) whose image could not be stored,
+/// saying why.
+fn image_failed(state: &AppState, nav: Nav, id: EventId, e: &ApiError, done: &str) -> Response {
+    let form = {
+        let s = state.node.shared.read();
+        s.event(id).map(|e| EventForm::of_event(&s, e))
+    };
+    let Some(form) = form else {
+        return PageError::not_found(nav, "event").into_response();
+    };
+    let mut errors = FormErrors::new();
+    errors.add(
+        "image",
+        Problem::Said(format!(
+            "the event was {done}, but its image was not stored: {}",
+            super::message_for(e)
+        )),
+    );
+    form_page(nav, form, Some(id.0), Some((e.problem().0, errors)))
+}
+
+/// A form body that could not be read whole.
+fn malformed(nav: Nav) -> Response {
+    PageError {
+        status: StatusCode::BAD_REQUEST,
+        title: "Form not readable".into(),
+        message: "The form did not arrive whole. Go back and send it again.".into(),
+        nav,
+    }
+    .into_response()
+}
+
+/// The form's errors and the image's together; a good file chosen beside other mistakes must
+/// be chosen again.
+fn with_image_errors(
+    mut errors: FormErrors,
+    image_errors: FormErrors,
+    image: &ImageChange,
+) -> FormErrors {
+    errors.append(image_errors);
+    if matches!(image, ImageChange::Set(_)) {
+        errors.add(
+            "image",
+            Problem::Said(
+                "choose the file again: a form sent back with mistakes does not keep its file"
+                    .into(),
+            ),
+        );
+    }
+    errors
 }
 
 async fn edit_form(
@@ -670,7 +791,7 @@ async fn edit_form(
     let found = state
         .read_fresh(|s| {
             s.event(EventId(id))
-                .map(|e| (e.organizer, EventForm::of_event(e, s.event_zone(e.id))))
+                .map(|e| (e.organizer, EventForm::of_event(s, e)))
         })
         .await;
     let Some((organizer, form)) = found else {
@@ -687,41 +808,68 @@ async fn edit(
     State(state): State<AppState>,
     caller: MaybeCaller,
     Path(id): Path<u64>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(c) = caller.0 else {
         return login_first(&format!("/events/{id}/edit"));
     };
     let nav = Nav::of(Some(&c));
-    let form = EventForm::from_pairs(&form_pairs(&body));
-    let stored = state
-        .node
-        .shared
-        .read()
-        .event(EventId(id))
-        .map(|e| (e.organizer, e.details.starts_at_ms));
-    let Some((organizer, starts_at_ms)) = stored else {
+    let Some(posted) = Posted::read(&headers, &body) else {
+        return malformed(nav);
+    };
+    let mut form = EventForm::from_pairs(&posted.pairs);
+    let stored = {
+        let s = state.node.shared.read();
+        s.event(EventId(id)).map(|e| {
+            let alt = s.event_image(e.id).map(|i| i.alt.clone());
+            (
+                e.organizer,
+                e.details.starts_at_ms,
+                alt,
+                super::buy::PageImage::of(&s, e),
+            )
+        })
+    };
+    let Some((organizer, starts_at_ms, current_alt, current)) = stored else {
         return PageError::not_found(nav, "event").into_response();
     };
+    form.image = current;
     // Who may edit is answered before what is wrong with the form (`update_event` decides it
     // again through the log).
     if !(c.is_admin() || c.user_id == organizer) {
         return PageError::forbidden(nav, "Only the event's organizer can edit it.")
             .into_response();
     }
+    let mut image_errors = FormErrors::new();
+    let image = form.check_image(
+        posted.file.as_deref(),
+        current_alt.as_deref(),
+        &mut image_errors,
+    );
     let body = match form.check(Checking::Edit { starts_at_ms }) {
-        Ok(body) => body,
+        Ok(body) if image_errors.is_empty() => body,
+        Ok(_) => {
+            let failed = (StatusCode::UNPROCESSABLE_ENTITY, image_errors);
+            return form_page(nav, form, Some(id), Some(failed));
+        }
         Err(errors) => {
+            let errors = with_image_errors(errors, image_errors, &image);
             let failed = (StatusCode::UNPROCESSABLE_ENTITY, errors);
             return form_page(nav, form, Some(id), Some(failed));
         }
     };
     match update_event(&state, &c, EventId(id), &body).await {
-        Ok(()) => see_other(&format!("/events/{id}")),
+        Ok(()) => {}
         Err(e @ (ApiError::Forbidden(_) | ApiError::NotFound(_))) => {
-            PageError::from_api(nav, e).into_response()
+            return PageError::from_api(nav, e).into_response();
         }
-        Err(e) => form_page(nav, form, Some(id), Some(api_errors(&e))),
+        Err(e) => return form_page(nav, form, Some(id), Some(api_errors(&e))),
+    }
+    match event_image::apply(&state, EventId(id), c.user_id, image).await {
+        Ok(()) => see_other(&format!("/events/{id}")),
+        // The details are saved; the edit form, fresh, says what became of the image.
+        Err(e) => image_failed(&state, nav, EventId(id), &e, "saved"),
     }
 }
 

@@ -253,6 +253,8 @@ pub fn label(field: &str) -> &str {
         "email" => "Email",
         "who" => "Username or email",
         "confirm" => "Repeat the password",
+        "image" => "Image",
+        "image_alt" => "Image description",
         other => other,
     }
 }
@@ -320,6 +322,15 @@ impl FormErrors {
                 None => self.add_form(capitalized(detail)),
             },
             other => self.add_form(capitalized(&super::message_for(other))),
+        }
+    }
+
+    /// Adds `other`'s messages after these (a field keeps its first message).
+    pub fn append(&mut self, other: FormErrors) {
+        for error in other.errors {
+            if error.field.is_empty() || !self.has(&error.field) {
+                self.errors.push(error);
+            }
         }
     }
 

@@ -16,6 +16,7 @@ mod assistant;
 mod buy;
 mod cancel;
 mod catalogue;
+mod event_image;
 mod form;
 mod password;
 mod profile;
@@ -305,6 +306,34 @@ pub fn when(ms: i64) -> String {
 /// zone's abbreviation: `Tue 12 Jan 2027, 19:30 CET` (see [`crate::zone::when_local`]).
 pub fn when_local(ms: i64, zone: &str) -> String {
     crate::zone::when_local(ms, zone)
+}
+
+/// The largest event form, in bytes: it may carry an image of up to
+/// `tix_core::EVENT_IMAGE_BYTES_MAX` and a little over it, so that a slightly too large file is
+/// answered beside its field rather than with a page of its own.
+pub const EVENT_FORM_BYTES_MAX: usize = 1024 * 1024;
+
+/// Whether `path` is the event form's (create or edit), which posts an image.
+pub fn takes_image(path: &str) -> bool {
+    path == "/events/new"
+        || path
+            .strip_prefix("/events/")
+            .and_then(|rest| rest.strip_suffix("/edit"))
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The site's origin for absolute links (link previews, calendar files): `--public-origin`, or
+/// `http://` and the request's `Host` when it is printable, else `http://localhost`.
+pub fn site_origin(config: &crate::HttpConfig, headers: &axum::http::HeaderMap) -> String {
+    if let Some(origin) = &config.public_origin {
+        return origin.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    format!("http://{host}")
 }
 
 /// Whether `path` belongs to the pages (HTML) rather than the JSON API or the cluster endpoints.

@@ -20,6 +20,8 @@
 //! - `login_abuse` guesses passwords from several client addresses and signs up in bulk.
 //! - `waiting_room` sets an on-sale's waiting room, joins it, and buys with admission tokens.
 //! - `zones` sets event time zones (API and form) and reads local times, DST included.
+//! - `images` uploads, serves (caching headers, 304), refuses and removes event images, through
+//!   the API and the event form.
 
 mod account_mail;
 mod assistant;
@@ -29,6 +31,7 @@ mod cancel;
 mod csrf;
 mod fail_stop;
 mod helpers;
+mod images;
 mod live;
 mod login_abuse;
 mod pages;
