@@ -270,7 +270,8 @@ pub enum RejectedOutcome {
 /// 422: `seat_out_of_range`, `seat_not_applicable`, `duplicate_seat`, `bad_quantity`,
 /// `idempotency_key_reused`, `bad_idempotency_key`, `bad_ttl`, `unknown_section`,
 /// `mixed_prices`. 404: `unknown_event`, `unknown_hold`, `unknown_ticket`.
-/// 403: `not_yours`.
+/// 403: `not_yours`, and the waiting room's `waiting_room_not_open`, `not_in_queue`,
+/// `not_admitted_yet`, `admission_expired`, `admission_invalid`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalReason {
@@ -326,6 +327,16 @@ pub enum RefusalReason {
     UnknownSection,
     /// The seats of one hold are in sections with different prices.
     MixedPrices,
+    /// The event's waiting room has not opened yet.
+    WaitingRoomNotOpen,
+    /// The buyer has not joined the event's queue.
+    NotInQueue,
+    /// The buyer's turn comes later (`Retry-After` says when).
+    NotAdmittedYet,
+    /// The buyer's window to buy has closed.
+    AdmissionExpired,
+    /// The `Tix-Admission` token is not this room's for this buyer.
+    AdmissionInvalid,
 }
 
 /// The event id. Anything but a non-negative integer names no event: 404.
@@ -344,11 +355,16 @@ pub struct EventIdParam(
 pub struct AdmissionHeaders {
     /// The buyer's admission token from `POST /events/{id}/queue`, when the event has a
     /// waiting room.
-    #[param(rename = "Tix-Admission", max_length = 200)]
+    /// At most 200 characters (longer is a 422).
+    #[param(rename = "Tix-Admission", max_length = 200, nullable = false)]
     tix_admission: Option<String>,
     /// `bypass`: a seller (the event's organizer, an admin) sells past the waiting room. Any
     /// other value is a 422.
-    #[param(rename = "Tix-Waiting-Room", pattern = "^[Bb][Yy][Pp][Aa][Ss][Ss]$")]
+    #[param(
+        rename = "Tix-Waiting-Room",
+        pattern = "^[Bb][Yy][Pp][Aa][Ss][Ss]$",
+        nullable = false
+    )]
     tix_waiting_room: Option<String>,
 }
 
@@ -358,8 +374,9 @@ pub struct AdmissionHeaders {
 #[allow(dead_code)]
 pub struct AdmissionHeader {
     /// Your admission token from `POST /events/{id}/queue`, when the event has a waiting room
-    /// (without it your account's place in the queue is looked up).
-    #[param(rename = "Tix-Admission", max_length = 200)]
+    /// (without it your account's place in the queue is looked up). At most 200 characters
+    /// (longer is a 422).
+    #[param(rename = "Tix-Admission", max_length = 200, nullable = false)]
     tix_admission: Option<String>,
 }
 

@@ -225,6 +225,8 @@ pub fn admit(state: &AppState, event_id: EventId, pass: Pass<'_>) -> Result<(), 
 /// `Tix-Admission` token of the customer `client_id`. Any other value of the bypass header is
 /// a 422 naming it.
 pub fn box_office_pass<'a>(headers: &'a HeaderMap, visitor: &'a str) -> Result<Pass<'a>, ApiError> {
+    // Checked even when the seller bypasses: a malformed header is a malformed request.
+    let token = admission_header(headers)?;
     if let Some(value) = headers.get(BYPASS_HEADER) {
         return match value.to_str() {
             Ok(v) if v.eq_ignore_ascii_case("bypass") => Ok(Pass::Bypass),
@@ -234,17 +236,28 @@ pub fn box_office_pass<'a>(headers: &'a HeaderMap, visitor: &'a str) -> Result<P
             )),
         };
     }
-    let token = admission_header(headers)?;
     Ok(Pass::Visitor { visitor, token })
 }
 
-/// Reads the `Tix-Admission` header, if sent.
+/// The longest `Tix-Admission` header read (a token is about 90 characters); the OpenAPI
+/// document says the same (`openapi::AdmissionHeaders`).
+pub const ADMISSION_HEADER_CHARS_MAX: usize = 200;
+
+/// Reads the `Tix-Admission` header, if sent: visible ASCII of at most
+/// [`ADMISSION_HEADER_CHARS_MAX`] characters, whether or not the event has a waiting room.
 pub fn admission_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     match headers.get(ADMISSION_HEADER) {
         None => Ok(None),
-        Some(v) => v.to_str().map(Some).map_err(|_| {
-            ApiError::invalid("Tix-Admission", "must be the token from joining the queue")
-        }),
+        Some(v) => match v.to_str() {
+            Ok(token) if token.len() <= ADMISSION_HEADER_CHARS_MAX => Ok(Some(token)),
+            _ => Err(ApiError::invalid(
+                "Tix-Admission",
+                format!(
+                    "must be the token from joining the queue (at most \
+                     {ADMISSION_HEADER_CHARS_MAX} characters)"
+                ),
+            )),
+        },
     }
 }
 
@@ -398,7 +411,12 @@ pub struct JoinBody {
     /// Sellers only (the event's organizer, admins): join on behalf of this customer, the
     /// same `client_id` its purchases will carry. Omit it to join as yourself.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 128, example = "visitor-17")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]+$",
+        example = "visitor-17"
+    )]
     pub client_id: Option<String>,
 }
 
@@ -467,8 +485,9 @@ async fn join(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomBody {
-    /// When the sale opens (RFC 3339); a time already past means now.
-    #[schema(example = "2030-06-01T10:00:00Z")]
+    /// When the sale opens (RFC 3339 with a time zone offset or `Z`); a time already past means
+    /// now.
+    #[schema(format = DateTime, example = "2030-06-01T10:00:00Z")]
     pub opens_at: String,
     /// Visitors admitted per minute, 1 to 1,000,000. Each admitted visitor usually sends a few
     /// requests within a minute: choose it below what the cluster serves (see
@@ -664,6 +683,47 @@ async fn remove_room(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_admission_reason_is_in_the_documented_enum() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::openapi::ApiDoc::openapi()).unwrap();
+        let reasons = &doc["components"]["schemas"]["RefusalReason"]["enum"];
+        for refused in [
+            AdmissionRefused::NotOpen { opens_at_ms: 1 },
+            AdmissionRefused::NotInQueue,
+            AdmissionRefused::NotYet {
+                admit_at_ms: 1,
+                retry_after_s: 1,
+            },
+            AdmissionRefused::Expired { until_ms: 1 },
+            AdmissionRefused::BadToken,
+        ] {
+            let code = refused.code();
+            assert!(
+                reasons.as_array().unwrap().iter().any(|r| r == code),
+                "{code} missing from {reasons}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_admission_header_is_refused_even_when_bypassing() {
+        let mut headers = HeaderMap::new();
+        headers.insert(BYPASS_HEADER, "bypass".parse().unwrap());
+        assert!(matches!(box_office_pass(&headers, "v"), Ok(Pass::Bypass)));
+        let long = "0".repeat(ADMISSION_HEADER_CHARS_MAX + 1);
+        headers.insert(ADMISSION_HEADER, long.parse().unwrap());
+        assert!(box_office_pass(&headers, "v").is_err());
+        headers.remove(BYPASS_HEADER);
+        assert!(box_office_pass(&headers, "v").is_err());
+        let fine = "0".repeat(ADMISSION_HEADER_CHARS_MAX);
+        headers.insert(ADMISSION_HEADER, fine.parse().unwrap());
+        assert!(matches!(
+            box_office_pass(&headers, "v"),
+            Ok(Pass::Visitor { token: Some(_), .. })
+        ));
+    }
 
     #[test]
     fn a_derived_rate_is_half_the_busiest_second_over_three_commands_a_visitor() {

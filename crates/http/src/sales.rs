@@ -369,9 +369,9 @@ pub struct BatchItem {
     pub seat: Option<u32>,
     /// The buyer's admission token, for an event with a waiting room (the `token` from
     /// `POST /events/{id}/queue` for this `client_id`); not needed with
-    /// `Tix-Waiting-Room: bypass` on the request.
+    /// `Tix-Waiting-Room: bypass` on the request. Longer than 200 characters: this item is
+    /// answered 422 (like every item's field, checked item by item).
     #[serde(default)]
-    #[schema(max_length = 200)]
     pub admission: Option<String>,
 }
 
@@ -478,6 +478,19 @@ pub async fn purchase_items(
             };
             if let Err(e) = validate_purchase(&body, seats, key_max) {
                 return item_error(&e);
+            }
+            if item
+                .admission
+                .as_ref()
+                .is_some_and(|t| t.len() > queue::ADMISSION_HEADER_CHARS_MAX)
+            {
+                return item_error(&ApiError::invalid(
+                    "admission",
+                    format!(
+                        "must be the token from joining the queue (at most {} characters)",
+                        queue::ADMISSION_HEADER_CHARS_MAX
+                    ),
+                ));
             }
             let visitor = client_visitor(&body.client_id);
             let pass = if bypass_waiting_room {

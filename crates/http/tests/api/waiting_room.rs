@@ -260,6 +260,40 @@ async fn a_waiting_room_admits_visitors_in_drawn_order_with_signed_tokens() {
         .await
         .problem(403);
     assert_eq!(problem["reason"], "admission_invalid");
+    // A header longer than any token is a malformed request (422), bypass or not; in a batch
+    // item the same is that item's 422.
+    let long = "0".repeat(201);
+    for headers in [
+        vec![("Tix-Admission", long.as_str())],
+        vec![
+            ("Tix-Admission", long.as_str()),
+            ("Tix-Waiting-Room", "bypass"),
+        ],
+    ] {
+        let problem = app
+            .purchase_with(
+                &organizer.token,
+                event,
+                &json!({"client_id": v, "request_id": "q4"}),
+                &headers,
+            )
+            .await
+            .problem(422);
+        assert_eq!(problem["field"], "Tix-Admission", "{problem}");
+    }
+    let batch = app
+        .request(
+            Method::POST,
+            "/api/v1/purchases/batch",
+            Some(&organizer.token),
+            Some(&json!({"purchases": [
+                {"event_id": event, "client_id": v, "request_id": "q5", "admission": long}
+            ]})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(batch["results"][0]["status"], 422, "{batch}");
+    assert_eq!(batch["results"][0]["field"], "admission", "{batch}");
 
     // The attendee's hold is admitted by their own place once their turn comes.
     let wait_s = me["wait_s"].as_u64().unwrap();
