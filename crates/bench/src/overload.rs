@@ -56,6 +56,11 @@ pub struct OverloadArgs {
     /// Skip the comparison run with the cap lifted.
     #[arg(long)]
     pub no_uncapped: bool,
+    /// Unloaded and overloaded phases alternate this many times on the same cluster and each
+    /// kind is summed over its rounds, so a machine that slows down or speeds up during the run
+    /// weighs on both alike.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: u32,
 }
 
 /// What one phase measured.
@@ -151,6 +156,23 @@ impl Phase {
         }
     }
 
+    /// Adds another phase's counts, time and latencies (of the same kind) to this one.
+    fn absorb(&mut self, p: &Phase) -> anyhow::Result<()> {
+        self.elapsed += p.elapsed;
+        self.sold += p.sold;
+        self.refused += p.refused;
+        self.refused_without_retry_after += p.refused_without_retry_after;
+        self.errors += p.errors;
+        self.admitted_us.add(&p.admitted_us)?;
+        self.refused_us.add(&p.refused_us)?;
+        self.edge.admitted_us.add(&p.edge.admitted_us)?;
+        self.edge.refused_us.add(&p.edge.refused_us)?;
+        self.edge
+            .refused_upstream_us
+            .add(&p.edge.refused_upstream_us)?;
+        Ok(())
+    }
+
     /// Purchases sold per second.
     pub fn goodput(&self) -> f64 {
         self.sold as f64 / self.elapsed.as_secs_f64()
@@ -165,6 +187,7 @@ pub async fn run(args: OverloadArgs) -> anyhow::Result<()> {
         "--clients must be 1 to 1024"
     );
     anyhow::ensure!((1..=10).contains(&args.factor), "--factor must be 1 to 10");
+    anyhow::ensure!((1..=10).contains(&args.rounds), "--rounds must be 1 to 10");
     anyhow::ensure!(
         (1..=2048).contains(&args.requests_in_flight_max),
         "--requests-in-flight-max must be 1 to 2048 here (the offered clients are a multiple)"
@@ -176,9 +199,9 @@ pub async fn run(args: OverloadArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let offered = args.factor * args.requests_in_flight_max;
     println!(
-        "tix bench overload: {} node(s), nginx → leader, {} s per phase; unloaded {} clients, \
-         offered {offered} clients ({}× the in-flight cap)",
-        args.nodes, args.seconds, args.clients, args.factor
+        "tix bench overload: {} node(s), nginx → leader, {} s per phase, {} round(s) of both \
+         phases alternated; unloaded {} clients, offered {offered} clients ({}× the in-flight cap)",
+        args.nodes, args.seconds, args.rounds, args.clients, args.factor
     );
     let mut caps = vec![args.requests_in_flight_max];
     if !args.no_uncapped {
@@ -291,11 +314,18 @@ pub async fn measure(
         .await?;
     let seconds = Duration::from_secs(args.seconds);
     let next = Arc::new(AtomicU64::new(0));
-    let mut unloaded = phase(&api, event, args.clients, seconds, &next).await?;
-    let logged = edge_log(&nginx).await;
-    unloaded.edge = EdgeTimes::parse(&logged);
-    let mut overloaded = phase(&api, event, offered, seconds, &next).await?;
-    overloaded.edge = EdgeTimes::parse(&edge_log(&nginx).await[logged.len()..]);
+    let mut unloaded = Phase::empty(args.clients);
+    let mut overloaded = Phase::empty(offered);
+    let mut logged = 0;
+    for _ in 0..args.rounds {
+        for (clients, total) in [(args.clients, &mut unloaded), (offered, &mut overloaded)] {
+            let mut p = phase(&api, event, clients, seconds, &next).await?;
+            let log = edge_log(&nginx).await;
+            p.edge = EdgeTimes::parse(log.get(logged..).unwrap_or_default());
+            logged = log.len();
+            total.absorb(&p)?;
+        }
+    }
     let sold = api.availability(event).await?["sold"]
         .as_u64()
         .context("availability without sold")?;
@@ -334,13 +364,7 @@ async fn phase(
     }
     let mut total = Phase::empty(clients);
     while let Some(joined) = tasks.join_next().await {
-        let p = joined??;
-        total.sold += p.sold;
-        total.refused += p.refused;
-        total.refused_without_retry_after += p.refused_without_retry_after;
-        total.errors += p.errors;
-        total.admitted_us.add(&p.admitted_us)?;
-        total.refused_us.add(&p.refused_us)?;
+        total.absorb(&joined??)?;
     }
     total.elapsed = started.elapsed();
     Ok(total)

@@ -159,6 +159,7 @@ async fn a_node_behind_nginx_sheds_what_is_over_its_cap_with_retry_after() -> an
         factor: 10,
         seconds: 3,
         no_uncapped: true,
+        rounds: 1,
     };
     let (unloaded, overloaded) =
         measure(Path::new(env!("CARGO_BIN_EXE_tix")), &args, 4, 40).await?;
@@ -171,5 +172,15 @@ async fn a_node_behind_nginx_sheds_what_is_over_its_cap_with_retry_after() -> an
     assert!(overloaded.refused > 0, "40 clients never met the cap of 4");
     assert_eq!(overloaded.refused_without_retry_after, 0);
     assert_eq!(overloaded.errors, 0, "{overloaded:?}");
+    // nginx's timing log saw the same refusals, each answered by the node.
+    assert_eq!(
+        overloaded.edge.refused_us.len(),
+        overloaded.refused,
+        "{overloaded:?}"
+    );
+    assert_eq!(
+        overloaded.edge.refused_upstream_us.len(),
+        overloaded.refused
+    );
     Ok(())
 }
