@@ -4,68 +4,22 @@
 //! and that images survive a snapshot while a state from before images decodes unchanged.
 
 use tix_core::{
-    Batch, Command, EVENT_IMAGE_BYTES_MAX, EventDetails, EventId, IMAGE_ALT_CHARS_MAX,
-    IdempotencyKey, ImageFormat, ImageProblem, ImageRejection, ImageUpload, InventorySpec, Limits,
-    Outcome, Replica, Role, State, UserId, Venue, image_sha256,
+    Command, EVENT_IMAGE_BYTES_MAX, EventDetails, EventId, IMAGE_ALT_CHARS_MAX, IdempotencyKey,
+    ImageFormat, ImageProblem, ImageRejection, ImageUpload, Outcome, Replica, State, UserId,
+    image_sha256,
 };
 
-const START_MS: u64 = 1_700_000_000_000;
+mod common;
+
+use common::{START_MS, run};
 
 fn details() -> EventDetails {
-    EventDetails {
-        name: "Poster night".into(),
-        description: "Images.".into(),
-        starts_at_ms: (START_MS + 86_400_000) as i64,
-        venue: Venue {
-            name: "Gallery".into(),
-            lat: 48.2,
-            lon: 16.37,
-        },
-        price_cents: 1_000,
-        currency: "EUR".into(),
-        refundable: true,
-        per_customer_max: None,
-    }
-}
-
-fn run(state: &mut Replica, command: Command) -> Outcome {
-    let batch = Batch {
-        time_ms: START_MS,
-        commands: vec![command],
-    };
-    let mut outcomes = state.apply_batch(&batch);
-    state.check_invariants().expect("invariants hold");
-    outcomes.remove(0)
-}
-
-fn user(state: &mut Replica, username: &str, role: Role) -> UserId {
-    let command = Command::CreateUser {
-        username: username.into(),
-        password_hash: "hash".into(),
-        role,
-    };
-    match run(state, command) {
-        Outcome::User(Ok(id)) => id,
-        other => panic!("creating {username}: {other:?}"),
-    }
+    common::details("Poster night", "Images.", "Gallery")
 }
 
 /// A replica with an organizer, another organizer, an admin and one event of the first.
 fn world() -> (Replica, EventId, [UserId; 3]) {
-    let mut state = Replica::new(Limits::default());
-    let owner = user(&mut state, "owner", Role::Organizer);
-    let other = user(&mut state, "other", Role::Organizer);
-    let admin = user(&mut state, "admin", Role::Admin);
-    let command = Command::CreateEvent {
-        organizer: owner,
-        details: details(),
-        inventory: InventorySpec::Unnumbered { capacity: 10 },
-        ticket_key_seed: [1; 32],
-    };
-    let Outcome::Event(Ok((event, _))) = run(&mut state, command) else {
-        panic!("event created");
-    };
-    (state, event, [owner, other, admin])
+    common::world(details())
 }
 
 /// The header of a PNG of `width` × `height`: signature, IHDR and an empty IDAT.

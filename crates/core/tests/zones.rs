@@ -3,67 +3,21 @@
 //! survive a snapshot and count in the digest.
 
 use tix_core::{
-    Batch, Command, EventDetails, EventId, IdempotencyKey, InventorySpec, Limits, Outcome, Replica,
-    Role, UserId, Venue, ZONE_NAME_BYTES_MAX, ZoneRejection,
+    Command, EventDetails, EventId, IdempotencyKey, Outcome, Replica, UserId, ZONE_NAME_BYTES_MAX,
+    ZoneRejection,
 };
 
-const START_MS: u64 = 1_700_000_000_000;
+mod common;
+
+use common::run;
 
 fn details() -> EventDetails {
-    EventDetails {
-        name: "Opera night".into(),
-        description: "Zones.".into(),
-        starts_at_ms: (START_MS + 86_400_000) as i64,
-        venue: Venue {
-            name: "Staatsoper".into(),
-            lat: 48.2,
-            lon: 16.37,
-        },
-        price_cents: 1_000,
-        currency: "EUR".into(),
-        refundable: true,
-        per_customer_max: None,
-    }
-}
-
-fn run(state: &mut Replica, command: Command) -> Outcome {
-    let batch = Batch {
-        time_ms: START_MS,
-        commands: vec![command],
-    };
-    let mut outcomes = state.apply_batch(&batch);
-    state.check_invariants().expect("invariants hold");
-    outcomes.remove(0)
-}
-
-fn user(state: &mut Replica, username: &str, role: Role) -> UserId {
-    let command = Command::CreateUser {
-        username: username.into(),
-        password_hash: "hash".into(),
-        role,
-    };
-    match run(state, command) {
-        Outcome::User(Ok(id)) => id,
-        other => panic!("creating {username}: {other:?}"),
-    }
+    common::details("Opera night", "Zones.", "Staatsoper")
 }
 
 /// A replica with an organizer, another organizer, an admin and one event of the first.
 fn world() -> (Replica, EventId, [UserId; 3]) {
-    let mut state = Replica::new(Limits::default());
-    let owner = user(&mut state, "owner", Role::Organizer);
-    let other = user(&mut state, "other", Role::Organizer);
-    let admin = user(&mut state, "admin", Role::Admin);
-    let command = Command::CreateEvent {
-        organizer: owner,
-        details: details(),
-        inventory: InventorySpec::Unnumbered { capacity: 10 },
-        ticket_key_seed: [1; 32],
-    };
-    let Outcome::Event(Ok((event, _))) = run(&mut state, command) else {
-        panic!("event created");
-    };
-    (state, event, [owner, other, admin])
+    common::world(details())
 }
 
 fn set(state: &mut Replica, event_id: EventId, by: UserId, zone: &str) -> Outcome {
