@@ -261,6 +261,23 @@ fn order_refused(errors: &mut FormErrors, field: &str, e: &ApiError, name: impl 
     }
 }
 
+/// The event page again, with `errors` beside the order form and what the buyer chose kept,
+/// answered with `status` (or the event's 404 if it is gone).
+fn event_page_refused(
+    state: &AppState,
+    nav: &Nav,
+    id: u64,
+    caller: &crate::extract::Caller,
+    kept: &Chosen,
+    errors: FormErrors,
+    status: axum::http::StatusCode,
+) -> Response {
+    match event_page(state, nav.clone(), id, errors, Some(caller), kept) {
+        Some(page) => (status, page).into_response(),
+        None => PageError::not_found(nav.clone(), "event").into_response(),
+    }
+}
+
 fn event_page(
     state: &AppState,
     nav: Nav,
@@ -543,16 +560,8 @@ async fn order(
         return PageError::not_found(nav, "event").into_response();
     };
     let order_field = if numbered { "seatmap" } else { "quantity" };
-    let refused = |errors: FormErrors, status| match event_page(
-        &state,
-        nav.clone(),
-        id,
-        errors,
-        Some(&c),
-        &kept,
-    ) {
-        Some(page) => (status, page).into_response(),
-        None => PageError::not_found(nav.clone(), "event").into_response(),
+    let refused = |errors: FormErrors, status| {
+        event_page_refused(&state, &nav, id, &c, &kept, errors, status)
     };
     if !errors.is_empty() {
         return refused(errors, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
@@ -623,16 +632,8 @@ async fn best(
             }
         },
     };
-    let refused = |errors: FormErrors, status| match event_page(
-        &state,
-        nav.clone(),
-        id,
-        errors,
-        Some(&c),
-        &kept,
-    ) {
-        Some(page) => (status, page).into_response(),
-        None => PageError::not_found(nav.clone(), "event").into_response(),
+    let refused = |errors: FormErrors, status| {
+        event_page_refused(&state, &nav, id, &c, &kept, errors, status)
     };
     let Some(quantity) = q.filter(|_| errors.is_empty()) else {
         return refused(errors, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
