@@ -11,7 +11,7 @@ use tix_core::{
 
 mod common;
 
-use common::{START_MS, run};
+use common::{START_MS, png, run};
 
 fn details() -> EventDetails {
     common::details("Poster night", "Images.", "Gallery")
@@ -20,20 +20,6 @@ fn details() -> EventDetails {
 /// A replica with an organizer, another organizer, an admin and one event of the first.
 fn world() -> (Replica, EventId, [UserId; 3]) {
     common::world(details())
-}
-
-/// The header of a PNG of `width` × `height`: signature, IHDR and an empty IDAT.
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
-    b.extend_from_slice(&13u32.to_be_bytes());
-    b.extend_from_slice(b"IHDR");
-    b.extend_from_slice(&width.to_be_bytes());
-    b.extend_from_slice(&height.to_be_bytes());
-    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-    b.extend_from_slice(&0u32.to_be_bytes());
-    b.extend_from_slice(b"IDAT");
-    b.extend_from_slice(&[0, 0, 0, 0]);
-    b
 }
 
 fn set(state: &mut Replica, event_id: EventId, by: UserId, bytes: Option<Vec<u8>>) -> Outcome {

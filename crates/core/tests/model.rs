@@ -25,6 +25,10 @@ use tix_core::{
     Role, Sale, State, TicketId, UserId, Venue, ZoneRejection,
 };
 
+mod common;
+
+use common::png;
+
 /// Log time of the setup batch.
 const START_MS: u64 = 1_000_000;
 /// Small limits, so that sequences of about a hundred commands reach every one of them.
@@ -50,20 +54,6 @@ fn image_of(n: u8) -> Option<Vec<u8>> {
         2 => Some(png(16, 9)),
         _ => Some(b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec()),
     }
-}
-
-/// The header of a PNG of `width` × `height`: signature, IHDR and an empty IDAT.
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
-    b.extend_from_slice(&13u32.to_be_bytes());
-    b.extend_from_slice(b"IHDR");
-    b.extend_from_slice(&width.to_be_bytes());
-    b.extend_from_slice(&height.to_be_bytes());
-    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-    b.extend_from_slice(&0u32.to_be_bytes());
-    b.extend_from_slice(b"IDAT");
-    b.extend_from_slice(&[0, 0, 0, 0]);
-    b
 }
 
 fn limits() -> Limits {

@@ -1,6 +1,8 @@
 //! The fixture the per-feature core tests share (`mod common;`): a replica run one command per
-//! batch at a fixed log time with the invariants checked after each, and a world of two
-//! organizers, an admin and one event of the first organizer.
+//! batch at a fixed log time with the invariants checked after each, a world of two
+//! organizers, an admin and one event of the first organizer, and the smallest PNG the core
+//! reads. Each test file uses some of it (hence `dead_code` allowed here).
+#![allow(dead_code)]
 
 use tix_core::{
     Batch, Command, EventDetails, EventId, InventorySpec, Limits, Outcome, Replica, Role, UserId,
@@ -70,4 +72,19 @@ pub fn world(details: EventDetails) -> (Replica, EventId, [UserId; 3]) {
         panic!("event created");
     };
     (state, event, [owner, other, admin])
+}
+
+/// The header of a PNG of `width` × `height`: signature, IHDR and an empty IDAT (all the core
+/// reads of an image).
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    b.extend_from_slice(&13u32.to_be_bytes());
+    b.extend_from_slice(b"IHDR");
+    b.extend_from_slice(&width.to_be_bytes());
+    b.extend_from_slice(&height.to_be_bytes());
+    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(b"IDAT");
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b
 }
