@@ -238,56 +238,13 @@ async fn sign_up(
     Ok(())
 }
 
-/// A poster-like PNG of `width` × `height`: a diagonal gradient with bands (8-bit RGB, stored
-/// deflate blocks, so no encoder is needed), about 3 bytes a pixel.
+/// A poster-like PNG of `width` × `height`: a diagonal gradient with bands.
 fn poster_png(width: u32, height: u32) -> Vec<u8> {
-    let mut raw = Vec::with_capacity((1 + 3 * width as usize) * height as usize);
-    for y in 0..height {
-        raw.push(0);
-        for x in 0..width {
-            let t = (x + y) * 255 / (width + height);
-            let band = if (x / 24 + y / 24) % 2 == 0 { 0 } else { 40 };
-            raw.extend_from_slice(&[(40 + t / 2) as u8, (60 + band) as u8, (200 - t / 2) as u8]);
-        }
-    }
-    let mut zlib = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        zlib.push(u8::from(i + 1 == blocks.len()));
-        let len = block.len() as u16;
-        zlib.extend_from_slice(&len.to_le_bytes());
-        zlib.extend_from_slice(&(!len).to_le_bytes());
-        zlib.extend_from_slice(block);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for byte in &raw {
-        a = (a + u32::from(*byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut ihdr = width.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [(b"IHDR", ihdr), (b"IDAT", zlib), (b"IEND", Vec::new())] {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(&data);
-        let mut crc = 0xFFFF_FFFFu32;
-        for byte in &out[start..] {
-            crc ^= u32::from(*byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        out.extend_from_slice(&(!crc).to_be_bytes());
-    }
-    out
+    tix_testkit::png::rgb(width, height, |x, y| {
+        let t = (x + y) * 255 / (width + height);
+        let band = if (x / 24 + y / 24) % 2 == 0 { 0 } else { 40 };
+        [(40 + t / 2) as u8, (60 + band) as u8, (200 - t / 2) as u8]
+    })
 }
 
 /// Stores `png` as event `event`'s image through the API as `api`'s account.

@@ -679,56 +679,7 @@ pub fn unnumbered(capacity: u32) -> Value {
     event_body(json!({"kind": "unnumbered", "capacity": capacity}))
 }
 
-/// A real PNG of `width` × `height` in one colour (8-bit RGB, uncompressed deflate blocks), as
-/// a browser would decode it.
+/// A real PNG of `width` × `height` in one colour, as a browser would decode it.
 pub fn png(width: u32, height: u32) -> Vec<u8> {
-    // Each row: filter byte 0 (none), then the pixels.
-    let row: Vec<u8> = std::iter::once(0)
-        .chain([0x2a, 0x6f, 0xdb].repeat(width as usize))
-        .collect();
-    let raw = row.repeat(height as usize);
-    let mut zlib = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        zlib.push(u8::from(i + 1 == blocks.len()));
-        let len = block.len() as u16;
-        zlib.extend_from_slice(&len.to_le_bytes());
-        zlib.extend_from_slice(&(!len).to_le_bytes());
-        zlib.extend_from_slice(block);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for byte in &raw {
-        a = (a + u32::from(*byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut ihdr = width.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [(b"IHDR", ihdr), (b"IDAT", zlib), (b"IEND", Vec::new())] {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(&data);
-        let crc = crc32(&out[start..]);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    out
-}
-
-/// CRC-32 (IEEE), bit by bit: a test helper, speed does not matter.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for byte in bytes {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+    tix_testkit::png::rgb(width, height, |_, _| [0x2a, 0x6f, 0xdb])
 }
