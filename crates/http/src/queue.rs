@@ -248,17 +248,24 @@ pub const ADMISSION_HEADER_CHARS_MAX: usize = 200;
 pub fn admission_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     match headers.get(ADMISSION_HEADER) {
         None => Ok(None),
-        Some(v) => match v.to_str() {
-            Ok(token) if token.len() <= ADMISSION_HEADER_CHARS_MAX => Ok(Some(token)),
-            _ => Err(ApiError::invalid(
-                "Tix-Admission",
+        Some(v) => checked_token("Tix-Admission", v.to_str().ok()).map(Some),
+    }
+}
+
+/// Checks an admission token sent in `field` (the header, or a batch item's `admission`;
+/// `None`: not text): at most [`ADMISSION_HEADER_CHARS_MAX`] characters, else a 422 naming it.
+pub fn checked_token<'a>(field: &str, token: Option<&'a str>) -> Result<&'a str, ApiError> {
+    token
+        .filter(|t| t.len() <= ADMISSION_HEADER_CHARS_MAX)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                field,
                 format!(
                     "must be the token from joining the queue (at most \
                      {ADMISSION_HEADER_CHARS_MAX} characters)"
                 ),
-            )),
-        },
-    }
+            )
+        })
 }
 
 /// An event's waiting room, as anyone may see it.

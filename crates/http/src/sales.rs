@@ -479,18 +479,12 @@ pub async fn purchase_items(
             if let Err(e) = validate_purchase(&body, seats, key_max) {
                 return item_error(&e);
             }
-            if item
+            if let Some(Err(e)) = item
                 .admission
-                .as_ref()
-                .is_some_and(|t| t.len() > queue::ADMISSION_HEADER_CHARS_MAX)
+                .as_deref()
+                .map(|t| queue::checked_token("admission", Some(t)))
             {
-                return item_error(&ApiError::invalid(
-                    "admission",
-                    format!(
-                        "must be the token from joining the queue (at most {} characters)",
-                        queue::ADMISSION_HEADER_CHARS_MAX
-                    ),
-                ));
+                return item_error(&e);
             }
             let visitor = client_visitor(&body.client_id);
             let pass = if bypass_waiting_room {
