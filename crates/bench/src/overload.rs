@@ -61,6 +61,19 @@ pub struct OverloadArgs {
     /// weighs on both alike.
     #[arg(long, default_value_t = 2)]
     pub rounds: u32,
+    /// Where the excess is refused: by nginx before it reaches the node (nginx's in-flight cap
+    /// set to the node's, the generated configuration's default) or only by the node.
+    #[arg(long, value_enum, default_value_t = ShedAt::Nginx)]
+    pub shed_at: ShedAt,
+}
+
+/// Where `tix bench overload` has the excess refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShedAt {
+    /// nginx answers requests over its cap itself; the node's cap is the second line.
+    Nginx,
+    /// nginx passes everything on; the node refuses what is over its cap.
+    Node,
 }
 
 /// What one phase measured.
@@ -200,8 +213,17 @@ pub async fn run(args: OverloadArgs) -> anyhow::Result<()> {
     let offered = args.factor * args.requests_in_flight_max;
     println!(
         "tix bench overload: {} node(s), nginx → leader, {} s per phase, {} round(s) of both \
-         phases alternated; unloaded {} clients, offered {offered} clients ({}× the in-flight cap)",
-        args.nodes, args.seconds, args.rounds, args.clients, args.factor
+         phases alternated; unloaded {} clients, offered {offered} clients ({}× the in-flight cap); \
+         excess refused by {}",
+        args.nodes,
+        args.seconds,
+        args.rounds,
+        args.clients,
+        args.factor,
+        match args.shed_at {
+            ShedAt::Nginx => "nginx (the node's cap behind it)",
+            ShedAt::Node => "the node",
+        }
     );
     let mut caps = vec![args.requests_in_flight_max];
     if !args.no_uncapped {
@@ -252,7 +274,8 @@ fn print_phase(label: &str, p: &Phase) {
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(
         "{label} {:>5} clients: goodput {:>7.0}/s; admitted p50/p99 {:.1}/{:.1} ms; \
-         503 {} ({:.0}/s, p50/p99/max {:.1}/{:.1}/{:.1} ms, {} without Retry-After); other {}",
+         503 {} ({:.0}/s, p50/p90/p99/max {:.1}/{:.1}/{:.1}/{:.1} ms, {} without Retry-After); \
+         other {}",
         p.clients,
         p.goodput(),
         ms(&p.admitted_us, 0.5),
@@ -260,6 +283,7 @@ fn print_phase(label: &str, p: &Phase) {
         p.refused,
         p.refused as f64 / p.elapsed.as_secs_f64(),
         ms(&p.refused_us, 0.5),
+        ms(&p.refused_us, 0.9),
         ms(&p.refused_us, 0.99),
         p.refused_us.max() as f64 / 1000.0,
         p.refused_without_retry_after,
@@ -268,7 +292,8 @@ fn print_phase(label: &str, p: &Phase) {
     let e = &p.edge;
     println!(
         "{:width$}  at nginx: admitted p50/p99 {:.1}/{:.1} ms; 503 answered p50/p99/max \
-         {:.1}/{:.1}/{:.1} ms (node {:.1}/{:.1}/{:.1} ms); {} 503s logged",
+         {:.1}/{:.1}/{:.1} ms (by the node {:.1}/{:.1}/{:.1} ms); {} 503s logged, {} of them \
+         by the node",
         "",
         ms(&e.admitted_us, 0.5),
         ms(&e.admitted_us, 0.99),
@@ -279,6 +304,7 @@ fn print_phase(label: &str, p: &Phase) {
         ms(&e.refused_upstream_us, 0.99),
         e.refused_upstream_us.max() as f64 / 1000.0,
         e.refused_us.len(),
+        e.refused_upstream_us.len(),
         width = label.len(),
     );
 }
@@ -300,6 +326,7 @@ pub async fn measure(
     let listen = format!("127.0.0.1:{}", free_port()?).parse()?;
     let config = NginxConfig {
         timing_log: true,
+        in_flight_max: (args.shed_at == ShedAt::Nginx && cap != UNCAPPED).then_some(cap),
         ..NginxConfig::new(listen, leader_first[..1].to_vec())
     };
     let nginx = Nginx::start(listen, &config.render())?;

@@ -92,6 +92,11 @@ pub struct NginxConfigArgs {
     /// Write an access log.
     #[arg(long)]
     access_log: bool,
+    /// Requests nginx lets through to the nodes at once before it answers `503` +
+    /// `Retry-After` itself (default: the nodes' default in-flight caps summed; 0: no cap at
+    /// nginx, the nodes shed alone). Set it to the sum of the nodes' `--requests-in-flight-max`.
+    #[arg(long)]
+    in_flight_max: Option<usize>,
 }
 
 /// How to run a node.
@@ -388,6 +393,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = tix_bench::nginx::NginxConfig::new(args.listen, args.upstreams);
             config.worker_processes = args.worker_processes;
             config.access_log = args.access_log;
+            if let Some(n) = args.in_flight_max {
+                config.in_flight_max = (n > 0).then_some(n);
+            }
             print!("{}", config.render());
             Ok(())
         }
