@@ -78,9 +78,7 @@ impl NginxConfig {
             next_upstream_tries: 3,
             access_log: false,
             timing_log: false,
-            in_flight_max: Some(
-                upstreams_len.max(1) * tix_http::defaults::REQUESTS_IN_FLIGHT_MAX,
-            ),
+            in_flight_max: Some(upstreams_len.max(1) * tix_http::defaults::REQUESTS_IN_FLIGHT_MAX),
         }
     }
 
@@ -112,8 +110,12 @@ impl NginxConfig {
         let (shed_zone, api_shed, page_shed) = match self.in_flight_max {
             Some(n) => (
                 SHED_ZONE.to_owned(),
-                format!("limit_conn tix_in_flight {n};\n            error_page 503 @busy_api;\n            "),
-                format!("limit_conn tix_in_flight {n};\n            error_page 503 @busy_page;\n            "),
+                format!(
+                    "limit_conn tix_in_flight {n};\n            error_page 503 @busy_api;\n            "
+                ),
+                format!(
+                    "limit_conn tix_in_flight {n};\n            error_page 503 @busy_page;\n            "
+                ),
             ),
             None => (String::new(), String::new(), String::new()),
         };
@@ -181,7 +183,11 @@ http {{
             keepalive = self.upstream_keepalive,
             listen = self.listen,
             tries = self.next_upstream_tries,
-            busy = if self.in_flight_max.is_some() { BUSY_LOCATIONS } else { "" },
+            busy = if self.in_flight_max.is_some() {
+                BUSY_LOCATIONS
+            } else {
+                ""
+            },
         )
     }
 }
@@ -260,7 +266,11 @@ mod tests {
         assert!(conf.contains("proxy_set_header X-Forwarded-Proto $scheme;"));
         // nginx sheds above the two nodes' default caps summed (tests/nginx_edge.rs runs it).
         let cap = 2 * tix_http::defaults::REQUESTS_IN_FLIGHT_MAX;
-        assert_eq!(conf.matches(&format!("limit_conn tix_in_flight {cap};")).count(), 2);
+        assert_eq!(
+            conf.matches(&format!("limit_conn tix_in_flight {cap};"))
+                .count(),
+            2
+        );
         assert!(conf.contains("limit_conn_zone edge zone=tix_in_flight:1m;"));
     }
 }

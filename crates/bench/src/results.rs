@@ -171,6 +171,73 @@ pub struct SweepResults {
     pub runs: Vec<RunResult>,
     /// The ceilings measured in the same sweep.
     pub ceilings: Vec<CeilingResult>,
+    /// The targets that compare two measurements, measured again as alternated pairs
+    /// (`--ab-rounds`); absent from sweeps made before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternated: Vec<Alternated>,
+}
+
+/// Two measurements whose ratio is a target (the hot-seat file against the uniform numbered
+/// file; the intake against the broker's echo ceiling), taken in turns — A, B, A, B, … — with
+/// the same setup in one sitting, so that a machine that speeds up or slows down between them
+/// weighs on both alike. The verdict is the median of the rounds' ratios B / A.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alternated {
+    /// The architecture both ran through.
+    pub architecture: Architecture,
+    /// Workers (or consumers per node) of both.
+    pub workers: usize,
+    /// What A is: a workload file's name, or [`ECHO_CEILING`].
+    pub a: String,
+    /// What B is (a workload file's name).
+    pub b: String,
+    /// A's answered (or echoed) requests per second, per round.
+    pub a_per_s: Vec<f64>,
+    /// B's answered requests per second, per round.
+    pub b_per_s: Vec<f64>,
+}
+
+/// What [`Alternated::a`] says for the broker's echo ceiling.
+pub const ECHO_CEILING: &str = "echo ceiling";
+
+impl Alternated {
+    /// B / A of each round.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.a_per_s
+            .iter()
+            .zip(&self.b_per_s)
+            .map(|(a, b)| b / a.max(1e-9))
+            .collect()
+    }
+
+    /// The median of [`Self::ratios`] (the mean of the middle two for an even count), or
+    /// `None` without rounds.
+    pub fn median_ratio(&self) -> Option<f64> {
+        let mut r = self.ratios();
+        if r.is_empty() {
+            return None;
+        }
+        r.sort_by(f64::total_cmp);
+        let mid = r.len() / 2;
+        Some(if r.len() % 2 == 1 {
+            r[mid]
+        } else {
+            (r[mid - 1] + r[mid]) / 2.0
+        })
+    }
+
+    /// The comparison of `architecture` between `a` and `b`, if measured.
+    pub fn find<'a>(
+        results: &'a SweepResults,
+        architecture: Architecture,
+        a: &str,
+        b: &str,
+    ) -> Option<&'a Alternated> {
+        results
+            .alternated
+            .iter()
+            .find(|x| x.architecture == architecture && x.a == a && x.b == b)
+    }
 }
 
 impl SweepResults {
@@ -331,6 +398,73 @@ pub mod tests_support {
             },
             runs,
             ceilings,
+            alternated: vec![
+                Alternated {
+                    architecture: Architecture::Direct,
+                    workers: 2,
+                    a: "benchmark_numbered.txt".into(),
+                    b: "benchmark_numbered_hotspot.txt".into(),
+                    a_per_s: vec![10_000.0, 10_000.0, 9_000.0],
+                    b_per_s: vec![9_500.0, 9_200.0, 9_090.0],
+                },
+                Alternated {
+                    architecture: Architecture::Indirect,
+                    workers: 2,
+                    a: ECHO_CEILING.into(),
+                    b: "benchmark_unnumbered.txt".into(),
+                    a_per_s: vec![10_000.0, 8_000.0],
+                    b_per_s: vec![5_800.0, 5_040.0],
+                },
+            ],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::sample;
+    use super::*;
+
+    #[test]
+    fn alternated_pairs_give_per_round_ratios_and_their_median() {
+        let s = sample();
+        let hot = Alternated::find(
+            &s,
+            Architecture::Direct,
+            "benchmark_numbered.txt",
+            "benchmark_numbered_hotspot.txt",
+        )
+        .expect("measured");
+        assert_eq!(hot.ratios(), vec![0.95, 0.92, 1.01]);
+        assert_eq!(hot.median_ratio(), Some(0.95));
+        let echo = Alternated::find(
+            &s,
+            Architecture::Indirect,
+            ECHO_CEILING,
+            "benchmark_unnumbered.txt",
+        )
+        .expect("measured");
+        // An even count: the mean of the middle two (0.58 and 0.63).
+        assert!((echo.median_ratio().unwrap() - 0.605).abs() < 1e-9);
+        assert!(
+            Alternated::find(&s, Architecture::Indirect, "x", "y").is_none(),
+            "only what was measured"
+        );
+        let none = Alternated {
+            a_per_s: vec![],
+            b_per_s: vec![],
+            ..echo.clone()
+        };
+        assert_eq!(none.median_ratio(), None);
+    }
+
+    #[test]
+    fn a_results_file_without_alternated_pairs_still_reads() {
+        let mut s = sample();
+        s.alternated.clear();
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("alternated"));
+        let back: SweepResults = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
     }
 }

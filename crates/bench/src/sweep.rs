@@ -14,11 +14,12 @@ use tix_testkit::client::{ApiClient, http_client};
 
 use crate::replay::{Answer, CONCERT_CAPACITY, Transport, load};
 use crate::results::{
-    Architecture, CeilingResult, LatencyMs, MachineFacts, SweepConfig, SweepResults,
+    Alternated, Architecture, CeilingResult, ECHO_CEILING, LatencyMs, MachineFacts, SweepConfig,
+    SweepResults,
 };
 use crate::run::{DEFAULT_AMQP_URL, Intake, RunSpec, file_name, print_result, run_local};
 use crate::setup::{WorkerLaunch, spawn_noop, start_nginx, start_workers};
-use crate::workload::{Buy, load as load_workload};
+use crate::workload::{Buy, Workload, load as load_workload};
 
 /// The shared workload files, in the order they are run.
 pub const WORKLOAD_FILES: [&str; 4] = [
@@ -71,6 +72,12 @@ pub struct SweepArgs {
     /// The broker.
     #[arg(long, env = "TIX_AMQP_URL", default_value = DEFAULT_AMQP_URL)]
     pub amqp_url: String,
+    /// Rounds of the alternated comparisons run after the sweep — the uniform numbered file
+    /// against the hot-seat file (both architectures, most workers) and the broker's echo
+    /// ceiling against the unnumbered file (indirect, most consumers), in turns A, B, A, B, … —
+    /// whose median ratios are the targets' verdicts (0: none; `--quick`: 1).
+    #[arg(long, default_value_t = 3)]
+    pub ab_rounds: usize,
     /// Do not run anything: redraw the plots and the report from this results.json.
     #[arg(long)]
     pub from_results: Option<PathBuf>,
@@ -91,6 +98,7 @@ pub async fn run(mut args: SweepArgs) -> anyhow::Result<()> {
                 args.direct_workers = vec![args.nodes as usize];
                 args.indirect_workers = vec![2];
                 args.ceiling_requests = args.ceiling_requests.min(10_000);
+                args.ab_rounds = args.ab_rounds.min(1);
             }
             sweep(&args).await?
         }
@@ -197,6 +205,7 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
         },
         runs: Vec::new(),
         ceilings: Vec::new(),
+        alternated: Vec::new(),
     };
     let plan = args
         .direct_workers
@@ -252,7 +261,138 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
             results.runs.push(result);
         }
     }
+    alternate(args, &exe, &workloads, &mut results).await?;
     Ok(results)
+}
+
+/// One side of an alternated pair.
+enum Side<'a> {
+    /// The broker's echo ceiling.
+    Echo,
+    /// A workload file, by name.
+    File(&'a str, &'a Workload),
+}
+
+impl Side<'_> {
+    fn name(&self) -> String {
+        match self {
+            Side::Echo => ECHO_CEILING.to_owned(),
+            Side::File(name, _) => (*name).to_owned(),
+        }
+    }
+}
+
+/// Measures the targets that compare two measurements again as alternated pairs (see
+/// [`Alternated`]) and adds them to `results`; a run that fails its verification is added to
+/// the runs, which fails the sweep.
+async fn alternate(
+    args: &SweepArgs,
+    exe: &Path,
+    workloads: &[(String, Workload)],
+    results: &mut SweepResults,
+) -> anyhow::Result<()> {
+    if args.ab_rounds == 0 {
+        return Ok(());
+    }
+    let file = |name: &'static str| {
+        workloads
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(n, w)| Side::File(n.as_str(), w))
+    };
+    let mut pairs = Vec::new();
+    if let Some(&w) = args.direct_workers.iter().max()
+        && let (Some(a), Some(b)) = (file(WORKLOAD_FILES[1]), file(WORKLOAD_FILES[3]))
+    {
+        pairs.push((Architecture::Direct, w, a, b));
+    }
+    if let Some(&w) = args.indirect_workers.iter().max() {
+        if args.ceiling_requests > 0
+            && let Some(b) = file(WORKLOAD_FILES[0])
+        {
+            pairs.push((Architecture::Indirect, w, Side::Echo, b));
+        }
+        if let (Some(a), Some(b)) = (file(WORKLOAD_FILES[1]), file(WORKLOAD_FILES[3])) {
+            pairs.push((Architecture::Indirect, w, a, b));
+        }
+    }
+    for (architecture, workers, a, b) in pairs {
+        let mut pair = Alternated {
+            architecture,
+            workers,
+            a: a.name(),
+            b: b.name(),
+            a_per_s: Vec::new(),
+            b_per_s: Vec::new(),
+        };
+        for round in 1..=args.ab_rounds {
+            for (side, into) in [(&a, 0), (&b, 1)] {
+                let per_s = match side {
+                    Side::Echo => {
+                        ceiling(
+                            exe,
+                            architecture,
+                            workers,
+                            args.clients,
+                            args.ceiling_requests,
+                            &args.amqp_url,
+                        )
+                        .await?
+                        .requests_per_s
+                    }
+                    Side::File(name, workload) => {
+                        let spec = RunSpec {
+                            exe: exe.to_path_buf(),
+                            workload: (*workload).clone(),
+                            workload_name: (*name).to_owned(),
+                            architecture,
+                            nodes: args.nodes,
+                            workers,
+                            intake: args.intake,
+                            clients: args.clients,
+                            amqp_url: args.amqp_url.clone(),
+                            progress: false,
+                        };
+                        let result = run_local(&spec).await.with_context(|| {
+                            format!(
+                                "alternated {} {name} with {workers} workers",
+                                architecture.name()
+                            )
+                        })?;
+                        let per_s = result.answered_per_s;
+                        if !result.pass {
+                            print_result(&result);
+                            results.runs.push(result);
+                        }
+                        per_s
+                    }
+                };
+                println!(
+                    "alternated {} x{workers}, round {round}: {} {per_s:.0}/s",
+                    architecture.name(),
+                    side.name()
+                );
+                if into == 0 {
+                    pair.a_per_s.push(per_s);
+                } else {
+                    pair.b_per_s.push(per_s);
+                }
+            }
+        }
+        println!(
+            "alternated {} x{workers}: {} → {}: ratios {:?}, median {:.2}",
+            architecture.name(),
+            pair.a,
+            pair.b,
+            pair.ratios()
+                .iter()
+                .map(|r| (r * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+            pair.median_ratio().unwrap_or(f64::NAN)
+        );
+        results.alternated.push(pair);
+    }
+    Ok(())
 }
 
 /// Measures what the machine does through `architecture` when the server does nothing.

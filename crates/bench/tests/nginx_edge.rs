@@ -73,7 +73,11 @@ fn answer(stream: TcpStream) -> (String, String) {
     }
     let length = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
         .and_then(|v| v.trim().parse::<usize>().ok())
         .expect("a Content-Length");
     let mut body = vec![0; length];

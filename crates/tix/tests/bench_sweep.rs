@@ -1,7 +1,8 @@
 //! The short benchmark CI runs: `tix bench sweep --quick` — the smallest shared file through
 //! both architectures (nginx in front of a 3-node cluster; RabbitMQ consumed by the nodes' own
 //! intake, two consumers each), the
-//! ceilings, results, plots and the report — and its correctness verdict.
+//! ceilings, one alternated round of the echo ceiling against the intake, results, plots and
+//! the report — and its correctness verdict.
 //!
 //! Needs nginx, RabbitMQ (`TIX_AMQP_URL`) and the shared workload files; without them the test
 //! says so and skips, unless `TIX_REQUIRE_SERVICES=1`, where that is a failure.
@@ -63,6 +64,18 @@ fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
     let ceilings = results["ceilings"].as_array().expect("ceilings");
     assert_eq!(ceilings.len(), 2, "one ceiling per architecture");
     assert!(results["machine"]["cpus"].as_u64().unwrap_or(0) >= 1);
+    // One alternated round of the echo ceiling against the unnumbered file (the only file of
+    // --quick): both measured, and the report's verdict is their ratio.
+    let pairs = results["alternated"].as_array().expect("alternated pairs");
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!(pairs[0]["architecture"], "indirect");
+    assert_eq!(pairs[0]["a"], "echo ceiling");
+    assert_eq!(pairs[0]["b"], "benchmark_unnumbered.txt");
+    for side in ["a_per_s", "b_per_s"] {
+        let per_s = pairs[0][side].as_array().expect("per round");
+        assert_eq!(per_s.len(), 1, "{side}");
+        assert!(per_s[0].as_f64().unwrap_or(0.0) > 0.0, "{side}");
+    }
 
     let csv = std::fs::read_to_string(out.path().join("results/results.csv")).expect("csv");
     assert_eq!(csv.lines().count(), 3, "a header and two runs:\n{csv}");
@@ -72,6 +85,10 @@ fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
     assert!(markdown.contains("| unnumbered | 3 |"), "{markdown}");
     assert!(markdown.contains("| unnumbered | 2 |"), "{markdown}");
     assert!(markdown.contains("2 of 2 PASS"), "{markdown}");
+    assert!(
+        markdown.contains("median of 1 alternated round ("),
+        "{markdown}"
+    );
     let plots: Vec<_> = std::fs::read_dir(out.path().join("docs/bench"))
         .expect("plots beside the report")
         .filter_map(Result::ok)
