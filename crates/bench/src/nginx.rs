@@ -184,9 +184,9 @@ http {{
             listen = self.listen,
             tries = self.next_upstream_tries,
             busy = if self.in_flight_max.is_some() {
-                BUSY_LOCATIONS
+                busy_locations()
             } else {
-                ""
+                String::new()
             },
         )
     }
@@ -201,29 +201,41 @@ const SHED_ZONE: &str = "    limit_conn_zone edge zone=tix_in_flight:1m;
     limit_conn_log_level info;
 ";
 
-/// What nginx answers for a request over its cap: the node's answer to the same — problem+json
-/// of type `overloaded` on API paths, a page elsewhere — with `Retry-After: 1` and the request
-/// id nginx made for it.
-const BUSY_LOCATIONS: &str = r#"        location @busy_api {
+/// What nginx answers for a request over its cap: the node's answer to the same — the
+/// `overloaded` problem+json of [`tix_http::ApiError::Overloaded`] on API paths, a page
+/// elsewhere — with `Retry-After: 1` and the request id nginx made for it.
+fn busy_locations() -> String {
+    let (_, mut problem) = tix_http::ApiError::Overloaded.problem();
+    problem.insert("request_id".into(), "$request_id".into());
+    let json = serde_json::Value::Object(problem)
+        .to_string()
+        .replace('\'', "\\'");
+    format!(
+        r#"        location @busy_api {{
             default_type application/problem+json;
             add_header Retry-After 1 always;
             add_header Cache-Control no-store always;
             add_header X-Request-Id $request_id always;
-            return 503 '{"type":"https://tix.invalid/problems/overloaded","title":"Too busy right now","status":503,"detail":"this node is at capacity and did not start on your request; try again in a second","request_id":"$request_id"}';
-        }
-        location @busy_page {
+            return 503 '{json}';
+        }}
+        location @busy_page {{
             default_type "text/html; charset=utf-8";
             add_header Retry-After 1 always;
             add_header Cache-Control no-store always;
             add_header X-Request-Id $request_id always;
-            return 503 '<!doctype html>
+            return 503 '{BUSY_PAGE}';
+        }}
+"#
+    )
+}
+
+/// The page nginx answers a browser with when it is over its cap.
+const BUSY_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Too busy right now · tix</title><link rel="stylesheet" href="/static/shop.css"></head>
 <body><main id="content"><h1>Too busy right now</h1>
 <p>So many people are here at once that we did not start on your request. Nothing was done: try again in a second.</p>
 <p><a href="">Try again</a> · <a href="/">All events</a></p></main></body></html>
-';
-        }
 "#;
 
 /// Returns `nginx -v`'s version string, or why it could not be read.
