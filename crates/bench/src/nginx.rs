@@ -202,14 +202,21 @@ const SHED_ZONE: &str = "    limit_conn_zone edge zone=tix_in_flight:1m;
 ";
 
 /// What nginx answers for a request over its cap: the node's answer to the same — the
-/// `overloaded` problem+json of [`tix_http::ApiError::Overloaded`] on API paths, a page
-/// elsewhere — with `Retry-After: 1` and the request id nginx made for it.
+/// `overloaded` problem+json of [`tix_http::ApiError::Overloaded`] on API paths, elsewhere the
+/// shop's error page with its title and detail — with `Retry-After: 1` and the request id
+/// nginx made for it.
 fn busy_locations() -> String {
     let (_, mut problem) = tix_http::ApiError::Overloaded.problem();
+    let text = |member: &str| {
+        problem
+            .get(member)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let page = busy_page(&text("title"), &text("detail"));
     problem.insert("request_id".into(), "$request_id".into());
-    let json = serde_json::Value::Object(problem)
-        .to_string()
-        .replace('\'', "\\'");
+    let json = serde_json::Value::Object(problem).to_string();
     format!(
         r#"        location @busy_api {{
             default_type application/problem+json;
@@ -223,20 +230,39 @@ fn busy_locations() -> String {
             add_header Retry-After 1 always;
             add_header Cache-Control no-store always;
             add_header X-Request-Id $request_id always;
-            return 503 '{BUSY_PAGE}';
+            return 503 '{page}';
         }}
+"#,
+        json = nginx_quoted(&json),
+        page = nginx_quoted(&page),
+    )
+}
+
+/// The shop's error page (`templates/pages/error.html` in the signed-out layout) for nginx to
+/// answer a browser with when it is over its cap.
+fn busy_page(title: &str, detail: &str) -> String {
+    let escape = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let (title, detail) = (escape(title), escape(detail));
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · tix</title><link rel="stylesheet" href="/static/shop.css"></head>
+<body><header class="top"><a class="brand" href="/">tix</a></header>
+<main id="content"><section class="panel narrow error-page"><p class="status">503</p><h1>{title}</h1>
+<p>{detail}</p><p><a class="button" href="/">Back to the events</a></p></section></main></body></html>
 "#
     )
 }
 
-/// The page nginx answers a browser with when it is over its cap.
-const BUSY_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Too busy right now · tix</title><link rel="stylesheet" href="/static/shop.css"></head>
-<body><main id="content"><h1>Too busy right now</h1>
-<p>So many people are here at once that we did not start on your request. Nothing was done: try again in a second.</p>
-<p><a href="">Try again</a> · <a href="/">All events</a></p></main></body></html>
-"#;
+/// `text` inside an nginx single-quoted string: quotes and backslashes escaped.
+fn nginx_quoted(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\'', "\\'")
+}
 
 /// Returns `nginx -v`'s version string, or why it could not be read.
 pub fn nginx_version() -> String {

@@ -148,6 +148,10 @@ fn nginx_answers_what_is_over_its_cap_and_lets_exempt_paths_through() {
     assert!(head.contains("Retry-After: 1\r\n"), "{head}");
     assert!(head.contains("Content-Type: text/html"), "{head}");
     assert!(body.contains("<h1>Too busy right now</h1>"), "{body}");
+    assert!(
+        body.contains(&format!("<p>{}</p>", node["detail"].as_str().unwrap())),
+        "{body}"
+    );
 
     // Not counted: these reach the node although the cap is full.
     let _exempt = [
