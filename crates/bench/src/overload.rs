@@ -97,6 +97,8 @@ pub struct Phase {
     pub refused_us: Histogram<u64>,
     /// What nginx measured for the same requests (its timing log), apart from the clients.
     pub edge: EdgeTimes,
+    /// The probe's 503s (see [`probe`]), in microseconds.
+    pub probe_refused_us: Histogram<u64>,
 }
 
 /// Per-request times nginx logged during a phase (millisecond resolution), in microseconds:
@@ -166,6 +168,7 @@ impl Phase {
             admitted_us: histogram(),
             refused_us: histogram(),
             edge: EdgeTimes::empty(),
+            probe_refused_us: histogram(),
         }
     }
 
@@ -183,6 +186,7 @@ impl Phase {
         self.edge
             .refused_upstream_us
             .add(&p.edge.refused_upstream_us)?;
+        self.probe_refused_us.add(&p.probe_refused_us)?;
         Ok(())
     }
 
@@ -250,16 +254,19 @@ pub async fn run(args: OverloadArgs) -> anyhow::Result<()> {
         let p99 = overloaded.admitted_us.value_at_quantile(0.99) as f64 / 1000.0;
         let shed_p99 = overloaded.refused_us.value_at_quantile(0.99) as f64 / 1000.0;
         let shed_max = overloaded.refused_us.max() as f64 / 1000.0;
+        let probe_p99 = overloaded.probe_refused_us.value_at_quantile(0.99) as f64 / 1000.0;
         let edge_p99 = overloaded.edge.refused_us.value_at_quantile(0.99) as f64 / 1000.0;
         let edge_max = overloaded.edge.refused_us.max() as f64 / 1000.0;
         println!(
             "targets: goodput ≥ 0.90 of unloaded: {ratio:.2} {}; admitted p99 ≤ 50 ms: {p99:.1} ms \
              {}; refusals p99 ≤ 5 ms at the client: {shed_p99:.1} ms (max {shed_max:.1}) {}, at \
-             nginx: {edge_p99:.1} ms (max {edge_max:.1}) {}; every 503 with Retry-After: {}",
+             nginx: {edge_p99:.1} ms (max {edge_max:.1}) {}, at the probe: {probe_p99:.1} ms {}; \
+             every 503 with Retry-After: {}",
             mark(ratio >= 0.90),
             mark(p99 <= 50.0),
             mark(shed_p99 <= 5.0),
             mark(edge_p99 <= 5.0),
+            mark(probe_p99 <= 5.0 && !overloaded.probe_refused_us.is_empty()),
             mark(overloaded.refused_without_retry_after == 0),
         );
     }
@@ -307,6 +314,20 @@ fn print_phase(label: &str, p: &Phase) {
         e.refused_upstream_us.len(),
         width = label.len(),
     );
+    let probe = &p.probe_refused_us;
+    if !probe.is_empty() {
+        println!(
+            "{:width$}  probe (one thread, one connection): 503 p50/p90/p99/max \
+             {:.1}/{:.1}/{:.1}/{:.1} ms over {} refusals",
+            "",
+            ms(probe, 0.5),
+            ms(probe, 0.9),
+            ms(probe, 0.99),
+            probe.max() as f64 / 1000.0,
+            probe.len(),
+            width = label.len(),
+        );
+    }
 }
 
 /// Starts a cluster with `cap`, measures both phases (unloaded: `args.clients`; overloaded:
@@ -389,12 +410,110 @@ async fn phase(
         let next = next.clone();
         tasks.spawn(async move { client_loop(api, event, client, deadline, next).await });
     }
+    let probe = {
+        let (api, next) = (api.clone(), next.clone());
+        std::thread::spawn(move || probe(&api, event, deadline, &next))
+    };
     let mut total = Phase::empty(clients);
     while let Some(joined) = tasks.join_next().await {
         total.absorb(&joined??)?;
     }
+    let probed = tokio::task::spawn_blocking(move || probe.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the probe panicked"))??;
+    total.absorb(&probed)?;
     total.elapsed = started.elapsed();
     Ok(total)
+}
+
+/// Pause between the probe's purchases.
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How long the probe waits for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client apart from the crowd: one OS thread, one blocking keep-alive connection to nginx,
+/// one purchase every 10 ms (a fresh request id each, never a retry), each timed from the write
+/// of the request to the last byte of the answer. The crowd's 640–1,280 tasks share two
+/// runtime threads, so their timings include waiting for one of them; the probe's thread is
+/// woken by the kernel when its answer arrives, so its 503 times are what a visitor's own
+/// device would see of a refusal while the node is saturated. Its 201s count as sales.
+fn probe(
+    api: &ApiClient,
+    event: u64,
+    deadline: Instant,
+    next: &AtomicU64,
+) -> anyhow::Result<Phase> {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let mut p = Phase::empty(0);
+    let host = api
+        .base_url
+        .strip_prefix("http://")
+        .context("the probe speaks plain HTTP")?
+        .to_owned();
+    let mut connection: Option<BufReader<std::net::TcpStream>> = None;
+    while Instant::now() < deadline {
+        std::thread::sleep(PROBE_INTERVAL);
+        let reader = match connection.as_mut() {
+            Some(reader) => reader,
+            None => {
+                let stream = std::net::TcpStream::connect(&host)?;
+                stream.set_nodelay(true)?;
+                stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
+                connection.insert(BufReader::new(stream))
+            }
+        };
+        let body = json!({
+            "client_id": "overload-probe",
+            "request_id": format!("o{}", next.fetch_add(1, Ordering::Relaxed)),
+        })
+        .to_string();
+        let request = format!(
+            "POST /api/v1/events/{event}/purchases HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            api.token,
+            body.len()
+        );
+        let t = Instant::now();
+        let answered = (|| -> std::io::Result<u16> {
+            reader.get_mut().write_all(request.as_bytes())?;
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            let status = line
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let mut length = 0;
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut sink = vec![0; length];
+            reader.read_exact(&mut sink)?;
+            Ok(status)
+        })();
+        let took = t.elapsed().as_micros() as u64;
+        match answered {
+            Ok(201) => p.sold += 1,
+            Ok(503) => p.probe_refused_us.saturating_record(took),
+            Ok(_) => p.errors += 1,
+            Err(_) => {
+                p.errors += 1;
+                connection = None;
+            }
+        }
+    }
+    Ok(p)
 }
 
 fn histogram() -> Histogram<u64> {

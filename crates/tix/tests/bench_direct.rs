@@ -178,17 +178,19 @@ async fn excess_through_nginx_is_refused_with_retry_after_by_nginx_or_the_node()
         );
         assert_eq!(overloaded.refused_without_retry_after, 0, "{shed_at:?}");
         assert_eq!(overloaded.errors, 0, "{shed_at:?}: {overloaded:?}");
-        // nginx's timing log saw the same refusals: answered by nginx itself when it sheds
+        // nginx's timing log saw the same refusals (the crowd's and the probe's, a client on
+        // its own thread): answered by nginx itself when it sheds
         // (the node, behind a cap no larger than its own, never is over it), else each by the
         // node.
+        let refused = overloaded.refused + overloaded.probe_refused_us.len();
         assert_eq!(
             overloaded.edge.refused_us.len(),
-            overloaded.refused,
+            refused,
             "{shed_at:?}: {overloaded:?}"
         );
         let by_node = match shed_at {
             ShedAt::Nginx => 0,
-            ShedAt::Node => overloaded.refused,
+            ShedAt::Node => refused,
         };
         assert_eq!(
             overloaded.edge.refused_upstream_us.len(),
