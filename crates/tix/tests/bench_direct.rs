@@ -201,3 +201,36 @@ async fn excess_through_nginx_is_refused_with_retry_after_by_nginx_or_the_node()
     }
     Ok(())
 }
+
+/// Checks `tix nginx-config`'s in-flight cap: by default the nodes' default caps summed, as given
+/// with `--in-flight-max`, and none with 0 (the nodes shed alone).
+#[test]
+fn nginx_config_caps_what_it_lets_through_to_the_nodes() {
+    let config = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_tix"))
+            .args([
+                "nginx-config",
+                "--upstream",
+                "10.0.0.1:8080",
+                "--upstream",
+                "10.0.0.2:8080",
+            ])
+            .args(extra)
+            .output()
+            .expect("tix runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let default_cap = 2 * tix_http::defaults::REQUESTS_IN_FLIGHT_MAX;
+    assert_eq!(
+        config(&[])
+            .matches(&format!("limit_conn tix_in_flight {default_cap};"))
+            .count(),
+        2,
+        "API and pages"
+    );
+    assert!(config(&["--in-flight-max", "300"]).contains("limit_conn tix_in_flight 300;"));
+    let uncapped = config(&["--in-flight-max", "0"]);
+    assert!(!uncapped.contains("limit_conn"), "{uncapped}");
+    assert!(!uncapped.contains("@busy_api"), "{uncapped}");
+}
