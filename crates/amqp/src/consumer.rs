@@ -432,7 +432,7 @@ async fn work<C: Committer>(
 ) -> Result<Vec<Disposition>, lapin::Error> {
     let bodies: Vec<&[u8]> = batch.iter().map(|d| d.data.as_slice()).collect();
     let answers = answer_batch(committer.as_ref(), &bodies).await;
-    let mut confirms = Vec::new();
+    let mut publishes = Vec::new();
     let mut dispositions = Vec::with_capacity(batch.len());
     for (delivery, answer) in batch.iter().zip(answers) {
         let tag = delivery.delivery_tag;
@@ -450,21 +450,29 @@ async fn work<C: Committer>(
             properties = properties.with_correlation_id(correlation.clone());
         }
         let body = answer.to_string();
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                reply_to,
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                properties,
-            )
-            .await?;
-        if reply_confirms {
-            confirms.push((tag, confirm));
-        }
+        let channel = &channel;
+        publishes.push(async move {
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    reply_to,
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    properties,
+                )
+                .await?;
+            Ok::<_, lapin::Error>((tag, confirm))
+        });
         dispositions.push(Disposition::Done(tag));
     }
-    for (tag, confirm) in confirms {
+    // Every reply of the batch is handed to the connection before any is waited for, so the
+    // connection's I/O thread writes them together instead of waking once per reply. They
+    // are all written before the batch's deliveries are acknowledged (by the caller).
+    let published = futures::future::try_join_all(publishes).await?;
+    if !reply_confirms {
+        return Ok(dispositions);
+    }
+    for (tag, confirm) in published {
         if matches!(confirm.await?, Confirmation::Nack(_)) {
             // The broker lost the reply: let the request come back; the retry replays the
             // recorded answer.
