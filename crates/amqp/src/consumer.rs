@@ -6,7 +6,8 @@
 //! naturally (the first one waits; every delivery already buffered joins it, up to
 //! `batch_max`), and up to `batches_in_flight_max` batches are worked on at once. The committer
 //! answers a batch; each answer is published to its `reply_to` under the request's
-//! `correlation_id`, and only then is the request acknowledged — in bulk, up to the highest
+//! `correlation_id` (the batch's replies handed to the connection together, then awaited
+//! together), and only then is the request acknowledged — in bulk, up to the highest
 //! delivery below which everything has finished ([`AckTracker`]). A body that is not a purchase
 //! request is answered with a 400 naming what is wrong ([`malformed_reply`]) and acknowledged:
 //! it never reaches the committer and never comes back.
