@@ -457,7 +457,16 @@ async fn the_shop_shows_the_waiting_room_and_lets_the_buyer_order_on_their_turn(
     let opens_ms = parse_time_ms(info["opens_at"].as_str().unwrap());
     let now_ms = now_ms();
     tokio::time::sleep(Duration::from_millis(opens_ms.saturating_sub(now_ms) + 300)).await;
-    let queue = buyer.get(&format!("/events/{event}/queue")).await;
+    // The draw happens when the log's time passes the opening; on a busy machine the entry
+    // that carries it may land a moment later, so the page is asked again (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let queue = loop {
+        let queue = buyer.get(&format!("/events/{event}/queue")).await;
+        if queue.text.contains("It is your turn") || std::time::Instant::now() > deadline {
+            break queue;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(queue.text.contains("It is your turn"), "{}", queue.text);
     let event_page = buyer.get(&format!("/events/{event}")).await;
     assert!(
