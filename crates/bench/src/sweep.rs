@@ -241,18 +241,7 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
             None
         };
         for (name, workload) in &workloads {
-            let spec = RunSpec {
-                exe: exe.clone(),
-                workload: workload.clone(),
-                workload_name: name.clone(),
-                architecture,
-                nodes: args.nodes,
-                workers,
-                intake: args.intake,
-                clients: args.clients,
-                amqp_url: args.amqp_url.clone(),
-                progress: true,
-            };
+            let spec = run_spec(args, &exe, (name, workload), architecture, workers, true);
             let mut result = run_local(&spec).await.with_context(|| {
                 format!("{} {name} with {workers} workers", architecture.name())
             })?;
@@ -263,6 +252,30 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
     }
     alternate(args, &exe, &workloads, &mut results).await?;
     Ok(results)
+}
+
+/// The run of `workload` (its name and lines) through `architecture` with `workers`, set up
+/// as the sweep's options say.
+fn run_spec(
+    args: &SweepArgs,
+    exe: &Path,
+    (name, workload): (&str, &Workload),
+    architecture: Architecture,
+    workers: usize,
+    progress: bool,
+) -> RunSpec {
+    RunSpec {
+        exe: exe.to_path_buf(),
+        workload: workload.clone(),
+        workload_name: name.to_owned(),
+        architecture,
+        nodes: args.nodes,
+        workers,
+        intake: args.intake,
+        clients: args.clients,
+        amqp_url: args.amqp_url.clone(),
+        progress,
+    }
 }
 
 /// One side of an alternated pair.
@@ -341,18 +354,8 @@ async fn alternate(
                         .requests_per_s
                     }
                     Side::File(name, workload) => {
-                        let spec = RunSpec {
-                            exe: exe.to_path_buf(),
-                            workload: (*workload).clone(),
-                            workload_name: (*name).to_owned(),
-                            architecture,
-                            nodes: args.nodes,
-                            workers,
-                            intake: args.intake,
-                            clients: args.clients,
-                            amqp_url: args.amqp_url.clone(),
-                            progress: false,
-                        };
+                        let spec =
+                            run_spec(args, exe, (name, workload), architecture, workers, false);
                         let result = run_local(&spec).await.with_context(|| {
                             format!(
                                 "alternated {} {name} with {workers} workers",
