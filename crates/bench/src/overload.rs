@@ -444,7 +444,9 @@ fn probe(
     deadline: Instant,
     next: &AtomicU64,
 ) -> anyhow::Result<Phase> {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Write};
+
+    use tix_testkit::http1;
 
     let mut p = Phase::empty(0);
     let host = api
@@ -469,39 +471,22 @@ fn probe(
             "request_id": format!("o{}", next.fetch_add(1, Ordering::Relaxed)),
         })
         .to_string();
-        let request = format!(
-            "POST /api/v1/events/{event}/purchases HTTP/1.1\r\nHost: {host}\r\n\
-             Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            api.token,
-            body.len()
+        let request = http1::request(
+            "POST",
+            &host,
+            &format!("/api/v1/events/{event}/purchases"),
+            &[
+                ("Authorization", &format!("Bearer {}", api.token)),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
         );
         let t = Instant::now();
-        let answered = (|| -> std::io::Result<u16> {
-            reader.get_mut().write_all(request.as_bytes())?;
-            let mut line = String::new();
-            reader.read_line(&mut line)?;
-            let status = line
-                .split(' ')
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let mut length = 0;
-            loop {
-                line.clear();
-                if reader.read_line(&mut line)? == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut sink = vec![0; length];
-            reader.read_exact(&mut sink)?;
-            Ok(status)
-        })();
+        let answered = reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .and_then(|()| http1::read_answer(reader))
+            .map(|answer| answer.status);
         let took = t.elapsed().as_micros() as u64;
         match answered {
             Ok(201) => p.sold += 1,

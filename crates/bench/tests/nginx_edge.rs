@@ -6,12 +6,13 @@
 //! nginx. Needs nginx (Debian package); without it the test says so and skips, unless
 //! `TIX_REQUIRE_SERVICES=1`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tix_bench::nginx::NginxConfig;
+use tix_testkit::http1;
 use tix_testkit::nginx::Nginx;
 use tix_testkit::require;
 use tix_testkit::spawn::free_port;
@@ -46,13 +47,14 @@ fn silent_node() -> (String, Arc<Mutex<Vec<String>>>) {
 fn send(edge: SocketAddr, method: &str, path: &str) -> TcpStream {
     let mut stream = TcpStream::connect(edge).unwrap();
     let body = if method == "POST" { "{}" } else { "" };
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {edge}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    let request = http1::request(
+        method,
+        &edge.to_string(),
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    );
+    stream.write_all(request.as_bytes()).unwrap();
     stream
 }
 
@@ -61,28 +63,37 @@ fn answer(stream: TcpStream) -> (String, String) {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("an answer from nginx");
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let length = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length: ")
-                .map(str::to_owned)
-        })
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .expect("a Content-Length");
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    (head, String::from_utf8(body).unwrap())
+    let answer = http1::read_answer(&mut BufReader::new(stream)).expect("an answer from nginx");
+    assert!(
+        answer
+            .head
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-length: "),
+        "a Content-Length: {}",
+        answer.head
+    );
+    (answer.head, String::from_utf8(answer.body).unwrap())
+}
+
+/// nginx from the generated configuration with `in_flight_max`, in front of a silent node;
+/// `None` (the test skips) without nginx.
+fn edge(in_flight_max: Option<usize>) -> Option<(SocketAddr, Nginx, Arc<Mutex<Vec<String>>>)> {
+    require::nginx()?;
+    let (node, seen) = silent_node();
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
+        .parse()
+        .unwrap();
+    let config = NginxConfig {
+        in_flight_max,
+        ..NginxConfig::new(listen, vec![node])
+    };
+    let conf = config.render();
+    assert_eq!(
+        conf.contains("limit_conn"),
+        in_flight_max.is_some(),
+        "{conf}"
+    );
+    Some((listen, Nginx::start(listen, &conf).unwrap(), seen))
 }
 
 /// Waits until the silent node has seen `n` requests.
@@ -100,18 +111,9 @@ fn wait_seen(seen: &Mutex<Vec<String>>, n: usize) -> Vec<String> {
 
 #[test]
 fn nginx_answers_what_is_over_its_cap_and_lets_exempt_paths_through() {
-    if require::nginx().is_none() {
+    let Some((listen, nginx, seen)) = edge(Some(2)) else {
         return;
-    }
-    let (node, seen) = silent_node();
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
-        .parse()
-        .unwrap();
-    let config = NginxConfig {
-        in_flight_max: Some(2),
-        ..NginxConfig::new(listen, vec![node])
     };
-    let nginx = Nginx::start(listen, &config.render()).unwrap();
 
     // Two purchases fill the cap and stay in flight: the node never answers them.
     let _held = [
@@ -179,20 +181,9 @@ fn nginx_answers_what_is_over_its_cap_and_lets_exempt_paths_through() {
 
 #[test]
 fn without_a_cap_nginx_passes_everything_on() {
-    if require::nginx().is_none() {
+    let Some((listen, nginx, seen)) = edge(None) else {
         return;
-    }
-    let (node, seen) = silent_node();
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
-        .parse()
-        .unwrap();
-    let config = NginxConfig {
-        in_flight_max: None,
-        ..NginxConfig::new(listen, vec![node])
     };
-    let conf = config.render();
-    assert!(!conf.contains("limit_conn"), "{conf}");
-    let nginx = Nginx::start(listen, &conf).unwrap();
     let _held: Vec<_> = (0..4)
         .map(|_| send(listen, "POST", "/api/v1/events/1/purchases"))
         .collect();

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod http1;
 pub mod nginx;
 pub mod png;
 pub mod proxy;
