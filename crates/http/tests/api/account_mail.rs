@@ -31,10 +31,7 @@ async fn the_api_sets_shows_and_refuses_addresses() {
         .await
         .expect(201);
     assert_eq!(created["email"], "mia@example.org");
-    let token = app.login("mia", USER_PASSWORD).await.json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.token_of("mia").await;
     assert_eq!(
         app.me(Some(&token)).await.expect(200)["email"],
         "mia@example.org"

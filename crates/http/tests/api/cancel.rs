@@ -168,17 +168,9 @@ async fn the_cancel_pages_confirm_then_cancel_and_buyers_see_it() {
     organizer.sign_up("pageorg", true).await;
     let mut buyer_page = Browser::new(&app);
     buyer_page.sign_up("pagebuyer", false).await;
-    let login = app
-        .login("pageorg", crate::helpers::USER_PASSWORD)
-        .await
-        .expect(200);
-    let token = login["token"].as_str().expect("token").to_owned();
+    let token = app.token_of("pageorg").await;
     let event = app.event_as(&token, &numbered(6)).await;
-    let buyer = app
-        .login("pagebuyer", crate::helpers::USER_PASSWORD)
-        .await
-        .expect(200);
-    let buyer_token = buyer["token"].as_str().expect("token").to_owned();
+    let buyer_token = app.token_of("pagebuyer").await;
     app.buy_seat(&buyer_token, event, 2).await;
 
     let mut rival = Browser::new(&app);
@@ -255,11 +247,7 @@ async fn the_cancel_pages_confirm_then_cancel_and_buyers_see_it() {
 
 /// Logs a test user in and returns `/me`.
 async fn account(app: &TestApp, username: &str) -> Value {
-    let login = app.login(username, crate::helpers::USER_PASSWORD).await;
-    let token = login.expect(200)["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = app.token_of(username).await;
     app.me(Some(&token)).await.expect(200)
 }
 

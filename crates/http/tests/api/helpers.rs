@@ -387,12 +387,18 @@ impl TestApp {
     /// Signs a user up (as `role`, when given) and logs them in.
     pub async fn new_user(&self, username: &str, role: Option<&str>) -> User {
         let created = self.signup(username, USER_PASSWORD, role).await.expect(201);
-        let login = self.login(username, USER_PASSWORD).await.expect(200);
         User {
             id: created["id"].as_u64().expect("id"),
             username: username.to_owned(),
-            token: login["token"].as_str().expect("token").to_owned(),
+            token: self.token_of(username).await,
         }
+    }
+
+    /// Logs in a user signed up with [`USER_PASSWORD`] (by `new_user` or a page's sign-up)
+    /// and returns their bearer token.
+    pub async fn token_of(&self, username: &str) -> String {
+        let login = self.login(username, USER_PASSWORD).await.expect(200);
+        login["token"].as_str().expect("token").to_owned()
     }
 
     // ----- events -----

@@ -361,13 +361,7 @@ async fn the_shop_shows_the_waiting_room_and_lets_the_buyer_order_on_their_turn(
     let app = spawn_app().await;
     let mut org = Browser::new(&app);
     org.sign_up("roomshop-org", true).await;
-    let organizer_token = app
-        .login("roomshop-org", crate::helpers::USER_PASSWORD)
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let organizer_token = app.token_of("roomshop-org").await;
     let event = app.event_as(&organizer_token, &unnumbered(5)).await;
     let form_path = format!("/organizer/events/{event}/waiting-room");
 
@@ -505,13 +499,7 @@ async fn the_room_form_takes_the_opening_on_the_venues_clock() {
     let app = spawn_app().await;
     let mut org = Browser::new(&app);
     org.sign_up("roomzone-org", true).await;
-    let token = app
-        .login("roomzone-org", crate::helpers::USER_PASSWORD)
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.token_of("roomzone-org").await;
     // Tokyo has no daylight saving time: 10:00 there is 01:00 UTC all year.
     let mut body = unnumbered(5);
     body["time_zone"] = json!("Asia/Tokyo");
