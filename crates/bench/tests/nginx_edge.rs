@@ -75,9 +75,16 @@ fn answer(stream: TcpStream) -> (String, String) {
     (answer.head, String::from_utf8(answer.body).unwrap())
 }
 
+/// nginx in front of a silent node: where it listens, the process, and what the node saw.
+struct Edge {
+    listen: SocketAddr,
+    _nginx: Nginx,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
 /// nginx from the generated configuration with `in_flight_max`, in front of a silent node;
 /// `None` (the test skips) without nginx.
-fn edge(in_flight_max: Option<usize>) -> Option<(SocketAddr, Nginx, Arc<Mutex<Vec<String>>>)> {
+fn edge(in_flight_max: Option<usize>) -> Option<Edge> {
     require::nginx()?;
     let (node, seen) = silent_node();
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
@@ -93,7 +100,11 @@ fn edge(in_flight_max: Option<usize>) -> Option<(SocketAddr, Nginx, Arc<Mutex<Ve
         in_flight_max.is_some(),
         "{conf}"
     );
-    Some((listen, Nginx::start(listen, &conf).unwrap(), seen))
+    Some(Edge {
+        listen,
+        _nginx: Nginx::start(listen, &conf).unwrap(),
+        seen,
+    })
 }
 
 /// Waits until the silent node has seen `n` requests.
@@ -111,7 +122,12 @@ fn wait_seen(seen: &Mutex<Vec<String>>, n: usize) -> Vec<String> {
 
 #[test]
 fn nginx_answers_what_is_over_its_cap_and_lets_exempt_paths_through() {
-    let Some((listen, nginx, seen)) = edge(Some(2)) else {
+    let Some(Edge {
+        listen,
+        _nginx,
+        seen,
+    }) = edge(Some(2))
+    else {
         return;
     };
 
@@ -176,17 +192,20 @@ fn nginx_answers_what_is_over_its_cap_and_lets_exempt_paths_through() {
         2,
         "the refused purchase never reached the node: {now:?}"
     );
-    drop(nginx);
 }
 
 #[test]
 fn without_a_cap_nginx_passes_everything_on() {
-    let Some((listen, nginx, seen)) = edge(None) else {
+    let Some(Edge {
+        listen,
+        _nginx,
+        seen,
+    }) = edge(None)
+    else {
         return;
     };
     let _held: Vec<_> = (0..4)
         .map(|_| send(listen, "POST", "/api/v1/events/1/purchases"))
         .collect();
     wait_seen(&seen, 4);
-    drop(nginx);
 }
