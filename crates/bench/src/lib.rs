@@ -7,6 +7,7 @@
 
 pub mod chaos;
 pub mod charts;
+pub mod cost;
 pub mod failover;
 pub mod generate;
 pub mod markdown;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tix_amqp::{PurchaseMessage, Requester};
 use tix_testkit::client::ApiClient;
 
+use crate::cost::{CostMeter, RunCost, cost_between};
 use crate::workload::{Buy, Workload, WorkloadKind};
 
 /// The tickets (or seats) of the fresh event each run creates.
@@ -51,6 +52,8 @@ pub struct ReplayReport {
     pub violations: Vec<String>,
     /// Tickets in the final state.
     pub sold_final: usize,
+    /// What the load phase cost the local processes, when a meter was given.
+    pub cost: Option<RunCost>,
 }
 
 impl ReplayReport {
@@ -204,24 +207,40 @@ pub async fn wait_for_sales(
 }
 
 /// Creates a fresh event for the workload (through `api`), replays it through `transport`
-/// with `clients` concurrent clients, and verifies the final state.
+/// with `clients` concurrent clients, and verifies the final state. With a `meter`, the load
+/// phase's cost is read too (just before the first purchase and just after the last answer).
 pub async fn replay(
     api: &ApiClient,
     transport: &Transport,
     workload: &Workload,
     clients: usize,
     progress: bool,
+    meter: Option<&CostMeter<'_>>,
 ) -> anyhow::Result<ReplayReport> {
     let inventory = match workload.kind {
         WorkloadKind::Unnumbered => json!({"kind": "unnumbered", "capacity": CONCERT_CAPACITY}),
         WorkloadKind::Numbered => json!({"kind": "numbered", "seats": CONCERT_CAPACITY}),
     };
     let event_id = api.create_event(REPLAY_EVENT_NAME, inventory).await?;
+    let before = match meter {
+        Some(m) => Some(m.sample().await),
+        None => None,
+    };
     let LoadReport {
         elapsed,
         answers,
         latency_us,
     } = load(transport, event_id, &workload.buys, clients, progress).await?;
+    let cost = match (meter, &before) {
+        (Some(m), Some(before)) => {
+            let answered = answers
+                .iter()
+                .filter(|a| !matches!(a, Answer::Unknown(_)))
+                .count();
+            cost_between(before, &m.sample().await, answered)
+        }
+        _ => None,
+    };
     let sales = api.sales(event_id).await?;
     let availability = api.availability(event_id).await?;
     let violations = verify(workload, &answers, &sales, &availability);
@@ -232,6 +251,7 @@ pub async fn replay(
         latency_us,
         violations,
         sold_final: sales.len(),
+        cost,
     })
 }
 

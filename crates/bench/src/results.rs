@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::cost::RunCost;
 use serde::{Deserialize, Serialize};
 
 /// How requests reach the cluster.
@@ -94,6 +95,9 @@ pub struct RunResult {
     pub violations: Vec<String>,
     /// `answered_per_s` divided by the same architecture's ceiling, when one was measured.
     pub fraction_of_ceiling: Option<f64>,
+    /// What the load phase cost the local processes (local runs; absent in older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<RunCost>,
 }
 
 /// The most this machine does through one architecture when the server does nothing: nginx in
@@ -349,6 +353,7 @@ pub mod tests_support {
                             vec![]
                         },
                         fraction_of_ceiling: Some(0.3),
+                        cost: None,
                     });
                 }
             }

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use tix_testkit::client::{ApiClient, http_client};
 
+use crate::cost::CostMeter;
 use crate::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use crate::results::{Architecture, LatencyMs, RunResult};
 use crate::setup::{
@@ -178,6 +179,14 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
         _ => (start_cluster(&spec.exe, spec.nodes).await?, None),
     };
     let addrs = addresses_leader_first(&cluster).await?;
+    let leader = cluster
+        .wait_for_leader(std::time::Duration::from_secs(30))
+        .await?;
+    let meter = CostMeter::new(
+        &cluster,
+        leader,
+        spec.architecture == Architecture::Indirect,
+    );
     let http = http_client(spec.clients)?;
     let leader_url = format!("http://{}", addrs[0]);
     let api = ApiClient::login(http.clone(), &leader_url, "admin", &cluster.admin_password).await?;
@@ -194,6 +203,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
                 &spec.workload,
                 spec.clients,
                 spec.progress,
+                Some(&meter),
             )
             .await;
             if report.is_err() {
@@ -208,6 +218,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
                 &spec.workload,
                 spec.clients,
                 spec.progress,
+                Some(&meter),
             )
             .await?
         }
@@ -229,6 +240,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
                 &spec.workload,
                 spec.clients,
                 spec.progress,
+                Some(&meter),
             )
             .await?
         }
@@ -262,6 +274,7 @@ pub fn result_of(spec: &RunSpec, report: &ReplayReport) -> RunResult {
         pass: report.violations.is_empty(),
         violations: report.violations.clone(),
         fraction_of_ceiling: None,
+        cost: report.cost.clone(),
     }
 }
 
@@ -295,6 +308,13 @@ pub fn print_result(r: &RunResult) {
         "  latency_ms              p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
         l.p50, l.p90, l.p99, l.max
     );
+    if let Some(c) = &r.cost {
+        println!(
+            "  commands_per_entry      {:.1} ({} log entries)",
+            c.commands_per_entry, c.log_entries
+        );
+        println!("  cpu_us_per_answer       {}", c.cpu_line());
+    }
     if let Some(f) = r.fraction_of_ceiling {
         println!("  fraction_of_ceiling     {f:.2}");
     }
@@ -381,6 +401,7 @@ async fn run_remote(spec: &RunSpec, url: &str, admin_password: &str) -> anyhow::
         &spec.workload,
         spec.clients,
         spec.progress,
+        None,
     )
     .await?;
     Ok(result_of(spec, &report))

@@ -1,6 +1,6 @@
 //! What tests set in and read from the operating system: this process's open-files limit (a
 //! test that holds thousands of sockets, and the servers it starts, which inherit the limit),
-//! and a process's resident memory.
+//! and a process's resident memory and CPU time.
 
 use anyhow::{Context, bail};
 
@@ -56,6 +56,34 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .parse()?)
 }
 
+/// Returns the CPU time (user + system, every thread, at the kernel's clock-tick resolution,
+/// usually 10 ms) process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> anyhow::Result<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces and parentheses; the fields after its last
+    // `)` are plain numbers: state is field 3, utime and stime are fields 14 and 15.
+    let after_name = &stat[stat
+        .rfind(')')
+        .context("no command name in /proc/PID/stat")?
+        + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(i)
+            .context("/proc/PID/stat has too few fields")?
+            .parse()?)
+    };
+    let total = ticks(11)? + ticks(12)?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if per_s <= 0 {
+        bail!("sysconf(_SC_CLK_TCK) failed");
+    }
+    Ok(std::time::Duration::from_secs_f64(
+        total as f64 / per_s as f64,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +107,21 @@ mod tests {
         }
         let rss = rss_kib(std::process::id()).unwrap();
         assert!((100..100_000_000).contains(&rss), "{rss} KiB");
+    }
+
+    // Checks that CPU time reads for this process and grows by about what a busy loop spent
+    // (at least half of it: the tick resolution and the scheduler blur the rest).
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let pid = std::process::id();
+        let before = cpu_time(pid).unwrap();
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let spent = cpu_time(pid).unwrap() - before;
+        assert!(spent >= std::time::Duration::from_millis(150), "{spent:?}");
+        assert!(cpu_time(u32::MAX).is_err(), "no such process");
     }
 }

@@ -103,9 +103,9 @@ async fn a_node_killed_behind_nginx_mid_run_loses_nothing() -> anyhow::Result<()
     let workload = tix_bench::workload::parse(Path::new("kill.txt"), &text, CONCERT_CAPACITY)?;
     let run = {
         let (api, workload) = (api.clone(), workload.clone());
-        tokio::spawn(
-            async move { replay(&api, &Transport::Http(front), &workload, 32, false).await },
-        )
+        tokio::spawn(async move {
+            replay(&api, &Transport::Http(front), &workload, 32, false, None).await
+        })
     };
     // Under way: a tenth of the seats sold (on a fast or a slow day alike).
     tix_bench::replay::wait_for_sales(&api, 300, Duration::from_secs(60)).await?;

@@ -118,7 +118,8 @@ async fn start_replay(
         Transport::Amqp(s.requester.clone()),
         workload.clone(),
     );
-    let run = tokio::spawn(async move { replay(&api, &transport, &workload, 64, false).await });
+    let run =
+        tokio::spawn(async move { replay(&api, &transport, &workload, 64, false, None).await });
     // Under way: some seats sold (on a fast or a slow day alike).
     sales_through_failover(&s.api, 300, Duration::from_secs(60))
         .await

@@ -1,0 +1,180 @@
+//! What a local run cost the machine, measured around its load phase: the log entries the
+//! leader applied (so commands per entry, how well batching worked) and the CPU time each
+//! process on this machine spent per answered request — every node, the broker (indirect, when
+//! a RabbitMQ runs here) and the load generator itself.
+//!
+//! Throughput on a shared 2-core machine moves by ±25 % between minutes; CPU time per answer
+//! moves much less, because it does not count the time a process waited for a core. It is the
+//! figure to compare two builds by (A/B), and the breakdown says where a purchase's work is
+//! done: with three replicas, the broker and the client on two cores, a microsecond saved on
+//! any of them is a microsecond the others get.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tix_testkit::cluster::LocalCluster;
+use tix_testkit::sys::cpu_time;
+
+/// The server-side cost of a run's load phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunCost {
+    /// Log entries the leader applied during the load phase.
+    pub log_entries: u64,
+    /// Answered requests per log entry.
+    pub commands_per_entry: f64,
+    /// CPU microseconds (user + system) per answered request, by process: `node N (leader)`,
+    /// `node N`, `broker`, `client`.
+    pub cpu_us_per_answer: BTreeMap<String, f64>,
+}
+
+impl RunCost {
+    /// Returns the CPU microseconds per answer of every measured process together.
+    pub fn total_cpu_us_per_answer(&self) -> f64 {
+        self.cpu_us_per_answer.values().sum()
+    }
+
+    /// Returns the figures as one line: `total 312 µs = node 1 (leader) 84 · …`.
+    pub fn cpu_line(&self) -> String {
+        let parts: Vec<String> = self
+            .cpu_us_per_answer
+            .iter()
+            .map(|(who, us)| format!("{who} {us:.0}"))
+            .collect();
+        format!(
+            "total {:.0} µs = {}",
+            self.total_cpu_us_per_answer(),
+            parts.join(" · ")
+        )
+    }
+}
+
+/// A reading taken before and after the load phase.
+#[derive(Debug, Clone)]
+pub struct CostSample {
+    applied: u64,
+    cpu: BTreeMap<String, Duration>,
+}
+
+/// Reads the processes of a local setup.
+pub struct CostMeter<'a> {
+    cluster: &'a LocalCluster,
+    leader: u64,
+    broker_pid: Option<u32>,
+}
+
+impl<'a> CostMeter<'a> {
+    /// Returns a meter of `cluster` (whose leader is `leader`), counting the local broker's
+    /// process too when `with_broker` and one runs here.
+    pub fn new(cluster: &'a LocalCluster, leader: u64, with_broker: bool) -> Self {
+        CostMeter {
+            cluster,
+            leader,
+            broker_pid: if with_broker { broker_pid() } else { None },
+        }
+    }
+
+    /// Takes a reading. A process that cannot be read (it exited) is left out.
+    pub async fn sample(&self) -> CostSample {
+        let applied = self
+            .cluster
+            .health(self.leader)
+            .await
+            .and_then(|h| h["last_applied"].as_u64())
+            .unwrap_or(0);
+        let mut cpu = BTreeMap::new();
+        for (id, node) in &self.cluster.nodes {
+            let name = if *id == self.leader {
+                format!("node {id} (leader)")
+            } else {
+                format!("node {id}")
+            };
+            if let Some(t) = node.pid().and_then(|pid| cpu_time(pid).ok()) {
+                cpu.insert(name, t);
+            }
+        }
+        if let Some(t) = self.broker_pid.and_then(|pid| cpu_time(pid).ok()) {
+            cpu.insert("broker".into(), t);
+        }
+        if let Ok(t) = cpu_time(std::process::id()) {
+            cpu.insert("client".into(), t);
+        }
+        CostSample { applied, cpu }
+    }
+}
+
+/// Returns the cost between two readings for `answered` requests (`None` when nothing was
+/// answered).
+pub fn cost_between(before: &CostSample, after: &CostSample, answered: usize) -> Option<RunCost> {
+    if answered == 0 {
+        return None;
+    }
+    let log_entries = after.applied.saturating_sub(before.applied);
+    let cpu_us_per_answer = after
+        .cpu
+        .iter()
+        .filter_map(|(who, t)| {
+            let spent = t.saturating_sub(*before.cpu.get(who)?);
+            Some((who.clone(), spent.as_secs_f64() * 1e6 / answered as f64))
+        })
+        .collect();
+    Some(RunCost {
+        log_entries,
+        commands_per_entry: answered as f64 / log_entries.max(1) as f64,
+        cpu_us_per_answer,
+    })
+}
+
+/// Returns the pid of the RabbitMQ server running on this machine (`beam.smp`), if any.
+fn broker_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "beam.smp").then_some(pid)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(applied: u64, cpu_ms: &[(&str, u64)]) -> CostSample {
+        CostSample {
+            applied,
+            cpu: cpu_ms
+                .iter()
+                .map(|(who, ms)| (who.to_string(), Duration::from_millis(*ms)))
+                .collect(),
+        }
+    }
+
+    // Checks the arithmetic: entries and commands per entry from the applied index, CPU per
+    // answer per process, a process missing from either reading left out, nothing for zero
+    // answers, and the printed line.
+    #[test]
+    fn cost_is_per_answer_and_per_process() {
+        let before = sample(
+            10,
+            &[("node 1 (leader)", 1_000), ("client", 500), ("gone", 5)],
+        );
+        let after = sample(
+            110,
+            &[("node 1 (leader)", 1_800), ("client", 900), ("new", 7)],
+        );
+        let cost = cost_between(&before, &after, 4_000).unwrap();
+        assert_eq!(cost.log_entries, 100);
+        assert_eq!(cost.commands_per_entry, 40.0);
+        assert_eq!(cost.cpu_us_per_answer.len(), 2);
+        assert_eq!(cost.cpu_us_per_answer["node 1 (leader)"], 200.0);
+        assert_eq!(cost.cpu_us_per_answer["client"], 100.0);
+        assert_eq!(cost.total_cpu_us_per_answer(), 300.0);
+        assert_eq!(
+            cost.cpu_line(),
+            "total 300 µs = client 100 · node 1 (leader) 200"
+        );
+        assert!(cost_between(&before, &after, 0).is_none());
+    }
+}
