@@ -164,3 +164,37 @@ async fn binary_records_survive_reopen() {
     assert_eq!(state.last_purged_log_id, Some(purged));
     assert_eq!(state.last_log_id, Some(purged));
 }
+
+/// Checks that a committed index saved on its own (which writes no transaction of its own: it
+/// waits for the next write) is not lost: it reaches disk with the next append, and the newest
+/// one held back reaches disk when the store is dropped.
+#[tokio::test]
+async fn a_held_back_committed_index_reaches_disk() {
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join("tix.redb");
+    let at = |index| LogId::new(CommittedLeaderId::new(1, 1_u64), index);
+    {
+        let db = Arc::new(Database::create(&path).expect("db"));
+        let mut store = LogStore::open(db).expect("open");
+        store.save_committed(Some(at(3))).await.expect("committed");
+        // A vote waits for its commit: the held-back index goes with it.
+        store.save_vote(&Vote::new(1, 1)).await.expect("vote");
+    }
+    let mut store = LogStore::open(reopen(&path)).expect("reopen");
+    assert_eq!(
+        store.read_committed().await.expect("committed"),
+        Some(at(3))
+    );
+    // Saved alone, then the store dropped: the writer records it as it stops.
+    store.save_committed(Some(at(7))).await.expect("committed");
+    drop(store);
+    let mut store = LogStore::open(reopen(&path)).expect("reopen");
+    assert_eq!(
+        store.read_committed().await.expect("committed"),
+        Some(at(7))
+    );
+    assert_eq!(
+        store.read_vote().await.expect("vote"),
+        Some(Vote::new(1, 1))
+    );
+}
