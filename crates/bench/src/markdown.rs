@@ -11,6 +11,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::charts::{best_run, short_name};
+use crate::cost::RunCost;
 use crate::results::{Alternated, Architecture, ECHO_CEILING, RunResult, SweepResults};
 
 /// The sections the report places, in order.
@@ -364,6 +365,11 @@ fn runs_table(out: &mut String, results: &SweepResults, architecture: Architectu
                 r.fraction_of_ceiling
                     .map(|f| format!("{:.0} %", f * 100.0))
                     .unwrap_or_else(|| "—".into()),
+                r.cost
+                    .as_ref()
+                    .map(|c| format!("{:.1}", c.commands_per_entry))
+                    .unwrap_or_else(|| "—".into()),
+                r.cost.as_ref().map(cpu_cell).unwrap_or_else(|| "—".into()),
             ]
         })
         .collect();
@@ -383,9 +389,30 @@ fn runs_table(out: &mut String, results: &SweepResults, architecture: Architectu
             "refused",
             "verdict",
             "of ceiling",
+            "per entry",
+            "CPU µs per answer: nodes · broker · client",
         ],
         &rows,
     );
+}
+
+/// Renders a run's CPU per answer as `total = nodes · broker · client` (the parts measured).
+fn cpu_cell(cost: &RunCost) -> String {
+    let (mut nodes, mut broker, mut client) = (0.0, None, None);
+    for (who, us) in &cost.cpu_us_per_answer {
+        match who.as_str() {
+            "broker" => broker = Some(*us),
+            "client" => client = Some(*us),
+            _ => nodes += us,
+        }
+    }
+    let part = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "—".into());
+    format!(
+        "{:.0} = {nodes:.0} · {} · {}",
+        cost.total_cpu_us_per_answer(),
+        part(broker),
+        part(client)
+    )
 }
 
 fn plot_link(out: &mut String, plots: &[PathBuf], docs_dir: &Path, stem: &str, alt: &str) {
@@ -651,6 +678,28 @@ mod tests {
         assert!(limits > md.find("## Results").unwrap());
         assert!(extra > limits && extra < md.find("## Reproduce").unwrap());
         assert!(md.contains("| direct | 1 | 40000 | 60000 |"), "{md}");
+        // A run's cost: commands per entry, and CPU per answer as total = nodes · broker ·
+        // client; runs without one (older results) show dashes.
+        let mut costed = sample();
+        costed.runs[0].cost = Some(RunCost {
+            log_entries: 500,
+            commands_per_entry: 40.0,
+            cpu_us_per_answer: [
+                ("node 1 (leader)", 80.0),
+                ("node 2", 40.0),
+                ("broker", 100.0),
+                ("client", 30.0),
+            ]
+            .into_iter()
+            .map(|(who, us)| (who.to_owned(), us))
+            .collect(),
+        });
+        let md_costed = render(&costed, &plots, docs, ANALYSIS);
+        assert!(
+            md_costed.contains("| 40.0 | 250 = 120 · 100 · 30 |"),
+            "{md_costed}"
+        );
+        assert!(md_costed.contains("| — | — |"), "{md_costed}");
     }
 
     // Without data or analysis the report still renders, saying what is missing.

@@ -14,8 +14,8 @@ use tix_testkit::client::{ApiClient, http_client};
 
 use crate::replay::{Answer, CONCERT_CAPACITY, Transport, load};
 use crate::results::{
-    Alternated, Architecture, CeilingResult, ECHO_CEILING, LatencyMs, MachineFacts, SweepConfig,
-    SweepResults,
+    Alternated, Architecture, CeilingResult, ECHO_CEILING, LatencyMs, MachineFacts, RunResult,
+    SweepConfig, SweepResults,
 };
 use crate::run::{DEFAULT_AMQP_URL, Intake, RunSpec, file_name, print_result, run_local};
 use crate::setup::{WorkerLaunch, spawn_noop, start_nginx, start_workers};
@@ -74,7 +74,7 @@ pub struct SweepArgs {
     pub amqp_url: String,
     /// Rounds of the alternated comparisons run after the sweep — the uniform numbered file
     /// against the hot-seat file (both architectures, most workers) and the broker's echo
-    /// ceiling against the unnumbered file (indirect, most consumers), in turns A, B, A, B, … —
+    /// ceiling against the unnumbered file (indirect, the consumer count that answered it fastest), in turns A, B, A, B, … —
     /// whose median ratios are the targets' verdicts (0: none; `--quick`: 1).
     #[arg(long, default_value_t = 3)]
     pub ab_rounds: usize,
@@ -295,6 +295,19 @@ impl Side<'_> {
     }
 }
 
+/// Returns the worker count whose run of `workload` through `architecture` answered the most
+/// requests per second among `runs` (`None` when there is no such run).
+fn fastest_workers(
+    runs: &[RunResult],
+    architecture: Architecture,
+    workload: &str,
+) -> Option<usize> {
+    runs.iter()
+        .filter(|r| r.architecture == architecture && r.workload == workload)
+        .max_by(|a, b| a.answered_per_s.total_cmp(&b.answered_per_s))
+        .map(|r| r.workers)
+}
+
 /// Measures the targets that compare two measurements again as alternated pairs (see
 /// [`Alternated`]) and adds them to `results`; a run that fails its verification is added to
 /// the runs, which fails the sweep.
@@ -323,7 +336,11 @@ async fn alternate(
         if args.ceiling_requests > 0
             && let Some(b) = file(WORKLOAD_FILES[0])
         {
-            pairs.push((Architecture::Indirect, w, Side::Echo, b));
+            // The intake at its best: the consumer count that answered the file fastest in
+            // this sweep, against the echo with as many consumers.
+            let best = fastest_workers(&results.runs, Architecture::Indirect, WORKLOAD_FILES[0])
+                .unwrap_or(w);
+            pairs.push((Architecture::Indirect, best, Side::Echo, b));
         }
         if let (Some(a), Some(b)) = (file(WORKLOAD_FILES[1]), file(WORKLOAD_FILES[3])) {
             pairs.push((Architecture::Indirect, w, a, b));
@@ -562,5 +579,45 @@ pub fn machine_facts() -> MachineFacts {
         os,
         nginx: crate::nginx::nginx_version(),
         rabbitmq,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(architecture: &str, workload: &str, workers: usize, answered_per_s: f64) -> RunResult {
+        serde_json::from_value(serde_json::json!({
+            "architecture": architecture, "workload": workload, "model": "unnumbered",
+            "lines": 20000, "workers": workers, "clients": 64, "elapsed_s": 2.0, "sold": 20000,
+            "rejected": {}, "unknown": 0, "purchases_per_s": answered_per_s,
+            "answered_per_s": answered_per_s,
+            "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0, "max": 4.0},
+            "pass": true, "violations": [], "fraction_of_ceiling": null
+        }))
+        .unwrap()
+    }
+
+    // Checks that the echo pair's consumer count is the one that answered the unnumbered file
+    // fastest through RabbitMQ, not the most consumers, and that other files and the direct
+    // runs do not count.
+    #[test]
+    fn the_fastest_worker_count_is_picked_per_architecture_and_file() {
+        let file = WORKLOAD_FILES[0];
+        let runs = vec![
+            run("indirect", file, 1, 7_000.0),
+            run("indirect", file, 4, 5_600.0),
+            run("indirect", WORKLOAD_FILES[1], 3, 9_000.0),
+            run("direct", file, 2, 13_000.0),
+        ];
+        assert_eq!(
+            fastest_workers(&runs, Architecture::Indirect, file),
+            Some(1)
+        );
+        assert_eq!(fastest_workers(&runs, Architecture::Direct, file), Some(2));
+        assert_eq!(
+            fastest_workers(&runs, Architecture::Direct, WORKLOAD_FILES[1]),
+            None
+        );
     }
 }
