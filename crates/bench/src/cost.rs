@@ -1,7 +1,7 @@
-//! What a local run cost the machine, measured around its load phase: the log entries the
+//! What a local run (or a ceiling) cost the machine, measured around its load phase: the log entries the
 //! leader applied (so commands per entry, how well batching worked) and the CPU time each
-//! process on this machine spent per answered request — every node, the broker (indirect, when
-//! a RabbitMQ runs here) and the load generator itself.
+//! process on this machine spent per answered request — every node, nginx (direct), the broker
+//! (indirect, when a RabbitMQ runs here) and the load generator itself.
 //!
 //! Throughput on a shared 2-core machine moves by ±25 % between minutes; CPU time per answer
 //! moves much less, because it does not count the time a process waited for a core. It is the
@@ -14,17 +14,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tix_testkit::cluster::LocalCluster;
-use tix_testkit::sys::cpu_time;
+use tix_testkit::sys::{children, cpu_time};
 
-/// The server-side cost of a run's load phase.
+/// The cost of a run's (or a ceiling's) load phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunCost {
-    /// Log entries the leader applied during the load phase.
-    pub log_entries: u64,
-    /// Answered requests per log entry.
-    pub commands_per_entry: f64,
+    /// Log entries the leader applied during the load phase (runs against a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_entries: Option<u64>,
+    /// Answered requests per log entry (runs against a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands_per_entry: Option<f64>,
     /// CPU microseconds (user + system) per answered request, by process: `node N (leader)`,
-    /// `node N`, `broker`, `client`.
+    /// `node N`, `worker N` (the echo ceiling), `server N` (the no-op ceiling), `nginx` (its
+    /// master and workers), `broker`, `client`.
     pub cpu_us_per_answer: BTreeMap<String, f64>,
 }
 
@@ -52,49 +55,88 @@ impl RunCost {
 /// A reading taken before and after the load phase.
 #[derive(Debug, Clone)]
 pub struct CostSample {
-    applied: u64,
+    applied: Option<u64>,
     cpu: BTreeMap<String, Duration>,
 }
 
-/// Reads the processes of a local setup.
+/// Reads the processes of a local setup: named server processes, the cluster's leader's
+/// applied index when there is a cluster, the local broker when asked for, and this process
+/// (the client).
 pub struct CostMeter<'a> {
-    cluster: &'a LocalCluster,
-    leader: u64,
+    processes: Vec<(String, u32)>,
+    cluster: Option<(&'a LocalCluster, u64)>,
     broker_pid: Option<u32>,
+    nginx_pid: Option<u32>,
 }
 
 impl<'a> CostMeter<'a> {
     /// Returns a meter of `cluster` (whose leader is `leader`), counting the local broker's
     /// process too when `with_broker` and one runs here.
-    pub fn new(cluster: &'a LocalCluster, leader: u64, with_broker: bool) -> Self {
+    pub fn for_cluster(cluster: &'a LocalCluster, leader: u64, with_broker: bool) -> Self {
+        let processes = cluster
+            .nodes
+            .iter()
+            .filter_map(|(id, node)| {
+                let name = if *id == leader {
+                    format!("node {id} (leader)")
+                } else {
+                    format!("node {id}")
+                };
+                Some((name, node.pid()?))
+            })
+            .collect();
         CostMeter {
-            cluster,
-            leader,
+            processes,
+            cluster: Some((cluster, leader)),
             broker_pid: if with_broker { broker_pid() } else { None },
+            nginx_pid: None,
         }
+    }
+
+    /// Returns a meter of the named `processes` (no cluster: no log entries), and of the local
+    /// broker when `with_broker` and one runs here.
+    pub fn for_processes(processes: Vec<(String, u32)>, with_broker: bool) -> Self {
+        CostMeter {
+            processes,
+            cluster: None,
+            broker_pid: if with_broker { broker_pid() } else { None },
+            nginx_pid: None,
+        }
+    }
+
+    /// Also counts nginx: the master process `master_pid` and its workers, as `nginx`.
+    pub fn with_nginx(mut self, master_pid: u32) -> Self {
+        self.nginx_pid = Some(master_pid);
+        self
     }
 
     /// Takes a reading. A process that cannot be read (it exited) is left out.
     pub async fn sample(&self) -> CostSample {
-        let applied = self
-            .cluster
-            .health(self.leader)
-            .await
-            .and_then(|h| h["last_applied"].as_u64())
-            .unwrap_or(0);
+        let applied = match self.cluster {
+            Some((cluster, leader)) => Some(
+                cluster
+                    .health(leader)
+                    .await
+                    .and_then(|h| h["last_applied"].as_u64())
+                    .unwrap_or(0),
+            ),
+            None => None,
+        };
         let mut cpu = BTreeMap::new();
-        for (id, node) in &self.cluster.nodes {
-            let name = if *id == self.leader {
-                format!("node {id} (leader)")
-            } else {
-                format!("node {id}")
-            };
-            if let Some(t) = node.pid().and_then(|pid| cpu_time(pid).ok()) {
-                cpu.insert(name, t);
+        for (name, pid) in &self.processes {
+            if let Ok(t) = cpu_time(*pid) {
+                cpu.insert(name.clone(), t);
             }
         }
         if let Some(t) = self.broker_pid.and_then(|pid| cpu_time(pid).ok()) {
             cpu.insert("broker".into(), t);
+        }
+        if let Some(master) = self.nginx_pid {
+            let t: Duration = std::iter::once(master)
+                .chain(children(master))
+                .filter_map(|pid| cpu_time(pid).ok())
+                .sum();
+            cpu.insert("nginx".into(), t);
         }
         if let Ok(t) = cpu_time(std::process::id()) {
             cpu.insert("client".into(), t);
@@ -109,7 +151,10 @@ pub fn cost_between(before: &CostSample, after: &CostSample, answered: usize) ->
     if answered == 0 {
         return None;
     }
-    let log_entries = after.applied.saturating_sub(before.applied);
+    let log_entries = match (before.applied, after.applied) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+        _ => None,
+    };
     let cpu_us_per_answer = after
         .cpu
         .iter()
@@ -120,7 +165,7 @@ pub fn cost_between(before: &CostSample, after: &CostSample, answered: usize) ->
         .collect();
     Some(RunCost {
         log_entries,
-        commands_per_entry: answered as f64 / log_entries.max(1) as f64,
+        commands_per_entry: log_entries.map(|n| answered as f64 / n.max(1) as f64),
         cpu_us_per_answer,
     })
 }
@@ -141,7 +186,7 @@ fn broker_pid() -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn sample(applied: u64, cpu_ms: &[(&str, u64)]) -> CostSample {
+    fn sample(applied: Option<u64>, cpu_ms: &[(&str, u64)]) -> CostSample {
         CostSample {
             applied,
             cpu: cpu_ms
@@ -157,16 +202,16 @@ mod tests {
     #[test]
     fn cost_is_per_answer_and_per_process() {
         let before = sample(
-            10,
+            Some(10),
             &[("node 1 (leader)", 1_000), ("client", 500), ("gone", 5)],
         );
         let after = sample(
-            110,
+            Some(110),
             &[("node 1 (leader)", 1_800), ("client", 900), ("new", 7)],
         );
         let cost = cost_between(&before, &after, 4_000).unwrap();
-        assert_eq!(cost.log_entries, 100);
-        assert_eq!(cost.commands_per_entry, 40.0);
+        assert_eq!(cost.log_entries, Some(100));
+        assert_eq!(cost.commands_per_entry, Some(40.0));
         assert_eq!(cost.cpu_us_per_answer.len(), 2);
         assert_eq!(cost.cpu_us_per_answer["node 1 (leader)"], 200.0);
         assert_eq!(cost.cpu_us_per_answer["client"], 100.0);
@@ -176,5 +221,17 @@ mod tests {
             "total 300 µs = client 100 · node 1 (leader) 200"
         );
         assert!(cost_between(&before, &after, 0).is_none());
+        // Without a cluster (a ceiling) there are no log entries, only CPU.
+        let ceiling = cost_between(
+            &sample(None, &[("worker 1", 100)]),
+            &sample(None, &[("worker 1", 300)]),
+            1_000,
+        )
+        .unwrap();
+        assert_eq!(
+            (ceiling.log_entries, ceiling.commands_per_entry),
+            (None, None)
+        );
+        assert_eq!(ceiling.cpu_us_per_answer["worker 1"], 200.0);
     }
 }

@@ -367,7 +367,8 @@ fn runs_table(out: &mut String, results: &SweepResults, architecture: Architectu
                     .unwrap_or_else(|| "—".into()),
                 r.cost
                     .as_ref()
-                    .map(|c| format!("{:.1}", c.commands_per_entry))
+                    .and_then(|c| c.commands_per_entry)
+                    .map(|n| format!("{n:.1}"))
                     .unwrap_or_else(|| "—".into()),
                 r.cost.as_ref().map(cpu_cell).unwrap_or_else(|| "—".into()),
             ]
@@ -390,25 +391,27 @@ fn runs_table(out: &mut String, results: &SweepResults, architecture: Architectu
             "verdict",
             "of ceiling",
             "per entry",
-            "CPU µs per answer: nodes · broker · client",
+            "CPU µs per answer: nodes · nginx or broker · client",
         ],
         &rows,
     );
 }
 
-/// Renders a run's CPU per answer as `total = nodes · broker · client` (the parts measured).
+/// Renders CPU per answer as `total = servers · edge · client`: the servers are the nodes of a
+/// run, or the no-op servers or echo workers of a ceiling; the edge is nginx (direct) or the
+/// broker (indirect); a part not measured is a dash.
 fn cpu_cell(cost: &RunCost) -> String {
-    let (mut nodes, mut broker, mut client) = (0.0, None, None);
+    let (mut servers, mut broker, mut client) = (0.0, None, None);
     for (who, us) in &cost.cpu_us_per_answer {
         match who.as_str() {
-            "broker" => broker = Some(*us),
+            "broker" | "nginx" => broker = Some(broker.unwrap_or(0.0) + us),
             "client" => client = Some(*us),
-            _ => nodes += us,
+            _ => servers += us,
         }
     }
     let part = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "—".into());
     format!(
-        "{:.0} = {nodes:.0} · {} · {}",
+        "{:.0} = {servers:.0} · {} · {}",
         cost.total_cpu_us_per_answer(),
         part(broker),
         part(client)
@@ -535,6 +538,7 @@ pub fn render(
                     "{:.1} / {:.1} / {:.1} / {:.0}",
                     x.latency_ms.p50, x.latency_ms.p90, x.latency_ms.p99, x.latency_ms.max
                 ),
+                x.cost.as_ref().map(cpu_cell).unwrap_or_else(|| "—".into()),
             ]
         })
         .collect();
@@ -549,6 +553,7 @@ pub fn render(
                 "requests",
                 "requests/s",
                 "p50 / p90 / p99 / max ms",
+                "CPU µs per request: servers · nginx or broker · client",
             ],
             &ceilings,
         );
@@ -682,8 +687,8 @@ mod tests {
         // client; runs without one (older results) show dashes.
         let mut costed = sample();
         costed.runs[0].cost = Some(RunCost {
-            log_entries: 500,
-            commands_per_entry: 40.0,
+            log_entries: Some(500),
+            commands_per_entry: Some(40.0),
             cpu_us_per_answer: [
                 ("node 1 (leader)", 80.0),
                 ("node 2", 40.0),
@@ -694,7 +699,16 @@ mod tests {
             .map(|(who, us)| (who.to_owned(), us))
             .collect(),
         });
+        costed.ceilings[0].cost = Some(RunCost {
+            log_entries: None,
+            commands_per_entry: None,
+            cpu_us_per_answer: [("worker 1", 30.0), ("broker", 70.0), ("client", 38.0)]
+                .into_iter()
+                .map(|(who, us)| (who.to_owned(), us))
+                .collect(),
+        });
         let md_costed = render(&costed, &plots, docs, ANALYSIS);
+        assert!(md_costed.contains("| 138 = 30 · 70 · 38 |"), "{md_costed}");
         assert!(
             md_costed.contains("| 40.0 | 250 = 120 · 100 · 30 |"),
             "{md_costed}"

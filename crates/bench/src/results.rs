@@ -119,6 +119,9 @@ pub struct CeilingResult {
     pub requests_per_s: f64,
     /// Latency percentiles.
     pub latency_ms: LatencyMs,
+    /// What the load cost the local processes (absent in older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<RunCost>,
 }
 
 /// Facts about the machine the sweep ran on.
@@ -377,6 +380,7 @@ pub mod tests_support {
                     p99: 2.5,
                     max: 9.0,
                 },
+                cost: None,
             })
         })
         .collect();

@@ -182,7 +182,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
     let leader = cluster
         .wait_for_leader(std::time::Duration::from_secs(30))
         .await?;
-    let meter = CostMeter::new(
+    let meter = CostMeter::for_cluster(
         &cluster,
         leader,
         spec.architecture == Architecture::Indirect,
@@ -197,6 +197,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
                 base_url: nginx.url.clone(),
                 ..api.clone()
             };
+            let meter = CostMeter::for_cluster(&cluster, leader, false).with_nginx(nginx.pid());
             let report = replay(
                 &api,
                 &Transport::Http(front),
@@ -309,10 +310,9 @@ pub fn print_result(r: &RunResult) {
         l.p50, l.p90, l.p99, l.max
     );
     if let Some(c) = &r.cost {
-        println!(
-            "  commands_per_entry      {:.1} ({} log entries)",
-            c.commands_per_entry, c.log_entries
-        );
+        if let (Some(per_entry), Some(entries)) = (c.commands_per_entry, c.log_entries) {
+            println!("  commands_per_entry      {per_entry:.1} ({entries} log entries)");
+        }
         println!("  cpu_us_per_answer       {}", c.cpu_line());
     }
     if let Some(f) = r.fraction_of_ceiling {

@@ -119,6 +119,11 @@ impl Helper {
         Ok(())
     }
 
+    /// Returns its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Returns true while it runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -12,13 +12,14 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tix_testkit::client::{ApiClient, http_client};
 
-use crate::replay::{Answer, CONCERT_CAPACITY, Transport, load};
+use crate::cost::{CostMeter, RunCost, cost_between};
+use crate::replay::{Answer, CONCERT_CAPACITY, LoadReport, Transport, load};
 use crate::results::{
     Alternated, Architecture, CeilingResult, ECHO_CEILING, LatencyMs, MachineFacts, RunResult,
     SweepConfig, SweepResults,
 };
 use crate::run::{DEFAULT_AMQP_URL, Intake, RunSpec, file_name, print_result, run_local};
-use crate::setup::{WorkerLaunch, spawn_noop, start_nginx, start_workers};
+use crate::setup::{Helper, WorkerLaunch, spawn_noop, start_nginx, start_workers};
 use crate::workload::{Buy, Workload, load as load_workload};
 
 /// The shared workload files, in the order they are run.
@@ -234,6 +235,9 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
                 c.requests_per_s,
                 c.latency_ms.p99
             );
+            if let Some(cost) = &c.cost {
+                println!("  cpu_us_per_request      {}", cost.cpu_line());
+            }
             let per_s = c.requests_per_s;
             results.ceilings.push(c);
             Some(per_s)
@@ -432,7 +436,15 @@ pub async fn ceiling(
             request_id: format!("r{i}"),
         })
         .collect();
-    let report = match architecture {
+    // The servers' processes by name, for the cost meter.
+    let named = |helpers: &[Helper], what: &str| -> Vec<(String, u32)> {
+        helpers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (format!("{what} {}", i + 1), h.pid()))
+            .collect()
+    };
+    let (report, cost) = match architecture {
         Architecture::Direct => {
             let mut servers = Vec::new();
             let mut addrs = Vec::new();
@@ -447,7 +459,13 @@ pub async fn ceiling(
                 base_url: nginx.url.clone(),
                 token: "no-op".into(),
             };
-            load(&Transport::Http(api), 1, &buys, clients, false).await?
+            let meter =
+                CostMeter::for_processes(named(&servers, "server"), false).with_nginx(nginx.pid());
+            metered(
+                &meter,
+                load(&Transport::Http(api), 1, &buys, clients, false),
+            )
+            .await?
         }
         Architecture::Indirect => {
             let launch = WorkerLaunch {
@@ -460,8 +478,10 @@ pub async fn ceiling(
                 echo: true,
                 log_path: None,
             };
-            let (_workers, requester) = start_workers(&launch, workers).await?;
-            load(&Transport::Amqp(requester), 1, &buys, clients, false).await?
+            let (helpers, requester) = start_workers(&launch, workers).await?;
+            let meter = CostMeter::for_processes(named(&helpers, "worker"), true);
+            let transport = Transport::Amqp(requester);
+            metered(&meter, load(&transport, 1, &buys, clients, false)).await?
         }
     };
     let answered = report
@@ -478,7 +498,24 @@ pub async fn ceiling(
         elapsed_s: secs,
         requests_per_s: answered as f64 / secs,
         latency_ms: LatencyMs::from_us(&report.latency_us),
+        cost,
     })
+}
+
+/// Runs `load` between two readings of `meter`; returns its report and what it cost.
+async fn metered(
+    meter: &CostMeter<'_>,
+    load: impl std::future::Future<Output = anyhow::Result<LoadReport>>,
+) -> anyhow::Result<(LoadReport, Option<RunCost>)> {
+    let before = meter.sample().await;
+    let report = load.await?;
+    let answered = report
+        .answers
+        .iter()
+        .filter(|a| !matches!(a, Answer::Unknown(_)))
+        .count();
+    let cost = cost_between(&before, &meter.sample().await, answered);
+    Ok((report, cost))
 }
 
 /// The settings that shape the figures, for the results file.

@@ -37,6 +37,11 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// Returns the master process's id (its worker processes are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes `conf_text` (an `nginx.conf` whose paths are relative to its prefix directory,
     /// listening on `listen`), checks it with `nginx -t`, starts nginx and waits until it accepts
     /// connections.

@@ -84,6 +84,23 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<std::time::Duration> {
     ))
 }
 
+/// Returns the ids of process `pid`'s children (forked by any of its threads), or none when
+/// it cannot be read.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +140,20 @@ mod tests {
         let spent = cpu_time(pid).unwrap() - before;
         assert!(spent >= std::time::Duration::from_millis(150), "{spent:?}");
         assert!(cpu_time(u32::MAX).is_err(), "no such process");
+    }
+
+    // Checks that a child this process started is listed among its children, and that an
+    // unknown process has none.
+    #[test]
+    fn lists_a_started_child() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let listed = children(std::process::id()).contains(&child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(listed, "the child {} was not listed", child.id());
+        assert!(children(u32::MAX).is_empty());
     }
 }
