@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::replay::LoadReport;
 use tix_testkit::cluster::LocalCluster;
 use tix_testkit::sys::{children, cpu_time};
 
@@ -168,6 +170,17 @@ pub fn cost_between(before: &CostSample, after: &CostSample, answered: usize) ->
         commands_per_entry: log_entries.map(|n| answered as f64 / n.max(1) as f64),
         cpu_us_per_answer,
     })
+}
+
+/// Runs a load phase between two readings of `meter`; returns its report and what it cost.
+pub async fn metered(
+    meter: &CostMeter<'_>,
+    load: impl std::future::Future<Output = anyhow::Result<LoadReport>>,
+) -> anyhow::Result<(LoadReport, Option<RunCost>)> {
+    let before = meter.sample().await;
+    let report = load.await?;
+    let cost = cost_between(&before, &meter.sample().await, report.answered());
+    Ok((report, cost))
 }
 
 /// Returns the pid of the RabbitMQ server running on this machine (`beam.smp`), if any.

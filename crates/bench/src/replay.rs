@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tix_amqp::{PurchaseMessage, Requester};
 use tix_testkit::client::ApiClient;
 
-use crate::cost::{CostMeter, RunCost, cost_between};
+use crate::cost::{CostMeter, RunCost, metered};
 use crate::workload::{Buy, Workload, WorkloadKind};
 
 /// The tickets (or seats) of the fresh event each run creates.
@@ -97,6 +97,16 @@ pub struct LoadReport {
     pub answers: Vec<Answer>,
     /// Latency of each line (all attempts), in microseconds.
     pub latency_us: Histogram<u64>,
+}
+
+impl LoadReport {
+    /// Returns the lines that got a definite answer (sold or refused).
+    pub fn answered(&self) -> usize {
+        self.answers
+            .iter()
+            .filter(|a| !matches!(a, Answer::Unknown(_)))
+            .count()
+    }
 }
 
 /// Sends every buy of `buys` for `event_id` through `transport` with `clients` concurrent
@@ -222,24 +232,20 @@ pub async fn replay(
         WorkloadKind::Numbered => json!({"kind": "numbered", "seats": CONCERT_CAPACITY}),
     };
     let event_id = api.create_event(REPLAY_EVENT_NAME, inventory).await?;
-    let before = match meter {
-        Some(m) => Some(m.sample().await),
-        None => None,
-    };
-    let LoadReport {
-        elapsed,
-        answers,
-        latency_us,
-    } = load(transport, event_id, &workload.buys, clients, progress).await?;
-    let cost = match (meter, &before) {
-        (Some(m), Some(before)) => {
-            let answered = answers
-                .iter()
-                .filter(|a| !matches!(a, Answer::Unknown(_)))
-                .count();
-            cost_between(before, &m.sample().await, answered)
+    let work = load(transport, event_id, &workload.buys, clients, progress);
+    let (
+        LoadReport {
+            elapsed,
+            answers,
+            latency_us,
+        },
+        cost,
+    ) = match meter {
+        Some(meter) => {
+            let (report, cost) = metered(meter, work).await?;
+            (report, cost)
         }
-        _ => None,
+        None => (work.await?, None),
     };
     let sales = api.sales(event_id).await?;
     let availability = api.availability(event_id).await?;

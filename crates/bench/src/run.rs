@@ -182,11 +182,8 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
     let leader = cluster
         .wait_for_leader(std::time::Duration::from_secs(30))
         .await?;
-    let meter = CostMeter::for_cluster(
-        &cluster,
-        leader,
-        spec.architecture == Architecture::Indirect,
-    );
+    // Indirect: the nodes and the broker; direct adds nginx once it runs.
+    let intake_meter = CostMeter::for_cluster(&cluster, leader, true);
     let http = http_client(spec.clients)?;
     let leader_url = format!("http://{}", addrs[0]);
     let api = ApiClient::login(http.clone(), &leader_url, "admin", &cluster.admin_password).await?;
@@ -219,7 +216,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
                 &spec.workload,
                 spec.clients,
                 spec.progress,
-                Some(&meter),
+                Some(&intake_meter),
             )
             .await?
         }
@@ -241,7 +238,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
                 &spec.workload,
                 spec.clients,
                 spec.progress,
-                Some(&meter),
+                Some(&intake_meter),
             )
             .await?
         }

@@ -12,8 +12,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tix_testkit::client::{ApiClient, http_client};
 
-use crate::cost::{CostMeter, RunCost, cost_between};
-use crate::replay::{Answer, CONCERT_CAPACITY, LoadReport, Transport, load};
+use crate::cost::{CostMeter, metered};
+use crate::replay::{CONCERT_CAPACITY, Transport, load};
 use crate::results::{
     Alternated, Architecture, CeilingResult, ECHO_CEILING, LatencyMs, MachineFacts, RunResult,
     SweepConfig, SweepResults,
@@ -484,11 +484,7 @@ pub async fn ceiling(
             metered(&meter, load(&transport, 1, &buys, clients, false)).await?
         }
     };
-    let answered = report
-        .answers
-        .iter()
-        .filter(|a| !matches!(a, Answer::Unknown(_)))
-        .count();
+    let answered = report.answered();
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     Ok(CeilingResult {
         architecture,
@@ -500,22 +496,6 @@ pub async fn ceiling(
         latency_ms: LatencyMs::from_us(&report.latency_us),
         cost,
     })
-}
-
-/// Runs `load` between two readings of `meter`; returns its report and what it cost.
-async fn metered(
-    meter: &CostMeter<'_>,
-    load: impl std::future::Future<Output = anyhow::Result<LoadReport>>,
-) -> anyhow::Result<(LoadReport, Option<RunCost>)> {
-    let before = meter.sample().await;
-    let report = load.await?;
-    let answered = report
-        .answers
-        .iter()
-        .filter(|a| !matches!(a, Answer::Unknown(_)))
-        .count();
-    let cost = cost_between(&before, &meter.sample().await, answered);
-    Ok((report, cost))
 }
 
 /// The settings that shape the figures, for the results file.
