@@ -183,6 +183,24 @@ pub async fn metered(
     Ok((report, cost))
 }
 
+/// Returns whether the broker at `amqp_url` runs on this machine (its host is a loopback
+/// address or `localhost`), so that a local `beam.smp` is the broker the run used.
+pub fn broker_is_local(amqp_url: &str) -> bool {
+    let after_scheme = amqp_url
+        .split_once("://")
+        .map_or(amqp_url, |(_, rest)| rest);
+    let authority = after_scheme.split('/').next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Returns the pid of the RabbitMQ server running on this machine (`beam.smp`), if any.
 fn broker_pid() -> Option<u32> {
     std::fs::read_dir("/proc")
@@ -246,5 +264,26 @@ mod tests {
             (None, None)
         );
         assert_eq!(ceiling.cpu_us_per_answer["worker 1"], 200.0);
+    }
+
+    // Checks that only a broker on this machine is counted: loopback addresses and localhost,
+    // with or without credentials and port, and nothing else.
+    #[test]
+    fn only_a_local_broker_is_counted() {
+        for local in [
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            "amqp://localhost",
+            "amqp://u:p@[::1]:5672/vhost",
+            "amqp://127.0.0.2:5673",
+        ] {
+            assert!(broker_is_local(local), "{local}");
+        }
+        for remote in [
+            "amqp://guest:guest@10.0.0.5:5672/%2f",
+            "amqp://broker.example:5672",
+            "amqp://u:p@[2001:db8::1]:5672",
+        ] {
+            assert!(!broker_is_local(remote), "{remote}");
+        }
     }
 }

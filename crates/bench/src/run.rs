@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use tix_testkit::client::{ApiClient, http_client};
 
-use crate::cost::CostMeter;
+use crate::cost::{CostMeter, broker_is_local};
 use crate::replay::{Answer, CONCERT_CAPACITY, ReplayReport, Transport, replay};
 use crate::results::{Architecture, LatencyMs, RunResult};
 use crate::setup::{
@@ -183,7 +183,7 @@ pub async fn run_local(spec: &RunSpec) -> anyhow::Result<RunResult> {
         .wait_for_leader(std::time::Duration::from_secs(30))
         .await?;
     // Indirect: the nodes and the broker; direct adds nginx once it runs.
-    let intake_meter = CostMeter::for_cluster(&cluster, leader, true);
+    let intake_meter = CostMeter::for_cluster(&cluster, leader, broker_is_local(&spec.amqp_url));
     let http = http_client(spec.clients)?;
     let leader_url = format!("http://{}", addrs[0]);
     let api = ApiClient::login(http.clone(), &leader_url, "admin", &cluster.admin_password).await?;

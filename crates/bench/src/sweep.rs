@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tix_testkit::client::{ApiClient, http_client};
 
-use crate::cost::{CostMeter, metered};
+use crate::cost::{CostMeter, broker_is_local, metered};
 use crate::replay::{CONCERT_CAPACITY, Transport, load};
 use crate::results::{
     Alternated, Architecture, CeilingResult, ECHO_CEILING, LatencyMs, MachineFacts, RunResult,
@@ -479,7 +479,8 @@ pub async fn ceiling(
                 log_path: None,
             };
             let (helpers, requester) = start_workers(&launch, workers).await?;
-            let meter = CostMeter::for_processes(named(&helpers, "worker"), true);
+            let meter =
+                CostMeter::for_processes(named(&helpers, "worker"), broker_is_local(amqp_url));
             let transport = Transport::Amqp(requester);
             metered(&meter, load(&transport, 1, &buys, clients, false)).await?
         }
