@@ -114,14 +114,13 @@ impl<'a> CostMeter<'a> {
 
     /// Takes a reading. A process that cannot be read (it exited) is left out.
     pub async fn sample(&self) -> CostSample {
+        // No answer from the leader (it is busy past the health call's 500 ms) leaves the
+        // entries unknown rather than counted from zero.
         let applied = match self.cluster {
-            Some((cluster, leader)) => Some(
-                cluster
-                    .health(leader)
-                    .await
-                    .and_then(|h| h["last_applied"].as_u64())
-                    .unwrap_or(0),
-            ),
+            Some((cluster, leader)) => cluster
+                .health(leader)
+                .await
+                .and_then(|h| h["last_applied"].as_u64()),
             None => None,
         };
         let mut cpu = BTreeMap::new();
@@ -264,6 +263,12 @@ mod tests {
             (None, None)
         );
         assert_eq!(ceiling.cpu_us_per_answer["worker 1"], 200.0);
+        // A leader that did not answer one reading leaves the entries unknown.
+        let unread = cost_between(&sample(None, &[]), &sample(Some(500), &[]), 1_000).unwrap();
+        assert_eq!(
+            (unread.log_entries, unread.commands_per_entry),
+            (None, None)
+        );
     }
 
     // Checks that only a broker on this machine is counted: loopback addresses and localhost,
