@@ -1,7 +1,8 @@
-//! What a local run (or a ceiling) cost the machine, measured around its load phase: the log entries the
-//! leader applied (so commands per entry, how well batching worked) and the CPU time each
-//! process on this machine spent per answered request — every node, nginx (direct), the broker
-//! (indirect, when a RabbitMQ runs here) and the load generator itself.
+//! What a local run (or a ceiling) cost the machine, measured around its load phase: the log
+//! entries the leader applied (so commands per entry, how well batching worked) and the CPU
+//! time each process on this machine spent per answered request — every node, nginx (direct),
+//! the broker (indirect, when `--amqp-url` points at this machine) and the load generator
+//! itself.
 //!
 //! Throughput on a shared 2-core machine moves by ±25 % between minutes; CPU time per answer
 //! moves much less, because it does not count the time a process waited for a core. It is the
@@ -13,10 +14,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use crate::replay::LoadReport;
 use tix_testkit::cluster::LocalCluster;
 use tix_testkit::sys::{children, cpu_time};
+
+use crate::replay::LoadReport;
 
 /// The cost of a run's (or a ceiling's) load phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
