@@ -401,10 +401,10 @@ fn runs_table(out: &mut String, results: &SweepResults, architecture: Architectu
 /// run, or the no-op servers or echo workers of a ceiling; the edge is nginx (direct) or the
 /// broker (indirect); a part not measured is a dash.
 fn cpu_cell(cost: &RunCost) -> String {
-    let (mut servers, mut broker, mut client) = (0.0, None, None);
+    let (mut servers, mut edge, mut client) = (0.0, None, None);
     for (who, us) in &cost.cpu_us_per_answer {
         match who.as_str() {
-            "broker" | "nginx" => broker = Some(broker.unwrap_or(0.0) + us),
+            "broker" | "nginx" => edge = Some(edge.unwrap_or(0.0) + us),
             "client" => client = Some(*us),
             _ => servers += us,
         }
@@ -413,7 +413,7 @@ fn cpu_cell(cost: &RunCost) -> String {
     format!(
         "{:.0} = {servers:.0} · {} · {}",
         cost.total_cpu_us_per_answer(),
-        part(broker),
+        part(edge),
         part(client)
     )
 }
@@ -685,27 +685,27 @@ mod tests {
         assert!(md.contains("| direct | 1 | 40000 | 60000 |"), "{md}");
         // A run's cost: commands per entry, and CPU per answer as total = nodes · broker ·
         // client; runs without one (older results) show dashes.
+        let cpu = |parts: &[(&str, f64)]| -> BTreeMap<String, f64> {
+            parts
+                .iter()
+                .map(|(who, us)| (who.to_string(), *us))
+                .collect()
+        };
         let mut costed = sample();
         costed.runs[0].cost = Some(RunCost {
             log_entries: Some(500),
             commands_per_entry: Some(40.0),
-            cpu_us_per_answer: [
+            cpu_us_per_answer: cpu(&[
                 ("node 1 (leader)", 80.0),
                 ("node 2", 40.0),
                 ("broker", 100.0),
                 ("client", 30.0),
-            ]
-            .into_iter()
-            .map(|(who, us)| (who.to_owned(), us))
-            .collect(),
+            ]),
         });
         costed.ceilings[0].cost = Some(RunCost {
             log_entries: None,
             commands_per_entry: None,
-            cpu_us_per_answer: [("worker 1", 30.0), ("broker", 70.0), ("client", 38.0)]
-                .into_iter()
-                .map(|(who, us)| (who.to_owned(), us))
-                .collect(),
+            cpu_us_per_answer: cpu(&[("worker 1", 30.0), ("broker", 70.0), ("client", 38.0)]),
         });
         let md_costed = render(&costed, &plots, docs, ANALYSIS);
         assert!(md_costed.contains("| 138 = 30 · 70 · 38 |"), "{md_costed}");

@@ -75,8 +75,9 @@ pub struct SweepArgs {
     pub amqp_url: String,
     /// Rounds of the alternated comparisons run after the sweep — the uniform numbered file
     /// against the hot-seat file (both architectures, most workers) and the broker's echo
-    /// ceiling against the unnumbered file (indirect, the consumer count that answered it fastest), in turns A, B, A, B, … —
-    /// whose median ratios are the targets' verdicts (0: none; `--quick`: 1).
+    /// ceiling against the unnumbered file (indirect, the consumer count that answered it
+    /// fastest), in turns A, B, A, B, … — whose median ratios are the targets' verdicts (0:
+    /// none; `--quick`: 1).
     #[arg(long, default_value_t = 3)]
     pub ab_rounds: usize,
     /// Do not run anything: redraw the plots and the report from this results.json.
