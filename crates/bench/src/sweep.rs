@@ -528,6 +528,10 @@ fn settings(intake: Intake) -> std::collections::BTreeMap<String, String> {
             defaults::BATCHES_IN_FLIGHT_MAX.to_string(),
         ),
         (
+            "proposer_batch_linger_us",
+            defaults::BATCH_LINGER_US.to_string(),
+        ),
+        (
             "log_fsync",
             "one fsync per group of appended entries (redb, Durability::Immediate)".to_owned(),
         ),

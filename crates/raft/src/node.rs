@@ -53,6 +53,8 @@ pub mod defaults {
     pub const BATCH_COMMANDS_MAX: usize = 2048;
     /// The most batches being committed at once.
     pub const BATCHES_IN_FLIGHT_MAX: usize = 1;
+    /// How long a batch may wait to grow to the previous batch's size, in microseconds.
+    pub const BATCH_LINGER_US: u64 = 2000;
 }
 
 /// Everything needed to start a node.

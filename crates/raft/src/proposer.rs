@@ -1,12 +1,21 @@
 //! The proposer gathers concurrent commands into one Raft log entry, so that the cost of
 //! consensus, replication and fsync is shared by every command in the batch.
 //!
-//! Batching is natural rather than timed: a loop takes the first waiting command, waits for a
-//! free in-flight slot (at most `in_flight_max` batches are being committed at once), then takes
-//! every other command already waiting, up to `batch_commands_max`. At low load a command goes
-//! out alone at once; under load, commands pile up while the slots are busy and leave together.
-//! An optional `batch_window` waits a little longer for more. The proposer stamps the batch with
-//! this node's clock: the state machine never reads a clock of its own.
+//! Batching is natural first: a loop takes the first waiting command, waits for a free in-flight
+//! slot (at most `in_flight_max` batches are being committed at once), then takes every other
+//! command already waiting, up to `batch_commands_max`. At low load a command goes out alone at
+//! once; under load, commands pile up while the slots are busy and leave together.
+//!
+//! **Linger.** Most of a log entry's cost does not depend on how many commands it carries (an
+//! fsync and a history transaction on every node, four Raft RPCs), so under load fewer, fuller
+//! entries sell more per CPU second. When the previous batch carried more than one command and
+//! the waiting ones are fewer, the proposer waits up to `batch_linger_us` for as many as the
+//! previous batch had ([`linger_target`]). A lone buyer (previous batch of one) is never kept
+//! waiting; a crowd's batches keep their size instead of shrinking to whatever arrived in the
+//! gap between two commits. Measured in docs/PERFORMANCE.md.
+//!
+//! The proposer stamps the batch with this node's clock: the state machine never reads a clock
+//! of its own.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,8 +51,8 @@ pub struct ProposerConfig {
     pub batch_commands_max: usize,
     /// The most batches being committed at once.
     pub in_flight_max: usize,
-    /// How long to wait for more commands after the first one of a batch (zero: do not wait).
-    pub batch_window: Duration,
+    /// How long a batch may wait to grow to the previous batch's size (zero: never wait).
+    pub batch_linger_us: u64,
     /// The most commands waiting for a batch.
     pub queue_commands_max: usize,
 }
@@ -53,7 +62,7 @@ impl Default for ProposerConfig {
         Self {
             batch_commands_max: crate::node::defaults::BATCH_COMMANDS_MAX,
             in_flight_max: crate::node::defaults::BATCHES_IN_FLIGHT_MAX,
-            batch_window: Duration::ZERO,
+            batch_linger_us: crate::node::defaults::BATCH_LINGER_US,
             queue_commands_max: 65_536,
         }
     }
@@ -97,24 +106,17 @@ impl Proposer {
 }
 
 async fn batch_loop(writer: Writer, config: ProposerConfig, mut rx: mpsc::Receiver<Pending>) {
-    let slots = Arc::new(Semaphore::new(config.in_flight_max));
+    let slots = Arc::new(Semaphore::new(config.in_flight_max.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut previous_len = 0;
     while let Some(first) = rx.recv().await {
         let permit = slots
             .clone()
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        if !config.batch_window.is_zero() {
-            tokio::time::sleep(config.batch_window).await;
-        }
-        let mut pending = vec![first];
-        while pending.len() < config.batch_commands_max {
-            match rx.try_recv() {
-                Ok(p) => pending.push(p),
-                Err(_) => break,
-            }
-        }
+        let pending = gather(&mut rx, first, previous_len, &config).await;
+        previous_len = pending.len();
         let writer = writer.clone();
         let span = tracing::debug_span!("propose", commands = pending.len());
         tasks.spawn(
@@ -127,6 +129,60 @@ async fn batch_loop(writer: Writer, config: ProposerConfig, mut rx: mpsc::Receiv
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// How many commands a batch should wait for, given the previous batch's size and how many it
+/// has: `None` when it should leave at once (lingering is off, the previous batch was a lone
+/// command, or this one is already as large).
+pub fn linger_target(
+    previous_len: usize,
+    len: usize,
+    batch_commands_max: usize,
+    batch_linger_us: u64,
+) -> Option<usize> {
+    let target = previous_len.min(batch_commands_max);
+    (batch_linger_us > 0 && previous_len > 1 && len < target).then_some(target)
+}
+
+/// Takes `first` and every command already waiting (up to `batch_commands_max`), then, if
+/// [`linger_target`] says so, waits for more until the target or `batch_linger_us` is reached.
+async fn gather<T>(
+    rx: &mut mpsc::Receiver<T>,
+    first: T,
+    previous_len: usize,
+    config: &ProposerConfig,
+) -> Vec<T> {
+    let max = config.batch_commands_max.max(1);
+    let mut pending = vec![first];
+    take_waiting(rx, &mut pending, max);
+    let Some(target) = linger_target(previous_len, pending.len(), max, config.batch_linger_us)
+    else {
+        return pending;
+    };
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_micros(config.batch_linger_us);
+    while pending.len() < target {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(next)) => {
+                pending.push(next);
+                take_waiting(rx, &mut pending, max);
+            }
+            // The linger is over, or every handle is gone: leave with what there is.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    metrics::histogram!("tix_batch_linger_seconds").record(started.elapsed().as_secs_f64());
+    pending
+}
+
+/// Moves the commands already queued into `pending`, up to `max` in all.
+fn take_waiting<T>(rx: &mut mpsc::Receiver<T>, pending: &mut Vec<T>, max: usize) {
+    while pending.len() < max {
+        match rx.try_recv() {
+            Ok(next) => pending.push(next),
+            Err(_) => break,
+        }
+    }
 }
 
 /// Commits one batch (here or through the leader) and hands each command its outcome.
@@ -155,4 +211,91 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(batch_commands_max: usize, batch_linger_us: u64) -> ProposerConfig {
+        ProposerConfig {
+            batch_commands_max,
+            batch_linger_us,
+            ..ProposerConfig::default()
+        }
+    }
+
+    #[test]
+    fn lingers_only_after_a_batch_of_several_and_only_up_to_its_size() {
+        assert_eq!(linger_target(0, 1, 2048, 2000), None, "first batch");
+        assert_eq!(linger_target(1, 1, 2048, 2000), None, "a lone buyer");
+        assert_eq!(linger_target(30, 1, 2048, 0), None, "linger off");
+        assert_eq!(linger_target(30, 30, 2048, 2000), None, "already as large");
+        assert_eq!(linger_target(30, 12, 2048, 2000), Some(30));
+        assert_eq!(
+            linger_target(30, 2, 16, 2000),
+            Some(16),
+            "capped by the batch size"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_command_leaves_at_once() {
+        let (tx, mut rx) = mpsc::channel(16);
+        tx.send(2).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let batch = gather(&mut rx, 1, 1, &config(2048, 2000)).await;
+        assert_eq!(batch, vec![1, 2]);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_the_previous_size_then_leaves_without_the_rest_of_the_linger() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let sender = tokio::spawn(async move {
+            for i in 2..=5 {
+                tokio::time::sleep(Duration::from_micros(300)).await;
+                tx.send(i).await.unwrap();
+            }
+            tx
+        });
+        let started = tokio::time::Instant::now();
+        let batch = gather(&mut rx, 1, 3, &config(2048, 5000)).await;
+        assert_eq!(batch, vec![1, 2, 3], "stops at the previous batch's size");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(2) && waited < Duration::from_millis(5),
+            "{waited:?}"
+        );
+        drop(sender);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_no_longer_than_the_linger() {
+        let (tx, mut rx) = mpsc::channel::<u32>(16);
+        let started = tokio::time::Instant::now();
+        let batch = gather(&mut rx, 1, 30, &config(2048, 2000)).await;
+        assert_eq!(batch, vec![1]);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_micros(2000) && waited < Duration::from_micros(4000),
+            "{waited:?}"
+        );
+        drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_takes_more_than_the_batch_limit() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for i in 2..=10 {
+            tx.send(i).await.unwrap();
+        }
+        let batch = gather(&mut rx, 1, 30, &config(4, 2000)).await;
+        assert_eq!(batch, vec![1, 2, 3, 4]);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            5,
+            "the rest waits for the next batch"
+        );
+    }
 }

@@ -90,6 +90,15 @@ const HOLD_TTL_MS_MAX: u64 = 30 * 60 * 1000;
 /// The highest `--requests-in-flight-max` accepted (beyond it the cap sheds nothing).
 const REQUESTS_IN_FLIGHT_MAX_LIMIT: usize = 1_000_000;
 
+/// The most commands one log entry may be asked to carry.
+const BATCH_COMMANDS_MAX_LIMIT: usize = 65_536;
+
+/// The most proposer batches in flight accepted.
+const BATCHES_IN_FLIGHT_MAX_LIMIT: usize = 64;
+
+/// The longest linger accepted, in microseconds.
+const BATCH_LINGER_US_MAX: u64 = 100_000;
+
 /// Every setting of a node (the fields are `tix serve`'s flags, `--no-*` flags inverted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -134,6 +143,8 @@ pub struct Config {
     pub batch_commands_max: usize,
     /// The most batches being committed at once.
     pub batches_in_flight_max: usize,
+    /// How long a batch may wait to grow to the previous batch's size, in microseconds.
+    pub batch_linger_us: u64,
     /// The largest request body accepted.
     pub request_body_bytes_max: usize,
     /// Time limit of one request.
@@ -218,6 +229,7 @@ impl Default for Config {
             logs_kept_after_snapshot: defaults::LOGS_KEPT_AFTER_SNAPSHOT,
             batch_commands_max: defaults::BATCH_COMMANDS_MAX,
             batches_in_flight_max: defaults::BATCHES_IN_FLIGHT_MAX,
+            batch_linger_us: defaults::BATCH_LINGER_US,
             request_body_bytes_max: defaults::REQUEST_BODY_BYTES_MAX,
             request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
             header_read_timeout_ms: defaults::HEADER_READ_TIMEOUT_MS,
@@ -338,6 +350,18 @@ impl Config {
         if !(1..=REQUESTS_IN_FLIGHT_MAX_LIMIT).contains(&self.requests_in_flight_max) {
             return invalid("--requests-in-flight-max", "must be 1 to 1,000,000");
         }
+        if !(1..=BATCH_COMMANDS_MAX_LIMIT).contains(&self.batch_commands_max) {
+            return invalid("--batch-commands-max", "must be 1 to 65,536");
+        }
+        if !(1..=BATCHES_IN_FLIGHT_MAX_LIMIT).contains(&self.batches_in_flight_max) {
+            return invalid("--batches-in-flight-max", "must be 1 to 64");
+        }
+        if self.batch_linger_us > BATCH_LINGER_US_MAX {
+            return invalid(
+                "--batch-linger-us",
+                "must be at most 100000 (100 ms; every batch under load may wait this long)",
+            );
+        }
         if self.body_read_timeout_ms >= self.request_timeout_ms {
             return invalid(
                 "--body-read-timeout-ms",
@@ -399,6 +423,7 @@ impl Config {
         node.proposer = ProposerConfig {
             batch_commands_max: self.batch_commands_max,
             in_flight_max: self.batches_in_flight_max,
+            batch_linger_us: self.batch_linger_us,
             ..ProposerConfig::default()
         };
         node
@@ -809,6 +834,19 @@ mod tests {
         assert!(e.contains("--election-timeout-max-ms"), "{e}");
         let e = error(|c| c.public_origin = Some("https://shop.example/path".into()));
         assert!(e.starts_with("--public-origin must be"), "{e}");
+        assert_eq!(
+            error(|c| c.batches_in_flight_max = 0),
+            "--batches-in-flight-max must be 1 to 64"
+        );
+        assert_eq!(
+            error(|c| c.batch_commands_max = 0),
+            "--batch-commands-max must be 1 to 65,536"
+        );
+        let e = error(|c| c.batch_linger_us = 100_001);
+        assert!(
+            e.starts_with("--batch-linger-us must be at most 100000"),
+            "{e}"
+        );
     }
 
     // Checks the RabbitMQ intake's limits from both sides, each named by its flag.

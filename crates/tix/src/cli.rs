@@ -162,6 +162,11 @@ pub struct ServeArgs {
     /// The most batches being committed at once.
     #[arg(long, default_value_t = defaults::BATCHES_IN_FLIGHT_MAX)]
     pub batches_in_flight_max: usize,
+    /// How long a batch of commands may wait to grow to the previous batch's size before it is
+    /// proposed, in microseconds (0: never wait). Only batches that follow a batch of several
+    /// commands wait: a lone buyer is never kept waiting.
+    #[arg(long, env = "TIX_BATCH_LINGER_US", default_value_t = defaults::BATCH_LINGER_US)]
+    pub batch_linger_us: u64,
     /// The largest request body accepted.
     #[arg(long, default_value_t = defaults::REQUEST_BODY_BYTES_MAX)]
     pub request_body_bytes_max: usize,
@@ -285,6 +290,7 @@ impl From<ServeArgs> for Config {
             logs_kept_after_snapshot,
             batch_commands_max,
             batches_in_flight_max,
+            batch_linger_us,
             request_body_bytes_max,
             request_timeout_ms,
             header_read_timeout_ms,
@@ -335,6 +341,7 @@ impl From<ServeArgs> for Config {
             logs_kept_after_snapshot,
             batch_commands_max,
             batches_in_flight_max,
+            batch_linger_us,
             request_body_bytes_max,
             request_timeout_ms,
             header_read_timeout_ms,
