@@ -5,14 +5,14 @@
 //! - `numbered`: 2,000 attempts at each of seats 42, 100 and 999, then every other seat once.
 //! - `oversubscribed`: `--requests` attempts by clients drawn uniformly from 1..=`--clients`.
 //! - `hotspot`: numbered; each attempt goes with probability 0.8 to a seat of the first 5 % of the
-//!   venue, else to any seat; clients drawn as above.
+//!   venue, else to any seat; every attempt's seat is drawn first, then every attempt's client
+//!   (uniformly from 1..=`--clients`).
 //!
 //! The random models draw from the Mersenne Twister seeded as CPython's `random.seed(int)` does
 //! and pick integers as `random.randint` does (rejection sampling on the fewest bits that hold
-//! the range), which is how the shared files were written: with the defaults, `unnumbered`,
-//! `numbered` and `oversubscribed` reproduce `benchmarks/` byte for byte (a test checks it). The
-//! shipped hot-seat file was drawn with the same model but an unknown sequence of draws, so
-//! `hotspot` writes a file with its shape and expected-outcome structure, not the same bytes.
+//! the range) and floats as `random.random` does, which is how the shared files were written:
+//! with the defaults (seed 7 for `oversubscribed`, 8 for `hotspot`), every model reproduces its
+//! file in `benchmarks/` byte for byte (a test checks it).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -49,9 +49,10 @@ pub struct GenArgs {
     /// Distinct clients the random models draw from.
     #[arg(long, default_value_t = 5_000)]
     pub clients: u32,
-    /// The random models' seed.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u32,
+    /// The random models' seed (default: the shipped file's, 7 for `oversubscribed` and 8 for
+    /// `hotspot`).
+    #[arg(long)]
+    pub seed: Option<u32>,
     /// Where to write the file (standard output if absent).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -59,6 +60,12 @@ pub struct GenArgs {
 
 /// The largest `--tickets` and `--requests` accepted.
 const LINES_MAX: u32 = 10_000_000;
+
+/// The seed the shipped oversubscribed file was drawn with.
+const OVERSUBSCRIBED_SEED: u32 = 7;
+
+/// The seed the shipped hot-seat file was drawn with.
+const HOTSPOT_SEED: u32 = 8;
 
 /// Attempts at each of the numbered file's three hot seats.
 const NUMBERED_HOT_ATTEMPTS: u32 = 2_000;
@@ -135,7 +142,7 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<String> {
                 args.tickets,
                 false,
             );
-            let mut random = PyRandom::new(args.seed);
+            let mut random = PyRandom::new(args.seed.unwrap_or(OVERSUBSCRIBED_SEED));
             for i in 1..=args.requests {
                 let client = random.randint(1, args.clients);
                 let _ = writeln!(out, "BUY c{client} r{i:07}");
@@ -151,14 +158,18 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<String> {
                 n,
                 true,
             );
-            let mut random = PyRandom::new(args.seed);
-            for i in 1..=args.requests {
+            let mut random = PyRandom::new(args.seed.unwrap_or(HOTSPOT_SEED));
+            let seats: Vec<u32> = (0..args.requests)
+                .map(|_| {
+                    if random.random() < 0.8 {
+                        random.randint(1, hot_seats)
+                    } else {
+                        random.randint(1, n)
+                    }
+                })
+                .collect();
+            for (i, seat) in (1u32..).zip(seats) {
                 let client = random.randint(1, args.clients);
-                let seat = if random.random() < 0.8 {
-                    random.randint(1, hot_seats)
-                } else {
-                    random.randint(1, n)
-                };
                 let _ = writeln!(out, "BUY c{client} {seat} r{i:07}");
             }
         }
@@ -231,7 +242,7 @@ mod tests {
             tickets: 20_000,
             requests: 100_000,
             clients: 5_000,
-            seed: 7,
+            seed: None,
             out: None,
         }
     }
@@ -250,6 +261,7 @@ mod tests {
                 Model::Oversubscribed,
                 "benchmark_unnumbered_oversubscribed.txt",
             ),
+            (Model::Hotspot, "benchmark_numbered_hotspot.txt"),
         ] {
             let generated = generate(&args(model)).unwrap();
             assert!(generated == shipped(file), "{model:?} differs from {file}");
@@ -257,9 +269,12 @@ mod tests {
     }
 
     #[test]
-    fn the_hotspot_model_has_the_shipped_files_shape() {
-        let generated = generate(&args(Model::Hotspot)).unwrap();
+    fn another_seed_draws_another_hotspot_file_of_the_same_shape() {
+        let mut other = args(Model::Hotspot);
+        other.seed = Some(9);
+        let generated = generate(&other).unwrap();
         let shipped = shipped("benchmark_numbered_hotspot.txt");
+        assert!(generated != shipped);
         let head = |t: &str| t.lines().take(4).collect::<Vec<_>>().join("\n");
         assert_eq!(head(&generated), head(&shipped));
         let seats: Vec<u32> = generated
@@ -279,6 +294,10 @@ mod tests {
         let mut r = PyRandom::new(7);
         let drawn: Vec<u32> = (0..4).map(|_| r.randint(1, 5000)).collect();
         assert_eq!(drawn, [2653, 1236, 3235, 396]);
+        // random.seed(8); [random.random() for _ in range(2)] in CPython 3.
+        let mut r = PyRandom::new(8);
+        assert_eq!(r.random(), 0.2267058593810488);
+        assert_eq!(r.random(), 0.9622950358343828);
     }
 
     #[test]
