@@ -241,10 +241,7 @@ pub async fn replay(
         },
         cost,
     ) = match meter {
-        Some(meter) => {
-            let (report, cost) = metered(meter, work).await?;
-            (report, cost)
-        }
+        Some(meter) => metered(meter, work).await?,
         None => (work.await?, None),
     };
     let sales = api.sales(event_id).await?;

@@ -225,6 +225,12 @@ mod tests {
         }
     }
 
+    /// Asserts that the (paused) time since `started` is at least `from` and below `below`.
+    fn assert_waited(started: tokio::time::Instant, from: Duration, below: Duration) {
+        let waited = started.elapsed();
+        assert!(waited >= from && waited < below, "{waited:?}");
+    }
+
     #[test]
     fn lingers_only_after_a_batch_of_several_and_only_up_to_its_size() {
         assert_eq!(linger_target(0, 1, 2048, 2000), None, "first batch");
@@ -254,7 +260,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         let sender = tokio::spawn(async move {
             for i in 2..=5 {
-                tokio::time::sleep(Duration::from_micros(300)).await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
                 tx.send(i).await.unwrap();
             }
             tx
@@ -262,11 +268,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let batch = gather(&mut rx, 1, 3, &config(2048, 5000)).await;
         assert_eq!(batch, vec![1, 2, 3], "stops at the previous batch's size");
-        let waited = started.elapsed();
-        assert!(
-            waited >= Duration::from_millis(2) && waited < Duration::from_millis(5),
-            "{waited:?}"
-        );
+        assert_waited(started, Duration::from_millis(2), Duration::from_millis(5));
         drop(sender);
     }
 
@@ -276,10 +278,10 @@ mod tests {
         let started = tokio::time::Instant::now();
         let batch = gather(&mut rx, 1, 30, &config(2048, 2000)).await;
         assert_eq!(batch, vec![1]);
-        let waited = started.elapsed();
-        assert!(
-            waited >= Duration::from_micros(2000) && waited < Duration::from_micros(4000),
-            "{waited:?}"
+        assert_waited(
+            started,
+            Duration::from_micros(2000),
+            Duration::from_micros(4000),
         );
         drop(tx);
     }
