@@ -1,8 +1,8 @@
 //! The Raft layer of tix: openraft 0.9 configured with tix's command batches as log entries.
 //!
 //! - [`types`] declares the openraft type configuration and node addresses.
-//! - [`log_store`] keeps the log in memory for reads and in redb for durability, with one
-//!   writer thread that commits many appends per fsync (group commit).
+//! - [`log_store`] keeps the log in memory for reads and in segment files for durability
+//!   ([`segment_log`]), with one writer thread that syncs many appends at once (group commit).
 //! - [`state_machine`] applies batches to the hot [`tix_core::State`] in memory and to history
 //!   in redb ([`history_store`]), checkpoints, and builds and installs snapshot files.
 //! - [`proposer`] gathers concurrent client commands into one log entry.
@@ -24,6 +24,7 @@ pub mod network;
 pub mod node;
 pub mod peer_auth;
 pub mod proposer;
+pub mod segment_log;
 pub mod state_machine;
 pub mod types;
 pub mod writer;

@@ -1,21 +1,27 @@
-//! The Raft log: kept whole in memory for reads, made durable in redb by one writer thread that
-//! commits many operations per transaction (group commit: one fsync for many entries).
+//! The Raft log: kept whole in memory for reads, made durable in append-only segment files
+//! ([`crate::segment_log`]) by one writer thread that writes many operations per `fdatasync`
+//! (group commit: one write and one sync for many entries).
 //!
 //! `append` records entries in memory at once (openraft may read them back before they are
 //! durable, e.g. to replicate them) and queues them for the writer; the flush callback fires only
-//! after the writer's transaction carrying them has committed. Truncations, purges and votes go
-//! through the same queue, so the disk sees operations in the order openraft issued them.
-//! `save_vote` waits for its commit, as Raft requires. The in-memory log is bounded by log
-//! compaction: entries below the last snapshot are purged.
+//! after the writer's group carrying them is synced. Truncations, purges and votes go through the
+//! same queue, so the disk sees operations in the order openraft issued them. `save_vote` waits
+//! for its sync, as Raft requires. The in-memory log is bounded by log compaction: entries below
+//! the last snapshot are purged, and so are the segment files that held only them.
 //!
-//! Records are in the versioned binary format of [`crate::codec`]. A log written by an earlier
-//! tix version (JSON records) is refused when opened, with a message that says what to do: tix
-//! does not migrate it, and never drops it silently.
+//! Records are in the versioned binary format of [`crate::codec`]. **Migration:** tix versions
+//! before the segment log kept the log in redb (`tix.redb`, tables `logs` and `meta`). Opening a
+//! data directory that has `tix.redb` and no `log/` copies that log into a new segment log
+//! written aside (`log.tmp/`), synced and renamed into place in one step, and only then removes
+//! `tix.redb`; a crash at any point leaves either the old log or the whole new one. A redb log
+//! written by a still earlier version (JSON records) is refused with a message that says what to
+//! do: tix does not migrate it, and never drops it silently.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -26,14 +32,20 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, CodecError};
+use crate::segment_log::{Record, Recovered, SEGMENT_BYTES_TARGET, SegmentLog};
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
-/// Log entries by index, in the codec's binary format.
-pub(crate) const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
-/// Small records: `vote`, `committed`, `last_purged`, in the codec's binary format.
-pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Log entries by index, in the codec's binary format (the redb log of earlier versions).
+const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
+/// Small records: `vote`, `committed`, `last_purged` (the redb log of earlier versions).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// The most queued operations one writer transaction takes.
+/// The folder of the segment log inside the data directory.
+pub const LOG_DIR: &str = "log";
+/// The redb file earlier versions kept the log in.
+pub const LEGACY_REDB_FILE: &str = "tix.redb";
+
+/// The most queued operations one writer group takes.
 const GROUP_OPS_MAX: usize = 4096;
 /// Capacity of the queue to the writer thread.
 const QUEUE_CAPACITY: usize = 8192;
@@ -47,7 +59,8 @@ pub const LEGACY_LOG_REFUSAL: &str = "the data directory was written by an earli
 enum WriteOp {
     Append {
         entries: Vec<(u64, Vec<u8>)>,
-        done: LogFlushed<TypeConfig>,
+        /// Openraft's callback; `None` only in tests, which wait for a later vote instead.
+        done: Option<LogFlushed<TypeConfig>>,
     },
     Truncate {
         from_index: u64,
@@ -81,19 +94,52 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens the log in `db`, loads it into memory and starts the writer thread. The thread ends
-    /// when every clone of the store has been dropped.
-    pub fn open(db: Arc<Database>) -> Result<LogStore, StorageError> {
-        let mem = load(&db)?;
+    /// Opens the log of the data directory `data_dir` (migrating a redb log of an earlier
+    /// version), loads it into memory and starts the writer thread. The thread ends, and
+    /// releases the log's lock, when every clone of the store has been dropped.
+    pub fn open(data_dir: &Path) -> Result<LogStore, StorageError> {
+        LogStore::open_with(data_dir, SEGMENT_BYTES_TARGET)
+    }
+
+    /// [`open`](LogStore::open) with segments of `segment_bytes_target` bytes (tests use small
+    /// ones to exercise rolling and deletion).
+    pub fn open_with(data_dir: &Path, segment_bytes_target: u64) -> Result<LogStore, StorageError> {
+        migrate_redb_log(data_dir)?;
+        let (log, recovered) =
+            SegmentLog::open(&data_dir.join(LOG_DIR), segment_bytes_target).map_err(read_error)?;
+        let mem = load(recovered)?;
         let (writer, queue) = mpsc::channel(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("tix-log-writer".into())
-            .spawn(move || write_loop(&db, queue))
+            .spawn(move || write_loop(log, queue))
             .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(LogStore {
             mem: Arc::new(Mutex::new(mem)),
             writer,
         })
+    }
+
+    /// Records `entries` in memory and queues them for the writer, which calls `done` once they
+    /// are durable.
+    async fn append_with(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+        done: Option<LogFlushed<TypeConfig>>,
+    ) -> Result<(), StorageError> {
+        let mut encoded = Vec::new();
+        {
+            let mut mem = self.mem();
+            for entry in entries {
+                encoded.push((entry.log_id.index, codec::encode(&entry)));
+                mem.entries.insert(entry.log_id.index, entry);
+            }
+        }
+        metrics::counter!("tix_log_entries_appended_total").increment(encoded.len() as u64);
+        self.send(WriteOp::Append {
+            entries: encoded,
+            done,
+        })
+        .await
     }
 
     fn mem(&self) -> std::sync::MutexGuard<'_, LogMem> {
@@ -106,10 +152,6 @@ impl LogStore {
             StorageError::from(StorageIOError::write_logs(&e))
         })
     }
-}
-
-fn to_io(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 fn read_error(e: impl std::fmt::Display) -> StorageError {
@@ -125,57 +167,145 @@ fn decode_record<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, Sto
     })
 }
 
-/// Reads the whole log and its metadata from redb.
-fn load(db: &Database) -> Result<LogMem, StorageError> {
-    let txn = db.begin_write().map_err(read_error)?;
-    txn.open_table(LOGS).map_err(read_error)?;
-    txn.open_table(META).map_err(read_error)?;
-    txn.commit().map_err(read_error)?;
-
-    let txn = db.begin_read().map_err(read_error)?;
-    let meta = txn.open_table(META).map_err(read_error)?;
-    let get = |key: &str| -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(meta
-            .get(key)
-            .map_err(read_error)?
-            .map(|v| v.value().to_vec()))
-    };
+/// Decodes what the segment log replayed into the memory mirror.
+fn load(recovered: Recovered) -> Result<LogMem, StorageError> {
     let mut mem = LogMem::default();
-    if let Some(bytes) = get("vote")? {
-        mem.vote = Some(decode_record("vote", &bytes)?);
+    if let Some(bytes) = &recovered.vote {
+        mem.vote = Some(decode_record("vote", bytes)?);
     }
-    if let Some(bytes) = get("committed")? {
-        mem.committed = decode_record("committed index", &bytes)?;
+    if let Some(bytes) = &recovered.committed {
+        mem.committed = decode_record("committed index", bytes)?;
     }
-    if let Some(bytes) = get("last_purged")? {
-        mem.last_purged = Some(decode_record("last purged log id", &bytes)?);
+    if let Some((_, bytes)) = &recovered.last_purged {
+        mem.last_purged = Some(decode_record("last purged log id", bytes)?);
     }
-    let logs = txn.open_table(LOGS).map_err(read_error)?;
-    for row in logs.iter().map_err(read_error)? {
-        let (index, bytes) = row.map_err(read_error)?;
-        let entry: Entry = decode_record(&format!("entry {}", index.value()), bytes.value())?;
-        // Checked after decoding: the key and the entry's own index must agree.
-        assert_eq!(
-            entry.log_id.index,
-            index.value(),
-            "log entry stored under the wrong index"
-        );
-        mem.entries.insert(index.value(), entry);
+    for (index, bytes) in recovered.entries {
+        let entry: Entry = decode_record(&format!("entry {index}"), &bytes)?;
+        if entry.log_id.index != index {
+            return Err(read_error(format!(
+                "the log record of entry {index} holds entry {}",
+                entry.log_id.index
+            )));
+        }
+        mem.entries.insert(index, entry);
     }
     Ok(mem)
 }
 
-/// The writer thread: takes every queued operation (up to a bound), writes them in one
-/// transaction, commits once (one fsync), then completes their callbacks.
+/// Reads the log an earlier version kept in redb, as the records it replays to (checking every
+/// record decodes, so a JSON log is refused before anything is written).
+fn read_redb_log(path: &Path) -> Result<Recovered, StorageError> {
+    let db = Database::open(path).map_err(read_error)?;
+    let txn = db.begin_read().map_err(read_error)?;
+    let mut recovered = Recovered::default();
+    let meta = match txn.open_table(META) {
+        Ok(meta) => Some(meta),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(read_error(e)),
+    };
+    if let Some(meta) = meta {
+        let get = |key: &str| -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(meta
+                .get(key)
+                .map_err(read_error)?
+                .map(|v| v.value().to_vec()))
+        };
+        if let Some(bytes) = get("vote")? {
+            decode_record::<Vote<NodeId>>("vote", &bytes)?;
+            recovered.vote = Some(bytes);
+        }
+        if let Some(bytes) = get("committed")? {
+            decode_record::<Option<LogId>>("committed index", &bytes)?;
+            recovered.committed = Some(bytes);
+        }
+        if let Some(bytes) = get("last_purged")? {
+            let upto: LogId = decode_record("last purged log id", &bytes)?;
+            recovered.last_purged = Some((upto.index, bytes));
+        }
+    }
+    let logs = match txn.open_table(LOGS) {
+        Ok(logs) => Some(logs),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(read_error(e)),
+    };
+    if let Some(logs) = logs {
+        for row in logs.iter().map_err(read_error)? {
+            let (index, bytes) = row.map_err(read_error)?;
+            let index = index.value();
+            decode_record::<Entry>(&format!("entry {index}"), bytes.value())?;
+            recovered.entries.insert(index, bytes.value().to_vec());
+        }
+    }
+    Ok(recovered)
+}
+
+/// Moves a redb log of an earlier version into a segment log (see the module's documentation):
+/// nothing to do when `log/` exists (a `tix.redb` left beside it by a migration interrupted
+/// after the rename is removed) or when there is no `tix.redb`.
+fn migrate_redb_log(data_dir: &Path) -> Result<(), StorageError> {
+    let redb_path = data_dir.join(LEGACY_REDB_FILE);
+    let log_dir = data_dir.join(LOG_DIR);
+    let write_error = |e: io::Error| StorageError::from(StorageIOError::write_logs(&e));
+    if log_dir.exists() {
+        if redb_path.exists() {
+            std::fs::remove_file(&redb_path).map_err(write_error)?;
+        }
+        return Ok(());
+    }
+    if !redb_path.exists() {
+        return Ok(());
+    }
+    let recovered = read_redb_log(&redb_path)?;
+    let tmp = data_dir.join(format!("{LOG_DIR}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(write_error)?;
+    }
+    {
+        let (mut log, _) = SegmentLog::open(&tmp, SEGMENT_BYTES_TARGET).map_err(write_error)?;
+        if let Some(vote) = &recovered.vote {
+            log.push(Record::Vote(vote));
+        }
+        if let Some(committed) = &recovered.committed {
+            log.push(Record::Committed(committed));
+        }
+        if let Some((index, log_id)) = &recovered.last_purged {
+            log.push(Record::Purge {
+                index: *index,
+                log_id,
+            });
+        }
+        for (index, bytes) in &recovered.entries {
+            log.push(Record::Entry {
+                index: *index,
+                bytes,
+            });
+        }
+        log.commit().map_err(write_error)?;
+    }
+    std::fs::rename(&tmp, &log_dir).map_err(write_error)?;
+    std::fs::File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_error)?;
+    std::fs::remove_file(&redb_path).map_err(write_error)?;
+    tracing::info!(
+        entries = recovered.entries.len(),
+        from = %redb_path.display(),
+        to = %log_dir.display(),
+        "moved the Raft log from redb to segment files"
+    );
+    Ok(())
+}
+
+/// The writer thread: takes every queued operation (up to a bound), writes them as one group
+/// (one write, one `fdatasync`), then completes their callbacks.
 ///
 /// The committed index is advisory: it only spares a restarted node re-applying entries the
 /// cluster had already committed, and a value older than the truth is always safe (the node
 /// learns the rest from the leader, or, alone, commits its log again when it leads). So a group
-/// that carries nothing but committed indexes writes no transaction at all: the newest index
-/// waits in memory and goes to disk with the next group that has to be written anyway (an
-/// append, at most one batch later under load), or when the writer stops. Before, every
-/// batch's commit cost each node one more redb transaction of its own.
-fn write_loop(db: &Database, mut queue: mpsc::Receiver<WriteOp>) {
+/// that carries nothing but committed indexes writes nothing: the newest index waits in memory
+/// and goes to disk with the next group that has to be written anyway (an append, at most one
+/// batch later under load), or when the writer stops.
+fn write_loop(mut log: SegmentLog, mut queue: mpsc::Receiver<WriteOp>) {
     let mut pending_committed: Option<Vec<u8>> = None;
     while let Some(first) = queue.blocking_recv() {
         let mut ops = vec![first];
@@ -192,7 +322,7 @@ fn write_loop(db: &Database, mut queue: mpsc::Receiver<WriteOp>) {
             continue;
         }
         let started = Instant::now();
-        let result = write_group(db, pending_committed.take(), &ops);
+        let result = write_group(&mut log, pending_committed.take(), &ops);
         metrics::histogram!("tix_log_fsync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("tix_log_group_ops").record(ops.len() as f64);
         if let Err(e) = &result {
@@ -204,59 +334,62 @@ fn write_loop(db: &Database, mut queue: mpsc::Receiver<WriteOp>) {
                 .map(|_| ())
                 .map_err(|e| io::Error::new(e.kind(), e.to_string()));
             match op {
-                WriteOp::Append { done, .. } => done.log_io_completed(result),
+                WriteOp::Append { done, .. } => {
+                    if let Some(done) = done {
+                        done.log_io_completed(result);
+                    }
+                }
                 WriteOp::Vote { done, .. } => {
                     let _ = done.send(result);
                 }
                 WriteOp::Truncate { .. } | WriteOp::Purge { .. } | WriteOp::Committed { .. } => {}
             }
         }
+        if result.is_err() {
+            // The segment's tail is unknown after a failed write or sync: write nothing more
+            // (every later append fails too, and Raft stops this node).
+            return;
+        }
     }
     if let Some(committed) = pending_committed
-        && let Err(e) = write_group(db, Some(committed), &[])
+        && let Err(e) = write_group(&mut log, Some(committed), &[])
     {
         tracing::warn!(error = %e, "could not record the committed index at shutdown");
     }
 }
 
-/// Writes `ops` (and first a `committed` index held back from earlier groups) in one durable
-/// transaction: one fsync.
-fn write_group(db: &Database, committed: Option<Vec<u8>>, ops: &[WriteOp]) -> io::Result<()> {
-    let txn = db.begin_write().map_err(to_io)?;
-    {
-        let mut logs = txn.open_table(LOGS).map_err(to_io)?;
-        let mut meta = txn.open_table(META).map_err(to_io)?;
-        if let Some(committed) = committed {
-            meta.insert("committed", committed.as_slice())
-                .map_err(to_io)?;
-        }
-        for op in ops {
-            match op {
-                WriteOp::Append { entries, .. } => {
-                    for (index, bytes) in entries {
-                        logs.insert(*index, bytes.as_slice()).map_err(to_io)?;
-                    }
-                }
-                WriteOp::Truncate { from_index } => {
-                    logs.retain_in(*from_index.., |_, _| false).map_err(to_io)?;
-                }
-                WriteOp::Purge { upto } => {
-                    logs.retain_in(..=upto.index, |_, _| false).map_err(to_io)?;
-                    let bytes = codec::encode(upto);
-                    meta.insert("last_purged", bytes.as_slice())
-                        .map_err(to_io)?;
-                }
-                WriteOp::Vote { vote, .. } => {
-                    meta.insert("vote", vote.as_slice()).map_err(to_io)?;
-                }
-                WriteOp::Committed { committed } => {
-                    meta.insert("committed", committed.as_slice())
-                        .map_err(to_io)?;
+/// Writes `ops` (and first a `committed` index held back from earlier groups) as one group: one
+/// write, one `fdatasync`.
+fn write_group(
+    log: &mut SegmentLog,
+    committed: Option<Vec<u8>>,
+    ops: &[WriteOp],
+) -> io::Result<()> {
+    if let Some(committed) = &committed {
+        log.push(Record::Committed(committed));
+    }
+    for op in ops {
+        match op {
+            WriteOp::Append { entries, .. } => {
+                for (index, bytes) in entries {
+                    log.push(Record::Entry {
+                        index: *index,
+                        bytes,
+                    });
                 }
             }
+            WriteOp::Truncate { from_index } => log.push(Record::Truncate {
+                from_index: *from_index,
+            }),
+            WriteOp::Purge { upto } => log.push(Record::Purge {
+                index: upto.index,
+                log_id: &codec::encode(upto),
+            }),
+            WriteOp::Vote { vote, .. } => log.push(Record::Vote(vote)),
+            WriteOp::Committed { committed } => log.push(Record::Committed(committed)),
         }
     }
-    txn.commit().map_err(to_io)
+    log.commit()
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -323,20 +456,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded = Vec::new();
-        {
-            let mut mem = self.mem();
-            for entry in entries {
-                encoded.push((entry.log_id.index, codec::encode(&entry)));
-                mem.entries.insert(entry.log_id.index, entry);
-            }
-        }
-        metrics::counter!("tix_log_entries_appended_total").increment(encoded.len() as u64);
-        self.send(WriteOp::Append {
-            entries: encoded,
-            done: callback,
-        })
-        .await
+        self.append_with(entries, Some(callback)).await
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -355,5 +475,83 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             mem.last_purged = Some(log_id);
         }
         self.send(WriteOp::Purge { upto: log_id }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use tix_core::Batch;
+
+    use super::*;
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(2, 1), index),
+            payload: EntryPayload::Normal(Batch {
+                time_ms: index,
+                commands: Vec::new(),
+            }),
+        }
+    }
+
+    fn segment_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join(LOG_DIR))
+            .expect("log dir")
+            .filter(|f| {
+                let name = f.as_ref().expect("entry").file_name();
+                name.to_string_lossy().ends_with(".seg")
+            })
+            .count()
+    }
+
+    fn reopen(dir: &Path, segment_bytes_target: u64) -> LogStore {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match LogStore::open_with(dir, segment_bytes_target) {
+                Ok(store) => return store,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => panic!("log still held after 10 s: {e}"),
+            }
+        }
+    }
+
+    /// The disk holds about what openraft keeps: with small segments, appends roll over many
+    /// files, a purge deletes those that held only purged entries, and the rest reopens to
+    /// exactly the unpurged entries.
+    #[tokio::test]
+    async fn a_purge_deletes_the_segment_files_it_frees() {
+        let dir = tempfile::tempdir().expect("dir");
+        // About one group of 20 entries per segment.
+        let mut store = LogStore::open_with(dir.path(), 300).expect("open");
+        for start in (1..=400).step_by(20) {
+            store
+                .append_with((start..start + 20).map(entry), None)
+                .await
+                .expect("append");
+            // A vote waits for its sync, and the queue is ordered: the appends are written.
+            store.save_vote(&Vote::new(2, 1)).await.expect("vote");
+        }
+        let before = segment_files(dir.path());
+        assert!(before >= 15, "{before} segment files");
+        store.purge(entry(350).log_id).await.expect("purge");
+        store.save_vote(&Vote::new(2, 1)).await.expect("vote");
+        let after = segment_files(dir.path());
+        assert!(
+            after <= 4,
+            "{before} segment files before the purge, {after} after"
+        );
+        drop(store);
+        let mut store = reopen(dir.path(), 300);
+        let read = store.try_get_log_entries(..).await.expect("entries");
+        assert_eq!(read, (351..=400).map(entry).collect::<Vec<_>>());
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(entry(350).log_id));
+        assert_eq!(
+            store.read_vote().await.expect("vote"),
+            Some(Vote::new(2, 1))
+        );
     }
 }

@@ -47,6 +47,10 @@ pub mod defaults {
     pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 5000;
     /// Log entries kept below the last snapshot.
     pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1000;
+    /// The size after which the log starts a new segment file.
+    pub const LOG_SEGMENT_BYTES: u64 = crate::segment_log::SEGMENT_BYTES_TARGET;
+    /// The smallest and largest `--log-segment-bytes`.
+    pub const LOG_SEGMENT_BYTES_RANGE: std::ops::RangeInclusive<u64> = 4096..=(1 << 30);
     /// Time limit for sending one snapshot chunk.
     pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
     /// The most commands in one log entry.
@@ -62,7 +66,7 @@ pub mod defaults {
 pub struct NodeConfig {
     /// This node's id; unique in the cluster and never reused for a wiped node.
     pub node_id: NodeId,
-    /// Where the log and snapshots live (`tix.redb`).
+    /// Where the log (`log/`), the state (`state.redb`) and snapshots live.
     pub data_dir: PathBuf,
     /// The public HTTP address other nodes and clients use.
     pub api_addr: String,
@@ -83,6 +87,9 @@ pub struct NodeConfig {
     /// Log entries kept below the last snapshot, so a briefly absent follower catches up from
     /// the log instead of a snapshot.
     pub logs_kept_after_snapshot: u64,
+    /// The size after which the log starts a new segment file (the disk holds the log since
+    /// the last purge, rounded up to whole segments).
+    pub log_segment_bytes: u64,
     /// Batching limits.
     pub proposer: ProposerConfig,
     /// How long a write waits for a leader during an election before answering `Unavailable`.
@@ -125,6 +132,7 @@ impl NodeConfig {
             election_timeout_max_ms: defaults::ELECTION_TIMEOUT_MAX_MS,
             snapshot_logs_since_last: defaults::SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: defaults::LOGS_KEPT_AFTER_SNAPSHOT,
+            log_segment_bytes: defaults::LOG_SEGMENT_BYTES,
             proposer: ProposerConfig::default(),
             leader_wait_ms: 5_000,
             install_snapshot_timeout_ms: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
@@ -160,6 +168,9 @@ impl NodeConfig {
         }
         if self.snapshot_logs_since_last < 1 {
             return fail("--snapshot-logs-since-last must be at least 1");
+        }
+        if !defaults::LOG_SEGMENT_BYTES_RANGE.contains(&self.log_segment_bytes) {
+            return fail("--log-segment-bytes must be between 4096 and 1073741824 (1 GiB)");
         }
         Ok(())
     }
@@ -221,12 +232,8 @@ impl Node {
             ));
         }
         std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(e.to_string()))?;
-        let db = redb::Builder::new()
-            .set_cache_size(LOG_CACHE_BYTES)
-            .create(config.data_dir.join("tix.redb"))
+        let log_store = LogStore::open_with(&config.data_dir, config.log_segment_bytes)
             .map_err(|e| storage_error(e.to_string()))?;
-        let db = Arc::new(db);
-        let log_store = LogStore::open(db).map_err(|e| storage_error(e.to_string()))?;
         // The state machine has its own database (`state.redb`) and snapshot files: applying and
         // checkpointing never hold the write lock the log writer needs.
         let state_machine = StateMachineStore::open_with(&config.data_dir, config.faults.clone())
@@ -476,9 +483,6 @@ fn cluster_secret(config: &NodeConfig) -> Result<ClusterSecret, NodeError> {
 /// Snapshot bytes per install RPC: chunks travel as raw bytes in the binary codec, read from and
 /// written to the snapshot files, so a chunk costs its size in memory once on each side.
 const SNAPSHOT_CHUNK_BYTES: u64 = 4 << 20;
-/// redb's page cache for the log database (`tix.redb`): the log between snapshots (a few thousand
-/// entries) fits; 16 MiB did not, and the log writer re-read pages (~7 % of 3-node throughput).
-const LOG_CACHE_BYTES: usize = 64 << 20;
 
 /// How often the leader checks for holds that are due to expire.
 const HOLD_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -540,7 +544,10 @@ mod tests {
             "--batch-commands-max",
         );
         refused(|c| c.proposer.in_flight_max = 0, "--batches-in-flight-max");
+        refused(|c| c.log_segment_bytes = 4095, "--log-segment-bytes");
+        refused(|c| c.log_segment_bytes = (1 << 30) + 1, "--log-segment-bytes");
         let mut edge = config();
+        edge.log_segment_bytes = 4096;
         edge.heartbeat_interval_ms = 10;
         edge.election_timeout_min_ms = 30;
         edge.election_timeout_max_ms = 31;

@@ -4,7 +4,6 @@
 //! request is signed with the node's cluster secret (its data directory's `cluster.secret`).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::RPCError;
@@ -227,7 +226,7 @@ async fn forwarded_proposal_round_trips_and_the_log_reads_back() {
     assert!(text.contains("earlier tix version"), "{text}");
 
     let dir = one.stop().await;
-    let mut log = LogStore::open(reopen(&dir.path().join("tix.redb"))).expect("reopens");
+    let mut log = reopen(dir.path());
     let entries = log.try_get_log_entries(..).await.expect("entries");
     assert_eq!(entries.last().map(|e| e.log_id.index), Some(index));
     assert!(
@@ -241,15 +240,15 @@ async fn forwarded_proposal_round_trips_and_the_log_reads_back() {
     }
 }
 
-/// Opens `path` once the stopped node's storage threads have let go of it, polling with a
-/// deadline.
-fn reopen(path: &Path) -> Arc<redb::Database> {
+/// Opens the log of the data directory `dir` once the stopped node's writer thread has let go
+/// of its lock, polling with a deadline.
+fn reopen(dir: &Path) -> LogStore {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match redb::Database::open(path) {
-            Ok(db) => return Arc::new(db),
+        match LogStore::open(dir) {
+            Ok(log) => return log,
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("database still held after 10 s: {e}"),
+            Err(e) => panic!("log still held after 10 s: {e}"),
         }
     }
 }

@@ -1,6 +1,4 @@
-//! Runs openraft's storage conformance suite against tix's redb log store and state machine.
-
-use std::sync::Arc;
+//! Runs openraft's storage conformance suite against tix's segment-file log store and redb state machine.
 
 use openraft::testing::{StoreBuilder, Suite};
 use tempfile::TempDir;
@@ -8,13 +6,12 @@ use tix_raft::log_store::LogStore;
 use tix_raft::state_machine::StateMachineStore;
 use tix_raft::types::{StorageError, TypeConfig};
 
-struct RedbBuilder;
+struct DiskBuilder;
 
-impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuilder {
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for DiskBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = TempDir::new().expect("temp dir");
-        let db = Arc::new(redb::Database::create(dir.path().join("tix.redb")).expect("db"));
-        let log = LogStore::open(db.clone())?;
+        let log = LogStore::open(dir.path())?;
         let sm = StateMachineStore::open(dir.path())?;
         Ok((dir, log, sm))
     }
@@ -24,7 +21,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbBuil
 /// against fresh stores in temporary directories.
 #[test]
 fn openraft_storage_suite() {
-    if let Err(e) = Suite::test_all(RedbBuilder) {
+    if let Err(e) = Suite::test_all(DiskBuilder) {
         panic!("storage suite failed: {e}");
     }
 }

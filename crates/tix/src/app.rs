@@ -139,6 +139,8 @@ pub struct Config {
     pub snapshot_logs_since_last: u64,
     /// Log entries kept below the last snapshot.
     pub logs_kept_after_snapshot: u64,
+    /// The size after which the log starts a new segment file.
+    pub log_segment_bytes: u64,
     /// The most commands batched into one log entry.
     pub batch_commands_max: usize,
     /// The most batches being committed at once.
@@ -227,6 +229,7 @@ impl Default for Config {
             install_snapshot_timeout_ms: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
             snapshot_logs_since_last: defaults::SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: defaults::LOGS_KEPT_AFTER_SNAPSHOT,
+            log_segment_bytes: defaults::LOG_SEGMENT_BYTES,
             batch_commands_max: defaults::BATCH_COMMANDS_MAX,
             batches_in_flight_max: defaults::BATCHES_IN_FLIGHT_MAX,
             batch_linger_us: defaults::BATCH_LINGER_US,
@@ -418,6 +421,7 @@ impl Config {
         node.election_timeout_max_ms = self.election_timeout_max_ms;
         node.snapshot_logs_since_last = self.snapshot_logs_since_last;
         node.logs_kept_after_snapshot = self.logs_kept_after_snapshot;
+        node.log_segment_bytes = self.log_segment_bytes;
         node.install_snapshot_timeout_ms = self.install_snapshot_timeout_ms;
         node.cluster_secret_file = self.cluster_secret_file.clone();
         node.proposer = ProposerConfig {

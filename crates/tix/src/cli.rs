@@ -156,6 +156,10 @@ pub struct ServeArgs {
     /// the log rather than from a snapshot.
     #[arg(long, default_value_t = defaults::LOGS_KEPT_AFTER_SNAPSHOT)]
     pub logs_kept_after_snapshot: u64,
+    /// The size in bytes after which the Raft log starts a new segment file (`log/` in the
+    /// data directory); segments holding only compacted entries are deleted.
+    #[arg(long, default_value_t = defaults::LOG_SEGMENT_BYTES)]
+    pub log_segment_bytes: u64,
     /// The most commands batched into one log entry.
     #[arg(long, default_value_t = defaults::BATCH_COMMANDS_MAX)]
     pub batch_commands_max: usize,
@@ -288,6 +292,7 @@ impl From<ServeArgs> for Config {
             install_snapshot_timeout_ms,
             snapshot_logs_since_last,
             logs_kept_after_snapshot,
+            log_segment_bytes,
             batch_commands_max,
             batches_in_flight_max,
             batch_linger_us,
@@ -339,6 +344,7 @@ impl From<ServeArgs> for Config {
             install_snapshot_timeout_ms,
             snapshot_logs_since_last,
             logs_kept_after_snapshot,
+            log_segment_bytes,
             batch_commands_max,
             batches_in_flight_max,
             batch_linger_us,

@@ -36,8 +36,53 @@ struct Ack {
 /// with what the clients were told.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_during_burst_loses_no_acknowledged_purchase() -> anyhow::Result<()> {
-    let mut server = ServerProcess::start(exe(), ADMIN_PASSWORD, &["--no-demo"])?;
-    let data_dir = server.data_dir.clone();
+    let temp = tempfile::tempdir()?;
+    kill_during_burst(&temp.path().join("data"), &[]).await
+}
+
+/// The same with a log that keeps rolling over and deleting segment files while the burst runs
+/// (4 KiB segments, a snapshot and compaction every 20 entries): the kill lands among rolls
+/// and deletions, and after the restart the oldest segments are gone yet nothing acknowledged
+/// is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_while_segments_roll_and_are_deleted_loses_nothing() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let data_dir = temp.path().join("data");
+    kill_during_burst(
+        &data_dir,
+        &[
+            "--log-segment-bytes",
+            "4096",
+            "--snapshot-logs-since-last",
+            "20",
+            "--logs-kept-after-snapshot",
+            "5",
+        ],
+    )
+    .await?;
+    let mut segments: Vec<u64> = std::fs::read_dir(data_dir.join("log"))?
+        .filter_map(|f| {
+            let name = f.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    segments.sort_unstable();
+    assert!(
+        segments.first().is_some_and(|&first| first > 1),
+        "segments were rolled and the oldest deleted: {segments:?}"
+    );
+    assert!(
+        segments.len() < 20,
+        "a purge keeps few segments: {segments:?}"
+    );
+    Ok(())
+}
+
+/// Runs the burst, kill -9, restart and checks of [`kill_during_burst_loses_no_acknowledged_purchase`]
+/// in `data_dir`, with `extra_args` for both starts.
+async fn kill_during_burst(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<()> {
+    let args: Vec<&str> = ["--no-demo"].iter().chain(extra_args).copied().collect();
+    let mut server = ServerProcess::start_in(exe(), data_dir, ADMIN_PASSWORD, &args)?;
     let http = http_client(64)?;
     let api = ApiClient::login(http.clone(), &server.base_url, "admin", ADMIN_PASSWORD).await?;
     let numbered = api
@@ -97,7 +142,7 @@ async fn kill_during_burst_loses_no_acknowledged_purchase() -> anyhow::Result<()
     while tasks.join_next().await.is_some() {}
     let acks = acks.lock().unwrap().clone();
 
-    let server = ServerProcess::start_in(exe(), &data_dir, ADMIN_PASSWORD, &["--no-demo"])?;
+    let server = ServerProcess::start_in(exe(), data_dir, ADMIN_PASSWORD, &args)?;
     let api = ApiClient::login(http, &server.base_url, "admin", ADMIN_PASSWORD).await?;
     let mut sold: BTreeMap<(u64, String, String), (u64, Option<u64>)> = BTreeMap::new();
     for event_id in [numbered, unnumbered] {
@@ -155,7 +200,11 @@ async fn kill_during_burst_loses_no_acknowledged_purchase() -> anyhow::Result<()
 
     // Operators see what the state costs: the hot set in memory and the store on disk.
     let metrics = api.metrics_text().await?;
-    for gauge in ["tix_state_memory_bytes", "tix_store_disk_bytes"] {
+    for gauge in [
+        "tix_state_memory_bytes",
+        "tix_store_disk_bytes",
+        "tix_log_segment_files",
+    ] {
         let value = metric_value(&metrics, gauge);
         assert!(value.is_some_and(|v| v > 0.0), "{gauge}: {value:?}");
     }
