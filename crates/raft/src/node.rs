@@ -545,7 +545,10 @@ mod tests {
         );
         refused(|c| c.proposer.in_flight_max = 0, "--batches-in-flight-max");
         refused(|c| c.log_segment_bytes = 4095, "--log-segment-bytes");
-        refused(|c| c.log_segment_bytes = (1 << 30) + 1, "--log-segment-bytes");
+        refused(
+            |c| c.log_segment_bytes = (1 << 30) + 1,
+            "--log-segment-bytes",
+        );
         let mut edge = config();
         edge.log_segment_bytes = 4096;
         edge.heartbeat_interval_ms = 10;
