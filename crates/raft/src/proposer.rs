@@ -190,7 +190,10 @@ async fn commit_batch(writer: &Writer, pending: Vec<Pending>) {
     let (commands, replies): (Vec<_>, Vec<_>) =
         pending.into_iter().map(|p| (p.command, p.reply)).unzip();
     metrics::histogram!("tix_batch_commands").record(commands.len() as f64);
-    match writer.write(commands).await {
+    let started = std::time::Instant::now();
+    let written = writer.write(commands).await;
+    metrics::histogram!("tix_batch_commit_seconds").record(started.elapsed().as_secs_f64());
+    match written {
         Ok(outcomes) => {
             assert_eq!(outcomes.len(), replies.len(), "one outcome per command");
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
