@@ -283,7 +283,13 @@ impl SegmentLog {
     /// Opens (or creates) the log in `dir`, replays it and returns it with what it holds. A torn
     /// tail of the last segment is cut off; any other damage fails with what and where.
     pub fn open(dir: &Path, segment_bytes_target: u64) -> io::Result<(SegmentLog, Recovered)> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir)?;
+            // The new folder's own entry must survive a crash too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -380,6 +386,11 @@ impl SegmentLog {
     /// Writes the gathered group with one write and makes it durable with one `fdatasync`;
     /// then starts a new segment if the current one has reached its target size, and deletes
     /// the segments a purge in the group freed.
+    ///
+    /// Only the write and the sync decide the result: once the group is durable, a segment
+    /// that cannot be started (a full disk) or deleted is logged and tried again after the next
+    /// group — the current segment grows meanwhile — rather than failing records that are
+    /// safely on disk. (It fails only if a half-made segment cannot be removed again.)
     pub fn commit(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             self.file.write_all(&self.buf)?;
@@ -391,7 +402,7 @@ impl SegmentLog {
             self.roll()?;
         }
         if let Some(purged) = self.purged_in_group.take() {
-            self.delete_purged(purged)?;
+            self.delete_purged(purged);
         }
         Ok(())
     }
@@ -415,7 +426,30 @@ impl SegmentLog {
                 },
             );
         }
-        let file = create_segment(&self.dir, seq, &head)?;
+        let file = match create_segment(&self.dir, seq, &head) {
+            Ok(file) => file,
+            Err(e) => {
+                // The group is durable; keep appending to the current segment and try again
+                // after the next group. A half-made next segment must not stay behind: it would
+                // replay after records written here later, restating older values over them.
+                let path = segment_path(&self.dir, seq);
+                for leftover in [path.with_extension("seg.tmp"), path] {
+                    match std::fs::remove_file(&leftover) {
+                        Ok(()) => {}
+                        Err(gone) if gone.kind() == io::ErrorKind::NotFound => {}
+                        Err(stuck) => {
+                            return Err(io::Error::other(format!(
+                                "could not start log segment {seq} ({e}) nor remove {} ({stuck})",
+                                leftover.display()
+                            )));
+                        }
+                    }
+                }
+                tracing::warn!(error = %e, dir = %self.dir.display(),
+                    "could not start a new log segment; the current one grows until it can");
+                return Ok(());
+            }
+        };
         let previous = std::mem::replace(
             &mut self.current,
             Segment {
@@ -430,22 +464,38 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// Deletes the oldest closed segments whose entries are all at or below `purged`.
-    fn delete_purged(&mut self, purged: u64) -> io::Result<()> {
+    /// Deletes the oldest closed segments whose entries are all at or below `purged`, oldest
+    /// first; one that cannot be deleted stays, with every later one, for the next purge (so
+    /// the segments on disk always remain a contiguous sequence).
+    fn delete_purged(&mut self, purged: u64) {
         let freed = self
             .closed
             .iter()
             .take_while(|s| s.max_index.is_none_or(|m| m <= purged))
             .count();
-        if freed == 0 {
-            return Ok(());
+        let mut deleted = 0;
+        for segment in &self.closed[..freed] {
+            let path = segment_path(&self.dir, segment.seq);
+            match std::fs::remove_file(&path) {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, segment = %path.display(),
+                        "could not delete a purged log segment; trying again after the next purge");
+                    break;
+                }
+            }
         }
-        for segment in self.closed.drain(..freed) {
-            std::fs::remove_file(segment_path(&self.dir, segment.seq))?;
+        if deleted == 0 {
+            return;
         }
-        sync_dir(&self.dir)?;
+        self.closed.drain(..deleted);
+        if let Err(e) = sync_dir(&self.dir) {
+            // The deletions may come back after a crash: harmless, they replay to a state the
+            // later segments supersede.
+            tracing::warn!(error = %e, "could not sync the log folder after deleting segments");
+        }
         metrics::gauge!("tix_log_segment_files").set(self.segment_count() as f64);
-        Ok(())
     }
 }
 
@@ -722,6 +772,36 @@ mod tests {
         std::fs::remove_file(segment_path(dir.path(), 2)).expect("rm");
         let error = SegmentLog::open(dir.path(), 64).err().expect("refused");
         assert!(error.to_string().contains("missing"), "{error}");
+    }
+
+    /// A purged segment that is already gone (deleted by hand, or a deletion that reached the
+    /// disk just before a crash) is no error: the purge completes and the log reopens.
+    #[test]
+    fn a_purged_segment_already_gone_is_no_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut expected = Recovered::default();
+        let (mut log, _) = SegmentLog::open(dir.path(), 64).expect("open");
+        for start in (1..30).step_by(5) {
+            append(&mut log, &mut expected, start..start + 5);
+        }
+        assert!(log.closed.len() >= 3);
+        std::fs::remove_file(segment_path(dir.path(), log.closed[0].seq)).expect("rm");
+        let purge = Record::Purge {
+            index: 20,
+            log_id: b"p20",
+        };
+        log.push(purge);
+        expected.apply(purge);
+        log.commit()
+            .expect("a missing purged segment does not fail the group");
+        assert!(
+            log.closed
+                .first()
+                .is_none_or(|s| s.max_index.is_some_and(|m| m > 20))
+        );
+        drop(log);
+        let (_, got) = SegmentLog::open(dir.path(), 64).expect("reopen");
+        assert_eq!(got, expected);
     }
 
     #[test]
