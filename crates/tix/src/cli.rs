@@ -163,8 +163,9 @@ pub struct ServeArgs {
     /// The most commands batched into one log entry.
     #[arg(long, default_value_t = defaults::BATCH_COMMANDS_MAX)]
     pub batch_commands_max: usize,
-    /// The most batches being committed at once.
-    #[arg(long, default_value_t = defaults::BATCHES_IN_FLIGHT_MAX)]
+    /// The most batches being committed at once (also read from the environment, so that
+    /// `tix bench` A/B runs can set it for the nodes they start).
+    #[arg(long, env = "TIX_BATCHES_IN_FLIGHT_MAX", default_value_t = defaults::BATCHES_IN_FLIGHT_MAX)]
     pub batches_in_flight_max: usize,
     /// How long a batch of commands may wait to grow to the previous batch's size before it is
     /// proposed, in microseconds (0: never wait). Only batches that follow a batch of several
