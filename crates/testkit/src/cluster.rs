@@ -328,6 +328,11 @@ impl LocalCluster {
         self.nodes[&id].url()
     }
 
+    /// Returns node `id`'s data directory.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.nodes[&id].data_dir.clone()
+    }
+
     /// Returns node `id`'s Raft view (`leader_id`, `term`, `last_applied`) from the signed
     /// metrics of its internal listener, if it answers within 500 ms. (`/healthz` tells the
     /// public only whether a node serves, not who leads.)

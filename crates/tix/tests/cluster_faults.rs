@@ -518,6 +518,8 @@ async fn isolated_leader_cannot_acknowledge_while_the_majority_sells() -> anyhow
 const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 10;
 
 /// Follower down for thousands of sales: the leader purges its log, so it rejoins by a snapshot.
+/// The log runs in 4 KiB segments here, so the leader rolls and deletes segment files all along
+/// (and the rejoined follower drops its old log for the snapshot).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follower_down_for_thousands_of_sales_rejoins_by_snapshot() -> anyhow::Result<()> {
     let _one_at_a_time = ONE_CLUSTER_AT_A_TIME.lock().await;
@@ -527,6 +529,8 @@ async fn follower_down_for_thousands_of_sales_rejoins_by_snapshot() -> anyhow::R
         extra_args: vec![
             "--logs-kept-after-snapshot".into(),
             LOGS_KEPT_AFTER_SNAPSHOT.to_string(),
+            "--log-segment-bytes".into(),
+            "4096".into(),
         ],
         ..Default::default()
     };
@@ -609,6 +613,14 @@ async fn follower_down_for_thousands_of_sales_rejoins_by_snapshot() -> anyhow::R
     let api = at_leader(&cluster, &api).await?;
     let sales = check_sales(&api, shop.event, &transcript).await?;
     ensure!(sales.len() == acknowledged);
+    // The leader wrote thousands of entries and purged them: the segments that held them are
+    // gone. (The rejoined follower's old entries sit in its current segment, which goes once
+    // it rolls over and a later purge passes it.)
+    let segments = segment_numbers(&cluster.data_dir(leader))?;
+    ensure!(
+        segments.first().is_some_and(|&first| first > 1) && segments.len() < 40,
+        "the leader keeps segments {segments:?}: a purge deletes those it frees"
+    );
     eprintln!(
         "snapshot rejoin: {acknowledged} sold while node {down} was down (its log ended at \
          {down_index}); leader snapshot {leader_snapshot}, node {down} snapshot {down_snapshot}; \
@@ -616,6 +628,18 @@ async fn follower_down_for_thousands_of_sales_rejoins_by_snapshot() -> anyhow::R
         started.elapsed()
     );
     Ok(())
+}
+
+/// Returns the numbers of the log segment files in `data_dir`, in order.
+fn segment_numbers(data_dir: &std::path::Path) -> anyhow::Result<Vec<u64>> {
+    let mut numbers: Vec<u64> = std::fs::read_dir(data_dir.join("log"))?
+        .filter_map(|f| {
+            let name = f.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 /// Membership under load: add nodes 4 and 5, remove a follower; every acknowledged sale stays.
