@@ -262,23 +262,8 @@ fn migrate_redb_log(data_dir: &Path) -> Result<(), StorageError> {
     }
     {
         let (mut log, _) = SegmentLog::open(&tmp, SEGMENT_BYTES_TARGET).map_err(write_error)?;
-        if let Some(vote) = &recovered.vote {
-            log.push(Record::Vote(vote));
-        }
-        if let Some(committed) = &recovered.committed {
-            log.push(Record::Committed(committed));
-        }
-        if let Some((index, log_id)) = &recovered.last_purged {
-            log.push(Record::Purge {
-                index: *index,
-                log_id,
-            });
-        }
-        for (index, bytes) in &recovered.entries {
-            log.push(Record::Entry {
-                index: *index,
-                bytes,
-            });
+        for record in recovered.records() {
+            log.push(record);
         }
         log.commit().map_err(write_error)?;
     }
@@ -496,13 +481,9 @@ mod tests {
     }
 
     fn segment_files(dir: &Path) -> usize {
-        std::fs::read_dir(dir.join(LOG_DIR))
+        crate::segment_log::segment_numbers(&dir.join(LOG_DIR))
             .expect("log dir")
-            .filter(|f| {
-                let name = f.as_ref().expect("entry").file_name();
-                name.to_string_lossy().ends_with(".seg")
-            })
-            .count()
+            .len()
     }
 
     fn reopen(dir: &Path, segment_bytes_target: u64) -> LogStore {

@@ -126,6 +126,38 @@ impl Recovered {
     }
 }
 
+/// The records that restate a log's small state — the vote, the committed log id, the last
+/// purge — as the head of every new segment does.
+fn restatement<'a>(
+    vote: Option<&'a [u8]>,
+    committed: Option<&'a [u8]>,
+    last_purged: Option<&'a (u64, Vec<u8>)>,
+) -> impl Iterator<Item = Record<'a>> {
+    let purge = last_purged.map(|(index, log_id)| Record::Purge {
+        index: *index,
+        log_id,
+    });
+    (vote.map(Record::Vote).into_iter())
+        .chain(committed.map(Record::Committed))
+        .chain(purge)
+}
+
+impl Recovered {
+    /// The records that rebuild this state in a new log: the small records, then the entries.
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        let entries = (self.entries.iter()).map(|(index, bytes)| Record::Entry {
+            index: *index,
+            bytes,
+        });
+        restatement(
+            self.vote.as_deref(),
+            self.committed.as_deref(),
+            self.last_purged.as_ref(),
+        )
+        .chain(entries)
+    }
+}
+
 /// One segment file.
 #[derive(Debug, Clone)]
 struct Segment {
@@ -259,17 +291,12 @@ fn decode(bytes: &[u8]) -> Result<(Record<'_>, usize), &'static str> {
     Ok((record, FRAME_BYTES + len))
 }
 
-/// The segment files in `dir` by sequence number; leftovers of an interrupted roll
-/// (`.seg.tmp`) are removed.
-fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+/// The sequence numbers of the segment files in the log folder `dir`, in order (it only reads).
+pub fn segment_numbers(dir: &Path) -> io::Result<Vec<u64>> {
     let mut seqs = Vec::new();
     for item in std::fs::read_dir(dir)? {
-        let item = item?;
-        let name = item.file_name();
-        let name = name.to_string_lossy();
-        if name.ends_with(".seg.tmp") {
-            std::fs::remove_file(item.path())?;
-        } else if let Some(stem) = name.strip_suffix(".seg")
+        let name = item?.file_name();
+        if let Some(stem) = name.to_string_lossy().strip_suffix(".seg")
             && let Ok(seq) = stem.parse::<u64>()
         {
             seqs.push(seq);
@@ -277,6 +304,17 @@ fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     }
     seqs.sort_unstable();
     Ok(seqs)
+}
+
+/// Removes the leftovers of an interrupted roll (`.seg.tmp`) from the log folder `dir`.
+fn remove_interrupted_rolls(dir: &Path) -> io::Result<()> {
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        if item.file_name().to_string_lossy().ends_with(".seg.tmp") {
+            std::fs::remove_file(item.path())?;
+        }
+    }
+    Ok(())
 }
 
 impl SegmentLog {
@@ -305,7 +343,8 @@ impl SegmentLog {
                 ),
             )
         })?;
-        let seqs = list_segments(dir)?;
+        remove_interrupted_rolls(dir)?;
+        let seqs = segment_numbers(dir)?;
         for pair in seqs.windows(2) {
             if pair[1] != pair[0] + 1 {
                 return Err(damaged(
@@ -411,20 +450,13 @@ impl SegmentLog {
     fn roll(&mut self) -> io::Result<()> {
         let seq = self.current.seq + 1;
         let mut head = Vec::new();
-        if let Some(vote) = &self.vote {
-            encode(&mut head, Record::Vote(vote));
-        }
-        if let Some(committed) = &self.committed {
-            encode(&mut head, Record::Committed(committed));
-        }
-        if let Some((index, log_id)) = &self.last_purged {
-            encode(
-                &mut head,
-                Record::Purge {
-                    index: *index,
-                    log_id,
-                },
-            );
+        let small = restatement(
+            self.vote.as_deref(),
+            self.committed.as_deref(),
+            self.last_purged.as_ref(),
+        );
+        for record in small {
+            encode(&mut head, record);
         }
         let file = match create_segment(&self.dir, seq, &head) {
             Ok(file) => file,
@@ -690,6 +722,40 @@ mod tests {
         assert_eq!(got, expected);
     }
 
+    /// What a log replays to, written into a new log as its records, replays to the same.
+    #[test]
+    fn records_rebuild_what_they_were_read_from() {
+        let mut state = Recovered::default();
+        for r in [
+            Record::Entry {
+                index: 4,
+                bytes: b"four",
+            },
+            Record::Entry {
+                index: 5,
+                bytes: b"five",
+            },
+            Record::Vote(b"v"),
+            Record::Committed(b"c"),
+            Record::Purge {
+                index: 3,
+                log_id: b"p3",
+            },
+        ] {
+            state.apply(r);
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let (mut log, _) = SegmentLog::open(dir.path(), SEGMENT_BYTES_TARGET).expect("open");
+            for record in state.records() {
+                log.push(record);
+            }
+            log.commit().expect("commit");
+        }
+        let (_, got) = SegmentLog::open(dir.path(), SEGMENT_BYTES_TARGET).expect("reopen");
+        assert_eq!(got, state);
+    }
+
     #[test]
     fn a_second_process_cannot_open_a_log_in_use() {
         let dir = tempfile::tempdir().expect("dir");
@@ -844,7 +910,7 @@ mod tests {
             log.push(purge);
             expected.apply(purge);
             log.commit().expect("commit");
-            let remaining = list_segments(dir.path()).expect("list");
+            let remaining = segment_numbers(dir.path()).expect("list");
             assert_eq!(remaining.len(), log.segment_count());
             assert!(log.segment_count() < files, "a purge deleted segments");
             assert!(

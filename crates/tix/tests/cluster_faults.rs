@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
+use tix_raft::log_store::LOG_DIR;
+use tix_raft::segment_log::segment_numbers;
 use tix_testkit::client::ApiClient;
 use tix_testkit::cluster::{ClusterOptions, LocalCluster};
 use tokio::task::JoinSet;
@@ -616,7 +618,7 @@ async fn follower_down_for_thousands_of_sales_rejoins_by_snapshot() -> anyhow::R
     // The leader wrote thousands of entries and purged them: the segments that held them are
     // gone. (The rejoined follower's old entries sit in its current segment, which goes once
     // it rolls over and a later purge passes it.)
-    let segments = segment_numbers(&cluster.data_dir(leader))?;
+    let segments = segment_numbers(&cluster.data_dir(leader).join(LOG_DIR))?;
     ensure!(
         segments.first().is_some_and(|&first| first > 1) && segments.len() < 40,
         "the leader keeps segments {segments:?}: a purge deletes those it frees"
@@ -628,18 +630,6 @@ async fn follower_down_for_thousands_of_sales_rejoins_by_snapshot() -> anyhow::R
         started.elapsed()
     );
     Ok(())
-}
-
-/// Returns the numbers of the log segment files in `data_dir`, in order.
-fn segment_numbers(data_dir: &std::path::Path) -> anyhow::Result<Vec<u64>> {
-    let mut numbers: Vec<u64> = std::fs::read_dir(data_dir.join("log"))?
-        .filter_map(|f| {
-            let name = f.ok()?.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(".seg")?.parse().ok()
-        })
-        .collect();
-    numbers.sort_unstable();
-    Ok(numbers)
 }
 
 /// Membership under load: add nodes 4 and 5, remove a follower; every acknowledged sale stays.

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tix_raft::log_store::LOG_DIR;
+use tix_raft::segment_log::segment_numbers;
 use tix_testkit::client::{ApiClient, http_client, metric_value};
 use tix_testkit::spawn::ServerProcess;
 
@@ -60,13 +62,7 @@ async fn kill_while_segments_roll_and_are_deleted_loses_nothing() -> anyhow::Res
         ],
     )
     .await?;
-    let mut segments: Vec<u64> = std::fs::read_dir(data_dir.join("log"))?
-        .filter_map(|f| {
-            let name = f.ok()?.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(".seg")?.parse().ok()
-        })
-        .collect();
-    segments.sort_unstable();
+    let segments = segment_numbers(&data_dir.join(LOG_DIR))?;
     assert!(
         segments.first().is_some_and(|&first| first > 1),
         "segments were rolled and the oldest deleted: {segments:?}"
