@@ -481,7 +481,15 @@ pub fn render(
         vec!["tix build".into(), c.profile.clone()],
         vec![
             "clients".into(),
-            format!("{} concurrent (direct) / in flight (indirect)", c.clients),
+            format!(
+                "{} concurrent (direct) / {} requests in flight (indirect)",
+                c.clients,
+                if c.in_flight > 0 {
+                    c.in_flight
+                } else {
+                    c.clients
+                }
+            ),
         ],
         vec![
             "workers swept".into(),

@@ -152,8 +152,12 @@ pub struct SweepConfig {
     pub fsync: bool,
     /// Build profile of the `tix` binary under test.
     pub profile: String,
-    /// Concurrent clients (direct) / requests in flight (indirect).
+    /// Concurrent clients of the direct runs.
     pub clients: usize,
+    /// Requests in flight of the indirect runs (0 in sweeps made before it had its own
+    /// setting, when `clients` was both).
+    #[serde(default)]
+    pub in_flight: usize,
     /// Worker counts swept, direct.
     pub direct_workers: Vec<usize>,
     /// Worker counts swept, indirect.
@@ -401,6 +405,7 @@ pub mod tests_support {
                 fsync: true,
                 profile: "release".into(),
                 clients: 64,
+                in_flight: 256,
                 direct_workers: vec![1, 2],
                 indirect_workers: vec![1, 2],
                 settings: BTreeMap::from([("nginx_upstream_keepalive".into(), "256".into())]),

@@ -98,9 +98,15 @@ pub struct BenchArgs {
     /// separate `tix worker` processes.
     #[arg(long, value_enum, default_value_t = Intake::Node)]
     pub intake: Intake,
-    /// Concurrent clients (direct) or requests in flight (indirect).
-    #[arg(long, default_value_t = 64)]
-    pub clients: usize,
+    /// Concurrent keep-alive clients (direct; default 64). Each waits for its answer before
+    /// sending its next line.
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Requests in flight (indirect; default 256): how many purchase requests the requester
+    /// keeps published and unanswered at once — the window at which the broker's own echo
+    /// stops gaining throughput here (docs/PERFORMANCE.md).
+    #[arg(long)]
+    pub in_flight: Option<usize>,
     /// Also write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -131,6 +137,43 @@ pub struct RunSpec {
     pub progress: bool,
 }
 
+/// Concurrent clients of a direct run unless `--clients` says otherwise.
+pub const DIRECT_CLIENTS: usize = 64;
+
+/// Requests in flight of an indirect run unless `--in-flight` says otherwise: the smallest
+/// window at which the broker's own echo stops gaining throughput on the benchmark machine
+/// (docs/PERFORMANCE.md, "The intake's window"), so that the echo it is compared with is the
+/// broker's limit, not a latency-bound figure. A flash sale through a queue publishes far more
+/// than this; a smaller window measures the intake's round-trip latency instead.
+pub const INDIRECT_IN_FLIGHT: usize = 256;
+
+/// Returns the concurrency of a run through `architecture`: `--clients` (direct) or
+/// `--in-flight` (indirect), each defaulting to its own figure. Naming the other
+/// architecture's flag is an error rather than silently ignored.
+pub fn concurrency(
+    architecture: Architecture,
+    clients: Option<usize>,
+    in_flight: Option<usize>,
+) -> anyhow::Result<usize> {
+    match architecture {
+        Architecture::Direct => {
+            anyhow::ensure!(
+                in_flight.is_none(),
+                "--in-flight is the indirect window; a direct run takes --clients"
+            );
+            Ok(clients.unwrap_or(DIRECT_CLIENTS))
+        }
+        Architecture::Indirect => {
+            anyhow::ensure!(
+                clients.is_none(),
+                "--clients is the direct run's concurrency; an indirect run takes --in-flight \
+                 (requests in flight)"
+            );
+            Ok(in_flight.unwrap_or(INDIRECT_IN_FLIGHT))
+        }
+    }
+}
+
 /// Returns the default number of server-side workers: every node behind nginx (direct), one
 /// intake consumer per node (indirect, in-node), or two `tix worker` processes.
 pub fn default_workers(architecture: Architecture, intake: Intake, nodes: u64) -> usize {
@@ -149,7 +192,11 @@ pub fn check_spec(
     clients: usize,
 ) -> anyhow::Result<()> {
     anyhow::ensure!((1..=5).contains(&nodes), "--nodes must be 1 to 5");
-    anyhow::ensure!((1..=4096).contains(&clients), "--clients must be 1 to 4096");
+    let flag = match architecture {
+        Architecture::Direct => "--clients",
+        Architecture::Indirect => "--in-flight",
+    };
+    anyhow::ensure!((1..=4096).contains(&clients), "{flag} must be 1 to 4096");
     match architecture {
         Architecture::Direct => anyhow::ensure!(
             (1..=nodes as usize).contains(&workers),
@@ -283,8 +330,12 @@ pub fn print_result(r: &RunResult) {
         Some(_) => format!("{} workers", r.workers),
         None => format!("{} workers", r.workers),
     };
+    let window = match r.architecture {
+        Architecture::Direct => "clients",
+        Architecture::Indirect => "requests in flight",
+    };
     println!(
-        "tix bench: {} ({} {} lines), {}, {workers}, {} clients",
+        "tix bench: {} ({} {} lines), {}, {workers}, {} {window}",
         r.workload,
         r.lines,
         r.model,
@@ -348,7 +399,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let workers = args
         .workers
         .unwrap_or_else(|| default_workers(architecture, args.intake, args.nodes));
-    check_spec(architecture, args.nodes, workers, args.clients)?;
+    let clients = concurrency(architecture, args.clients, args.in_flight)?;
+    check_spec(architecture, args.nodes, workers, clients)?;
     // The whole file is checked before anything starts.
     let workload = load(&path, CONCERT_CAPACITY)?;
     let spec = RunSpec {
@@ -359,7 +411,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         nodes: args.nodes,
         workers,
         intake: args.intake,
-        clients: args.clients,
+        clients,
         amqp_url: args.amqp_url.clone(),
         progress: true,
     };
@@ -402,4 +454,34 @@ async fn run_remote(spec: &RunSpec, url: &str, admin_password: &str) -> anyhow::
     )
     .await?;
     Ok(result_of(spec, &report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_architecture_takes_its_own_window_and_refuses_the_other_flag() {
+        let direct = Architecture::Direct;
+        let indirect = Architecture::Indirect;
+        assert_eq!(concurrency(direct, None, None).unwrap(), DIRECT_CLIENTS);
+        assert_eq!(
+            concurrency(indirect, None, None).unwrap(),
+            INDIRECT_IN_FLIGHT
+        );
+        assert_eq!(concurrency(direct, Some(8), None).unwrap(), 8);
+        assert_eq!(concurrency(indirect, None, Some(512)).unwrap(), 512);
+        let e = concurrency(direct, None, Some(512))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--in-flight") && e.contains("--clients"), "{e}");
+        let e = concurrency(indirect, Some(8), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--clients") && e.contains("--in-flight"), "{e}");
+        let e = check_spec(indirect, 3, 1, 0).unwrap_err().to_string();
+        assert!(e.contains("--in-flight must be 1 to 4096"), "{e}");
+        let e = check_spec(direct, 3, 1, 5000).unwrap_err().to_string();
+        assert!(e.contains("--clients must be 1 to 4096"), "{e}");
+    }
 }

@@ -49,9 +49,13 @@ pub struct SweepArgs {
     /// Voters of each run's cluster.
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
-    /// Concurrent clients (direct) / requests in flight (indirect), for runs and ceilings.
-    #[arg(long, default_value_t = 64)]
+    /// Concurrent clients of the direct runs and the nginx ceiling.
+    #[arg(long, default_value_t = crate::run::DIRECT_CLIENTS)]
     pub clients: usize,
+    /// Requests in flight of the indirect runs and the broker's echo ceiling (the same window
+    /// for both, so their ratio compares like with like; see `tix bench --in-flight`).
+    #[arg(long, default_value_t = crate::run::INDIRECT_IN_FLIGHT)]
+    pub in_flight: usize,
     /// Worker counts for the direct architecture (HTTP-serving nodes behind nginx).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub direct_workers: Vec<usize>,
@@ -183,7 +187,7 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
         crate::run::check_spec(Architecture::Direct, args.nodes, w, args.clients)?;
     }
     for &w in &args.indirect_workers {
-        crate::run::check_spec(Architecture::Indirect, args.nodes, w, args.clients)?;
+        crate::run::check_spec(Architecture::Indirect, args.nodes, w, args.in_flight)?;
     }
     let mut results = SweepResults {
         generated_at: time::OffsetDateTime::now_utc()
@@ -201,6 +205,7 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
             }
             .into(),
             clients: args.clients,
+            in_flight: args.in_flight,
             direct_workers: args.direct_workers.clone(),
             indirect_workers: args.indirect_workers.clone(),
             settings: settings(args.intake),
@@ -224,7 +229,7 @@ async fn sweep(args: &SweepArgs) -> anyhow::Result<SweepResults> {
                 &exe,
                 architecture,
                 workers,
-                args.clients,
+                window(args, architecture),
                 args.ceiling_requests,
                 &args.amqp_url,
             )
@@ -277,9 +282,18 @@ fn run_spec(
         nodes: args.nodes,
         workers,
         intake: args.intake,
-        clients: args.clients,
+        clients: window(args, architecture),
         amqp_url: args.amqp_url.clone(),
         progress,
+    }
+}
+
+/// The concurrency of the sweep's runs and ceilings through `architecture`: concurrent
+/// clients (direct) or requests in flight (indirect).
+fn window(args: &SweepArgs, architecture: Architecture) -> usize {
+    match architecture {
+        Architecture::Direct => args.clients,
+        Architecture::Indirect => args.in_flight,
     }
 }
 
@@ -368,7 +382,7 @@ async fn alternate(
                             exe,
                             architecture,
                             workers,
-                            args.clients,
+                            window(args, architecture),
                             args.ceiling_requests,
                             &args.amqp_url,
                         )

@@ -24,7 +24,15 @@ fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
     let out = tempfile::tempdir().expect("temporary directory");
     let report = out.path().join("docs/BENCHMARK.md");
     let output = Command::new(env!("CARGO_BIN_EXE_tix"))
-        .args(["bench", "sweep", "--quick", "--clients", "32"])
+        .args([
+            "bench",
+            "sweep",
+            "--quick",
+            "--clients",
+            "32",
+            "--in-flight",
+            "48",
+        ])
         .arg("--workloads-dir")
         .arg(&workloads)
         .arg("--out")
@@ -45,8 +53,11 @@ fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
     .expect("results.json is JSON");
     let runs = results["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 2, "one run per architecture");
-    for (run, architecture) in runs.iter().zip(["direct", "indirect"]) {
+    // Each architecture runs at its own concurrency: clients (direct), requests in flight
+    // (indirect, the echo ceiling too).
+    for (run, architecture, window) in [(&runs[0], "direct", 32), (&runs[1], "indirect", 48)] {
         assert_eq!(run["architecture"], architecture);
+        assert_eq!(run["clients"], window, "{run}");
         assert_eq!(run["pass"], true, "{run}");
         assert_eq!(run["sold"], 20_000, "{run}");
         assert_eq!(run["unknown"], 0, "{run}");
@@ -61,8 +72,13 @@ fn the_quick_sweep_passes_through_both_architectures_and_draws_its_report() {
         runs[0].get("intake").is_none(),
         "direct runs have no intake"
     );
+    assert_eq!(results["config"]["clients"], 32);
+    assert_eq!(results["config"]["in_flight"], 48);
     let ceilings = results["ceilings"].as_array().expect("ceilings");
     assert_eq!(ceilings.len(), 2, "one ceiling per architecture");
+    for (ceiling, window) in ceilings.iter().zip([32, 48]) {
+        assert_eq!(ceiling["clients"], window, "{ceiling}");
+    }
     assert!(results["machine"]["cpus"].as_u64().unwrap_or(0) >= 1);
     // One alternated round of the echo ceiling against the unnumbered file (the only file of
     // --quick): both measured, and the report's verdict is their ratio.
