@@ -3,8 +3,7 @@
 //! panic), and the entries Raft wrote through the log store read back after a restart. Every
 //! request is signed with the node's cluster secret (its data directory's `cluster.secret`).
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -13,11 +12,13 @@ use openraft::{EntryPayload, RaftLogReader, Vote};
 use tempfile::TempDir;
 use tix_core::{Command, Outcome, Role};
 use tix_raft::cluster::ClusterClient;
-use tix_raft::log_store::LogStore;
 use tix_raft::network::{HttpNetwork, RAFT_CONTENT_TYPE, TARGET_HEADER, internal_router};
 use tix_raft::peer_auth::{AUTH_HEADER, ClusterSecret, SECRET_FILE_NAME, Signer};
 use tix_raft::{Node, NodeConfig, TixNode, TypeConfig};
 use tokio::task::JoinHandle;
+
+mod common;
+use common::reopen;
 
 /// A one-node cluster serving its internal listener on a free loopback port.
 struct OneNode {
@@ -237,19 +238,6 @@ async fn forwarded_proposal_round_trips_and_the_log_reads_back() {
     match &entries.last().expect("last").payload {
         EntryPayload::Normal(batch) => assert_eq!(batch.commands, commands),
         other => panic!("the proposal's entry is {other:?}"),
-    }
-}
-
-/// Opens the log of the data directory `dir` once the stopped node's writer thread has let go
-/// of its lock, polling with a deadline.
-fn reopen(dir: &Path) -> LogStore {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match LogStore::open(dir) {
-            Ok(log) => return log,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("log still held after 10 s: {e}"),
-        }
     }
 }
 

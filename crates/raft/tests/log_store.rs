@@ -5,7 +5,6 @@
 //! deletes the segment files it frees is a unit test of `log_store`.)
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use openraft::storage::RaftLogStorage;
 use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, Vote};
@@ -14,6 +13,9 @@ use tempfile::TempDir;
 use tix_core::Batch;
 use tix_raft::log_store::{LEGACY_LOG_REFUSAL, LEGACY_REDB_FILE, LOG_DIR, LogStore};
 use tix_raft::types::Entry;
+
+mod common;
+use common::reopen;
 
 /// The log store's tables, spelled out here as an earlier version wrote them.
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
@@ -123,20 +125,6 @@ fn unknown_version_is_refused_by_number() {
         "refusal was: {message}"
     );
     assert!(!message.contains(EXPECTED), "refusal was: {message}");
-}
-
-/// Opens the log store of `dir` again once the previous store's writer thread has let go of
-/// its lock (it ends shortly after the last clone of the store is dropped), polling with a
-/// deadline.
-fn reopen(dir: &Path) -> LogStore {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match LogStore::open(dir) {
-            Ok(store) => return store,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("log still held after 10 s: {e}"),
-        }
-    }
 }
 
 /// Checks that what the store writes in the binary format it reads back after a reopen: the
